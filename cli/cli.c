@@ -1,0 +1,64 @@
+/* Helpers shared by the hai subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+bool cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "hai: %s takes a whole number from %lld to %lld, not '%s'\n", opt, (long long)lo,
+                (long long)hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_f64(const char *opt, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "hai: %s takes a number, not '%s'\n", opt, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char *cli_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "hai: %s needs a value\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+const char *cli_bytes(uint64_t n, char *buf, int cap) {
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0) snprintf(buf, (size_t)cap, "%llu B", (unsigned long long)n);
+    else snprintf(buf, (size_t)cap, "%.2f %s", v, units[u]);
+    return buf;
+}
+
+const char *cli_count(int64_t n, char *buf, int cap) {
+    if (n >= 1000000000) snprintf(buf, (size_t)cap, "%.2f B", n / 1e9);
+    else if (n >= 1000000) snprintf(buf, (size_t)cap, "%.2f M", n / 1e6);
+    else if (n >= 1000) snprintf(buf, (size_t)cap, "%.2f K", n / 1e3);
+    else snprintf(buf, (size_t)cap, "%lld", (long long)n);
+    return buf;
+}
+
+void cli_error(const char *cmd, const hai_error *err) {
+    fprintf(stderr, "hai %s: error: %s\n", cmd, err->msg[0] ? err->msg : hai_status_name(err->status));
+}

@@ -1,0 +1,30 @@
+/* Shared helpers of the hai command-line program: argument parsing and human-readable sizes. */
+#ifndef HAI_CLI_H
+#define HAI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hai.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
+/* Parses a whole decimal number in [lo, hi]; prints an error naming the option and returns false
+ * otherwise. */
+bool cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
+bool cli_parse_f64(const char *opt, const char *s, double *out);
+
+/* The value of an option that takes one: argv[*i + 1], advancing *i; NULL (after an error
+ * message) when it is missing. */
+const char *cli_value(int argc, char **argv, int *i);
+
+/* "1.5 MiB" style; returns buf. */
+const char *cli_bytes(uint64_t n, char *buf, int cap);
+/* "1.10 B", "2.36 M" style; returns buf. */
+const char *cli_count(int64_t n, char *buf, int cap);
+
+/* Prints "hai <cmd>: <message>" to stderr. */
+void cli_error(const char *cmd, const hai_error *err);
+
+#endif

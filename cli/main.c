@@ -1,0 +1,37 @@
+/* hai: one program, many subcommands. Each subcommand is a thin layer over libhai. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"info", cmd_info, "describe a GGUF model: architecture, sizes, types, memory needed"},
+    {"synth", cmd_synth, "write a model with random weights (tests, benchmarks, demos)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: hai <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'hai <command> --help' describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "hai: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,338 @@
+/* hai: on-device LLM inference with a hybrid cloud router.
+ * The one public header of libhai. Everything here is prefixed hai_; everything else is
+ * internal. Conventions: functions return hai_status (0 = OK, negative = error class) and,
+ * when given a hai_error, fill it with a message a person can read. Free functions accept NULL.
+ * Nothing that comes from outside (a file, a request, a peer) can make the library exit. */
+#ifndef HAI_H
+#define HAI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * Status and errors
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum hai_status {
+    HAI_OK = 0,
+    HAI_ERR_INVALID = -1,     /* a bad argument from the calling program */
+    HAI_ERR_IO = -2,          /* open/read/write/mmap failed */
+    HAI_ERR_FORMAT = -3,      /* input data is malformed, truncated or hostile */
+    HAI_ERR_UNSUPPORTED = -4, /* well-formed, but hai does not support it (a type, an arch) */
+    HAI_ERR_NOMEM = -5,       /* an allocation failed */
+    HAI_ERR_NOT_FOUND = -6,   /* a key, tensor or file that was asked for does not exist */
+    HAI_ERR_LIMIT = -7,       /* a configured limit was exceeded (sizes given in the message) */
+    HAI_ERR_CANCELLED = -8,   /* the caller cancelled the operation */
+    HAI_ERR_INTERNAL = -9,    /* a bug in hai; please report it */
+} hai_status;
+
+#define HAI_ERROR_MSG_SIZE 512
+
+/* Filled by a failing call. Zero-initialise it; a successful call leaves it untouched. */
+typedef struct hai_error {
+    hai_status status;
+    char msg[HAI_ERROR_MSG_SIZE];
+} hai_error;
+
+/* "OK", "INVALID", "IO", "FORMAT", ... (static string). */
+const char *hai_status_name(hai_status status);
+
+/* ---------------------------------------------------------------------------------------
+ * Tensor types (the ggml type ids used by GGUF files)
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum hai_type {
+    HAI_TYPE_F32 = 0,
+    HAI_TYPE_F16 = 1,
+    HAI_TYPE_Q4_0 = 2,
+    HAI_TYPE_Q4_1 = 3,
+    HAI_TYPE_Q5_0 = 6,
+    HAI_TYPE_Q5_1 = 7,
+    HAI_TYPE_Q8_0 = 8,
+    HAI_TYPE_Q8_1 = 9,
+    HAI_TYPE_Q2_K = 10,
+    HAI_TYPE_Q3_K = 11,
+    HAI_TYPE_Q4_K = 12,
+    HAI_TYPE_Q5_K = 13,
+    HAI_TYPE_Q6_K = 14,
+    HAI_TYPE_Q8_K = 15,
+    HAI_TYPE_IQ2_XXS = 16,
+    HAI_TYPE_IQ2_XS = 17,
+    HAI_TYPE_IQ3_XXS = 18,
+    HAI_TYPE_IQ1_S = 19,
+    HAI_TYPE_IQ4_NL = 20,
+    HAI_TYPE_IQ3_S = 21,
+    HAI_TYPE_IQ2_S = 22,
+    HAI_TYPE_IQ4_XS = 23,
+    HAI_TYPE_I8 = 24,
+    HAI_TYPE_I16 = 25,
+    HAI_TYPE_I32 = 26,
+    HAI_TYPE_I64 = 27,
+    HAI_TYPE_F64 = 28,
+    HAI_TYPE_IQ1_M = 29,
+    HAI_TYPE_BF16 = 30,
+    HAI_TYPE_COUNT = 31, /* one past the largest id hai knows */
+} hai_type;
+
+/* Name of a type id ("Q4_K"), or NULL for an id hai does not know. */
+const char *hai_type_name(uint32_t type);
+/* Elements per block (1 for plain types), or 0 for an unknown id. */
+int64_t hai_type_block_size(uint32_t type);
+/* Bytes per block, or 0 for an unknown id. */
+size_t hai_type_block_bytes(uint32_t type);
+/* True when hai can dequantize (and so compute with) this type. */
+bool hai_type_supported(uint32_t type);
+/* Type id for a name such as "q4_k" or "Q4_K" (case-insensitive); -1 when unknown. */
+int hai_type_from_name(const char *name);
+
+/* Dequantize n elements (a multiple of the block size) stored as `type` at `src` into `dst`.
+ * Exact: every value is what the block format defines, computed in float. */
+hai_status hai_dequantize(uint32_t type, const void *src, float *dst, int64_t n, hai_error *err);
+
+/* ---------------------------------------------------------------------------------------
+ * GGUF files: reading
+ * A hai_gguf is an immutable view of one GGUF file (v2 or v3, little-endian), memory-mapped
+ * read-only. Every string and array it hands out points into the mapping or into memory it
+ * owns, and lives as long as the hai_gguf.
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum hai_gguf_type {
+    HAI_GGUF_UINT8 = 0,
+    HAI_GGUF_INT8 = 1,
+    HAI_GGUF_UINT16 = 2,
+    HAI_GGUF_INT16 = 3,
+    HAI_GGUF_UINT32 = 4,
+    HAI_GGUF_INT32 = 5,
+    HAI_GGUF_FLOAT32 = 6,
+    HAI_GGUF_BOOL = 7,
+    HAI_GGUF_STRING = 8,
+    HAI_GGUF_ARRAY = 9,
+    HAI_GGUF_UINT64 = 10,
+    HAI_GGUF_INT64 = 11,
+    HAI_GGUF_FLOAT64 = 12,
+    HAI_GGUF_TYPE_COUNT = 13,
+} hai_gguf_type;
+
+/* A string as stored in GGUF: `size` bytes, not NUL-terminated, may contain any byte. */
+typedef struct hai_gguf_str {
+    const char *data;
+    uint64_t size;
+} hai_gguf_str;
+
+/* One metadata value. Scalars are widened: unsigned ints in u64, signed ints in i64,
+ * FLOAT32/FLOAT64 in f64 (exactly), BOOL in b. For arrays:
+ *   - scalar elements: `data` points at n packed little-endian elements (maybe unaligned;
+ *     read them with hai_gguf_arr_* helpers or memcpy);
+ *   - STRING elements: `strs` holds n strings;
+ *   - ARRAY elements: `items` holds n values, each itself of type ARRAY.
+ * The writer accepts values of the same shape, so metadata can be copied file to file. */
+typedef struct hai_gguf_value {
+    hai_gguf_type type;
+    union {
+        uint64_t u64;
+        int64_t i64;
+        double f64;
+        bool b;
+        hai_gguf_str str;
+        struct {
+            hai_gguf_type type; /* element type */
+            uint64_t n;
+            const void *data;
+            const hai_gguf_str *strs;
+            const struct hai_gguf_value *items;
+        } arr;
+    };
+} hai_gguf_value;
+
+typedef struct hai_gguf_kv {
+    const char *key; /* NUL-terminated, non-empty, unique within the file */
+    hai_gguf_value value;
+} hai_gguf_kv;
+
+typedef struct hai_gguf_tensor {
+    const char *name; /* NUL-terminated, non-empty, unique within the file */
+    uint32_t type;    /* hai_type id */
+    uint32_t n_dims;  /* 1..4 */
+    int64_t ne[4];    /* elements per dimension, ne[0] fastest; unused dims are 1 */
+    int64_t n_elements;
+    uint64_t offset;  /* from the start of the data section */
+    uint64_t size;    /* bytes */
+    const void *data; /* into the mapping */
+} hai_gguf_tensor;
+
+typedef struct hai_gguf hai_gguf;
+
+/* Open and validate a GGUF file. On success *out owns the mapping; free with hai_gguf_free.
+ * Every structural problem (truncation, overflow, bad alignment, overlapping or out-of-file
+ * tensor data, unknown types, duplicate names, bad token ids, ...) is HAI_ERR_FORMAT with a
+ * message naming it; an unreadable file is HAI_ERR_IO. */
+hai_status hai_gguf_open(const char *path, hai_gguf **out, hai_error *err);
+/* Same, over bytes the caller owns; they must outlive the hai_gguf. */
+hai_status hai_gguf_open_buffer(const void *data, size_t size, hai_gguf **out, hai_error *err);
+void hai_gguf_free(hai_gguf *g);
+
+uint32_t hai_gguf_version(const hai_gguf *g);
+uint64_t hai_gguf_file_size(const hai_gguf *g);
+uint32_t hai_gguf_alignment(const hai_gguf *g);
+uint64_t hai_gguf_data_offset(const hai_gguf *g); /* file offset of the tensor data section */
+
+int64_t hai_gguf_n_kv(const hai_gguf *g);
+const hai_gguf_kv *hai_gguf_kv_at(const hai_gguf *g, int64_t i);
+/* The value of `key`, or NULL when absent. */
+const hai_gguf_value *hai_gguf_get(const hai_gguf *g, const char *key);
+
+/* Typed getters: HAI_ERR_NOT_FOUND when the key is absent, HAI_ERR_FORMAT when its type does
+ * not fit (integers are accepted from any integer type when the value is in range). */
+hai_status hai_gguf_get_u32(const hai_gguf *g, const char *key, uint32_t *out, hai_error *err);
+hai_status hai_gguf_get_u64(const hai_gguf *g, const char *key, uint64_t *out, hai_error *err);
+hai_status hai_gguf_get_i64(const hai_gguf *g, const char *key, int64_t *out, hai_error *err);
+hai_status hai_gguf_get_f32(const hai_gguf *g, const char *key, float *out, hai_error *err);
+hai_status hai_gguf_get_bool(const hai_gguf *g, const char *key, bool *out, hai_error *err);
+hai_status hai_gguf_get_str(const hai_gguf *g, const char *key, hai_gguf_str *out, hai_error *err);
+/* An array whose elements have type `elem`. */
+hai_status hai_gguf_get_arr(const hai_gguf *g, const char *key, hai_gguf_type elem,
+                            const hai_gguf_value **out, hai_error *err);
+
+/* Element i (< arr.n) of any array as a value of its own (scalars widened). */
+hai_status hai_gguf_arr_get(const hai_gguf_value *arr, uint64_t i, hai_gguf_value *out, hai_error *err);
+
+/* Element i of an f32 / i32 array; the caller guarantees the type and i < arr.n. */
+float hai_gguf_arr_f32(const hai_gguf_value *arr, uint64_t i);
+int32_t hai_gguf_arr_i32(const hai_gguf_value *arr, uint64_t i);
+
+int64_t hai_gguf_n_tensors(const hai_gguf *g);
+const hai_gguf_tensor *hai_gguf_tensor_at(const hai_gguf *g, int64_t i);
+/* The tensor called `name`, or NULL. */
+const hai_gguf_tensor *hai_gguf_find_tensor(const hai_gguf *g, const char *name);
+
+/* Names of a GGUF value type ("u32", "string", "array", ...), NULL when unknown. */
+const char *hai_gguf_type_name(uint32_t type);
+
+/* Name of a general.file_type value ("Q4_K_M", "MOSTLY_F16", ...), NULL when unknown. */
+const char *hai_ftype_name(uint32_t ftype);
+
+/* ---------------------------------------------------------------------------------------
+ * Model description read from GGUF metadata without loading weights (for `hai info`).
+ * Lenient: fields a file does not state are 0 / empty, so vocab-only files describe too.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct hai_model_info {
+    char arch[64];
+    char name[128];
+    bool has_file_type;
+    uint32_t file_type;
+    int64_t n_tensors;
+    int64_t n_params;                       /* elements of all tensors */
+    uint64_t weights_bytes;                 /* bytes of all tensor data */
+    int64_t type_tensors[HAI_TYPE_COUNT];   /* tensors per type */
+    int64_t type_params[HAI_TYPE_COUNT];    /* elements per type */
+    uint32_t n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
+    uint32_t head_dim_k, head_dim_v;        /* per-head sizes of K and V */
+    uint32_t n_vocab;
+    char tokenizer_model[32];
+    char tokenizer_pre[64];
+    bool has_chat_template;
+} hai_model_info;
+
+hai_status hai_model_info_read(const hai_gguf *g, hai_model_info *out, hai_error *err);
+
+typedef struct hai_memory_estimate {
+    uint64_t weights;  /* mapped tensor data */
+    uint64_t kv_cache; /* F16 K and V for n_ctx positions */
+    uint64_t scratch;  /* activations, logits and attention tiles for a batch of n_batch */
+    uint64_t total;
+} hai_memory_estimate;
+
+/* Memory a context of n_ctx positions needs with prefill batches of n_batch tokens. */
+hai_memory_estimate hai_model_memory(const hai_model_info *mi, uint32_t n_ctx, uint32_t n_batch);
+
+/* ---------------------------------------------------------------------------------------
+ * GGUF files: writing
+ * Collect metadata and tensor infos, then write. Tensor data either comes with the tensor
+ * (borrowed until the write ends) or is streamed afterwards in the order tensors were added,
+ * so a converter never holds a whole model twice. The file is written to "PATH.tmp" and
+ * renamed over PATH only when complete: a failed write never leaves a half file at PATH.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct hai_gguf_writer hai_gguf_writer;
+
+/* version 3 is the default (0 = default); alignment 0 = 32. */
+hai_status hai_gguf_writer_create(uint32_t version, uint32_t alignment, hai_gguf_writer **out,
+                                  hai_error *err);
+void hai_gguf_writer_free(hai_gguf_writer *w);
+
+/* Set (or replace) a key. The value is copied. */
+hai_status hai_gguf_writer_set(hai_gguf_writer *w, const char *key, const hai_gguf_value *v,
+                               hai_error *err);
+hai_status hai_gguf_writer_set_u32(hai_gguf_writer *w, const char *key, uint32_t v, hai_error *err);
+hai_status hai_gguf_writer_set_i32(hai_gguf_writer *w, const char *key, int32_t v, hai_error *err);
+hai_status hai_gguf_writer_set_f32(hai_gguf_writer *w, const char *key, float v, hai_error *err);
+hai_status hai_gguf_writer_set_bool(hai_gguf_writer *w, const char *key, bool v, hai_error *err);
+hai_status hai_gguf_writer_set_str(hai_gguf_writer *w, const char *key, const char *v,
+                                   hai_error *err);
+/* An array of n scalars of type elem, packed little-endian at data. */
+hai_status hai_gguf_writer_set_arr(hai_gguf_writer *w, const char *key, hai_gguf_type elem,
+                                   const void *data, uint64_t n, hai_error *err);
+hai_status hai_gguf_writer_set_arr_str(hai_gguf_writer *w, const char *key,
+                                       const char *const *strs, uint64_t n, hai_error *err);
+/* Remove a key if present. */
+void hai_gguf_writer_remove(hai_gguf_writer *w, const char *key);
+
+/* Add a tensor. ne[0..n_dims) are its dimensions; ne[0] must be a multiple of the type's block
+ * size. `data` (may be NULL to stream it later) must hold exactly the tensor's bytes. */
+hai_status hai_gguf_writer_add_tensor(hai_gguf_writer *w, const char *name, uint32_t type,
+                                      uint32_t n_dims, const int64_t *ne, const void *data,
+                                      hai_error *err);
+
+/* Write everything at once (all tensors must have data). */
+hai_status hai_gguf_writer_write(hai_gguf_writer *w, const char *path, hai_error *err);
+
+/* Streaming: begin writes the header and tensor infos; then call write_data once per tensor
+ * in the order they were added with exactly its bytes; finish pads, syncs and renames. */
+hai_status hai_gguf_writer_begin(hai_gguf_writer *w, const char *path, hai_error *err);
+hai_status hai_gguf_writer_write_data(hai_gguf_writer *w, const void *data, uint64_t size,
+                                      hai_error *err);
+hai_status hai_gguf_writer_finish(hai_gguf_writer *w, hai_error *err);
+
+/* Bytes a tensor of this type and shape occupies, or 0 when ne[0] is not a multiple of the block
+ * size, a dimension is not positive, or the size overflows. */
+uint64_t hai_tensor_bytes(uint32_t type, uint32_t n_dims, const int64_t *ne);
+
+/* ---------------------------------------------------------------------------------------
+ * Synthetic models: random weights in a real architecture's layout, for tests, benchmarks and
+ * demos that must not depend on downloads. Deterministic for a given seed.
+ * ------------------------------------------------------------------------------------- */
+
+typedef void (*hai_progress_fn)(void *user, int64_t done, int64_t total, const char *what);
+
+typedef struct hai_synth_params {
+    const char *arch;         /* "llama" (default), "qwen2" or "qwen3" */
+    const char *name;         /* general.name; NULL = "hai-synth" */
+    uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff;
+    uint32_t head_dim;        /* 0 = n_embd / n_head */
+    uint32_t n_ctx_train;
+    uint32_t type;            /* type of the 2-D weight matrices */
+    float std;                /* standard deviation of the weights */
+    uint64_t seed;
+    bool tied_output;         /* no output.weight: the token embedding is reused */
+    const char *vocab_path;   /* copy the tokenizer from this GGUF; NULL = byte-level SPM vocab */
+    hai_progress_fn progress; /* called after each tensor; may be NULL */
+    void *progress_user;
+} hai_synth_params;
+
+/* A small llama (n_embd 256, 2 layers, F32). */
+hai_synth_params hai_synth_default_params(void);
+
+/* Write a synthetic model to path (streamed: memory stays at one tensor). */
+hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HAI_H */

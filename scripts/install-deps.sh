@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what hai needs to build and test, from Debian packages. Idempotent: when everything
+# is present it prints nothing and touches nothing.
+set -euo pipefail
+
+pkgs=(
+  cmake ninja-build pkg-config make gcc   # build
+  libpcre2-dev                            # tokenizer pre-tokenizer regexes
+  libcurl4-openssl-dev                    # cloud client
+  libmicrohttpd-dev libcjson-dev          # server
+  clang libclang-rt-14-dev                # libFuzzer, sanitizers
+)
+# Node.js and npm (end-to-end tests with the OpenAI SDK): a machine may already have them from
+# another source (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
+  echo "install-deps: apt-get failed" >&2
+  exit 1
+fi
+rm -f "$log"

@@ -1,0 +1,246 @@
+/* Synthetic models: random weights laid out exactly as a converted llama/qwen2/qwen3 checkpoint,
+ * written tensor by tensor so that even a 1B-parameter file needs one tensor of memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "quant.h"
+#include "rng.h"
+
+hai_synth_params hai_synth_default_params(void) {
+    return (hai_synth_params){
+        .arch = "llama",
+        .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 768,
+        .n_ctx_train = 4096,
+        .type = HAI_TYPE_F32,
+        .std = 0.02f,
+        .seed = 42,
+    };
+}
+
+typedef enum { FILL_NORMAL, FILL_ONES } fill_kind;
+
+typedef struct planned {
+    char name[64];
+    uint32_t type, n_dims;
+    int64_t ne[2];
+    fill_kind fill;
+} planned;
+
+typedef struct plan {
+    planned *t;
+    int n, cap;
+} plan;
+
+static bool add(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64_t ne0, int64_t ne1, fill_kind fill) {
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 64;
+        planned *t = realloc(p->t, (size_t)cap * sizeof *t);
+        if (!t) return false;
+        p->t = t;
+        p->cap = cap;
+    }
+    planned *t = &p->t[p->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = type;
+    t->n_dims = n_dims;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->fill = fill;
+    return true;
+}
+
+/* The byte-level SentencePiece vocabulary used when no vocab file is given:
+ * <unk>, <s>, </s>, then the 256 byte tokens <0x00>..<0xFF>. */
+static hai_status write_byte_vocab(hai_gguf_writer *w, uint32_t *n_vocab, hai_error *err) {
+    enum { N = 259 };
+    char names[N][8];
+    const char *ptrs[N];
+    float scores[N];
+    int32_t types[N];
+    snprintf(names[0], 8, "<unk>");
+    snprintf(names[1], 8, "<s>");
+    snprintf(names[2], 8, "</s>");
+    for (int i = 0; i < 256; i++) snprintf(names[3 + i], 8, "<0x%02X>", i);
+    for (int i = 0; i < N; i++) {
+        ptrs[i] = names[i];
+        scores[i] = 0;
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : 6; /* unknown, control, byte */
+    }
+    hai_status st;
+    if ((st = hai_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", err)) ||
+        (st = hai_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err)) ||
+        (st = hai_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, N, err)) ||
+        (st = hai_gguf_writer_set_arr(w, "tokenizer.ggml.scores", HAI_GGUF_FLOAT32, scores, N, err)) ||
+        (st = hai_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", HAI_GGUF_INT32, types, N, err)) ||
+        (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1, err)) ||
+        (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2, err)) ||
+        (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0, err)) ||
+        (st = hai_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true, err)) ||
+        (st = hai_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false, err)))
+        return st;
+    *n_vocab = N;
+    return HAI_OK;
+}
+
+static hai_status copy_vocab(hai_gguf_writer *w, const char *path, uint32_t *n_vocab, hai_error *err) {
+    hai_gguf *v;
+    hai_status st = hai_gguf_open(path, &v, err);
+    if (st) return st;
+    const hai_gguf_value *tokens;
+    st = hai_gguf_get_arr(v, "tokenizer.ggml.tokens", HAI_GGUF_STRING, &tokens, err);
+    if (!st && (tokens->arr.n == 0 || tokens->arr.n > INT32_MAX))
+        st = hai_fail(err, HAI_ERR_FORMAT, "%s: vocabulary of %llu tokens", path, (unsigned long long)tokens->arr.n);
+    for (int64_t i = 0; !st && i < hai_gguf_n_kv(v); i++) {
+        const hai_gguf_kv *kv = hai_gguf_kv_at(v, i);
+        if (strncmp(kv->key, "tokenizer.", 10) == 0) st = hai_gguf_writer_set(w, kv->key, &kv->value, err);
+    }
+    if (!st) *n_vocab = (uint32_t)tokens->arr.n;
+    hai_gguf_free(v);
+    return st;
+}
+
+static hai_status set_hparams(hai_gguf_writer *w, const hai_synth_params *p, uint32_t hd, hai_error *err) {
+    const char *a = p->arch;
+    char key[128];
+    hai_status st = HAI_OK;
+#define U32(suffix, val) \
+    if (!st) { snprintf(key, sizeof key, "%s." suffix, a); st = hai_gguf_writer_set_u32(w, key, val, err); }
+#define F32(suffix, val) \
+    if (!st) { snprintf(key, sizeof key, "%s." suffix, a); st = hai_gguf_writer_set_f32(w, key, val, err); }
+    U32("context_length", p->n_ctx_train);
+    U32("embedding_length", p->n_embd);
+    U32("block_count", p->n_layer);
+    U32("feed_forward_length", p->n_ff);
+    U32("attention.head_count", p->n_head);
+    U32("attention.head_count_kv", p->n_head_kv);
+    F32("attention.layer_norm_rms_epsilon", 1e-6f);
+    F32("rope.freq_base", strcmp(a, "llama") == 0 ? 10000.0f : 1000000.0f);
+    U32("rope.dimension_count", hd);
+    if (hd * p->n_head != p->n_embd || strcmp(a, "qwen3") == 0) {
+        U32("attention.key_length", hd);
+        U32("attention.value_length", hd);
+    }
+#undef U32
+#undef F32
+    return st;
+}
+
+static uint32_t ftype_of(uint32_t type) {
+    switch (type) {
+    case HAI_TYPE_F32: return 0;
+    case HAI_TYPE_F16: return 1;
+    case HAI_TYPE_Q4_0: return 2;
+    case HAI_TYPE_Q4_1: return 3;
+    case HAI_TYPE_Q8_0: return 7;
+    case HAI_TYPE_Q5_0: return 8;
+    case HAI_TYPE_Q5_1: return 9;
+    case HAI_TYPE_Q2_K: return 10;
+    case HAI_TYPE_Q3_K: return 12;
+    case HAI_TYPE_Q4_K: return 15;
+    case HAI_TYPE_Q5_K: return 17;
+    case HAI_TYPE_Q6_K: return 18;
+    case HAI_TYPE_IQ4_NL: return 25;
+    case HAI_TYPE_IQ4_XS: return 30;
+    case HAI_TYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_vocab, plan *pl, hai_error *err) {
+    bool q2 = strcmp(p->arch, "qwen2") == 0, q3 = strcmp(p->arch, "qwen3") == 0;
+    uint32_t wt = p->type, F = HAI_TYPE_F32;
+    int64_t qd = (int64_t)p->n_head * hd, kvd = (int64_t)p->n_head_kv * hd;
+    bool ok = add(pl, "token_embd.weight", wt, 2, p->n_embd, n_vocab, FILL_NORMAL) &&
+              add(pl, "output_norm.weight", F, 1, p->n_embd, 1, FILL_ONES);
+    if (!p->tied_output) ok = ok && add(pl, "output.weight", wt, 2, p->n_embd, n_vocab, FILL_NORMAL);
+    for (uint32_t l = 0; ok && l < p->n_layer; l++) {
+        char n[64];
+#define ADD(suffix, type, nd, a, b, fill) (snprintf(n, sizeof n, "blk.%u." suffix, l), add(pl, n, type, nd, a, b, fill))
+        ok = ADD("attn_norm.weight", F, 1, p->n_embd, 1, FILL_ONES) &&
+             ADD("attn_q.weight", wt, 2, p->n_embd, qd, FILL_NORMAL) &&
+             ADD("attn_k.weight", wt, 2, p->n_embd, kvd, FILL_NORMAL) &&
+             ADD("attn_v.weight", wt, 2, p->n_embd, kvd, FILL_NORMAL) &&
+             ADD("attn_output.weight", wt, 2, qd, p->n_embd, FILL_NORMAL) &&
+             ADD("ffn_norm.weight", F, 1, p->n_embd, 1, FILL_ONES) &&
+             ADD("ffn_gate.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL) &&
+             ADD("ffn_up.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL) &&
+             ADD("ffn_down.weight", wt, 2, p->n_ff, p->n_embd, FILL_NORMAL);
+        if (ok && q2)
+            ok = ADD("attn_q.bias", F, 1, qd, 1, FILL_NORMAL) && ADD("attn_k.bias", F, 1, kvd, 1, FILL_NORMAL) &&
+                 ADD("attn_v.bias", F, 1, kvd, 1, FILL_NORMAL);
+        if (ok && q3)
+            ok = ADD("attn_q_norm.weight", F, 1, hd, 1, FILL_ONES) && ADD("attn_k_norm.weight", F, 1, hd, 1, FILL_ONES);
+#undef ADD
+    }
+    if (!ok) return hai_fail(err, HAI_ERR_NOMEM, "synth: out of memory");
+    return HAI_OK;
+}
+
+hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_error *err) {
+    if (!path || !p || !p->arch) return hai_fail(err, HAI_ERR_INVALID, "synth: NULL argument");
+    if (strcmp(p->arch, "llama") && strcmp(p->arch, "qwen2") && strcmp(p->arch, "qwen3"))
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "synth: architecture '%s' (known: llama, qwen2, qwen3)", p->arch);
+    if (!p->n_embd || !p->n_layer || !p->n_head || !p->n_head_kv || !p->n_ff || p->n_head % p->n_head_kv)
+        return hai_fail(err, HAI_ERR_INVALID, "synth: sizes must be positive and n_head a multiple of n_head_kv");
+    uint32_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
+    if (!hd || hd % 2) return hai_fail(err, HAI_ERR_INVALID, "synth: head_dim %u must be even and positive", hd);
+    const hai_type_traits *tr = hai_type_traits_get(p->type);
+    if (!tr || !tr->from_float)
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "synth: no quantizer for type %s", tr ? tr->name : "?");
+
+    hai_gguf_writer *w;
+    hai_status st = hai_gguf_writer_create(3, 32, &w, err);
+    if (st) return st;
+    uint32_t n_vocab = 0;
+    plan pl = {0};
+    float *buf = NULL;
+    void *qbuf = NULL;
+    st = hai_gguf_writer_set_str(w, "general.architecture", p->arch, err);
+    if (!st) st = hai_gguf_writer_set_str(w, "general.name", p->name ? p->name : "hai-synth", err);
+    if (!st) st = set_hparams(w, p, hd, err);
+    if (!st) st = hai_gguf_writer_set_u32(w, "general.file_type", ftype_of(p->type), err);
+    if (!st) st = hai_gguf_writer_set_u32(w, "general.quantization_version", 2, err);
+    if (!st) st = p->vocab_path ? copy_vocab(w, p->vocab_path, &n_vocab, err) : write_byte_vocab(w, &n_vocab, err);
+    if (!st) st = build_plan(p, hd, n_vocab, &pl, err);
+    int64_t max_n = 0;
+    for (int i = 0; !st && i < pl.n; i++) {
+        planned *t = &pl.t[i];
+        /* rows that do not fill whole blocks fall back to F32, as converters do */
+        if (t->ne[0] % hai_type_block_size(t->type)) t->type = HAI_TYPE_F32;
+        if (t->ne[0] * t->ne[1] > max_n) max_n = t->ne[0] * t->ne[1];
+        st = hai_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL, err);
+    }
+    if (!st) {
+        buf = malloc((size_t)max_n * sizeof *buf);
+        qbuf = malloc((size_t)max_n * sizeof *buf);
+        if (!buf || !qbuf) st = hai_fail(err, HAI_ERR_NOMEM, "synth: out of memory for a %lld-element tensor", (long long)max_n);
+    }
+    if (!st) st = hai_gguf_writer_begin(w, path, err);
+    for (int i = 0; !st && i < pl.n; i++) {
+        planned *t = &pl.t[i];
+        int64_t n = t->ne[0] * t->ne[1];
+        hai_rng rng;
+        hai_rng_seed(&rng, p->seed * 1000003u + (uint64_t)i);
+        if (t->fill == FILL_ONES) {
+            for (int64_t j = 0; j < n; j++) buf[j] = 1.0f;
+        } else {
+            for (int64_t j = 0; j < n; j += 2) {
+                float a, b;
+                hai_rng_normal2(&rng, &a, &b);
+                buf[j] = a * p->std;
+                if (j + 1 < n) buf[j + 1] = b * p->std;
+            }
+        }
+        st = hai_quantize_ref(t->type, buf, qbuf, n, err);
+        if (!st) st = hai_gguf_writer_write_data(w, qbuf, hai_row_bytes(t->type, t->ne[0]) * (uint64_t)t->ne[1], err);
+        if (!st && p->progress) p->progress(p->progress_user, i + 1, pl.n, t->name);
+    }
+    if (!st) st = hai_gguf_writer_finish(w, err);
+    free(buf);
+    free(qbuf);
+    free(pl.t);
+    hai_gguf_writer_free(w);
+    return st;
+}
