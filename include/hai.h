@@ -304,6 +304,98 @@ hai_status hai_gguf_writer_finish(hai_gguf_writer *w, hai_error *err);
 uint64_t hai_tensor_bytes(uint32_t type, uint32_t n_dims, const int64_t *ne);
 
 /* ---------------------------------------------------------------------------------------
+ * Tokenizers
+ * SentencePiece-style ("llama") and byte-level BPE ("gpt2") vocabularies, from GGUF metadata or
+ * a Hugging Face tokenizer.json. A hai_tokenizer is immutable once built and may be used from
+ * several threads at once.
+ * ------------------------------------------------------------------------------------- */
+
+typedef int32_t hai_token;
+typedef struct hai_tokenizer hai_tokenizer;
+
+/* Token attributes (the GGUF token_type values). */
+typedef enum hai_token_attr {
+    HAI_TOKEN_NORMAL = 1,
+    HAI_TOKEN_UNKNOWN = 2,
+    HAI_TOKEN_CONTROL = 3,      /* special: <s>, <|im_start|>, ... */
+    HAI_TOKEN_USER_DEFINED = 4, /* added text tokens: always matched whole in input text */
+    HAI_TOKEN_UNUSED = 5,
+    HAI_TOKEN_BYTE = 6,         /* <0xXX> byte fallback */
+} hai_token_attr;
+
+typedef enum hai_special_token {
+    HAI_SPECIAL_BOS, HAI_SPECIAL_EOS, HAI_SPECIAL_EOT, HAI_SPECIAL_UNK, HAI_SPECIAL_PAD,
+    HAI_SPECIAL_COUNT
+} hai_special_token;
+
+/* hai_tokenize flags */
+#define HAI_TOKENIZE_ADD_SPECIAL 1u   /* add BOS/EOS as the vocabulary asks (add_bos/add_eos) */
+#define HAI_TOKENIZE_PARSE_SPECIAL 2u /* text like "<|im_start|>" becomes its control token */
+
+/* hai_detokenize / hai_token_to_piece flags */
+#define HAI_DETOK_SPECIAL 1u          /* render control tokens as their text (default: nothing) */
+#define HAI_DETOK_KEEP_LEADING_SPACE 2u /* do not drop the space SentencePiece put in front */
+
+/* From the tokenizer.* keys of a GGUF file. The tokenizer copies what it needs. */
+hai_status hai_tokenizer_from_gguf(const hai_gguf *g, hai_tokenizer **out, hai_error *err);
+/* From a Hugging Face tokenizer.json and (optional, may be NULL) tokenizer_config.json. */
+hai_status hai_tokenizer_from_hf(const char *tokenizer_json, const char *config_json, hai_tokenizer **out,
+                                 hai_error *err);
+void hai_tokenizer_free(hai_tokenizer *t);
+
+int32_t hai_tokenizer_n_vocab(const hai_tokenizer *t);
+/* "llama" (SentencePiece) or "gpt2" (byte-level BPE), and the pre-tokenizer name. */
+const char *hai_tokenizer_model(const hai_tokenizer *t);
+const char *hai_tokenizer_pre(const hai_tokenizer *t);
+/* A special token id, or -1 when the vocabulary has none. */
+hai_token hai_tokenizer_special(const hai_tokenizer *t, hai_special_token which);
+/* True for tokens that end a generation (EOS, EOT and their kin such as <|im_end|>). */
+bool hai_tokenizer_is_eog(const hai_tokenizer *t, hai_token id);
+hai_token_attr hai_tokenizer_attr(const hai_tokenizer *t, hai_token id);
+/* The token's vocabulary text (not NUL-terminated; *len set), or NULL for a bad id. */
+const char *hai_tokenizer_text(const hai_tokenizer *t, hai_token id, size_t *len);
+/* Id of a token whose vocabulary text is exactly `text`, or -1. */
+hai_token hai_tokenizer_find(const hai_tokenizer *t, const char *text, size_t len);
+/* The chat template the vocabulary came with (NUL-terminated), or NULL. */
+const char *hai_tokenizer_chat_template(const hai_tokenizer *t);
+/* Longest piece a single token can produce, in bytes. */
+size_t hai_tokenizer_max_piece(const hai_tokenizer *t);
+
+/* Text (len bytes, any bytes) -> token ids. Writes at most cap ids; *n_ids receives the number
+ * produced. When cap is too small the call returns HAI_ERR_LIMIT and *n_ids the number needed.
+ * Bytes that are not valid UTF-8 become byte tokens (or <unk> where a vocabulary has none). */
+hai_status hai_tokenize(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, hai_token *ids,
+                        size_t cap, size_t *n_ids, hai_error *err);
+
+/* Token ids -> text bytes (the exact inverse of hai_tokenize for text that went through it).
+ * Writes at most cap bytes (no terminator); *len receives the length; HAI_ERR_LIMIT with the
+ * length needed when cap is too small. May end inside a UTF-8 character if the ids do. */
+hai_status hai_detokenize(const hai_tokenizer *t, const hai_token *ids, size_t n, uint32_t flags, char *buf,
+                          size_t cap, size_t *len, hai_error *err);
+
+/* The bytes one token stands for (no leading-space removal). Same buffer rules. */
+hai_status hai_token_to_piece(const hai_tokenizer *t, hai_token id, uint32_t flags, char *buf, size_t cap,
+                              size_t *len, hai_error *err);
+
+/* Streaming detokenization for output shown while it is generated: pushes one token at a time
+ * and emits only complete UTF-8 characters, holding an incomplete tail until the next token.
+ * A byte sequence that can never become valid UTF-8 is emitted as U+FFFD (one per maximal
+ * invalid subpart), so the output is always valid UTF-8. */
+typedef struct hai_detok_stream {
+    uint32_t flags;
+    bool started;
+    unsigned char pending[4];
+    int n_pending;
+} hai_detok_stream;
+
+void hai_detok_stream_init(hai_detok_stream *s, uint32_t flags);
+/* out must hold hai_tokenizer_max_piece(t) + 16 bytes; *len receives the bytes written. */
+hai_status hai_detok_stream_push(const hai_tokenizer *t, hai_detok_stream *s, hai_token id, char *out, size_t cap,
+                                 size_t *len, hai_error *err);
+/* Emits what is held (an incomplete character becomes U+FFFD); out needs 16 bytes. */
+size_t hai_detok_stream_flush(hai_detok_stream *s, char *out);
+
+/* ---------------------------------------------------------------------------------------
  * Synthetic models: random weights in a real architecture's layout, for tests, benchmarks and
  * demos that must not depend on downloads. Deterministic for a given seed.
  * ------------------------------------------------------------------------------------- */

@@ -1,0 +1,105 @@
+/* Tokenizers against the reference vectors of ../shared/vocab, id for id; round trips of every
+ * vector string and of every token of each vocabulary. */
+#include "check.h"
+#include "vocab_io.h"
+
+static char tok_json[4096], tok_cfg[4096];
+
+static void dump_ids(const char *what, const int32_t *ids, size_t n) {
+    fprintf(stderr, "    %s:", what);
+    for (size_t i = 0; i < n && i < 40; i++) fprintf(stderr, " %d", ids[i]);
+    fprintf(stderr, "%s\n", n > 40 ? " ..." : "");
+}
+
+static void check_roundtrip_ids(const hai_tokenizer *t, const char *name) {
+    int32_t n_vocab = hai_tokenizer_n_vocab(t);
+    int bad = 0;
+    char *buf = malloc(1 << 16), *buf2 = malloc(1 << 16);
+    int32_t ids[4096];
+    for (int32_t id = 0; id < n_vocab; id++) {
+        size_t len, n, len2;
+        hai_error err = {0};
+        if (hai_detokenize(t, &id, 1, 0, buf, 1 << 16, &len, &err) != HAI_OK) { bad++; continue; }
+        if (hai_tokenize(t, buf, len, 0, ids, 4096, &n, &err) != HAI_OK) { bad++; continue; }
+        if (hai_detokenize(t, ids, n, 0, buf2, 1 << 16, &len2, &err) != HAI_OK || len2 != len || memcmp(buf, buf2, len)) {
+            if (bad++ < 5) fprintf(stderr, "  %s: token %d does not survive detokenize->tokenize->detokenize\n", name, id);
+        }
+    }
+    CHECK_MSG(bad == 0, "%s: %d tokens fail the round trip", name, bad);
+    free(buf);
+    free(buf2);
+}
+
+static void run_vectors(const char *vdir, const char *name, const hai_tokenizer *t) {
+    vcase *cases;
+    int n = load_vectors(vdir, name, &cases);
+    CHECK_MSG(n > 0, "%s: no test vectors found in %s", name, vdir);
+    if (n <= 0) return;
+    int fails = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t ids[8192];
+        size_t n_ids = 0;
+        hai_error err = {0};
+        hai_status st = hai_tokenize(t, cases[i].text, cases[i].len, 0, ids, 8192, &n_ids, &err);
+        bool same = st == HAI_OK && n_ids == cases[i].n_ids && memcmp(ids, cases[i].ids, n_ids * sizeof *ids) == 0;
+        if (!same) {
+            fails++;
+            fprintf(stderr, "  %s case %d: '%.60s'\n", name, i, cases[i].text);
+            dump_ids("want", cases[i].ids, cases[i].n_ids);
+            dump_ids("got ", ids, n_ids);
+        }
+        /* detokenize(tokenize(s)) == s */
+        char buf[65536];
+        size_t len;
+        if (st == HAI_OK && hai_detokenize(t, ids, n_ids, 0, buf, sizeof buf, &len, &err) == HAI_OK) {
+            CHECK_MSG(len == cases[i].len && memcmp(buf, cases[i].text, len) == 0, "%s case %d: round trip gives '%.*s'", name,
+                      i, (int)len, buf);
+        } else {
+            CHECK_MSG(false, "%s case %d: detokenize failed", name, i);
+        }
+    }
+    CHECK_MSG(fails == 0, "%s: %d of %d vector cases differ", name, fails, n);
+    fprintf(stderr, "%-16s %d/%d cases identical\n", name, n - fails, n);
+    free_vectors(cases, n);
+}
+
+int main(int argc, char **argv) {
+    const char *shared = check_shared_dir(argc, argv);
+    char vdir[4096];
+    snprintf(vdir, sizeof vdir, "%s/vocab", shared);
+    /* every vocabulary with a GGUF file and vectors, and which hai supports */
+    const char *gguf_vocabs[] = {"llama-spm", "phi-3", "gpt-2", "deepseek-llm", "deepseek-coder",
+                                 "falcon", "mpt", "starcoder", "refact"};
+    for (size_t i = 0; i < sizeof gguf_vocabs / sizeof gguf_vocabs[0]; i++) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/ggml-vocab-%s.gguf", vdir, gguf_vocabs[i]);
+        hai_gguf *g = NULL;
+        hai_tokenizer *t = NULL;
+        hai_error err = {0};
+        CHECK_MSG(hai_gguf_open(path, &g, &err) == HAI_OK, "%s", err.msg);
+        if (g) CHECK_MSG(hai_tokenizer_from_gguf(g, &t, &err) == HAI_OK, "%s: %s", gguf_vocabs[i], err.msg);
+        if (t) {
+            run_vectors(vdir, gguf_vocabs[i], t);
+            check_roundtrip_ids(t, gguf_vocabs[i]);
+        }
+        hai_tokenizer_free(t);
+        hai_gguf_free(g);
+    }
+    /* Llama 3 and Qwen: from their tokenizer.json (see scripts/fetch-hf-tokenizers.sh) */
+    CHECK_MSG(argc > 2, "usage: test_tokenizer SHARED_DIR HF_TOKENIZERS_DIR");
+    const struct { const char *vectors, *dir; } hf[] = {
+        {"llama-bpe", "llama3"}, {"qwen2", "qwen3"}, {"deepseek-r1-qwen", "qwen3"}};
+    for (size_t i = 0; argc > 2 && i < sizeof hf / sizeof hf[0]; i++) {
+        snprintf(tok_json, sizeof tok_json, "%s/%s/tokenizer.json", argv[2], hf[i].dir);
+        snprintf(tok_cfg, sizeof tok_cfg, "%s/%s/tokenizer_config.json", argv[2], hf[i].dir);
+        hai_tokenizer *t = NULL;
+        hai_error err = {0};
+        CHECK_MSG(hai_tokenizer_from_hf(tok_json, tok_cfg, &t, &err) == HAI_OK, "%s: %s", hf[i].vectors, err.msg);
+        if (t) {
+            run_vectors(vdir, hf[i].vectors, t);
+            if (i < 2) check_roundtrip_ids(t, hf[i].vectors);
+        }
+        hai_tokenizer_free(t);
+    }
+    return check_done("test_tokenizer");
+}
