@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"info", cmd_info, "describe a GGUF model: architecture, sizes, types, memory needed"},
+    {"tokenize", cmd_tokenize, "text -> token ids and pieces (GGUF or tokenizer.json tokenizer)"},
     {"synth", cmd_synth, "write a model with random weights (tests, benchmarks, demos)"},
 };
 

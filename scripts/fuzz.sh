@@ -8,7 +8,7 @@ shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
 build=build-fuzz
 CC=clang cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAI_FUZZ=ON -DHAI_SANITIZE=ON \
   -DHAI_TESTS=ON -DHAI_WERROR=ON -DHAI_SHARED_DIR="$shared" >/dev/null
-cmake --build $build --target fuzz_gguf test_gguf_bad -- --quiet
+cmake --build $build --target fuzz_gguf fuzz_tokenizer test_gguf_bad -- --quiet
 
 # seeds: real files from ../shared plus the bad-file corpus the tests generate
 corpus=$build/corpus/gguf
@@ -16,8 +16,23 @@ mkdir -p $corpus
 $build/tests/test_gguf_bad --save $build/corpus/gguf-bad >/dev/null 2>&1
 cp -n "$shared"/reference/*.gguf "$shared"/vocab/*.gguf $build/corpus/gguf-bad/*.gguf tests/corpus/gguf/* $corpus/ 2>/dev/null || true
 
-echo "fuzz: fuzz_gguf for ${secs}s"
-$build/fuzz/fuzz_gguf $corpus -max_total_time="$secs" -max_len=1048576 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix=$build/ 2>$build/fuzz_gguf.log || { tail -50 $build/fuzz_gguf.log; echo "fuzz: fuzz_gguf FAILED"; exit 1; }
-grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" $build/fuzz_gguf.log | tr '\n' ' '; echo
+run() { # name corpus-dir extra-args...
+  local name=$1 dir=$2
+  shift 2
+  echo "fuzz: $name for ${secs}s"
+  $build/fuzz/$name "$dir" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix=$build/$name- "$@" 2>$build/$name.log || { tail -50 $build/$name.log; echo "fuzz: $name FAILED"; exit 1; }
+  grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" $build/$name.log | tr '\n' ' '; echo
+}
+run fuzz_gguf $corpus -max_len=1048576
+
+# tokenizer seeds: the vector strings, each behind a selector byte
+tcorpus=$build/corpus/tokenizer
+mkdir -p $tcorpus
+i=0
+for f in "$shared"/vocab/*.inp; do
+  i=$((i + 1))
+  { printf "\\x0$((i % 4))"; head -c 4000 "$f"; } > $tcorpus/seed-$i
+done
+HAI_SHARED_DIR="$shared" run fuzz_tokenizer $tcorpus -max_len=4096
 echo "fuzz: ok"

@@ -165,7 +165,7 @@ static int cmp_len_id(const void *a, const void *b) {
 /* Tokens that end a turn in the chat formats hai knows, besides EOS/EOT themselves. */
 static const char *const eog_texts[] = {
     "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|end_of_text|>", "<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+    "<|end_of_text|>", "<EOT>", ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"),
 };
 
 hai_status tok_finish(hai_tokenizer *t, const char *const *patterns, int n_patterns, hai_error *err) {
@@ -200,6 +200,28 @@ hai_status tok_finish(hai_tokenizer *t, const char *const *patterns, int n_patte
     qsort(order, (size_t)t->n_specials, sizeof *order, cmp_len_id);
     for (int32_t i = 0; i < t->n_specials; i++) t->specials[i] = order[i].id;
     free(order);
+    /* by first byte, longest first: all specials, and the user-defined ones alone */
+    t->sp_all = malloc(((size_t)t->n_specials + 1) * sizeof *t->sp_all);
+    t->sp_ud = malloc(((size_t)t->n_specials + 1) * sizeof *t->sp_ud);
+    if (!t->sp_all || !t->sp_ud) return hai_fail(err, HAI_ERR_NOMEM, "tokenizer: out of memory");
+    int32_t na = 0, nu = 0;
+    for (int c = 0; c < 256; c++) {
+        t->sp_start_all[c] = na;
+        t->sp_start_ud[c] = nu;
+        for (int32_t i = 0; i < t->n_specials; i++) {
+            hai_token id = t->specials[i];
+            if ((unsigned char)tok_str(t, id)[0] != c) continue;
+            t->sp_all[na++] = id;
+            if (t->tok[id].attr == HAI_TOKEN_USER_DEFINED) t->sp_ud[nu++] = id;
+        }
+    }
+    t->sp_start_all[256] = na;
+    t->sp_start_ud[256] = nu;
+    /* SentencePiece: if no token has U+2581 after another character, merges never cross the
+     * start of a space run, and the text can be encoded word by word (same result, far less work) */
+    t->spm_split_words = t->model == TOK_SPM;
+    for (int32_t id = 0; id < t->n_vocab && t->spm_split_words; id++)
+        if (tok_spm_mark_after_text(tok_str(t, id), t->tok[id].len)) t->spm_split_words = false;
     /* end-of-generation set */
     for (int i = 0; i < HAI_SPECIAL_COUNT; i++)
         if ((i == HAI_SPECIAL_EOS || i == HAI_SPECIAL_EOT) && t->special[i] >= 0) t->eog[t->special[i]] = 1;
@@ -238,6 +260,8 @@ void hai_tokenizer_free(hai_tokenizer *t) {
     free(t->merge_result);
     free(t->eog);
     free(t->specials);
+    free(t->sp_all);
+    free(t->sp_ud);
     free(t->chat_template);
     free(t);
 }
@@ -381,53 +405,44 @@ static bool frag_push(frag_vec *f, size_t off, size_t len, hai_token id) {
 
 static bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
-/* Splits the special tokens out of the text: each special (longest first) cuts every raw
- * fragment where it occurs. Controls only count when the caller asked for special parsing;
+/* Splits the special tokens out of the text, scanning left to right and taking the longest
+ * special that starts at each position (leftmost-longest, as the reference tokenizers match
+ * their added tokens). Controls only count when the caller asked for special parsing;
  * user-defined tokens always do (they are ordinary text the vocabulary keeps whole). */
 static bool partition(const hai_tokenizer *t, const char *text, size_t len, bool parse_special, frag_vec *out) {
-    frag_vec a = {0}, b = {0};
-    if (len && !frag_push(&a, 0, len, -1)) return false;
-    for (int32_t si = 0; si < t->n_specials; si++) {
-        hai_token sid = t->specials[si];
-        const tok_entry *e = &t->tok[sid];
-        if (!parse_special && e->attr != HAI_TOKEN_USER_DEFINED) continue;
-        const char *stext = tok_str(t, sid);
-        b.n = 0;
-        bool changed = false;
-        for (size_t fi = 0; fi < a.n; fi++) {
-            frag f = a.v[fi];
-            if (f.id >= 0 || f.len < e->len) {
-                if (!frag_push(&b, f.off, f.len, f.id)) goto oom;
-                continue;
+    frag_vec a = {0};
+    const int32_t *start = parse_special ? t->sp_start_all : t->sp_start_ud;
+    const hai_token *list = parse_special ? t->sp_all : t->sp_ud;
+    size_t raw = 0, i = 0; /* raw text runs from raw to i */
+    while (i < len) {
+        unsigned char c = (unsigned char)text[i];
+        hai_token hit = -1;
+        for (int32_t k = start[c]; k < start[c + 1]; k++) {
+            const tok_entry *e = &t->tok[list[k]];
+            if (e->len <= len - i && memcmp(text + i, tok_str(t, list[k]), e->len) == 0) {
+                hit = list[k];
+                break;
             }
-            size_t pos = f.off, end = f.off + f.len;
-            for (;;) {
-                const char *hit = memmem(text + pos, end - pos, stext, e->len);
-                if (!hit) break;
-                size_t at = (size_t)(hit - text), left_end = at, right = at + e->len;
-                if (e->flags & TOK_LSTRIP)
-                    while (left_end > pos && is_ascii_space(text[left_end - 1])) left_end--;
-                if (left_end > pos && !frag_push(&b, pos, left_end - pos, -1)) goto oom;
-                if (!frag_push(&b, at, e->len, sid)) goto oom;
-                if (e->flags & TOK_RSTRIP)
-                    while (right < end && is_ascii_space(text[right])) right++;
-                pos = right;
-                changed = true;
-            }
-            if (pos < end && !frag_push(&b, pos, end - pos, -1)) goto oom;
         }
-        if (changed) {
-            frag_vec tmp = a;
-            a = b;
-            b = tmp;
+        if (hit < 0) {
+            i++;
+            continue;
         }
+        const tok_entry *e = &t->tok[hit];
+        size_t left_end = i, right = i + e->len;
+        if (e->flags & TOK_LSTRIP)
+            while (left_end > raw && is_ascii_space(text[left_end - 1])) left_end--;
+        if (left_end > raw && !frag_push(&a, raw, left_end - raw, -1)) goto oom;
+        if (!frag_push(&a, i, e->len, hit)) goto oom;
+        if (e->flags & TOK_RSTRIP)
+            while (right < len && is_ascii_space(text[right])) right++;
+        raw = i = right;
     }
-    free(b.v);
+    if (raw < len && !frag_push(&a, raw, len - raw, -1)) goto oom;
     *out = a;
     return true;
 oom:
     free(a.v);
-    free(b.v);
     return false;
 }
 

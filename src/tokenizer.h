@@ -44,6 +44,11 @@ struct hai_tokenizer {
     uint8_t *eog;            /* [n_vocab] end-of-generation flags */
     hai_token *specials;     /* tokens matched whole in text, longest first */
     int32_t n_specials;
+    /* the same by first byte: specials starting with byte c are sp_all[sp_start_all[c] ..
+     * sp_start_all[c+1]), longest first; sp_ud holds the user-defined ones only */
+    hai_token *sp_all, *sp_ud;
+    int32_t sp_start_all[257], sp_start_ud[257];
+    bool spm_split_words;
 
     void *regex[TOK_MAX_REGEX]; /* pcre2_code*: the pre-tokenizer, applied in order */
     int n_regex;
@@ -75,6 +80,9 @@ typedef struct tok_vec {
 } tok_vec;
 
 void tok_vec_push(tok_vec *o, hai_token id);
+
+/* True when s has a U+2581 space mark right after a character that is not one. */
+bool tok_spm_mark_after_text(const char *s, size_t n);
 
 /* The algorithms: append the tokens of one stretch of plain text (no special tokens in it). */
 void tok_spm_encode(const hai_tokenizer *t, const char *text, size_t len, tok_vec *out);

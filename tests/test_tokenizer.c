@@ -30,6 +30,37 @@ static void check_roundtrip_ids(const hai_tokenizer *t, const char *name) {
     free(buf2);
 }
 
+static bool valid_utf8(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t l = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+        if (!l || i + l > n) return false;
+        for (size_t k = 1; k < l; k++)
+            if (((unsigned char)s[i + k] & 0xC0) != 0x80) return false;
+        i += l;
+    }
+    return true;
+}
+
+/* Streams ids one at a time; every chunk must be valid UTF-8; returns the concatenation. */
+static size_t stream_all(const hai_tokenizer *t, const int32_t *ids, size_t n, char *out) {
+    hai_detok_stream s;
+    hai_detok_stream_init(&s, 0);
+    size_t cap = hai_tokenizer_max_piece(t) + 16, total = 0, k;
+    char *chunk = malloc(cap);
+    for (size_t i = 0; i < n; i++) {
+        hai_error err = {0};
+        CHECK_EQ_INT(hai_detok_stream_push(t, &s, ids[i], chunk, cap, &k, &err), HAI_OK);
+        CHECK_MSG(valid_utf8(chunk, k), "stream chunk %zu is not valid UTF-8", i);
+        memcpy(out + total, chunk, k);
+        total += k;
+    }
+    k = hai_detok_stream_flush(&s, chunk);
+    memcpy(out + total, chunk, k);
+    free(chunk);
+    return total + k;
+}
+
 static void run_vectors(const char *vdir, const char *name, const hai_tokenizer *t) {
     vcase *cases;
     int n = load_vectors(vdir, name, &cases);
@@ -57,10 +88,51 @@ static void run_vectors(const char *vdir, const char *name, const hai_tokenizer 
         } else {
             CHECK_MSG(false, "%s case %d: detokenize failed", name, i);
         }
+        /* streaming gives the same text, in valid UTF-8 chunks */
+        size_t slen = stream_all(t, ids, n_ids, buf);
+        CHECK_MSG(slen == cases[i].len && memcmp(buf, cases[i].text, slen) == 0, "%s case %d: streamed text differs", name, i);
     }
     CHECK_MSG(fails == 0, "%s: %d of %d vector cases differ", name, fails, n);
     fprintf(stderr, "%-16s %d/%d cases identical\n", name, n - fails, n);
     free_vectors(cases, n);
+}
+
+/* Streaming holds back an incomplete character and replaces what can never be one. */
+static void stream_cases(const hai_tokenizer *spm) {
+    hai_token b[6] = {hai_tokenizer_find(spm, "<0xF0>", 6), hai_tokenizer_find(spm, "<0x9F>", 6),
+                      hai_tokenizer_find(spm, "<0xA6>", 6), hai_tokenizer_find(spm, "<0x99>", 6),
+                      hai_tokenizer_find(spm, "<0xFF>", 6), hai_tokenizer_find(spm, "a", 1)};
+    for (int i = 0; i < 6; i++) CHECK(b[i] >= 0);
+    hai_detok_stream s;
+    hai_detok_stream_init(&s, 0);
+    char out[256];
+    size_t k;
+    for (int i = 0; i < 3; i++) { /* F0 9F A6: held */
+        CHECK_EQ_INT(hai_detok_stream_push(spm, &s, b[i], out, sizeof out, &k, NULL), HAI_OK);
+        CHECK_EQ_INT(k, 0);
+    }
+    CHECK_EQ_INT(hai_detok_stream_push(spm, &s, b[3], out, sizeof out, &k, NULL), HAI_OK); /* 99 completes U+1F999 */
+    CHECK(k == 4 && memcmp(out, "\xf0\x9f\xa6\x99", 4) == 0);
+    CHECK_EQ_INT(hai_detok_stream_push(spm, &s, b[4], out, sizeof out, &k, NULL), HAI_OK); /* FF: never valid */
+    CHECK(k == 3 && memcmp(out, "\xef\xbf\xbd", 3) == 0);
+    CHECK_EQ_INT(hai_detok_stream_push(spm, &s, b[0], out, sizeof out, &k, NULL), HAI_OK); /* F0 ... */
+    CHECK_EQ_INT(k, 0);
+    CHECK_EQ_INT(hai_detok_stream_push(spm, &s, b[5], out, sizeof out, &k, NULL), HAI_OK); /* ... then 'a' */
+    CHECK(k == 4 && memcmp(out, "\xef\xbf\xbd" "a", 4) == 0);
+    CHECK_EQ_INT(hai_detok_stream_push(spm, &s, b[1], out, sizeof out, &k, NULL), HAI_OK); /* lone 9F */
+    CHECK(k == 3 && memcmp(out, "\xef\xbf\xbd", 3) == 0);
+    CHECK_EQ_INT(hai_detok_stream_push(spm, &s, b[0], out, sizeof out, &k, NULL), HAI_OK);
+    CHECK_EQ_INT(hai_detok_stream_flush(&s, out), 3); /* an unfinished character at the end */
+    CHECK_EQ_INT(hai_detok_stream_push(spm, &s, 1 << 30, out, sizeof out, &k, NULL), HAI_ERR_INVALID);
+    /* buffer rules of the whole-text calls */
+    hai_token ids[4];
+    size_t n;
+    CHECK_EQ_INT(hai_tokenize(spm, "hello world", 11, 0, ids, 1, &n, NULL), HAI_ERR_LIMIT);
+    CHECK(n >= 2);
+    CHECK_EQ_INT(hai_tokenize(spm, "hello world", 11, HAI_TOKENIZE_ADD_SPECIAL, ids, 4, &n, NULL), HAI_OK);
+    CHECK_EQ_INT(ids[0], hai_tokenizer_special(spm, HAI_SPECIAL_BOS));
+    CHECK_EQ_INT(hai_detokenize(spm, ids, n, 0, out, 3, &k, NULL), HAI_ERR_LIMIT);
+    CHECK_EQ_INT(k, 11);
 }
 
 int main(int argc, char **argv) {
@@ -78,6 +150,7 @@ int main(int argc, char **argv) {
         hai_error err = {0};
         CHECK_MSG(hai_gguf_open(path, &g, &err) == HAI_OK, "%s", err.msg);
         if (g) CHECK_MSG(hai_tokenizer_from_gguf(g, &t, &err) == HAI_OK, "%s: %s", gguf_vocabs[i], err.msg);
+        if (t && i == 0) stream_cases(t);
         if (t) {
             run_vectors(vdir, gguf_vocabs[i], t);
             check_roundtrip_ids(t, gguf_vocabs[i]);
