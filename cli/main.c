@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
     {"info", cmd_info, "describe a GGUF model: architecture, sizes, types, memory needed"},
     {"tokenize", cmd_tokenize, "text -> token ids and pieces (GGUF or tokenizer.json tokenizer)"},
+    {"chat-format", cmd_chat_format, "messages (JSON) -> the prompt text of the model's chat format"},
     {"synth", cmd_synth, "write a model with random weights (tests, benchmarks, demos)"},
 };
 

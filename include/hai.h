@@ -396,6 +396,44 @@ hai_status hai_detok_stream_push(const hai_tokenizer *t, hai_detok_stream *s, ha
 size_t hai_detok_stream_flush(hai_detok_stream *s, char *out);
 
 /* ---------------------------------------------------------------------------------------
+ * Chat formatting: messages -> the prompt text a model family expects, byte for byte what its
+ * Jinja chat template renders (no template is executed: the family and its variant details are
+ * recognised in the template text). Families: chatml (Qwen2/2.5, SmolLM, Hermes), qwen3,
+ * llama3, llama3.1 (3.1/3.2/3.3), llama2, mistral (v1), mistral-tekken (Nemo), phi3, gemma,
+ * deepseek-r1 (R1 distills).
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct hai_chat_message {
+    const char *role;    /* "system", "user", "assistant" (chatml/llama3 pass other roles through) */
+    const char *content; /* UTF-8 text */
+} hai_chat_message;
+
+typedef struct hai_chat_params {
+    const char *template_text; /* the model's chat template; may be NULL */
+    const char *format;        /* force a family by name (see above); NULL = detect from template_text */
+    const char *bos_token;     /* the texts templates write for BOS/EOS; NULL = "" */
+    const char *eos_token;
+    bool add_generation_prompt;
+    const char *date_string;   /* Llama 3.1+ "Today Date"; NULL = the template's own default */
+    bool disable_thinking;     /* Qwen3: render as with enable_thinking=false */
+} hai_chat_params;
+
+/* add_generation_prompt on, everything else unset. */
+hai_chat_params hai_chat_default_params(void);
+
+/* The family a template belongs to ("chatml", "llama3.1", ...). *known is false when nothing
+ * matched and "chatml" is a guess. */
+const char *hai_chat_detect(const char *template_text, bool *known);
+
+/* Formats n messages. On success *out is a NUL-terminated string the caller frees with hai_free,
+ * *len its length. Unsupported roles or formats are HAI_ERR_INVALID / HAI_ERR_UNSUPPORTED. */
+hai_status hai_chat_format(const hai_chat_params *p, const hai_chat_message *msgs, size_t n, char **out, size_t *len,
+                           hai_error *err);
+
+/* Frees memory libhai handed to the caller (hai_chat_format's text, ...). */
+void hai_free(void *p);
+
+/* ---------------------------------------------------------------------------------------
  * Synthetic models: random weights in a real architecture's layout, for tests, benchmarks and
  * demos that must not depend on downloads. Deterministic for a given seed.
  * ------------------------------------------------------------------------------------- */

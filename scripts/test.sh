@@ -9,6 +9,7 @@ shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
 [ -f "$shared/reference/summary.json" ] || { echo "test: shared test data not found at $shared" >&2; exit 1; }
 
 scripts/fetch-hf-tokenizers.sh "$PWD/build/hf-tokenizers"
+(cd tests/node && npm ci --silent --no-audit --no-fund)
 
 echo "== release build + tests"
 scripts/build.sh

@@ -14,7 +14,7 @@ typedef struct vcase {
     size_t n_ids;
 } vcase;
 
-static char *slurp(const char *path, size_t *len) {
+static inline char *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -32,7 +32,7 @@ static char *slurp(const char *path, size_t *len) {
 }
 
 /* Returns the number of cases (or -1 when the files are missing or disagree). */
-static int load_vectors(const char *dir, const char *name, vcase **out) {
+static inline int load_vectors(const char *dir, const char *name, vcase **out) {
     char p1[4096], p2[4096];
     snprintf(p1, sizeof p1, "%s/ggml-vocab-%s.gguf.inp", dir, name);
     snprintf(p2, sizeof p2, "%s/ggml-vocab-%s.gguf.out", dir, name);
@@ -78,7 +78,7 @@ static int load_vectors(const char *dir, const char *name, vcase **out) {
     return n;
 }
 
-static void free_vectors(vcase *c, int n) {
+static inline void free_vectors(vcase *c, int n) {
     for (int i = 0; i < n; i++) {
         free(c[i].text);
         free(c[i].ids);

@@ -1,0 +1,143 @@
+/* hai chat-format: messages (JSON on stdin) -> the prompt text of a chat format, as the model's
+ * Jinja template would render it. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hai chat-format [-m MODEL.gguf | --template FILE] [options] < messages.json\n"
+            "  messages.json: [{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"...\"}, ...]\n"
+            "  -m FILE             take the chat template (and BOS/EOS texts) from a GGUF model\n"
+            "  --template FILE     take the chat template from a file\n"
+            "  --format NAME       force a family: chatml qwen3 llama3 llama3.1 llama2 mistral\n"
+            "                      mistral-tekken phi3 gemma deepseek-r1\n"
+            "  --bos TEXT --eos TEXT   BOS/EOS texts for templates that write them\n"
+            "  --no-gen-prompt     do not end with the assistant's turn header\n"
+            "  --date TEXT         Llama 3.1+ 'Today Date' (default: the template's own)\n"
+            "  --no-think          Qwen3: enable_thinking=false\n");
+}
+
+static char *read_stream(FILE *f) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t k; buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += k;
+        if (n + 1 == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) free(buf);
+            buf = b;
+        }
+    }
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+static char *read_path(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *s = read_stream(f);
+    fclose(f);
+    return s;
+}
+
+int cmd_chat_format(int argc, char **argv) {
+    hai_chat_params p = hai_chat_default_params();
+    const char *model = NULL, *tmpl_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--no-gen-prompt")) {
+            p.add_generation_prompt = false;
+        } else if (!strcmp(a, "--no-think")) {
+            p.disable_thinking = true;
+        } else {
+            const char *v = cli_value(argc, argv, &i);
+            if (!v) return 2;
+            if (!strcmp(a, "-m")) model = v;
+            else if (!strcmp(a, "--template")) tmpl_path = v;
+            else if (!strcmp(a, "--format")) p.format = v;
+            else if (!strcmp(a, "--bos")) p.bos_token = v;
+            else if (!strcmp(a, "--eos")) p.eos_token = v;
+            else if (!strcmp(a, "--date")) p.date_string = v;
+            else {
+                fprintf(stderr, "hai chat-format: unknown option '%s'\n", a);
+                usage(stderr);
+                return 2;
+            }
+        }
+    }
+    hai_error err = {0};
+    char *tmpl = NULL;
+    hai_tokenizer *t = NULL;
+    if (tmpl_path && !(tmpl = read_path(tmpl_path))) {
+        fprintf(stderr, "hai chat-format: cannot read %s\n", tmpl_path);
+        return 1;
+    }
+    if (model) {
+        if (!(t = cli_load_tokenizer(model, NULL, &err))) {
+            cli_error("chat-format", &err);
+            free(tmpl);
+            return 1;
+        }
+        if (!tmpl && hai_tokenizer_chat_template(t)) tmpl = strdup(hai_tokenizer_chat_template(t));
+        static char bos[256], eos[256];
+        size_t l;
+        const char *s;
+        hai_token b = hai_tokenizer_special(t, HAI_SPECIAL_BOS), e = hai_tokenizer_special(t, HAI_SPECIAL_EOS);
+        if (!p.bos_token && b >= 0 && (s = hai_tokenizer_text(t, b, &l)) && l < sizeof bos) {
+            memcpy(bos, s, l);
+            p.bos_token = bos;
+        }
+        if (!p.eos_token && e >= 0 && (s = hai_tokenizer_text(t, e, &l)) && l < sizeof eos) {
+            memcpy(eos, s, l);
+            p.eos_token = eos;
+        }
+    }
+    p.template_text = tmpl;
+    bool known = true;
+    const char *fam = hai_chat_detect(tmpl, &known);
+    if (!p.format && !known)
+        fprintf(stderr, "hai chat-format: warning: %s; using the %s format\n",
+                tmpl ? "the chat template is of no family hai knows" : "no chat template", fam);
+
+    char *input = read_stream(stdin);
+    cJSON *j = input ? cJSON_Parse(input) : NULL;
+    free(input);
+    int rc = 1;
+    size_t n = (size_t)cJSON_GetArraySize(j);
+    hai_chat_message *msgs = calloc(n ? n : 1, sizeof *msgs);
+    if (!cJSON_IsArray(j) || !msgs) {
+        fprintf(stderr, "hai chat-format: stdin must be a JSON array of {\"role\", \"content\"} objects\n");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *m = cJSON_GetArrayItem(j, (int)i);
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role"), *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!cJSON_IsString(r) || !cJSON_IsString(c)) {
+            fprintf(stderr, "hai chat-format: message %zu needs string \"role\" and \"content\"\n", i);
+            goto out;
+        }
+        msgs[i] = (hai_chat_message){r->valuestring, c->valuestring};
+    }
+    char *text;
+    size_t len;
+    if (hai_chat_format(&p, msgs, n, &text, &len, &err) != HAI_OK) {
+        cli_error("chat-format", &err);
+        goto out;
+    }
+    fwrite(text, 1, len, stdout);
+    hai_free(text);
+    rc = 0;
+out:
+    free(msgs);
+    cJSON_Delete(j);
+    free(tmpl);
+    hai_tokenizer_free(t);
+    return rc;
+}
