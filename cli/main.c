@@ -12,6 +12,7 @@ static const struct {
     {"info", cmd_info, "describe a GGUF model: architecture, sizes, types, memory needed"},
     {"tokenize", cmd_tokenize, "text -> token ids and pieces (GGUF or tokenizer.json tokenizer)"},
     {"chat-format", cmd_chat_format, "messages (JSON) -> the prompt text of the model's chat format"},
+    {"logits", cmd_logits, "write the logits of every position of a token sequence (reference checks)"},
     {"synth", cmd_synth, "write a model with random weights (tests, benchmarks, demos)"},
 };
 

@@ -42,6 +42,9 @@ typedef struct hai_error {
 /* "OK", "INVALID", "IO", "FORMAT", ... (static string). */
 const char *hai_status_name(hai_status status);
 
+/* Progress of long operations (loading, quantizing, writing): done of total units, and what. */
+typedef void (*hai_progress_fn)(void *user, int64_t done, int64_t total, const char *what);
+
 /* ---------------------------------------------------------------------------------------
  * Tensor types (the ggml type ids used by GGUF files)
  * ------------------------------------------------------------------------------------- */
@@ -434,11 +437,141 @@ hai_status hai_chat_format(const hai_chat_params *p, const hai_chat_message *msg
 void hai_free(void *p);
 
 /* ---------------------------------------------------------------------------------------
+ * Models and contexts
+ * A hai_model is immutable after loading (weights used in place from the memory map) and may
+ * be shared by any number of contexts on any threads. A hai_context is one sequence: its KV
+ * cache (allocated once for n_ctx positions), scratch buffers and logits; one owner at a time.
+ * Architectures: llama (Llama 2/3.x, TinyLlama, Mistral, SmolLM2, DeepSeek-R1-Distill-Llama),
+ * qwen2 (Qwen2/2.5, DeepSeek-R1-Distill-Qwen), qwen3.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct hai_model hai_model;
+typedef struct hai_context hai_context;
+
+typedef struct hai_model_params {
+    hai_progress_fn progress; /* called while loading; may be NULL */
+    void *progress_user;
+} hai_model_params;
+
+hai_model_params hai_model_default_params(void);
+
+/* Loads a model. Unknown architectures, unsupported tensor types, missing or misshapen tensors
+ * are errors naming what is wrong. Free with hai_model_free. */
+hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model **out, hai_error *err);
+void hai_model_free(hai_model *m);
+
+const hai_tokenizer *hai_model_tokenizer(const hai_model *m); /* owned by the model */
+const char *hai_model_arch(const hai_model *m);
+int32_t hai_model_n_vocab(const hai_model *m);   /* rows of the output (logits per position) */
+uint32_t hai_model_n_ctx_train(const hai_model *m);
+uint64_t hai_model_weights_bytes(const hai_model *m);
+/* e.g. "llama 2.6M Q4_K_M" */
+const char *hai_model_desc(const hai_model *m);
+
+typedef struct hai_context_params {
+    uint32_t n_ctx;     /* positions the KV cache holds; 0 = min(trained context, 4096) */
+    uint32_t n_batch;   /* tokens per forward pass (longer inputs are split); 0 = 512 */
+    int n_threads;      /* 0 = the number of CPUs */
+    bool logits_all;    /* keep the logits of every evaluated position, not only the last */
+} hai_context_params;
+
+hai_context_params hai_context_default_params(void);
+
+hai_status hai_context_create(const hai_model *m, const hai_context_params *p, hai_context **out, hai_error *err);
+void hai_context_free(hai_context *c);
+
+uint32_t hai_context_n_ctx(const hai_context *c);
+uint32_t hai_context_n_past(const hai_context *c); /* positions held in the KV cache */
+uint64_t hai_context_memory_bytes(const hai_context *c); /* KV cache + scratch, allocated at creation */
+
+/* Evaluates n tokens at positions n_past .. n_past+n-1 (one sequence). HAI_ERR_LIMIT when they do
+ * not fit in the context; HAI_ERR_CANCELLED if the abort callback said so (the KV cache then
+ * holds the positions evaluated before it). */
+hai_status hai_eval(hai_context *c, const hai_token *tokens, size_t n, hai_error *err);
+
+/* Logits (n_vocab floats) of the i-th token of the last hai_eval (i = -1: its last token). With
+ * logits_all off only the last is kept. NULL if i is out of range. Valid until the next eval. */
+const float *hai_logits(const hai_context *c, int32_t i);
+
+/* Forgets positions n_past.. (to reuse a shared prefix of the cache). */
+hai_status hai_context_truncate(hai_context *c, uint32_t n_past, hai_error *err);
+
+/* Called between layers during hai_eval; returning true cancels the evaluation. */
+void hai_context_set_abort(hai_context *c, bool (*should_abort)(void *user), void *user);
+
+/* Which kernel set the engine uses on this CPU ("avx512", "avx2", "neon", "scalar"). */
+const char *hai_kernels_name(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Sampling and generation
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct hai_sampler_params {
+    float temperature;       /* 0 = greedy (argmax) */
+    int32_t top_k;           /* 0 = off */
+    float top_p;             /* 1 = off */
+    float min_p;             /* 0 = off */
+    float repeat_penalty;    /* 1 = off (applied to the last repeat_last_n tokens) */
+    int32_t repeat_last_n;
+    float presence_penalty;  /* 0 = off (OpenAI semantics) */
+    float frequency_penalty; /* 0 = off */
+    uint64_t seed;           /* same seed + prompt + settings = same tokens */
+} hai_sampler_params;
+
+typedef struct hai_sampler hai_sampler;
+
+hai_sampler_params hai_sampler_default_params(void); /* temperature 0.8, top_k 40, top_p 0.95, min_p 0.05 */
+hai_status hai_sampler_create(const hai_sampler_params *p, int32_t n_vocab, hai_sampler **out, hai_error *err);
+void hai_sampler_free(hai_sampler *s);
+/* Picks a token from logits (n_vocab floats; not modified). */
+hai_token hai_sampler_sample(hai_sampler *s, const float *logits);
+/* Records a token of the context (prompt or generated) for the penalties. */
+void hai_sampler_accept(hai_sampler *s, hai_token t);
+void hai_sampler_reset(hai_sampler *s);
+
+/* Entropy (nats) of softmax(logits): the model's uncertainty about the next token. */
+float hai_logits_entropy(const float *logits, int32_t n_vocab);
+
+typedef enum hai_finish_reason {
+    HAI_FINISH_STOP = 0,  /* end-of-generation token or stop string */
+    HAI_FINISH_LENGTH,    /* max_tokens reached or the context is full */
+    HAI_FINISH_CANCELLED, /* the text callback asked to stop */
+} hai_finish_reason;
+
+typedef struct hai_generate_params {
+    int32_t max_tokens;          /* 0 = until the context is full */
+    const char *const *stop;     /* stop strings (not included in the output) */
+    size_t n_stop;
+    hai_sampler *sampler;        /* NULL = greedy */
+    int32_t entropy_tokens;      /* tokens over which the mean entropy signal is taken (0 = 16) */
+    /* Receives the text as it is produced (whole UTF-8 characters, stop strings held back until
+     * they are ruled out). Return false to cancel. */
+    bool (*on_text)(void *user, const char *text, size_t len);
+    void *user;
+} hai_generate_params;
+
+typedef struct hai_generate_result {
+    hai_finish_reason finish;
+    int32_t n_prompt;          /* prompt tokens evaluated (those already in the cache not counted) */
+    int32_t n_cached;          /* prompt tokens reused from the cache */
+    int32_t n_generated;
+    double t_prompt_s;         /* prefill time */
+    double t_first_token_s;    /* from the call to the first token of text */
+    double t_generate_s;       /* decode time after the first token */
+    float mean_entropy;        /* over the first entropy_tokens generated tokens */
+} hai_generate_result;
+
+/* Generates after a prompt: tokens already in the context's cache that match the prompt's start
+ * are reused; the rest of the prompt is evaluated, then tokens are sampled until EOS/EOT, a stop
+ * string, max_tokens, or the end of the context (finish LENGTH). A prompt that does not fit
+ * leaves room for no token and is HAI_ERR_LIMIT with the numbers. */
+hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
+                        hai_generate_result *res, hai_error *err);
+
+/* ---------------------------------------------------------------------------------------
  * Synthetic models: random weights in a real architecture's layout, for tests, benchmarks and
  * demos that must not depend on downloads. Deterministic for a given seed.
  * ------------------------------------------------------------------------------------- */
-
-typedef void (*hai_progress_fn)(void *user, int64_t done, int64_t total, const char *what);
 
 typedef struct hai_synth_params {
     const char *arch;         /* "llama" (default), "qwen2" or "qwen3" */

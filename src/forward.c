@@ -1,0 +1,351 @@
+/* The forward pass of the decoder-only transformer family (llama, qwen2, qwen3): one function,
+ * parameterised by the model's data (biases, q/k norms, RoPE style, head sizes, tied output).
+ * Each step runs on the context's thread pool; nothing is allocated here. */
+#include <math.h>
+#include <string.h>
+
+#include "context.h"
+#include "error.h"
+#include "fp16.h"
+
+#define ATT_TILE 64 /* keys per attention tile */
+
+/* Splits [0, n) into nth nearly equal parts; part ith is [*a, *b). */
+static inline void split_range(int64_t n, int ith, int nth, int64_t *a, int64_t *b) {
+    int64_t per = n / nth, rem = n % nth;
+    *a = ith * per + (ith < rem ? ith : rem);
+    *b = *a + per + (ith < rem ? 1 : 0);
+}
+
+/* ---- norms and activation quantization ------------------------------------------------------- */
+
+static void rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+static void quantize_row(const hai_kernels *k, hai_act_type a, const float *x, void *y, int64_t n) {
+    if (a == HAI_ACT_Q8X) k->quantize_q8x(x, y, n);
+}
+
+typedef struct norm_job {
+    hai_context *c;
+    const float *in;  /* [n][in_stride] */
+    size_t in_stride;
+    const float *w;   /* norm weight, or NULL for no norm (input copied as is) */
+    float *out;       /* [n][dim] */
+    int64_t dim;
+    uint32_t n;
+    hai_act_type act; /* quantize out rows into c->act when not F32 */
+} norm_job;
+
+static void norm_task(void *arg, int ith, int nth) {
+    norm_job *j = arg;
+    hai_context *c = j->c;
+    int64_t a, b;
+    split_range(j->n, ith, nth, &a, &b);
+    for (int64_t i = a; i < b; i++) {
+        float *y = j->out + i * j->dim;
+        if (j->w) rmsnorm(j->in + (size_t)i * j->in_stride, j->w, y, j->dim, c->m->hp.rms_eps);
+        else if (y != j->in + (size_t)i * j->in_stride) memcpy(y, j->in + (size_t)i * j->in_stride, (size_t)j->dim * sizeof *y);
+        if (j->act != HAI_ACT_F32) quantize_row(c->k, j->act, y, (uint8_t *)c->act + (size_t)i * c->act_row_bytes, j->dim);
+    }
+}
+
+static void norm_quant(hai_context *c, const float *in, size_t in_stride, const float *w, float *out, int64_t dim,
+                       uint32_t n, hai_act_type act) {
+    norm_job j = {c, in, in_stride, w, out, dim, n, act};
+    hai_pool_run(c->pool, norm_task, &j);
+}
+
+/* ---- matmuls: out[i][r] (+)= W[r] . in[i] over several weights sharing one input ----------------- */
+
+typedef struct mm_out {
+    const hai_weight *w;
+    float *out;  /* [n][w->n_out] */
+    bool add;    /* accumulate into out (residual connections) */
+} mm_out;
+
+typedef struct mm_job {
+    hai_context *c;
+    const float *in; /* [n][n_in] float input (for F32 activations) */
+    uint32_t n;
+    mm_out o[3];
+    int n_o;
+    int64_t total_rows;
+} mm_job;
+
+#define MM_CHUNK 16 /* weight rows per work item: reused from cache across the batch */
+
+static void mm_task(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    const hai_kernels *k = j->c->k;
+    int64_t n_chunks = (j->total_rows + MM_CHUNK - 1) / MM_CHUNK, ca, cb;
+    split_range(n_chunks, ith, nth, &ca, &cb);
+    for (int64_t ch = ca; ch < cb; ch++) {
+        int64_t r0 = ch * MM_CHUNK, r1 = r0 + MM_CHUNK < j->total_rows ? r0 + MM_CHUNK : j->total_rows;
+        for (int64_t r = r0; r < r1; r++) {
+            int oi = 0;
+            int64_t base = 0;
+            while (r >= base + j->o[oi].w->n_out) base += j->o[oi++].w->n_out;
+            const hai_weight *w = j->o[oi].w;
+            int64_t row = r - base;
+            const uint8_t *wr = w->data + (size_t)row * w->row_bytes;
+            hai_act_type at = hai_act_type_for(w->type);
+            hai_vec_dot_fn dot = k->vec_dot[w->type];
+            for (uint32_t i = 0; i < j->n; i++) {
+                const void *act = at == HAI_ACT_F32 ? (const void *)(j->in + (size_t)i * w->n_in)
+                                                    : (const void *)((const uint8_t *)j->c->act + (size_t)i * j->c->act_row_bytes);
+                float v = dot(w->n_in, wr, act);
+                float *dst = j->o[oi].out + (size_t)i * w->n_out + row;
+                *dst = j->o[oi].add ? *dst + v : v;
+            }
+        }
+    }
+}
+
+/* All weights in o[] take the same input `in` ([n][n_in]), already quantized into c->act for
+ * their activation type (they must share it). */
+static void matmul(hai_context *c, const float *in, uint32_t n, mm_out *o, int n_o) {
+    mm_job j = {c, in, n, {{0}}, n_o, 0};
+    for (int i = 0; i < n_o; i++) {
+        j.o[i] = o[i];
+        j.total_rows += o[i].w->n_out;
+    }
+    hai_pool_run(c->pool, mm_task, &j);
+}
+
+/* The activation format a set of weights needs; callers keep weights of one format together. */
+static hai_act_type act_of(const hai_weight *w) { return hai_act_type_for(w->type); }
+
+/* ---- RoPE, q/k norms, biases, KV cache write ---------------------------------------------------- */
+
+typedef struct qk_job {
+    hai_context *c;
+    const hai_layer *L;
+    uint32_t layer, n;
+} qk_job;
+
+static void rope_apply(const hai_hparams *hp, const float *cs, float *x) {
+    uint32_t half = hp->n_rot / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        float co = cs[2 * i], si = cs[2 * i + 1];
+        uint32_t a = hp->rope == ROPE_NEOX ? i : 2 * i, b = hp->rope == ROPE_NEOX ? i + half : 2 * i + 1;
+        float x0 = x[a], x1 = x[b];
+        x[a] = x0 * co - x1 * si;
+        x[b] = x0 * si + x1 * co;
+    }
+}
+
+static void qk_task(void *arg, int ith, int nth) {
+    qk_job *j = arg;
+    hai_context *c = j->c;
+    const hai_hparams *hp = &c->m->hp;
+    const hai_layer *L = j->L;
+    uint32_t hd = hp->head_dim, nq = hp->n_head, nk = hp->n_head_kv;
+    size_t kdim = (size_t)nk * hd, qdim = (size_t)nq * hd;
+    /* work items: (token, head) over query and key heads */
+    int64_t per_tok = nq + nk, total = (int64_t)j->n * per_tok, a, b;
+    split_range(total, ith, nth, &a, &b);
+    for (int64_t w = a; w < b; w++) {
+        uint32_t i = (uint32_t)(w / per_tok), h = (uint32_t)(w % per_tok);
+        const float *cs = c->rope_cs + (size_t)i * hp->n_rot;
+        float *x;
+        const float *bias, *norm;
+        if (h < nq) {
+            x = c->q + i * qdim + (size_t)h * hd;
+            bias = L->bq ? L->bq + (size_t)h * hd : NULL;
+            norm = L->q_norm;
+        } else {
+            x = c->kv_k + i * kdim + (size_t)(h - nq) * hd;
+            bias = L->bk ? L->bk + (size_t)(h - nq) * hd : NULL;
+            norm = L->k_norm;
+        }
+        if (bias)
+            for (uint32_t d = 0; d < hd; d++) x[d] += bias[d];
+        if (norm) rmsnorm(x, norm, x, hd, hp->rms_eps);
+        rope_apply(hp, cs, x);
+    }
+}
+
+typedef struct store_job {
+    hai_context *c;
+    const hai_layer *L;
+    uint32_t layer, n;
+} store_job;
+
+static void store_task(void *arg, int ith, int nth) {
+    store_job *j = arg;
+    hai_context *c = j->c;
+    const hai_hparams *hp = &c->m->hp;
+    size_t kdim = (size_t)hp->n_head_kv * hp->head_dim, vdim = (size_t)hp->n_head_kv * hp->head_dim_v;
+    int64_t a, b;
+    split_range(j->n, ith, nth, &a, &b);
+    for (int64_t i = a; i < b; i++) {
+        float *v = c->kv_v + i * vdim;
+        if (j->L->bv)
+            for (size_t d = 0; d < vdim; d++) v[d] += j->L->bv[d];
+        size_t pos = c->n_past + (size_t)i;
+        c->k->f32_to_f16((int64_t)kdim, c->kv_k + i * kdim, c->k_cache + ((size_t)j->layer * c->n_ctx + pos) * kdim);
+        c->k->f32_to_f16((int64_t)vdim, v, c->v_cache + ((size_t)j->layer * c->n_ctx + pos) * vdim);
+    }
+}
+
+/* ---- attention: causal, tiled over keys with an online softmax ------------------------------------ */
+
+typedef struct att_job {
+    hai_context *c;
+    uint32_t layer, n;
+} att_job;
+
+static void att_task(void *arg, int ith, int nth) {
+    att_job *j = arg;
+    hai_context *c = j->c;
+    const hai_kernels *k = c->k;
+    const hai_hparams *hp = &c->m->hp;
+    uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, nq = hp->n_head, group = nq / hp->n_head_kv;
+    size_t kdim = (size_t)hp->n_head_kv * hd, vdim = (size_t)hp->n_head_kv * hdv;
+    const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx * kdim;
+    const uint16_t *V = c->v_cache + (size_t)j->layer * c->n_ctx * vdim;
+    float *scores = c->att_tile + (size_t)ith * c->att_tile_stride, *acc = scores + ATT_TILE;
+    float scale = 1.0f / sqrtf((float)hd);
+    int64_t total = (int64_t)j->n * nq, a, b;
+    split_range(total, ith, nth, &a, &b);
+    for (int64_t w = a; w < b; w++) {
+        uint32_t i = (uint32_t)(w / nq), h = (uint32_t)(w % nq), g = h / group;
+        const float *q = c->q + (size_t)i * nq * hd + (size_t)h * hd;
+        uint32_t n_keys = c->n_past + i + 1; /* causal: keys 0 .. own position */
+        float m = -INFINITY, l = 0;
+        memset(acc, 0, hdv * sizeof *acc);
+        for (uint32_t t0 = 0; t0 < n_keys; t0 += ATT_TILE) {
+            uint32_t tn = n_keys - t0 < ATT_TILE ? n_keys - t0 : ATT_TILE;
+            float tmax = -INFINITY;
+            for (uint32_t t = 0; t < tn; t++) {
+                scores[t] = k->dot_f16_f32(hd, K + (size_t)(t0 + t) * kdim + (size_t)g * hd, q) * scale;
+                if (scores[t] > tmax) tmax = scores[t];
+            }
+            float m_new = tmax > m ? tmax : m;
+            float corr = expf(m - m_new); /* rescales what was accumulated under the old maximum */
+            l *= corr;
+            for (uint32_t t = 0; t < tn; t++) {
+                float p = expf(scores[t] - m_new);
+                l += p;
+                k->scale_axpy_f16(hdv, t == 0 ? corr : 1.0f, p, V + (size_t)(t0 + t) * vdim + (size_t)g * hdv, acc);
+            }
+            m = m_new;
+        }
+        float *out = c->attn + (size_t)i * nq * hdv + (size_t)h * hdv, inv = 1.0f / l;
+        for (uint32_t d = 0; d < hdv; d++) out[d] = acc[d] * inv;
+    }
+}
+
+/* ---- the rest --------------------------------------------------------------------------------- */
+
+typedef struct embd_job {
+    hai_context *c;
+    const hai_token *tokens;
+    uint32_t n;
+} embd_job;
+
+static void embd_task(void *arg, int ith, int nth) {
+    embd_job *j = arg;
+    const hai_weight *e = &j->c->m->tok_embd;
+    int64_t a, b;
+    split_range(j->n, ith, nth, &a, &b);
+    for (int64_t i = a; i < b; i++)
+        hai_dequantize(e->type, e->data + (size_t)j->tokens[i] * e->row_bytes, j->c->x + i * e->n_in, e->n_in, NULL);
+}
+
+typedef struct swiglu_job {
+    hai_context *c;
+    uint32_t n;
+    hai_act_type act;
+} swiglu_job;
+
+static void swiglu_task(void *arg, int ith, int nth) {
+    swiglu_job *j = arg;
+    hai_context *c = j->c;
+    int64_t f = c->m->hp.n_ff, a, b;
+    split_range(j->n, ith, nth, &a, &b);
+    for (int64_t i = a; i < b; i++) {
+        float *g = c->gate + i * f, *u = c->up + i * f;
+        for (int64_t d = 0; d < f; d++) g[d] = g[d] / (1.0f + expf(-g[d])) * u[d];
+        if (j->act != HAI_ACT_F32) quantize_row(c->k, j->act, g, (uint8_t *)c->act + (size_t)i * c->act_row_bytes, f);
+    }
+}
+
+static void rope_table(hai_context *c, uint32_t n) {
+    const hai_hparams *hp = &c->m->hp;
+    uint32_t half = hp->n_rot / 2;
+    for (uint32_t i = 0; i < n; i++) {
+        double pos = (double)(c->n_past + i) * hp->rope_pos_scale;
+        float *cs = c->rope_cs + (size_t)i * hp->n_rot;
+        for (uint32_t d = 0; d < half; d++) {
+            double ang = pos * c->inv_freq[d];
+            cs[2 * d] = (float)cos(ang);
+            cs[2 * d + 1] = (float)sin(ang);
+        }
+    }
+}
+
+hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, hai_error *err) {
+    const hai_model *m = c->m;
+    const hai_hparams *hp = &m->hp;
+    int64_t E = hp->n_embd;
+    size_t odim = (size_t)hp->n_head * hp->head_dim_v;
+    embd_job ej = {c, tokens, n};
+    hai_pool_run(c->pool, embd_task, &ej);
+    rope_table(c, n);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        if (c->should_abort && c->should_abort(c->abort_user))
+            return hai_fail(err, HAI_ERR_CANCELLED, "eval: cancelled");
+        const hai_layer *L = &m->layers[l];
+        /* attention block */
+        norm_quant(c, c->x, (size_t)E, L->attn_norm, c->xn, E, n, act_of(&L->wq));
+        if (act_of(&L->wk) == act_of(&L->wq) && act_of(&L->wv) == act_of(&L->wq)) {
+            mm_out o[3] = {{&L->wq, c->q, false}, {&L->wk, c->kv_k, false}, {&L->wv, c->kv_v, false}};
+            matmul(c, c->xn, n, o, 3);
+        } else { /* weights of different activation formats: one pass each */
+            const hai_weight *ws[3] = {&L->wq, &L->wk, &L->wv};
+            float *outs[3] = {c->q, c->kv_k, c->kv_v};
+            for (int k = 0; k < 3; k++) {
+                if (k) norm_quant(c, c->xn, (size_t)E, NULL, c->xn, E, n, act_of(ws[k]));
+                mm_out o = {ws[k], outs[k], false};
+                matmul(c, c->xn, n, &o, 1);
+            }
+        }
+        qk_job qj = {c, L, l, n};
+        hai_pool_run(c->pool, qk_task, &qj);
+        store_job sj = {c, L, l, n};
+        hai_pool_run(c->pool, store_task, &sj);
+        att_job aj = {c, l, n};
+        hai_pool_run(c->pool, att_task, &aj);
+        norm_quant(c, c->attn, odim, NULL, c->attn, (int64_t)odim, n, act_of(&L->wo));
+        mm_out oo = {&L->wo, c->x, true};
+        matmul(c, c->attn, n, &oo, 1);
+        /* feed-forward block */
+        norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, act_of(&L->gate));
+        if (act_of(&L->up) == act_of(&L->gate)) {
+            mm_out o[2] = {{&L->gate, c->gate, false}, {&L->up, c->up, false}};
+            matmul(c, c->xn, n, o, 2);
+        } else {
+            mm_out og = {&L->gate, c->gate, false}, ou = {&L->up, c->up, false};
+            matmul(c, c->xn, n, &og, 1);
+            norm_quant(c, c->xn, (size_t)E, NULL, c->xn, E, n, act_of(&L->up));
+            matmul(c, c->xn, n, &ou, 1);
+        }
+        swiglu_job gj = {c, n, act_of(&L->down)};
+        hai_pool_run(c->pool, swiglu_task, &gj);
+        mm_out od = {&L->down, c->x, true};
+        matmul(c, c->gate, n, &od, 1);
+    }
+    /* output: the rows whose logits are kept */
+    uint32_t first = c->logits_all ? 0 : n - 1, rows = n - first;
+    norm_quant(c, c->x + (size_t)first * E, (size_t)E, m->output_norm, c->xn, E, rows, act_of(&m->output));
+    mm_out ol = {&m->output, c->logits, false};
+    matmul(c, c->xn, rows, &ol, 1);
+    c->n_out = (int32_t)rows;
+    return HAI_OK;
+}

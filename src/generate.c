@@ -1,0 +1,159 @@
+/* Generation: prompt-cache reuse, prefill, the decode loop with sampling, streaming text that is
+ * whole UTF-8 characters with stop strings held back, and the finish reason. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "context.h"
+#include "error.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Text produced but not yet passed on: it might be the start of a stop string. */
+typedef struct held {
+    char *p;
+    size_t n, cap;
+} held;
+
+static bool held_add(held *h, const char *s, size_t n) {
+    if (h->cap - h->n < n) {
+        size_t cap = h->cap ? h->cap : 256;
+        while (cap - h->n < n) cap *= 2;
+        char *p = realloc(h->p, cap);
+        if (!p) return false;
+        h->p = p;
+        h->cap = cap;
+    }
+    memcpy(h->p + h->n, s, n);
+    h->n += n;
+    return true;
+}
+
+/* How much of held text can be released: all of it up to a stop string (*stopped set), or up to
+ * the longest tail that is still the start of some stop string. */
+static size_t releasable(const held *h, const hai_generate_params *p, bool *stopped) {
+    *stopped = false;
+    size_t first_stop = h->n;
+    for (size_t s = 0; s < p->n_stop; s++) {
+        size_t sl = strlen(p->stop[s]);
+        if (!sl) continue;
+        const char *hit = memmem(h->p, h->n, p->stop[s], sl);
+        if (hit && (size_t)(hit - h->p) < first_stop) {
+            first_stop = (size_t)(hit - h->p);
+            *stopped = true;
+        }
+    }
+    if (*stopped) return first_stop;
+    size_t keep = 0;
+    for (size_t s = 0; s < p->n_stop; s++) {
+        size_t sl = strlen(p->stop[s]);
+        for (size_t k = sl > 1 ? sl - 1 : 0; k > keep; k--) /* longest proper prefix at the end */
+            if (k <= h->n && memcmp(h->p + h->n - k, p->stop[s], k) == 0) {
+                keep = k;
+                break;
+            }
+    }
+    return h->n - keep;
+}
+
+static bool emit(const hai_generate_params *p, held *h, size_t n) {
+    bool go = true;
+    if (n && p->on_text) go = p->on_text(p->user, h->p, n);
+    memmove(h->p, h->p + n, h->n - n);
+    h->n -= n;
+    return go;
+}
+
+hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
+                        hai_generate_result *res, hai_error *err) {
+    if (!c || !p || !res || (!prompt && n_prompt)) return hai_fail(err, HAI_ERR_INVALID, "generate: NULL argument");
+    memset(res, 0, sizeof *res);
+    if (n_prompt == 0) return hai_fail(err, HAI_ERR_INVALID, "generate: empty prompt");
+    if (n_prompt >= c->n_ctx)
+        return hai_fail(err, HAI_ERR_LIMIT, "generate: the prompt has %zu tokens; the context holds %u (and needs room for one more)",
+                        n_prompt, c->n_ctx);
+    const hai_tokenizer *tok = c->m->tok;
+    double t0 = now_s();
+    /* reuse the cached prefix; the last prompt token is always evaluated for its logits */
+    uint32_t common = 0;
+    while (common < c->n_past && common < n_prompt - 1 && c->tokens[common] == prompt[common]) common++;
+    hai_status st = hai_context_truncate(c, common, err);
+    if (!st) st = hai_eval(c, prompt + common, n_prompt - common, err);
+    if (st) return st;
+    res->n_cached = (int32_t)common;
+    res->n_prompt = (int32_t)(n_prompt - common);
+    double t1 = now_s();
+    res->t_prompt_s = t1 - t0;
+
+    int32_t ent_n = p->entropy_tokens > 0 ? p->entropy_tokens : 16;
+    double ent_sum = 0;
+    int32_t ent_k = 0;
+    size_t cap = hai_tokenizer_max_piece(tok) + 16;
+    char *piece = malloc(cap);
+    held h = {0};
+    if (!piece) return hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+    hai_detok_stream ds;
+    hai_detok_stream_init(&ds, 0);
+    if (p->sampler)
+        for (size_t i = 0; i < n_prompt; i++) hai_sampler_accept(p->sampler, prompt[i]);
+    double t_first = 0;
+    res->finish = HAI_FINISH_LENGTH;
+    for (;;) {
+        const float *logits = hai_logits(c, -1);
+        int32_t nv = hai_model_n_vocab(c->m);
+        if (ent_k < ent_n) {
+            ent_sum += hai_logits_entropy(logits, nv);
+            ent_k++;
+        }
+        hai_token t;
+        if (p->sampler) {
+            t = hai_sampler_sample(p->sampler, logits);
+        } else {
+            t = 0;
+            for (int32_t i = 1; i < nv; i++)
+                if (logits[i] > logits[t]) t = i;
+        }
+        if (res->n_generated == 0) t_first = now_s();
+        if (hai_tokenizer_is_eog(tok, t)) {
+            res->finish = HAI_FINISH_STOP;
+            break;
+        }
+        if (p->sampler) hai_sampler_accept(p->sampler, t);
+        res->n_generated++;
+        size_t k = 0;
+        if (t < hai_tokenizer_n_vocab(tok) && (st = hai_detok_stream_push(tok, &ds, t, piece, cap, &k, err))) break;
+        if (!held_add(&h, piece, k)) {
+            st = hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+            break;
+        }
+        bool stopped;
+        size_t out = releasable(&h, p, &stopped);
+        if (!emit(p, &h, out)) {
+            res->finish = HAI_FINISH_CANCELLED;
+            break;
+        }
+        if (stopped) {
+            h.n = 0; /* the stop string and anything after it are dropped */
+            res->finish = HAI_FINISH_STOP;
+            break;
+        }
+        if ((p->max_tokens > 0 && res->n_generated >= p->max_tokens) || c->n_past >= c->n_ctx) break; /* LENGTH */
+        if ((st = hai_eval(c, &t, 1, err))) break;
+    }
+    if (!st && res->finish != HAI_FINISH_CANCELLED) { /* whatever is held is real text: let it out */
+        char tail[16];
+        size_t k = hai_detok_stream_flush(&ds, tail);
+        if (held_add(&h, tail, k) && h.n) emit(p, &h, h.n);
+    }
+    free(piece);
+    free(h.p);
+    double t2 = now_s();
+    res->t_first_token_s = (t_first ? t_first : t2) - t0;
+    res->t_generate_s = t_first ? t2 - t_first : 0;
+    res->mean_entropy = ent_k ? (float)(ent_sum / ent_k) : 0;
+    return st;
+}

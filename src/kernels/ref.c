@@ -1,0 +1,339 @@
+/* Scalar reference kernels: the definition of what every SIMD kernel must compute.
+ * Integer dot products per block (exact), scaled and summed in float. */
+#include <math.h>
+#include <string.h>
+
+#include "../fp16.h"
+#include "kernels.h"
+
+static inline float f16(uint16_t h) { return hai_f16_to_f32(h); }
+
+hai_act_type hai_act_type_for(uint32_t type) {
+    switch (type) {
+    case HAI_TYPE_Q4_0: case HAI_TYPE_Q4_1: case HAI_TYPE_Q5_0: case HAI_TYPE_Q5_1: case HAI_TYPE_Q8_0:
+    case HAI_TYPE_IQ4_NL: case HAI_TYPE_Q2_K: case HAI_TYPE_Q3_K: case HAI_TYPE_Q4_K: case HAI_TYPE_Q5_K:
+    case HAI_TYPE_Q6_K: case HAI_TYPE_IQ4_XS:
+        return HAI_ACT_Q8X;
+    default:
+        return HAI_ACT_F32;
+    }
+}
+
+size_t hai_act_row_bytes(hai_act_type a, int64_t n) {
+    return a == HAI_ACT_Q8X ? (size_t)(n / 32) * sizeof(hai_block_q8x) : (size_t)n * sizeof(float);
+}
+
+/* ---- activation quantizer --------------------------------------------------------------------- */
+
+static void quantize_q8x_ref(const float *x, void *y, int64_t n) {
+    hai_block_q8x *b = y;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+        int sh[2] = {0, 0}, sl[2] = {0, 0};
+        for (int j = 0; j < 32; j++) {
+            float v = x[j] * id; /* in units of d: [-127, 127] */
+            float h = rintf(v);
+            float l = rintf((v - h) * HAI_Q8X_LO); /* the remainder, in units of d / 254 */
+            b[i].qh[j] = (int8_t)h;
+            b[i].ql[j] = (int8_t)l;
+            sh[j / 16] += (int)h;
+            sl[j / 16] += (int)l;
+        }
+        b[i].d = d;
+        for (int k = 0; k < 2; k++) b[i].sh[k] = (int16_t)sh[k], b[i].sl[k] = (int16_t)sl[k];
+    }
+}
+
+/* The two-level integer dot of cnt weight integers w[] with activation elements from..from+cnt
+ * of block a: 254 * sum(w*qh) + sum(w*ql), in units of d/254. */
+static inline int32_t idot(const int8_t *w, const hai_block_q8x *a, int from, int cnt) {
+    int32_t h = 0, l = 0;
+    for (int k = 0; k < cnt; k++) {
+        h += w[k] * a->qh[from + k];
+        l += w[k] * a->ql[from + k];
+    }
+    return HAI_Q8X_LO * h + l;
+}
+
+/* Sum of the activation integers of half `k` (16 elements), in units of d/254. */
+static inline int32_t isum_half(const hai_block_q8x *a, int k) { return HAI_Q8X_LO * a->sh[k] + a->sl[k]; }
+
+static inline float lo_scale(const hai_block_q8x *a) { return a->d * (1.0f / HAI_Q8X_LO); }
+
+/* ---- 32-element weight blocks ----------------------------------------------------------------- */
+
+static float dot_q4_0(int64_t n, const void *w, const void *act) {
+    const hai_block_q4_0 *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / 32; i++) {
+        for (int j = 0; j < 16; j++) q[j] = (int8_t)((x[i].qs[j] & 0xF) - 8), q[j + 16] = (int8_t)((x[i].qs[j] >> 4) - 8);
+        s += f16(x[i].d) * lo_scale(&a[i]) * (float)idot(q, &a[i], 0, 32);
+    }
+    return s;
+}
+
+static float dot_q4_1(int64_t n, const void *w, const void *act) {
+    const hai_block_q4_1 *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / 32; i++) {
+        for (int j = 0; j < 16; j++) q[j] = (int8_t)(x[i].qs[j] & 0xF), q[j + 16] = (int8_t)(x[i].qs[j] >> 4);
+        float ls = lo_scale(&a[i]);
+        s += f16(x[i].d) * ls * (float)idot(q, &a[i], 0, 32) + f16(x[i].m) * ls * (float)(isum_half(&a[i], 0) + isum_half(&a[i], 1));
+    }
+    return s;
+}
+
+static inline uint32_t le32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static void unpack_q5(const uint8_t *qs, const uint8_t *qhb, int8_t *q, int offset) {
+    uint32_t qh = le32(qhb);
+    for (int j = 0; j < 16; j++) {
+        q[j] = (int8_t)(((qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4)) - offset);
+        q[j + 16] = (int8_t)(((qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4)) - offset);
+    }
+}
+
+static float dot_q5_0(int64_t n, const void *w, const void *act) {
+    const hai_block_q5_0 *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / 32; i++) {
+        unpack_q5(x[i].qs, x[i].qh, q, 16);
+        s += f16(x[i].d) * lo_scale(&a[i]) * (float)idot(q, &a[i], 0, 32);
+    }
+    return s;
+}
+
+static float dot_q5_1(int64_t n, const void *w, const void *act) {
+    const hai_block_q5_1 *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / 32; i++) {
+        unpack_q5(x[i].qs, x[i].qh, q, 0);
+        float ls = lo_scale(&a[i]);
+        s += f16(x[i].d) * ls * (float)idot(q, &a[i], 0, 32) + f16(x[i].m) * ls * (float)(isum_half(&a[i], 0) + isum_half(&a[i], 1));
+    }
+    return s;
+}
+
+static float dot_q8_0(int64_t n, const void *w, const void *act) {
+    const hai_block_q8_0 *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++) s += f16(x[i].d) * lo_scale(&a[i]) * (float)idot(x[i].qs, &a[i], 0, 32);
+    return s;
+}
+
+static float dot_iq4_nl(int64_t n, const void *w, const void *act) {
+    const hai_block_iq4_nl *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / 32; i++) {
+        for (int j = 0; j < 16; j++) q[j] = hai_iq4nl_values[x[i].qs[j] & 0xF], q[j + 16] = hai_iq4nl_values[x[i].qs[j] >> 4];
+        s += f16(x[i].d) * lo_scale(&a[i]) * (float)idot(q, &a[i], 0, 32);
+    }
+    return s;
+}
+
+/* ---- 256-element super-blocks: 8 activation blocks each ------------------------------------------- */
+
+static float dot_q2_K(int64_t n, const void *w, const void *act) {
+    const hai_block_q2_K *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[256];
+    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+        for (int wi = 0; wi < 256; wi++) {
+            int h = wi / 128, sh = (wi / 32) % 4, l = wi % 32;
+            q[wi] = (int8_t)((x[i].qs[32 * h + l] >> (2 * sh)) & 3);
+        }
+        float d = f16(x[i].d), dmin = f16(x[i].dmin);
+        for (int sb = 0; sb < 16; sb++) { /* scale and min per 16 */
+            const hai_block_q8x *ab = &a[sb / 2];
+            float ls = lo_scale(ab);
+            s += d * (float)(x[i].scales[sb] & 0xF) * ls * (float)idot(q + 16 * sb, ab, 16 * (sb % 2), 16) -
+                 dmin * (float)(x[i].scales[sb] >> 4) * ls * (float)isum_half(ab, sb % 2);
+        }
+    }
+    return s;
+}
+
+static float dot_q3_K(int64_t n, const void *w, const void *act) {
+    const hai_block_q3_K *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[256];
+    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+        for (int wi = 0; wi < 256; wi++) {
+            int h = wi / 128, sh = (wi / 32) % 4, l = wi % 32, kk = wi / 32;
+            int v = (x[i].qs[32 * h + l] >> (2 * sh)) & 3;
+            q[wi] = (int8_t)(v - (((x[i].hmask[l] >> kk) & 1) ? 0 : 4));
+        }
+        float d = f16(x[i].d);
+        for (int sb = 0; sb < 16; sb++) {
+            const hai_block_q8x *ab = &a[sb / 2];
+            s += d * (float)(hai_q3k_scale(sb, x[i].scales) - 32) * lo_scale(ab) * (float)idot(q + 16 * sb, ab, 16 * (sb % 2), 16);
+        }
+    }
+    return s;
+}
+
+static float dot_q4_K(int64_t n, const void *w, const void *act) {
+    const hai_block_q4_K *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+        float d = f16(x[i].d), dmin = f16(x[i].dmin);
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            hai_q4k_scale_min(j, x[i].scales, &sc, &m);
+            const uint8_t *qs = x[i].qs + 32 * (j / 2);
+            for (int l = 0; l < 32; l++) q[l] = (int8_t)((qs[l] >> (4 * (j % 2))) & 0xF);
+            float ls = lo_scale(&a[j]);
+            s += d * (float)sc * ls * (float)idot(q, &a[j], 0, 32) - dmin * (float)m * ls * (float)(isum_half(&a[j], 0) + isum_half(&a[j], 1));
+        }
+    }
+    return s;
+}
+
+static float dot_q5_K(int64_t n, const void *w, const void *act) {
+    const hai_block_q5_K *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+        float d = f16(x[i].d), dmin = f16(x[i].dmin);
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            hai_q4k_scale_min(j, x[i].scales, &sc, &m);
+            const uint8_t *qs = x[i].qs + 32 * (j / 2);
+            for (int l = 0; l < 32; l++) q[l] = (int8_t)(((qs[l] >> (4 * (j % 2))) & 0xF) | (((x[i].qh[l] >> j) & 1) << 4));
+            float ls = lo_scale(&a[j]);
+            s += d * (float)sc * ls * (float)idot(q, &a[j], 0, 32) - dmin * (float)m * ls * (float)(isum_half(&a[j], 0) + isum_half(&a[j], 1));
+        }
+    }
+    return s;
+}
+
+static float dot_q6_K(int64_t n, const void *w, const void *act) {
+    const hai_block_q6_K *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[256];
+    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+        for (int wi = 0; wi < 256; wi++) {
+            int h = wi / 128, kk = (wi / 32) % 4, l = wi % 32;
+            uint8_t lo = x[i].ql[64 * h + l + 32 * (kk & 1)];
+            q[wi] = (int8_t)(((kk < 2 ? lo & 0xF : lo >> 4) | (((x[i].qh[32 * h + l] >> (2 * kk)) & 3) << 4)) - 32);
+        }
+        float d = f16(x[i].d);
+        for (int sb = 0; sb < 16; sb++) {
+            const hai_block_q8x *ab = &a[sb / 2];
+            s += d * (float)x[i].scales[sb] * lo_scale(ab) * (float)idot(q + 16 * sb, ab, 16 * (sb % 2), 16);
+        }
+    }
+    return s;
+}
+
+static float dot_iq4_xs(int64_t n, const void *w, const void *act) {
+    const hai_block_iq4_xs *x = w;
+    const hai_block_q8x *a = act;
+    float s = 0;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+        float d = f16(x[i].d);
+        for (int j = 0; j < 8; j++) {
+            int ls = ((x[i].scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((x[i].scales_h >> (2 * j)) & 3) << 4);
+            const uint8_t *qs = x[i].qs + 16 * j;
+            for (int l = 0; l < 16; l++) q[l] = hai_iq4nl_values[qs[l] & 0xF], q[l + 16] = hai_iq4nl_values[qs[l] >> 4];
+            s += d * (float)(ls - 32) * lo_scale(&a[j]) * (float)idot(q, &a[j], 0, 32);
+        }
+    }
+    return s;
+}
+
+/* ---- float rows ----------------------------------------------------------------------------- */
+
+static float dot_f32_w(int64_t n, const void *w, const void *act) {
+    const float *x = w, *y = act;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+static float dot_f16_w(int64_t n, const void *w, const void *act) {
+    const uint8_t *x = w;
+    const float *y = act;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, x + 2 * i, 2);
+        s += f16(h) * y[i];
+    }
+    return s;
+}
+
+static float dot_bf16_w(int64_t n, const void *w, const void *act) {
+    const uint8_t *x = w;
+    const float *y = act;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, x + 2 * i, 2);
+        s += hai_bf16_to_f32(h) * y[i];
+    }
+    return s;
+}
+
+static float dot_f32_ref(int64_t n, const float *a, const float *b) { return dot_f32_w(n, a, b); }
+
+static void axpy_f32_ref(int64_t n, float a, const float *x, float *y) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static float dot_f16_f32_ref(int64_t n, const uint16_t *a, const float *b) {
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) s += f16(a[i]) * b[i];
+    return s;
+}
+
+static void scale_axpy_f16_ref(int64_t n, float s, float a, const uint16_t *x, float *y) {
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] * s + a * f16(x[i]);
+}
+
+static void f32_to_f16_ref(int64_t n, const float *x, uint16_t *y) {
+    for (int64_t i = 0; i < n; i++) y[i] = hai_f32_to_f16(x[i]);
+}
+
+static const hai_kernels ref = {
+    .name = "scalar",
+    .vec_dot = {
+        [HAI_TYPE_F32] = dot_f32_w,   [HAI_TYPE_F16] = dot_f16_w,   [HAI_TYPE_BF16] = dot_bf16_w,
+        [HAI_TYPE_Q4_0] = dot_q4_0,   [HAI_TYPE_Q4_1] = dot_q4_1,   [HAI_TYPE_Q5_0] = dot_q5_0,
+        [HAI_TYPE_Q5_1] = dot_q5_1,   [HAI_TYPE_Q8_0] = dot_q8_0,   [HAI_TYPE_IQ4_NL] = dot_iq4_nl,
+        [HAI_TYPE_Q2_K] = dot_q2_K,   [HAI_TYPE_Q3_K] = dot_q3_K,   [HAI_TYPE_Q4_K] = dot_q4_K,
+        [HAI_TYPE_Q5_K] = dot_q5_K,   [HAI_TYPE_Q6_K] = dot_q6_K,   [HAI_TYPE_IQ4_XS] = dot_iq4_xs,
+    },
+    .quantize_q8x = quantize_q8x_ref,
+    .dot_f32 = dot_f32_ref,
+    .axpy_f32 = axpy_f32_ref,
+    .dot_f16_f32 = dot_f16_f32_ref,
+    .scale_axpy_f16 = scale_axpy_f16_ref,
+    .f32_to_f16 = f32_to_f16_ref,
+};
+
+const hai_kernels *hai_kernels_ref(void) { return &ref; }

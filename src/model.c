@@ -1,0 +1,238 @@
+/* Model loading: architecture table, hyperparameters, tensor-name mapping and shape checks.
+ * Weights stay in the read-only mapping; only 1-D tensors (norms, biases) are copied to float. */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "kernels/kernels.h"
+#include "quant.h"
+
+/* What distinguishes the architectures hai runs. Biases and q/k norms are loaded wherever a file
+ * has them, so variants of an architecture need no entry of their own. */
+static const struct arch_def {
+    const char *name;
+    rope_style rope;
+} archs[] = {
+    {"llama", ROPE_NORMAL},
+    {"qwen2", ROPE_NEOX},
+    {"qwen3", ROPE_NEOX},
+};
+
+hai_model_params hai_model_default_params(void) { return (hai_model_params){0}; }
+
+static hai_status arch_u32(const hai_gguf *g, const char *arch, const char *suffix, bool required, uint32_t def,
+                           uint32_t *out, hai_error *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    hai_status st = hai_gguf_get_u32(g, key, out, err);
+    if (st == HAI_ERR_NOT_FOUND && !required) {
+        *out = def;
+        return HAI_OK;
+    }
+    if (st == HAI_ERR_NOT_FOUND) return hai_fail(err, HAI_ERR_FORMAT, "model: missing hyperparameter %s", key);
+    return st;
+}
+
+static hai_status arch_f32(const hai_gguf *g, const char *arch, const char *suffix, float def, float *out, hai_error *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    hai_status st = hai_gguf_get_f32(g, key, out, err);
+    if (st == HAI_ERR_NOT_FOUND) {
+        *out = def;
+        return HAI_OK;
+    }
+    return st;
+}
+
+static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error *err) {
+    const hai_gguf *g = m->gguf;
+    hai_hparams *hp = &m->hp;
+    const char *an = m->arch;
+    hai_status st;
+    if ((st = arch_u32(g, an, "embedding_length", true, 0, &hp->n_embd, err)) ||
+        (st = arch_u32(g, an, "block_count", true, 0, &hp->n_layer, err)) ||
+        (st = arch_u32(g, an, "feed_forward_length", true, 0, &hp->n_ff, err)) ||
+        (st = arch_u32(g, an, "attention.head_count", true, 0, &hp->n_head, err)) ||
+        (st = arch_u32(g, an, "attention.head_count_kv", false, hp->n_head, &hp->n_head_kv, err)) ||
+        (st = arch_u32(g, an, "context_length", false, 4096, &hp->n_ctx_train, err)))
+        return st;
+    if (hp->n_embd == 0 || hp->n_layer == 0 || hp->n_head == 0 || hp->n_head_kv == 0 || hp->n_ff == 0 ||
+        hp->n_layer > 4096 || hp->n_head > 4096 || hp->n_head_kv > hp->n_head || hp->n_head % hp->n_head_kv)
+        return hai_fail(err, HAI_ERR_FORMAT,
+                        "model: inconsistent sizes: n_embd %u, n_layer %u, n_head %u, n_head_kv %u, n_ff %u",
+                        hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff);
+    if ((st = arch_u32(g, an, "attention.key_length", false, hp->n_embd / hp->n_head, &hp->head_dim, err)) ||
+        (st = arch_u32(g, an, "attention.value_length", false, hp->head_dim, &hp->head_dim_v, err)) ||
+        (st = arch_u32(g, an, "rope.dimension_count", false, hp->head_dim, &hp->n_rot, err)) ||
+        (st = arch_f32(g, an, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps, err)) ||
+        (st = arch_f32(g, an, "rope.freq_base", 10000.0f, &hp->rope_base, err)))
+        return st;
+    if (hp->head_dim == 0 || hp->head_dim > 1024 || hp->head_dim_v == 0 || hp->head_dim_v > 1024 || hp->n_rot > hp->head_dim ||
+        hp->n_rot % 2)
+        return hai_fail(err, HAI_ERR_FORMAT, "model: head_dim %u / value_length %u / rope dims %u are not usable",
+                        hp->head_dim, hp->head_dim_v, hp->n_rot);
+    if (!(hp->rms_eps > 0) || !(hp->rope_base > 0)) return hai_fail(err, HAI_ERR_FORMAT, "model: bad rms epsilon or rope base");
+    hp->rope = a->rope;
+    hp->rope_pos_scale = 1.0f;
+    char key[128];
+    hai_gguf_str type;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", an);
+    if (hai_gguf_get_str(g, key, &type, NULL) == HAI_OK && !(type.size == 4 && !memcmp(type.data, "none", 4))) {
+        if (type.size == 6 && !memcmp(type.data, "linear", 6)) {
+            float f;
+            if ((st = arch_f32(g, an, "rope.scaling.factor", 1.0f, &f, err))) return st;
+            if (!(f > 0)) return hai_fail(err, HAI_ERR_FORMAT, "model: rope scaling factor %g", f);
+            hp->rope_pos_scale = 1.0f / f;
+        } else if (!(type.size == 6 && !memcmp(type.data, "llama3", 6))) { /* llama3 uses rope_freqs */
+            return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported", (int)(type.size < 32 ? type.size : 32),
+                            type.data);
+        }
+    }
+    return HAI_OK;
+}
+
+static hai_status get_weight(hai_model *m, const char *name, int64_t n_in, int64_t n_out, bool required, hai_weight *w,
+                             hai_error *err) {
+    const hai_gguf_tensor *t = hai_gguf_find_tensor(m->gguf, name);
+    memset(w, 0, sizeof *w);
+    if (!t) return required ? hai_fail(err, HAI_ERR_FORMAT, "model: tensor '%s' is missing", name) : HAI_OK;
+    if (t->n_dims > 2 || t->ne[0] != n_in || t->ne[1] != n_out)
+        return hai_fail(err, HAI_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
+                        (long long)t->ne[0], (long long)t->ne[1], (long long)n_in, (long long)n_out);
+    if (!hai_kernels_ref()->vec_dot[t->type] || !hai_type_supported(t->type))
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, which hai cannot compute with", name,
+                        hai_type_name(t->type) ? hai_type_name(t->type) : "?");
+    *w = (hai_weight){t->type, n_in, n_out, hai_row_bytes(t->type, n_in), t->data};
+    m->weights_bytes += t->size;
+    return HAI_OK;
+}
+
+static hai_status get_vec(hai_model *m, const char *name, int64_t n, bool required, float **out, hai_error *err) {
+    const hai_gguf_tensor *t = hai_gguf_find_tensor(m->gguf, name);
+    *out = NULL;
+    if (!t) return required ? hai_fail(err, HAI_ERR_FORMAT, "model: tensor '%s' is missing", name) : HAI_OK;
+    if (t->n_elements != n || t->ne[0] != n)
+        return hai_fail(err, HAI_ERR_FORMAT, "model: tensor '%s' has %lld elements, expected %lld", name,
+                        (long long)t->n_elements, (long long)n);
+    if (!hai_type_supported(t->type))
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, which hai cannot compute with", name,
+                        hai_type_name(t->type) ? hai_type_name(t->type) : "?");
+    if (!(*out = malloc((size_t)n * sizeof **out))) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    m->weights_bytes += t->size;
+    return hai_dequantize(t->type, t->data, *out, n, err);
+}
+
+static hai_status load_tensors(hai_model *m, hai_error *err) {
+    const hai_hparams *hp = &m->hp;
+    int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, K = (int64_t)hp->n_head_kv * hp->head_dim,
+            V = (int64_t)hp->n_head_kv * hp->head_dim_v, O = (int64_t)hp->n_head * hp->head_dim_v, F = hp->n_ff;
+    const hai_gguf_tensor *emb = hai_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!emb || emb->n_dims != 2) return hai_fail(err, HAI_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing or not 2-D");
+    if (emb->ne[1] > INT32_MAX) return hai_fail(err, HAI_ERR_FORMAT, "model: vocabulary of %lld rows", (long long)emb->ne[1]);
+    m->hp.n_vocab = (uint32_t)emb->ne[1];
+    hai_status st;
+    if ((st = get_weight(m, "token_embd.weight", E, hp->n_vocab, true, &m->tok_embd, err)) ||
+        (st = get_vec(m, "output_norm.weight", E, true, &m->output_norm, err)) ||
+        (st = get_weight(m, "output.weight", E, hp->n_vocab, false, &m->output, err)))
+        return st;
+    if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
+    const hai_gguf_tensor *rf = hai_gguf_find_tensor(m->gguf, "rope_freqs.weight");
+    if (rf && (st = get_vec(m, "rope_freqs.weight", hp->n_rot / 2, true, &m->rope_freq_factors, err))) return st;
+    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        hai_layer *L = &m->layers[l];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%u." s, l), n)
+        if ((st = get_vec(m, NAME("attn_norm.weight"), E, true, &L->attn_norm, err)) ||
+            (st = get_weight(m, NAME("attn_q.weight"), E, Q, true, &L->wq, err)) ||
+            (st = get_weight(m, NAME("attn_k.weight"), E, K, true, &L->wk, err)) ||
+            (st = get_weight(m, NAME("attn_v.weight"), E, V, true, &L->wv, err)) ||
+            (st = get_weight(m, NAME("attn_output.weight"), O, E, true, &L->wo, err)) ||
+            (st = get_vec(m, NAME("attn_q.bias"), Q, false, &L->bq, err)) ||
+            (st = get_vec(m, NAME("attn_k.bias"), K, false, &L->bk, err)) ||
+            (st = get_vec(m, NAME("attn_v.bias"), V, false, &L->bv, err)) ||
+            (st = get_vec(m, NAME("attn_q_norm.weight"), hp->head_dim, false, &L->q_norm, err)) ||
+            (st = get_vec(m, NAME("attn_k_norm.weight"), hp->head_dim, false, &L->k_norm, err)) ||
+            (st = get_vec(m, NAME("ffn_norm.weight"), E, true, &L->ffn_norm, err)) ||
+            (st = get_weight(m, NAME("ffn_gate.weight"), E, F, true, &L->gate, err)) ||
+            (st = get_weight(m, NAME("ffn_up.weight"), E, F, true, &L->up, err)) ||
+            (st = get_weight(m, NAME("ffn_down.weight"), F, E, true, &L->down, err)))
+            return st;
+#undef NAME
+        if (!strcmp(m->arch, "qwen3") && (!L->q_norm || !L->k_norm))
+            return hai_fail(err, HAI_ERR_FORMAT, "model: qwen3 layer %u lacks attn_q_norm/attn_k_norm", l);
+    }
+    return HAI_OK;
+}
+
+static void describe(hai_model *m) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < hai_gguf_n_tensors(m->gguf); i++) n += hai_gguf_tensor_at(m->gguf, i)->n_elements;
+    uint32_t ft;
+    const char *fname = hai_gguf_get_u32(m->gguf, "general.file_type", &ft, NULL) == HAI_OK ? hai_ftype_name(ft) : NULL;
+    snprintf(m->desc, sizeof m->desc, "%s %.2f%s params %s", m->arch, n >= 1000000000 ? n / 1e9 : n / 1e6,
+             n >= 1000000000 ? "B" : "M", fname ? fname : "");
+}
+
+hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model **out, hai_error *err) {
+    if (!path || !out) return hai_fail(err, HAI_ERR_INVALID, "model: NULL argument");
+    *out = NULL;
+    hai_model *m = calloc(1, sizeof *m);
+    if (!m) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    hai_status st = hai_gguf_open(path, &m->gguf, err);
+    if (!st && p && p->progress) p->progress(p->progress_user, 1, 4, "metadata");
+    hai_gguf_str arch;
+    if (!st && (st = hai_gguf_get_str(m->gguf, "general.architecture", &arch, err)) == HAI_ERR_NOT_FOUND)
+        st = hai_fail(err, HAI_ERR_FORMAT, "model: general.architecture is missing");
+    const struct arch_def *a = NULL;
+    if (!st) {
+        snprintf(m->arch, sizeof m->arch, "%.*s", (int)(arch.size < 31 ? arch.size : 31), arch.data);
+        for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+            if (!strcmp(archs[i].name, m->arch) && strlen(archs[i].name) == arch.size) a = &archs[i];
+        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3)", m->arch);
+    }
+    if (!st) st = read_hparams(m, a, err);
+    if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");
+    if (!st) st = load_tensors(m, err);
+    if (!st && p && p->progress) p->progress(p->progress_user, 3, 4, "tokenizer");
+    if (!st) st = hai_tokenizer_from_gguf(m->gguf, &m->tok, err);
+    if (!st && hai_tokenizer_n_vocab(m->tok) > (int32_t)m->hp.n_vocab)
+        st = hai_fail(err, HAI_ERR_FORMAT, "model: the tokenizer has %d tokens but the embedding only %u rows",
+                      hai_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
+    if (st) {
+        hai_error_prefix(err, "%s", path);
+        hai_model_free(m);
+        return st;
+    }
+    describe(m);
+    if (p && p->progress) p->progress(p->progress_user, 4, 4, "done");
+    *out = m;
+    return HAI_OK;
+}
+
+void hai_model_free(hai_model *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+            hai_layer *L = &m->layers[l];
+            free(L->attn_norm), free(L->ffn_norm), free(L->bq), free(L->bk), free(L->bv), free(L->q_norm), free(L->k_norm);
+        }
+    }
+    free(m->layers);
+    free(m->output_norm);
+    free(m->rope_freq_factors);
+    hai_tokenizer_free(m->tok);
+    hai_gguf_free(m->gguf);
+    free(m);
+}
+
+const hai_tokenizer *hai_model_tokenizer(const hai_model *m) { return m->tok; }
+const char *hai_model_arch(const hai_model *m) { return m->arch; }
+int32_t hai_model_n_vocab(const hai_model *m) { return (int32_t)m->hp.n_vocab; }
+uint32_t hai_model_n_ctx_train(const hai_model *m) { return m->hp.n_ctx_train; }
+uint64_t hai_model_weights_bytes(const hai_model *m) { return m->weights_bytes; }
+const char *hai_model_desc(const hai_model *m) { return m->desc; }

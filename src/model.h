@@ -1,0 +1,53 @@
+/* The loaded model: hyperparameters, weight views into the memory map, the tokenizer. One
+ * forward pass serves every architecture; what differs between them is data here. */
+#ifndef HAI_MODEL_H
+#define HAI_MODEL_H
+
+#include "hai.h"
+
+typedef enum rope_style {
+    ROPE_NORMAL, /* rotate adjacent pairs (2i, 2i+1): llama */
+    ROPE_NEOX,   /* rotate halves (i, i + n_rot/2): qwen2, qwen3 */
+} rope_style;
+
+/* A 2-D weight: n_out rows of n_in elements, each row row_bytes of `type` blocks. */
+typedef struct hai_weight {
+    uint32_t type;
+    int64_t n_in, n_out;
+    size_t row_bytes;
+    const uint8_t *data;
+} hai_weight;
+
+typedef struct hai_layer {
+    float *attn_norm, *ffn_norm; /* [n_embd] */
+    float *bq, *bk, *bv;         /* optional biases [n_head*head_dim], [n_head_kv*head_dim], .. */
+    float *q_norm, *k_norm;      /* optional per-head RMSNorm weights [head_dim] (qwen3) */
+    hai_weight wq, wk, wv, wo, gate, up, down;
+} hai_layer;
+
+typedef struct hai_hparams {
+    uint32_t n_vocab;     /* rows of the output matrix */
+    uint32_t n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
+    uint32_t head_dim;    /* of queries and keys */
+    uint32_t head_dim_v;  /* of values */
+    uint32_t n_rot;       /* dimensions rotated by RoPE (<= head_dim) */
+    float rms_eps;
+    float rope_base;
+    float rope_pos_scale; /* positions are multiplied by this (linear scaling: 1/factor) */
+    rope_style rope;
+} hai_hparams;
+
+struct hai_model {
+    hai_gguf *gguf;
+    char arch[32];
+    char desc[128];
+    hai_hparams hp;
+    hai_weight tok_embd, output; /* output may alias tok_embd (tied embeddings) */
+    float *output_norm;
+    float *rope_freq_factors;    /* [n_rot/2] divisors of each frequency (Llama 3.1), or NULL */
+    hai_layer *layers;
+    hai_tokenizer *tok;
+    uint64_t weights_bytes;
+};
+
+#endif

@@ -1,0 +1,127 @@
+/* Thread pool: a generation counter announces each job; workers spin on it for a while, then
+ * wait on a condition variable. The caller works as thread 0 and spins until the others report. */
+#include "threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#define SPIN_ROUNDS 20000 /* ~ tens of microseconds before a worker sleeps */
+
+struct hai_pool {
+    int n;
+    pthread_t *threads;
+    hai_pool_fn fn;
+    void *arg;
+    _Alignas(64) atomic_uint gen;     /* bumped once per job */
+    _Alignas(64) atomic_int pending;  /* workers still running the current job */
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int sleepers;
+};
+
+typedef struct worker_arg {
+    hai_pool *p;
+    int ith;
+} worker_arg;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void *worker(void *v) {
+    worker_arg *wa = v;
+    hai_pool *p = wa->p;
+    int ith = wa->ith;
+    free(wa);
+    unsigned seen = 0; /* gen starts at 0 and only run() bumps it: a job posted before this thread started is still seen */
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
+            if (++spins < SPIN_ROUNDS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            /* seq_cst with the caller's bump of gen and load of sleepers: one of the two sees the other */
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cv, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+            spins = 0;
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = g;
+        p->fn(p->arg, ith, p->n);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+    }
+}
+
+hai_pool *hai_pool_create(int n_threads) {
+    if (n_threads < 1) n_threads = 1;
+    hai_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+    if (!p->threads) {
+        free(p);
+        return NULL;
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa || pthread_create(&p->threads[i], NULL, worker, (wa->p = p, wa->ith = i, wa)) != 0) {
+            free(wa);
+            p->n = i; /* run with the threads that did start */
+            break;
+        }
+    }
+    return p;
+}
+
+void hai_pool_free(hai_pool *p) {
+    if (!p) return;
+    atomic_store(&p->stop, true);
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->threads);
+    free(p);
+}
+
+int hai_pool_size(const hai_pool *p) { return p ? p->n : 1; }
+
+void hai_pool_run(hai_pool *p, hai_pool_fn fn, void *arg) {
+    if (!p || p->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->arg = arg;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    fn(arg, 0, p->n);
+    int spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+        if (++spins < 1000000) cpu_relax();
+        else sched_yield();
+    }
+}
