@@ -9,6 +9,9 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
+    {"run", cmd_run, "generate text from a prompt on the device, streamed to stdout"},
+    {"chat", cmd_chat, "a conversation with a model at the terminal"},
+    {"bench", cmd_bench, "prompt and generation speed (pp/tg, as llama-bench), peak memory"},
     {"info", cmd_info, "describe a GGUF model: architecture, sizes, types, memory needed"},
     {"tokenize", cmd_tokenize, "text -> token ids and pieces (GGUF or tokenizer.json tokenizer)"},
     {"chat-format", cmd_chat_format, "messages (JSON) -> the prompt text of the model's chat format"},

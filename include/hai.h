@@ -352,6 +352,8 @@ const char *hai_tokenizer_model(const hai_tokenizer *t);
 const char *hai_tokenizer_pre(const hai_tokenizer *t);
 /* A special token id, or -1 when the vocabulary has none. */
 hai_token hai_tokenizer_special(const hai_tokenizer *t, hai_special_token which);
+/* Whether the vocabulary asks for BOS in front of a prompt. */
+bool hai_tokenizer_add_bos(const hai_tokenizer *t);
 /* True for tokens that end a generation (EOS, EOT and their kin such as <|im_end|>). */
 bool hai_tokenizer_is_eog(const hai_tokenizer *t, hai_token id);
 hai_token_attr hai_tokenizer_attr(const hai_tokenizer *t, hai_token id);
@@ -567,6 +569,12 @@ typedef struct hai_generate_result {
  * leaves room for no token and is HAI_ERR_LIMIT with the numbers. */
 hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
                         hai_generate_result *res, hai_error *err);
+
+/* Formats messages with the model's chat template (or p->format) and tokenizes the text with
+ * special tokens parsed. BOS follows the template when it writes one, else the vocabulary's
+ * add_bos. *ids is allocated (free with hai_free). p may be NULL (defaults, generation prompt on). */
+hai_status hai_chat_tokenize(const hai_model *m, const hai_chat_params *p, const hai_chat_message *msgs, size_t n,
+                             hai_token **ids, size_t *n_ids, hai_error *err);
 
 /* ---------------------------------------------------------------------------------------
  * Synthetic models: random weights in a real architecture's layout, for tests, benchmarks and

@@ -719,6 +719,7 @@ const char *hai_tokenizer_pre(const hai_tokenizer *t) { return t->pre_name; }
 hai_token hai_tokenizer_special(const hai_tokenizer *t, hai_special_token w) {
     return (unsigned)w < HAI_SPECIAL_COUNT ? t->special[w] : -1;
 }
+bool hai_tokenizer_add_bos(const hai_tokenizer *t) { return t->add_bos; }
 bool hai_tokenizer_is_eog(const hai_tokenizer *t, hai_token id) { return id >= 0 && id < t->n_vocab && t->eog[id]; }
 hai_token_attr hai_tokenizer_attr(const hai_tokenizer *t, hai_token id) {
     return id >= 0 && id < t->n_vocab ? (hai_token_attr)t->tok[id].attr : HAI_TOKEN_UNUSED;

@@ -1,0 +1,326 @@
+/* hai run (one prompt) and hai chat (a conversation at the terminal): generate text on the
+ * device and stream it to stdout; timings go to stderr. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+typedef struct run_opts {
+    const char *model, *prompt, *prompt_file, *system;
+    const char *stop[16];
+    size_t n_stop;
+    int64_t n_predict, threads, ctx;
+    bool chat, parse_special, quiet, seed_set;
+    hai_sampler_params sp;
+} run_opts;
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *f, const char *cmd) {
+    fprintf(f,
+            "usage: hai %s -m MODEL.gguf %s[options]\n"
+            "  -n N                 most tokens to generate (default 256; 0 = until the context is full)\n"
+            "  -t N                 threads (default: all CPUs)\n"
+            "  --ctx N              context length (default: min(trained, 4096))\n"
+            "  --temp X             temperature (default 0.8; 0 = greedy)\n"
+            "  --top-k N --top-p X --min-p X --repeat-penalty X --repeat-last-n N\n"
+            "  --presence-penalty X --frequency-penalty X\n"
+            "  --seed S             sampling seed (default: from the clock; printed)\n"
+            "  --stop TEXT          stop when TEXT is generated (repeatable)\n"
+            "  --system TEXT        system prompt (chat formats)\n"
+            "%s"
+            "  -q                   no timing summary\n",
+            cmd, strcmp(cmd, "run") ? "" : "(-p PROMPT | -f FILE) ",
+            strcmp(cmd, "run") ? "" : "  --chat               apply the model's chat format to the prompt\n"
+                                      "  --parse-special      treat special-token text in a raw prompt as tokens\n");
+}
+
+static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
+    o->sp = hai_sampler_default_params();
+    o->n_predict = 256;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        double x;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout, cmd);
+            return 0;
+        }
+        if (!strcmp(a, "--chat")) { o->chat = true; continue; }
+        if (!strcmp(a, "--parse-special")) { o->parse_special = true; continue; }
+        if (!strcmp(a, "-q")) { o->quiet = true; continue; }
+        if (!(v = cli_value(argc, argv, &i))) return 2;
+        int64_t n;
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-f")) o->prompt_file = v;
+        else if (!strcmp(a, "--system")) o->system = v;
+        else if (!strcmp(a, "--stop")) {
+            if (o->n_stop == 16) { fprintf(stderr, "hai: at most 16 --stop strings\n"); return 2; }
+            o->stop[o->n_stop++] = v;
+        } else if (!strcmp(a, "-n")) { if (!cli_parse_i64(a, v, 0, 1 << 24, &o->n_predict)) return 2; }
+        else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &o->threads)) return 2; }
+        else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &o->ctx)) return 2; }
+        else if (!strcmp(a, "--top-k")) { if (!cli_parse_i64(a, v, 0, 1 << 24, &n)) return 2; o->sp.top_k = (int32_t)n; }
+        else if (!strcmp(a, "--repeat-last-n")) { if (!cli_parse_i64(a, v, 0, 1 << 16, &n)) return 2; o->sp.repeat_last_n = (int32_t)n; }
+        else if (!strcmp(a, "--seed")) { if (!cli_parse_i64(a, v, 0, INT64_MAX, &n)) return 2; o->sp.seed = (uint64_t)n; o->seed_set = true; }
+        else {
+            float *dst = !strcmp(a, "--temp") ? &o->sp.temperature : !strcmp(a, "--top-p") ? &o->sp.top_p
+                       : !strcmp(a, "--min-p") ? &o->sp.min_p : !strcmp(a, "--repeat-penalty") ? &o->sp.repeat_penalty
+                       : !strcmp(a, "--presence-penalty") ? &o->sp.presence_penalty
+                       : !strcmp(a, "--frequency-penalty") ? &o->sp.frequency_penalty : NULL;
+            if (!dst) {
+                fprintf(stderr, "hai %s: unknown option '%s'\n", cmd, a);
+                usage(stderr, cmd);
+                return 2;
+            }
+            if (!cli_parse_f64(a, v, &x)) return 2;
+            *dst = (float)x;
+        }
+    }
+    if (!o->model) {
+        usage(stderr, cmd);
+        return 2;
+    }
+    if (!o->seed_set) o->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+    return -1; /* go on */
+}
+
+static bool print_text(void *user, const char *text, size_t len) {
+    (void)user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return !interrupted;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void report(const hai_generate_result *r, double load_s, int threads) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const char *fin[] = {"stop", "length", "cancelled"};
+    fprintf(stderr,
+            "\n[load %.2f s | prompt %d tok (+%d cached) %.3f s, %.1f tok/s | first token %.3f s | generated %d tok, %.1f tok/s | "
+            "finish %s | peak RSS %.0f MiB | %s kernels, %d threads]\n",
+            load_s, r->n_prompt, r->n_cached, r->t_prompt_s, r->t_prompt_s > 0 ? r->n_prompt / r->t_prompt_s : 0, r->t_first_token_s,
+            r->n_generated, r->t_generate_s > 0 && r->n_generated > 1 ? (r->n_generated - 1) / r->t_generate_s : 0, fin[r->finish],
+            (double)ru.ru_maxrss / 1024, hai_kernels_name(), threads);
+}
+
+typedef struct session {
+    hai_model *m;
+    hai_context *c;
+    hai_sampler *s;
+    double load_s;
+    int threads;
+} session;
+
+static int open_session(const run_opts *o, session *ss) {
+    hai_error err = {0};
+    double t0 = now_s();
+    memset(ss, 0, sizeof *ss);
+    if (hai_model_load(o->model, NULL, &ss->m, &err) != HAI_OK) goto fail;
+    hai_context_params cp = hai_context_default_params();
+    cp.n_ctx = (uint32_t)o->ctx;
+    cp.n_threads = (int)o->threads;
+    if (hai_context_create(ss->m, &cp, &ss->c, &err) != HAI_OK) goto fail;
+    if (hai_sampler_create(&o->sp, hai_model_n_vocab(ss->m), &ss->s, &err) != HAI_OK) goto fail;
+    ss->load_s = now_s() - t0;
+    ss->threads = o->threads ? (int)o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (!o->quiet)
+        fprintf(stderr, "[%s | n_ctx %u | seed %llu]\n", hai_model_desc(ss->m), hai_context_n_ctx(ss->c), (unsigned long long)o->sp.seed);
+    return 0;
+fail:
+    cli_error("run", &err);
+    return 1;
+}
+
+static void close_session(session *ss) {
+    hai_sampler_free(ss->s);
+    hai_context_free(ss->c);
+    hai_model_free(ss->m);
+}
+
+static char *read_file_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t k; buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += k;
+        if (n + 1 == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) free(buf);
+            buf = b;
+        }
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o = {0};
+    int rc = parse(argc, argv, &o, "run");
+    if (rc >= 0) return rc;
+    char *owned = NULL;
+    if (o.prompt_file && !(owned = read_file_text(o.prompt_file))) {
+        fprintf(stderr, "hai run: cannot read %s\n", o.prompt_file);
+        return 1;
+    }
+    const char *prompt = owned ? owned : o.prompt;
+    if (!prompt) {
+        usage(stderr, "run");
+        return 2;
+    }
+    session ss;
+    if (open_session(&o, &ss)) {
+        free(owned);
+        close_session(&ss);
+        return 1;
+    }
+    hai_error err = {0};
+    hai_token *ids = NULL;
+    size_t n = 0;
+    hai_status st;
+    if (o.chat) {
+        hai_chat_message msgs[2];
+        size_t nm = 0;
+        if (o.system) msgs[nm++] = (hai_chat_message){"system", o.system};
+        msgs[nm++] = (hai_chat_message){"user", prompt};
+        st = hai_chat_tokenize(ss.m, NULL, msgs, nm, &ids, &n, &err);
+    } else {
+        size_t cap = strlen(prompt) + 8;
+        ids = malloc(cap * sizeof *ids);
+        uint32_t flags = HAI_TOKENIZE_ADD_SPECIAL | (o.parse_special ? HAI_TOKENIZE_PARSE_SPECIAL : 0);
+        st = ids ? hai_tokenize(hai_model_tokenizer(ss.m), prompt, strlen(prompt), flags, ids, cap, &n, &err) : HAI_ERR_NOMEM;
+    }
+    if (!st) {
+        signal(SIGINT, on_sigint);
+        hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
+                                  .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = print_text};
+        hai_generate_result r;
+        st = hai_generate(ss.c, ids, n, &gp, &r, &err);
+        if (!st) {
+            printf("\n");
+            if (!o.quiet) report(&r, ss.load_s, ss.threads);
+        }
+    }
+    if (st) cli_error("run", &err);
+    free(ids);
+    free(owned);
+    close_session(&ss);
+    return st ? 1 : 0;
+}
+
+/* ---- hai chat ------------------------------------------------------------------------------------- */
+
+typedef struct reply {
+    char *p;
+    size_t n, cap;
+} reply;
+
+static bool collect(void *user, const char *text, size_t len) {
+    reply *r = user;
+    if (r->cap - r->n < len + 1) {
+        size_t cap = r->cap ? r->cap * 2 : 1024;
+        while (cap - r->n < len + 1) cap *= 2;
+        char *p = realloc(r->p, cap);
+        if (!p) return false;
+        r->p = p;
+        r->cap = cap;
+    }
+    memcpy(r->p + r->n, text, len);
+    r->n += len;
+    r->p[r->n] = '\0';
+    return print_text(NULL, text, len);
+}
+
+int cmd_chat(int argc, char **argv) {
+    run_opts o = {0};
+    int rc = parse(argc, argv, &o, "chat");
+    if (rc >= 0) return rc;
+    session ss;
+    if (open_session(&o, &ss)) {
+        close_session(&ss);
+        return 1;
+    }
+    signal(SIGINT, on_sigint);
+    bool tty = isatty(0);
+    if (tty) fprintf(stderr, "[chat: type a message; /reset forgets the conversation, /exit or Ctrl-D ends]\n");
+    hai_chat_message *msgs = NULL;
+    size_t n_msgs = 0, cap_msgs = 0;
+    char line[65536];
+    rc = 0;
+    if (o.system) {
+        msgs = malloc(8 * sizeof *msgs);
+        cap_msgs = 8;
+        msgs[n_msgs++] = (hai_chat_message){"system", strdup(o.system)};
+    }
+    size_t keep = n_msgs; /* messages /reset keeps */
+    for (;;) {
+        if (tty) fprintf(stderr, "> ");
+        interrupted = 0;
+        if (!fgets(line, sizeof line, stdin)) break;
+        size_t len = strlen(line);
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (!len) continue;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
+        if (!strcmp(line, "/reset")) {
+            for (size_t i = keep; i < n_msgs; i++) free((char *)msgs[i].content);
+            n_msgs = keep;
+            fprintf(stderr, "[conversation cleared]\n");
+            continue;
+        }
+        if (n_msgs + 2 > cap_msgs) {
+            cap_msgs = cap_msgs ? cap_msgs * 2 : 8;
+            msgs = realloc(msgs, cap_msgs * sizeof *msgs);
+        }
+        msgs[n_msgs++] = (hai_chat_message){"user", strdup(line)};
+        hai_error err = {0};
+        hai_token *ids = NULL;
+        size_t n = 0;
+        hai_status st = hai_chat_tokenize(ss.m, NULL, msgs, n_msgs, &ids, &n, &err);
+        /* a conversation longer than the context loses its oldest turns */
+        while (!st && n + 16 > hai_context_n_ctx(ss.c) && n_msgs - keep > 1) {
+            free((char *)msgs[keep].content);
+            memmove(&msgs[keep], &msgs[keep + 1], (n_msgs - keep - 1) * sizeof *msgs);
+            n_msgs--;
+            free(ids);
+            st = hai_chat_tokenize(ss.m, NULL, msgs, n_msgs, &ids, &n, &err);
+        }
+        reply r = {0};
+        hai_generate_result res;
+        if (!st) {
+            hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
+                                      .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = collect, .user = &r};
+            st = hai_generate(ss.c, ids, n, &gp, &res, &err);
+        }
+        free(ids);
+        printf("\n");
+        if (st) {
+            cli_error("chat", &err);
+            free((char *)msgs[--n_msgs].content);
+            free(r.p);
+            continue;
+        }
+        if (!o.quiet) report(&res, ss.load_s, ss.threads);
+        msgs[n_msgs++] = (hai_chat_message){"assistant", r.p ? r.p : strdup("")};
+    }
+    for (size_t i = 0; i < n_msgs; i++) free((char *)msgs[i].content);
+    free(msgs);
+    close_session(&ss);
+    return rc;
+}

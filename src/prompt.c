@@ -1,0 +1,65 @@
+/* From a conversation to prompt tokens: the model's chat format, its BOS/EOS texts, tokenized
+ * with special tokens parsed. Shared by `hai run --chat`, `hai chat` and the server. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model.h"
+
+static char *token_text(const hai_tokenizer *t, hai_special_token which) {
+    hai_token id = hai_tokenizer_special(t, which);
+    size_t len;
+    const char *s = id >= 0 ? hai_tokenizer_text(t, id, &len) : NULL;
+    if (!s) return strdup("");
+    char *out = malloc(len + 1);
+    if (out) {
+        memcpy(out, s, len);
+        out[len] = '\0';
+    }
+    return out;
+}
+
+hai_status hai_chat_tokenize(const hai_model *m, const hai_chat_params *pp, const hai_chat_message *msgs, size_t n,
+                             hai_token **ids, size_t *n_ids, hai_error *err) {
+    if (!m || !ids || !n_ids) return hai_fail(err, HAI_ERR_INVALID, "chat: NULL argument");
+    *ids = NULL;
+    *n_ids = 0;
+    const hai_tokenizer *t = m->tok;
+    hai_chat_params p = pp ? *pp : hai_chat_default_params();
+    if (!p.template_text) p.template_text = hai_tokenizer_chat_template(t);
+    char *bos = token_text(t, HAI_SPECIAL_BOS), *eos = token_text(t, HAI_SPECIAL_EOS);
+    if (!bos || !eos) {
+        free(bos), free(eos);
+        return hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
+    }
+    if (!p.bos_token) p.bos_token = bos;
+    if (!p.eos_token) p.eos_token = eos;
+    char *text = NULL;
+    size_t len = 0;
+    hai_status st = hai_chat_format(&p, msgs, n, &text, &len, err);
+    /* the template decides about BOS when it writes one; otherwise the vocabulary does */
+    bool template_bos = p.template_text && strstr(p.template_text, "bos_token");
+    uint32_t flags = HAI_TOKENIZE_PARSE_SPECIAL | (template_bos ? 0 : HAI_TOKENIZE_ADD_SPECIAL);
+    size_t cap = len + 8;
+    hai_token *out = NULL;
+    if (!st && !(out = malloc(cap * sizeof *out))) st = hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
+    if (!st) st = hai_tokenize(t, text, len, flags & ~HAI_TOKENIZE_ADD_SPECIAL, out + 1, cap - 1, n_ids, err);
+    if (!st) {
+        /* BOS only (an EOS at the end of a prompt would end the answer before it starts) */
+        hai_token b = hai_tokenizer_special(t, HAI_SPECIAL_BOS);
+        bool add = (flags & HAI_TOKENIZE_ADD_SPECIAL) && b >= 0 && hai_tokenizer_add_bos(t);
+        if (add) {
+            out[0] = b;
+            (*n_ids)++;
+        } else {
+            memmove(out, out + 1, *n_ids * sizeof *out);
+        }
+        *ids = out;
+        out = NULL;
+    }
+    free(out);
+    hai_free(text);
+    free(bos);
+    free(eos);
+    return st;
+}

@@ -1,0 +1,287 @@
+/* Generation and sampling on a reference model: greedy = argmax, seeded sampling reproducible,
+ * stop strings across token boundaries, max_tokens and a full context end with LENGTH, a prompt
+ * that does not fit is an error, cancellation, prompt-cache reuse giving identical output, and
+ * clear errors for bad model files. */
+#include <unistd.h>
+
+#include "check.h"
+
+typedef struct capture {
+    char buf[8192];
+    size_t n;
+    int calls, cancel_after;
+} capture;
+
+static bool cap_text(void *user, const char *text, size_t len) {
+    capture *c = user;
+    if (c->n + len < sizeof c->buf) {
+        memcpy(c->buf + c->n, text, len);
+        c->n += len;
+        c->buf[c->n] = '\0';
+    }
+    c->calls++;
+    return !(c->cancel_after && c->calls >= c->cancel_after);
+}
+
+static hai_model *model;
+
+static hai_context *ctx(uint32_t n_ctx) {
+    hai_context_params cp = hai_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_threads = 2;
+    hai_context *c = NULL;
+    hai_error err = {0};
+    CHECK_MSG(hai_context_create(model, &cp, &c, &err) == HAI_OK, "%s", err.msg);
+    return c;
+}
+
+static hai_status gen(hai_context *c, const hai_token *p, size_t n, int max_tokens, const char *const *stop, size_t n_stop,
+                      hai_sampler *s, capture *cap, hai_generate_result *r) {
+    hai_generate_params gp = {.max_tokens = max_tokens, .stop = stop, .n_stop = n_stop, .sampler = s, .on_text = cap_text, .user = cap};
+    hai_error err = {0};
+    hai_status st = hai_generate(c, p, n, &gp, r, &err);
+    if (st) fprintf(stderr, "generate: %s\n", err.msg);
+    return st;
+}
+
+int main(int argc, char **argv) {
+    const char *shared = check_shared_dir(argc, argv);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/reference/llama-s-Q8_0.gguf", shared);
+    hai_error err = {0};
+    if (!CHECK_MSG(hai_model_load(path, NULL, &model, &err) == HAI_OK, "%s", err.msg)) return check_done("test_generate");
+    const hai_token prompt[] = {1, 450, 996, 1354, 701, 916};
+    const size_t np = sizeof prompt / sizeof prompt[0];
+    hai_generate_result r;
+
+    /* greedy: the first generated token is the argmax of the prompt's last logits */
+    hai_context *c = ctx(256);
+    CHECK_EQ_INT(hai_eval(c, prompt, np, &err), HAI_OK);
+    const float *lg = hai_logits(c, -1);
+    hai_token best = 0;
+    for (int32_t i = 1; i < hai_model_n_vocab(model); i++)
+        if (lg[i] > lg[best]) best = i;
+    hai_sampler_params sp = hai_sampler_default_params();
+    sp.temperature = 0;
+    hai_sampler *greedy;
+    CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(model), &greedy, &err), HAI_OK);
+    CHECK_EQ_INT(hai_sampler_sample(greedy, lg), best);
+    sp = hai_sampler_default_params();
+    sp.top_k = 1;
+    hai_sampler *topk1;
+    CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(model), &topk1, &err), HAI_OK);
+    CHECK_EQ_INT(hai_sampler_sample(topk1, lg), best); /* top-k 1 leaves only the argmax */
+    float ent = hai_logits_entropy(lg, hai_model_n_vocab(model));
+    CHECK(ent > 0 && ent < logf((float)hai_model_n_vocab(model)) + 1e-3f);
+    float flat[4] = {0, 0, 0, 0};
+    CHECK_NEAR(hai_logits_entropy(flat, 4), logf(4), 1e-5);
+    hai_context_free(c);
+
+    /* a greedy reference run of 40 tokens */
+    capture base = {0};
+    c = ctx(256);
+    CHECK_EQ_INT(gen(c, prompt, np, 40, NULL, 0, NULL, &base, &r), HAI_OK);
+    CHECK_EQ_INT(r.finish, HAI_FINISH_LENGTH);
+    CHECK_EQ_INT(r.n_generated, 40);
+    CHECK_EQ_INT(r.n_prompt, (int)np);
+    CHECK(base.n > 10);
+    fprintf(stderr, "greedy text: '%s' (mean entropy %.3f)\n", base.buf, r.mean_entropy);
+
+    /* the same prompt again in the same context: the cache is reused, the text is the same */
+    capture again = {0};
+    CHECK_EQ_INT(gen(c, prompt, np, 40, NULL, 0, NULL, &again, &r), HAI_OK);
+    CHECK_EQ_INT(r.n_cached, (int)np - 1);
+    CHECK_EQ_INT(r.n_prompt, 1);
+    CHECK(again.n == base.n && !memcmp(again.buf, base.buf, base.n));
+
+    /* a stop string in the middle of the text (likely across tokens): output ends right before it */
+    size_t cut = base.n / 2;
+    char stop[8];
+    memcpy(stop, base.buf + cut, 3);
+    stop[3] = '\0';
+    const char *stops[] = {"never-appears-xyz", stop};
+    size_t first = (size_t)(strstr(base.buf, stop) - base.buf);
+    capture st = {0};
+    CHECK_EQ_INT(gen(c, prompt, np, 40, stops, 2, NULL, &st, &r), HAI_OK);
+    CHECK_EQ_INT(r.finish, HAI_FINISH_STOP);
+    CHECK_MSG(st.n == first && !memcmp(st.buf, base.buf, first), "stopped text '%s', want the first %zu bytes of '%s'", st.buf,
+              first, base.buf);
+
+    /* cancellation from the text callback */
+    capture cc = {.cancel_after = 3};
+    CHECK_EQ_INT(gen(c, prompt, np, 40, NULL, 0, NULL, &cc, &r), HAI_OK);
+    CHECK_EQ_INT(r.finish, HAI_FINISH_CANCELLED);
+    CHECK_EQ_INT(cc.calls, 3);
+    hai_context_free(c);
+
+    /* seeded sampling: same seed, same text; another seed, (almost surely) another */
+    capture s1 = {0}, s2 = {0}, s3 = {0};
+    sp = hai_sampler_default_params();
+    sp.temperature = 1.5f;
+    sp.top_k = 0;
+    sp.top_p = 1.0f;
+    sp.min_p = 0;
+    sp.seed = 7;
+    hai_sampler *a, *b;
+    CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(model), &a, &err), HAI_OK);
+    sp.seed = 8;
+    CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(model), &b, &err), HAI_OK);
+    c = ctx(256);
+    CHECK_EQ_INT(gen(c, prompt, np, 30, NULL, 0, a, &s1, &r), HAI_OK);
+    hai_sampler_reset(a);
+    CHECK_EQ_INT(gen(c, prompt, np, 30, NULL, 0, a, &s2, &r), HAI_OK);
+    CHECK_EQ_INT(gen(c, prompt, np, 30, NULL, 0, b, &s3, &r), HAI_OK);
+    CHECK(s1.n == s2.n && !memcmp(s1.buf, s2.buf, s1.n));
+    CHECK(s1.n != s3.n || memcmp(s1.buf, s3.buf, s1.n) != 0);
+    hai_context_free(c);
+
+    /* penalties change a repeated token's odds: with a strong repetition penalty the argmax,
+     * once accepted, is no longer chosen */
+    sp = hai_sampler_default_params();
+    sp.temperature = 0;
+    sp.repeat_penalty = 1e6f;
+    hai_sampler *pen;
+    CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(model), &pen, &err), HAI_OK);
+    float lg3[3] = {1.0f, 2.0f, 1.5f};
+    (void)lg3;
+    hai_sampler_free(pen);
+    hai_sampler_params p3 = {.temperature = 0, .repeat_penalty = 10.0f, .repeat_last_n = 4, .top_p = 1};
+    hai_sampler *s3x;
+    CHECK_EQ_INT(hai_sampler_create(&p3, 3, &s3x, &err), HAI_OK);
+    CHECK_EQ_INT(hai_sampler_sample(s3x, lg3), 1);
+    hai_sampler_accept(s3x, 1);
+    CHECK_EQ_INT(hai_sampler_sample(s3x, lg3), 2); /* 2/10 = 0.2 < 1.5 */
+    hai_sampler_params p4 = {.temperature = 0, .repeat_penalty = 1, .presence_penalty = 0.6f, .repeat_last_n = 4, .top_p = 1};
+    hai_sampler *s4;
+    CHECK_EQ_INT(hai_sampler_create(&p4, 3, &s4, &err), HAI_OK);
+    hai_sampler_accept(s4, 1);
+    CHECK_EQ_INT(hai_sampler_sample(s4, lg3), 2); /* 2 - 0.6 = 1.4 < 1.5 */
+    hai_sampler_free(s3x);
+    hai_sampler_free(s4);
+    hai_sampler_params bad = {.temperature = -1, .top_p = 1};
+    hai_sampler *sb = NULL;
+    CHECK_EQ_INT(hai_sampler_create(&bad, 3, &sb, &err), HAI_ERR_INVALID);
+
+    /* the context's end: generation stops with LENGTH at exactly n_ctx positions */
+    c = ctx(24);
+    capture full = {0};
+    CHECK_EQ_INT(gen(c, prompt, np, 0, NULL, 0, NULL, &full, &r), HAI_OK);
+    CHECK_EQ_INT(r.finish, HAI_FINISH_LENGTH);
+    CHECK_EQ_INT(hai_context_n_past(c), 24);
+    CHECK_EQ_INT(r.n_generated, 24 - (int)np + 1);
+    /* a prompt that leaves no room is refused with the numbers */
+    hai_token longp[24];
+    for (int i = 0; i < 24; i++) longp[i] = 100 + i;
+    CHECK_EQ_INT(gen(c, longp, 24, 10, NULL, 0, NULL, &full, &r), HAI_ERR_LIMIT);
+    CHECK_EQ_INT(hai_eval(c, longp, 24, &err), HAI_ERR_LIMIT);
+    CHECK(strstr(err.msg, "24") != NULL);
+    hai_token badtok = 1 << 30;
+    CHECK_EQ_INT(hai_context_truncate(c, 0, &err), HAI_OK);
+    CHECK_EQ_INT(hai_eval(c, &badtok, 1, &err), HAI_ERR_INVALID);
+    CHECK_EQ_INT(hai_context_truncate(c, 5, &err), HAI_ERR_INVALID); /* beyond what is held */
+    hai_context_free(c);
+    hai_sampler_free(greedy);
+    hai_sampler_free(topk1);
+    hai_sampler_free(a);
+    hai_sampler_free(b);
+    hai_model_free(model);
+
+    /* bad model files: an unknown architecture, a type hai cannot compute with, a missing
+     * tensor, a wrong shape - each a clear error at load */
+    char tmp[] = "/tmp/hai-badmodel-XXXXXX";
+    int fd = mkstemp(tmp);
+    close(fd);
+    struct { const char *what, *want; } cases[] = {
+        {"arch", "architecture 'gpt-j' is not supported"},
+        {"type", "IQ2_XXS, which hai cannot compute with"},
+        {"missing", "tensor 'blk.1.ffn_up.weight' is missing"},
+        {"shape", "has shape"},
+    };
+    for (size_t k = 0; k < 4; k++) {
+        hai_synth_params p = hai_synth_default_params();
+        p.n_layer = 2;
+        CHECK_EQ_INT(hai_synth_write(tmp, &p, &err), HAI_OK);
+        /* rewrite the file with one change */
+        hai_gguf *g;
+        CHECK_EQ_INT(hai_gguf_open(tmp, &g, &err), HAI_OK);
+        hai_gguf_writer *w;
+        CHECK_EQ_INT(hai_gguf_writer_create(3, 32, &w, &err), HAI_OK);
+        for (int64_t i = 0; i < hai_gguf_n_kv(g); i++) {
+            const hai_gguf_kv *kv = hai_gguf_kv_at(g, i);
+            if (k == 0 && !strcmp(kv->key, "general.architecture")) hai_gguf_writer_set_str(w, kv->key, "gpt-j", &err);
+            else hai_gguf_writer_set(w, kv->key, &kv->value, &err);
+        }
+        static uint8_t junk[1 << 20];
+        for (int64_t i = 0; i < hai_gguf_n_tensors(g); i++) {
+            const hai_gguf_tensor *t = hai_gguf_tensor_at(g, i);
+            if (k == 2 && !strcmp(t->name, "blk.1.ffn_up.weight")) continue;
+            if (k == 1 && !strcmp(t->name, "blk.0.attn_q.weight")) {
+                hai_gguf_writer_add_tensor(w, t->name, HAI_TYPE_IQ2_XXS, t->n_dims, t->ne, junk, &err);
+                continue;
+            }
+            if (k == 3 && !strcmp(t->name, "blk.0.ffn_down.weight")) {
+                int64_t ne[2] = {t->ne[1], t->ne[0]};
+                hai_gguf_writer_add_tensor(w, t->name, t->type, 2, ne, t->data, &err);
+                continue;
+            }
+            hai_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err);
+        }
+        char out[64];
+        snprintf(out, sizeof out, "%s.mod", tmp);
+        CHECK_MSG(hai_gguf_writer_write(w, out, &err) == HAI_OK, "%s", err.msg);
+        hai_gguf_writer_free(w);
+        hai_gguf_free(g);
+        hai_model *bm = NULL;
+        hai_status s = hai_model_load(out, NULL, &bm, &err);
+        CHECK_MSG(s != HAI_OK && strstr(err.msg, cases[k].want), "%s: status %s, message '%s'", cases[k].what, hai_status_name(s), err.msg);
+        hai_model_free(bm);
+        remove(out);
+    }
+    /* Llama 3.1 frequency factors (rope_freqs.weight): all ones change nothing, twos do */
+    float base_logit = 0, ones_logit = 0, twos_logit = 0;
+    for (int variant = 0; variant < 3; variant++) {
+        hai_synth_params p = hai_synth_default_params();
+        CHECK_EQ_INT(hai_synth_write(tmp, &p, &err), HAI_OK);
+        char out[64];
+        snprintf(out, sizeof out, "%s.rope", tmp);
+        const char *use = tmp;
+        if (variant) {
+            hai_gguf *g;
+            hai_gguf_writer *w;
+            CHECK_EQ_INT(hai_gguf_open(tmp, &g, &err), HAI_OK);
+            CHECK_EQ_INT(hai_gguf_writer_create(3, 32, &w, &err), HAI_OK);
+            for (int64_t i = 0; i < hai_gguf_n_kv(g); i++) hai_gguf_writer_set(w, hai_gguf_kv_at(g, i)->key, &hai_gguf_kv_at(g, i)->value, &err);
+            for (int64_t i = 0; i < hai_gguf_n_tensors(g); i++) {
+                const hai_gguf_tensor *t = hai_gguf_tensor_at(g, i);
+                hai_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err);
+            }
+            static float f[32];
+            for (int i = 0; i < 32; i++) f[i] = variant == 1 ? 1.0f : 2.0f;
+            int64_t ne[1] = {32}; /* head_dim 64 / 2 */
+            CHECK_EQ_INT(hai_gguf_writer_add_tensor(w, "rope_freqs.weight", HAI_TYPE_F32, 1, ne, f, &err), HAI_OK);
+            CHECK_MSG(hai_gguf_writer_write(w, out, &err) == HAI_OK, "%s", err.msg);
+            hai_gguf_writer_free(w);
+            hai_gguf_free(g);
+            use = out;
+        }
+        hai_model *rm = NULL;
+        CHECK_MSG(hai_model_load(use, NULL, &rm, &err) == HAI_OK, "%s", err.msg);
+        if (rm) {
+            model = rm;
+            hai_context *rc = ctx(64);
+            hai_token tk[8] = {1, 10, 20, 30, 40, 50, 60, 70};
+            CHECK_EQ_INT(hai_eval(rc, tk, 8, &err), HAI_OK);
+            float v = hai_logits(rc, -1)[5];
+            if (variant == 0) base_logit = v;
+            else if (variant == 1) ones_logit = v;
+            else twos_logit = v;
+            hai_context_free(rc);
+            hai_model_free(rm);
+        }
+        remove(out);
+    }
+    CHECK(base_logit == ones_logit);
+    CHECK(base_logit != twos_logit);
+    remove(tmp);
+    return check_done("test_generate");
+}

@@ -1,0 +1,143 @@
+/* Every fast kernel against the scalar reference (ref.c) on random data: activation quantization
+ * bit for bit, dot products within float rounding of the exact integer sums, float helpers. */
+#include "check.h"
+#include "fp16.h"
+#include "kernels/kernels.h"
+#include "rng.h"
+
+static hai_rng rng;
+
+static float randn(void) {
+    float a, b;
+    hai_rng_normal2(&rng, &a, &b);
+    return a;
+}
+
+/* Random activations with a few outlier channels, as real models have. */
+static void random_acts(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = randn();
+    for (int k = 0; k < 3; k++) x[hai_rng_next(&rng) % (uint64_t)n] *= 30.0f;
+}
+
+static uint16_t rand_scale(void) { return hai_f32_to_f16(0.001f + 0.02f * (float)hai_rng_uniform(&rng)); }
+
+/* A row of n weights of `type`: random bytes with valid scales where the format has them. */
+static void random_row(uint32_t type, void *row, int64_t n) {
+    size_t bytes = hai_row_bytes(type, n);
+    uint8_t *p = row;
+    for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)hai_rng_next(&rng);
+    int64_t nb = n / hai_type_block_size(type);
+    size_t bb = hai_type_block_bytes(type);
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *blk = p + (size_t)b * bb;
+        uint16_t s1 = rand_scale(), s2 = rand_scale();
+        switch (type) {
+        case HAI_TYPE_Q4_0: case HAI_TYPE_Q5_0: case HAI_TYPE_Q8_0: case HAI_TYPE_IQ4_NL: case HAI_TYPE_IQ4_XS:
+            memcpy(blk, &s1, 2);
+            break;
+        case HAI_TYPE_Q4_1: case HAI_TYPE_Q5_1: case HAI_TYPE_Q4_K: case HAI_TYPE_Q5_K:
+            memcpy(blk, &s1, 2), memcpy(blk + 2, &s2, 2);
+            break;
+        case HAI_TYPE_Q2_K: memcpy(blk + 80, &s1, 2), memcpy(blk + 82, &s2, 2); break;
+        case HAI_TYPE_Q3_K: memcpy(blk + 108, &s1, 2); break;
+        case HAI_TYPE_Q6_K: memcpy(blk + 208, &s1, 2); break;
+        default: break;
+        }
+    }
+    if (type == HAI_TYPE_F16 || type == HAI_TYPE_BF16) {
+        uint16_t *h = row;
+        for (int64_t i = 0; i < n; i++) h[i] = type == HAI_TYPE_F16 ? hai_f32_to_f16(randn()) : hai_f32_to_bf16(randn());
+    } else if (type == HAI_TYPE_F32) {
+        float *f = row;
+        for (int64_t i = 0; i < n; i++) f[i] = randn();
+    }
+}
+
+static void check_table(const hai_kernels *fast) {
+    const hai_kernels *ref = hai_kernels_ref();
+    fprintf(stderr, "kernels: %s\n", fast->name);
+    const int64_t sizes[] = {256, 512, 2048, 5632};
+    float *x = malloc(8192 * sizeof *x), *y = malloc(8192 * sizeof *y), *y2 = malloc(8192 * sizeof *y2);
+    void *qa = malloc(8192 * 4), *qb = malloc(8192 * 4), *row = malloc(8192 * 8);
+    for (int si = 0; si < 4; si++) {
+        int64_t n = sizes[si];
+        /* activation quantization: identical bytes */
+        for (int rep = 0; rep < 20; rep++) {
+            random_acts(x, n);
+            if (rep == 0) memset(x, 0, 32 * sizeof *x); /* an all-zero block */
+            ref->quantize_q8x(x, qa, n);
+            fast->quantize_q8x(x, qb, n);
+            CHECK_MSG(memcmp(qa, qb, hai_act_row_bytes(HAI_ACT_Q8X, n)) == 0, "%s quantize_q8x differs (n %lld)", fast->name,
+                      (long long)n);
+        }
+        /* dot products of every type */
+        for (uint32_t t = 0; t < HAI_TYPE_COUNT; t++) {
+            if (!ref->vec_dot[t] || n % hai_type_block_size(t)) continue;
+            CHECK_MSG(fast->vec_dot[t] != NULL, "%s lacks a dot for %s", fast->name, hai_type_name(t));
+            if (!fast->vec_dot[t]) continue;
+            for (int rep = 0; rep < 10; rep++) {
+                random_row(t, row, n);
+                random_acts(x, n);
+                const void *act = x;
+                if (hai_act_type_for(t) == HAI_ACT_Q8X) {
+                    ref->quantize_q8x(x, qa, n);
+                    act = qa;
+                }
+                float a = ref->vec_dot[t](n, row, act), b = fast->vec_dot[t](n, row, act);
+                /* the scale: the same sum with every term made positive */
+                float *deq = y;
+                hai_dequantize(t, row, deq, n, NULL);
+                double mag = 0;
+                for (int64_t i = 0; i < n; i++) mag += fabs((double)deq[i] * x[i]);
+                CHECK_MSG(fabs((double)a - b) <= 1e-5 * mag + 1e-6, "%s %s n=%lld: ref %.9g fast %.9g (scale %.3g)", fast->name,
+                          hai_type_name(t), (long long)n, a, b, mag);
+                /* and both near the true value (checks the reference too) */
+                double truth = 0;
+                for (int64_t i = 0; i < n; i++) truth += (double)deq[i] * x[i];
+                CHECK_MSG(fabs(truth - a) <= 1e-4 * mag + 1e-6, "ref %s n=%lld: %.9g vs true %.9g", hai_type_name(t), (long long)n, a, truth);
+            }
+        }
+        /* float helpers */
+        random_acts(x, n);
+        random_acts(y, n);
+        double mag = 0;
+        for (int64_t i = 0; i < n; i++) mag += fabs((double)x[i] * y[i]);
+        CHECK_NEAR(fast->dot_f32(n - 3, x, y), ref->dot_f32(n - 3, x, y), 1e-5 * mag);
+        uint16_t *h = row, *h2 = (uint16_t *)row + 8192;
+        ref->f32_to_f16(n - 1, x, h);
+        fast->f32_to_f16(n - 1, x, h2);
+        CHECK_MSG(memcmp(h, h2, (size_t)(n - 1) * 2) == 0, "%s f32_to_f16 differs", fast->name);
+        CHECK_NEAR(fast->dot_f16_f32(n - 5, h, y), ref->dot_f16_f32(n - 5, h, y), 1e-5 * mag);
+        memcpy(y2, y, (size_t)n * sizeof *y);
+        ref->scale_axpy_f16(n - 7, 0.7f, 1.3f, h, y);
+        fast->scale_axpy_f16(n - 7, 0.7f, 1.3f, h, y2);
+        double worst = 0;
+        for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)y[i] - y2[i]));
+        CHECK_MSG(worst <= 1e-4, "%s scale_axpy_f16 differs by %g", fast->name, worst);
+        memcpy(y2, y, (size_t)n * sizeof *y);
+        ref->axpy_f32(n - 2, -0.5f, x, y);
+        fast->axpy_f32(n - 2, -0.5f, x, y2);
+        worst = 0;
+        for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)y[i] - y2[i]));
+        CHECK_MSG(worst <= 1e-4, "%s axpy_f32 differs by %g", fast->name, worst);
+    }
+    free(x), free(y), free(y2), free(qa), free(qb), free(row);
+}
+
+int main(void) {
+    hai_rng_seed(&rng, 1234);
+    const hai_kernels *sets[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_neon()};
+    int tested = 0;
+    check_table(hai_kernels_ref()); /* the reference against itself and the true values */
+    for (int i = 0; i < 3; i++)
+        if (sets[i]) {
+            check_table(sets[i]);
+            tested++;
+        }
+    fprintf(stderr, "%d fast kernel sets tested; in use: %s\n", tested, hai_kernels_best()->name);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    CHECK_MSG(!__builtin_cpu_supports("avx2") || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");
+#endif
+    return check_done("test_kernels");
+}
