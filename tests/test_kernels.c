@@ -136,8 +136,9 @@ int main(void) {
         }
     fprintf(stderr, "%d fast kernel sets tested; in use: %s\n", tested, hai_kernels_best()->name);
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    CHECK_MSG(!__builtin_cpu_supports("avx2") || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");
+    hai_cpu_x86 f = hai_cpu_x86_features();
+    CHECK_MSG(!(f.avx2 && f.fma && f.f16c) || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");
+    CHECK_MSG(!(f.avx512vl && f.avx512vnni && f.avx512bw) || hai_kernels_avx512(), "the CPU has AVX-512 VNNI but those kernels are missing");
 #endif
     return check_done("test_kernels");
 }

@@ -21,6 +21,38 @@ const hai_kernels *hai_kernels_best(void) {
     return best;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+hai_cpu_x86 hai_cpu_x86_features(void) {
+    hai_cpu_x86 f = {0};
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    bool osxsave = c & (1u << 27), avx = c & (1u << 28);
+    f.fma = c & (1u << 12);
+    f.f16c = c & (1u << 29);
+    unsigned long long xcr0 = 0;
+    if (osxsave) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        xcr0 = ((unsigned long long)hi << 32) | lo;
+    }
+    bool ymm = avx && (xcr0 & 0x6) == 0x6, zmm = ymm && (xcr0 & 0xE0) == 0xE0;
+    if (!ymm) return (hai_cpu_x86){0};
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        f.avx2 = b & (1u << 5);
+        f.avx512f = zmm && (b & (1u << 16));
+        f.avx512dq = zmm && (b & (1u << 17));
+        f.avx512bw = zmm && (b & (1u << 30));
+        f.avx512vl = zmm && (b & (1u << 31));
+        f.avx512vnni = zmm && (c & (1u << 11));
+    }
+    return f;
+}
+#else
+hai_cpu_x86 hai_cpu_x86_features(void) { return (hai_cpu_x86){0}; }
+#endif
+
 /* Tables of instruction sets this build does not compile in. */
 #if !defined(HAI_HAVE_AVX2)
 const hai_kernels *hai_kernels_avx2(void) { return NULL; }

@@ -5,6 +5,7 @@
 #ifndef HAI_KERNELS_H
 #define HAI_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,12 @@ typedef struct hai_kernels {
 const hai_kernels *hai_kernels_ref(void);
 /* The fastest kernels this CPU runs (HAI_KERNELS=ref|avx2|avx512 in the environment forces one). */
 const hai_kernels *hai_kernels_best(void);
+
+/* x86 features the kernels need, from CPUID and XGETBV (OS support of the register state). */
+typedef struct hai_cpu_x86 {
+    bool avx2, fma, f16c, avx512f, avx512vl, avx512bw, avx512dq, avx512vnni;
+} hai_cpu_x86;
+hai_cpu_x86 hai_cpu_x86_features(void);
 
 /* Per-ISA tables; NULL when not compiled in or not supported by this CPU. */
 const hai_kernels *hai_kernels_avx2(void);

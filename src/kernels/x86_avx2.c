@@ -5,7 +5,6 @@
 #include "x86_kern.inc"
 
 const hai_kernels *hai_kernels_avx2(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return &table;
-    return NULL;
+    hai_cpu_x86 f = hai_cpu_x86_features();
+    return f.avx2 && f.fma && f.f16c ? &table : NULL;
 }

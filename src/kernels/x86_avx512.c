@@ -5,10 +5,6 @@
 #include "x86_kern.inc"
 
 const hai_kernels *hai_kernels_avx512(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
-        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vnni"))
-        return &table;
-    return NULL;
+    hai_cpu_x86 f = hai_cpu_x86_features();
+    return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni ? &table : NULL;
 }
