@@ -1,5 +1,6 @@
 /* hai run (one prompt) and hai chat (a conversation at the terminal): generate text on the
  * device and stream it to stdout; timings go to stderr. */
+#include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,8 @@
 #include "cli.h"
 
 typedef struct run_opts {
-    const char *model, *prompt, *prompt_file, *system;
+    const char *model, *prompt, *prompt_file, *system, *prompts_jsonl;
+    bool json;
     const char *stop[16];
     size_t n_stop;
     int64_t n_predict, threads, ctx;
@@ -38,7 +40,10 @@ static void usage(FILE *f, const char *cmd) {
             "  --stop TEXT          stop when TEXT is generated (repeatable)\n"
             "  --system TEXT        system prompt (chat formats)\n"
             "%s"
-            "  -q                   no timing summary\n",
+            "  -q                   no timing summary\n"
+            "  --prompts FILE       many prompts, one JSON string per line (or {\"prompt\": ...}); with --json,\n"
+            "                       one JSON result per line: text, finish, tokens, mean entropy of the first 16\n"
+            "  --json               machine-readable output (with --prompts)\n",
             cmd, strcmp(cmd, "run") ? "" : "(-p PROMPT | -f FILE) ",
             strcmp(cmd, "run") ? "" : "  --chat               apply the model's chat format to the prompt\n"
                                       "  --parse-special      treat special-token text in a raw prompt as tokens\n");
@@ -57,12 +62,14 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         if (!strcmp(a, "--chat")) { o->chat = true; continue; }
         if (!strcmp(a, "--parse-special")) { o->parse_special = true; continue; }
         if (!strcmp(a, "-q")) { o->quiet = true; continue; }
+        if (!strcmp(a, "--json")) { o->json = true; continue; }
         if (!(v = cli_value(argc, argv, &i))) return 2;
         int64_t n;
         if (!strcmp(a, "-m")) o->model = v;
         else if (!strcmp(a, "-p")) o->prompt = v;
         else if (!strcmp(a, "-f")) o->prompt_file = v;
         else if (!strcmp(a, "--system")) o->system = v;
+        else if (!strcmp(a, "--prompts")) o->prompts_jsonl = v;
         else if (!strcmp(a, "--stop")) {
             if (o->n_stop == 16) { fprintf(stderr, "hai: at most 16 --stop strings\n"); return 2; }
             o->stop[o->n_stop++] = v;
@@ -171,10 +178,137 @@ static char *read_file_text(const char *path) {
     return buf;
 }
 
+/* ---- hai chat ------------------------------------------------------------------------------------- */
+
+typedef struct reply {
+    char *p;
+    size_t n, cap;
+} reply;
+
+static bool collect(void *user, const char *text, size_t len) {
+    reply *r = user;
+    if (r->cap - r->n < len + 1) {
+        size_t cap = r->cap ? r->cap * 2 : 1024;
+        while (cap - r->n < len + 1) cap *= 2;
+        char *p = realloc(r->p, cap);
+        if (!p) return false;
+        r->p = p;
+        r->cap = cap;
+    }
+    memcpy(r->p + r->n, text, len);
+    r->n += len;
+    r->p[r->n] = '\0';
+    return print_text(NULL, text, len);
+}
+
+static bool collect_quiet(void *user, const char *text, size_t len) {
+    reply *r = user;
+    if (r->cap - r->n < len + 1) {
+        size_t cap = r->cap ? r->cap * 2 : 1024;
+        while (cap - r->n < len + 1) cap *= 2;
+        char *p = realloc(r->p, cap);
+        if (!p) return false;
+        r->p = p;
+        r->cap = cap;
+    }
+    memcpy(r->p + r->n, text, len);
+    r->n += len;
+    r->p[r->n] = '\0';
+    return true;
+}
+
+/* --prompts: each line a JSON string or object with "prompt"; each answered from a fresh start
+ * (the shared chat-format prefix is reused from the cache). */
+static int run_batch(const run_opts *o, session *ss) {
+    FILE *f = fopen(o->prompts_jsonl, "r");
+    if (!f) {
+        fprintf(stderr, "hai run: cannot read %s\n", o->prompts_jsonl);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0, lineno = 0;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *pj = cJSON_IsString(j) ? j : cJSON_GetObjectItemCaseSensitive(j, "prompt");
+        if (!cJSON_IsString(pj)) {
+            fprintf(stderr, "hai run: %s:%d: not a JSON string or {\"prompt\": ...}\n", o->prompts_jsonl, lineno);
+            cJSON_Delete(j);
+            rc = 1;
+            continue;
+        }
+        hai_error err = {0};
+        hai_token *ids = NULL;
+        size_t n = 0;
+        hai_status st;
+        if (o->chat) {
+            hai_chat_message msgs[2];
+            size_t nm = 0;
+            if (o->system) msgs[nm++] = (hai_chat_message){"system", o->system};
+            msgs[nm++] = (hai_chat_message){"user", pj->valuestring};
+            st = hai_chat_tokenize(ss->m, NULL, msgs, nm, &ids, &n, &err);
+        } else {
+            size_t pl = strlen(pj->valuestring), c = pl + 8;
+            ids = malloc(c * sizeof *ids);
+            st = ids ? hai_tokenize(hai_model_tokenizer(ss->m), pj->valuestring, pl, HAI_TOKENIZE_ADD_SPECIAL, ids, c, &n, &err)
+                     : HAI_ERR_NOMEM;
+        }
+        reply r = {0};
+        hai_generate_result res = {0};
+        if (!st) {
+            hai_sampler_reset(ss->s);
+            hai_generate_params gp = {.max_tokens = (int32_t)o->n_predict, .stop = o->stop, .n_stop = o->n_stop,
+                                      .sampler = o->sp.temperature > 0 ? ss->s : NULL, .on_text = collect_quiet, .user = &r};
+            st = hai_generate(ss->c, ids, n, &gp, &res, &err);
+        }
+        free(ids);
+        const char *fin[] = {"stop", "length", "cancelled"};
+        if (o->json) {
+            cJSON *out = cJSON_CreateObject();
+            cJSON_AddStringToObject(out, "prompt", pj->valuestring);
+            if (st) {
+                cJSON_AddStringToObject(out, "error", err.msg);
+            } else {
+                cJSON_AddStringToObject(out, "text", r.p ? r.p : "");
+                cJSON_AddStringToObject(out, "finish", fin[res.finish]);
+                cJSON_AddNumberToObject(out, "prompt_tokens", res.n_prompt + res.n_cached);
+                cJSON_AddNumberToObject(out, "completion_tokens", res.n_generated);
+                cJSON_AddNumberToObject(out, "mean_entropy", res.mean_entropy);
+            }
+            char *txt = cJSON_PrintUnformatted(out);
+            printf("%s\n", txt);
+            free(txt);
+            cJSON_Delete(out);
+        } else {
+            printf("%s\n", st ? err.msg : (r.p ? r.p : ""));
+        }
+        fflush(stdout);
+        free(r.p);
+        cJSON_Delete(j);
+        if (st) rc = 1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv) {
     run_opts o = {0};
     int rc = parse(argc, argv, &o, "run");
     if (rc >= 0) return rc;
+    if (o.prompts_jsonl) {
+        session bs;
+        o.quiet = true;
+        if (open_session(&o, &bs)) {
+            close_session(&bs);
+            return 1;
+        }
+        rc = run_batch(&o, &bs);
+        close_session(&bs);
+        return rc;
+    }
     char *owned = NULL;
     if (o.prompt_file && !(owned = read_file_text(o.prompt_file))) {
         fprintf(stderr, "hai run: cannot read %s\n", o.prompt_file);
@@ -223,29 +357,6 @@ int cmd_run(int argc, char **argv) {
     free(owned);
     close_session(&ss);
     return st ? 1 : 0;
-}
-
-/* ---- hai chat ------------------------------------------------------------------------------------- */
-
-typedef struct reply {
-    char *p;
-    size_t n, cap;
-} reply;
-
-static bool collect(void *user, const char *text, size_t len) {
-    reply *r = user;
-    if (r->cap - r->n < len + 1) {
-        size_t cap = r->cap ? r->cap * 2 : 1024;
-        while (cap - r->n < len + 1) cap *= 2;
-        char *p = realloc(r->p, cap);
-        if (!p) return false;
-        r->p = p;
-        r->cap = cap;
-    }
-    memcpy(r->p + r->n, text, len);
-    r->n += len;
-    r->p[r->n] = '\0';
-    return print_text(NULL, text, len);
 }
 
 int cmd_chat(int argc, char **argv) {

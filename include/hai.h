@@ -216,6 +216,9 @@ const hai_gguf_tensor *hai_gguf_find_tensor(const hai_gguf *g, const char *name)
 /* Names of a GGUF value type ("u32", "string", "array", ...), NULL when unknown. */
 const char *hai_gguf_type_name(uint32_t type);
 
+/* Quantize n floats (a multiple of the block size) into `type` blocks at dst. */
+hai_status hai_quantize(uint32_t type, const float *src, void *dst, int64_t n, hai_error *err);
+
 /* Name of a general.file_type value ("Q4_K_M", "MOSTLY_F16", ...), NULL when unknown. */
 const char *hai_ftype_name(uint32_t ftype);
 
