@@ -473,11 +473,19 @@ uint64_t hai_model_weights_bytes(const hai_model *m);
 /* e.g. "llama 2.6M Q4_K_M" */
 const char *hai_model_desc(const hai_model *m);
 
+/* A pool of compute threads. Contexts given the same pool take turns op by op (the pool runs
+ * one job at a time), so several sequences can be served without oversubscribing the CPUs. */
+typedef struct hai_threadpool hai_threadpool;
+
+hai_status hai_threadpool_create(int n_threads, hai_threadpool **out, hai_error *err); /* 0 = all CPUs */
+void hai_threadpool_free(hai_threadpool *p);
+
 typedef struct hai_context_params {
     uint32_t n_ctx;     /* positions the KV cache holds; 0 = min(trained context, 4096) */
     uint32_t n_batch;   /* tokens per forward pass (longer inputs are split); 0 = 512 */
     int n_threads;      /* 0 = the number of CPUs */
     bool logits_all;    /* keep the logits of every evaluated position, not only the last */
+    hai_threadpool *pool; /* share this pool (borrowed; outlives the context); NULL = a pool of its own */
 } hai_context_params;
 
 hai_context_params hai_context_default_params(void);
@@ -488,6 +496,8 @@ void hai_context_free(hai_context *c);
 uint32_t hai_context_n_ctx(const hai_context *c);
 uint32_t hai_context_n_past(const hai_context *c); /* positions held in the KV cache */
 uint64_t hai_context_memory_bytes(const hai_context *c); /* KV cache + scratch, allocated at creation */
+/* The tokens whose keys and values the cache holds (n_past of them); borrowed. */
+const hai_token *hai_context_tokens(const hai_context *c, uint32_t *n);
 
 /* Evaluates n tokens at positions n_past .. n_past+n-1 (one sequence). HAI_ERR_LIMIT when they do
  * not fit in the context; HAI_ERR_CANCELLED if the abort callback said so (the KV cache then

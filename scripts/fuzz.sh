@@ -8,7 +8,7 @@ shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
 build=build-fuzz
 CC=clang cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAI_FUZZ=ON -DHAI_SANITIZE=ON \
   -DHAI_TESTS=ON -DHAI_WERROR=ON -DHAI_SHARED_DIR="$shared" >/dev/null
-cmake --build $build --target fuzz_gguf fuzz_tokenizer test_gguf_bad -- --quiet
+cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_api test_gguf_bad -- --quiet
 
 # seeds: real files from ../shared plus the bad-file corpus the tests generate
 corpus=$build/corpus/gguf
@@ -35,4 +35,10 @@ for f in "$shared"/vocab/*.inp; do
   { printf "\\x0$((i % 4))"; head -c 4000 "$f"; } > $tcorpus/seed-$i
 done
 HAI_SHARED_DIR="$shared" run fuzz_tokenizer $tcorpus -max_len=4096
+
+# API seeds: valid requests of both endpoints and the hostile ones of the server tests
+acorpus=$build/corpus/api
+mkdir -p $acorpus
+cp tests/corpus/api/* $acorpus/
+run fuzz_api $acorpus -max_len=65536 -dict=tests/corpus/api.dict
 echo "fuzz: ok"

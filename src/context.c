@@ -34,7 +34,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     if (n_ctx > (1u << 24)) return hai_fail(err, HAI_ERR_LIMIT, "context: n_ctx %u is above the limit of %u", n_ctx, 1u << 24);
     uint32_t n_batch = p.n_batch ? p.n_batch : 512;
     if (n_batch > n_ctx) n_batch = n_ctx;
-    int n_threads = p.n_threads > 0 ? p.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int n_threads = p.pool ? hai_pool_size((hai_pool *)p.pool) : p.n_threads > 0 ? p.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_threads < 1) n_threads = 1;
     if (n_threads > 256) n_threads = 256;
 
@@ -72,7 +72,13 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &total, &ok);
     c->n_logit_rows = p.logits_all ? n_batch : 1;
     c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &total, &ok);
-    if (ok) c->pool = hai_pool_create(n_threads);
+    if (ok && p.pool) {
+        c->pool = (hai_pool *)p.pool;
+        n_threads = hai_pool_size(c->pool);
+    } else if (ok) {
+        c->pool = hai_pool_create(n_threads);
+        c->own_pool = true;
+    }
     if (!ok || !c->pool) {
         hai_context_free(c);
         return hai_fail(err, HAI_ERR_NOMEM, "context: cannot allocate %.1f MiB for n_ctx %u, n_batch %u",
@@ -90,7 +96,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
 
 void hai_context_free(hai_context *c) {
     if (!c) return;
-    hai_pool_free(c->pool);
+    if (c->own_pool) hai_pool_free(c->pool);
     free(c->k_cache), free(c->v_cache), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
     free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->att_tile);
     free(c->logits);
@@ -100,6 +106,11 @@ void hai_context_free(hai_context *c) {
 
 uint32_t hai_context_n_ctx(const hai_context *c) { return c->n_ctx; }
 uint32_t hai_context_n_past(const hai_context *c) { return c->n_past; }
+
+const hai_token *hai_context_tokens(const hai_context *c, uint32_t *n) {
+    if (n) *n = c->n_past;
+    return c->tokens;
+}
 
 uint64_t hai_context_memory_bytes(const hai_context *c) {
     const hai_hparams *hp = &c->m->hp;

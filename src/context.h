@@ -11,6 +11,7 @@ struct hai_context {
     const hai_model *m;
     const hai_kernels *k;
     hai_pool *pool;
+    bool own_pool;
     uint32_t n_ctx, n_batch;
     bool logits_all;
     uint32_t n_past;

@@ -103,6 +103,8 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     double t_first = 0;
     res->finish = HAI_FINISH_LENGTH;
     for (;;) {
+        /* prompt + completion never exceed the context: no token is sampled past its end */
+        if (c->n_past >= c->n_ctx) break; /* LENGTH */
         const float *logits = hai_logits(c, -1);
         int32_t nv = hai_model_n_vocab(c->m);
         if (ent_k < ent_n) {
@@ -141,7 +143,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
             res->finish = HAI_FINISH_STOP;
             break;
         }
-        if ((p->max_tokens > 0 && res->n_generated >= p->max_tokens) || c->n_past >= c->n_ctx) break; /* LENGTH */
+        if (p->max_tokens > 0 && res->n_generated >= p->max_tokens) break; /* LENGTH */
         if ((st = hai_eval(c, &t, 1, err))) break;
     }
     if (!st && res->finish != HAI_FINISH_CANCELLED) { /* whatever is held is real text: let it out */

@@ -21,6 +21,7 @@ struct hai_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_int sleepers;
+    pthread_mutex_t run_mu; /* one job at a time: contexts sharing the pool take turns */
 };
 
 typedef struct worker_arg {
@@ -73,6 +74,7 @@ hai_pool *hai_pool_create(int n_threads) {
     p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_mutex_init(&p->run_mu, NULL);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) {
         free(p);
@@ -98,6 +100,7 @@ void hai_pool_free(hai_pool *p) {
     for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->run_mu);
     free(p->threads);
     free(p);
 }
@@ -105,8 +108,14 @@ void hai_pool_free(hai_pool *p) {
 int hai_pool_size(const hai_pool *p) { return p ? p->n : 1; }
 
 void hai_pool_run(hai_pool *p, hai_pool_fn fn, void *arg) {
-    if (!p || p->n == 1) {
+    if (!p) {
         fn(arg, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&p->run_mu);
+    if (p->n == 1) {
+        fn(arg, 0, 1);
+        pthread_mutex_unlock(&p->run_mu);
         return;
     }
     p->fn = fn;
@@ -124,4 +133,20 @@ void hai_pool_run(hai_pool *p, hai_pool_fn fn, void *arg) {
         if (++spins < 1000000) cpu_relax();
         else sched_yield();
     }
+    pthread_mutex_unlock(&p->run_mu);
 }
+
+/* The public face of the pool. */
+#include "error.h"
+#include <unistd.h>
+
+hai_status hai_threadpool_create(int n_threads, hai_threadpool **out, hai_error *err) {
+    if (!out) return hai_fail(err, HAI_ERR_INVALID, "threadpool: NULL argument");
+    if (n_threads <= 0) n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > 256) n_threads = 256;
+    *out = (hai_threadpool *)hai_pool_create(n_threads);
+    return *out ? HAI_OK : hai_fail(err, HAI_ERR_NOMEM, "threadpool: cannot start %d threads", n_threads);
+}
+
+void hai_threadpool_free(hai_threadpool *p) { hai_pool_free((hai_pool *)p); }

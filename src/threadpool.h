@@ -4,7 +4,7 @@
 #ifndef HAI_THREADPOOL_H
 #define HAI_THREADPOOL_H
 
-typedef struct hai_pool hai_pool;
+typedef struct hai_pool hai_pool; /* the public hai_threadpool is the same object */
 
 typedef void (*hai_pool_fn)(void *arg, int ith, int nth);
 

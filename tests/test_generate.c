@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
     CHECK_EQ_INT(gen(c, prompt, np, 0, NULL, 0, NULL, &full, &r), HAI_OK);
     CHECK_EQ_INT(r.finish, HAI_FINISH_LENGTH);
     CHECK_EQ_INT(hai_context_n_past(c), 24);
-    CHECK_EQ_INT(r.n_generated, 24 - (int)np + 1);
+    CHECK_EQ_INT(r.n_generated, 24 - (int)np); /* prompt + completion = the context */
     /* a prompt that leaves no room is refused with the numbers */
     hai_token longp[24];
     for (int i = 0; i < 24; i++) longp[i] = 100 + i;

@@ -1,0 +1,71 @@
+/* hai serve: the OpenAI-compatible local server. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/server/server.h"
+#include "cli.h"
+
+static volatile sig_atomic_t stop_flag;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hai serve -m MODEL.gguf [options]\n"
+            "  --host ADDR          address to bind (default 127.0.0.1: this device only)\n"
+            "  --port N             port (default 8080; 0 = any free port)\n"
+            "  --parallel N         slots: requests generated at once, each with its own KV cache (default 2)\n"
+            "  --queue N            requests that may wait beyond the slots (default 4 x slots); more get 429\n"
+            "  --ctx N              context per slot (default min(trained, 4096))\n"
+            "  -t N                 compute threads shared by the slots (default: all CPUs)\n"
+            "  --api-key KEY        require Authorization: Bearer KEY (all routes but /health)\n"
+            "  --cors-origin ORIGIN send CORS headers for this origin (default: none)\n"
+            "  --max-body BYTES     largest request body (default 1048576)\n"
+            "  --timeout SECONDS    longest a request may take (default 600)\n"
+            "  --route-config FILE  hybrid routing policy (local / cloud), see README\n");
+}
+
+int cmd_serve(int argc, char **argv) {
+    srv_options o = {.port = 8080, .stop = &stop_flag};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int64_t n;
+        double x;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!(v = cli_value(argc, argv, &i))) return 2;
+        if (!strcmp(a, "-m")) o.model_path = v;
+        else if (!strcmp(a, "--host")) o.host = v;
+        else if (!strcmp(a, "--api-key")) o.api_key = v;
+        else if (!strcmp(a, "--cors-origin")) o.cors_origin = v;
+        else if (!strcmp(a, "--route-config")) o.route_config = v;
+        else if (!strcmp(a, "--port")) { if (!cli_parse_i64(a, v, 0, 65535, &n)) return 2; o.port = (uint16_t)n; }
+        else if (!strcmp(a, "--parallel")) { if (!cli_parse_i64(a, v, 1, 64, &n)) return 2; o.n_slots = (int)n; }
+        else if (!strcmp(a, "--queue")) { if (!cli_parse_i64(a, v, 0, 100000, &n)) return 2; o.max_queue = (int)n; }
+        else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &n)) return 2; o.n_ctx = (uint32_t)n; }
+        else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &n)) return 2; o.n_threads = (int)n; }
+        else if (!strcmp(a, "--max-body")) { if (!cli_parse_i64(a, v, 1024, 1 << 30, &n)) return 2; o.max_body = (size_t)n; }
+        else if (!strcmp(a, "--timeout")) { if (!cli_parse_f64(a, v, &x) || x <= 0) return 2; o.timeout_s = x; }
+        else {
+            fprintf(stderr, "hai serve: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.model_path) {
+        usage(stderr);
+        return 2;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return srv_run(&o);
+}

@@ -1,0 +1,433 @@
+/* Request validation and response JSON of the OpenAI-compatible endpoints. */
+#include "api.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../unicode.h"
+
+bool api_valid_utf8(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        int l = hai_utf8_valid_len((const unsigned char *)s + i, n - i, NULL);
+        if (!l) return false;
+        i += (size_t)l;
+    }
+    return true;
+}
+
+static bool fail(api_error *e, const char *param, const char *fmt, ...) {
+    e->status = 400;
+    e->type = "invalid_request_error";
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static const cJSON *field(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return v && !cJSON_IsNull(v) ? v : NULL; /* null means "not given", as the API treats it */
+}
+
+static bool get_number(const cJSON *o, const char *k, double lo, double hi, double *out, bool *given, api_error *e) {
+    const cJSON *v = field(o, k);
+    if (given) *given = v != NULL;
+    if (!v) return true;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
+        return fail(e, k, "'%s' must be a number from %g to %g", k, lo, hi);
+    *out = v->valuedouble;
+    return true;
+}
+
+static bool get_int(const cJSON *o, const char *k, double lo, double hi, double *out, bool *given, api_error *e) {
+    const cJSON *v = field(o, k);
+    if (given) *given = v != NULL;
+    if (!v) return true;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
+        return fail(e, k, "'%s' must be an integer from %.0f to %.0f", k, lo, hi);
+    *out = v->valuedouble;
+    return true;
+}
+
+static bool get_bool(const cJSON *o, const char *k, bool *out, api_error *e) {
+    const cJSON *v = field(o, k);
+    if (!v) return true;
+    if (!cJSON_IsBool(v)) return fail(e, k, "'%s' must be a boolean", k);
+    *out = cJSON_IsTrue(v);
+    return true;
+}
+
+/* A text string: valid UTF-8, owned copy. */
+static bool dup_text(const cJSON *v, const char *param, char **out, api_error *e) {
+    size_t n = strlen(v->valuestring);
+    if (!api_valid_utf8(v->valuestring, n)) return fail(e, param, "'%s' is not valid UTF-8", param);
+    *out = strdup(v->valuestring);
+    if (!*out) {
+        e->status = 500;
+        e->type = "server_error";
+        snprintf(e->message, sizeof e->message, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* Message content: a string, or an array of {"type": "text", "text": ...} parts (joined). */
+static bool content_text(const cJSON *c, const char *param, char **out, api_error *e) {
+    if (!c) {
+        *out = strdup("");
+        return *out != NULL;
+    }
+    if (cJSON_IsString(c)) return dup_text(c, param, out, e);
+    if (!cJSON_IsArray(c)) return fail(e, param, "'%s' must be a string or an array of text parts", param);
+    size_t total = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, c) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "type"), *x = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text"))
+            return fail(e, param, "'%s' parts must be of type \"text\" (images and audio are not supported)", param);
+        if (!cJSON_IsString(x)) return fail(e, param, "'%s' text parts need a string \"text\"", param);
+        total += strlen(x->valuestring);
+    }
+    char *buf = malloc(total + 1), *w = buf;
+    if (!buf) return fail(e, param, "out of memory");
+    cJSON_ArrayForEach(p, c) {
+        const char *x = cJSON_GetObjectItemCaseSensitive(p, "text")->valuestring;
+        size_t l = strlen(x);
+        memcpy(w, x, l);
+        w += l;
+    }
+    *w = '\0';
+    if (!api_valid_utf8(buf, total)) {
+        free(buf);
+        return fail(e, param, "'%s' is not valid UTF-8", param);
+    }
+    *out = buf;
+    return true;
+}
+
+static bool parse_messages(const cJSON *root, api_request *r, api_error *e) {
+    const cJSON *msgs = field(root, "messages");
+    if (!msgs) return fail(e, "messages", "'messages' is required");
+    if (!cJSON_IsArray(msgs)) return fail(e, "messages", "'messages' must be an array");
+    int n = cJSON_GetArraySize(msgs);
+    if (n == 0) return fail(e, "messages", "'messages' must not be empty");
+    if (n > API_MAX_MESSAGES) return fail(e, "messages", "'messages' has %d entries (at most %d)", n, API_MAX_MESSAGES);
+    r->msgs = calloc((size_t)n, sizeof *r->msgs);
+    if (!r->msgs) return fail(e, "messages", "out of memory");
+    int i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        char param[48];
+        snprintf(param, sizeof param, "messages[%d].role", i);
+        if (!cJSON_IsObject(m)) return fail(e, "messages", "'messages[%d]' must be an object", i);
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (!cJSON_IsString(role)) return fail(e, param, "'%s' must be a string", param);
+        const char *rs = role->valuestring;
+        if (!strcmp(rs, "developer")) rs = "system"; /* the newer name of the same thing */
+        if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "tool"))
+            return fail(e, param, "'%s' must be one of system, developer, user, assistant, tool", param);
+        snprintf(param, sizeof param, "messages[%d].content", i);
+        char *content = NULL;
+        if (!content_text(cJSON_GetObjectItemCaseSensitive(m, "content"), param, &content, e)) return false;
+        r->msgs[i].role = rs[0] == 's' ? "system" : rs[0] == 'u' ? "user" : rs[0] == 'a' ? "assistant" : "tool";
+        r->msgs[i].content = content;
+        r->n_msgs = (size_t)++i;
+    }
+    return true;
+}
+
+bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_error *e) {
+    memset(r, 0, sizeof *r);
+    memset(e, 0, sizeof *e);
+    r->kind = kind;
+    r->sp = hai_sampler_default_params();
+    r->sp.temperature = 1.0f; /* the OpenAI defaults: temperature 1, top_p 1, no top-k / min-p */
+    r->sp.top_p = 1.0f;
+    r->sp.top_k = 0;
+    r->sp.min_p = 0;
+    if (len == 0) return fail(e, NULL, "the request body is empty; send a JSON object");
+    /* cJSON would end a string at an escaped NUL without saying so */
+    for (const char *p = body; (p = memmem(p, len - (size_t)(p - body), "\\u0000", 6)); p += 6) {
+        size_t bs = 0; /* an odd run of backslashes makes this an escape; an even one is text */
+        while (p - (ptrdiff_t)bs > body && p[-1 - (ptrdiff_t)bs] == '\\') bs++;
+        if (bs % 2 == 0) return fail(e, NULL, "NUL characters (\\u0000) are not allowed in requests");
+    }
+    if (memchr(body, 0, len)) return fail(e, NULL, "the request body contains a NUL byte");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false); /* cJSON caps nesting (CJSON_NESTING_LIMIT) */
+    if (!root) return fail(e, NULL, "the request body is not valid JSON");
+    while (end && end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) end++;
+    if (end && end < body + len) {
+        cJSON_Delete(root);
+        return fail(e, NULL, "the request body has data after its JSON value");
+    }
+    bool ok = false;
+    if (!cJSON_IsObject(root)) {
+        fail(e, NULL, "the request body must be a JSON object");
+        goto out;
+    }
+    const cJSON *model = field(root, "model");
+    if (model && !cJSON_IsString(model)) {
+        fail(e, "model", "'model' must be a string");
+        goto out;
+    }
+    if (model && !dup_text(model, "model", &r->model, e)) goto out;
+    if (kind == API_CHAT) {
+        if (!parse_messages(root, r, e)) goto out;
+    } else {
+        const cJSON *p = field(root, "prompt");
+        if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1) p = cJSON_GetArrayItem(p, 0);
+        if (!p) {
+            fail(e, "prompt", "'prompt' is required");
+            goto out;
+        }
+        if (!cJSON_IsString(p)) {
+            fail(e, "prompt", "'prompt' must be a string (or an array of one string)");
+            goto out;
+        }
+        if (!dup_text(p, "prompt", &r->prompt, e)) goto out;
+    }
+    double v = 0;
+    bool given;
+    if (!get_bool(root, "stream", &r->stream, e)) goto out;
+    const cJSON *so = field(root, "stream_options");
+    if (so && !cJSON_IsObject(so)) {
+        fail(e, "stream_options", "'stream_options' must be an object");
+        goto out;
+    }
+    if (so && !get_bool(so, "include_usage", &r->include_usage, e)) goto out;
+    const char *mt_name = field(root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    if (!get_int(root, mt_name, 1, 1 << 24, &v, &given, e)) goto out;
+    if (given) r->max_tokens = (int32_t)v;
+    if (!get_number(root, "temperature", 0, 2, &v, &r->has_temperature, e)) goto out;
+    if (r->has_temperature) r->sp.temperature = (float)v;
+    if (!get_number(root, "top_p", 0, 1, &v, &r->has_top_p, e)) goto out;
+    if (r->has_top_p) {
+        if (v == 0) {
+            fail(e, "top_p", "'top_p' must be above 0");
+            goto out;
+        }
+        r->sp.top_p = (float)v;
+    }
+    if (!get_int(root, "seed", -9.2e18, 9.2e18, &v, &r->has_seed, e)) goto out;
+    if (r->has_seed) r->sp.seed = (uint64_t)(int64_t)v;
+    if (!get_number(root, "presence_penalty", -2, 2, &v, &given, e)) goto out;
+    if (given) r->sp.presence_penalty = (float)v;
+    if (!get_number(root, "frequency_penalty", -2, 2, &v, &given, e)) goto out;
+    if (given) r->sp.frequency_penalty = (float)v;
+    if (!get_int(root, "top_k", 0, 1 << 20, &v, &given, e)) goto out; /* llama.cpp-style extras */
+    if (given) r->sp.top_k = (int32_t)v;
+    if (!get_number(root, "min_p", 0, 1, &v, &given, e)) goto out;
+    if (given) r->sp.min_p = (float)v;
+    if (!get_number(root, "repeat_penalty", 0.01, 100, &v, &given, e)) goto out;
+    if (given) r->sp.repeat_penalty = (float)v;
+    if (!get_int(root, "n", 1, 1, &v, &given, e)) {
+        fail(e, "n", "'n' must be 1 (one choice per request)");
+        goto out;
+    }
+    const cJSON *lp = field(root, "logprobs");
+    if (lp && !cJSON_IsBool(lp) && !cJSON_IsNumber(lp)) {
+        fail(e, "logprobs", "'logprobs' must be a boolean");
+        goto out;
+    }
+    if (lp && cJSON_IsTrue(lp)) {
+        fail(e, "logprobs", "'logprobs' is not supported");
+        goto out;
+    }
+    const cJSON *tools = field(root, "tools");
+    if (tools && !(cJSON_IsArray(tools) && cJSON_GetArraySize(tools) == 0)) {
+        fail(e, "tools", "'tools' (function calling) is not supported");
+        goto out;
+    }
+    const cJSON *rf = field(root, "response_format");
+    if (rf) {
+        const cJSON *t = cJSON_IsObject(rf) ? cJSON_GetObjectItemCaseSensitive(rf, "type") : NULL;
+        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text")) {
+            fail(e, "response_format", "'response_format' other than {\"type\": \"text\"} is not supported");
+            goto out;
+        }
+    }
+    const cJSON *stop = field(root, "stop");
+    if (stop) {
+        if (cJSON_IsString(stop)) {
+            if (*stop->valuestring && !dup_text(stop, "stop", &r->stop[r->n_stop++], e)) goto out;
+        } else if (cJSON_IsArray(stop)) {
+            if (cJSON_GetArraySize(stop) > API_MAX_STOP) {
+                fail(e, "stop", "'stop' has more than %d strings", API_MAX_STOP);
+                goto out;
+            }
+            const cJSON *s;
+            cJSON_ArrayForEach(s, stop) {
+                if (!cJSON_IsString(s) || !*s->valuestring) {
+                    fail(e, "stop", "'stop' must hold non-empty strings");
+                    goto out;
+                }
+                if (!dup_text(s, "stop", &r->stop[r->n_stop++], e)) goto out;
+            }
+        } else {
+            fail(e, "stop", "'stop' must be a string or an array of strings");
+            goto out;
+        }
+        for (size_t i = 0; i < r->n_stop; i++)
+            if (strlen(r->stop[i]) > 256) {
+                fail(e, "stop", "'stop' strings are limited to 256 bytes");
+                goto out;
+            }
+    }
+    ok = true;
+out:
+    cJSON_Delete(root);
+    if (!ok) api_request_free(r);
+    return ok;
+}
+
+void api_request_free(api_request *r) {
+    if (!r) return;
+    free(r->model);
+    for (size_t i = 0; i < r->n_msgs; i++) free((char *)r->msgs[i].content);
+    free(r->msgs);
+    free(r->prompt);
+    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- responses ------------------------------------------------------------------------------- */
+
+char *api_error_json(const api_error *e) {
+    cJSON *root = cJSON_CreateObject(), *o = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(o, "message", e->message);
+    cJSON_AddStringToObject(o, "type", e->type ? e->type : "invalid_request_error");
+    if (e->param[0]) cJSON_AddStringToObject(o, "param", e->param);
+    else cJSON_AddNullToObject(o, "param");
+    cJSON_AddNullToObject(o, "code");
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static cJSON *base(api_kind kind, const api_result *r, bool chunk) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "object", kind == API_CHAT ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)r->created);
+    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddStringToObject(o, "system_fingerprint", "hai");
+    return o;
+}
+
+static void add_usage(cJSON *o, const api_result *r) {
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", r->prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", r->completion_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", r->prompt_tokens + r->completion_tokens);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "prompt_tokens_details"), "cached_tokens", r->cached_tokens);
+}
+
+static void add_route(cJSON *o, const api_result *r) {
+    if (!r->route_json) return;
+    cJSON *route = cJSON_Parse(r->route_json);
+    if (route) cJSON_AddItemToObject(o, "hai_route", route);
+}
+
+/* A JSON string of generated text. The engine emits whole UTF-8 characters; should a piece ever
+ * end inside one, the valid prefix is kept rather than writing invalid JSON. */
+static cJSON *text_string(const char *text, size_t len) {
+    while (len && !api_valid_utf8(text, len)) len--;
+    char *s = malloc(len + 1);
+    if (!s) return cJSON_CreateString("");
+    memcpy(s, text, len);
+    s[len] = '\0';
+    cJSON *v = cJSON_CreateString(s);
+    free(s);
+    return v;
+}
+
+char *api_response_json(api_kind kind, const api_result *r) {
+    cJSON *o = base(kind, r, false), *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", 0);
+    if (kind == API_CHAT) {
+        cJSON *m = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddItemToObject(m, "content", text_string(r->text, r->text_len));
+        cJSON_AddNullToObject(m, "refusal");
+    } else {
+        cJSON_AddItemToObject(c, "text", text_string(r->text, r->text_len));
+    }
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddStringToObject(c, "finish_reason", r->finish);
+    cJSON_AddItemToArray(choices, c);
+    add_usage(o, r);
+    add_route(o, r);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *sse(cJSON *o) {
+    char *j = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!j) return NULL;
+    size_t n = strlen(j);
+    char *s = malloc(n + 9);
+    if (s) {
+        memcpy(s, "data: ", 6);
+        memcpy(s + 6, j, n);
+        memcpy(s + 6 + n, "\n\n", 3);
+    }
+    free(j);
+    return s;
+}
+
+static cJSON *chunk_choice(cJSON *o) {
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddItemToArray(choices, c);
+    return c;
+}
+
+char *api_chunk_role(api_kind kind, const api_result *r) {
+    cJSON *o = base(kind, r, true), *c = chunk_choice(o);
+    if (kind == API_CHAT) {
+        cJSON *d = cJSON_AddObjectToObject(c, "delta");
+        cJSON_AddStringToObject(d, "role", "assistant");
+        cJSON_AddStringToObject(d, "content", "");
+    } else {
+        cJSON_AddStringToObject(c, "text", "");
+    }
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddNullToObject(c, "finish_reason");
+    return sse(o);
+}
+
+char *api_chunk_text(api_kind kind, const api_result *r, const char *text, size_t len) {
+    cJSON *o = base(kind, r, true), *c = chunk_choice(o);
+    if (kind == API_CHAT) cJSON_AddItemToObject(cJSON_AddObjectToObject(c, "delta"), "content", text_string(text, len));
+    else cJSON_AddItemToObject(c, "text", text_string(text, len));
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddNullToObject(c, "finish_reason");
+    return sse(o);
+}
+
+char *api_chunk_finish(api_kind kind, const api_result *r) {
+    cJSON *o = base(kind, r, true), *c = chunk_choice(o);
+    if (kind == API_CHAT) cJSON_AddObjectToObject(c, "delta");
+    else cJSON_AddStringToObject(c, "text", "");
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddStringToObject(c, "finish_reason", r->finish);
+    add_route(o, r);
+    return sse(o);
+}
+
+char *api_chunk_usage(api_kind kind, const api_result *r) {
+    cJSON *o = base(kind, r, true);
+    cJSON_AddArrayToObject(o, "choices");
+    add_usage(o, r);
+    return sse(o);
+}

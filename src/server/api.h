@@ -1,0 +1,70 @@
+/* The OpenAI-compatible API surface: parsing and validating request bodies (untrusted input,
+ * every field checked, errors naming the field) and building response JSON. No I/O here, so
+ * the whole layer is fuzzed on its own (fuzz/fuzz_api.c). */
+#ifndef HAI_SERVER_API_H
+#define HAI_SERVER_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hai.h"
+
+#define API_MAX_STOP 4
+#define API_MAX_MESSAGES 1024
+
+typedef enum api_kind { API_CHAT, API_COMPLETION } api_kind;
+
+typedef struct api_request {
+    api_kind kind;
+    char *model;              /* as the client named it (may be NULL) */
+    hai_chat_message *msgs;   /* chat: roles and contents (owned strings) */
+    size_t n_msgs;
+    char *prompt;             /* completion */
+    bool stream, include_usage;
+    int32_t max_tokens;       /* 0 = not given */
+    bool has_temperature, has_top_p, has_seed;
+    hai_sampler_params sp;
+    char *stop[API_MAX_STOP];
+    size_t n_stop;
+} api_request;
+
+typedef struct api_error {
+    int status;          /* HTTP status */
+    const char *type;    /* "invalid_request_error", ... */
+    char param[64];      /* the offending field, or "" */
+    char message[512];
+} api_error;
+
+/* Parses a request body. On failure fills err (status 400 with the field named) and returns
+ * false; on success the caller frees with api_request_free. */
+bool api_parse(api_kind kind, const char *body, size_t len, api_request *out, api_error *err);
+void api_request_free(api_request *r);
+
+/* {"error": {"message", "type", "param", "code"}}; malloc'd */
+char *api_error_json(const api_error *e);
+
+typedef struct api_result {
+    const char *id, *model;
+    long created;
+    const char *text;
+    size_t text_len;
+    const char *finish;   /* "stop" | "length" */
+    int prompt_tokens, completion_tokens;
+    int cached_tokens;    /* prompt tokens reused from the slot's cache */
+    const char *route_json; /* an extra "hai_route" object (raw JSON), or NULL */
+} api_result;
+
+/* The non-streaming response body; malloc'd. */
+char *api_response_json(api_kind kind, const api_result *r);
+
+/* One SSE event "data: {...}\n\n" of a stream: the role chunk (first), a text delta, the final
+ * chunk with finish_reason, or the usage chunk. malloc'd. */
+char *api_chunk_role(api_kind kind, const api_result *r);
+char *api_chunk_text(api_kind kind, const api_result *r, const char *text, size_t len);
+char *api_chunk_finish(api_kind kind, const api_result *r);
+char *api_chunk_usage(api_kind kind, const api_result *r);
+
+/* True when s[0..n) is valid UTF-8. */
+bool api_valid_utf8(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,64 @@
+/* Inference for the server: N slots (each a context with its own KV cache) fed from a bounded
+ * queue by worker threads. HTTP threads never run inference: they submit a job and read its
+ * text as the worker produces it. A job whose client went away is cancelled and its slot freed
+ * within one decode step. A new job goes to the idle slot whose cache shares the longest prefix
+ * with its prompt (the next turn of a conversation reuses the cached turns). */
+#ifndef HAI_SERVER_ENGINE_H
+#define HAI_SERVER_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "hai.h"
+#include "metrics.h"
+
+typedef struct srv_job {
+    /* input (set before submission, read-only after) */
+    hai_token *prompt;
+    size_t n_prompt;
+    hai_sampler_params sp;
+    bool greedy;
+    int32_t max_tokens;
+    const char *const *stop;
+    size_t n_stop;
+    char **stop_owned;    /* freed with the job (NULL-terminated), if set */
+    double deadline;      /* monotonic seconds; 0 = none */
+    /* progress, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *text;           /* produced so far (whole UTF-8 characters) */
+    size_t text_len, text_cap;
+    bool started, done;
+    hai_status status;
+    char error[HAI_ERROR_MSG_SIZE];
+    hai_generate_result res;
+    double t_submit, t_start;
+    atomic_bool cancelled; /* set by the HTTP side (disconnect, timeout) */
+    int refs;              /* the submitter and the engine each hold one */
+    struct srv_job *next;
+} srv_job;
+
+typedef struct srv_engine srv_engine;
+
+typedef struct srv_engine_params {
+    int n_slots;       /* default 2 */
+    int max_queue;     /* jobs waiting beyond the slots; default 4 * n_slots */
+    uint32_t n_ctx;    /* per slot; 0 = min(trained, 4096) */
+    int n_threads;     /* compute threads shared by the slots; 0 = all CPUs */
+} srv_engine_params;
+
+hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metrics *met, srv_engine **out, hai_error *err);
+void srv_engine_stop(srv_engine *e);
+uint32_t srv_engine_n_ctx(const srv_engine *e);
+
+/* A job with one reference for the caller (release with srv_job_release). */
+srv_job *srv_job_new(void);
+void srv_job_release(srv_job *j);
+
+/* Queues a job (taking a reference). false when the queue is full: the caller answers 429. */
+bool srv_engine_submit(srv_engine *e, srv_job *j);
+/* Queue length and busy slots now. */
+void srv_engine_load(srv_engine *e, int *queued, int *busy);
+
+#endif

@@ -1,0 +1,523 @@
+/* The HTTP side of `hai serve`: routes, authentication, limits, request bodies, streaming
+ * (Server-Sent Events) and the OpenAI error shape. One thread per connection (libmicrohttpd);
+ * those threads never compute: they submit jobs to the engine and wait for text, watching
+ * their socket so that a client that leaves cancels its job. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "engine.h"
+#include "metrics.h"
+#include "server.h"
+
+#ifndef MHD_HTTP_CONTENT_TOO_LARGE
+#define MHD_HTTP_CONTENT_TOO_LARGE 413
+#endif
+
+typedef struct server {
+    srv_options o;
+    hai_model *m;
+    srv_engine *eng;
+    metrics met;
+    char model_id[128];
+    long created;
+    atomic_ulong next_id;
+} server;
+
+typedef struct request {
+    char endpoint[48];
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    bool headers_done;
+} request;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- responses -------------------------------------------------------------------------------- */
+
+static void common_headers(server *s, struct MHD_Response *r) {
+    if (s->o.cors_origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", s->o.cors_origin);
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
+}
+
+static enum MHD_Result send_body(server *s, struct MHD_Connection *c, const char *endpoint, int status, const char *type,
+                                 char *body) {
+    if (!body) body = strdup("{}");
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", type);
+    common_headers(s, r);
+    if (status == 429 || status == 503) MHD_add_response_header(r, "Retry-After", "1");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    metrics_request(&s->met, endpoint, status);
+    return ret;
+}
+
+static enum MHD_Result send_error(server *s, struct MHD_Connection *c, const char *endpoint, int status, const char *type,
+                                  const char *param, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static enum MHD_Result send_error(server *s, struct MHD_Connection *c, const char *endpoint, int status, const char *type,
+                                  const char *param, const char *fmt, ...) {
+    api_error e = {.status = status, .type = type};
+    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    return send_body(s, c, endpoint, status, "application/json", api_error_json(&e));
+}
+
+/* True when the peer has closed the connection (a read would see end of file). */
+static bool peer_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return true;
+    char b;
+    ssize_t k = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Constant-time comparison of the presented key with the configured one. */
+static bool key_ok(const char *given, const char *want) {
+    size_t gl = given ? strlen(given) : 0, wl = strlen(want);
+    unsigned char diff = gl != wl;
+    for (size_t i = 0; i < wl; i++) diff |= (unsigned char)(i < gl ? given[i] : 0) ^ (unsigned char)want[i];
+    return diff == 0 && given != NULL;
+}
+
+/* ---- streaming ---------------------------------------------------------------------------------- */
+
+typedef struct stream {
+    server *s;
+    struct MHD_Connection *conn;
+    srv_job *job;
+    api_kind kind;
+    api_result res;
+    char id[48];
+    bool include_usage;
+    size_t sent_text;      /* bytes of job text already sent */
+    char *pending;         /* an event not yet fully written */
+    size_t pend_len, pend_off;
+    int phase;             /* 0 role chunk, 1 text, 2 finish, 3 usage, 4 [DONE], 5 end */
+    double deadline;
+    char *route_json;
+} stream;
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    stream *st = cls;
+    srv_job *j = st->job;
+    for (;;) {
+        if (st->pending) { /* finish writing the current event */
+            size_t k = st->pend_len - st->pend_off < max ? st->pend_len - st->pend_off : max;
+            memcpy(buf, st->pending + st->pend_off, k);
+            st->pend_off += k;
+            if (st->pend_off == st->pend_len) {
+                free(st->pending);
+                st->pending = NULL;
+            }
+            return (ssize_t)k;
+        }
+        if (st->phase == 0) {
+            st->pending = api_chunk_role(st->kind, &st->res);
+            st->phase = 1;
+        } else if (st->phase == 1) {
+            pthread_mutex_lock(&j->mu);
+            while (j->text_len == st->sent_text && !j->done) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 100 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+                pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+                if (j->text_len == st->sent_text && !j->done && peer_gone(st->conn)) {
+                    atomic_store(&j->cancelled, true); /* the client left: stop the job */
+                    pthread_mutex_unlock(&j->mu);
+                    metrics_disconnect(&st->s->met);
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                }
+            }
+            if (j->text_len > st->sent_text) {
+                st->pending = api_chunk_text(st->kind, &st->res, j->text + st->sent_text, j->text_len - st->sent_text);
+                st->sent_text = j->text_len;
+                pthread_mutex_unlock(&j->mu);
+            } else { /* done */
+                st->res.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
+                st->res.prompt_tokens = j->res.n_prompt + j->res.n_cached;
+                st->res.completion_tokens = j->res.n_generated;
+                st->res.cached_tokens = j->res.n_cached;
+                hai_status status = j->status;
+                char msg[HAI_ERROR_MSG_SIZE];
+                snprintf(msg, sizeof msg, "%s", j->error);
+                pthread_mutex_unlock(&j->mu);
+                if (status) { /* the stream ends with the error as its last event */
+                    api_error e = {.status = 500, .type = status == HAI_ERR_CANCELLED ? "timeout" : "server_error"};
+                    snprintf(e.message, sizeof e.message, "%s", msg);
+                    char *ej = api_error_json(&e);
+                    size_t n = strlen(ej);
+                    st->pending = malloc(n + 9);
+                    if (st->pending) {
+                        memcpy(st->pending, "data: ", 6);
+                        memcpy(st->pending + 6, ej, n);
+                        memcpy(st->pending + 6 + n, "\n\n", 3);
+                        st->pend_len = n + 8;
+                        st->pend_off = 0;
+                    }
+                    free(ej);
+                    st->phase = 5;
+                    metrics_request(&st->s->met, "stream_error", 500);
+                    if (st->pending) continue;
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                }
+                st->res.route_json = st->route_json;
+                st->phase = 2;
+                continue;
+            }
+        } else if (st->phase == 2) {
+            st->pending = api_chunk_finish(st->kind, &st->res);
+            st->phase = st->include_usage ? 3 : 4;
+        } else if (st->phase == 3) {
+            st->pending = api_chunk_usage(st->kind, &st->res);
+            st->phase = 4;
+        } else if (st->phase == 4) {
+            st->pending = strdup("data: [DONE]\n\n");
+            st->phase = 5;
+        } else {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (!st->pending) return MHD_CONTENT_READER_END_WITH_ERROR;
+        st->pend_len = strlen(st->pending);
+        st->pend_off = 0;
+    }
+}
+
+static void stream_free(void *cls) {
+    stream *st = cls;
+    if (st->phase < 5) atomic_store(&st->job->cancelled, true); /* the connection ended early */
+    srv_job_release(st->job);
+    free(st->pending);
+    free(st->route_json);
+    free(st);
+}
+
+/* ---- completions ----------------------------------------------------------------------------------- */
+
+static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *rq, api_kind kind) {
+    api_request ar;
+    api_error ae;
+    if (!api_parse(kind, rq->body, rq->len, &ar, &ae))
+        return send_body(s, c, rq->endpoint, ae.status, "application/json", api_error_json(&ae));
+    hai_error err = {0};
+    hai_token *ids = NULL;
+    size_t n = 0;
+    hai_status st;
+    if (kind == API_CHAT) {
+        st = hai_chat_tokenize(s->m, NULL, ar.msgs, ar.n_msgs, &ids, &n, &err);
+    } else {
+        size_t pl = strlen(ar.prompt), cap = pl + 8;
+        ids = malloc(cap * sizeof *ids);
+        st = ids ? hai_tokenize(hai_model_tokenizer(s->m), ar.prompt, pl, HAI_TOKENIZE_ADD_SPECIAL | HAI_TOKENIZE_PARSE_SPECIAL,
+                                ids, cap, &n, &err)
+                 : HAI_ERR_NOMEM;
+    }
+    uint32_t n_ctx = srv_engine_n_ctx(s->eng);
+    if (st || n == 0 || n >= n_ctx) {
+        enum MHD_Result r;
+        if (st)
+            r = send_error(s, c, rq->endpoint, 400, "invalid_request_error", kind == API_CHAT ? "messages" : "prompt", "%s", err.msg);
+        else
+            r = send_error(s, c, rq->endpoint, 400, "invalid_request_error", kind == API_CHAT ? "messages" : "prompt",
+                           "the prompt has %zu tokens; the context holds %u (and needs room for at least one generated token)",
+                           n, n_ctx);
+        free(ids);
+        api_request_free(&ar);
+        return r;
+    }
+    srv_job *j = srv_job_new();
+    if (!j) {
+        free(ids);
+        api_request_free(&ar);
+        return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+    }
+    j->prompt = ids;
+    j->n_prompt = n;
+    j->sp = ar.sp;
+    j->greedy = ar.sp.temperature <= 0;
+    if (!ar.has_seed) j->sp.seed = (uint64_t)time(NULL) ^ (uint64_t)atomic_fetch_add(&s->next_id, 1) * 0x9E3779B97F4A7C15ull;
+    j->max_tokens = ar.max_tokens;
+    /* the stop strings live in ar, which lives until the job is done (non-streaming) or is
+     * copied for streaming below */
+    char **stops = calloc(API_MAX_STOP + 1, sizeof *stops);
+    for (size_t i = 0; stops && i < ar.n_stop; i++) stops[i] = strdup(ar.stop[i]);
+    j->stop = (const char *const *)stops;
+    j->stop_owned = stops;
+    j->n_stop = stops ? ar.n_stop : 0;
+    j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
+    bool stream_req = ar.stream, usage = ar.include_usage;
+    api_request_free(&ar);
+    char id[48];
+    snprintf(id, sizeof id, "%s-%lx%06lx", kind == API_CHAT ? "chatcmpl" : "cmpl", (unsigned long)time(NULL),
+             (unsigned long)atomic_fetch_add(&s->next_id, 1));
+    if (!srv_engine_submit(s->eng, j)) {
+        srv_job_release(j);
+        return send_error(s, c, rq->endpoint, 429, "rate_limit_exceeded", NULL,
+                          "all %d slots are busy and the queue is full; retry shortly", s->o.n_slots);
+    }
+    api_result res = {.id = id, .model = s->model_id, .created = (long)time(NULL)};
+    enum MHD_Result ret;
+    if (stream_req) {
+        stream *ss = calloc(1, sizeof *ss);
+        if (!ss) {
+            atomic_store(&j->cancelled, true);
+            srv_job_release(j);
+            return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+        }
+        ss->s = s;
+        ss->conn = c;
+        ss->job = j;
+        ss->kind = kind;
+        snprintf(ss->id, sizeof ss->id, "%s", id);
+        ss->res = res;
+        ss->res.id = ss->id;
+        ss->include_usage = usage;
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, ss, stream_free);
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        MHD_add_response_header(r, "X-Accel-Buffering", "no");
+        common_headers(s, r);
+        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        metrics_request(&s->met, rq->endpoint, 200);
+        return ret;
+    }
+    /* non-streaming: wait here, watching the socket */
+    pthread_mutex_lock(&j->mu);
+    bool gone = false;
+    while (!j->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        if (!j->done && !gone && peer_gone(c)) {
+            gone = true;
+            atomic_store(&j->cancelled, true);
+        }
+    }
+    res.text = j->text ? j->text : "";
+    res.text_len = j->text_len;
+    res.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
+    res.prompt_tokens = j->res.n_prompt + j->res.n_cached;
+    res.completion_tokens = j->res.n_generated;
+    res.cached_tokens = j->res.n_cached;
+    hai_status status = j->status;
+    char msg[HAI_ERROR_MSG_SIZE];
+    snprintf(msg, sizeof msg, "%s", j->error);
+    char *body = status ? NULL : api_response_json(kind, &res);
+    pthread_mutex_unlock(&j->mu);
+    srv_job_release(j);
+    if (gone) {
+        free(body);
+        metrics_disconnect(&s->met);
+        metrics_request(&s->met, rq->endpoint, 499);
+        return MHD_NO; /* nobody to answer */
+    }
+    if (status == HAI_ERR_CANCELLED) return send_error(s, c, rq->endpoint, 504, "timeout", NULL, "%s", msg);
+    if (status) return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "%s", msg);
+    return send_body(s, c, rq->endpoint, 200, "application/json", body);
+}
+
+/* ---- routing --------------------------------------------------------------------------------------- */
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_size, void **req_cls) {
+    (void)version;
+    server *s = cls;
+    request *rq = *req_cls;
+    if (!rq) { /* headers are in: decide what we can before any body arrives */
+        rq = calloc(1, sizeof *rq);
+        if (!rq) return MHD_NO;
+        *req_cls = rq;
+        snprintf(rq->endpoint, sizeof rq->endpoint, "%s", url);
+        bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/models") ||
+                     !strcmp(url, "/health") || !strcmp(url, "/metrics");
+        if (!known) {
+            snprintf(rq->endpoint, sizeof rq->endpoint, "other");
+            rq->headers_done = true;
+            return send_error(s, c, "other", 404, "invalid_request_error", NULL, "no such endpoint: %.64s", url);
+        }
+        if (!strcmp(method, "OPTIONS") && s->o.cors_origin) { /* CORS preflight */
+            struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+            common_headers(s, r);
+            MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+            MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+            MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+            enum MHD_Result ret = MHD_queue_response(c, 204, r);
+            MHD_destroy_response(r);
+            rq->headers_done = true;
+            return ret;
+        }
+        if (s->o.api_key && strcmp(url, "/health")) {
+            const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+            const char *tok = auth && !strncmp(auth, "Bearer ", 7) ? auth + 7 : NULL;
+            if (!key_ok(tok, s->o.api_key)) {
+                rq->headers_done = true;
+                return send_error(s, c, rq->endpoint, 401, "invalid_request_error", NULL,
+                                  "missing or wrong API key (send Authorization: Bearer <key>)");
+            }
+        }
+        bool post = !strncmp(url, "/v1/c", 5);
+        if (strcmp(method, post ? "POST" : "GET")) {
+            rq->headers_done = true;
+            return send_error(s, c, rq->endpoint, 405, "invalid_request_error", NULL, "%s needs %s", url, post ? "POST" : "GET");
+        }
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
+            rq->headers_done = true;
+            return send_error(s, c, rq->endpoint, 413, "invalid_request_error", NULL, "the body of %s bytes is over the limit of %zu",
+                              cl, s->o.max_body);
+        }
+        return MHD_YES;
+    }
+    if (rq->headers_done) { /* a response was already queued at the headers */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) { /* a piece of the body */
+        if (!rq->too_large) {
+            if (rq->len + *upload_size > s->o.max_body) {
+                rq->too_large = true;
+                free(rq->body);
+                rq->body = NULL;
+                rq->len = rq->cap = 0;
+            } else {
+                if (rq->cap < rq->len + *upload_size + 1) {
+                    size_t cap = rq->cap ? rq->cap : 4096;
+                    while (cap < rq->len + *upload_size + 1) cap *= 2;
+                    char *b = realloc(rq->body, cap);
+                    if (!b) return MHD_NO;
+                    rq->body = b;
+                    rq->cap = cap;
+                }
+                memcpy(rq->body + rq->len, upload_data, *upload_size);
+                rq->len += *upload_size;
+                rq->body[rq->len] = '\0';
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    /* the whole request is in */
+    rq->headers_done = true;
+    if (rq->too_large)
+        return send_error(s, c, rq->endpoint, 413, "invalid_request_error", NULL, "the body is over the limit of %zu bytes", s->o.max_body);
+    if (!strcmp(url, "/health")) return send_body(s, c, "/health", 200, "application/json", strdup("{\"status\":\"ok\"}"));
+    if (!strcmp(url, "/metrics")) {
+        int q, busy;
+        srv_engine_load(s->eng, &q, &busy);
+        metrics_gauges(&s->met, q, busy);
+        return send_body(s, c, "/metrics", 200, "text/plain; version=0.0.4", metrics_text(&s->met));
+    }
+    if (!strcmp(url, "/v1/models")) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "{\"object\":\"list\",\"data\":[{\"id\":\"%s\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"hai\"}]}",
+                 s->model_id, s->created);
+        return send_body(s, c, "/v1/models", 200, "application/json", strdup(buf));
+    }
+    return completion(s, c, rq, !strcmp(url, "/v1/chat/completions") ? API_CHAT : API_COMPLETION);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode code) {
+    (void)cls, (void)c, (void)code;
+    request *rq = *req_cls;
+    if (!rq) return;
+    free(rq->body);
+    free(rq);
+    *req_cls = NULL;
+}
+
+/* ---- the server ---------------------------------------------------------------------------------------- */
+
+static void model_id_from_path(const char *path, char *out, size_t cap) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    if (n > 5 && !strcmp(b + n - 5, ".gguf")) n -= 5;
+    if (n >= cap) n = cap - 1;
+    memcpy(out, b, n);
+    out[n] = '\0';
+}
+
+int srv_run(const srv_options *opt) {
+    server *s = calloc(1, sizeof *s);
+    if (!s) return 1;
+    s->o = *opt;
+    if (!s->o.host) s->o.host = "127.0.0.1";
+    if (!s->o.n_slots) s->o.n_slots = 2;
+    if (!s->o.max_body) s->o.max_body = 1 << 20;
+    if (s->o.timeout_s == 0) s->o.timeout_s = 600;
+    s->created = (long)time(NULL);
+    metrics_init(&s->met, s->o.n_slots);
+    hai_error err = {0};
+    int rc = 1;
+    struct MHD_Daemon *d = NULL;
+    if (hai_model_load(s->o.model_path, NULL, &s->m, &err) != HAI_OK) goto fail;
+    model_id_from_path(s->o.model_path, s->model_id, sizeof s->model_id);
+    srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads};
+    if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof sa);
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+    if (inet_pton(AF_INET, s->o.host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(s->o.port);
+    } else if (inet_pton(AF_INET6, s->o.host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(s->o.port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        fprintf(stderr, "hai serve: --host must be an IPv4 or IPv6 address, not '%s'\n", s->o.host);
+        goto out;
+    }
+    d = MHD_start_daemon(flags, s->o.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
+                         completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)128, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                         (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)(64 * 1024), MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "hai serve: cannot listen on %s:%u (%s)\n", s->o.host, s->o.port, strerror(errno));
+        goto out;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    fprintf(stderr, "hai serve: %s on http://%s:%u  (%d slots x %u context, %s kernels%s)\n", s->model_id, s->o.host,
+            di ? di->port : s->o.port, s->o.n_slots, srv_engine_n_ctx(s->eng), hai_kernels_name(), s->o.api_key ? ", API key required" : "");
+    fflush(stderr);
+    while (!s->o.stop || !*s->o.stop) usleep(100 * 1000);
+    fprintf(stderr, "hai serve: stopping\n");
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "hai serve: error: %s\n", err.msg);
+out:
+    if (d) MHD_stop_daemon(d);
+    srv_engine_stop(s->eng);
+    hai_model_free(s->m);
+    metrics_destroy(&s->met);
+    free(s);
+    return rc;
+}

@@ -1,0 +1,30 @@
+/* `hai serve`: the OpenAI-compatible HTTP server (libmicrohttpd) over the engine. */
+#ifndef HAI_SERVER_H
+#define HAI_SERVER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hai.h"
+
+typedef struct srv_options {
+    const char *model_path;
+    const char *host;       /* default 127.0.0.1 */
+    uint16_t port;          /* default 8080; 0 = any free port (printed) */
+    int n_slots;            /* --parallel, default 2 */
+    int max_queue;          /* default 4 x slots */
+    uint32_t n_ctx;         /* per slot */
+    int n_threads;
+    const char *api_key;    /* NULL = no auth */
+    const char *cors_origin;
+    size_t max_body;        /* bytes; default 1 MiB */
+    double timeout_s;       /* per request; default 600 */
+    const char *route_config; /* the hybrid router's policy file (issue 7); NULL = local only */
+    volatile sig_atomic_t *stop; /* the server returns when this becomes nonzero */
+} srv_options;
+
+/* Loads the model, listens, serves until *stop; returns 0 or prints the error and returns 1. */
+int srv_run(const srv_options *o);
+
+#endif
