@@ -563,6 +563,8 @@ typedef struct hai_generate_params {
      * they are ruled out). Return false to cancel. */
     bool (*on_text)(void *user, const char *text, size_t len);
     void *user;
+    /* Receives each generated token id (before its text); may be NULL. */
+    void (*on_token)(void *user, hai_token t);
 } hai_generate_params;
 
 typedef struct hai_generate_result {

@@ -96,8 +96,9 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     char *piece = malloc(cap);
     held h = {0};
     if (!piece) return hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+    /* the output continues the prompt: a SentencePiece space at its start is real text */
     hai_detok_stream ds;
-    hai_detok_stream_init(&ds, 0);
+    hai_detok_stream_init(&ds, HAI_DETOK_KEEP_LEADING_SPACE);
     if (p->sampler)
         for (size_t i = 0; i < n_prompt; i++) hai_sampler_accept(p->sampler, prompt[i]);
     double t_first = 0;
@@ -125,6 +126,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
             break;
         }
         if (p->sampler) hai_sampler_accept(p->sampler, t);
+        if (p->on_token) p->on_token(p->user, t);
         res->n_generated++;
         size_t k = 0;
         if (t < hai_tokenizer_n_vocab(tok) && (st = hai_detok_stream_push(tok, &ds, t, piece, cap, &k, err))) break;

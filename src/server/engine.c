@@ -55,6 +55,8 @@ void srv_job_release(srv_job *j) {
     pthread_cond_destroy(&j->cv);
     free(j->prompt);
     free(j->text);
+    free(j->tokens);
+    free(j->route_json);
     for (size_t i = 0; j->stop_owned && j->stop_owned[i]; i++) free(j->stop_owned[i]);
     free(j->stop_owned);
     free(j);
@@ -85,6 +87,22 @@ static bool on_text(void *user, const char *text, size_t len) {
     return !atomic_load(&j->cancelled) && !late;
 }
 
+static void on_token(void *user, hai_token t) {
+    srv_job *j = user;
+    if (!j->want_tokens) return;
+    pthread_mutex_lock(&j->mu);
+    if (j->n_tokens == j->cap_tokens) {
+        size_t cap = j->cap_tokens ? 2 * j->cap_tokens : 64;
+        hai_token *p = realloc(j->tokens, cap * sizeof *p);
+        if (p) {
+            j->tokens = p;
+            j->cap_tokens = cap;
+        }
+    }
+    if (j->n_tokens < j->cap_tokens) j->tokens[j->n_tokens++] = t;
+    pthread_mutex_unlock(&j->mu);
+}
+
 static bool should_abort(void *user) {
     srv_job *j = user;
     return atomic_load(&j->cancelled) || (j->deadline > 0 && now_s() > j->deadline);
@@ -109,7 +127,7 @@ static void run_job(slot *s, srv_job *j) {
     if (!st) {
         hai_context_set_abort(s->c, should_abort, j);
         hai_generate_params gp = {.max_tokens = j->max_tokens, .stop = j->stop, .n_stop = j->n_stop, .sampler = sm,
-                                  .on_text = on_text, .user = j};
+                                  .on_text = on_text, .on_token = on_token, .user = j};
         st = hai_generate(s->c, j->prompt, j->n_prompt, &gp, &res, &err);
         hai_context_set_abort(s->c, NULL, NULL);
         if (st == HAI_ERR_CANCELLED) {

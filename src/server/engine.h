@@ -28,6 +28,11 @@ typedef struct srv_job {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     char *text;           /* produced so far (whole UTF-8 characters) */
+    hai_token *tokens;    /* the generated token ids, when want_tokens */
+    size_t n_tokens, cap_tokens;
+    bool want_tokens;
+    char *route_json;     /* routed requests: the hai_route object (owned) */
+    char route_header[160]; /* and the x-hai-route header of the final route */
     size_t text_len, text_cap;
     bool started, done;
     hai_status status;

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../error.h"
+#include "../router/hybrid.h"
 #include "api.h"
 #include "engine.h"
 #include "metrics.h"
@@ -32,6 +34,7 @@ typedef struct server {
     char model_id[128];
     long created;
     atomic_ulong next_id;
+    hybrid *hyb;              /* the router, with --route-config */
 } server;
 
 typedef struct request {
@@ -183,6 +186,9 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                     if (st->pending) continue;
                     return MHD_CONTENT_READER_END_WITH_ERROR;
                 }
+                pthread_mutex_lock(&j->mu);
+                if (j->route_json && !st->route_json) st->route_json = strdup(j->route_json);
+                pthread_mutex_unlock(&j->mu);
                 st->res.route_json = st->route_json;
                 st->phase = 2;
                 continue;
@@ -214,6 +220,250 @@ static void stream_free(void *cls) {
     free(st);
 }
 
+/* ---- routed chat completions (--route-config) ------------------------------------------------ */
+
+/* The text channel of a routed request is a job that no engine runs: the router thread fills it. */
+static bool channel_text(void *user, const char *text, size_t len) {
+    srv_job *j = user;
+    pthread_mutex_lock(&j->mu);
+    if (j->text_cap - j->text_len < len + 1) {
+        size_t cap = j->text_cap ? j->text_cap * 2 : 1024;
+        while (cap - j->text_len < len + 1) cap *= 2;
+        char *p = realloc(j->text, cap);
+        if (!p) {
+            pthread_mutex_unlock(&j->mu);
+            return false;
+        }
+        j->text = p;
+        j->text_cap = cap;
+    }
+    memcpy(j->text + j->text_len, text, len);
+    j->text_len += len;
+    j->text[j->text_len] = '\0';
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return !atomic_load(&j->cancelled);
+}
+
+/* Local generation for the router: a job on the engine's slots, its text forwarded as it comes. */
+static hai_status engine_generate(void *user, const hybrid_gen *g, hai_generate_result *res, hai_error *err) {
+    server *s = user;
+    srv_job *j = srv_job_new();
+    if (!j || !(j->prompt = malloc(g->n * sizeof *j->prompt))) {
+        srv_job_release(j);
+        return hai_fail(err, HAI_ERR_NOMEM, "out of memory");
+    }
+    memcpy(j->prompt, g->prompt, g->n * sizeof *j->prompt);
+    j->n_prompt = g->n;
+    j->sp = *g->sp;
+    j->greedy = g->greedy;
+    j->max_tokens = g->max_tokens;
+    j->stop = g->stop;
+    j->n_stop = g->n_stop;
+    j->want_tokens = g->on_token != NULL;
+    j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
+    if (!srv_engine_submit(s->eng, j)) {
+        srv_job_release(j);
+        return hai_fail(err, HAI_ERR_LIMIT, "all %d slots are busy and the queue is full", s->o.n_slots);
+    }
+    size_t sent = 0;
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while (j->text_len > sent) {
+            size_t n = j->text_len - sent;
+            char *chunk = malloc(n);
+            if (chunk) memcpy(chunk, j->text + sent, n);
+            sent = j->text_len;
+            pthread_mutex_unlock(&j->mu);
+            bool go = chunk && g->on_text(g->user, chunk, n);
+            free(chunk);
+            if (!go) atomic_store(&j->cancelled, true);
+            pthread_mutex_lock(&j->mu);
+        }
+        if (j->done) break;
+        if (g->cancel && atomic_load(g->cancel)) atomic_store(&j->cancelled, true);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+    }
+    *res = j->res;
+    hai_status st = j->status;
+    if (st) hai_fail(err, st, "%s", j->error);
+    for (size_t i = 0; !st && g->on_token && i < j->n_tokens; i++) g->on_token(g->user, j->tokens[i]);
+    pthread_mutex_unlock(&j->mu);
+    srv_job_release(j);
+    return st;
+}
+
+typedef struct routed {
+    server *s;
+    srv_job *out;
+    api_request ar;     /* owns the messages and stop strings the request points into */
+    hybrid_request hr;
+    hybrid_plan plan;
+} routed;
+
+static void *route_runner(void *arg) {
+    routed *rt = arg;
+    server *s = rt->s;
+    hybrid_plan snapshot = rt->plan; /* what the JSON reports; execute frees the prompt */
+    snapshot.prompt = NULL;
+    hybrid_result res;
+    hai_error err = {0};
+    hybrid_local local = {engine_generate, s};
+    hai_status st = hybrid_execute(s->hyb, &rt->hr, &rt->plan, &local, &res, &err);
+    char *json = hybrid_route_json(&snapshot, &res);
+    for (int r = 0; r < R_COUNT; r++)
+        if (res.reasons & (1u << r)) metrics_route(&s->met, route_name(res.route), route_reason_name((route_reason)r));
+    if (res.cloud_tokens) metrics_cloud_tokens(&s->met, res.cloud_tokens);
+    srv_job *j = rt->out;
+    pthread_mutex_lock(&j->mu);
+    j->res.finish = res.finish;
+    j->res.n_prompt = res.prompt_tokens - res.cached_tokens;
+    j->res.n_cached = res.cached_tokens;
+    j->res.n_generated = res.completion_tokens;
+    j->route_json = json;
+    hybrid_route_header(res.route, res.reasons, j->route_header, sizeof j->route_header);
+    j->status = st;
+    if (st) snprintf(j->error, sizeof j->error, "%s", err.msg);
+    j->done = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    srv_job_release(j);
+    api_request_free(&rt->ar);
+    free(rt);
+    return NULL;
+}
+
+static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, request *rq, api_request *ar) {
+    routed *rt = calloc(1, sizeof *rt);
+    srv_job *j = srv_job_new();
+    if (!rt || !j) {
+        free(rt);
+        srv_job_release(j);
+        api_request_free(ar);
+        return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+    }
+    rt->s = s;
+    rt->ar = *ar; /* take ownership */
+    rt->out = j;
+    hybrid_request *hr = &rt->hr;
+    hr->msgs = rt->ar.msgs;
+    hr->n_msgs = rt->ar.n_msgs;
+    hr->model = rt->ar.model;
+    hr->max_tokens = rt->ar.max_tokens;
+    hr->sp = rt->ar.sp;
+    hr->greedy = rt->ar.sp.temperature <= 0;
+    hr->has_seed = rt->ar.has_seed;
+    hr->has_temperature = rt->ar.has_temperature;
+    hr->has_top_p = rt->ar.has_top_p;
+    if (!hr->has_seed) hr->sp.seed = (uint64_t)time(NULL) ^ (uint64_t)atomic_fetch_add(&s->next_id, 1) * 0x9E3779B97F4A7C15ull;
+    hr->stop = (const char *const *)rt->ar.stop;
+    hr->n_stop = rt->ar.n_stop;
+    hr->on_text = channel_text;
+    hr->user = j;
+    hr->cancel = &j->cancelled;
+    const char *dl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Hai-Deadline-Ms");
+    if (dl) hr->deadline_ms = atof(dl);
+    hai_error err = {0};
+    if (hybrid_plan_request(s->hyb, hr, &rt->plan, &err) != HAI_OK) {
+        api_request_free(&rt->ar);
+        free(rt);
+        srv_job_release(j);
+        return send_error(s, c, rq->endpoint, 400, "invalid_request_error", "messages", "%s", err.msg);
+    }
+    char header[160];
+    hybrid_route_header(rt->plan.d.route, rt->plan.d.reasons, header, sizeof header);
+    bool stream_req = rt->ar.stream, usage = rt->ar.include_usage;
+    char id[48];
+    snprintf(id, sizeof id, "chatcmpl-%lx%06lx", (unsigned long)time(NULL), (unsigned long)atomic_fetch_add(&s->next_id, 1));
+    j->refs++; /* the runner's */
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &at, route_runner, rt) != 0) {
+        pthread_attr_destroy(&at);
+        j->refs--;
+        hybrid_plan_free(&rt->plan);
+        api_request_free(&rt->ar);
+        free(rt);
+        srv_job_release(j);
+        return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "cannot start a request thread");
+    }
+    pthread_attr_destroy(&at);
+    api_result res = {.id = id, .model = s->model_id, .created = (long)time(NULL)};
+    if (stream_req) {
+        stream *ss = calloc(1, sizeof *ss);
+        if (!ss) {
+            atomic_store(&j->cancelled, true);
+            srv_job_release(j);
+            return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+        }
+        ss->s = s;
+        ss->conn = c;
+        ss->job = j;
+        ss->kind = API_CHAT;
+        snprintf(ss->id, sizeof ss->id, "%s", id);
+        ss->res = res;
+        ss->res.id = ss->id;
+        ss->include_usage = usage;
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, ss, stream_free);
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        MHD_add_response_header(r, "X-Accel-Buffering", "no");
+        MHD_add_response_header(r, "x-hai-route", header); /* the decision; the final route is in the last chunk */
+        common_headers(s, r);
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        metrics_request(&s->met, rq->endpoint, 200);
+        return ret;
+    }
+    pthread_mutex_lock(&j->mu);
+    bool gone = false;
+    while (!j->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        if (!j->done && !gone && peer_gone(c)) {
+            gone = true;
+            atomic_store(&j->cancelled, true);
+        }
+    }
+    res.text = j->text ? j->text : "";
+    res.text_len = j->text_len;
+    res.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
+    res.prompt_tokens = j->res.n_prompt + j->res.n_cached;
+    res.completion_tokens = j->res.n_generated;
+    res.cached_tokens = j->res.n_cached;
+    res.route_json = j->route_json;
+    hai_status status = j->status;
+    char msg[HAI_ERROR_MSG_SIZE], final_header[160];
+    snprintf(msg, sizeof msg, "%s", j->error);
+    snprintf(final_header, sizeof final_header, "%s", j->route_header);
+    char *body = status ? NULL : api_response_json(API_CHAT, &res);
+    pthread_mutex_unlock(&j->mu);
+    srv_job_release(j);
+    if (gone) {
+        free(body);
+        metrics_disconnect(&s->met);
+        return MHD_NO;
+    }
+    if (status) return send_error(s, c, rq->endpoint, status == HAI_ERR_LIMIT ? 429 : 500, "server_error", NULL, "%s", msg);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "x-hai-route", final_header);
+    common_headers(s, r);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    metrics_request(&s->met, rq->endpoint, 200);
+    return ret;
+}
+
 /* ---- completions ----------------------------------------------------------------------------------- */
 
 static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *rq, api_kind kind) {
@@ -221,6 +471,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     api_error ae;
     if (!api_parse(kind, rq->body, rq->len, &ar, &ae))
         return send_body(s, c, rq->endpoint, ae.status, "application/json", api_error_json(&ae));
+    if (kind == API_CHAT && s->hyb) return routed_completion(s, c, rq, &ar);
     hai_error err = {0};
     hai_token *ids = NULL;
     size_t n = 0;
@@ -479,6 +730,13 @@ int srv_run(const srv_options *opt) {
     model_id_from_path(s->o.model_path, s->model_id, sizeof s->model_id);
     srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads};
     if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;
+    if (s->o.route_config) {
+        hybrid_config hc;
+        if (hybrid_config_load(s->o.route_config, &hc, &err) != HAI_OK) goto fail;
+        hai_status hst = hybrid_create(&hc, s->m, srv_engine_n_ctx(s->eng), &s->hyb, &err);
+        hybrid_config_free(&hc);
+        if (hst) goto fail;
+    }
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof sa);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
@@ -504,8 +762,9 @@ int srv_run(const srv_options *opt) {
         goto out;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    fprintf(stderr, "hai serve: %s on http://%s:%u  (%d slots x %u context, %s kernels%s)\n", s->model_id, s->o.host,
-            di ? di->port : s->o.port, s->o.n_slots, srv_engine_n_ctx(s->eng), hai_kernels_name(), s->o.api_key ? ", API key required" : "");
+    fprintf(stderr, "hai serve: %s on http://%s:%u  (%d slots x %u context, %s kernels%s%s)\n", s->model_id, s->o.host,
+            di ? di->port : s->o.port, s->o.n_slots, srv_engine_n_ctx(s->eng), hai_kernels_name(), s->o.api_key ? ", API key required" : "",
+            s->hyb ? (hybrid_policy(s->hyb)->cloud_enabled ? ", routing local/cloud" : ", routing (no cloud configured)") : "");
     fflush(stderr);
     while (!s->o.stop || !*s->o.stop) usleep(100 * 1000);
     fprintf(stderr, "hai serve: stopping\n");
@@ -516,6 +775,7 @@ fail:
 out:
     if (d) MHD_stop_daemon(d);
     srv_engine_stop(s->eng);
+    hybrid_free(s->hyb);
     hai_model_free(s->m);
     metrics_destroy(&s->met);
     free(s);

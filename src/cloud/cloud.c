@@ -1,0 +1,421 @@
+/* OpenAI-compatible chat client (see cloud.h). */
+#include "cloud.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../error.h"
+#include "../unicode.h"
+
+struct cloud {
+    cloud_config cfg;
+    pthread_mutex_t mu;
+    int fails;
+    double open_until, last_connect_fail;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+void cloud_config_defaults(cloud_config *c) {
+    memset(c, 0, sizeof *c);
+    c->connect_timeout_ms = 3000;
+    c->first_byte_timeout_ms = 15000;
+    c->idle_timeout_ms = 15000;
+    c->total_timeout_ms = 120000;
+    c->max_retries = 2;
+    c->max_response_bytes = 8u << 20;
+    c->circuit_failures = 3;
+    c->circuit_cooldown_s = 30;
+}
+
+hai_status cloud_create(const cloud_config *cfg, cloud **out, hai_error *err) {
+    *out = NULL;
+    if (strncmp(cfg->base_url, "http://", 7) && strncmp(cfg->base_url, "https://", 8))
+        return hai_fail(err, HAI_ERR_INVALID, "cloud: base_url must start with http:// or https://, not '%.80s'", cfg->base_url);
+    pthread_once(&curl_once, curl_init);
+    cloud *c = calloc(1, sizeof *c);
+    if (!c) return hai_fail(err, HAI_ERR_NOMEM, "cloud: out of memory");
+    c->cfg = *cfg;
+    pthread_mutex_init(&c->mu, NULL);
+    c->last_connect_fail = -1e9;
+    *out = c;
+    return HAI_OK;
+}
+
+void cloud_free(cloud *c) {
+    if (!c) return;
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+bool cloud_circuit_open(cloud *c) {
+    pthread_mutex_lock(&c->mu);
+    bool open = now_s() < c->open_until;
+    pthread_mutex_unlock(&c->mu);
+    return open;
+}
+
+bool cloud_online(cloud *c) {
+    pthread_mutex_lock(&c->mu);
+    bool on = now_s() - c->last_connect_fail > c->cfg.circuit_cooldown_s;
+    pthread_mutex_unlock(&c->mu);
+    return on;
+}
+
+/* ---- one transfer -------------------------------------------------------------------------- */
+
+typedef struct xfer {
+    cloud *c;
+    const cloud_request *r;
+    cloud_result *res;
+    double t_start, t_last, deadline;
+    size_t total;          /* body bytes after decompression */
+    bool any_body, sse, got_done, got_finish, stopped;
+    int status;
+    double retry_after;
+    char *line;            /* the SSE line being assembled */
+    size_t line_len, line_cap;
+    char *body;            /* non-SSE body (JSON or an error), capped */
+    size_t body_len, body_cap;
+    char why[160];         /* why a callback aborted the transfer */
+} xfer;
+
+static size_t on_header(char *p, size_t size, size_t n, void *u) {
+    xfer *x = u;
+    size_t len = size * n;
+    if (len > 5 && !strncmp(p, "HTTP/", 5)) { /* a new status line (after a 100 Continue, too) */
+        const char *sp = memchr(p, ' ', len);
+        x->status = sp ? atoi(sp + 1) : 0;
+        x->sse = false;
+        x->retry_after = -1;
+    } else if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
+        x->retry_after = atof(p + 12);
+    } else if (len > 13 && !strncasecmp(p, "Content-Type:", 13)) {
+        x->sse = memmem(p, len, "text/event-stream", 17) != NULL;
+    }
+    return len;
+}
+
+static void fail_x(xfer *x, const char *fmt, const char *detail) {
+    if (!x->why[0]) snprintf(x->why, sizeof x->why, fmt, detail ? detail : "");
+}
+
+/* One "data:" payload of the stream. false = stop the transfer. */
+static bool sse_data(xfer *x, const char *d, size_t n) {
+    if (n == 6 && !memcmp(d, "[DONE]", 6)) {
+        x->got_done = true;
+        return true;
+    }
+    cJSON *j = cJSON_ParseWithLength(d, n);
+    if (!j) {
+        fail_x(x, "malformed stream chunk%s", NULL);
+        return false;
+    }
+    bool ok = true;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    if (e) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+        fail_x(x, "upstream error: %s", cJSON_IsString(m) ? m->valuestring : "(no message)");
+        ok = false;
+        goto out;
+    }
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "delta"), "content");
+    if (cJSON_IsString(content) && content->valuestring[0]) {
+        size_t l = strlen(content->valuestring);
+        for (size_t i = 0; i < l;) { /* text handed on is valid UTF-8 */
+            int k = hai_utf8_valid_len((const unsigned char *)content->valuestring + i, l - i, NULL);
+            if (!k) {
+                fail_x(x, "upstream text is not valid UTF-8%s", NULL);
+                ok = false;
+                goto out;
+            }
+            i += (size_t)k;
+        }
+        x->res->delivered = true;
+        if (!x->r->on_text(x->r->user, content->valuestring, l)) {
+            x->stopped = true;
+            ok = false;
+            goto out;
+        }
+    }
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+    if (cJSON_IsString(fr)) {
+        x->got_finish = true;
+        snprintf(x->res->finish, sizeof x->res->finish, "%s", fr->valuestring);
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    if (cJSON_IsObject(u)) {
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"), *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+        if (cJSON_IsNumber(pt)) x->res->prompt_tokens = pt->valueint;
+        if (cJSON_IsNumber(ct)) x->res->completion_tokens = ct->valueint;
+    }
+out:
+    cJSON_Delete(j);
+    return ok;
+}
+
+static bool append(char **buf, size_t *len, size_t *cap, const char *p, size_t n, size_t limit) {
+    if (*len + n + 1 > limit) return false;
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 1024;
+        while (c < *len + n + 1) c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b) return false;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return true;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *u) {
+    xfer *x = u;
+    size_t len = size * n;
+    x->total += len;
+    x->t_last = now_s();
+    x->any_body = true;
+    if (x->total > x->c->cfg.max_response_bytes) {
+        fail_x(x, "response larger than the limit%s", NULL);
+        return 0;
+    }
+    if (x->status != 200 || !x->sse) { /* a JSON answer or an error body */
+        if (!append(&x->body, &x->body_len, &x->body_cap, p, len, x->c->cfg.max_response_bytes + 1)) {
+            fail_x(x, "response larger than the limit%s", NULL);
+            return 0;
+        }
+        return len;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != '\n') {
+            if (!append(&x->line, &x->line_len, &x->line_cap, p + i, 1, 1 << 20)) {
+                fail_x(x, "stream line over 1 MiB%s", NULL);
+                return 0;
+            }
+            continue;
+        }
+        size_t l = x->line_len;
+        if (l && x->line[l - 1] == '\r') l--;
+        if (l >= 5 && !memcmp(x->line, "data:", 5)) {
+            const char *d = x->line + 5;
+            size_t dl = l - 5;
+            if (dl && *d == ' ') d++, dl--;
+            if (!sse_data(x, d, dl)) {
+                x->line_len = 0;
+                return 0;
+            }
+        }
+        x->line_len = 0; /* comments, event names and blank lines need nothing */
+    }
+    return len;
+}
+
+static int on_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    (void)dt, (void)dn, (void)ut, (void)un;
+    xfer *x = u;
+    double now = now_s();
+    if (x->r->cancel && atomic_load(x->r->cancel)) {
+        x->stopped = true;
+        return 1;
+    }
+    if (!x->any_body && now - x->t_start > x->c->cfg.first_byte_timeout_ms / 1000.0) {
+        fail_x(x, "no response within the first-byte timeout%s", NULL);
+        return 1;
+    }
+    if (x->any_body && now - x->t_last > x->c->cfg.idle_timeout_ms / 1000.0) {
+        fail_x(x, "the response stalled (idle timeout)%s", NULL);
+        return 1;
+    }
+    if (now > x->deadline) {
+        fail_x(x, "the total timeout passed%s", NULL);
+        return 1;
+    }
+    return 0;
+}
+
+static char *request_body(const cloud *c, const cloud_request *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", r->model ? r->model : c->cfg.model);
+    cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", r->msgs[i].role);
+        cJSON_AddStringToObject(m, "content", r->msgs[i].content);
+        cJSON_AddItemToArray(msgs, m);
+    }
+    cJSON_AddBoolToObject(o, "stream", true);
+    cJSON_AddBoolToObject(cJSON_AddObjectToObject(o, "stream_options"), "include_usage", true);
+    if (r->max_tokens > 0) cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
+    if (r->temperature >= 0) cJSON_AddNumberToObject(o, "temperature", r->temperature);
+    if (r->top_p > 0) cJSON_AddNumberToObject(o, "top_p", r->top_p);
+    if (r->has_seed) cJSON_AddNumberToObject(o, "seed", (double)r->seed);
+    if (r->n_stop) {
+        cJSON *s = cJSON_AddArrayToObject(o, "stop");
+        for (size_t i = 0; i < r->n_stop; i++) cJSON_AddItemToArray(s, cJSON_CreateString(r->stop[i]));
+    }
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return body;
+}
+
+typedef enum outcome { OK_DONE, FAIL_RETRY, FAIL_FINAL, STOPPED } outcome;
+
+static bool valid_utf8(const char *s) {
+    size_t l = strlen(s);
+    for (size_t i = 0; i < l;) {
+        int k = hai_utf8_valid_len((const unsigned char *)s + i, l - i, NULL);
+        if (!k) return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
+static outcome attempt(cloud *c, const cloud_request *r, const char *body, cloud_result *res, double deadline, double *retry_after) {
+    xfer x = {.c = c, .r = r, .res = res, .t_start = now_s(), .deadline = deadline, .retry_after = -1};
+    x.t_last = x.t_start;
+    CURL *h = curl_easy_init();
+    if (!h) {
+        snprintf(res->error, sizeof res->error, "cloud: cannot start a transfer");
+        return FAIL_FINAL;
+    }
+    char url[640], auth[600];
+    size_t bl = strlen(c->cfg.base_url);
+    snprintf(url, sizeof url, "%.*s/chat/completions", (int)(bl && c->cfg.base_url[bl - 1] == '/' ? bl - 1 : bl), c->cfg.base_url);
+    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    hd = curl_slist_append(hd, "Accept: text/event-stream");
+    if (c->cfg.api_key[0]) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->cfg.api_key);
+        hd = curl_slist_append(hd, auth);
+    }
+    long left_ms = (long)((deadline - x.t_start) * 1000);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is an error: credentials stay with their origin */
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, left_ms > 1 ? left_ms : 1L);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* decoded sizes are what on_body counts */
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    CURLcode cc = curl_easy_perform(h);
+    res->http_status = x.status;
+    outcome o;
+    if (x.stopped) {
+        snprintf(res->error, sizeof res->error, "cancelled");
+        o = STOPPED;
+    } else if (cc != CURLE_OK && !x.why[0]) {
+        res->connect_failure = cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_PROXY;
+        snprintf(res->error, sizeof res->error, "cloud: %s", curl_easy_strerror(cc));
+        o = FAIL_RETRY;
+    } else if (x.why[0]) {
+        snprintf(res->error, sizeof res->error, "cloud: %s", x.why);
+        o = strstr(x.why, "larger than") || strstr(x.why, "upstream error") || strstr(x.why, "malformed") ? FAIL_FINAL : FAIL_RETRY;
+        if (strstr(x.why, "malformed") || strstr(x.why, "UTF-8")) o = FAIL_RETRY; /* a broken stream: try again if nothing was shown */
+    } else if (x.status >= 300 && x.status < 400) {
+        snprintf(res->error, sizeof res->error, "cloud: HTTP %d redirect, not followed", x.status);
+        o = FAIL_FINAL;
+    } else if (x.status == 429 || x.status >= 500) {
+        snprintf(res->error, sizeof res->error, "cloud: HTTP %d", x.status);
+        *retry_after = x.retry_after;
+        o = FAIL_RETRY;
+    } else if (x.status != 200) {
+        cJSON *j = x.body ? cJSON_Parse(x.body) : NULL;
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+        snprintf(res->error, sizeof res->error, "cloud: HTTP %d: %.160s", x.status, cJSON_IsString(m) ? m->valuestring : "(no message)");
+        cJSON_Delete(j);
+        o = FAIL_FINAL;
+    } else if (x.sse) {
+        if (x.line_len && !x.why[0]) { /* the last line had no newline */
+            x.line_len = 0;
+        }
+        if (x.got_done && x.got_finish) {
+            o = OK_DONE;
+        } else {
+            snprintf(res->error, sizeof res->error, "cloud: the stream ended without %s", x.got_finish ? "[DONE]" : "a finish_reason");
+            o = FAIL_RETRY;
+        }
+    } else { /* a plain JSON answer */
+        cJSON *j = x.body ? cJSON_Parse(x.body) : NULL;
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+        if (cJSON_IsString(content) && cJSON_IsString(fr) && valid_utf8(content->valuestring)) {
+            snprintf(res->finish, sizeof res->finish, "%s", fr->valuestring);
+            res->delivered = true;
+            if (*content->valuestring && !r->on_text(r->user, content->valuestring, strlen(content->valuestring))) o = STOPPED;
+            else o = OK_DONE;
+        } else {
+            snprintf(res->error, sizeof res->error, "cloud: the answer is not a chat completion");
+            o = FAIL_RETRY;
+        }
+        cJSON_Delete(j);
+    }
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(h);
+    free(x.line);
+    free(x.body);
+    return o;
+}
+
+hai_status cloud_chat(cloud *c, const cloud_request *r, cloud_result *res) {
+    memset(res, 0, sizeof *res);
+    double t0 = now_s(), deadline = t0 + c->cfg.total_timeout_ms / 1000.0;
+    char *body = request_body(c, r);
+    if (!body) {
+        snprintf(res->error, sizeof res->error, "cloud: out of memory");
+        return res->status = HAI_ERR_NOMEM;
+    }
+    outcome o = FAIL_FINAL;
+    for (int a = 0; a <= c->cfg.max_retries; a++) {
+        double retry_after = -1;
+        res->attempts = a + 1;
+        o = attempt(c, r, body, res, deadline, &retry_after);
+        if (o != FAIL_RETRY || res->delivered) break; /* nothing is retried once the user has seen text */
+        if (a == c->cfg.max_retries) break;
+        double wait = retry_after >= 0 ? (retry_after > 10 ? 10 : retry_after) : 0.25 * pow(2, a);
+        if (now_s() + wait >= deadline) break;
+        for (double end = now_s() + wait; now_s() < end;) { /* a cancellable sleep */
+            if (r->cancel && atomic_load(r->cancel)) break;
+            usleep(20000);
+        }
+        if (r->cancel && atomic_load(r->cancel)) break;
+        res->finish[0] = '\0';
+        res->connect_failure = false;
+    }
+    free(body);
+    res->seconds = now_s() - t0;
+    pthread_mutex_lock(&c->mu);
+    if (o == OK_DONE) {
+        c->fails = 0;
+    } else if (o != STOPPED) {
+        if (res->connect_failure) c->last_connect_fail = now_s();
+        if (++c->fails >= c->cfg.circuit_failures) c->open_until = now_s() + c->cfg.circuit_cooldown_s;
+    }
+    pthread_mutex_unlock(&c->mu);
+    res->status = o == OK_DONE ? HAI_OK : o == STOPPED ? HAI_ERR_CANCELLED : HAI_ERR_IO;
+    return res->status;
+}

@@ -1,0 +1,454 @@
+/* Executing routing decisions (see hybrid.h). */
+#include "hybrid.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../error.h"
+
+struct hybrid {
+    hybrid_config cfg;          /* owned copy */
+    router_policy policy;
+    pii_scanner *scan;
+    cloud *cloud;
+    const hai_model *m;
+    pthread_mutex_t mu;         /* budget and speed estimates */
+    long day;                   /* the UTC day the budget counts */
+    int64_t tokens_spent;
+    double cost_spent;
+    double prefill_tps, decode_tps;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static char **dup_list(char **v, size_t n) {
+    char **o = calloc(n + 1, sizeof *o);
+    for (size_t i = 0; o && i < n; i++) o[i] = strdup(v[i]);
+    return o;
+}
+
+hai_status hybrid_create(const hybrid_config *cfg, const hai_model *m, uint32_t local_ctx, hybrid **out, hai_error *err) {
+    *out = NULL;
+    hybrid *h = calloc(1, sizeof *h);
+    if (!h) return hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
+    h->cfg = *cfg;
+    h->cfg.patterns = dup_list(cfg->patterns, cfg->n_patterns);
+    h->cfg.keywords = dup_list(cfg->keywords, cfg->n_keywords);
+    h->policy = cfg->policy;
+    h->policy.local_ctx = local_ctx;
+    h->m = m;
+    pthread_mutex_init(&h->mu, NULL);
+    h->day = (long)(time(NULL) / 86400);
+    hai_status st = pii_scanner_create((const char *const *)h->cfg.patterns, h->cfg.n_patterns, (const char *const *)h->cfg.keywords,
+                                       h->cfg.n_keywords, &h->scan, err);
+    if (!st && cfg->has_cloud) st = cloud_create(&cfg->cloud, &h->cloud, err);
+    if (st) {
+        hybrid_free(h);
+        return st;
+    }
+    *out = h;
+    return HAI_OK;
+}
+
+void hybrid_free(hybrid *h) {
+    if (!h) return;
+    pii_scanner_free(h->scan);
+    cloud_free(h->cloud);
+    hybrid_config_free(&h->cfg);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+const router_policy *hybrid_policy(const hybrid *h) { return &h->policy; }
+
+/* ---- planning ----------------------------------------------------------------------------------- */
+
+/* Every span of personal data in text (allocated to fit: a class past any fixed cap would be
+ * missed, and a missed class could leave the device). NULL only when out of memory. */
+static pii_span *scan_all(const hybrid *h, const char *text, size_t *n) {
+    size_t len = strlen(text), cap = 64;
+    for (;;) {
+        pii_span *sp = malloc(cap * sizeof *sp);
+        if (!sp) return NULL;
+        pii_scan(h->scan, text, len, sp, cap, n);
+        if (*n <= cap) return sp;
+        free(sp);
+        cap = *n;
+    }
+}
+
+hai_status hybrid_plan_request(hybrid *h, const hybrid_request *r, hybrid_plan *plan, hai_error *err) {
+    memset(plan, 0, sizeof *plan);
+    router_features *f = &plan->f;
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        size_t n;
+        pii_span *sp = scan_all(h, r->msgs[i].content, &n);
+        if (!sp) return hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
+        for (size_t k = 0; k < n; k++) f->pii[sp[k].cls]++;
+        free(sp);
+    }
+    hai_status st = hai_chat_tokenize(h->m, NULL, r->msgs, r->n_msgs, &plan->prompt, &plan->n_prompt, err);
+    if (st) return st;
+    f->n_prompt_tokens = (int32_t)plan->n_prompt;
+    f->max_tokens = r->max_tokens;
+    f->model = r->model;
+    f->deadline_ms = r->deadline_ms;
+    router_state *s = &plan->s;
+    s->online = h->cloud ? cloud_online(h->cloud) : false;
+    s->circuit_open = h->cloud ? cloud_circuit_open(h->cloud) : false;
+    pthread_mutex_lock(&h->mu);
+    long day = (long)(time(NULL) / 86400);
+    if (day != h->day) { /* a new day: a fresh budget */
+        h->day = day;
+        h->tokens_spent = 0;
+        h->cost_spent = 0;
+    }
+    s->tokens_spent = h->tokens_spent;
+    s->cost_spent = h->cost_spent;
+    s->local_prefill_tps = h->prefill_tps;
+    s->local_decode_tps = h->decode_tps;
+    plan->d = router_decide(f, &h->policy, s);
+    if (plan->d.reserve_tokens) { /* set aside the worst case now, settle the real count later */
+        h->tokens_spent += plan->d.reserve_tokens;
+        h->cost_spent += plan->d.reserve_tokens * h->policy.cost_per_1k_tokens / 1000.0;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return HAI_OK;
+}
+
+void hybrid_plan_free(hybrid_plan *plan) {
+    free(plan->prompt);
+    plan->prompt = NULL;
+}
+
+static void settle(hybrid *h, int64_t reserved, int64_t used) {
+    pthread_mutex_lock(&h->mu);
+    h->tokens_spent += used - reserved;
+    h->cost_spent += (used - reserved) * h->policy.cost_per_1k_tokens / 1000.0;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void learn_speed(hybrid *h, const hai_generate_result *g) {
+    pthread_mutex_lock(&h->mu);
+    if (g->n_prompt >= 8 && g->t_prompt_s > 0) {
+        double v = g->n_prompt / g->t_prompt_s;
+        h->prefill_tps = h->prefill_tps > 0 ? 0.8 * h->prefill_tps + 0.2 * v : v;
+    }
+    if (g->n_generated > 4 && g->t_generate_s > 0) {
+        double v = (g->n_generated - 1) / g->t_generate_s;
+        h->decode_tps = h->decode_tps > 0 ? 0.8 * h->decode_tps + 0.2 * v : v;
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- execution --------------------------------------------------------------------------------- */
+
+/* Text held back from the user (cascade drafts, partial placeholders), plus the tokens behind it. */
+typedef struct buf {
+    char *p;
+    size_t n, cap;
+    hai_token *t;
+    size_t nt, tcap;
+} buf;
+
+static bool buf_add(buf *b, const char *s, size_t n) {
+    if (b->cap - b->n < n + 1) {
+        size_t cap = b->cap ? b->cap : 512;
+        while (cap - b->n < n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return false;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return true;
+}
+
+static bool hold_text(void *u, const char *s, size_t n) { return buf_add(u, s, n); }
+static void hold_token(void *u, hai_token t) {
+    buf *b = u;
+    if (b->nt == b->tcap) {
+        size_t cap = b->tcap ? 2 * b->tcap : 64;
+        hai_token *p = realloc(b->t, cap * sizeof *p);
+        if (!p) return;
+        b->t = p;
+        b->tcap = cap;
+    }
+    b->t[b->nt++] = t;
+}
+
+typedef struct fwd {           /* counts what reached the user */
+    const hybrid_request *r;
+    size_t shown;
+    buf pend;                  /* cloud text waiting for placeholder restoration */
+    const pii_map *map;
+    buf all;                   /* everything the cloud said (restored), for continuing locally */
+} fwd;
+
+static bool show(fwd *w, const char *s, size_t n) {
+    if (!n) return true;
+    w->shown += n;
+    return w->r->on_text(w->r->user, s, n);
+}
+
+static bool local_text(void *u, const char *s, size_t n) {
+    fwd *w = u;
+    bool go = show(w, s, n);
+    return go && !(w->r->cancel && atomic_load(w->r->cancel));
+}
+
+/* Cloud text: placeholders restored as soon as they are whole. */
+static bool cloud_text(void *u, const char *s, size_t n) {
+    fwd *w = u;
+    if (!buf_add(&w->pend, s, n)) return false;
+    if (!w->map || !w->map->n) {
+        buf_add(&w->all, w->pend.p, w->pend.n);
+        bool go = show(w, w->pend.p, w->pend.n);
+        w->pend.n = 0;
+        return go;
+    }
+    size_t keep = pii_restore_holdback(w->pend.p, w->pend.n, w->map), out_len;
+    char *restored = pii_restore(w->pend.p, w->pend.n - keep, w->map, &out_len);
+    if (!restored) return false;
+    memmove(w->pend.p, w->pend.p + w->pend.n - keep, keep);
+    w->pend.n = keep;
+    buf_add(&w->all, restored, out_len);
+    bool go = show(w, restored, out_len);
+    free(restored);
+    return go;
+}
+
+static void cloud_flush(fwd *w) {
+    if (!w->pend.n) return;
+    size_t out_len;
+    char *restored = w->map && w->map->n ? pii_restore(w->pend.p, w->pend.n, w->map, &out_len) : NULL;
+    if (restored) {
+        buf_add(&w->all, restored, out_len);
+        show(w, restored, out_len);
+        free(restored);
+    } else {
+        buf_add(&w->all, w->pend.p, w->pend.n);
+        show(w, w->pend.p, w->pend.n);
+    }
+    w->pend.n = 0;
+}
+
+static hai_status run_local(hybrid *h, const hybrid_request *r, const hybrid_local *local, const hai_token *prompt, size_t n,
+                            int32_t max_tokens, bool (*text)(void *, const char *, size_t), void (*tok)(void *, hai_token),
+                            void *user, hai_generate_result *g, hai_error *err) {
+    hybrid_gen gen = {.prompt = prompt, .n = n, .max_tokens = max_tokens, .sp = &r->sp, .greedy = r->greedy, .stop = r->stop,
+                      .n_stop = r->n_stop, .on_text = text, .on_token = tok, .user = user, .cancel = r->cancel};
+    memset(g, 0, sizeof *g);
+    hai_status st = local->generate(local->user, &gen, g, err);
+    if (!st) learn_speed(h, g);
+    return st;
+}
+
+/* A prompt too long for the device keeps its start token (BOS) and its most recent tokens. */
+static size_t truncate_prompt(hai_token *p, size_t n, uint32_t ctx, int32_t want_out) {
+    size_t room = ctx > (uint32_t)(want_out > 0 ? want_out : 64) + 8 ? ctx - (uint32_t)(want_out > 0 ? want_out : 64) : ctx / 2;
+    if (n <= room) return n;
+    memmove(p + 1, p + n - (room - 1), (room - 1) * sizeof *p);
+    return room;
+}
+
+/* Continues an answer on the device after the cloud stopped part-way: the prompt is the chat
+ * so far with the partial answer already in the assistant's turn. */
+static hai_status continue_locally(hybrid *h, const hybrid_request *r, const hybrid_local *local, hybrid_plan *plan, const char *partial,
+                                   size_t plen, fwd *w, hai_generate_result *g, hai_error *err) {
+    size_t cap = plan->n_prompt + plen + 8, n2 = 0;
+    hai_token *p = malloc(cap * sizeof *p);
+    if (!p) return hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
+    memcpy(p, plan->prompt, plan->n_prompt * sizeof *p);
+    hai_status st = hai_tokenize(hai_model_tokenizer(h->m), partial, plen, 0, p + plan->n_prompt, cap - plan->n_prompt, &n2, err);
+    size_t n = plan->n_prompt + n2;
+    if (!st) n = truncate_prompt(p, n, h->policy.local_ctx, r->max_tokens);
+    int32_t left = r->max_tokens > 0 ? r->max_tokens - (int32_t)n2 : 0;
+    if (!st && r->max_tokens > 0 && left <= 0) { /* the cloud's part already used the whole answer */
+        g->finish = HAI_FINISH_LENGTH;
+        free(p);
+        return HAI_OK;
+    }
+    if (!st) st = run_local(h, r, local, p, n, left, local_text, NULL, w, g, err);
+    free(p);
+    return st;
+}
+
+static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan, fwd *w, pii_map *map, cloud_result *cr) {
+    hai_chat_message *msgs = calloc(r->n_msgs ? r->n_msgs : 1, sizeof *msgs);
+    char **owned = calloc(r->n_msgs ? r->n_msgs : 1, sizeof *owned);
+    hai_status st = HAI_OK;
+    if (!msgs || !owned) st = HAI_ERR_NOMEM;
+    pii_action act[PII_COUNT];
+    for (int c = 0; c < PII_COUNT; c++) act[c] = h->policy.privacy[c];
+    for (size_t i = 0; !st && i < r->n_msgs; i++) {
+        msgs[i].role = r->msgs[i].role;
+        msgs[i].content = r->msgs[i].content;
+        if (!plan->d.redact) continue;
+        size_t len = strlen(r->msgs[i].content), n;
+        pii_span *sp = scan_all(h, r->msgs[i].content, &n);
+        if (!sp || !(owned[i] = pii_redact(r->msgs[i].content, len, sp, n, act, map))) st = HAI_ERR_NOMEM;
+        else msgs[i].content = owned[i];
+        free(sp);
+    }
+    if (!st) {
+        w->map = map;
+        cloud_request cq = {.msgs = msgs, .n_msgs = r->n_msgs, .max_tokens = r->max_tokens,
+                            .temperature = r->has_temperature ? (r->greedy ? 0.0f : r->sp.temperature) : -1.0f,
+                            .top_p = r->has_top_p ? r->sp.top_p : -1.0f, .has_seed = r->has_seed, .seed = (int64_t)r->sp.seed,
+                            .stop = r->stop, .n_stop = r->n_stop, .on_text = cloud_text, .user = w, .cancel = r->cancel};
+        /* a request that named one of the cloud's models gets that model */
+        for (int i = 0; r->model && i < h->policy.n_cloud_models; i++)
+            if (!strcmp(r->model, h->policy.cloud_models[i])) cq.model = r->model;
+        st = cloud_chat(h->cloud, &cq, cr);
+        if (!st) cloud_flush(w);
+    } else {
+        snprintf(cr->error, sizeof cr->error, "router: cannot prepare the cloud request");
+        cr->status = st;
+    }
+    for (size_t i = 0; owned && i < r->n_msgs; i++) free(owned[i]);
+    free(owned);
+    free(msgs);
+    return st;
+}
+
+hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan, const hybrid_local *local, hybrid_result *res,
+                          hai_error *err) {
+    memset(res, 0, sizeof *res);
+    double t0 = now_s();
+    res->route = plan->d.route;
+    res->reasons = plan->d.reasons;
+    res->mean_entropy = -1;
+    fwd w = {.r = r};
+    hai_generate_result g = {0};
+    pii_map map = {0};
+    hai_status st = HAI_OK;
+    bool cloud_needed = plan->d.route == ROUTE_CLOUD;
+    int64_t cloud_used = 0;
+
+    if (plan->d.route == ROUTE_LOCAL) {
+        size_t n = plan->d.truncate ? truncate_prompt(plan->prompt, plan->n_prompt, h->policy.local_ctx, r->max_tokens) : plan->n_prompt;
+        st = run_local(h, r, local, plan->prompt, n, r->max_tokens, local_text, NULL, &w, &g, err);
+    } else if (plan->d.route == ROUTE_CASCADE) {
+        /* draft K tokens out of sight, then judge the model's confidence */
+        buf draft = {0};
+        int32_t k = h->policy.cascade_tokens;
+        if (r->max_tokens > 0 && r->max_tokens < k) k = r->max_tokens;
+        st = run_local(h, r, local, plan->prompt, plan->n_prompt, k, hold_text, hold_token, &draft, &g, err);
+        if (!st) {
+            res->mean_entropy = g.mean_entropy;
+            bool cloud_ok = h->cloud && cloud_online(h->cloud) && !cloud_circuit_open(h->cloud);
+            if (g.mean_entropy > h->policy.entropy_threshold && cloud_ok) {
+                res->escalated = true;
+                res->reasons |= 1u << R_LOW_CONFIDENCE;
+                res->reasons &= ~(1u << R_DEFAULT);
+                cloud_needed = true;
+                res->route = ROUTE_CLOUD;
+            } else {
+                /* confident: show the draft and go on from where it stopped */
+                res->route = ROUTE_LOCAL;
+                if (show(&w, draft.p, draft.n) && g.finish == HAI_FINISH_LENGTH && g.n_generated == k &&
+                    (r->max_tokens <= 0 || r->max_tokens > k)) {
+                    size_t n = plan->n_prompt + draft.nt;
+                    hai_token *p = malloc(n * sizeof *p);
+                    if (!p) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
+                    else {
+                        memcpy(p, plan->prompt, plan->n_prompt * sizeof *p);
+                        memcpy(p + plan->n_prompt, draft.t, draft.nt * sizeof *p);
+                        hai_generate_result g2;
+                        st = run_local(h, r, local, p, n, r->max_tokens > 0 ? r->max_tokens - k : 0, local_text, NULL, &w, &g2, err);
+                        if (!st) {
+                            g.finish = g2.finish;
+                            g.n_generated += g2.n_generated;
+                        }
+                        free(p);
+                    }
+                }
+            }
+        }
+        free(draft.p);
+        free(draft.t);
+    }
+    if (!st && cloud_needed) {
+        cloud_result cr;
+        hai_status cst = go_cloud(h, r, plan, &w, &map, &cr);
+        cloud_used = cr.prompt_tokens + cr.completion_tokens;
+        if (!cloud_used && cr.delivered) cloud_used = plan->f.n_prompt_tokens + (int64_t)(w.all.n / 4 + 1); /* an estimate */
+        res->cloud_tokens = (int)cloud_used;
+        if (!cst) {
+            g.finish = !strcmp(cr.finish, "length") ? HAI_FINISH_LENGTH : HAI_FINISH_STOP;
+            g.n_prompt = cr.prompt_tokens;
+            g.n_generated = cr.completion_tokens;
+            res->route = ROUTE_CLOUD;
+        } else if (cst == HAI_ERR_CANCELLED) {
+            st = hai_fail(err, HAI_ERR_CANCELLED, "cancelled");
+        } else {
+            /* the cloud failed: the device answers, from the start or from where the cloud stopped */
+            snprintf(res->error, sizeof res->error, "%s", cr.error);
+            res->reasons |= 1u << R_CLOUD_ERROR;
+            res->reasons &= ~(1u << R_DEFAULT);
+            res->route = ROUTE_LOCAL;
+            memset(&g, 0, sizeof g);
+            if (cr.delivered) {
+                cloud_flush(&w);
+                st = continue_locally(h, r, local, plan, w.all.p ? w.all.p : "", w.all.n, &w, &g, err);
+            } else {
+                st = run_local(h, r, local, plan->prompt, plan->n_prompt, r->max_tokens, local_text, NULL, &w, &g, err);
+            }
+        }
+    }
+    if (plan->d.reserve_tokens) settle(h, plan->d.reserve_tokens, cloud_used);
+    if (res->route == ROUTE_LOCAL) res->reasons &= ~(1u << R_PRIVACY_REDACTED); /* nothing was sent */
+    res->finish = g.finish;
+    res->prompt_tokens = res->route == ROUTE_CLOUD && g.n_prompt ? g.n_prompt : (int)plan->n_prompt;
+    res->completion_tokens = g.n_generated;
+    res->cached_tokens = res->route == ROUTE_CLOUD ? 0 : g.n_cached;
+    res->seconds = now_s() - t0;
+    pii_map_free(&map);
+    free(w.pend.p);
+    free(w.all.p);
+    hybrid_plan_free(plan);
+    return st;
+}
+
+/* ---- reporting -------------------------------------------------------------------------------- */
+
+void hybrid_route_header(route_kind route, uint32_t reasons, char *out, size_t cap) {
+    char rs[256];
+    route_reasons_str(reasons, rs, sizeof rs);
+    snprintf(out, cap, "%s; reasons=%s", route_name(route), rs);
+}
+
+char *hybrid_route_json(const hybrid_plan *plan, const hybrid_result *res) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "route", route_name(res->route));
+    cJSON_AddStringToObject(o, "decision", route_name(plan->d.route));
+    cJSON *rs = cJSON_AddArrayToObject(o, "reasons");
+    for (int i = 0; i < R_COUNT; i++)
+        if (res->reasons & (1u << i)) cJSON_AddItemToArray(rs, cJSON_CreateString(route_reason_name((route_reason)i)));
+    cJSON *sg = cJSON_AddObjectToObject(o, "signals");
+    cJSON *pii = cJSON_AddObjectToObject(sg, "personal_data");
+    for (int c = 0; c < PII_COUNT; c++)
+        if (plan->f.pii[c]) cJSON_AddNumberToObject(pii, pii_class_name((pii_class)c), (double)plan->f.pii[c]);
+    cJSON_AddNumberToObject(sg, "prompt_tokens", plan->f.n_prompt_tokens);
+    cJSON_AddBoolToObject(sg, "online", plan->s.online);
+    cJSON_AddBoolToObject(sg, "circuit_open", plan->s.circuit_open);
+    cJSON_AddNumberToObject(sg, "predicted_local_ms", plan->d.pred_local_ms);
+    cJSON_AddNumberToObject(sg, "predicted_cloud_ms", plan->d.pred_cloud_ms);
+    cJSON_AddNumberToObject(sg, "cloud_tokens_spent_today", (double)plan->s.tokens_spent);
+    if (res->mean_entropy >= 0) cJSON_AddNumberToObject(sg, "mean_entropy", res->mean_entropy);
+    if (res->error[0]) cJSON_AddStringToObject(sg, "cloud_error", res->error);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}

@@ -1,0 +1,64 @@
+/* On-device detection of personal data in text, and its redaction: e-mail addresses, phone
+ * numbers (international, North American, Chinese mobile), Chinese resident ID numbers (checksum
+ * verified), bank card numbers (Luhn verified), IP addresses, API keys and secrets, and
+ * user-defined patterns and keywords. Pure: no I/O; the patterns are compiled once. */
+#ifndef HAI_ROUTER_PRIVACY_H
+#define HAI_ROUTER_PRIVACY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hai.h"
+
+typedef enum pii_class {
+    PII_EMAIL, PII_PHONE, PII_CN_ID, PII_BANK_CARD, PII_IP, PII_SECRET, PII_CUSTOM, PII_COUNT
+} pii_class;
+
+typedef enum pii_action { PII_KEEP_LOCAL = 0, PII_REDACT, PII_ALLOW } pii_action;
+
+const char *pii_class_name(pii_class c);            /* "email", "phone", ... */
+int pii_class_from_name(const char *name);          /* -1 when unknown */
+const char *pii_action_name(pii_action a);          /* "keep_local", "redact", "allow" */
+int pii_action_from_name(const char *name);
+
+typedef struct pii_span {
+    pii_class cls;
+    size_t start, end; /* bytes [start, end) */
+} pii_span;
+
+typedef struct pii_scanner pii_scanner;
+
+/* patterns / keywords: user-defined (class CUSTOM); may be NULL. A bad pattern is an error
+ * naming it. */
+hai_status pii_scanner_create(const char *const *patterns, size_t n_patterns, const char *const *keywords,
+                              size_t n_keywords, pii_scanner **out, hai_error *err);
+void pii_scanner_free(pii_scanner *s);
+
+/* Finds personal data in text[0..len): non-overlapping spans in order (at most cap; *n gets the
+ * count found, which may exceed cap). */
+void pii_scan(const pii_scanner *s, const char *text, size_t len, pii_span *spans, size_t cap, size_t *n);
+
+/* Redaction with a mapping shared by all the texts of one request: each distinct value gets a
+ * placeholder such as "[EMAIL_1]" (the same value, the same placeholder). */
+typedef struct pii_map {
+    struct {
+        char *placeholder, *value;
+    } *e;
+    size_t n, cap;
+    int counter[PII_COUNT];
+} pii_map;
+
+/* The text with the spans of classes whose action is REDACT replaced; malloc'd. */
+char *pii_redact(const char *text, size_t len, const pii_span *spans, size_t n, const pii_action *actions, pii_map *map);
+/* The text with every placeholder of map put back; malloc'd. */
+char *pii_restore(const char *text, size_t len, const pii_map *map, size_t *out_len);
+/* Length of the longest tail of text that could be the start of a placeholder (for streaming:
+ * hold it back until the next piece shows whether it is one). */
+size_t pii_restore_holdback(const char *text, size_t len, const pii_map *map);
+void pii_map_free(pii_map *m);
+
+/* Checksums, exposed for tests. */
+bool pii_luhn_ok(const char *digits, size_t n);
+bool pii_cn_id_ok(const char *id18);
+
+#endif
