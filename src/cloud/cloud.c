@@ -104,7 +104,19 @@ static size_t on_header(char *p, size_t size, size_t n, void *u) {
         x->sse = false;
         x->retry_after = -1;
     } else if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
-        x->retry_after = atof(p + 12);
+        /* seconds, or an HTTP date */
+        char v[64];
+        size_t vl = len - 12 < sizeof v - 1 ? len - 12 : sizeof v - 1;
+        memcpy(v, p + 12, vl);
+        v[vl] = '\0';
+        char *end;
+        double secs = strtod(v, &end);
+        if (end != v) {
+            x->retry_after = secs < 0 ? 0 : secs;
+        } else {
+            time_t t = curl_getdate(v, NULL);
+            if (t > 0) x->retry_after = difftime(t, time(NULL)) > 0 ? difftime(t, time(NULL)) : 0;
+        }
     } else if (len > 13 && !strncasecmp(p, "Content-Type:", 13)) {
         x->sse = memmem(p, len, "text/event-stream", 17) != NULL;
     }
@@ -396,7 +408,13 @@ hai_status cloud_chat(cloud *c, const cloud_request *r, cloud_result *res) {
         o = attempt(c, r, body, res, deadline, &retry_after);
         if (o != FAIL_RETRY || res->delivered) break; /* nothing is retried once the user has seen text */
         if (a == c->cfg.max_retries) break;
-        double wait = retry_after >= 0 ? (retry_after > 10 ? 10 : retry_after) : 0.25 * pow(2, a);
+        if (retry_after > 10) { /* the upstream asks for a long pause: honour it, answer locally meanwhile */
+            pthread_mutex_lock(&c->mu);
+            if (c->open_until < now_s() + retry_after) c->open_until = now_s() + retry_after;
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        double wait = retry_after >= 0 ? retry_after : 0.25 * pow(2, a);
         if (now_s() + wait >= deadline) break;
         for (double end = now_s() + wait; now_s() < end;) { /* a cancellable sleep */
             if (r->cancel && atomic_load(r->cancel)) break;

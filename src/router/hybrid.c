@@ -408,7 +408,7 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
         }
     }
     if (plan->d.reserve_tokens) settle(h, plan->d.reserve_tokens, cloud_used);
-    if (res->route == ROUTE_LOCAL) res->reasons &= ~(1u << R_PRIVACY_REDACTED); /* nothing was sent */
+    if (!cloud_needed) res->reasons &= ~(1u << R_PRIVACY_REDACTED); /* nothing was sent */
     res->finish = g.finish;
     res->prompt_tokens = res->route == ROUTE_CLOUD && g.n_prompt ? g.n_prompt : (int)plan->n_prompt;
     res->completion_tokens = g.n_generated;

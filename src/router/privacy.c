@@ -214,7 +214,7 @@ void pii_scan(const pii_scanner *s, const char *text, size_t len, pii_span *out,
             }
     }
     /* resolve overlaps: earliest start wins, then the longest, then the class order */
-    qsort(all.v, all.n, sizeof *all.v, by_start);
+    if (all.n) qsort(all.v, all.n, sizeof *all.v, by_start);
     size_t count = 0, last_end = 0;
     for (size_t i = 0; i < all.n; i++) {
         if (count && all.v[i].start < last_end) continue;
