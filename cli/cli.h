@@ -16,6 +16,7 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_route(int argc, char **argv);
 
 /* A tokenizer from a GGUF file or (when tok_json is set) a tokenizer.json; NULL + err on failure. */
 hai_tokenizer *cli_load_tokenizer(const char *model, const char *tok_json, hai_error *err);

@@ -10,9 +10,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "routed.h"
 
 typedef struct run_opts {
-    const char *model, *prompt, *prompt_file, *system, *prompts_jsonl;
+    const char *model, *prompt, *prompt_file, *system, *prompts_jsonl, *route_config;
     bool json;
     const char *stop[16];
     size_t n_stop;
@@ -41,6 +42,8 @@ static void usage(FILE *f, const char *cmd) {
             "  --system TEXT        system prompt (chat formats)\n"
             "%s"
             "  -q                   no timing summary\n"
+            "  --route-config FILE  answer through the hybrid router (local / cloud policy, see README);\n"
+            "                       the route taken and why are printed after the answer\n"
             "  --prompts FILE       many prompts, one JSON string per line (or {\"prompt\": ...}); with --json,\n"
             "                       one JSON result per line: text, finish, tokens, mean entropy of the first 16\n"
             "  --json               machine-readable output (with --prompts)\n",
@@ -70,6 +73,7 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         else if (!strcmp(a, "-f")) o->prompt_file = v;
         else if (!strcmp(a, "--system")) o->system = v;
         else if (!strcmp(a, "--prompts")) o->prompts_jsonl = v;
+        else if (!strcmp(a, "--route-config")) o->route_config = v;
         else if (!strcmp(a, "--stop")) {
             if (o->n_stop == 16) { fprintf(stderr, "hai: at most 16 --stop strings\n"); return 2; }
             o->stop[o->n_stop++] = v;
@@ -294,6 +298,28 @@ static int run_batch(const run_opts *o, session *ss) {
     return rc;
 }
 
+/* hai run --route-config: one chat turn through the hybrid router. */
+static int run_routed(const run_opts *o, session *ss, const char *prompt) {
+    hai_error err = {0};
+    cli_router *r = NULL;
+    if (cli_router_open(o->route_config, ss->m, ss->c, &r, &err) != HAI_OK) {
+        cli_error("run", &err);
+        return 1;
+    }
+    hai_chat_message msgs[2];
+    size_t nm = 0;
+    if (o->system) msgs[nm++] = (hai_chat_message){"system", o->system};
+    msgs[nm++] = (hai_chat_message){"user", prompt};
+    signal(SIGINT, on_sigint);
+    hybrid_result res;
+    hai_status st = cli_router_chat(r, msgs, nm, (int32_t)o->n_predict, &o->sp, o->stop, o->n_stop, print_text, NULL, &res, &err);
+    printf("\n");
+    if (st) cli_error("run", &err);
+    else if (!o->quiet) cli_router_report(&res);
+    cli_router_close(r);
+    return st ? 1 : 0;
+}
+
 int cmd_run(int argc, char **argv) {
     run_opts o = {0};
     int rc = parse(argc, argv, &o, "run");
@@ -329,6 +355,12 @@ int cmd_run(int argc, char **argv) {
     hai_token *ids = NULL;
     size_t n = 0;
     hai_status st;
+    if (o.route_config) { /* the router works on chat messages */
+        rc = run_routed(&o, &ss, prompt);
+        free(owned);
+        close_session(&ss);
+        return rc;
+    }
     if (o.chat) {
         hai_chat_message msgs[2];
         size_t nm = 0;
@@ -367,6 +399,15 @@ int cmd_chat(int argc, char **argv) {
     if (open_session(&o, &ss)) {
         close_session(&ss);
         return 1;
+    }
+    cli_router *router = NULL;
+    if (o.route_config) {
+        hai_error err = {0};
+        if (cli_router_open(o.route_config, ss.m, ss.c, &router, &err) != HAI_OK) {
+            cli_error("chat", &err);
+            close_session(&ss);
+            return 1;
+        }
     }
     signal(SIGINT, on_sigint);
     bool tty = isatty(0);
@@ -414,7 +455,10 @@ int cmd_chat(int argc, char **argv) {
         }
         reply r = {0};
         hai_generate_result res;
-        if (!st) {
+        hybrid_result hres;
+        if (!st && router) {
+            st = cli_router_chat(router, msgs, n_msgs, (int32_t)o.n_predict, &o.sp, o.stop, o.n_stop, collect, &r, &hres, &err);
+        } else if (!st) {
             hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
                                       .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = collect, .user = &r};
             st = hai_generate(ss.c, ids, n, &gp, &res, &err);
@@ -427,11 +471,13 @@ int cmd_chat(int argc, char **argv) {
             free(r.p);
             continue;
         }
-        if (!o.quiet) report(&res, ss.load_s, ss.threads);
+        if (!o.quiet && router) cli_router_report(&hres);
+        else if (!o.quiet) report(&res, ss.load_s, ss.threads);
         msgs[n_msgs++] = (hai_chat_message){"assistant", r.p ? r.p : strdup("")};
     }
     for (size_t i = 0; i < n_msgs; i++) free((char *)msgs[i].content);
     free(msgs);
+    cli_router_close(router);
     close_session(&ss);
     return rc;
 }

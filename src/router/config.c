@@ -91,7 +91,7 @@ hai_status hybrid_config_load(const char *path, hybrid_config *c, hai_error *err
     router_policy *p = &c->policy;
     double v;
     bool ok = true;
-    static const char *const top[] = {"cloud", "privacy", "budget", "latency", "cascade", "prefer", "offline", NULL};
+    static const char *const top[] = {"cloud", "privacy", "budget", "latency", "cascade", "prefer", "offline", "default_max_tokens", NULL};
     ok = only_keys(root, top, "the file", err);
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(root, "cloud");
     if (ok && cl) {
@@ -176,6 +176,8 @@ hai_status hybrid_config_load(const char *path, hybrid_config *c, hai_error *err
         else p->prefer_cloud = !strcmp(pf->valuestring, "cloud");
     }
     if (ok) ok = boolean(root, "offline", &p->offline, "the file", err);
+    if (ok && (ok = num(root, "default_max_tokens", 1, 1 << 20, &v, "the file", err)) && cJSON_GetObjectItemCaseSensitive(root, "default_max_tokens"))
+        p->default_max_tokens = (int32_t)v;
     cJSON_Delete(root);
     if (!ok) {
         if (err && err->status == HAI_OK) hai_fail(err, HAI_ERR_INVALID, "route config: malformed section");

@@ -303,7 +303,10 @@ static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan
     }
     if (!st) {
         w->map = map;
-        cloud_request cq = {.msgs = msgs, .n_msgs = r->n_msgs, .max_tokens = r->max_tokens,
+        /* with a budget, an answer is never longer than what was reserved for it */
+        bool budget = h->policy.daily_tokens > 0 || h->policy.daily_cost > 0;
+        cloud_request cq = {.msgs = msgs, .n_msgs = r->n_msgs,
+                            .max_tokens = r->max_tokens > 0 ? r->max_tokens : budget ? h->policy.default_max_tokens : 0,
                             .temperature = r->has_temperature ? (r->greedy ? 0.0f : r->sp.temperature) : -1.0f,
                             .top_p = r->has_top_p ? r->sp.top_p : -1.0f, .has_seed = r->has_seed, .seed = (int64_t)r->sp.seed,
                             .stop = r->stop, .n_stop = r->n_stop, .on_text = cloud_text, .user = w, .cancel = r->cancel};
@@ -403,7 +406,10 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
                 cloud_flush(&w);
                 st = continue_locally(h, r, local, plan, w.all.p ? w.all.p : "", w.all.n, &w, &g, err);
             } else {
-                st = run_local(h, r, local, plan->prompt, plan->n_prompt, r->max_tokens, local_text, NULL, &w, &g, err);
+                /* a prompt sent to the cloud for its length keeps what fits here */
+                size_t n = plan->n_prompt >= h->policy.local_ctx ? truncate_prompt(plan->prompt, plan->n_prompt, h->policy.local_ctx, r->max_tokens)
+                                                                 : plan->n_prompt;
+                st = run_local(h, r, local, plan->prompt, n, r->max_tokens, local_text, NULL, &w, &g, err);
             }
         }
     }

@@ -44,6 +44,9 @@ router_decision router_decide(const router_features *f, const router_policy *p, 
     router_decision d = {.route = ROUTE_LOCAL};
     int32_t out = f->max_tokens > 0 ? f->max_tokens : p->default_max_tokens;
     int64_t need = (int64_t)f->n_prompt_tokens + out;
+    /* what the cloud may bill: its tokenizer can count the prompt differently from ours, so the
+     * reservation carries a margin (a quarter, plus a little for its chat format) */
+    int64_t cloud_need = need + f->n_prompt_tokens / 4 + 16;
 
     /* predictions, whatever the route: they are signals */
     double prefill = s->local_prefill_tps > 0 ? s->local_prefill_tps : 100, decode = s->local_decode_tps > 0 ? s->local_decode_tps : 20;
@@ -70,8 +73,8 @@ router_decision router_decide(const router_features *f, const router_policy *p, 
         cloud = false;
     }
     /* the budget as it would stand with this request (the worst case: every token it may use) */
-    bool budget_ok = (p->daily_tokens <= 0 || s->tokens_spent + need <= p->daily_tokens) &&
-                     (p->daily_cost <= 0 || s->cost_spent + need * p->cost_per_1k_tokens / 1000.0 <= p->daily_cost);
+    bool budget_ok = (p->daily_tokens <= 0 || s->tokens_spent + cloud_need <= p->daily_tokens) &&
+                     (p->daily_cost <= 0 || s->cost_spent + cloud_need * p->cost_per_1k_tokens / 1000.0 <= p->daily_cost);
     bool named_cloud = false;
     for (int i = 0; f->model && i < p->n_cloud_models; i++)
         if (!strcmp(f->model, p->cloud_models[i])) named_cloud = true;
@@ -111,7 +114,7 @@ out:
     if (d.route != ROUTE_LOCAL) {
         d.redact = redact;
         if (redact) d.reasons |= BIT(R_PRIVACY_REDACTED);
-        d.reserve_tokens = need;
+        d.reserve_tokens = cloud_need;
     }
     if (!(d.reasons & ~BIT(R_PRIVACY_REDACTED))) d.reasons |= BIT(R_DEFAULT);
     return d;
