@@ -60,5 +60,11 @@ done
 out=$("$hai" route --eval --json --route-config "$dir/cloud.json")
 expect "eval allowed ip" '"personal_data_bytes_allowed":[1-9]' "$out"
 expect "eval redacted" '"PRIVACY_REDACTED":[1-9]' "$out"
+# the README's example policy is a valid policy
+readme=${3:-$(dirname "$0")/../README.md}
+sed -n '/^```json$/,/^```$/p' "$readme" | sed '1d;$d' > "$dir/readme.json"
+[ -s "$dir/readme.json" ] || { echo "FAIL: no example policy in $readme"; fail=1; }
+out=$(CLOUD_API_KEY=k "$hai" route --eval --check --requests 2000 --route-config "$dir/readme.json" 2>&1) || {
+  echo "FAIL: the README's policy:"; printf '%s\n' "$out"; fail=1; }
 [ $fail -eq 0 ] && echo "cli_route: all checks passed"
 exit $fail
