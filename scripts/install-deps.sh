@@ -10,6 +10,11 @@ pkgs=(
   libmicrohttpd-dev libcjson-dev          # server
   clang libclang-rt-14-dev                # libFuzzer, sanitizers
 )
+# `install-deps.sh train`: also what tools/train-tiny needs (PyTorch from Debian, with OpenBLAS:
+# Debian's torch otherwise calls the reference BLAS, about 10x slower)
+if [ "${1:-}" = train ]; then
+  pkgs+=(python3 python3-torch python3-numpy python3-regex libopenblas0-pthread)
+fi
 # Node.js and npm (end-to-end tests with the OpenAI SDK): a machine may already have them from
 # another source (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 command -v node >/dev/null || pkgs+=(nodejs)
