@@ -17,6 +17,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_route(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* A tokenizer from a GGUF file or (when tok_json is set) a tokenizer.json; NULL + err on failure. */
 hai_tokenizer *cli_load_tokenizer(const char *model, const char *tok_json, hai_error *err);

@@ -12,6 +12,7 @@ static const struct {
     {"run", cmd_run, "generate text from a prompt on the device, streamed to stdout"},
     {"chat", cmd_chat, "a conversation with a model at the terminal"},
     {"serve", cmd_serve, "an OpenAI-compatible server on this device (chat/completions, SSE streaming)"},
+    {"quantize", cmd_quantize, "compress a model: Q8_0 .. Q2_K, K-quant mixes (Q4_K_M ...), IQ4_NL, with the error of each tensor"},
     {"route", cmd_route, "the hybrid router: explain a decision (--explain) or evaluate a policy (--eval)"},
     {"bench", cmd_bench, "prompt and generation speed (pp/tg, as llama-bench), peak memory"},
     {"info", cmd_info, "describe a GGUF model: architecture, sizes, types, memory needed"},

@@ -216,8 +216,54 @@ const hai_gguf_tensor *hai_gguf_find_tensor(const hai_gguf *g, const char *name)
 /* Names of a GGUF value type ("u32", "string", "array", ...), NULL when unknown. */
 const char *hai_gguf_type_name(uint32_t type);
 
-/* Quantize n floats (a multiple of the block size) into `type` blocks at dst. */
+/* Quantize n floats (a multiple of the block size) into `type` blocks at dst, each block's scales
+ * chosen by a search that minimises the squared error. Non-finite input is an error. */
 hai_status hai_quantize(uint32_t type, const float *src, void *dst, int64_t n, hai_error *err);
+/* True when hai_quantize can write this type. */
+bool hai_type_can_quantize(uint32_t type);
+
+/* ---------------------------------------------------------------------------------------
+ * Quantizing models (hai quantize): a GGUF file in, a smaller one out, tensor by tensor in
+ * row chunks (the model is never held in memory, let alone twice), on a pool of threads.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct hai_quantize_params {
+    const char *type;        /* "Q4_K_M", "Q8_0", "IQ4_NL", "F16", ... (see hai quantize --help) */
+    int n_threads;           /* 0 = all CPUs */
+    bool pure;               /* every matrix in the base type: no mix, output and embeddings too */
+    size_t chunk_bytes;      /* output bytes per chunk of rows held at once; 0 = 8 MiB */
+    hai_progress_fn progress; /* elements done of all, and the tensor's name; may be NULL */
+    void *progress_user;
+} hai_quantize_params;
+
+typedef struct hai_quantize_tensor {
+    char name[96];
+    uint32_t from, to;       /* types */
+    int64_t n;               /* elements */
+    uint64_t bytes_in, bytes_out;
+    double rmse;             /* of the dequantized output against the input (as F32) */
+    double rel_rmse;         /* rmse / rms of the input */
+    bool fallback;           /* the rows do not fit the wanted type's blocks: a fallback type */
+} hai_quantize_tensor;
+
+typedef struct hai_quantize_report {
+    hai_quantize_tensor *tensors; /* one per tensor of the file, in order */
+    size_t n_tensors;
+    uint32_t ftype;               /* general.file_type written */
+    uint64_t bytes_in, bytes_out; /* tensor data */
+    int64_t n_elements;
+    double rmse, rel_rmse;        /* over every quantized weight */
+    int n_requantized;            /* tensors that were already quantized in the input */
+    double seconds;
+} hai_quantize_report;
+
+/* Writes `out` (atomically: a temporary file renamed when complete). rep may be NULL; free it
+ * with hai_quantize_report_free. */
+hai_status hai_quantize_model(const char *in, const char *out, const hai_quantize_params *p, hai_quantize_report *rep,
+                              hai_error *err);
+void hai_quantize_report_free(hai_quantize_report *rep);
+/* The ftype and base type of a quantization name; false when unknown. */
+bool hai_quantize_type_info(const char *name, uint32_t *ftype, uint32_t *base);
 
 /* Name of a general.file_type value ("Q4_K_M", "MOSTLY_F16", ...), NULL when unknown. */
 const char *hai_ftype_name(uint32_t ftype);
@@ -302,6 +348,10 @@ hai_status hai_gguf_writer_write(hai_gguf_writer *w, const char *path, hai_error
  * in the order they were added with exactly its bytes; finish pads, syncs and renames. */
 hai_status hai_gguf_writer_begin(hai_gguf_writer *w, const char *path, hai_error *err);
 hai_status hai_gguf_writer_write_data(hai_gguf_writer *w, const void *data, uint64_t size,
+                                      hai_error *err);
+/* The same in pieces: the bytes of the current tensor in any number of calls (for tensors larger
+ * than one wants in memory at once); a tensor is complete when its size has been written. */
+hai_status hai_gguf_writer_write_part(hai_gguf_writer *w, const void *data, uint64_t size,
                                       hai_error *err);
 hai_status hai_gguf_writer_finish(hai_gguf_writer *w, hai_error *err);
 

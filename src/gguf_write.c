@@ -64,6 +64,7 @@ struct hai_gguf_writer {
     FILE *f;
     char *path, *tmp_path;
     size_t next; /* index of the next tensor whose data is expected */
+    uint64_t part; /* bytes of it written so far (write_part) */
 };
 
 hai_status hai_gguf_writer_create(uint32_t version, uint32_t alignment, hai_gguf_writer **out,
@@ -371,12 +372,27 @@ hai_status hai_gguf_writer_write_data(hai_gguf_writer *w, const void *data, uint
     if (!w || !w->f) return hai_fail(err, HAI_ERR_INVALID, "gguf writer: write_data before begin");
     if (w->next >= w->n_tensors) return hai_fail(err, HAI_ERR_INVALID, "gguf writer: more tensor data than tensors");
     const wtensor *t = &w->tensors[w->next];
-    if (size != t->size || !data)
+    if (size != t->size || !data || w->part)
         return hai_fail(err, HAI_ERR_INVALID, "gguf writer: tensor '%s' needs %llu bytes, got %llu", t->name,
-                        (unsigned long long)t->size, (unsigned long long)size);
-    uint64_t pad = (w->alignment - t->size % w->alignment) % w->alignment;
-    if (fwrite(data, 1, (size_t)size, w->f) != size || !write_zeros(w->f, pad)) return io_fail(w, err);
-    w->next++;
+                        (unsigned long long)(t->size - w->part), (unsigned long long)size);
+    return hai_gguf_writer_write_part(w, data, size, err);
+}
+
+hai_status hai_gguf_writer_write_part(hai_gguf_writer *w, const void *data, uint64_t size, hai_error *err) {
+    if (!w || !w->f) return hai_fail(err, HAI_ERR_INVALID, "gguf writer: write_part before begin");
+    if (w->next >= w->n_tensors) return hai_fail(err, HAI_ERR_INVALID, "gguf writer: more tensor data than tensors");
+    const wtensor *t = &w->tensors[w->next];
+    if (!data || size > t->size - w->part)
+        return hai_fail(err, HAI_ERR_INVALID, "gguf writer: tensor '%s' has %llu bytes left, got %llu", t->name,
+                        (unsigned long long)(t->size - w->part), (unsigned long long)size);
+    if (fwrite(data, 1, (size_t)size, w->f) != size) return io_fail(w, err);
+    w->part += size;
+    if (w->part == t->size) { /* complete: pad to the alignment, on to the next tensor */
+        uint64_t pad = (w->alignment - t->size % w->alignment) % w->alignment;
+        if (!write_zeros(w->f, pad)) return io_fail(w, err);
+        w->part = 0;
+        w->next++;
+    }
     return HAI_OK;
 }
 

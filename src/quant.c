@@ -405,6 +405,3 @@ hai_status hai_quantize_ref(uint32_t type, const float *src, void *dst, int64_t 
     return HAI_OK;
 }
 
-hai_status hai_quantize(uint32_t type, const float *src, void *dst, int64_t n, hai_error *err) {
-    return hai_quantize_ref(type, src, dst, n, err);
-}
