@@ -14,7 +14,9 @@ import { gguf } from '@huggingface/gguf';
 import { hai } from './serve.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const TYPE_SIZE = { 0: [1, 4], 1: [1, 2], 8: [32, 34], 2: [32, 18] }; // F32, F16, Q8_0, Q4_0: [block, bytes]
+// ggml type id: [elements per block, bytes per block]
+const TYPE_SIZE = { 0: [1, 4], 1: [1, 2], 2: [32, 18], 3: [32, 20], 6: [32, 22], 7: [32, 24], 8: [32, 34], 10: [256, 84],
+  11: [256, 110], 12: [256, 144], 13: [256, 176], 14: [256, 210], 20: [32, 18], 23: [256, 136], 30: [1, 2] };
 
 async function check(path, { tokenizer }) {
   const { metadata: md, tensorInfos: ts, tensorDataOffset } = await gguf(path, { allowLocalFile: true });
@@ -86,6 +88,20 @@ test('models/hai-tiny.gguf reads in an independent GGUF parser with what llama.c
   assert.ok(md['tokenizer.chat_template'].includes('<|im_start|>'), 'a ChatML chat template');
   const eos = md['tokenizer.ggml.tokens'][md['tokenizer.ggml.eos_token_id']];
   assert.equal(eos, '<|im_end|>', 'generation ends at the end of the turn');
+});
+
+test('models hai quantize writes read in an independent GGUF parser', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hai-gguf-q-'));
+  try {
+    const src = join(process.env.HAI_SHARED_DIR, 'reference', 'llama-s-F32.gguf');
+    for (const type of ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL', 'IQ4_XS', 'Q2_K', 'Q3_K_M', 'Q4_K_M', 'Q5_K_M', 'Q6_K', 'BF16']) {
+      const out = join(dir, `${type}.gguf`);
+      execFileSync(hai, ['quantize', src, out, type, '-q'], { stdio: 'ignore' });
+      const md = await check(out, { tokenizer: 'llama' });
+      assert.equal(md['general.quantization_version'], 2);
+      assert.equal(typeof md['general.file_type'], 'number');
+    }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test('models hai synth writes read in an independent GGUF parser', async () => {
