@@ -315,7 +315,7 @@ static int run_routed(const run_opts *o, session *ss, const char *prompt) {
     hai_status st = cli_router_chat(r, msgs, nm, (int32_t)o->n_predict, &o->sp, o->stop, o->n_stop, print_text, NULL, &res, &err);
     printf("\n");
     if (st) cli_error("run", &err);
-    else if (!o->quiet) cli_router_report(&res);
+    else cli_router_report(&res); /* where the answer came from: shown even with -q */
     cli_router_close(r);
     return st ? 1 : 0;
 }
@@ -471,7 +471,7 @@ int cmd_chat(int argc, char **argv) {
             free(r.p);
             continue;
         }
-        if (!o.quiet && router) cli_router_report(&hres);
+        if (router) cli_router_report(&hres);
         else if (!o.quiet) report(&res, ss.load_s, ss.threads);
         msgs[n_msgs++] = (hai_chat_message){"assistant", r.p ? r.p : strdup("")};
     }

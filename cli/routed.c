@@ -71,7 +71,8 @@ hai_status cli_router_chat(cli_router *r, const hai_chat_message *msgs, size_t n
 void cli_router_report(const hybrid_result *res) {
     char h[256];
     hybrid_route_header(res->route, res->reasons, h, sizeof h);
-    fprintf(stderr, "[route %s | prompt %d tok, generated %d tok, %.2f s", h, res->prompt_tokens, res->completion_tokens, res->seconds);
+    fprintf(stderr, "[route %s | prompt %d tok, generated %d tok in %.2f s (%.1f tok/s)", h, res->prompt_tokens, res->completion_tokens,
+            res->seconds, res->seconds > 0 ? res->completion_tokens / res->seconds : 0.0);
     if (res->mean_entropy >= 0) fprintf(stderr, " | mean entropy %.2f", res->mean_entropy);
     if (res->cloud_tokens) fprintf(stderr, " | cloud tokens %d", res->cloud_tokens);
     if (res->error[0]) fprintf(stderr, " | %s", res->error);

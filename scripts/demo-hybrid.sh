@@ -45,8 +45,8 @@ echo
 while IFS= read -r prompt; do
   [ -n "$prompt" ] || continue
   echo "> $prompt"
-  "$hai" run -m "$model" --route-config "$work/policy.json" -p "$prompt" -n 48 --temp 0 -t 2 2>"$work/err" | sed 's/^/  /'
-  grep '^\[route' "$work/err" | sed 's/^/  /' || { cat "$work/err" >&2; exit 1; }
+  "$hai" run -m "$model" --route-config "$work/policy.json" -p "$prompt" -n 48 --temp 0 -t 2 -q 2>"$work/err"
+  grep '^\[route' "$work/err" || { cat "$work/err" >&2; exit 1; }
   echo
 done <<'PROMPTS'
 What is 17 + 25?

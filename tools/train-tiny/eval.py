@@ -75,13 +75,23 @@ def main():
     mean = lambda v: sum(v) / len(v)
     print(f"mean entropy of the first 16 answer tokens: in-domain {mean(s_in):.3f} nats, "
           f"out-of-domain {mean(s_out):.3f} nats; AUROC {area:.3f} ({len(s_in)} vs {len(s_out)} prompts)")
+    # the router's escalation threshold: the cut that best separates the two (balanced accuracy)
+    best = (0.0, 0.0)
+    for t in sorted(set(s_in + s_out)):
+        bal = (sum(v <= t for v in s_in) / len(s_in) + sum(v > t for v in s_out) / len(s_out)) / 2
+        if bal > best[0]:
+            best = (bal, t)
+    thr = best[1]
+    print(f"escalation threshold (cascade.entropy_threshold): {thr:.3f} nats - in-domain kept local "
+          f"{100 * sum(v <= thr for v in s_in) / len(s_in):.1f}%, out-of-domain escalated "
+          f"{100 * sum(v > thr for v in s_out) / len(s_out):.1f}%")
     for t, m in misses.items():
         for p, g in m:
             print(f"  miss [{t}] {p!r} -> {g!r}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"per_task": {t: {"correct": v[0], "total": v[1]} for t, v in per.items()},
-                       "overall": total_ok / total, "auroc": area,
+                       "overall": total_ok / total, "auroc": area, "threshold": thr,
                        "mean_entropy_in": mean(s_in), "mean_entropy_ood": mean(s_out)}, f, indent=1)
 
 
