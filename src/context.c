@@ -68,7 +68,10 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->act = alloc_checked(n_batch, c->act_row_bytes, &total, &ok);
     c->inv_freq = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &total, &ok);
     c->rope_cs = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &total, &ok);
-    c->att_tile_stride = 64 + hp->head_dim_v + 16;
+    /* per thread, for the query heads of one KV group: a tile of scores, an accumulator, the
+     * running maximum and sum (64-float padding keeps threads off each other's cache lines) */
+    uint32_t group = hp->n_head / hp->n_head_kv;
+    c->att_tile_stride = (size_t)group * (64 + hp->head_dim_v + 2) + 64;
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &total, &ok);
     c->n_logit_rows = p.logits_all ? n_batch : 1;
     c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &total, &ok);

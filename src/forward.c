@@ -200,44 +200,57 @@ typedef struct att_job {
     uint32_t layer, n;
 } att_job;
 
+/* Work items are (token, KV group): each key and value row is read once for all the query heads
+ * that share it (GQA), not once per head. */
 static void att_task(void *arg, int ith, int nth) {
     att_job *j = arg;
     hai_context *c = j->c;
     const hai_kernels *k = c->k;
     const hai_hparams *hp = &c->m->hp;
-    uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, nq = hp->n_head, group = nq / hp->n_head_kv;
-    size_t kdim = (size_t)hp->n_head_kv * hd, vdim = (size_t)hp->n_head_kv * hdv;
+    uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, nq = hp->n_head, nkv = hp->n_head_kv, group = nq / nkv;
+    size_t kdim = (size_t)nkv * hd, vdim = (size_t)nkv * hdv;
     const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx * kdim;
     const uint16_t *V = c->v_cache + (size_t)j->layer * c->n_ctx * vdim;
-    float *scores = c->att_tile + (size_t)ith * c->att_tile_stride, *acc = scores + ATT_TILE;
+    float *scores = c->att_tile + (size_t)ith * c->att_tile_stride; /* [group][ATT_TILE] */
+    float *acc = scores + (size_t)group * ATT_TILE;                  /* [group][hdv] */
+    float *mx = acc + (size_t)group * hdv, *sum = mx + group;        /* [group] each */
     float scale = 1.0f / sqrtf((float)hd);
-    int64_t total = (int64_t)j->n * nq, a, b;
+    int64_t total = (int64_t)j->n * nkv, a, b;
     split_range(total, ith, nth, &a, &b);
     for (int64_t w = a; w < b; w++) {
-        uint32_t i = (uint32_t)(w / nq), h = (uint32_t)(w % nq), g = h / group;
-        const float *q = c->q + (size_t)i * nq * hd + (size_t)h * hd;
+        uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
+        const float *q = c->q + (size_t)i * nq * hd + (size_t)g * group * hd; /* the group's heads, adjacent */
         uint32_t n_keys = c->n_past + i + 1; /* causal: keys 0 .. own position */
-        float m = -INFINITY, l = 0;
-        memset(acc, 0, hdv * sizeof *acc);
+        for (uint32_t h = 0; h < group; h++) mx[h] = -INFINITY, sum[h] = 0;
+        memset(acc, 0, (size_t)group * hdv * sizeof *acc);
         for (uint32_t t0 = 0; t0 < n_keys; t0 += ATT_TILE) {
             uint32_t tn = n_keys - t0 < ATT_TILE ? n_keys - t0 : ATT_TILE;
-            float tmax = -INFINITY;
             for (uint32_t t = 0; t < tn; t++) {
-                scores[t] = k->dot_f16_f32(hd, K + (size_t)(t0 + t) * kdim + (size_t)g * hd, q) * scale;
-                if (scores[t] > tmax) tmax = scores[t];
+                const uint16_t *kr = K + (size_t)(t0 + t) * kdim + (size_t)g * hd;
+                for (uint32_t h = 0; h < group; h++) scores[h * ATT_TILE + t] = k->dot_f16_f32(hd, kr, q + (size_t)h * hd) * scale;
             }
-            float m_new = tmax > m ? tmax : m;
-            float corr = expf(m - m_new); /* rescales what was accumulated under the old maximum */
-            l *= corr;
+            for (uint32_t h = 0; h < group; h++) {
+                float *sc = scores + h * ATT_TILE, tmax = mx[h];
+                for (uint32_t t = 0; t < tn; t++) tmax = sc[t] > tmax ? sc[t] : tmax;
+                float corr = expf(mx[h] - tmax); /* rescales what was accumulated under the old maximum */
+                float l = sum[h] * corr;
+                for (uint32_t t = 0; t < tn; t++) {
+                    sc[t] = expf(sc[t] - tmax);
+                    l += sc[t];
+                }
+                sum[h] = l, mx[h] = tmax;
+                if (corr != 1.0f)
+                    for (uint32_t d = 0; d < hdv; d++) acc[(size_t)h * hdv + d] *= corr;
+            }
             for (uint32_t t = 0; t < tn; t++) {
-                float p = expf(scores[t] - m_new);
-                l += p;
-                k->scale_axpy_f16(hdv, t == 0 ? corr : 1.0f, p, V + (size_t)(t0 + t) * vdim + (size_t)g * hdv, acc);
+                const uint16_t *vr = V + (size_t)(t0 + t) * vdim + (size_t)g * hdv;
+                for (uint32_t h = 0; h < group; h++) k->scale_axpy_f16(hdv, 1.0f, scores[h * ATT_TILE + t], vr, acc + (size_t)h * hdv);
             }
-            m = m_new;
         }
-        float *out = c->attn + (size_t)i * nq * hdv + (size_t)h * hdv, inv = 1.0f / l;
-        for (uint32_t d = 0; d < hdv; d++) out[d] = acc[d] * inv;
+        for (uint32_t h = 0; h < group; h++) {
+            float *out = c->attn + (size_t)i * nq * hdv + (size_t)(g * group + h) * hdv, inv = 1.0f / sum[h];
+            for (uint32_t d = 0; d < hdv; d++) out[d] = acc[(size_t)h * hdv + d] * inv;
+        }
     }
 }
 
