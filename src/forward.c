@@ -27,7 +27,7 @@ static void rmsnorm(const float *x, const float *w, float *y, int64_t n, float e
 }
 
 static void quantize_row(const hai_kernels *k, hai_act_type a, const float *x, void *y, int64_t n) {
-    if (a == HAI_ACT_Q8X) k->quantize_q8x(x, y, n);
+    if (a == HAI_ACT_Q16) k->quantize_act(x, y, n);
 }
 
 typedef struct norm_job {

@@ -65,9 +65,9 @@ static void check_table(const hai_kernels *fast) {
         for (int rep = 0; rep < 20; rep++) {
             random_acts(x, n);
             if (rep == 0) memset(x, 0, 32 * sizeof *x); /* an all-zero block */
-            ref->quantize_q8x(x, qa, n);
-            fast->quantize_q8x(x, qb, n);
-            CHECK_MSG(memcmp(qa, qb, hai_act_row_bytes(HAI_ACT_Q8X, n)) == 0, "%s quantize_q8x differs (n %lld)", fast->name,
+            ref->quantize_act(x, qa, n);
+            fast->quantize_act(x, qb, n);
+            CHECK_MSG(memcmp(qa, qb, hai_act_row_bytes(HAI_ACT_Q16, n)) == 0, "%s quantize_act differs (n %lld)", fast->name,
                       (long long)n);
         }
         /* dot products of every type */
@@ -79,8 +79,8 @@ static void check_table(const hai_kernels *fast) {
                 random_row(t, row, n);
                 random_acts(x, n);
                 const void *act = x;
-                if (hai_act_type_for(t) == HAI_ACT_Q8X) {
-                    ref->quantize_q8x(x, qa, n);
+                if (hai_act_type_for(t) == HAI_ACT_Q16) {
+                    ref->quantize_act(x, qa, n);
                     act = qa;
                 }
                 float a = ref->vec_dot[t](n, row, act), b = fast->vec_dot[t](n, row, act);

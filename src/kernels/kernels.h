@@ -11,28 +11,25 @@
 
 #include "../quant.h"
 
-/* Activations quantized for integer dot products, 32 elements per block, in two levels: a
- * coarse int8 and the int8 of its remainder, so that x ~ d*qh + (d/254)*ql to about 16 bits.
- * One level (8 bits) is what other engines use; with the outlier channels real models have, a
- * block's scale is set by one large value and the rest lose most of their bits, which costs
- * measurable accuracy (see tests/test_reference.c). The second level doubles the integer work
- * of a dot product but decode stays memory-bound and the logits stay near exact. Every
- * quantized weight type (32- and 256-element blocks alike) takes this format.
- *   d    f32 scale of qh (d = max|x| / 127); ql has scale d / 254
- *   sh   sums of qh over elements 0..15 and 16..31 (for weight formats with offsets or minima)
- *   sl   the same for ql
- *   qh, ql  int8 each                                                          76 bytes */
-typedef struct hai_block_q8x {
-    float d;
-    int16_t sh[2], sl[2];
-    int8_t qh[32];
-    int8_t ql[32];
-} hai_block_q8x;
+/* Activations for integer dot products: blocks of 32 elements, x ~ d * q with q an int16 in
+ * [-HAI_Q16_MAX, HAI_Q16_MAX] (127 * 254 levels, about 16 bits) and d = max|x| / HAI_Q16_MAX.
+ * Plain 8-bit activations (what other engines use) lose most of a block's bits to its largest
+ * value; with the outlier channels real models have, that costs measurable accuracy (see
+ * tests/test_reference.c). The int16 values feed vpdpwssd / vpmaddwd / smlal directly, and split
+ * exactly into two int8 levels (q = 254 * qh + ql, |ql| <= 127) for int8 engines such as AMX.
+ * A row of n elements (nb = n / 32 blocks) is a structure of arrays:
+ *   int16 q[nb][32]    at byte 0            the values
+ *   float d[nb]        at byte 64 * nb      the scales
+ *   int32 s[nb][2]     at byte 68 * nb      sums of q over elements 0..15 and 16..31 of each block
+ *                                           (for weight formats with offsets or minima) */
+#define HAI_Q16_MAX 32258
 
-#define HAI_Q8X_LO 254 /* the ratio of the two levels' scales */
+static inline const int16_t *hai_act_q(const void *row) { return (const int16_t *)row; }
+static inline const float *hai_act_d(const void *row, int64_t n) { return (const float *)((const uint8_t *)row + 64 * (n / 32)); }
+static inline const int32_t *hai_act_s(const void *row, int64_t n) { return (const int32_t *)((const uint8_t *)row + 68 * (n / 32)); }
 
 /* Which activation format a weight type's dot product takes. */
-typedef enum hai_act_type { HAI_ACT_F32, HAI_ACT_Q8X } hai_act_type;
+typedef enum hai_act_type { HAI_ACT_F32, HAI_ACT_Q16 } hai_act_type;
 
 hai_act_type hai_act_type_for(uint32_t weight_type);
 /* Bytes of one activation row of n elements in that format. */
@@ -45,7 +42,7 @@ typedef float (*hai_vec_dot_fn)(int64_t n, const void *w, const void *act);
 typedef struct hai_kernels {
     const char *name;
     hai_vec_dot_fn vec_dot[HAI_TYPE_COUNT];
-    void (*quantize_q8x)(const float *x, void *y, int64_t n); /* n % 32 == 0 */
+    void (*quantize_act)(const float *x, void *y, int64_t n); /* to HAI_ACT_Q16; n % 32 == 0 */
     float (*dot_f32)(int64_t n, const float *a, const float *b);
     /* y[i] += a * x[i] */
     void (*axpy_f32)(int64_t n, float a, const float *x, float *y);

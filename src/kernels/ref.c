@@ -13,78 +13,74 @@ hai_act_type hai_act_type_for(uint32_t type) {
     case HAI_TYPE_Q4_0: case HAI_TYPE_Q4_1: case HAI_TYPE_Q5_0: case HAI_TYPE_Q5_1: case HAI_TYPE_Q8_0:
     case HAI_TYPE_IQ4_NL: case HAI_TYPE_Q2_K: case HAI_TYPE_Q3_K: case HAI_TYPE_Q4_K: case HAI_TYPE_Q5_K:
     case HAI_TYPE_Q6_K: case HAI_TYPE_IQ4_XS:
-        return HAI_ACT_Q8X;
+        return HAI_ACT_Q16;
     default:
         return HAI_ACT_F32;
     }
 }
 
 size_t hai_act_row_bytes(hai_act_type a, int64_t n) {
-    return a == HAI_ACT_Q8X ? (size_t)(n / 32) * sizeof(hai_block_q8x) : (size_t)n * sizeof(float);
+    return a == HAI_ACT_Q16 ? (size_t)(n / 32) * 76 : (size_t)n * sizeof(float);
 }
 
 /* ---- activation quantizer --------------------------------------------------------------------- */
 
-static void quantize_q8x_ref(const float *x, void *y, int64_t n) {
-    hai_block_q8x *b = y;
-    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+static void quantize_act_ref(const float *x, void *y, int64_t n) {
+    int64_t nb = n / 32;
+    int16_t *q = y;
+    float *d = (float *)(q + 32 * nb);
+    int32_t *s = (int32_t *)(d + nb);
+    for (int64_t b = 0; b < nb; b++, x += 32) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
-        int sh[2] = {0, 0}, sl[2] = {0, 0};
+        float id = amax > 0 ? (float)HAI_Q16_MAX / amax : 0.0f;
+        d[b] = amax / (float)HAI_Q16_MAX;
+        s[2 * b] = s[2 * b + 1] = 0;
         for (int j = 0; j < 32; j++) {
-            float v = x[j] * id; /* in units of d: [-127, 127] */
-            float h = rintf(v);
-            float l = rintf((v - h) * HAI_Q8X_LO); /* the remainder, in units of d / 254 */
-            b[i].qh[j] = (int8_t)h;
-            b[i].ql[j] = (int8_t)l;
-            sh[j / 16] += (int)h;
-            sl[j / 16] += (int)l;
+            int v = (int)rintf(x[j] * id);
+            q[32 * b + j] = (int16_t)v;
+            s[2 * b + j / 16] += v;
         }
-        b[i].d = d;
-        for (int k = 0; k < 2; k++) b[i].sh[k] = (int16_t)sh[k], b[i].sl[k] = (int16_t)sl[k];
     }
 }
 
-/* The two-level integer dot of cnt weight integers w[] with activation elements from..from+cnt
- * of block a: 254 * sum(w*qh) + sum(w*ql), in units of d/254. */
-static inline int32_t idot(const int8_t *w, const hai_block_q8x *a, int from, int cnt) {
-    int32_t h = 0, l = 0;
-    for (int k = 0; k < cnt; k++) {
-        h += w[k] * a->qh[from + k];
-        l += w[k] * a->ql[from + k];
-    }
-    return HAI_Q8X_LO * h + l;
+/* Integer dot of cnt weight integers with activation values q[0..cnt). */
+static inline int32_t idot(const int8_t *w, const int16_t *q, int cnt) {
+    int32_t s = 0;
+    for (int k = 0; k < cnt; k++) s += w[k] * q[k];
+    return s;
 }
 
-/* Sum of the activation integers of half `k` (16 elements), in units of d/254. */
-static inline int32_t isum_half(const hai_block_q8x *a, int k) { return HAI_Q8X_LO * a->sh[k] + a->sl[k]; }
+typedef struct act_row {
+    const int16_t *q;
+    const float *d;
+    const int32_t *s;
+} act_row;
 
-static inline float lo_scale(const hai_block_q8x *a) { return a->d * (1.0f / HAI_Q8X_LO); }
+static act_row act_of(const void *row, int64_t n) { return (act_row){hai_act_q(row), hai_act_d(row, n), hai_act_s(row, n)}; }
 
 /* ---- 32-element weight blocks ----------------------------------------------------------------- */
 
-static float dot_q4_0(int64_t n, const void *w, const void *act) {
+static float dot_q4_0(int64_t n, const void *w, const void *ar) {
     const hai_block_q4_0 *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[32];
     for (int64_t i = 0; i < n / 32; i++) {
         for (int j = 0; j < 16; j++) q[j] = (int8_t)((x[i].qs[j] & 0xF) - 8), q[j + 16] = (int8_t)((x[i].qs[j] >> 4) - 8);
-        s += f16(x[i].d) * lo_scale(&a[i]) * (float)idot(q, &a[i], 0, 32);
+        s += f16(x[i].d) * a.d[i] * (float)idot(q, a.q + 32 * i, 32);
     }
     return s;
 }
 
-static float dot_q4_1(int64_t n, const void *w, const void *act) {
+static float dot_q4_1(int64_t n, const void *w, const void *ar) {
     const hai_block_q4_1 *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[32];
     for (int64_t i = 0; i < n / 32; i++) {
         for (int j = 0; j < 16; j++) q[j] = (int8_t)(x[i].qs[j] & 0xF), q[j + 16] = (int8_t)(x[i].qs[j] >> 4);
-        float ls = lo_scale(&a[i]);
-        s += f16(x[i].d) * ls * (float)idot(q, &a[i], 0, 32) + f16(x[i].m) * ls * (float)(isum_half(&a[i], 0) + isum_half(&a[i], 1));
+        s += f16(x[i].d) * a.d[i] * (float)idot(q, a.q + 32 * i, 32) + f16(x[i].m) * a.d[i] * (float)(a.s[2 * i] + a.s[2 * i + 1]);
     }
     return s;
 }
@@ -103,164 +99,158 @@ static void unpack_q5(const uint8_t *qs, const uint8_t *qhb, int8_t *q, int offs
     }
 }
 
-static float dot_q5_0(int64_t n, const void *w, const void *act) {
+static float dot_q5_0(int64_t n, const void *w, const void *ar) {
     const hai_block_q5_0 *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[32];
     for (int64_t i = 0; i < n / 32; i++) {
         unpack_q5(x[i].qs, x[i].qh, q, 16);
-        s += f16(x[i].d) * lo_scale(&a[i]) * (float)idot(q, &a[i], 0, 32);
+        s += f16(x[i].d) * a.d[i] * (float)idot(q, a.q + 32 * i, 32);
     }
     return s;
 }
 
-static float dot_q5_1(int64_t n, const void *w, const void *act) {
+static float dot_q5_1(int64_t n, const void *w, const void *ar) {
     const hai_block_q5_1 *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[32];
     for (int64_t i = 0; i < n / 32; i++) {
         unpack_q5(x[i].qs, x[i].qh, q, 0);
-        float ls = lo_scale(&a[i]);
-        s += f16(x[i].d) * ls * (float)idot(q, &a[i], 0, 32) + f16(x[i].m) * ls * (float)(isum_half(&a[i], 0) + isum_half(&a[i], 1));
+        s += f16(x[i].d) * a.d[i] * (float)idot(q, a.q + 32 * i, 32) + f16(x[i].m) * a.d[i] * (float)(a.s[2 * i] + a.s[2 * i + 1]);
     }
     return s;
 }
 
-static float dot_q8_0(int64_t n, const void *w, const void *act) {
+static float dot_q8_0(int64_t n, const void *w, const void *ar) {
     const hai_block_q8_0 *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
-    for (int64_t i = 0; i < n / 32; i++) s += f16(x[i].d) * lo_scale(&a[i]) * (float)idot(x[i].qs, &a[i], 0, 32);
+    for (int64_t i = 0; i < n / 32; i++) s += f16(x[i].d) * a.d[i] * (float)idot(x[i].qs, a.q + 32 * i, 32);
     return s;
 }
 
-static float dot_iq4_nl(int64_t n, const void *w, const void *act) {
+static float dot_iq4_nl(int64_t n, const void *w, const void *ar) {
     const hai_block_iq4_nl *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[32];
     for (int64_t i = 0; i < n / 32; i++) {
         for (int j = 0; j < 16; j++) q[j] = hai_iq4nl_values[x[i].qs[j] & 0xF], q[j + 16] = hai_iq4nl_values[x[i].qs[j] >> 4];
-        s += f16(x[i].d) * lo_scale(&a[i]) * (float)idot(q, &a[i], 0, 32);
+        s += f16(x[i].d) * a.d[i] * (float)idot(q, a.q + 32 * i, 32);
     }
     return s;
 }
 
 /* ---- 256-element super-blocks: 8 activation blocks each ------------------------------------------- */
 
-static float dot_q2_K(int64_t n, const void *w, const void *act) {
+static float dot_q2_K(int64_t n, const void *w, const void *ar) {
     const hai_block_q2_K *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[256];
-    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+    for (int64_t i = 0; i < n / 256; i++) {
         for (int wi = 0; wi < 256; wi++) {
             int h = wi / 128, sh = (wi / 32) % 4, l = wi % 32;
             q[wi] = (int8_t)((x[i].qs[32 * h + l] >> (2 * sh)) & 3);
         }
         float d = f16(x[i].d), dmin = f16(x[i].dmin);
         for (int sb = 0; sb < 16; sb++) { /* scale and min per 16 */
-            const hai_block_q8x *ab = &a[sb / 2];
-            float ls = lo_scale(ab);
-            s += d * (float)(x[i].scales[sb] & 0xF) * ls * (float)idot(q + 16 * sb, ab, 16 * (sb % 2), 16) -
-                 dmin * (float)(x[i].scales[sb] >> 4) * ls * (float)isum_half(ab, sb % 2);
+            int64_t blk = 8 * i + sb / 2;
+            s += d * (float)(x[i].scales[sb] & 0xF) * a.d[blk] * (float)idot(q + 16 * sb, a.q + 256 * i + 16 * sb, 16) -
+                 dmin * (float)(x[i].scales[sb] >> 4) * a.d[blk] * (float)a.s[2 * blk + sb % 2];
         }
     }
     return s;
 }
 
-static float dot_q3_K(int64_t n, const void *w, const void *act) {
+static float dot_q3_K(int64_t n, const void *w, const void *ar) {
     const hai_block_q3_K *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[256];
-    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+    for (int64_t i = 0; i < n / 256; i++) {
         for (int wi = 0; wi < 256; wi++) {
             int h = wi / 128, sh = (wi / 32) % 4, l = wi % 32, kk = wi / 32;
             int v = (x[i].qs[32 * h + l] >> (2 * sh)) & 3;
             q[wi] = (int8_t)(v - (((x[i].hmask[l] >> kk) & 1) ? 0 : 4));
         }
         float d = f16(x[i].d);
-        for (int sb = 0; sb < 16; sb++) {
-            const hai_block_q8x *ab = &a[sb / 2];
-            s += d * (float)(hai_q3k_scale(sb, x[i].scales) - 32) * lo_scale(ab) * (float)idot(q + 16 * sb, ab, 16 * (sb % 2), 16);
-        }
+        for (int sb = 0; sb < 16; sb++)
+            s += d * (float)(hai_q3k_scale(sb, x[i].scales) - 32) * a.d[8 * i + sb / 2] * (float)idot(q + 16 * sb, a.q + 256 * i + 16 * sb, 16);
     }
     return s;
 }
 
-static float dot_q4_K(int64_t n, const void *w, const void *act) {
+static float dot_q4_K(int64_t n, const void *w, const void *ar) {
     const hai_block_q4_K *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[32];
-    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+    for (int64_t i = 0; i < n / 256; i++) {
         float d = f16(x[i].d), dmin = f16(x[i].dmin);
         for (int j = 0; j < 8; j++) {
             uint8_t sc, m;
             hai_q4k_scale_min(j, x[i].scales, &sc, &m);
             const uint8_t *qs = x[i].qs + 32 * (j / 2);
             for (int l = 0; l < 32; l++) q[l] = (int8_t)((qs[l] >> (4 * (j % 2))) & 0xF);
-            float ls = lo_scale(&a[j]);
-            s += d * (float)sc * ls * (float)idot(q, &a[j], 0, 32) - dmin * (float)m * ls * (float)(isum_half(&a[j], 0) + isum_half(&a[j], 1));
+            int64_t blk = 8 * i + j;
+            s += d * (float)sc * a.d[blk] * (float)idot(q, a.q + 32 * blk, 32) - dmin * (float)m * a.d[blk] * (float)(a.s[2 * blk] + a.s[2 * blk + 1]);
         }
     }
     return s;
 }
 
-static float dot_q5_K(int64_t n, const void *w, const void *act) {
+static float dot_q5_K(int64_t n, const void *w, const void *ar) {
     const hai_block_q5_K *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[32];
-    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+    for (int64_t i = 0; i < n / 256; i++) {
         float d = f16(x[i].d), dmin = f16(x[i].dmin);
         for (int j = 0; j < 8; j++) {
             uint8_t sc, m;
             hai_q4k_scale_min(j, x[i].scales, &sc, &m);
             const uint8_t *qs = x[i].qs + 32 * (j / 2);
             for (int l = 0; l < 32; l++) q[l] = (int8_t)(((qs[l] >> (4 * (j % 2))) & 0xF) | (((x[i].qh[l] >> j) & 1) << 4));
-            float ls = lo_scale(&a[j]);
-            s += d * (float)sc * ls * (float)idot(q, &a[j], 0, 32) - dmin * (float)m * ls * (float)(isum_half(&a[j], 0) + isum_half(&a[j], 1));
+            int64_t blk = 8 * i + j;
+            s += d * (float)sc * a.d[blk] * (float)idot(q, a.q + 32 * blk, 32) - dmin * (float)m * a.d[blk] * (float)(a.s[2 * blk] + a.s[2 * blk + 1]);
         }
     }
     return s;
 }
 
-static float dot_q6_K(int64_t n, const void *w, const void *act) {
+static float dot_q6_K(int64_t n, const void *w, const void *ar) {
     const hai_block_q6_K *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[256];
-    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+    for (int64_t i = 0; i < n / 256; i++) {
         for (int wi = 0; wi < 256; wi++) {
             int h = wi / 128, kk = (wi / 32) % 4, l = wi % 32;
             uint8_t lo = x[i].ql[64 * h + l + 32 * (kk & 1)];
             q[wi] = (int8_t)(((kk < 2 ? lo & 0xF : lo >> 4) | (((x[i].qh[32 * h + l] >> (2 * kk)) & 3) << 4)) - 32);
         }
         float d = f16(x[i].d);
-        for (int sb = 0; sb < 16; sb++) {
-            const hai_block_q8x *ab = &a[sb / 2];
-            s += d * (float)x[i].scales[sb] * lo_scale(ab) * (float)idot(q + 16 * sb, ab, 16 * (sb % 2), 16);
-        }
+        for (int sb = 0; sb < 16; sb++)
+            s += d * (float)x[i].scales[sb] * a.d[8 * i + sb / 2] * (float)idot(q + 16 * sb, a.q + 256 * i + 16 * sb, 16);
     }
     return s;
 }
 
-static float dot_iq4_xs(int64_t n, const void *w, const void *act) {
+static float dot_iq4_xs(int64_t n, const void *w, const void *ar) {
     const hai_block_iq4_xs *x = w;
-    const hai_block_q8x *a = act;
+    act_row a = act_of(ar, n);
     float s = 0;
     int8_t q[32];
-    for (int64_t i = 0; i < n / 256; i++, a += 8) {
+    for (int64_t i = 0; i < n / 256; i++) {
         float d = f16(x[i].d);
         for (int j = 0; j < 8; j++) {
             int ls = ((x[i].scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((x[i].scales_h >> (2 * j)) & 3) << 4);
             const uint8_t *qs = x[i].qs + 16 * j;
             for (int l = 0; l < 16; l++) q[l] = hai_iq4nl_values[qs[l] & 0xF], q[l + 16] = hai_iq4nl_values[qs[l] >> 4];
-            s += d * (float)(ls - 32) * lo_scale(&a[j]) * (float)idot(q, &a[j], 0, 32);
+            s += d * (float)(ls - 32) * a.d[8 * i + j] * (float)idot(q, a.q + 256 * i + 32 * j, 32);
         }
     }
     return s;
@@ -328,7 +318,7 @@ static const hai_kernels ref = {
         [HAI_TYPE_Q2_K] = dot_q2_K,   [HAI_TYPE_Q3_K] = dot_q3_K,   [HAI_TYPE_Q4_K] = dot_q4_K,
         [HAI_TYPE_Q5_K] = dot_q5_K,   [HAI_TYPE_Q6_K] = dot_q6_K,   [HAI_TYPE_IQ4_XS] = dot_iq4_xs,
     },
-    .quantize_q8x = quantize_q8x_ref,
+    .quantize_act = quantize_act_ref,
     .dot_f32 = dot_f32_ref,
     .axpy_f32 = axpy_f32_ref,
     .dot_f16_f32 = dot_f16_f32_ref,

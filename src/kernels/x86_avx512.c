@@ -1,7 +1,7 @@
-/* AVX-512 (VL, BW) + VNNI kernels: the x86_kern.inc code with u8 x s8 products accumulated by
- * vpdpbusd (no int16 intermediate). Used only when the CPU reports all of these. */
+/* AVX-512 (F, BW, VL) + VNNI kernels: the x86_kern.inc code with a block's 32 int16 products
+ * in one vpdpwssd. Used only when the CPU reports all of these. */
 #define KERN_NAME "avx512"
-#define KERN_VNNI 1
+#define KERN_AVX512 1
 #include "x86_kern.inc"
 
 const hai_kernels *hai_kernels_avx512(void) {
