@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "kernels/kernels.h"
@@ -169,6 +171,42 @@ static hai_status load_tensors(hai_model *m, hai_error *err) {
     return HAI_OK;
 }
 
+/* Weights the kernels in use want in a layout of hai's own are converted once, here; the file's
+ * pages behind them are then given back (they are clean mapped pages: nothing is lost, and the
+ * process holds the weights once, not twice). */
+static hai_status repack_weight(hai_model *m, const hai_kernels *k, hai_weight *w, hai_error *err) {
+    uint32_t to = w->data && w->type < HAI_TYPE_COUNT ? k->repack[w->type] : 0;
+    if (!to) return HAI_OK;
+    size_t rb = hai_repack_row_bytes(to, w->n_in), bytes = (rb * (size_t)w->n_out + 63) / 64 * 64;
+    void **owned = realloc(m->owned, (m->n_owned + 1) * sizeof *owned);
+    if (!owned) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    m->owned = owned;
+    uint8_t *buf = aligned_alloc(64, bytes);
+    if (!buf) return hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for repacked weights", (double)bytes / (1 << 20));
+    m->owned[m->n_owned++] = buf;
+    for (int64_t r = 0; r < w->n_out; r++) hai_repack_row(w->type, to, w->data + (size_t)r * w->row_bytes, buf + (size_t)r * rb, w->n_in);
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->data + page - 1) / page * page,
+              e = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) / page * page;
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+    w->data = buf;
+    w->type = to;
+    w->row_bytes = rb;
+    return HAI_OK;
+}
+
+static hai_status repack_weights(hai_model *m, hai_error *err) {
+    const hai_kernels *k = hai_kernels_best();
+    hai_status st = HAI_OK;
+    for (uint32_t l = 0; !st && l < m->hp.n_layer; l++) {
+        hai_layer *L = &m->layers[l];
+        hai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; !st && i < sizeof ws / sizeof *ws; i++) st = repack_weight(m, k, ws[i], err);
+    }
+    /* the output matrix too, unless it is the embedding table (rows of which are looked up) */
+    if (!st && m->output.data != m->tok_embd.data) st = repack_weight(m, k, &m->output, err);
+    return st;
+}
+
 static void describe(hai_model *m) {
     int64_t n = 0;
     for (int64_t i = 0; i < hai_gguf_n_tensors(m->gguf); i++) n += hai_gguf_tensor_at(m->gguf, i)->n_elements;
@@ -198,6 +236,7 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
     if (!st) st = read_hparams(m, a, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");
     if (!st) st = load_tensors(m, err);
+    if (!st) st = repack_weights(m, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 3, 4, "tokenizer");
     if (!st) st = hai_tokenizer_from_gguf(m->gguf, &m->tok, err);
     if (!st && hai_tokenizer_n_vocab(m->tok) > (int32_t)m->hp.n_vocab)
@@ -223,6 +262,8 @@ void hai_model_free(hai_model *m) {
         }
     }
     free(m->layers);
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
     free(m->output_norm);
     free(m->rope_freq_factors);
     hai_tokenizer_free(m->tok);

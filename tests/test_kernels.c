@@ -56,10 +56,10 @@ static void random_row(uint32_t type, void *row, int64_t n) {
 static void check_table(const hai_kernels *fast) {
     const hai_kernels *ref = hai_kernels_ref();
     fprintf(stderr, "kernels: %s\n", fast->name);
-    const int64_t sizes[] = {256, 512, 2048, 5632};
+    const int64_t sizes[] = {96, 256, 800, 2048, 5632}; /* 96 and 800: odd numbers of blocks */
     float *x = malloc(8192 * sizeof *x), *y = malloc(8192 * sizeof *y), *y2 = malloc(8192 * sizeof *y2);
     void *qa = malloc(8192 * 4), *qb = malloc(8192 * 4), *row = malloc(8192 * 8);
-    for (int si = 0; si < 4; si++) {
+    for (int si = 0; si < 5; si++) {
         int64_t n = sizes[si];
         /* activation quantization: identical bytes */
         for (int rep = 0; rep < 20; rep++) {
@@ -92,9 +92,30 @@ static void check_table(const hai_kernels *fast) {
                 CHECK_MSG(fabs((double)a - b) <= 1e-5 * mag + 1e-6, "%s %s n=%lld: ref %.9g fast %.9g (scale %.3g)", fast->name,
                           hai_type_name(t), (long long)n, a, b, mag);
                 /* and both near the true value (checks the reference too) */
-                double truth = 0;
+                double truth = 0, qerr = 0;
                 for (int64_t i = 0; i < n; i++) truth += (double)deq[i] * x[i];
-                CHECK_MSG(fabs(truth - a) <= 1e-4 * mag + 1e-6, "ref %s n=%lld: %.9g vs true %.9g", hai_type_name(t), (long long)n, a, truth);
+                if (act != x) /* each activation is within half a step (max|x| of its block / HAI_Q16_MAX) */
+                    for (int64_t blk = 0; blk < n / 32; blk++) {
+                        double amax = 0, wsum = 0;
+                        for (int i = 0; i < 32; i++) amax = fmax(amax, fabs(x[32 * blk + i])), wsum += fabs(deq[32 * blk + i]);
+                        qerr += 0.5 * amax / HAI_Q16_MAX * wsum;
+                    }
+                CHECK_MSG(fabs(truth - a) <= 1.01 * qerr + 1e-5 * mag + 1e-6, "ref %s n=%lld: %.9g vs true %.9g (bound %.3g)", hai_type_name(t),
+                          (long long)n, a, truth, qerr);
+                /* a layout of hai's own made from this row: the same dot, in the reference and here */
+                for (uint32_t to = HAI_TYPE_COUNT; to < HAI_WTYPE_COUNT; to++) {
+                    if (!(hai_repack_row_bytes(to, n) && (fast->repack[t] == to || hai_kernels_avx512() == fast || t == HAI_TYPE_Q4_0))) continue;
+                    if (t != HAI_TYPE_Q4_0) continue; /* Q4_0X2 is made from Q4_0 */
+                    uint8_t *rp = malloc(hai_repack_row_bytes(to, n));
+                    hai_repack_row(t, to, row, rp, n);
+                    CHECK_MSG(ref->vec_dot[to] && fast->vec_dot[to], "%s: no dot for layout %u", fast->name, to);
+                    if (ref->vec_dot[to] && fast->vec_dot[to]) {
+                        float ra = ref->vec_dot[to](n, rp, act), fa = fast->vec_dot[to](n, rp, act);
+                        CHECK_MSG(fabs((double)ra - a) <= 1e-5 * mag + 1e-6, "ref layout %u n=%lld: %.9g vs %.9g", to, (long long)n, ra, a);
+                        CHECK_MSG(fabs((double)fa - a) <= 1e-5 * mag + 1e-6, "%s layout %u n=%lld: %.9g vs %.9g", fast->name, to, (long long)n, fa, a);
+                    }
+                    free(rp);
+                }
             }
         }
         /* float helpers */

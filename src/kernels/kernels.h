@@ -35,13 +35,28 @@ hai_act_type hai_act_type_for(uint32_t weight_type);
 /* Bytes of one activation row of n elements in that format. */
 size_t hai_act_row_bytes(hai_act_type a, int64_t n);
 
+/* Weight layouts of hai's own, made at load time when the kernels in use ask for them (ids after
+ * the GGUF ones; they never appear in files).
+ *   Q4_0X2: a Q4_0 row regrouped for wide SIMD: the blocks in pairs, each pair 32 bytes of
+ *   nibbles where byte k holds element k of the first block (low nibble) and of the second (high
+ *   nibble), so one 32-byte load widens to both blocks in element order; then the row's f16
+ *   scales, contiguous. A row with an odd number of blocks gets a zero block at the end. Values
+ *   are (nibble - 8) * d, as Q4_0. */
+enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_COUNT };
+
+/* Bytes of one row of n elements in a repacked layout. */
+size_t hai_repack_row_bytes(uint32_t to, int64_t n);
+/* One row of n elements from a GGUF type to the layout `to`. */
+void hai_repack_row(uint32_t from, uint32_t to, const void *src, void *dst, int64_t n);
+
 /* dot of n weights (one row of `type`, n a multiple of its block size) with an activation row
  * in hai_act_type_for(type) format */
 typedef float (*hai_vec_dot_fn)(int64_t n, const void *w, const void *act);
 
 typedef struct hai_kernels {
     const char *name;
-    hai_vec_dot_fn vec_dot[HAI_TYPE_COUNT];
+    hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
+    uint32_t repack[HAI_TYPE_COUNT]; /* the layout this table wants a GGUF type in at load (0: as it is) */
     void (*quantize_act)(const float *x, void *y, int64_t n); /* to HAI_ACT_Q16; n % 32 == 0 */
     float (*dot_f32)(int64_t n, const float *a, const float *b);
     /* y[i] += a * x[i] */

@@ -12,7 +12,7 @@ hai_act_type hai_act_type_for(uint32_t type) {
     switch (type) {
     case HAI_TYPE_Q4_0: case HAI_TYPE_Q4_1: case HAI_TYPE_Q5_0: case HAI_TYPE_Q5_1: case HAI_TYPE_Q8_0:
     case HAI_TYPE_IQ4_NL: case HAI_TYPE_Q2_K: case HAI_TYPE_Q3_K: case HAI_TYPE_Q4_K: case HAI_TYPE_Q5_K:
-    case HAI_TYPE_Q6_K: case HAI_TYPE_IQ4_XS:
+    case HAI_TYPE_Q6_K: case HAI_TYPE_IQ4_XS: case HAI_WTYPE_Q4_0X2:
         return HAI_ACT_Q16;
     default:
         return HAI_ACT_F32;
@@ -139,6 +139,20 @@ static float dot_iq4_nl(int64_t n, const void *w, const void *ar) {
     for (int64_t i = 0; i < n / 32; i++) {
         for (int j = 0; j < 16; j++) q[j] = hai_iq4nl_values[x[i].qs[j] & 0xF], q[j + 16] = hai_iq4nl_values[x[i].qs[j] >> 4];
         s += f16(x[i].d) * a.d[i] * (float)idot(q, a.q + 32 * i, 32);
+    }
+    return s;
+}
+
+static float dot_q4_0x2(int64_t n, const void *w, const void *ar) {
+    int64_t nb = n / 32, np = (nb + 1) / 2;
+    const uint8_t *q = w;
+    const uint16_t *dw = (const uint16_t *)(q + 32 * np);
+    act_row a = act_of(ar, n);
+    float s = 0;
+    int8_t v[32];
+    for (int64_t b = 0; b < nb; b++) {
+        for (int k = 0; k < 32; k++) v[k] = (int8_t)(((q[32 * (b / 2) + k] >> (4 * (b % 2))) & 0xF) - 8);
+        s += f16(dw[b]) * a.d[b] * (float)idot(v, a.q + 32 * b, 32);
     }
     return s;
 }
@@ -317,6 +331,7 @@ static const hai_kernels ref = {
         [HAI_TYPE_Q5_1] = dot_q5_1,   [HAI_TYPE_Q8_0] = dot_q8_0,   [HAI_TYPE_IQ4_NL] = dot_iq4_nl,
         [HAI_TYPE_Q2_K] = dot_q2_K,   [HAI_TYPE_Q3_K] = dot_q3_K,   [HAI_TYPE_Q4_K] = dot_q4_K,
         [HAI_TYPE_Q5_K] = dot_q5_K,   [HAI_TYPE_Q6_K] = dot_q6_K,   [HAI_TYPE_IQ4_XS] = dot_iq4_xs,
+        [HAI_WTYPE_Q4_0X2] = dot_q4_0x2,
     },
     .quantize_act = quantize_act_ref,
     .dot_f32 = dot_f32_ref,
