@@ -73,6 +73,11 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     uint32_t group = hp->n_head / hp->n_head_kv;
     c->att_tile_stride = (size_t)group * (64 + hp->head_dim_v + 2) + 64;
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &total, &ok);
+    if (c->k->gemm_prep_bytes && n_batch >= HAI_GEMM_TOKENS) { /* prefill on the matrix kernels */
+        c->gemm_prep = alloc_checked(1, c->k->gemm_prep_bytes((int64_t)widest, n_batch), &total, &ok);
+        c->gemm_scratch_stride = (c->k->gemm_scratch_bytes((int64_t)widest) + 127) / 64 * 64;
+        c->gemm_scratch = alloc_checked((uint64_t)n_threads, c->gemm_scratch_stride, &total, &ok);
+    }
     c->n_logit_rows = p.logits_all ? n_batch : 1;
     c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &total, &ok);
     if (ok && p.pool) {
@@ -102,6 +107,7 @@ void hai_context_free(hai_context *c) {
     if (c->own_pool) hai_pool_free(c->pool);
     free(c->k_cache), free(c->v_cache), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
     free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->att_tile);
+    free(c->gemm_prep), free(c->gemm_scratch);
     free(c->logits);
     free(c->tokens);
     free(c);

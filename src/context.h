@@ -33,6 +33,9 @@ struct hai_context {
     size_t act_row_bytes;
     double *inv_freq; /* [n_rot/2] RoPE frequencies */
     float *rope_cs;   /* [n_batch][n_rot/2][2] cos, sin for the batch's positions */
+    void *gemm_prep;          /* activations in the gemm kernels' layout (when the kernels have gemm) */
+    uint8_t *gemm_scratch;    /* [n_threads][gemm_scratch_stride] */
+    size_t gemm_scratch_stride;
     float *att_tile;  /* [n_threads][tile of scores + head_dim_v accumulator] */
     size_t att_tile_stride;
 

@@ -106,15 +106,50 @@ static void mm_task(void *arg, int ith, int nth) {
     }
 }
 
+/* Prefill on the matrix kernels: the activations go into their layout (token panels split across
+ * threads), then each thread multiplies a share of the 16-row panels of every weight. */
+static void prep_task(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    hai_context *c = j->c;
+    int64_t panels = (j->n + HAI_GEMM_TOKENS - 1) / HAI_GEMM_TOKENS, a, b;
+    split_range(panels, ith, nth, &a, &b);
+    if (a < b)
+        c->k->gemm_prep(j->o[0].w->n_in, c->act, c->act_row_bytes, a * HAI_GEMM_TOKENS,
+                        b * HAI_GEMM_TOKENS < j->n ? b * HAI_GEMM_TOKENS : j->n, c->gemm_prep);
+}
+
+static void gemm_task(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    hai_context *c = j->c;
+    int64_t panels = 0, a, b;
+    for (int i = 0; i < j->n_o; i++) panels += (j->o[i].w->n_out + 15) / 16;
+    split_range(panels, ith, nth, &a, &b);
+    for (int i = 0, base = 0; i < j->n_o && a < b; i++) {
+        const hai_weight *w = j->o[i].w;
+        int64_t np = (w->n_out + 15) / 16, lo = a > base ? a - base : 0, hi = b - base < np ? b - base : np;
+        if (lo < hi)
+            c->k->gemm[w->type](w->n_in, w->data, w->row_bytes, 16 * lo, 16 * hi < w->n_out ? 16 * hi : w->n_out, c->gemm_prep, j->n,
+                                j->o[i].out, (size_t)w->n_out, j->o[i].add, c->gemm_scratch + (size_t)ith * c->gemm_scratch_stride);
+        base += (int)np;
+    }
+}
+
 /* All weights in o[] take the same input `in` ([n][n_in]), already quantized into c->act for
  * their activation type (they must share it). */
 static void matmul(hai_context *c, const float *in, uint32_t n, mm_out *o, int n_o) {
     mm_job j = {c, in, n, {{0}}, n_o, 0};
+    bool gemm = c->gemm_prep && n >= HAI_GEMM_TOKENS;
     for (int i = 0; i < n_o; i++) {
         j.o[i] = o[i];
         j.total_rows += o[i].w->n_out;
+        gemm = gemm && c->k->gemm[o[i].w->type] && hai_act_type_for(o[i].w->type) == HAI_ACT_Q16;
     }
-    hai_pool_run(c->pool, mm_task, &j);
+    if (gemm) {
+        hai_pool_run(c->pool, prep_task, &j);
+        hai_pool_run(c->pool, gemm_task, &j);
+    } else {
+        hai_pool_run(c->pool, mm_task, &j);
+    }
 }
 
 /* The activation format a set of weights needs; callers keep weights of one format together. */

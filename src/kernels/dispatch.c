@@ -13,7 +13,11 @@ static void choose(void) {
     const hai_kernels *avx512 = hai_kernels_avx512(), *avx2 = hai_kernels_avx2(), *neon = hai_kernels_neon();
     if (force && !strcmp(force, "ref")) best = hai_kernels_ref();
     else if (force && !strcmp(force, "avx2") && avx2) best = avx2;
-    else best = avx512 ? avx512 : avx2 ? avx2 : neon ? neon : hai_kernels_ref();
+    else if (force && !strcmp(force, "avx512") && avx512) best = avx512;
+    else {
+        const hai_kernels *amx = hai_kernels_amx(); /* asks the kernel for the tile state: only if chosen */
+        best = amx ? amx : avx512 ? avx512 : avx2 ? avx2 : neon ? neon : hai_kernels_ref();
+    }
 }
 
 const hai_kernels *hai_kernels_best(void) {
@@ -46,6 +50,7 @@ hai_cpu_x86 hai_cpu_x86_features(void) {
         f.avx512bw = zmm && (b & (1u << 30));
         f.avx512vl = zmm && (b & (1u << 31));
         f.avx512vnni = zmm && (c & (1u << 11));
+        f.amx_int8 = (d & (1u << 24)) && (d & (1u << 25)); /* AMX-TILE, AMX-INT8 (the OS grants the state on request) */
     }
     return f;
 }
@@ -59,6 +64,9 @@ const hai_kernels *hai_kernels_avx2(void) { return NULL; }
 #endif
 #if !defined(HAI_HAVE_AVX512)
 const hai_kernels *hai_kernels_avx512(void) { return NULL; }
+#endif
+#if !defined(HAI_HAVE_AMX)
+const hai_kernels *hai_kernels_amx(void) { return NULL; }
 #endif
 #if !defined(HAI_HAVE_NEON)
 const hai_kernels *hai_kernels_neon(void) { return NULL; }

@@ -53,8 +53,21 @@ void hai_repack_row(uint32_t from, uint32_t to, const void *src, void *dst, int6
  * in hai_act_type_for(type) format */
 typedef float (*hai_vec_dot_fn)(int64_t n, const void *w, const void *act);
 
+/* Many tokens at once (prefill), for tables that have it. The activation rows are first put into
+ * the table's own layout (gemm_prep, callable in parallel on disjoint token ranges starting at
+ * multiples of HAI_GEMM_TOKENS), then each thread multiplies its own rows with scratch memory of
+ * its own (gemm_scratch_bytes):
+ *   out[t * ldo + r] = (add ? out[t * ldo + r] : 0) + dot(row r of w, token t), r0 <= r < r1, t < nt */
+#define HAI_GEMM_TOKENS 16
+typedef void (*hai_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *prep, int64_t nt,
+                            float *out, size_t ldo, bool add, void *scratch);
+
 typedef struct hai_kernels {
     const char *name;
+    hai_gemm_fn gemm[HAI_WTYPE_COUNT];                     /* NULL: the driver loops vec_dot */
+    size_t (*gemm_prep_bytes)(int64_t n, int64_t nt);
+    void (*gemm_prep)(int64_t n, const void *act, size_t act_stride, int64_t t0, int64_t t1, void *prep);
+    size_t (*gemm_scratch_bytes)(int64_t n);               /* per thread, for rows of n elements */
     hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
     uint32_t repack[HAI_TYPE_COUNT]; /* the layout this table wants a GGUF type in at load (0: as it is) */
     void (*quantize_act)(const float *x, void *y, int64_t n); /* to HAI_ACT_Q16; n % 32 == 0 */
@@ -75,7 +88,7 @@ const hai_kernels *hai_kernels_best(void);
 
 /* x86 features the kernels need, from CPUID and XGETBV (OS support of the register state). */
 typedef struct hai_cpu_x86 {
-    bool avx2, fma, f16c, avx512f, avx512vl, avx512bw, avx512dq, avx512vnni;
+    bool avx2, fma, f16c, avx512f, avx512vl, avx512bw, avx512dq, avx512vnni, amx_int8;
 } hai_cpu_x86;
 hai_cpu_x86 hai_cpu_x86_features(void);
 
@@ -83,5 +96,6 @@ hai_cpu_x86 hai_cpu_x86_features(void);
 const hai_kernels *hai_kernels_avx2(void);
 const hai_kernels *hai_kernels_avx512(void);
 const hai_kernels *hai_kernels_neon(void);
+const hai_kernels *hai_kernels_amx(void);
 
 #endif
