@@ -145,6 +145,54 @@ static void check_table(const hai_kernels *fast) {
     free(x), free(y), free(y2), free(qa), free(qb), free(row);
 }
 
+/* The matrix kernels (prefill) against the reference dots: odd row and token counts (partial
+ * panels), every type they take, writing and accumulating. */
+static void check_gemm(const hai_kernels *k) {
+    const hai_kernels *ref = hai_kernels_ref();
+    fprintf(stderr, "gemm: %s\n", k->name);
+    const int64_t n = 512, rows = 37, toks = 21;
+    size_t arb = hai_act_row_bytes(HAI_ACT_Q16, n);
+    float *x = malloc((size_t)toks * n * sizeof *x), *out = malloc((size_t)toks * rows * sizeof *out);
+    uint8_t *acts = malloc((size_t)toks * arb), *prep = malloc(k->gemm_prep_bytes(n, toks)), *scratch = malloc(k->gemm_scratch_bytes(n) + 64);
+    for (int64_t t = 0; t < toks; t++) {
+        random_acts(x + t * n, n);
+        ref->quantize_act(x + t * n, acts + t * arb, n);
+    }
+    k->gemm_prep(n, acts, arb, 0, 16, prep); /* two calls, as two threads would */
+    k->gemm_prep(n, acts, arb, 16, toks, prep);
+    for (uint32_t t = 0; t < HAI_WTYPE_COUNT; t++) {
+        if (!k->gemm[t]) continue;
+        uint32_t from = t == HAI_WTYPE_Q4_0X2 ? HAI_TYPE_Q4_0 : t;
+        size_t rb = t < HAI_TYPE_COUNT ? hai_row_bytes(t, n) : hai_repack_row_bytes(t, n), ob = hai_row_bytes(from, n);
+        uint8_t *w = malloc(rows * rb), *orig = malloc(rows * ob);
+        for (int64_t r = 0; r < rows; r++) {
+            random_row(from, orig + r * ob, n);
+            if (t != from) hai_repack_row(from, t, orig + r * ob, w + r * rb, n);
+            else memcpy(w + r * rb, orig + r * ob, rb);
+        }
+        for (int add = 0; add < 2; add++) {
+            for (int64_t i = 0; i < toks * rows; i++) out[i] = add ? 1.5f : -99.0f;
+            k->gemm[t](n, w, rb, 0, 16, prep, toks, out, rows, add, scratch);
+            k->gemm[t](n, w, rb, 16, rows, prep, toks, out, rows, add, scratch);
+            double worst = 0;
+            for (int64_t tk = 0; tk < toks; tk++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double want = ref->vec_dot[from](n, orig + r * ob, acts + tk * arb) + (add ? 1.5 : 0), got = out[tk * rows + r];
+                    float deq[512];
+                    hai_dequantize(from, orig + r * ob, deq, n, NULL);
+                    double mag = 1e-6; /* the sum with every term made positive */
+                    for (int64_t i = 0; i < n; i++) mag += fabs((double)deq[i] * x[tk * n + i]);
+                    worst = fmax(worst, fabs(got - want) / mag);
+                }
+            CHECK_MSG(worst <= 1e-5, "%s gemm %s (add %d): off by %.3g of the scale", k->name, t < HAI_TYPE_COUNT ? hai_type_name(t) : "Q4_0X2",
+                      add, worst);
+        }
+        free(w);
+        free(orig);
+    }
+    free(x), free(out), free(acts), free(prep), free(scratch);
+}
+
 int main(void) {
     hai_rng_seed(&rng, 1234);
     const hai_kernels *sets[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_neon()};
@@ -156,6 +204,11 @@ int main(void) {
             tested++;
         }
     fprintf(stderr, "%d fast kernel sets tested; in use: %s\n", tested, hai_kernels_best()->name);
+    int gemms = 0;
+    const hai_kernels *all[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_amx(), hai_kernels_neon()};
+    for (int i = 0; i < 4; i++)
+        if (all[i] && all[i]->gemm_prep) check_gemm(all[i]), gemms++;
+    fprintf(stderr, "%d matrix kernel sets tested\n", gemms);
 #if defined(__x86_64__)
     hai_cpu_x86 f = hai_cpu_x86_features();
     CHECK_MSG(!(f.avx2 && f.fma && f.f16c) || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");
