@@ -149,9 +149,9 @@ int cmd_bench(int argc, char **argv) {
         stats s = summarize(v, (int)reps);
         if (json)
             printf("{\"test\":\"%s\",\"tokens_per_s\":%.3f,\"sd\":%.3f,\"peak_rss_bytes\":%llu,\"threads\":%d,\"type\":\"%s\","
-                   "\"kernels\":\"%s\",\"model\":\"%s\",\"weights_bytes\":%llu}\n",
+                   "\"kernels\":\"%s\",\"model\":\"%s\",\"weights_bytes\":%llu,\"decode_bytes\":%llu}\n",
                    name, s.mean, s.sd, (unsigned long long)peak_rss(), nth, type, hai_kernels_name(), hai_model_desc(m),
-                   (unsigned long long)hai_model_weights_bytes(m));
+                   (unsigned long long)hai_model_weights_bytes(m), (unsigned long long)hai_model_decode_bytes(m));
         else
             printf("| %s | %s | %s | %d | %s | %s | %.2f +- %.2f |\n", hai_model_arch(m), type, sz, nth, hai_kernels_name(), name,
                    s.mean, s.sd);

@@ -520,6 +520,9 @@ const char *hai_model_arch(const hai_model *m);
 int32_t hai_model_n_vocab(const hai_model *m);   /* rows of the output (logits per position) */
 uint32_t hai_model_n_ctx_train(const hai_model *m);
 uint64_t hai_model_weights_bytes(const hai_model *m);
+/* Bytes of weights one decode step reads: every matrix and the output (the embedding table only
+ * when it is the output too): what memory bandwidth divides to bound tokens/s. */
+uint64_t hai_model_decode_bytes(const hai_model *m);
 /* e.g. "llama 2.6M Q4_K_M" */
 const char *hai_model_desc(const hai_model *m);
 

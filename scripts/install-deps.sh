@@ -15,6 +15,16 @@ pkgs=(
 if [ "${1:-}" = train ]; then
   pkgs+=(python3 python3-torch python3-numpy python3-regex libopenblas0-pthread)
 fi
+# `install-deps.sh arm`: also the AArch64 cross compiler, qemu and the arm64 libraries the core
+# needs (scripts/test-arm.sh); arm64 is added to dpkg's architectures first
+if [ "${1:-}" = arm ]; then
+  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libpcre2-dev:arm64 libcjson-dev:arm64)
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    sudo_=""
+    [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+    $sudo_ dpkg --add-architecture arm64
+  fi
+fi
 # Node.js and npm (end-to-end tests with the OpenAI SDK): a machine may already have them from
 # another source (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 command -v node >/dev/null || pkgs+=(nodejs)

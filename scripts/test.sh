@@ -15,6 +15,9 @@ echo "== release build + tests"
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j2
 
+echo "== AArch64 (NEON) build, tests under qemu"
+scripts/test-arm.sh
+
 echo "== ASan + UBSan build + tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHAI_SANITIZE=ON -DHAI_WERROR=ON \
   -DHAI_SHARED_DIR="$shared" -DHAI_HF_DIR="$PWD/build/hf-tokenizers" >/dev/null

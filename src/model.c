@@ -207,6 +207,13 @@ static hai_status repack_weights(hai_model *m, hai_error *err) {
     return st;
 }
 
+uint64_t hai_model_decode_bytes(const hai_model *m) {
+    uint64_t b = m->weights_bytes;
+    const hai_gguf_tensor *e = hai_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (e && m->output.data != m->tok_embd.data) b -= e->size; /* looked up a row at a time */
+    return b;
+}
+
 static void describe(hai_model *m) {
     int64_t n = 0;
     for (int64_t i = 0; i < hai_gguf_n_tensors(m->gguf); i++) n += hai_gguf_tensor_at(m->gguf, i)->n_elements;

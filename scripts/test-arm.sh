@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The ARM path, proven on this x86 machine: libhai and its C tests cross-compiled for AArch64
+# (gcc-aarch64-linux-gnu, NEON kernels), then the kernel tests and the reference-logits tests
+# run under qemu-aarch64 (-cpu max). Speed cannot be measured this way; correctness can.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh arm
+shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
+cmake -S . -B build-arm -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
+  -DHAI_CORE_ONLY=ON -DHAI_WERROR=ON -DHAI_SHARED_DIR="$shared" >/dev/null
+cmake --build build-arm --target test_kernels test_reference test_quant -- --quiet
+run() { qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max "$@"; }
+run build-arm/tests/test_kernels
+run build-arm/tests/test_quant "$shared"
+run build-arm/tests/test_reference "$shared"
+echo "test-arm: the AArch64 build passes its kernel, block-format and reference-logits tests under qemu"
