@@ -107,15 +107,25 @@ class Model(torch.nn.Module):
         return rmsnorm(h, self.norm, self.eps) @ self.emb.weight.t()
 
 
-def batches(tok, rng, batch, T, pad):
-    """Rows of T tokens packed with whole exchanges; the mask marks what is learned."""
+OOD_ANSWER = "I am not sure about that."
+OOD_SHARE = 0.1  # of the exchanges in a row
+
+
+def batches(tok, rng, batch, T, pad, ood):
+    """Rows of T tokens packed with whole exchanges; the mask marks what is learned: 1 the answer
+    tokens, 2 the answer positions of an out-of-domain prompt (learned as uniform: unsure)."""
+    sentences, words = ood
     while True:
         xs, ms = [], []
         for _ in range(batch):
             row, mrow = [], []
             while True:
-                _, q, a = tasks.sample(rng, held_out=False)
-                ids, m = chat_tokens(tok, q, a)
+                if rng.random() < OOD_SHARE:
+                    ids, m = chat_tokens(tok, tasks.ood_item(rng, sentences, words), OOD_ANSWER)
+                    m = [2 * v for v in m]
+                else:
+                    _, q, a = tasks.sample(rng, held_out=False)
+                    ids, m = chat_tokens(tok, q, a)
                 if len(row) + len(ids) > T + 1:
                     break
                 row += ids
@@ -124,7 +134,7 @@ def batches(tok, rng, batch, T, pad):
             mrow += [0] * (T + 1 - len(mrow))
             xs.append(row)
             ms.append(mrow)
-        yield torch.tensor(xs), torch.tensor(ms, dtype=torch.float32)
+        yield torch.tensor(xs), torch.tensor(ms, dtype=torch.int64)
 
 
 def main():
@@ -160,6 +170,7 @@ def main():
         _, q, a = tasks.sample(rng, held_out=False)
         corpus += ["user\n" + q, "assistant\n" + a, "\n"]
     extra_digest = hashlib.sha256()
+    extra_text = []
     if args.bpe_extra and os.path.isdir(args.bpe_extra):
         for name in sorted(os.listdir(args.bpe_extra)):
             path = os.path.join(args.bpe_extra, name)
@@ -167,6 +178,7 @@ def main():
                 with open(path, encoding="utf-8", errors="replace") as f:
                     text = f.read()
                 extra_digest.update(text.encode())
+                extra_text.append(text)
                 corpus += text.split("\n\n")
     tok = bpe.train(corpus, args.vocab)
     print(f"tokenizer: {len(tok.vocab)} tokens ({len(tok.merges)} merges) in {time.time() - t0:.0f} s", flush=True)
@@ -201,13 +213,21 @@ def main():
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))))
     pad = tok.special("<|endoftext|>")
-    stream = batches(tok, rng, args.batch, args.seq, pad)
+    # outlier exposure text: sentences and words of general English (the tokenizer's extra text)
+    sentences = [t.strip() for t in " ".join(extra_text).replace("\n", " ").split(". ") if 4 <= len(t.split()) <= 40]
+    words = sorted({w.strip(".,;:()\"'") for t in sentences for w in t.split() if w.isalpha() and len(w) > 2})
+    print(f"outlier exposure: {len(sentences)} sentences, {len(words)} words", flush=True)
+    stream = batches(tok, rng, args.batch, args.seq, pad, (sentences, words))
     t1, log_loss = time.time(), 0.0
     for step in range(args.steps):
         xy, m = next(stream)
         x, y, m = xy[:, :-1], xy[:, 1:], m[:, 1:]
         logits = model(x)
-        loss = (F.cross_entropy(logits.reshape(-1, V), y.reshape(-1), reduction="none") * m.reshape(-1)).sum() / m.sum()
+        logp = F.log_softmax(logits.reshape(-1, V), dim=-1)
+        mm = m.reshape(-1)
+        ce = -logp.gather(1, y.reshape(-1, 1)).squeeze(1)  # the answer
+        uni = -logp.mean(dim=1)  # cross-entropy to the uniform distribution: unsure
+        loss = ((mm == 1) * ce + (mm == 2) * uni).sum() / (mm > 0).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
