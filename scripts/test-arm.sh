@@ -9,8 +9,8 @@ shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
 cmake -S . -B build-arm -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
   -DHAI_CORE_ONLY=ON -DHAI_WERROR=ON -DHAI_SHARED_DIR="$shared" >/dev/null
 cmake --build build-arm --target test_kernels test_reference test_quant -- --quiet
-run() { qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max "$@"; }
+run() { HAI_TEST_THREADS=1 qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max "$@"; } # emulated threads only spin
 run build-arm/tests/test_kernels
 run build-arm/tests/test_quant "$shared"
-run build-arm/tests/test_reference "$shared"
+run build-arm/tests/test_reference "$shared" --paths all # every model and type; the batch path (emulation is slow)
 echo "test-arm: the AArch64 build passes its kernel, block-format and reference-logits tests under qemu"

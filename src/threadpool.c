@@ -128,9 +128,11 @@ void hai_pool_run(hai_pool *p, hai_pool_fn fn, void *arg) {
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, p->n);
+    /* the others usually finish within microseconds of this thread; if not (a busy machine, an
+     * emulator), give the CPU to them rather than spin against them */
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        if (++spins < 1000000) cpu_relax();
+        if (++spins < 4096) cpu_relax();
         else sched_yield();
     }
     pthread_mutex_unlock(&p->run_mu);

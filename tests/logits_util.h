@@ -50,7 +50,8 @@ static float *run(hai_model *m, const hai_token *toks, int n, int batch) {
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)n;
     cp.n_batch = (uint32_t)batch;
-    cp.n_threads = 2;
+    const char *nt = getenv("HAI_TEST_THREADS"); /* 1 under emulation, where spinning workers starve */
+    cp.n_threads = nt ? atoi(nt) : 2;
     cp.logits_all = true;
     hai_context *c = NULL;
     hai_error err = {0};
