@@ -260,6 +260,11 @@ static void att_task(void *arg, int ith, int nth) {
         memset(acc, 0, (size_t)group * hdv * sizeof *acc);
         for (uint32_t t0 = 0; t0 < n_keys; t0 += ATT_TILE) {
             uint32_t tn = n_keys - t0 < ATT_TILE ? n_keys - t0 : ATT_TILE;
+            if (k->attn_tile) {
+                k->attn_tile((int)group, (int)hd, (int)hdv, q, K + (size_t)t0 * kdim + (size_t)g * hd, kdim, V + (size_t)t0 * vdim + (size_t)g * hdv,
+                             vdim, (int)tn, scale, mx, sum, acc, scores);
+                continue;
+            }
             for (uint32_t t = 0; t < tn; t++) {
                 const uint16_t *kr = K + (size_t)(t0 + t) * kdim + (size_t)g * hd;
                 for (uint32_t h = 0; h < group; h++) scores[h * ATT_TILE + t] = k->dot_f16_f32(hd, kr, q + (size_t)h * hd) * scale;

@@ -193,6 +193,46 @@ static void check_gemm(const hai_kernels *k) {
     free(x), free(out), free(acts), free(prep), free(scratch);
 }
 
+/* The attention tile against a direct softmax in double precision, over several tiles (the
+ * online rescaling), for head sizes the wide path takes (64, 128) and one it does not (48). */
+static void check_attn(const hai_kernels *k) {
+    static const int dims[] = {64, 128, 48};
+    for (int di = 0; di < 3; di++) {
+        int nh = 8, hd = dims[di], nkeys = 165; /* tiles of 64, 64, 37 */
+        size_t stride = (size_t)2 * hd + 16;  /* rows of a wider cache: the head's part only */
+        float *q = malloc((size_t)nh * hd * sizeof *q), *acc = calloc((size_t)nh * hd, sizeof *acc), *sc = malloc((size_t)nh * 64 * sizeof *sc);
+        uint16_t *K = malloc((size_t)nkeys * stride * 2), *V = malloc((size_t)nkeys * stride * 2);
+        float m[8], l[8];
+        for (int i = 0; i < nh * hd; i++) q[i] = randn();
+        for (size_t i = 0; i < (size_t)nkeys * stride; i++) K[i] = hai_f32_to_f16(randn()), V[i] = hai_f32_to_f16(randn());
+        for (int h = 0; h < nh; h++) m[h] = -INFINITY, l[h] = 0;
+        float scale = 1.0f / sqrtf((float)hd);
+        for (int t0 = 0; t0 < nkeys; t0 += 64) {
+            int tn = nkeys - t0 < 64 ? nkeys - t0 : 64;
+            k->attn_tile(nh, hd, hd, q, K + (size_t)t0 * stride, stride, V + (size_t)t0 * stride, stride, tn, scale, m, l, acc, sc);
+        }
+        double worst = 0;
+        for (int h = 0; h < nh; h++) {
+            double *p = malloc((size_t)nkeys * sizeof *p), mx = -INFINITY, sum = 0;
+            for (int t = 0; t < nkeys; t++) {
+                double d = 0;
+                for (int i = 0; i < hd; i++) d += (double)q[h * hd + i] * hai_f16_to_f32(K[(size_t)t * stride + i]);
+                p[t] = d * scale;
+                mx = fmax(mx, p[t]);
+            }
+            for (int t = 0; t < nkeys; t++) sum += (p[t] = exp(p[t] - mx));
+            for (int i = 0; i < hd; i++) {
+                double o = 0;
+                for (int t = 0; t < nkeys; t++) o += p[t] / sum * hai_f16_to_f32(V[(size_t)t * stride + i]);
+                worst = fmax(worst, fabs(o - acc[h * hd + i] / l[h]));
+            }
+            free(p);
+        }
+        CHECK_MSG(worst < 1e-5, "%s attn_tile head size %d: off by %.3g", k->name, hd, worst);
+        free(q), free(acc), free(sc), free(K), free(V);
+    }
+}
+
 int main(void) {
     hai_rng_seed(&rng, 1234);
     const hai_kernels *sets[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_neon()};
@@ -209,6 +249,8 @@ int main(void) {
     for (int i = 0; i < 4; i++)
         if (all[i] && all[i]->gemm_prep) check_gemm(all[i]), gemms++;
     fprintf(stderr, "%d matrix kernel sets tested\n", gemms);
+    for (int i = 0; i < 4; i++)
+        if (all[i] && all[i]->attn_tile) check_attn(all[i]);
 #if defined(__x86_64__)
     hai_cpu_x86 f = hai_cpu_x86_features();
     CHECK_MSG(!(f.avx2 && f.fma && f.f16c) || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");

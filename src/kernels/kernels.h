@@ -79,6 +79,14 @@ typedef struct hai_kernels {
     /* y[i] = y[i] * s + a * f16(x[i])   (online-softmax rescale + value accumulate) */
     void (*scale_axpy_f16)(int64_t n, float s, float a, const uint16_t *x, float *y);
     void (*f32_to_f16)(int64_t n, const float *x, uint16_t *y);
+    /* One tile of causal attention for the nh query heads of a KV group, as an online softmax:
+     *   q [nh][hd]; keys and values t < nk at K + t * k_stride, V + t * v_stride (f16, [hd] / [hdv]);
+     *   m[nh], l[nh]: running maximum and sum of exp; acc [nh][hdv]: running weighted values;
+     *   scores: scratch [nh][nk]. For each head: s_t = scale * q.K_t; the maximum m' takes in the
+     *   tile; l = l * exp(m - m') + sum exp(s_t - m'); acc = acc * exp(m - m') + sum exp(s_t - m') V_t.
+     * NULL: forward.c does it with dot_f16_f32 and scale_axpy_f16. */
+    void (*attn_tile)(int nh, int hd, int hdv, const float *q, const uint16_t *K, size_t k_stride, const uint16_t *V, size_t v_stride,
+                      int nk, float scale, float *m, float *l, float *acc, float *scores);
 } hai_kernels;
 
 /* The portable reference kernels. */
