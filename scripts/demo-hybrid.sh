@@ -51,7 +51,7 @@ while IFS= read -r prompt; do
 done <<'PROMPTS'
 What is 17 + 25?
 What is the capital of Japan?
-How many letters are in the word elephant?
+How many letters are in the word 'elephant'?
 Convert 3 kilometers to meters.
 Write a short poem about the ocean at night.
 Explain how a transformer neural network works.

@@ -10,7 +10,7 @@ scripts/build.sh
 model=models/hai-tiny.gguf
 ./build/hai info "$model" | sed -n '1,6p'
 echo
-for prompt in "What is 23 + 19?" "What is the capital of Kenya?" "How many letters are in the word computer?"; do
+for prompt in "What is 23 + 19?" "What is the capital of Kenya?" "How many letters are in the word 'computer'?"; do
   echo "> $prompt"
   ./build/hai run -m "$model" --chat -p "$prompt" -n 48 --temp 0 -t 2
   echo
