@@ -167,7 +167,7 @@ static bool sse_data(xfer *x, const char *d, size_t n) {
         }
     }
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
-    if (cJSON_IsString(fr)) {
+    if (cJSON_IsString(fr) && fr->valuestring[0]) { /* an empty reason is no reason */
         x->got_finish = true;
         snprintf(x->res->finish, sizeof x->res->finish, "%s", fr->valuestring);
     }
@@ -299,6 +299,61 @@ static bool valid_utf8(const char *s) {
     return true;
 }
 
+/* What a finished transfer amounts to: success only for a whole answer (a stream with its
+ * finish_reason and [DONE], or a complete JSON completion). */
+static outcome judge(xfer *x, CURLcode cc, const cloud_request *r, cloud_result *res, double *retry_after) {
+    res->http_status = x->status;
+    outcome o;
+    if (x->stopped) {
+        snprintf(res->error, sizeof res->error, "cancelled");
+        o = STOPPED;
+    } else if (cc != CURLE_OK && !x->why[0]) {
+        res->connect_failure = cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_PROXY;
+        snprintf(res->error, sizeof res->error, "cloud: %s", curl_easy_strerror(cc));
+        o = FAIL_RETRY;
+    } else if (x->why[0]) {
+        snprintf(res->error, sizeof res->error, "cloud: %s", x->why);
+        o = strstr(x->why, "larger than") || strstr(x->why, "upstream error") || strstr(x->why, "malformed") ? FAIL_FINAL : FAIL_RETRY;
+        if (strstr(x->why, "malformed") || strstr(x->why, "UTF-8")) o = FAIL_RETRY; /* a broken stream: try again if nothing was shown */
+    } else if (x->status >= 300 && x->status < 400) {
+        snprintf(res->error, sizeof res->error, "cloud: HTTP %d redirect, not followed", x->status);
+        o = FAIL_FINAL;
+    } else if (x->status == 429 || x->status >= 500) {
+        snprintf(res->error, sizeof res->error, "cloud: HTTP %d", x->status);
+        *retry_after = x->retry_after;
+        o = FAIL_RETRY;
+    } else if (x->status != 200) {
+        cJSON *j = x->body ? cJSON_Parse(x->body) : NULL;
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+        snprintf(res->error, sizeof res->error, "cloud: HTTP %d: %.160s", x->status, cJSON_IsString(m) ? m->valuestring : "(no message)");
+        cJSON_Delete(j);
+        o = FAIL_FINAL;
+    } else if (x->sse) {
+        if (x->got_done && x->got_finish) {
+            o = OK_DONE;
+        } else {
+            snprintf(res->error, sizeof res->error, "cloud: the stream ended without %s", x->got_finish ? "[DONE]" : "a finish_reason");
+            o = FAIL_RETRY;
+        }
+    } else { /* a plain JSON answer */
+        cJSON *j = x->body ? cJSON_Parse(x->body) : NULL;
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+        if (cJSON_IsString(content) && cJSON_IsString(fr) && fr->valuestring[0] && valid_utf8(content->valuestring)) {
+            snprintf(res->finish, sizeof res->finish, "%s", fr->valuestring);
+            res->delivered = true;
+            if (*content->valuestring && !r->on_text(r->user, content->valuestring, strlen(content->valuestring))) o = STOPPED;
+            else o = OK_DONE;
+        } else {
+            snprintf(res->error, sizeof res->error, "cloud: the answer is not a chat completion");
+            o = FAIL_RETRY;
+        }
+        cJSON_Delete(j);
+    }
+    return o;
+}
+
 static outcome attempt(cloud *c, const cloud_request *r, const char *body, cloud_result *res, double deadline, double *retry_after) {
     xfer x = {.c = c, .r = r, .res = res, .t_start = now_s(), .deadline = deadline, .retry_after = -1};
     x.t_last = x.t_start;
@@ -334,58 +389,7 @@ static outcome attempt(cloud *c, const cloud_request *r, const char *body, cloud
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     CURLcode cc = curl_easy_perform(h);
-    res->http_status = x.status;
-    outcome o;
-    if (x.stopped) {
-        snprintf(res->error, sizeof res->error, "cancelled");
-        o = STOPPED;
-    } else if (cc != CURLE_OK && !x.why[0]) {
-        res->connect_failure = cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_PROXY;
-        snprintf(res->error, sizeof res->error, "cloud: %s", curl_easy_strerror(cc));
-        o = FAIL_RETRY;
-    } else if (x.why[0]) {
-        snprintf(res->error, sizeof res->error, "cloud: %s", x.why);
-        o = strstr(x.why, "larger than") || strstr(x.why, "upstream error") || strstr(x.why, "malformed") ? FAIL_FINAL : FAIL_RETRY;
-        if (strstr(x.why, "malformed") || strstr(x.why, "UTF-8")) o = FAIL_RETRY; /* a broken stream: try again if nothing was shown */
-    } else if (x.status >= 300 && x.status < 400) {
-        snprintf(res->error, sizeof res->error, "cloud: HTTP %d redirect, not followed", x.status);
-        o = FAIL_FINAL;
-    } else if (x.status == 429 || x.status >= 500) {
-        snprintf(res->error, sizeof res->error, "cloud: HTTP %d", x.status);
-        *retry_after = x.retry_after;
-        o = FAIL_RETRY;
-    } else if (x.status != 200) {
-        cJSON *j = x.body ? cJSON_Parse(x.body) : NULL;
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
-        snprintf(res->error, sizeof res->error, "cloud: HTTP %d: %.160s", x.status, cJSON_IsString(m) ? m->valuestring : "(no message)");
-        cJSON_Delete(j);
-        o = FAIL_FINAL;
-    } else if (x.sse) {
-        if (x.line_len && !x.why[0]) { /* the last line had no newline */
-            x.line_len = 0;
-        }
-        if (x.got_done && x.got_finish) {
-            o = OK_DONE;
-        } else {
-            snprintf(res->error, sizeof res->error, "cloud: the stream ended without %s", x.got_finish ? "[DONE]" : "a finish_reason");
-            o = FAIL_RETRY;
-        }
-    } else { /* a plain JSON answer */
-        cJSON *j = x.body ? cJSON_Parse(x.body) : NULL;
-        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
-        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
-        if (cJSON_IsString(content) && cJSON_IsString(fr) && valid_utf8(content->valuestring)) {
-            snprintf(res->finish, sizeof res->finish, "%s", fr->valuestring);
-            res->delivered = true;
-            if (*content->valuestring && !r->on_text(r->user, content->valuestring, strlen(content->valuestring))) o = STOPPED;
-            else o = OK_DONE;
-        } else {
-            snprintf(res->error, sizeof res->error, "cloud: the answer is not a chat completion");
-            o = FAIL_RETRY;
-        }
-        cJSON_Delete(j);
-    }
+    outcome o = judge(&x, cc, r, res, retry_after);
     curl_slist_free_all(hd);
     curl_easy_cleanup(h);
     free(x.line);
@@ -434,6 +438,38 @@ hai_status cloud_chat(cloud *c, const cloud_request *r, cloud_result *res) {
         if (++c->fails >= c->cfg.circuit_failures) c->open_until = now_s() + c->cfg.circuit_cooldown_s;
     }
     pthread_mutex_unlock(&c->mu);
+    res->status = o == OK_DONE ? HAI_OK : o == STOPPED ? HAI_ERR_CANCELLED : HAI_ERR_IO;
+    return res->status;
+}
+
+hai_status cloud_judge_bytes(int http_status, const char *content_type, const uint8_t *body, size_t len, const size_t *cuts, size_t n_cuts,
+                             const cloud_request *r, size_t max_response_bytes, cloud_result *res) {
+    memset(res, 0, sizeof *res);
+    cloud c = {0};
+    cloud_config_defaults(&c.cfg);
+    c.cfg.max_response_bytes = max_response_bytes;
+    xfer x = {.c = &c, .r = r, .res = res, .retry_after = -1};
+    char line[160];
+    snprintf(line, sizeof line, "HTTP/1.1 %d X\r\n", http_status);
+    on_header(line, 1, strlen(line), &x);
+    if (content_type) {
+        snprintf(line, sizeof line, "Content-Type: %.100s\r\n", content_type);
+        on_header(line, 1, strlen(line), &x);
+    }
+    CURLcode cc = CURLE_OK;
+    size_t at = 0;
+    for (size_t i = 0; i <= n_cuts && at < len; i++) { /* the body in the pieces the network might deliver */
+        size_t piece = i < n_cuts && cuts[i] < len - at ? cuts[i] : len - at;
+        if (on_body((char *)body + at, 1, piece, &x) != piece) {
+            cc = CURLE_WRITE_ERROR;
+            break;
+        }
+        at += piece;
+    }
+    double ra = -1;
+    outcome o = judge(&x, cc, r, res, &ra);
+    free(x.line);
+    free(x.body);
     res->status = o == OK_DONE ? HAI_OK : o == STOPPED ? HAI_ERR_CANCELLED : HAI_ERR_IO;
     return res->status;
 }

@@ -69,4 +69,9 @@ hai_status cloud_chat(cloud *c, const cloud_request *r, cloud_result *res);
 bool cloud_circuit_open(cloud *c);
 bool cloud_online(cloud *c);
 
+/* For tests and the fuzz target: a response (status, content type, body delivered in pieces of
+ * the given sizes) judged exactly as one from the network would be; text goes to r->on_text. */
+hai_status cloud_judge_bytes(int http_status, const char *content_type, const uint8_t *body, size_t len, const size_t *cuts, size_t n_cuts,
+                             const cloud_request *r, size_t max_response_bytes, cloud_result *res);
+
 #endif

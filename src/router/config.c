@@ -78,15 +78,31 @@ hai_status hybrid_config_load(const char *path, hybrid_config *c, hai_error *err
     FILE *f = fopen(path, "rb");
     if (!f) return hai_fail(err, HAI_ERR_IO, "route config: cannot read %s", path);
     char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t n = fread(buf, 1, sizeof buf, f);
     bool more = fgetc(f) != EOF;
     fclose(f);
     if (more) return hai_fail(err, HAI_ERR_LIMIT, "route config: %s is over 64 KiB", path);
-    buf[n] = '\0';
-    cJSON *root = cJSON_Parse(buf);
+    hai_status st = hybrid_config_parse(buf, n, c, err);
+    if (st) hai_error_prefix(err, "%s", path);
+    return st;
+}
+
+hai_status hybrid_config_parse(const char *json, size_t len, hybrid_config *c, hai_error *err) {
+    memset(c, 0, sizeof *c);
+    router_policy_defaults(&c->policy);
+    cloud_config_defaults(&c->cloud);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    if (root && end) /* only white space may follow the object */
+        for (const char *q = end; q < json + len; q++)
+            if (*q != ' ' && *q != '\n' && *q != '\r' && *q != '\t') {
+                cJSON_Delete(root);
+                root = NULL;
+                break;
+            }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return hai_fail(err, HAI_ERR_FORMAT, "route config: %s is not a JSON object", path);
+        return hai_fail(err, HAI_ERR_FORMAT, "route config: not a JSON object");
     }
     router_policy *p = &c->policy;
     double v;

@@ -18,6 +18,8 @@ typedef struct hybrid_config {
 /* path NULL: the defaults. The cloud API key is read from the environment variable the file
  * names (cloud.api_key_env); it never appears in the file. */
 hai_status hybrid_config_load(const char *path, hybrid_config *out, hai_error *err);
+/* The same from JSON text in memory (the file's contents). */
+hai_status hybrid_config_parse(const char *json, size_t len, hybrid_config *out, hai_error *err);
 void hybrid_config_free(hybrid_config *c);
 
 #endif

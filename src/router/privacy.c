@@ -234,7 +234,9 @@ static const char *map_find_value(const pii_map *m, const char *v, size_t n) {
     return NULL;
 }
 
-static const char *map_add(pii_map *m, pii_class cls, const char *v, size_t n) {
+/* A new placeholder never occurs in the text itself: a reply quoting the user's literal "[EMAIL_1]"
+ * must not come back as someone's address. */
+static const char *map_add(pii_map *m, pii_class cls, const char *v, size_t n, const char *text, size_t len) {
     const char *have = map_find_value(m, v, n);
     if (have) return have;
     if (m->n == m->cap) {
@@ -248,7 +250,9 @@ static const char *map_add(pii_map *m, pii_class cls, const char *v, size_t n) {
     size_t k = 0;
     for (const char *c = pii_class_name(cls); *c && k < sizeof up - 1; c++) up[k++] = (char)toupper((unsigned char)*c);
     up[k] = '\0';
-    snprintf(ph, sizeof ph, "[%s_%d]", up, ++m->counter[cls]);
+    do
+        snprintf(ph, sizeof ph, "[%s_%d]", up, ++m->counter[cls]);
+    while (memmem(text, len, ph, strlen(ph)) && m->counter[cls] < 1000000);
     char *val = malloc(n + 1), *p = strdup(ph);
     if (!val || !p) {
         free(val);
@@ -272,7 +276,7 @@ char *pii_redact(const char *text, size_t len, const pii_span *spans_, size_t n,
         if (actions[s->cls] != PII_REDACT) continue;
         memcpy(out + w, text + pos, s->start - pos);
         w += s->start - pos;
-        const char *ph = map_add(map, s->cls, text + s->start, s->end - s->start);
+        const char *ph = map_add(map, s->cls, text + s->start, s->end - s->start, text, len);
         if (!ph) {
             free(out);
             return NULL;
