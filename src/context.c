@@ -127,7 +127,8 @@ uint64_t hai_context_memory_bytes(const hai_context *c) {
     uint64_t E = hp->n_embd, F = hp->n_ff, widest = E > F ? E : F;
     uint64_t rows = 4 * (E + widest + (uint64_t)hp->n_head * (hp->head_dim + hp->head_dim_v) +
                          (uint64_t)hp->n_head_kv * (hp->head_dim + hp->head_dim_v) + 2 * F) + c->act_row_bytes;
-    return kv + c->n_batch * rows + (uint64_t)c->n_logit_rows * hp->n_vocab * 4;
+    uint64_t gemm = c->gemm_prep ? c->k->gemm_prep_bytes((int64_t)widest, c->n_batch) + (uint64_t)hai_pool_size(c->pool) * c->gemm_scratch_stride : 0;
+    return kv + c->n_batch * rows + (uint64_t)c->n_logit_rows * hp->n_vocab * 4 + gemm;
 }
 
 void hai_context_set_abort(hai_context *c, bool (*fn)(void *), void *user) {
