@@ -108,6 +108,12 @@ static bool should_abort(void *user) {
     return atomic_load(&j->cancelled) || (j->deadline > 0 && now_s() > j->deadline);
 }
 
+static void update_gauges(srv_engine *e) {
+    int busy = 0;
+    for (int i = 0; i < e->n_slots; i++) busy += e->slots[i].busy;
+    metrics_gauges(e->met, e->queued, busy);
+}
+
 static void run_job(slot *s, srv_job *j) {
     srv_engine *e = s->e;
     hai_error err = {0};
@@ -138,6 +144,12 @@ static void run_job(slot *s, srv_job *j) {
             st = hai_fail(&err, HAI_ERR_CANCELLED, j->deadline > 0 && now_s() > j->deadline ? "request timed out" : "cancelled");
     }
     hai_sampler_free(sm);
+    /* the slot is free before the client hears the job is done: its next request (the next turn
+       of the conversation) must find this slot's cache idle, not race the worker for it */
+    pthread_mutex_lock(&e->mu);
+    s->busy = false;
+    update_gauges(e);
+    pthread_mutex_unlock(&e->mu);
     if (!st) {
         double per_tok = res.n_generated > 1 ? res.t_generate_s / (res.n_generated - 1) : -1;
         metrics_tokens(e->met, res.n_prompt, res.n_generated, j->t_start - j->t_submit + res.t_first_token_s, per_tok);
@@ -149,12 +161,6 @@ static void run_job(slot *s, srv_job *j) {
     j->done = true;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-}
-
-static void update_gauges(srv_engine *e) {
-    int busy = 0;
-    for (int i = 0; i < e->n_slots; i++) busy += e->slots[i].busy;
-    metrics_gauges(e->met, e->queued, busy);
 }
 
 static void *worker(void *arg) {
@@ -178,8 +184,6 @@ static void *worker(void *arg) {
         run_job(s, j);
         srv_job_release(j);
         pthread_mutex_lock(&e->mu);
-        s->busy = false;
-        update_gauges(e);
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;

@@ -119,6 +119,7 @@ typedef struct stream {
     int phase;             /* 0 role chunk, 1 text, 2 finish, 3 usage, 4 [DONE], 5 end */
     double deadline;
     char *route_json;
+    bool left; /* the client's leaving was seen (and counted) while waiting for text */
 } stream;
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -150,6 +151,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                 if (j->text_len == st->sent_text && !j->done && peer_gone(st->conn)) {
                     atomic_store(&j->cancelled, true); /* the client left: stop the job */
                     pthread_mutex_unlock(&j->mu);
+                    st->left = true;
                     metrics_disconnect(&st->s->met);
                     return MHD_CONTENT_READER_END_WITH_ERROR;
                 }
@@ -213,7 +215,10 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) {
     stream *st = cls;
-    if (st->phase < 5) atomic_store(&st->job->cancelled, true); /* the connection ended early */
+    if (st->phase < 5) { /* the connection ended early: most often a write to a client that left */
+        atomic_store(&st->job->cancelled, true);
+        if (!st->left) metrics_disconnect(&st->s->met);
+    }
     srv_job_release(st->job);
     free(st->pending);
     free(st->route_json);
