@@ -73,7 +73,8 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     uint32_t group = hp->n_head / hp->n_head_kv;
     c->att_tile_stride = (size_t)group * (64 + hp->head_dim_v + 2) + 64;
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &total, &ok);
-    if (c->k->gemm_prep_bytes && n_batch >= HAI_GEMM_TOKENS) { /* prefill on the matrix kernels */
+    c->gemm_min = c->k->gemm_min_tokens > 0 ? (uint32_t)c->k->gemm_min_tokens : HAI_GEMM_TOKENS;
+    if (c->k->gemm_prep_bytes && n_batch >= c->gemm_min) { /* prefill (or all) on the matrix kernels */
         c->gemm_prep = alloc_checked(1, c->k->gemm_prep_bytes((int64_t)widest, n_batch), &total, &ok);
         c->gemm_scratch_stride = (c->k->gemm_scratch_bytes((int64_t)widest) + 127) / 64 * 64;
         c->gemm_scratch = alloc_checked((uint64_t)n_threads, c->gemm_scratch_stride, &total, &ok);

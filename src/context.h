@@ -36,6 +36,7 @@ struct hai_context {
     void *gemm_prep;          /* activations in the gemm kernels' layout (when the kernels have gemm) */
     uint8_t *gemm_scratch;    /* [n_threads][gemm_scratch_stride] */
     size_t gemm_scratch_stride;
+    uint32_t gemm_min;        /* matmuls of at least this many tokens go to gemm */
     float *att_tile;  /* [n_threads][tile of scores + head_dim_v accumulator] */
     size_t att_tile_stride;
 

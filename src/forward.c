@@ -138,7 +138,7 @@ static void gemm_task(void *arg, int ith, int nth) {
  * their activation type (they must share it). */
 static void matmul(hai_context *c, const float *in, uint32_t n, mm_out *o, int n_o) {
     mm_job j = {c, in, n, {{0}}, n_o, 0};
-    bool gemm = c->gemm_prep && n >= HAI_GEMM_TOKENS;
+    bool gemm = c->gemm_prep && n >= c->gemm_min;
     for (int i = 0; i < n_o; i++) {
         j.o[i] = o[i];
         j.total_rows += o[i].w->n_out;

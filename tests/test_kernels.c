@@ -1,5 +1,8 @@
 /* Every fast kernel against the scalar reference (ref.c) on random data: activation quantization
  * bit for bit, dot products within float rounding of the exact integer sums, float helpers. */
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 #include "check.h"
 #include "fp16.h"
 #include "kernels/kernels.h"
@@ -245,16 +248,19 @@ int main(void) {
         }
     fprintf(stderr, "%d fast kernel sets tested; in use: %s\n", tested, hai_kernels_best()->name);
     int gemms = 0;
-    const hai_kernels *all[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_amx(), hai_kernels_neon()};
-    for (int i = 0; i < 4; i++)
+    const hai_kernels *all[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_amx(), hai_kernels_neon(), hai_kernels_neon_dotprod()};
+    for (int i = 0; i < 5; i++)
         if (all[i] && all[i]->gemm_prep) check_gemm(all[i]), gemms++;
     fprintf(stderr, "%d matrix kernel sets tested\n", gemms);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (all[i] && all[i]->attn_tile) check_attn(all[i]);
 #if defined(__x86_64__)
     hai_cpu_x86 f = hai_cpu_x86_features();
     CHECK_MSG(!(f.avx2 && f.fma && f.f16c) || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");
     CHECK_MSG(!(f.avx512vl && f.avx512vnni && f.avx512bw) || hai_kernels_avx512(), "the CPU has AVX-512 VNNI but those kernels are missing");
+#endif
+#if defined(__aarch64__)
+    CHECK_MSG(!(getauxval(AT_HWCAP) & (1ul << 20)) || hai_kernels_neon_dotprod(), "the CPU has dotprod but those kernels are missing");
 #endif
     return check_done("test_kernels");
 }

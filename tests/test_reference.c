@@ -27,6 +27,7 @@ int main(int argc, char **argv) {
     const char *paths = argc > 3 && !strcmp(argv[2], "--paths") ? argv[3] : NULL;
     const char *file = only && argc > 4 ? argv[4] : NULL;
     int checked = 0;
+    fprintf(stderr, "kernels: %s\n", hai_kernels_name());
     const cJSON *e;
     cJSON_ArrayForEach(e, summary) {
         const char *name = cJSON_GetObjectItem(e, "file")->valuestring;

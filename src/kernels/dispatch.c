@@ -14,9 +14,11 @@ static void choose(void) {
     if (force && !strcmp(force, "ref")) best = hai_kernels_ref();
     else if (force && !strcmp(force, "avx2") && avx2) best = avx2;
     else if (force && !strcmp(force, "avx512") && avx512) best = avx512;
+    else if (force && !strcmp(force, "neon") && neon) best = neon;
     else {
         const hai_kernels *amx = hai_kernels_amx(); /* asks the kernel for the tile state: only if chosen */
-        best = amx ? amx : avx512 ? avx512 : avx2 ? avx2 : neon ? neon : hai_kernels_ref();
+        const hai_kernels *dotprod = hai_kernels_neon_dotprod();
+        best = amx ? amx : avx512 ? avx512 : avx2 ? avx2 : dotprod ? dotprod : neon ? neon : hai_kernels_ref();
     }
 }
 
@@ -70,4 +72,7 @@ const hai_kernels *hai_kernels_amx(void) { return NULL; }
 #endif
 #if !defined(HAI_HAVE_NEON)
 const hai_kernels *hai_kernels_neon(void) { return NULL; }
+#endif
+#if !defined(HAI_HAVE_NEON_DOTPROD)
+const hai_kernels *hai_kernels_neon_dotprod(void) { return NULL; }
 #endif

@@ -68,6 +68,7 @@ typedef struct hai_kernels {
     size_t (*gemm_prep_bytes)(int64_t n, int64_t nt);
     void (*gemm_prep)(int64_t n, const void *act, size_t act_stride, int64_t t0, int64_t t1, void *prep);
     size_t (*gemm_scratch_bytes)(int64_t n);               /* per thread, for rows of n elements */
+    int gemm_min_tokens; /* the fewest tokens worth the matrix path (0: HAI_GEMM_TOKENS, prefill only) */
     hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
     uint32_t repack[HAI_TYPE_COUNT]; /* the layout this table wants a GGUF type in at load (0: as it is) */
     void (*quantize_act)(const float *x, void *y, int64_t n); /* to HAI_ACT_Q16; n % 32 == 0 */
@@ -91,7 +92,7 @@ typedef struct hai_kernels {
 
 /* The portable reference kernels. */
 const hai_kernels *hai_kernels_ref(void);
-/* The fastest kernels this CPU runs (HAI_KERNELS=ref|avx2|avx512 in the environment forces one). */
+/* The fastest kernels this CPU runs (HAI_KERNELS=ref|avx2|avx512|neon in the environment forces one). */
 const hai_kernels *hai_kernels_best(void);
 
 /* x86 features the kernels need, from CPUID and XGETBV (OS support of the register state). */
@@ -104,6 +105,7 @@ hai_cpu_x86 hai_cpu_x86_features(void);
 const hai_kernels *hai_kernels_avx2(void);
 const hai_kernels *hai_kernels_avx512(void);
 const hai_kernels *hai_kernels_neon(void);
+const hai_kernels *hai_kernels_neon_dotprod(void);
 const hai_kernels *hai_kernels_amx(void);
 
 #endif
