@@ -72,10 +72,18 @@ UNIT_P = ["How many {to} are in {n} {fr}?", "Convert {n} {fr} to {to}.", "What i
           "{n} {fr} is how many {to}?", "How many {to} is {n} {fr}?"]
 LEN_P = ["How many letters are in the word '{w}'?", "Count the letters in '{w}'.", "How long is the word '{w}'?",
          "How many letters does '{w}' have?", "What is the length of the word '{w}'?"]
-DAY_P = ["If today is {d}, what day will it be in {k} days?", "What day is {k} days after {d}?",
-         "Today is {d}. What day is it {k} days from now?", "Starting on {d}, which day comes {k} days later?"]
-BACK_P = ["If today is {d}, what day was it {k} days ago?", "What day is {k} days before {d}?",
-          "Today is {d}. What day was it {k} days earlier?"]
+# weekday arithmetic a model this size learns: a day or two forward or back (runs with offsets
+# up to 14 and up to 6 learned nothing at all - not even the training questions - in 2200 steps)
+DAY_P = {  # (offset, forward?) -> phrasings
+    (1, True): ["If today is {d}, what day is tomorrow?", "What day comes after {d}?", "What day is 1 day after {d}?",
+                "Today is {d}. What day is it tomorrow?", "Which day follows {d}?"],
+    (2, True): ["If today is {d}, what day is the day after tomorrow?", "What day is 2 days after {d}?",
+                "Today is {d}. What day is it in 2 days?", "Which day comes two days after {d}?"],
+    (1, False): ["If today is {d}, what day was yesterday?", "What day comes before {d}?", "What day is 1 day before {d}?",
+                 "Today is {d}. What day was it yesterday?", "Which day precedes {d}?"],
+    (2, False): ["If today is {d}, what day was the day before yesterday?", "What day is 2 days before {d}?",
+                 "Today is {d}. What day was it 2 days ago?", "Which day comes two days before {d}?"],
+}
 DATE_P = ["What is the date {k} days after {m} {d}?", "What date comes {k} days after {m} {d}?",
           "If today is {m} {d}, what is the date in {k} days?"]
 CAP_P = ["What is the capital of {c}?", "Which city is the capital of {c}?", "Name the capital of {c}.",
@@ -120,12 +128,12 @@ def len_item(r):
 
 
 def day_item(r):
-    d, k = r.randrange(7), r.randint(1, 6)  # within a week: a model this size does not learn mod 7 past one wrap
-    if r.random() < 0.7:
-        p = r.randrange(len(DAY_P))
-        return ("weekday", (d, k, "f", p), p, DAY_P[p].format(d=DAYS[d], k=k), f"It will be {DAYS[(d + k) % 7]}.")
-    p = r.randrange(len(BACK_P))
-    return ("weekday", (d, k, "b", p), p, BACK_P[p].format(d=DAYS[d], k=k), f"It was {DAYS[(d - k) % 7]}.")
+    d, k, fwd = r.randrange(7), r.randint(1, 2), r.random() < 0.5
+    phr = DAY_P[(k, fwd)]
+    p = r.randrange(len(phr))
+    q = phr[p].format(d=DAYS[d])
+    a = f"It will be {DAYS[(d + k) % 7]}." if fwd else f"It was {DAYS[(d - k) % 7]}."
+    return ("weekday", (d, k, fwd, p), p, q, a)
 
 
 def date_item(r):
@@ -152,8 +160,8 @@ def greet_item(r):
 
 
 # the mixture: arithmetic and dates get more weight (they must be computed, not looked up)
-TASKS = [(add_item, 4), (sub_item, 3), (mul_item, 2), (unit_item, 2), (len_item, 2), (day_item, 3),
-         (date_item, 3), (cap_item, 2), (greet_item, 1)]
+TASKS = [(add_item, 4), (sub_item, 3), (mul_item, 2), (unit_item, 2), (len_item, 2), (day_item, 2),
+         (date_item, 3), (cap_item, 2), (greet_item, 2)]
 TASK_NAMES = ["add", "sub", "mul", "units", "letters", "weekday", "date", "capital", "greeting"]
 
 
