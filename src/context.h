@@ -37,6 +37,8 @@ struct hai_context {
     uint8_t *gemm_scratch;    /* [n_threads][gemm_scratch_stride] */
     size_t gemm_scratch_stride;
     uint32_t gemm_min;        /* matmuls of at least this many tokens go to gemm */
+    void *act_dec;            /* [act_dec_rows] activation rows in the kernels' decode layout */
+    uint32_t act_dec_rows;
     float *att_tile;  /* [n_threads][tile of scores + head_dim_v accumulator] */
     size_t att_tile_stride;
 

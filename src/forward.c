@@ -75,6 +75,7 @@ typedef struct mm_job {
     mm_out o[3];
     int n_o;
     int64_t total_rows;
+    bool dec; /* the activation rows are also in c->act_dec (the kernels' decode layout) */
 } mm_job;
 
 #define MM_CHUNK 16 /* weight rows per work item: reused from cache across the batch */
@@ -95,9 +96,11 @@ static void mm_task(void *arg, int ith, int nth) {
             const uint8_t *wr = w->data + (size_t)row * w->row_bytes;
             hai_act_type at = hai_act_type_for(w->type);
             hai_vec_dot_fn dot = k->vec_dot[w->type];
+            const void *acts = j->c->act;
+            if (j->dec && k->decode_dot[w->type]) dot = k->decode_dot[w->type], acts = j->c->act_dec;
             for (uint32_t i = 0; i < j->n; i++) {
                 const void *act = at == HAI_ACT_F32 ? (const void *)(j->in + (size_t)i * w->n_in)
-                                                    : (const void *)((const uint8_t *)j->c->act + (size_t)i * j->c->act_row_bytes);
+                                                    : (const void *)((const uint8_t *)acts + (size_t)i * j->c->act_row_bytes);
                 float v = dot(w->n_in, wr, act);
                 float *dst = j->o[oi].out + (size_t)i * w->n_out + row;
                 *dst = j->o[oi].add ? *dst + v : v;
@@ -134,10 +137,12 @@ static void gemm_task(void *arg, int ith, int nth) {
     }
 }
 
+static hai_act_type act_of(const hai_weight *w);
+
 /* All weights in o[] take the same input `in` ([n][n_in]), already quantized into c->act for
  * their activation type (they must share it). */
 static void matmul(hai_context *c, const float *in, uint32_t n, mm_out *o, int n_o) {
-    mm_job j = {c, in, n, {{0}}, n_o, 0};
+    mm_job j = {c, in, n, {{0}}, n_o, 0, false};
     bool gemm = c->gemm_prep && n >= c->gemm_min;
     for (int i = 0; i < n_o; i++) {
         j.o[i] = o[i];
@@ -147,9 +152,15 @@ static void matmul(hai_context *c, const float *in, uint32_t n, mm_out *o, int n
     if (gemm) {
         hai_pool_run(c->pool, prep_task, &j);
         hai_pool_run(c->pool, gemm_task, &j);
-    } else {
-        hai_pool_run(c->pool, mm_task, &j);
+        return;
     }
+    if (c->act_dec && n <= c->act_dec_rows && act_of(o[0].w) == HAI_ACT_Q16) { /* a few rows: split here, no pool round */
+        for (uint32_t i = 0; i < n; i++)
+            c->k->decode_prep(o[0].w->n_in, (const uint8_t *)c->act + (size_t)i * c->act_row_bytes,
+                              (uint8_t *)c->act_dec + (size_t)i * c->act_row_bytes);
+        j.dec = true;
+    }
+    hai_pool_run(c->pool, mm_task, &j);
 }
 
 /* The activation format a set of weights needs; callers keep weights of one format together. */

@@ -3,6 +3,8 @@
 #ifndef HAI_QUANT_H
 #define HAI_QUANT_H
 
+#include <string.h>
+
 #include "hai.h"
 
 #define HAI_QK 32   /* elements per block of the legacy types (Q4_0 .. Q8_1, IQ4_NL) */
@@ -71,6 +73,15 @@ typedef struct { uint16_t d; uint16_t scales_h; uint8_t scales_l[HAI_QK_K / 64];
 
 /* The non-linear 4-bit grid of IQ4_NL / IQ4_XS. */
 extern const int8_t hai_iq4nl_values[16];
+
+/* All eight 6-bit scales and mins of a Q4_K/Q5_K scales[12] array at once (four bytes at a time). */
+static inline void hai_q4k_scales_mins(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8]) {
+    uint32_t a, b, c;
+    memcpy(&a, s12, 4), memcpy(&b, s12 + 4, 4), memcpy(&c, s12 + 8, 4);
+    uint32_t s0 = a & 0x3F3F3F3Fu, m0 = b & 0x3F3F3F3Fu;
+    uint32_t s1 = (c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4), m1 = ((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4);
+    memcpy(sc, &s0, 4), memcpy(sc + 4, &s1, 4), memcpy(mn, &m0, 4), memcpy(mn + 4, &m1, 4);
+}
 
 /* 6-bit scale and min j (0..7) of a Q4_K/Q5_K scales[12] array. */
 static inline void hai_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {

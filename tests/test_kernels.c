@@ -236,6 +236,46 @@ static void check_attn(const hai_kernels *k) {
     }
 }
 
+/* The decode layout and its dots against the reference dots on the plain rows, with odd numbers
+ * of blocks (a last unpaired block). */
+static void check_decode(const hai_kernels *k) {
+    const hai_kernels *ref = hai_kernels_ref();
+    fprintf(stderr, "decode: %s\n", k->name);
+    const int64_t sizes[] = {96, 256, 800, 2048, 5632};
+    float *x = malloc(8192 * sizeof *x), *deq = malloc(8192 * sizeof *deq);
+    uint8_t *qa = malloc(8192 * 4), *qd = malloc(8192 * 4), *row = malloc(8192 * 8), *rp = malloc(8192 * 8);
+    int types = 0;
+    for (uint32_t t = 0; t < HAI_WTYPE_COUNT; t++) {
+        if (!k->decode_dot[t]) continue;
+        types++;
+        uint32_t from = t == HAI_WTYPE_Q4_0X2 ? HAI_TYPE_Q4_0 : t;
+        for (int si = 0; si < 5; si++) {
+            int64_t n = sizes[si];
+            if (n % hai_type_block_size(from)) continue;
+            for (int rep = 0; rep < 10; rep++) {
+                random_row(from, row, n);
+                random_acts(x, n);
+                if (rep == 0) memset(x, 0, 32 * sizeof *x);
+                ref->quantize_act(x, qa, n);
+                k->decode_prep(n, qa, qd);
+                const void *w = row;
+                if (t != from) {
+                    hai_repack_row(from, t, row, rp, n);
+                    w = rp;
+                }
+                float want = ref->vec_dot[from](n, row, qa), got = k->decode_dot[t](n, w, qd);
+                hai_dequantize(from, row, deq, n, NULL);
+                double mag = 0;
+                for (int64_t i = 0; i < n; i++) mag += fabs((double)deq[i] * x[i]);
+                CHECK_MSG(fabs((double)want - got) <= 1e-5 * mag + 1e-6, "%s decode %s n=%lld: ref %.9g got %.9g (scale %.3g)", k->name,
+                          t < HAI_TYPE_COUNT ? hai_type_name(t) : "Q4_0X2", (long long)n, want, got, mag);
+            }
+        }
+    }
+    CHECK_MSG(types > 0, "%s has a decode layout but no dots for it", k->name);
+    free(x), free(deq), free(qa), free(qd), free(row), free(rp);
+}
+
 int main(void) {
     hai_rng_seed(&rng, 1234);
     const hai_kernels *sets[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_neon()};
@@ -254,6 +294,8 @@ int main(void) {
     fprintf(stderr, "%d matrix kernel sets tested\n", gemms);
     for (int i = 0; i < 5; i++)
         if (all[i] && all[i]->attn_tile) check_attn(all[i]);
+    for (int i = 0; i < 5; i++)
+        if (all[i] && all[i]->decode_prep) check_decode(all[i]);
 #if defined(__x86_64__)
     hai_cpu_x86 f = hai_cpu_x86_features();
     CHECK_MSG(!(f.avx2 && f.fma && f.f16c) || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");

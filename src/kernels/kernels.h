@@ -70,6 +70,11 @@ typedef struct hai_kernels {
     size_t (*gemm_scratch_bytes)(int64_t n);               /* per thread, for rows of n elements */
     int gemm_min_tokens; /* the fewest tokens worth the matrix path (0: HAI_GEMM_TOKENS, prefill only) */
     hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
+    /* Decode (matmuls on the per-row dots): a layout of its own for the activation rows
+     * (decode_prep: one row to one of the same size) and dots that read it, for the types that
+     * have one (the others take vec_dot on the plain rows). NULL: none. */
+    void (*decode_prep)(int64_t n, const void *act, void *out);
+    hai_vec_dot_fn decode_dot[HAI_WTYPE_COUNT];
     uint32_t repack[HAI_TYPE_COUNT]; /* the layout this table wants a GGUF type in at load (0: as it is) */
     void (*quantize_act)(const float *x, void *y, int64_t n); /* to HAI_ACT_Q16; n % 32 == 0 */
     float (*dot_f32)(int64_t n, const float *a, const float *b);

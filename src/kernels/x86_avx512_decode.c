@@ -1,0 +1,136 @@
+/* Decode (a token or a few) on AVX-512 VNNI with int8 products. The int16 activations cost two
+ * vpdpwssd per pair of 4-bit blocks plus widening every weight to 16 bits, which kept decode
+ * compute-bound well under the memory bound. Here each activation row is first split exactly into
+ * two int8 levels, q = 256 * hi + lo (hi = (q + 128) >> 8, lo the low byte, both in [-128, 127]),
+ * so the 4-bit weights go into vpdpbusd as they are (unsigned nibbles, 64 per instruction):
+ *   dot = 256 * (nibbles . hi) + (nibbles . lo)   - the offset or minimum through the block sums.
+ * The split row has the size of a plain one: per pair of blocks b, b+1 (b even) 128 bytes
+ *   hi(b)[32] hi(b+1)[32] lo(b)[32] lo(b+1)[32]
+ * (a last unpaired block: hi[32] lo[32]), then the scales and sums as in the plain row. Used by the
+ * avx512 and amx tables through decode_prep / decode_dot (src/kernels/x86_kern.inc). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels.h"
+
+void hai_x86_decode_prep(int64_t n, const void *act, void *out) {
+    int64_t nb = n / 32;
+    const int16_t *q = act;
+    int8_t *o = out;
+    const __m512i bias = _mm512_set1_epi16(128);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i v = _mm512_loadu_si512(q + 32 * b);
+        __m256i hi = _mm512_cvtepi16_epi8(_mm512_srai_epi16(_mm512_add_epi16(v, bias), 8));
+        __m256i lo = _mm512_cvtepi16_epi8(v); /* the low byte: q - 256 * hi */
+        bool paired = (b | 1) < nb;
+        int8_t *base = o + 64 * (b & ~(int64_t)1) + (paired ? 32 * (b & 1) : 0);
+        _mm256_storeu_si256((__m256i *)base, hi);
+        _mm256_storeu_si256((__m256i *)(base + (paired ? 64 : 32)), lo);
+    }
+    memcpy(o + 64 * nb, (const uint8_t *)act + 64 * nb, 12 * (size_t)nb); /* scales and sums */
+}
+
+/* where block b's hi and lo bytes are in a split row of nb blocks */
+static inline const int8_t *hi_of(const int8_t *a, int64_t b, int64_t nb, int *lo_off) {
+    bool paired = (b | 1) < nb;
+    *lo_off = paired ? 64 : 32;
+    return a + 64 * (b & ~(int64_t)1) + (paired ? 32 * (b & 1) : 0);
+}
+
+/* 64 nibbles of two blocks (low nibbles of v: block b, high: b+1) with their split activations at
+ * a (hi of both, then lo of both): lanes 0-7 sum block b, 8-15 block b+1 */
+static inline __m512i pair_dot(__m256i v, const int8_t *a) {
+    __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), _mm512_set1_epi8(0x0F));
+    __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(a));
+    return _mm512_dpbusd_epi32(_mm512_slli_epi32(t, 8), w, _mm512_loadu_si512(a + 64));
+}
+
+/* one block's 32 nibbles (u: 0..15 bytes) */
+static inline int32_t block_dot(__m256i u, const int8_t *hi, int lo_off) {
+    __m256i t = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, _mm256_loadu_si256((const __m256i *)hi));
+    t = _mm256_dpbusd_epi32(_mm256_slli_epi32(t, 8), u, _mm256_loadu_si256((const __m256i *)(hi + lo_off)));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* the two 8-lane halves of a pair's product scaled by their blocks' scales */
+static inline __m512 pair_scale(const float *sc) { return _mm512_insertf32x8(_mm512_set1_ps(sc[0]), _mm256_set1_ps(sc[1]), 1); }
+
+/* the 16 block sums of activations of blocks b..b+15 (from the [nb][2] half sums) */
+static inline __m512 block_sums16(const int32_t *s) {
+    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFF);
+    __m512i s0 = _mm512_loadu_si512(s), s1 = _mm512_loadu_si512(s + 16);
+    __m256i t0 = _mm512_cvtepi64_epi32(_mm512_add_epi64(_mm512_and_si512(s0, lo32), _mm512_srai_epi64(s0, 32)));
+    __m256i t1 = _mm512_cvtepi64_epi32(_mm512_add_epi64(_mm512_and_si512(s1, lo32), _mm512_srai_epi64(s1, 32)));
+    return _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(t0), t1, 1));
+}
+
+float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
+    int64_t nb = n / 32, np = (nb + 1) / 2, b = 0;
+    const uint8_t *q = w;
+    const uint16_t *dw = (const uint16_t *)(q + 32 * np);
+    const int8_t *a = ar;
+    const float *ad = hai_act_d(ar, n);
+    const int32_t *as = hai_act_s(ar, n);
+    __m512 acc = _mm512_setzero_ps(), off = _mm512_setzero_ps();
+    float sc[16] __attribute__((aligned(64)));
+    for (; b + 16 <= nb; b += 16) { /* 16 blocks: their scales at once, then 8 pairs */
+        __m512 scv = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dw + b))), _mm512_loadu_ps(ad + b));
+        _mm512_store_ps(sc, scv);
+        off = _mm512_fmadd_ps(block_sums16(as + 2 * b), scv, off); /* the weights are nibbles - 8 */
+        for (int l = 0; l < 256; l += 64) _mm_prefetch((const char *)(q + 16 * b) + 2048 + l, _MM_HINT_T0);
+        __asm__ volatile("" ::: "memory"); /* scales broadcast from memory, not shuffled */
+        for (int p = 0; p < 8; p++) {
+            __m512i t = pair_dot(_mm256_loadu_si256((const __m256i *)(q + 16 * b + 32 * p)), a + 64 * (b + 2 * p));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scale(sc + 2 * p), acc);
+        }
+    }
+    float s = _mm512_reduce_add_ps(acc) - 8.0f * _mm512_reduce_add_ps(off);
+    for (; b < nb; b++) { /* what is left, a block at a time */
+        __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * (b / 2)));
+        __m256i u = _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+        int lo_off;
+        const int8_t *hi = hi_of(a, b, nb, &lo_off);
+        int32_t isum = block_dot(u, hi, lo_off) - 8 * (as[2 * b] + as[2 * b + 1]);
+        s += _cvtsh_ss(dw[b]) * ad[b] * (float)isum;
+    }
+    return s;
+}
+
+float hai_x86_decode_q4_K(int64_t n, const void *w, const void *ar) {
+    const hai_block_q4_K *x = w;
+    const int8_t *a = ar;
+    const float *ad = hai_act_d(ar, n);
+    const int32_t *as = hai_act_s(ar, n);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 mins = _mm256_setzero_ps();
+    float sc[8] __attribute__((aligned(32)));
+    for (int64_t i = 0; i < n / 256; i++) {
+        for (int l = 0; l < 144; l += 64) _mm_prefetch((const char *)(x + i) + 2048 + l, _MM_HINT_T0);
+        uint8_t s8[8], m8[8];
+        hai_q4k_scales_mins(x[i].scales, s8, m8);
+        int64_t b0 = 8 * i;
+        __m256 adv = _mm256_loadu_ps(ad + b0);
+        uint64_t sv, mv;
+        memcpy(&sv, s8, 8), memcpy(&mv, m8, 8);
+        __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sv)));
+        __m256 mnf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mv)));
+        _mm256_store_ps(sc, _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(_cvtsh_ss(x[i].d))), adv));
+        /* the minima: dmin * m_j * d_j * (block j's sum of activations) */
+        const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFF);
+        __m512i s16 = _mm512_loadu_si512(as + 2 * b0);
+        __m256i ssum = _mm512_cvtepi64_epi32(_mm512_add_epi64(_mm512_and_si512(s16, lo32), _mm512_srai_epi64(s16, 32)));
+        mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(mnf, _mm256_set1_ps(_cvtsh_ss(x[i].dmin))), adv), _mm256_cvtepi32_ps(ssum), mins);
+        __asm__ volatile("" ::: "memory");
+        for (int p = 0; p < 4; p++) {
+            __m512i t = pair_dot(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * p)), a + 64 * (b0 + 2 * p));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scale(sc + 2 * p), acc);
+        }
+    }
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(mins), _mm256_extractf128_ps(mins, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
+}
