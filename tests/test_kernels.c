@@ -199,9 +199,9 @@ static void check_gemm(const hai_kernels *k) {
 /* The attention tile against a direct softmax in double precision, over several tiles (the
  * online rescaling), for head sizes the wide path takes (64, 128) and one it does not (48). */
 static void check_attn(const hai_kernels *k) {
-    static const int dims[] = {64, 128, 48};
-    for (int di = 0; di < 3; di++) {
-        int nh = 8, hd = dims[di], nkeys = 165; /* tiles of 64, 64, 37 */
+    static const int dims[] = {64, 128, 48, 64, 64, 128}, heads[] = {8, 8, 8, 4, 6, 1}; /* GQA group sizes */
+    for (int di = 0; di < 6; di++) {
+        int nh = heads[di], hd = dims[di], nkeys = 165; /* tiles of 64, 64, 37 */
         size_t stride = (size_t)2 * hd + 16;  /* rows of a wider cache: the head's part only */
         float *q = malloc((size_t)nh * hd * sizeof *q), *acc = calloc((size_t)nh * hd, sizeof *acc), *sc = malloc((size_t)nh * 64 * sizeof *sc);
         uint16_t *K = malloc((size_t)nkeys * stride * 2), *V = malloc((size_t)nkeys * stride * 2);
@@ -231,7 +231,7 @@ static void check_attn(const hai_kernels *k) {
             }
             free(p);
         }
-        CHECK_MSG(worst < 1e-5, "%s attn_tile head size %d: off by %.3g", k->name, hd, worst);
+        CHECK_MSG(worst < 1e-5, "%s attn_tile head size %d, %d heads: off by %.3g", k->name, hd, nh, worst);
         free(q), free(acc), free(sc), free(K), free(V);
     }
 }
