@@ -12,8 +12,9 @@ const SLOTS = 2, CLIENTS = 4 * SLOTS, SECONDS = Number(process.env.HAI_LOAD_SECO
 const fds = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 const rssMB = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) / 1024;
 
-test(`load: ${CLIENTS} streaming clients on ${SLOTS} slots for ${SECONDS} s, 20% leaving early`, async () => {
+test(`load: ${CLIENTS} streaming clients on ${SLOTS} slots for ${SECONDS} s, 20% leaving early`, async (t) => {
   const srv = await startServer(['--parallel', String(SLOTS), '--queue', String(4 * SLOTS)]);
+  t.after(() => srv.stop()); // also when an assertion fails: a live server would keep the test open
   const pid = srv.proc.pid;
   await fetch(srv.url + '/health');
   const fd0 = fds(pid), rss0 = rssMB(pid);
@@ -80,7 +81,11 @@ test(`load: ${CLIENTS} streaming clients on ${SLOTS} slots for ${SECONDS} s, 20%
   assert.equal(m.hai_slots_busy, 0);
   assert.equal(m.hai_queue_depth, 0);
   assert.ok(fd1 <= fd0 + 2, `file descriptors ${fd0} -> ${fd1}`);
-  assert.ok(rss1 < rss0 + 64, `memory ${rss0} -> ${rss1} MiB`);
+  // Under AddressSanitizer freed memory waits in its quarantine (256 MiB by default), so RSS says
+  // nothing there; leaks are caught instead by LeakSanitizer when the server exits (its exit
+  // status is checked below).
+  const rssBound = /detect_leaks=1/.test(process.env.ASAN_OPTIONS || '') ? 320 : 64;
+  assert.ok(rss1 < rss0 + rssBound, `memory ${rss0} -> ${rss1} MiB`);
   assert.equal(srv.proc.exitCode, null, 'the server is still running');
   assert.equal(await srv.stop(), 0);
 });
