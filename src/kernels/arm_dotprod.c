@@ -39,14 +39,6 @@ static inline int32_t dot32s(int8x16_t w0, int8x16_t w1, const int16_t *q) {
     return vaddvq_s32(vaddq_s32(vshlq_n_s32(h, 8), l));
 }
 
-typedef struct act_row {
-    const int16_t *q;
-    const float *d;
-    const int32_t *s;
-} act_row;
-
-static inline act_row act_of(const void *row, int64_t n) { return (act_row){hai_act_q(row), hai_act_d(row, n), hai_act_s(row, n)}; }
-
 #include "arm_dots.inc"
 
 /* ---- the matrix path -------------------------------------------------------------------------- */

@@ -33,14 +33,6 @@ static inline int32_t dot32s(int8x16_t w0, int8x16_t w1, const int16_t *q) {
     return a + b;
 }
 
-typedef struct act_row {
-    const int16_t *q;
-    const float *d;
-    const int32_t *s;
-} act_row;
-
-static inline act_row act_of(const void *row, int64_t n) { return (act_row){hai_act_q(row), hai_act_d(row, n), hai_act_s(row, n)}; }
-
 /* ---- activation quantizer ------------------------------------------------------------------- */
 
 static void quantize_act(const float *x, void *y, int64_t n) {
