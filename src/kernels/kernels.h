@@ -16,7 +16,8 @@
  * Plain 8-bit activations (what other engines use) lose most of a block's bits to its largest
  * value; with the outlier channels real models have, that costs measurable accuracy (see
  * tests/test_reference.c). The int16 values feed vpdpwssd / vpmaddwd / smlal directly, and split
- * exactly into two int8 levels (q = 254 * qh + ql, |ql| <= 127) for int8 engines such as AMX.
+ * exactly into two int8 levels (q = 256 * qh + ql, qh = (q + 128) >> 8, both in [-128, 127]) for int8
+ * engines (AMX tiles, vpdpbusd, sdot).
  * A row of n elements (nb = n / 32 blocks) is a structure of arrays:
  *   int16 q[nb][32]    at byte 0            the values
  *   float d[nb]        at byte 64 * nb      the scales

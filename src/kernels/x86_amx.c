@@ -3,8 +3,8 @@
  *
  * The tile unit multiplies int8 by int8. Weights are unpacked per 16-row panel into int8 values
  * with a float scale (and min) per sub-block; activations (int16, see kernels.h) split exactly
- * into two int8 levels, q = 254 * qh + ql, each a tile: C_h = W x Qh and C_l = W x Ql, combined as
- * 254 * C_h + C_l - the same integers the other kernels compute. Every sub-block's result is
+ * into two int8 levels, q = 256 * qh + ql, each a tile: C_h = W x Qh and C_l = W x Ql, combined as
+ * 256 * C_h + C_l - the same integers the other kernels compute. Every sub-block's result is
  * scaled in float (weight scale x activation scale) into 16 accumulators of 16 tokens each.
  * Decode (one token) and everything else comes from the AVX-512 table. */
 #include <immintrin.h>
@@ -31,7 +31,6 @@ static size_t prep_bytes(int64_t n, int64_t nt) { return panel_bytes(n) * (size_
 static void prep(int64_t n, const void *act, size_t act_stride, int64_t t0, int64_t t1, void *out) {
     int64_t nc = n / 16, nb = n / 32;
     size_t pb = panel_bytes(n);
-    const __m512 inv = _mm512_set1_ps(1.0f / 254.0f);
     for (int64_t p0 = t0; p0 < t1; p0 += 16) {
         uint8_t *P = (uint8_t *)out + (size_t)(p0 / 16) * pb;
         int8_t *qh = (int8_t *)P, *ql = qh + nc * 256;
@@ -47,11 +46,9 @@ static void prep(int64_t n, const void *act, size_t act_stride, int64_t t0, int6
             for (int64_t c = 0; c < nc; c++) sT[c * 16 + tt] = (float)s[c];
             for (int64_t c = 0; c < nc; c++) {
                 __m512i v = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(q + 16 * c)));
-                /* h = floor((q + 127) / 254): then l = q - 254 h is in [-127, 127] (also when the
-                 * float quotient of an exact multiple rounds down: l is then 127) */
-                __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(v, _mm512_set1_epi32(127))), inv);
-                __m512i h = _mm512_cvttps_epi32(_mm512_roundscale_ps(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-                __m512i l = _mm512_sub_epi32(v, _mm512_mullo_epi32(h, _mm512_set1_epi32(254)));
+                /* h = (q + 128) >> 8, l = q - 256 h: both in [-128, 127] */
+                __m512i h = _mm512_srai_epi32(_mm512_add_epi32(v, _mm512_set1_epi32(128)), 8);
+                __m512i l = _mm512_sub_epi32(v, _mm512_slli_epi32(h, 8));
                 uint32_t hb[4], lb[4];
                 _mm_storeu_si128((__m128i *)hb, _mm512_cvtepi32_epi8(h));
                 _mm_storeu_si128((__m128i *)lb, _mm512_cvtepi32_epi8(l));
@@ -296,7 +293,7 @@ static void gemm_any(int64_t n, const void *w, size_t w_stride, int64_t r0, int6
 #pragma GCC unroll 16
                 for (int r = 0; r < 16; r++) {
                     __m512i h = _mm512_load_si512(ch + 16 * r), l = _mm512_load_si512(cl + 16 * r);
-                    __m512i v = _mm512_add_epi32(_mm512_sub_epi32(_mm512_slli_epi32(h, 8), _mm512_add_epi32(h, h)), l); /* 254h + l */
+                    __m512i v = _mm512_add_epi32(_mm512_slli_epi32(h, 8), l); /* 256h + l */
                     acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(_mm512_set1_ps(ws[r * nsub + j]), dv), acc[r]);
                     if (has_min) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(wm[r * nsub + j]), sv, acc[r]);
                 }
