@@ -485,6 +485,13 @@ static void pack_k_scales(const int *isc, const int *imn, uint8_t *s) {
     }
 }
 
+/* 256 values of up to 4 bits (higher bits dropped) into qs[128]: pair p of 32-blocks shares
+ * qs[32p..32p+32), the first block in the low nibbles */
+static void pack_k_nibbles(const uint8_t *q, uint8_t *qs) {
+    for (int p = 0; p < 4; p++)
+        for (int l = 0; l < 32; l++) qs[32 * p + l] = (uint8_t)((q[64 * p + l] & 0xF) | ((q[64 * p + 32 + l] & 0xF) << 4));
+}
+
 static void q4_K(const float *x, void *dst, int64_t nb) {
     hai_block_q4_K *b = dst;
     uint8_t q[HAI_QK_K];
@@ -494,8 +501,7 @@ static void q4_K(const float *x, void *dst, int64_t nb) {
         affine_subblocks(x, 8, 32, 15, 63, &d, &dm, isc, imn, q);
         b->d = hai_f32_to_f16(d), b->dmin = hai_f32_to_f16(dm);
         pack_k_scales(isc, imn, b->scales);
-        for (int p = 0; p < 4; p++)
-            for (int l = 0; l < 32; l++) b->qs[32 * p + l] = (uint8_t)(q[64 * p + l] | (q[64 * p + 32 + l] << 4));
+        pack_k_nibbles(q, b->qs);
     }
 }
 
@@ -509,8 +515,7 @@ static void q5_K(const float *x, void *dst, int64_t nb) {
         b->d = hai_f32_to_f16(d), b->dmin = hai_f32_to_f16(dm);
         pack_k_scales(isc, imn, b->scales);
         memset(b->qh, 0, sizeof b->qh);
-        for (int p = 0; p < 4; p++)
-            for (int l = 0; l < 32; l++) b->qs[32 * p + l] = (uint8_t)((q[64 * p + l] & 0xF) | ((q[64 * p + 32 + l] & 0xF) << 4));
+        pack_k_nibbles(q, b->qs);
         for (int w = 0; w < HAI_QK_K; w++) b->qh[w % 32] |= (uint8_t)((q[w] >> 4) << (w / 32));
     }
 }

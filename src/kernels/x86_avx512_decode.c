@@ -58,13 +58,15 @@ static inline int32_t block_dot(__m256i u, const int8_t *hi, int lo_off) {
 /* the two 8-lane halves of a pair's product scaled by their blocks' scales */
 static inline __m512 pair_scale(const float *sc) { return _mm512_insertf32x8(_mm512_set1_ps(sc[0]), _mm256_set1_ps(sc[1]), 1); }
 
-/* the 16 block sums of activations of blocks b..b+15 (from the [nb][2] half sums) */
+/* the sums of activations of 8 blocks (from their [8][2] half sums: low + high 32 bits of each 64) */
+static inline __m256i block_sums8(const int32_t *s) {
+    __m512i v = _mm512_loadu_si512(s);
+    return _mm512_cvtepi64_epi32(_mm512_add_epi64(_mm512_and_si512(v, _mm512_set1_epi64(0xFFFFFFFF)), _mm512_srai_epi64(v, 32)));
+}
+
+/* the same for 16 blocks, as floats */
 static inline __m512 block_sums16(const int32_t *s) {
-    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFF);
-    __m512i s0 = _mm512_loadu_si512(s), s1 = _mm512_loadu_si512(s + 16);
-    __m256i t0 = _mm512_cvtepi64_epi32(_mm512_add_epi64(_mm512_and_si512(s0, lo32), _mm512_srai_epi64(s0, 32)));
-    __m256i t1 = _mm512_cvtepi64_epi32(_mm512_add_epi64(_mm512_and_si512(s1, lo32), _mm512_srai_epi64(s1, 32)));
-    return _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(t0), t1, 1));
+    return _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(block_sums8(s)), block_sums8(s + 16), 1));
 }
 
 float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
@@ -119,10 +121,7 @@ float hai_x86_decode_q4_K(int64_t n, const void *w, const void *ar) {
         __m256 mnf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mv)));
         _mm256_store_ps(sc, _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(_cvtsh_ss(x[i].d))), adv));
         /* the minima: dmin * m_j * d_j * (block j's sum of activations) */
-        const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFF);
-        __m512i s16 = _mm512_loadu_si512(as + 2 * b0);
-        __m256i ssum = _mm512_cvtepi64_epi32(_mm512_add_epi64(_mm512_and_si512(s16, lo32), _mm512_srai_epi64(s16, 32)));
-        mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(mnf, _mm256_set1_ps(_cvtsh_ss(x[i].dmin))), adv), _mm256_cvtepi32_ps(ssum), mins);
+        mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(mnf, _mm256_set1_ps(_cvtsh_ss(x[i].dmin))), adv), _mm256_cvtepi32_ps(block_sums8(as + 2 * b0)), mins);
         __asm__ volatile("" ::: "memory");
         for (int p = 0; p < 4; p++) {
             __m512i t = pair_dot(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * p)), a + 64 * (b0 + 2 * p));
