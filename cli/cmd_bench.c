@@ -24,11 +24,12 @@ static uint64_t peak_rss(void) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: hai bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 3] [--depth D] [--ctx N] [--json]\n"
+    fprintf(f, "usage: hai bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 3] [--depth D] [--ctx N] [--mmap] [--json]\n"
                "  -p N       prompt tokens per pp test (0 = skip)\n"
                "  -n N       generated tokens per tg test (0 = skip)\n"
                "  -r N       repetitions (mean +- sd)\n"
                "  --depth D  prefill D tokens first; tg then runs after them (decode with a long context)\n"
+               "  --mmap     use the weights in place from the file's mapping (4 KiB pages) instead of copying them\n"
                "  --json     one JSON object per line per test\n");
 }
 
@@ -49,6 +50,7 @@ int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3, depth = 0, ctx = 0;
     bool json = false;
+    hai_model_params mp = hai_model_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -57,6 +59,10 @@ int cmd_bench(int argc, char **argv) {
         }
         if (!strcmp(a, "--json")) {
             json = true;
+            continue;
+        }
+        if (!strcmp(a, "--mmap")) {
+            mp.mmap_weights = true;
             continue;
         }
         if (!(v = cli_value(argc, argv, &i))) return 2;
@@ -81,7 +87,7 @@ int cmd_bench(int argc, char **argv) {
     hai_model *m = NULL;
     hai_context *c = NULL;
     int rc = 1;
-    if (hai_model_load(model, NULL, &m, &err) != HAI_OK) goto fail;
+    if (hai_model_load(model, &mp, &m, &err) != HAI_OK) goto fail;
     hai_context_params cp = hai_context_default_params();
     int64_t need = (n_prompt > depth + n_gen ? n_prompt : depth + n_gen) + 8;
     cp.n_ctx = (uint32_t)(ctx ? ctx : need);
@@ -149,8 +155,8 @@ int cmd_bench(int argc, char **argv) {
         stats s = summarize(v, (int)reps);
         if (json)
             printf("{\"test\":\"%s\",\"tokens_per_s\":%.3f,\"sd\":%.3f,\"peak_rss_bytes\":%llu,\"threads\":%d,\"type\":\"%s\","
-                   "\"kernels\":\"%s\",\"model\":\"%s\",\"weights_bytes\":%llu,\"decode_bytes\":%llu}\n",
-                   name, s.mean, s.sd, (unsigned long long)peak_rss(), nth, type, hai_kernels_name(), hai_model_desc(m),
+                   "\"kernels\":\"%s\",\"weights\":\"%s\",\"model\":\"%s\",\"weights_bytes\":%llu,\"decode_bytes\":%llu}\n",
+                   name, s.mean, s.sd, (unsigned long long)peak_rss(), nth, type, hai_kernels_name(), mp.mmap_weights ? "mapped" : "copied", hai_model_desc(m),
                    (unsigned long long)hai_model_weights_bytes(m), (unsigned long long)hai_model_decode_bytes(m));
         else
             printf("| %s | %s | %s | %d | %s | %s | %.2f +- %.2f |\n", hai_model_arch(m), type, sz, nth, hai_kernels_name(), name,

@@ -18,7 +18,7 @@ typedef struct run_opts {
     const char *stop[16];
     size_t n_stop;
     int64_t n_predict, threads, ctx;
-    bool chat, parse_special, quiet, seed_set;
+    bool chat, parse_special, quiet, seed_set, mmap_weights;
     hai_sampler_params sp;
 } run_opts;
 
@@ -34,6 +34,7 @@ static void usage(FILE *f, const char *cmd) {
             "  -n N                 most tokens to generate (default 256; 0 = until the context is full)\n"
             "  -t N                 threads (default: all CPUs)\n"
             "  --ctx N              context length (default: min(trained, 4096))\n"
+            "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
             "  --temp X             temperature (default 0.8; 0 = greedy)\n"
             "  --top-k N --top-p X --min-p X --repeat-penalty X --repeat-last-n N\n"
             "  --presence-penalty X --frequency-penalty X\n"
@@ -66,6 +67,7 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         if (!strcmp(a, "--parse-special")) { o->parse_special = true; continue; }
         if (!strcmp(a, "-q")) { o->quiet = true; continue; }
         if (!strcmp(a, "--json")) { o->json = true; continue; }
+        if (!strcmp(a, "--mmap")) { o->mmap_weights = true; continue; }
         if (!(v = cli_value(argc, argv, &i))) return 2;
         int64_t n;
         if (!strcmp(a, "-m")) o->model = v;
@@ -142,7 +144,9 @@ static int open_session(const run_opts *o, session *ss) {
     hai_error err = {0};
     double t0 = now_s();
     memset(ss, 0, sizeof *ss);
-    if (hai_model_load(o->model, NULL, &ss->m, &err) != HAI_OK) goto fail;
+    hai_model_params mp = hai_model_default_params();
+    mp.mmap_weights = o->mmap_weights;
+    if (hai_model_load(o->model, &mp, &ss->m, &err) != HAI_OK) goto fail;
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)o->ctx;
     cp.n_threads = (int)o->threads;

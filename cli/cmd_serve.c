@@ -21,6 +21,7 @@ static void usage(FILE *f) {
             "  --parallel N         slots: requests generated at once, each with its own KV cache (default 2)\n"
             "  --queue N            requests that may wait beyond the slots (default 4 x slots); more get 429\n"
             "  --ctx N              context per slot (default min(trained, 4096))\n"
+            "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
             "  -t N                 compute threads shared by the slots (default: all CPUs)\n"
             "  --api-key KEY        require Authorization: Bearer KEY (all routes but /health)\n"
             "  --cors-origin ORIGIN send CORS headers for this origin (default: none)\n"
@@ -38,6 +39,10 @@ int cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--mmap")) {
+            o.mmap_weights = true;
+            continue;
         }
         if (!(v = cli_value(argc, argv, &i))) return 2;
         if (!strcmp(a, "-m")) o.model_path = v;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -21,6 +22,23 @@ static void *alloc_checked(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
     }
     void *p = malloc(n ? (size_t)n : 1);
     if (!p) *ok = false;
+    *total += n;
+    return p;
+}
+
+/* The KV cache in 2 MiB pages where the OS gives them (madvise): decode reads all of it for every
+ * token, as it does the weights (see model.c). Freed with free(). */
+static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
+    const uint64_t huge = (uint64_t)2 << 20;
+    uint64_t n;
+    if (!hai_mul_u64(a, b, &n) || n > SIZE_MAX - huge) {
+        *ok = false;
+        return NULL;
+    }
+    uint64_t len = (n + huge - 1) / huge * huge;
+    void *p = aligned_alloc((size_t)huge, len ? (size_t)len : (size_t)huge);
+    if (!p) *ok = false;
+    else madvise(p, (size_t)len, MADV_HUGEPAGE);
     *total += n;
     return p;
 }
@@ -49,10 +67,10 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
              vdim = (uint64_t)hp->n_head_kv * hp->head_dim_v, qdim = (uint64_t)hp->n_head * hp->head_dim,
              odim = (uint64_t)hp->n_head * hp->head_dim_v, total = 0, cache;
     bool ok = hai_mul_u64((uint64_t)hp->n_layer * n_ctx, kdim, &cache);
-    c->k_cache = ok ? alloc_checked(cache, 2, &total, &ok) : NULL;
+    c->k_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
     c->tokens = alloc_checked(n_ctx, sizeof *c->tokens, &total, &ok);
     ok = ok && hai_mul_u64((uint64_t)hp->n_layer * n_ctx, vdim, &cache);
-    c->v_cache = ok ? alloc_checked(cache, 2, &total, &ok) : NULL;
+    c->v_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
     uint64_t widest = E > F ? E : F;
     if (odim > widest) widest = odim;
     c->x = alloc_checked(n_batch, E * 4, &total, &ok);

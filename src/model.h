@@ -48,8 +48,8 @@ struct hai_model {
     hai_layer *layers;
     hai_tokenizer *tok;
     uint64_t weights_bytes;
-    void **owned;                /* weights repacked at load (the file's pages are given back) */
-    size_t n_owned;
+    uint8_t *arena;              /* the matmul weights, copied or repacked at load (see model.c), or NULL */
+    size_t arena_bytes;
 };
 
 #endif

@@ -68,6 +68,16 @@ int main(int argc, char **argv) {
                 got = run(m, toks, n, batches[b]);
             }
             if (!got) continue;
+            if (!file && b == 0) { /* weights used in place from the file: the same numbers as copied */
+                hai_model_params mparams = hai_model_default_params();
+                mparams.mmap_weights = true;
+                hai_model *mm = NULL;
+                CHECK_MSG(hai_model_load(mp, &mparams, &mm, &err) == HAI_OK, "%s (mmap_weights): %s", name, err.msg);
+                float *got_mm = mm ? run(mm, toks, n, batches[b]) : NULL;
+                CHECK_MSG(got_mm && memcmp(got_mm, got, xlen) == 0, "%s: logits differ with mmap_weights", name);
+                free(got_mm);
+                hai_model_free(mm);
+            }
             score s = compare(exact, got, n, nv);
             bool ok = s.kl <= max_kl && s.top1 >= min_top1;
             fprintf(stderr, "%-22s %-12s KL %.3g (max %.3g, llama.cpp %.3g)  top1 %.4f (min %.4f)  %s\n", name,

@@ -236,6 +236,7 @@ static void tiles_init(void) {
     const uint8_t rows[8] = {16, 8, 8, 16, 16, 16, 4, 4};
     const uint16_t cols[8] = {32, 64, 64, 64, 64, 16, 64, 64};
     for (int i = 0; i < 8; i++) c.rows[i] = rows[i], c.colsb[i] = cols[i];
+    __asm__ volatile("" : : "m"(c) : "memory"); /* GCC does not see that ldtilecfg reads c: keep the stores */
     _tile_loadconfig(&c);
     tiles_ready = true;
 }

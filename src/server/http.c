@@ -731,7 +731,9 @@ int srv_run(const srv_options *opt) {
     hai_error err = {0};
     int rc = 1;
     struct MHD_Daemon *d = NULL;
-    if (hai_model_load(s->o.model_path, NULL, &s->m, &err) != HAI_OK) goto fail;
+    hai_model_params mp = hai_model_default_params();
+    mp.mmap_weights = s->o.mmap_weights;
+    if (hai_model_load(s->o.model_path, &mp, &s->m, &err) != HAI_OK) goto fail;
     model_id_from_path(s->o.model_path, s->model_id, sizeof s->model_id);
     srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads};
     if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;

@@ -15,6 +15,7 @@ typedef struct srv_options {
     int n_slots;            /* --parallel, default 2 */
     int max_queue;          /* default 4 x slots */
     uint32_t n_ctx;         /* per slot */
+    bool mmap_weights;      /* --mmap: weights used in place from the file (see hai_model_params) */
     int n_threads;
     const char *api_key;    /* NULL = no auth */
     const char *cors_origin;
