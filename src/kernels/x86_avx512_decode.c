@@ -133,3 +133,45 @@ float hai_x86_decode_q4_K(int64_t n, const void *w, const void *ar) {
     m = _mm_add_ss(m, _mm_movehdup_ps(m));
     return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
 }
+
+/* Q6_K: 6-bit values 0..63 (low nibbles in ql, two high bits in qh) into vpdpbusd as they are;
+ * the -32 offset through the activation sums of each 16-element sub-block, whose scales apply to
+ * four 32-bit lanes each (the lanes of a product sum 4 elements). Per half super-block (128
+ * weights): chunk 01 holds elements 0-63 (ql & 15, qh bits 0-1 and 2-3), chunk 23 elements 64-127
+ * (ql >> 4, qh bits 4-5 and 6-7) - each a pair of blocks, as the split row has them. */
+float hai_x86_decode_q6_K(int64_t n, const void *w, const void *ar) {
+    const hai_block_q6_K *x = w;
+    const int8_t *a = ar;
+    const float *ad = hai_act_d(ar, n);
+    const int32_t *as = hai_act_s(ar, n);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i cnt = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1); /* halves: >> 0, >> 2 */
+    const __m512i blk = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i lane = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m512 acc = _mm512_setzero_ps(), off = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) {
+        for (int l = 0; l < 210; l += 64) _mm_prefetch((const char *)(x + i) + 2048 + l, _MM_HINT_T0);
+        int64_t b0 = 8 * i;
+        /* the 16 sub-block scales x d x the activation scale of the block each is in */
+        __m512 s = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x[i].scales)));
+        __m512 s16 = _mm512_mul_ps(_mm512_mul_ps(s, _mm512_set1_ps(_cvtsh_ss(x[i].d))),
+                                   _mm512_permutexvar_ps(blk, _mm512_castps256_ps512(_mm256_loadu_ps(ad + b0))));
+        off = _mm512_fmadd_ps(s16, _mm512_cvtepi32_ps(_mm512_loadu_si512(as + 2 * b0)), off);
+        for (int h = 0; h < 2; h++) {
+            __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
+            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+            /* A | (B & C): the nibbles with the two high bits moved to bits 4-5 */
+            __m512i w01 = _mm512_ternarylogic_epi32(_mm512_and_si512(ql, m4), _mm512_srlv_epi16(_mm512_slli_epi16(qh, 4), cnt), m30, 0xF8);
+            __m512i w23 = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_srlv_epi16(qh, cnt), m30, 0xF8);
+            for (int k = 0; k < 2; k++) {
+                __m512i wv = k ? w23 : w01;
+                const int8_t *ap = a + 64 * (b0 + 4 * h + 2 * k);
+                __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, _mm512_loadu_si512(ap));
+                t = _mm512_dpbusd_epi32(_mm512_slli_epi32(t, 8), wv, _mm512_loadu_si512(ap + 64));
+                __m512i idx = _mm512_add_epi32(lane, _mm512_set1_epi32(8 * h + 4 * k));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_permutexvar_ps(idx, s16), acc);
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(acc) - 32.0f * _mm512_reduce_add_ps(off);
+}
