@@ -39,8 +39,11 @@ static inline const int8_t *hi_of(const int8_t *a, int64_t b, int64_t nb, int *l
 
 /* 64 nibbles of two blocks (low nibbles of v: block b, high: b+1) with their split activations at
  * a (hi of both, then lo of both): lanes 0-7 sum block b, 8-15 block b+1 */
-static inline __m512i pair_dot(__m256i v, const int8_t *a) {
-    __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), _mm512_set1_epi8(0x0F));
+static inline __m512i pair_dot(const uint8_t *q, const int8_t *a) {
+    /* both halves of the register hold the 32 bytes; the upper one is shifted down a nibble */
+    const __m512i cnt = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
+    __m512i w = _mm512_and_si512(_mm512_srlv_epi16(v, cnt), _mm512_set1_epi8(0x0F));
     __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(a));
     return _mm512_dpbusd_epi32(_mm512_slli_epi32(t, 8), w, _mm512_loadu_si512(a + 64));
 }
@@ -85,7 +88,7 @@ float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
         for (int l = 0; l < 256; l += 64) _mm_prefetch((const char *)(q + 16 * b) + 2048 + l, _MM_HINT_T0);
         __asm__ volatile("" ::: "memory"); /* scales broadcast from memory, not shuffled */
         for (int p = 0; p < 8; p++) {
-            __m512i t = pair_dot(_mm256_loadu_si256((const __m256i *)(q + 16 * b + 32 * p)), a + 64 * (b + 2 * p));
+            __m512i t = pair_dot(q + 16 * b + 32 * p, a + 64 * (b + 2 * p));
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scale(sc + 2 * p), acc);
         }
     }
@@ -124,7 +127,7 @@ float hai_x86_decode_q4_K(int64_t n, const void *w, const void *ar) {
         mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(mnf, _mm256_set1_ps(_cvtsh_ss(x[i].dmin))), adv), _mm256_cvtepi32_ps(block_sums8(as + 2 * b0)), mins);
         __asm__ volatile("" ::: "memory");
         for (int p = 0; p < 4; p++) {
-            __m512i t = pair_dot(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * p)), a + 64 * (b0 + 2 * p));
+            __m512i t = pair_dot(x[i].qs + 32 * p, a + 64 * (b0 + 2 * p));
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scale(sc + 2 * p), acc);
         }
     }
