@@ -32,5 +32,10 @@ for (const type of ['Q4_0', 'Q8_0', 'Q4_K_M']) {
 }
 const mem = get('Q4_0', 'tg128@ctx4096');
 if (mem) console.log(`\npeak RSS generating 128 tokens with a 4096 context (Q4_0): hai ${(mem.peak_rss_bytes / 1e9).toFixed(2)} GB, llama.cpp ${(llamacpp.Q4_0.rss4096 / 1e9).toFixed(2)} GB`);
+const dbw = rows.find((r) => r.decode_bw)?.decode_bw;
+if (dbw)
+  console.log(`decode kernels alone (bench_decode_bw: rows of 2048 weights streamed from 2 MiB pages, no forward pass), ${dbw.threads} threads: ${dbw.types
+    .map((t) => `${t.type} ${t.gbs_n.toFixed(1)} GB/s (${((100 * t.gbs_n) / bw).toFixed(0)}%)`)
+    .join(', ')} of ${bw.toFixed(1)} GB/s`);
 const k = rows.find((r) => r.kernels)?.kernels;
 console.log(`kernels: ${k}; weights read per token: ${['Q4_0', 'Q8_0', 'Q4_K_M'].map((t) => `${t} ${(get(t, 'tg128')?.decode_bytes / 1e6).toFixed(0)} MB`).join(', ')}`);

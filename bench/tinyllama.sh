@@ -3,8 +3,9 @@
 # heads, n_ff 5632, the 32000-token llama vocabulary of ../shared) with random weights (normal,
 # std 0.02) in F16, quantized by hai to Q4_0, Q8_0 and Q4_K_M. Measures, on T threads (default 2):
 # pp512 and tg128 (as llama-bench), decode of 128 tokens after a 2926-token prompt (and that
-# prompt's prefill), peak RSS generating with a 4096 context, and the memory bandwidth in the same
-# run; prints the table against llama.cpp's figures (bench/report.mjs).
+# prompt's prefill), peak RSS generating with a 4096 context, the memory bandwidth in the same run
+# and how fast the decode kernels alone stream weights; prints the table against llama.cpp's
+# figures (bench/report.mjs).
 # Environment: THREADS (2), REPS (3), BENCH_DIR (build/bench), HAI_SHARED_DIR (../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +38,6 @@ done
 echo "== Q4_0: peak memory generating 128 tokens with a 4096 context" >&2
 ./build/hai bench -m "$dir/tinyllama-Q4_0.gguf" -t "$threads" -p 0 -n 128 --ctx 4096 -r 1 --json | sed 's/"test":"tg128"/"test":"tg128@ctx4096"/' >> "$out"
 echo "{\"membw_after\":$(./build/bench_membw 1024 "$threads" --json)}" >> "$out"
+echo "== the decode kernels alone" >&2
+echo "{\"decode_bw\":$(./build/bench_decode_bw "$threads" --json)}" >> "$out"
 node bench/report.mjs "$out"
