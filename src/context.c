@@ -91,7 +91,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     /* per thread, for the query heads of one KV group: a tile of scores, an accumulator, the
      * running maximum and sum (64-float padding keeps threads off each other's cache lines) */
     uint32_t group = hp->n_head / hp->n_head_kv;
-    c->att_tile_stride = (size_t)group * (64 + hp->head_dim_v + 2) + 64;
+    c->att_tile_stride = (size_t)group * (HAI_ATT_TILE + hp->head_dim_v + 2) + 64;
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &total, &ok);
     if (c->k->decode_prep) { /* the matmuls that do not take the matrix path */
         c->act_dec_rows = n_batch < HAI_GEMM_TOKENS ? n_batch : HAI_GEMM_TOKENS;

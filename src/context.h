@@ -7,6 +7,8 @@
 #include "model.h"
 #include "threadpool.h"
 
+#define HAI_ATT_TILE 64 /* keys per attention tile: forward.c works in tiles of this size, context.c sizes their scratch */
+
 struct hai_context {
     const hai_model *m;
     const hai_kernels *k;

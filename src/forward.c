@@ -8,8 +8,6 @@
 #include "error.h"
 #include "fp16.h"
 
-#define ATT_TILE 64 /* keys per attention tile */
-
 /* Splits [0, n) into nth nearly equal parts; part ith is [*a, *b). */
 static inline void split_range(int64_t n, int ith, int nth, int64_t *a, int64_t *b) {
     int64_t per = n / nth, rem = n % nth;
@@ -237,8 +235,11 @@ static void store_task(void *arg, int ith, int nth) {
         if (j->L->bv)
             for (size_t d = 0; d < vdim; d++) v[d] += j->L->bv[d];
         size_t pos = c->n_past + (size_t)i;
-        c->k->f32_to_f16((int64_t)kdim, c->kv_k + i * kdim, c->k_cache + ((size_t)j->layer * c->n_ctx + pos) * kdim);
-        c->k->f32_to_f16((int64_t)vdim, v, c->v_cache + ((size_t)j->layer * c->n_ctx + pos) * vdim);
+        for (uint32_t g = 0; g < hp->n_head_kv; g++) { /* head-major: [layer][kv head][position][dim] */
+            size_t row = ((size_t)j->layer * hp->n_head_kv + g) * c->n_ctx + pos;
+            c->k->f32_to_f16((int64_t)hp->head_dim, c->kv_k + i * kdim + g * hp->head_dim, c->k_cache + row * hp->head_dim);
+            c->k->f32_to_f16((int64_t)hp->head_dim_v, v + g * hp->head_dim_v, c->v_cache + row * hp->head_dim_v);
+        }
     }
 }
 
@@ -258,10 +259,10 @@ static void att_task(void *arg, int ith, int nth) {
     const hai_hparams *hp = &c->m->hp;
     uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, nq = hp->n_head, nkv = hp->n_head_kv, group = nq / nkv;
     size_t kdim = (size_t)nkv * hd, vdim = (size_t)nkv * hdv;
-    const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx * kdim;
+    const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx * kdim; /* the layer's [kv head][position][dim] */
     const uint16_t *V = c->v_cache + (size_t)j->layer * c->n_ctx * vdim;
-    float *scores = c->att_tile + (size_t)ith * c->att_tile_stride; /* [group][ATT_TILE] */
-    float *acc = scores + (size_t)group * ATT_TILE;                  /* [group][hdv] */
+    float *scores = c->att_tile + (size_t)ith * c->att_tile_stride; /* [group][HAI_ATT_TILE] */
+    float *acc = scores + (size_t)group * HAI_ATT_TILE;                  /* [group][hdv] */
     float *mx = acc + (size_t)group * hdv, *sum = mx + group;        /* [group] each */
     float scale = 1.0f / sqrtf((float)hd);
     int64_t total = (int64_t)j->n * nkv, a, b;
@@ -270,21 +271,22 @@ static void att_task(void *arg, int ith, int nth) {
         uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
         const float *q = c->q + (size_t)i * nq * hd + (size_t)g * group * hd; /* the group's heads, adjacent */
         uint32_t n_keys = c->n_past + i + 1; /* causal: keys 0 .. own position */
+        const uint16_t *Kg = K + (size_t)g * c->n_ctx * hd, *Vg = V + (size_t)g * c->n_ctx * hdv; /* the group's keys, contiguous */
         for (uint32_t h = 0; h < group; h++) mx[h] = -INFINITY, sum[h] = 0;
         memset(acc, 0, (size_t)group * hdv * sizeof *acc);
-        for (uint32_t t0 = 0; t0 < n_keys; t0 += ATT_TILE) {
-            uint32_t tn = n_keys - t0 < ATT_TILE ? n_keys - t0 : ATT_TILE;
+        for (uint32_t t0 = 0; t0 < n_keys; t0 += HAI_ATT_TILE) {
+            uint32_t tn = n_keys - t0 < HAI_ATT_TILE ? n_keys - t0 : HAI_ATT_TILE;
             if (k->attn_tile) {
-                k->attn_tile((int)group, (int)hd, (int)hdv, q, K + (size_t)t0 * kdim + (size_t)g * hd, kdim, V + (size_t)t0 * vdim + (size_t)g * hdv,
-                             vdim, (int)tn, scale, mx, sum, acc, scores);
+                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)t0 * hd, hd, Vg + (size_t)t0 * hdv, hdv, (int)tn, scale, mx, sum, acc,
+                             scores);
                 continue;
             }
             for (uint32_t t = 0; t < tn; t++) {
-                const uint16_t *kr = K + (size_t)(t0 + t) * kdim + (size_t)g * hd;
-                for (uint32_t h = 0; h < group; h++) scores[h * ATT_TILE + t] = k->dot_f16_f32(hd, kr, q + (size_t)h * hd) * scale;
+                const uint16_t *kr = Kg + (size_t)(t0 + t) * hd;
+                for (uint32_t h = 0; h < group; h++) scores[h * HAI_ATT_TILE + t] = k->dot_f16_f32(hd, kr, q + (size_t)h * hd) * scale;
             }
             for (uint32_t h = 0; h < group; h++) {
-                float *sc = scores + h * ATT_TILE, tmax = mx[h];
+                float *sc = scores + h * HAI_ATT_TILE, tmax = mx[h];
                 for (uint32_t t = 0; t < tn; t++) tmax = sc[t] > tmax ? sc[t] : tmax;
                 float corr = expf(mx[h] - tmax); /* rescales what was accumulated under the old maximum */
                 float l = sum[h] * corr;
@@ -297,8 +299,8 @@ static void att_task(void *arg, int ith, int nth) {
                     for (uint32_t d = 0; d < hdv; d++) acc[(size_t)h * hdv + d] *= corr;
             }
             for (uint32_t t = 0; t < tn; t++) {
-                const uint16_t *vr = V + (size_t)(t0 + t) * vdim + (size_t)g * hdv;
-                for (uint32_t h = 0; h < group; h++) k->scale_axpy_f16(hdv, 1.0f, scores[h * ATT_TILE + t], vr, acc + (size_t)h * hdv);
+                const uint16_t *vr = Vg + (size_t)(t0 + t) * hdv;
+                for (uint32_t h = 0; h < group; h++) k->scale_axpy_f16(hdv, 1.0f, scores[h * HAI_ATT_TILE + t], vr, acc + (size_t)h * hdv);
             }
         }
         for (uint32_t h = 0; h < group; h++) {
