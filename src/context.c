@@ -5,10 +5,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "memory.h"
 
 hai_context_params hai_context_default_params(void) { return (hai_context_params){0}; }
 
@@ -28,19 +28,15 @@ static void *alloc_checked(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
     return p;
 }
 
-/* The KV cache in 2 MiB pages where the OS gives them (madvise): decode reads all of it for every
- * token, as it does the weights (see model.c). Freed with free(). */
+/* The KV cache: read whole for every token, as the weights are (memory.h). Freed with free(). */
 static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
-    const uint64_t huge = (uint64_t)2 << 20;
     uint64_t n;
-    if (!hai_mul_u64(a, b, &n) || n > SIZE_MAX - huge) {
+    if (!hai_mul_u64(a, b, &n) || n > SIZE_MAX) {
         *ok = false;
         return NULL;
     }
-    uint64_t len = (n + huge - 1) / huge * huge;
-    void *p = aligned_alloc((size_t)huge, len ? (size_t)len : (size_t)huge);
+    void *p = hai_alloc_huge((size_t)n);
     if (!p) *ok = false;
-    else madvise(p, (size_t)len, MADV_HUGEPAGE);
     *total += n;
     return p;
 }

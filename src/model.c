@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "kernels/kernels.h"
+#include "memory.h"
 #include "quant.h"
 
 /* What distinguishes the architectures hai runs. Biases and q/k norms are loaded wherever a file
@@ -172,83 +173,61 @@ static hai_status load_tensors(hai_model *m, hai_error *err) {
     return HAI_OK;
 }
 
-/* Where the matmul weights live. Decode reads every one of them once per token, so how fast it
- * runs is how fast memory streams them - and that depends on the page size: the file's mapping
- * comes in 4 KiB pages (a TLB miss and a stop of the hardware prefetchers every 4 KiB), while
- * anonymous memory can have 2 MiB pages (transparent huge pages, asked for with madvise). On the
- * 2-core Sapphire Rapids this project is benchmarked on, the Q4_0 decode kernel streamed 20.7 GB/s
- * from 4 KiB pages and 28.2 GB/s from 2 MiB pages (a plain read loop: 28.7 and 35.2).
- * So by default the weights are copied at load into one anonymous region with MADV_HUGEPAGE, in
- * the kernels' own layout where they have one (repacked), and the file's pages behind each tensor
- * are given back as it is done (clean mapped pages: the process holds the weights once, not
- * twice). With mmap_weights, weights that need no repacking stay in the mapping (faster loads,
- * pages shared with the page cache). */
+/* Where the matmul weights live. Decode reads every one of them once per token, so it runs as
+ * fast as memory streams them, and that depends on the page size (memory.h): the file's mapping
+ * comes in 4 KiB pages. On the benchmark machine the Q4_0 decode kernel streamed 20.7 GB/s from
+ * them and 28.2 GB/s from 2 MiB pages. So by default the weights are copied at load into one
+ * region in huge pages, in the kernels' own layout where they have one (repacked), and the file's
+ * pages behind each tensor are given back as it is done (clean mapped pages: the process holds
+ * the weights once, not twice). With mmap_weights, weights that need no repacking stay in the
+ * mapping (faster loads, pages shared with the page cache). */
 typedef struct placed {
     hai_weight *w;
-    uint32_t to;  /* the layout to repack into, 0: as in the file */
-    size_t bytes; /* in the arena (0: stays in the mapping) */
+    uint32_t to;      /* the layout to repack into, 0: as in the file */
+    size_t row_bytes; /* in that layout */
+    size_t bytes;     /* in the region (0: stays in the mapping) */
 } placed;
-
-static size_t weight_list(hai_model *m, hai_weight **out) {
-    size_t n = 0;
-    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
-        hai_layer *L = &m->layers[l];
-        hai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) out[n++] = ws[i];
-    }
-    /* the output matrix too, unless it is the embedding table (rows of which are looked up) */
-    if (m->output.data && m->output.data != m->tok_embd.data) out[n++] = &m->output;
-    return n;
-}
 
 static hai_status place_weights(hai_model *m, bool in_place, hai_error *err) {
     const hai_kernels *k = hai_kernels_best();
-    hai_weight **ws = malloc(((size_t)m->hp.n_layer * 7 + 1) * sizeof *ws);
     placed *pl = malloc(((size_t)m->hp.n_layer * 7 + 1) * sizeof *pl);
-    if (!ws || !pl) {
-        free(ws), free(pl);
-        return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    if (!pl) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    size_t n = 0, total = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        hai_layer *L = &m->layers[l];
+        hai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) pl[n++].w = ws[i];
     }
-    size_t n = weight_list(m, ws), total = 0;
+    /* the output matrix too, unless it is the embedding table (rows of which are looked up) */
+    if (m->output.data && m->output.data != m->tok_embd.data) pl[n++].w = &m->output;
     for (size_t i = 0; i < n; i++) {
-        hai_weight *w = ws[i];
-        uint32_t to = w->data && w->type < HAI_TYPE_COUNT ? k->repack[w->type] : 0;
-        size_t rb = to ? hai_repack_row_bytes(to, w->n_in) : w->row_bytes;
-        pl[i] = (placed){w, to, w->data && (to || !in_place) ? (rb * (size_t)w->n_out + 63) / 64 * 64 : 0};
+        hai_weight *w = pl[i].w;
+        pl[i].to = w->data && w->type < HAI_TYPE_COUNT ? k->repack[w->type] : 0;
+        pl[i].row_bytes = pl[i].to ? hai_repack_row_bytes(pl[i].to, w->n_in) : w->row_bytes;
+        pl[i].bytes = w->data && (pl[i].to || !in_place) ? (pl[i].row_bytes * (size_t)w->n_out + 63) / 64 * 64 : 0;
         total += pl[i].bytes;
     }
     hai_status st = HAI_OK;
-    if (total) {
-        const size_t huge = (size_t)2 << 20;
-        size_t len = (total + huge - 1) / huge * huge;
-        uint8_t *base = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (base == MAP_FAILED) {
-            st = hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for the weights", (double)total / (1 << 20));
-        } else {
-            uint8_t *a = (uint8_t *)(((uintptr_t)base + huge - 1) & ~(uintptr_t)(huge - 1)); /* 2 MiB aligned: whole huge pages */
-            if (a > base) munmap(base, (size_t)(a - base));
-            if (a + len < base + len + huge) munmap(a + len, (size_t)(base + len + huge - (a + len)));
-            madvise(a, len, MADV_HUGEPAGE); /* a request: without THP the weights just take small pages */
-            m->arena = a, m->arena_bytes = len;
-            uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-            for (size_t i = 0, off = 0; i < n; i++) {
-                hai_weight *w = pl[i].w;
-                if (!pl[i].bytes) continue;
-                uint8_t *dst = a + off;
-                size_t rb = pl[i].to ? hai_repack_row_bytes(pl[i].to, w->n_in) : w->row_bytes;
-                if (pl[i].to)
-                    for (int64_t r = 0; r < w->n_out; r++) hai_repack_row(w->type, pl[i].to, w->data + (size_t)r * w->row_bytes, dst + (size_t)r * rb, w->n_in);
-                else
-                    memcpy(dst, w->data, w->row_bytes * (size_t)w->n_out);
-                uintptr_t pa = ((uintptr_t)w->data + page - 1) / page * page, pe = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) / page * page;
-                if (pe > pa) madvise((void *)pa, pe - pa, MADV_DONTNEED);
-                w->data = dst;
-                if (pl[i].to) w->type = pl[i].to, w->row_bytes = rb;
-                off += pl[i].bytes;
-            }
-        }
+    if (total && !(m->arena = hai_alloc_huge(total)))
+        st = hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for the weights", (double)total / (1 << 20));
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (size_t i = 0, off = 0; !st && i < n; i++) {
+        hai_weight *w = pl[i].w;
+        if (!pl[i].bytes) continue;
+        uint8_t *dst = m->arena + off;
+        if (pl[i].to)
+            for (int64_t r = 0; r < w->n_out; r++)
+                hai_repack_row(w->type, pl[i].to, w->data + (size_t)r * w->row_bytes, dst + (size_t)r * pl[i].row_bytes, w->n_in);
+        else
+            memcpy(dst, w->data, w->row_bytes * (size_t)w->n_out);
+        uintptr_t pa = ((uintptr_t)w->data + page - 1) / page * page, pe = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) / page * page;
+        if (pe > pa) madvise((void *)pa, pe - pa, MADV_DONTNEED);
+        w->data = dst;
+        w->type = pl[i].to ? pl[i].to : w->type;
+        w->row_bytes = pl[i].row_bytes;
+        off += pl[i].bytes;
     }
-    free(ws), free(pl);
+    free(pl);
     return st;
 }
 
@@ -314,7 +293,7 @@ void hai_model_free(hai_model *m) {
         }
     }
     free(m->layers);
-    if (m->arena) munmap(m->arena, m->arena_bytes);
+    free(m->arena);
     free(m->output_norm);
     free(m->rope_freq_factors);
     hai_tokenizer_free(m->tok);

@@ -49,7 +49,6 @@ struct hai_model {
     hai_tokenizer *tok;
     uint64_t weights_bytes;
     uint8_t *arena;              /* the matmul weights, copied or repacked at load (see model.c), or NULL */
-    size_t arena_bytes;
 };
 
 #endif
