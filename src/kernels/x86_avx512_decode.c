@@ -38,14 +38,17 @@ static inline const int8_t *hi_of(const int8_t *a, int64_t b, int64_t nb, int *l
 }
 
 /* 64 nibbles of two blocks (low nibbles of v: block b, high: b+1) with their split activations at
- * a (hi of both, then lo of both): lanes 0-7 sum block b, 8-15 block b+1 */
+ * a (hi of both, then lo of both): lanes 0-7 sum block b, 8-15 block b+1 TIMES 16 (the high
+ * nibbles are masked in place, not shifted down: the caller's scale for b+1 carries the 1/16).
+ * Port 0 is what limits this loop (vpdpbusd, vcvtdq2ps and 512-bit shifts only issue there), so
+ * the x256 of the hi product is a byte shuffle (port 5) and no shift widens the nibbles. */
 static inline __m512i pair_dot(const uint8_t *q, const int8_t *a) {
-    /* both halves of the register hold the 32 bytes; the upper one is shifted down a nibble */
-    const __m512i cnt = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-    __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
-    __m512i w = _mm512_and_si512(_mm512_srlv_epi16(v, cnt), _mm512_set1_epi8(0x0F));
+    const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0F), _mm256_set1_epi8((char)0xF0), 1);
+    /* per 32-bit lane: bytes 0,1,2 -> 1,2,3 and a zero byte 0, i.e. << 8 */
+    const __m512i shl8 = _mm512_broadcast_i32x4(_mm_setr_epi8(-128, 0, 1, 2, -128, 4, 5, 6, -128, 8, 9, 10, -128, 12, 13, 14));
+    __m512i w = _mm512_and_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q)), mask);
     __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(a));
-    return _mm512_dpbusd_epi32(_mm512_slli_epi32(t, 8), w, _mm512_loadu_si512(a + 64));
+    return _mm512_dpbusd_epi32(_mm512_shuffle_epi8(t, shl8), w, _mm512_loadu_si512(a + 64));
 }
 
 /* one block's 32 nibbles (u: 0..15 bytes) */
@@ -79,20 +82,21 @@ float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     const int8_t *a = ar;
     const float *ad = hai_act_d(ar, n);
     const int32_t *as = hai_act_s(ar, n);
-    __m512 acc = _mm512_setzero_ps(), off = _mm512_setzero_ps();
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, off = _mm512_setzero_ps();
+    const __m512 odd16 = _mm512_setr_ps(1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16);
     float sc[16] __attribute__((aligned(64)));
     for (; b + 16 <= nb; b += 16) { /* 16 blocks: their scales at once, then 8 pairs */
         __m512 scv = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dw + b))), _mm512_loadu_ps(ad + b));
-        _mm512_store_ps(sc, scv);
+        _mm512_store_ps(sc, _mm512_mul_ps(scv, odd16)); /* pair_dot's odd blocks come x16 */
         off = _mm512_fmadd_ps(block_sums16(as + 2 * b), scv, off); /* the weights are nibbles - 8 */
         for (int l = 0; l < 256; l += 64) _mm_prefetch((const char *)(q + 16 * b) + 2048 + l, _MM_HINT_T0);
         __asm__ volatile("" ::: "memory"); /* scales broadcast from memory, not shuffled */
-        for (int p = 0; p < 8; p++) {
+        for (int p = 0; p < 8; p++) { /* two accumulators: one chain of FMAs would bound the loop */
             __m512i t = pair_dot(q + 16 * b + 32 * p, a + 64 * (b + 2 * p));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scale(sc + 2 * p), acc);
+            acc[p & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scale(sc + 2 * p), acc[p & 1]);
         }
     }
-    float s = _mm512_reduce_add_ps(acc) - 8.0f * _mm512_reduce_add_ps(off);
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) - 8.0f * _mm512_reduce_add_ps(off);
     for (; b < nb; b++) { /* what is left, a block at a time */
         __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * (b / 2)));
         __m256i u = _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
@@ -109,8 +113,9 @@ float hai_x86_decode_q4_K(int64_t n, const void *w, const void *ar) {
     const int8_t *a = ar;
     const float *ad = hai_act_d(ar, n);
     const int32_t *as = hai_act_s(ar, n);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     __m256 mins = _mm256_setzero_ps();
+    const __m256 odd16 = _mm256_setr_ps(1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16);
     float sc[8] __attribute__((aligned(32)));
     for (int64_t i = 0; i < n / 256; i++) {
         for (int l = 0; l < 144; l += 64) _mm_prefetch((const char *)(x + i) + 2048 + l, _MM_HINT_T0);
@@ -122,19 +127,19 @@ float hai_x86_decode_q4_K(int64_t n, const void *w, const void *ar) {
         memcpy(&sv, s8, 8), memcpy(&mv, m8, 8);
         __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sv)));
         __m256 mnf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mv)));
-        _mm256_store_ps(sc, _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(_cvtsh_ss(x[i].d))), adv));
+        _mm256_store_ps(sc, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(scf, odd16), _mm256_set1_ps(_cvtsh_ss(x[i].d))), adv)); /* odd blocks x16 in pair_dot */
         /* the minima: dmin * m_j * d_j * (block j's sum of activations) */
         mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(mnf, _mm256_set1_ps(_cvtsh_ss(x[i].dmin))), adv), _mm256_cvtepi32_ps(block_sums8(as + 2 * b0)), mins);
         __asm__ volatile("" ::: "memory");
         for (int p = 0; p < 4; p++) {
             __m512i t = pair_dot(x[i].qs + 32 * p, a + 64 * (b0 + 2 * p));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scale(sc + 2 * p), acc);
+            acc[p & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scale(sc + 2 * p), acc[p & 1]);
         }
     }
     __m128 m = _mm_add_ps(_mm256_castps256_ps128(mins), _mm256_extractf128_ps(mins, 1));
     m = _mm_add_ps(m, _mm_movehl_ps(m, m));
     m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) - _mm_cvtss_f32(m);
 }
 
 /* Q6_K: 6-bit values 0..63 (low nibbles in ql, two high bits in qh) into vpdpbusd as they are;
