@@ -145,14 +145,13 @@ static float dot_iq4_nl(int64_t n, const void *w, const void *ar) {
 
 static float dot_q4_0x2(int64_t n, const void *w, const void *ar) {
     int64_t nb = n / 32, np = (nb + 1) / 2;
-    const uint8_t *q = w;
-    const uint16_t *dw = (const uint16_t *)(q + 32 * np);
     act_row a = act_of(ar, n);
     float s = 0;
     int8_t v[32];
     for (int64_t b = 0; b < nb; b++) {
-        for (int k = 0; k < 32; k++) v[k] = (int8_t)(((q[32 * (b / 2) + k] >> (4 * (b % 2))) & 0xF) - 8);
-        s += f16(dw[b]) * a.d[b] * (float)idot(v, a.q + 32 * b, 32);
+        const uint8_t *q = hai_q4x2_pair(w, np, b / 2);
+        for (int k = 0; k < 32; k++) v[k] = (int8_t)(((q[k] >> (4 * (b % 2))) & 0xF) - 8);
+        s += f16(*hai_q4x2_scales(w, b)) * a.d[b] * (float)idot(v, a.q + 32 * b, 32);
     }
     return s;
 }

@@ -79,15 +79,19 @@ static void un_q4_0(const uint8_t *row, int64_t n, int8_t *q, float *s, float *m
 static void un_q4_0x2(const uint8_t *row, int64_t n, int8_t *q, float *s, float *m) {
     (void)m;
     int64_t nb = n / 32, np = (nb + 1) / 2;
-    const uint16_t *d = (const uint16_t *)(row + 32 * np);
-    for (int64_t p = 0; p < np; p++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(row + 32 * p));
-        __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
-        __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
-        _mm256_storeu_si256((__m256i *)(q + 64 * p), lo);
-        if (2 * p + 1 < nb) _mm256_storeu_si256((__m256i *)(q + 64 * p + 32), hi);
+    for (int64_t g = 0; 8 * g < np; g++) { /* a group: its scales, then its pairs */
+        int64_t gp = hai_q4x2_group_pairs(np, g), b0 = 16 * g;
+        const uint8_t *gr = row + HAI_Q4X2_GROUP_BYTES * g;
+        for (int64_t p = 0; p < gp; p++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(gr + 4 * gp + 32 * p));
+            __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+            __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+            _mm256_storeu_si256((__m256i *)(q + 32 * (b0 + 2 * p)), lo);
+            if (b0 + 2 * p + 1 < nb) _mm256_storeu_si256((__m256i *)(q + 32 * (b0 + 2 * p + 1)), hi);
+        }
+        const uint16_t *d = (const uint16_t *)gr;
+        for (int64_t b = b0; b < nb && b < b0 + 16; b++) s[b] = f16(d[b - b0]);
     }
-    for (int64_t b = 0; b < nb; b++) s[b] = f16(d[b]);
 }
 
 static void un_q4_1(const uint8_t *row, int64_t n, int8_t *q, float *s, float *m) {

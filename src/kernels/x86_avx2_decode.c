@@ -72,20 +72,20 @@ static inline float hsum(__m256 v) {
 
 float hai_avx2_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     int64_t nb = n / 32, np = (nb + 1) / 2, b = 0;
-    const uint8_t *q = w;
-    const uint16_t *dw = (const uint16_t *)(q + 32 * np);
     const int8_t *a = ar;
     const float *ad = hai_act_d(ar, n);
     const int32_t *as = hai_act_s(ar, n);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), off = _mm256_setzero_ps();
-    for (; b + 8 <= nb; b += 8) { /* 8 blocks: their scales at once, then 4 pairs */
-        __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(dw + b))), _mm256_loadu_ps(ad + b));
+    for (; b + 8 <= nb; b += 8) { /* 8 blocks (half a group or a short last one): scales at once, then 4 pairs */
+        const uint8_t *q = hai_q4x2_pair(w, np, b / 2);
+        __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hai_q4x2_scales(w, b))), _mm256_loadu_ps(ad + b));
         off = _mm256_fmadd_ps(block_sums8(as + 2 * b), sc, off); /* the weights are nibbles - 8 */
-        _mm_prefetch((const char *)(q + 16 * b) + PF_AHEAD, _MM_HINT_T0);
-        _mm_prefetch((const char *)(q + 16 * b) + PF_AHEAD + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)q + PF_AHEAD, _MM_HINT_T0);
+        _mm_prefetch((const char *)q + PF_AHEAD + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)q + PF_AHEAD + 128, _MM_HINT_T0); /* 144 bytes a step, with the scales */
         for (int p = 0; p < 4; p += 2) {
-            const uint8_t *qp = q + 16 * b + 32 * p;
+            const uint8_t *qp = q + 32 * p;
             const int8_t *ap = a + 64 * (b + 2 * p);
             __m256i v0 = _mm256_loadu_si256((const __m256i *)qp), v1 = _mm256_loadu_si256((const __m256i *)(qp + 32));
             __m256i t0 = fold(block_dot(_mm256_and_si256(v0, m4), ap, 64), block_dot(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), ap + 32, 64));
@@ -96,7 +96,7 @@ float hai_avx2_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     }
     float s = hsum(_mm256_add_ps(acc0, acc1)) - 8.0f * hsum(off);
     for (; b < nb; b++) { /* what is left, a block at a time */
-        __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * (b / 2)));
+        __m256i v = _mm256_loadu_si256((const __m256i *)hai_q4x2_pair(w, np, b / 2));
         __m256i u = _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
         int lo_off;
         const int8_t *hi = hi_of(a, b, nb, &lo_off);
@@ -105,7 +105,7 @@ float hai_avx2_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
         t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, 0x4E));
         t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, 0xB1));
         int32_t isum = _mm_cvtsi128_si32(t4) - 8 * (as[2 * b] + as[2 * b + 1]);
-        s += _cvtsh_ss(dw[b]) * ad[b] * (float)isum;
+        s += _cvtsh_ss(*hai_q4x2_scales(w, b)) * ad[b] * (float)isum;
     }
     return s;
 }

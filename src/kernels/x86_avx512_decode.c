@@ -88,20 +88,19 @@ static inline __m512 block_sums16(const int32_t *s) {
 
 float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     int64_t nb = n / 32, np = (nb + 1) / 2, b = 0;
-    const uint8_t *q = w;
-    const uint16_t *dw = (const uint16_t *)(q + 32 * np);
     const int8_t *a = ar;
     const float *ad = hai_act_d(ar, n);
     const int32_t *as = hai_act_s(ar, n);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), off = _mm512_setzero_ps();
     const __m512 odd16 = _mm512_setr_ps(1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16);
-    for (; b + 16 <= nb; b += 16) { /* 16 blocks: their scales at once, then 8 pairs */
-        __m512 scv = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dw + b))), _mm512_loadu_ps(ad + b));
+    for (; b + 16 <= nb; b += 16) { /* a whole group of 16 blocks: their scales at once, then 8 pairs */
+        const uint8_t *g = (const uint8_t *)w + HAI_Q4X2_GROUP_BYTES * (b / 16);
+        __m512 scv = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), _mm512_loadu_ps(ad + b));
         __m512 scp = _mm512_mul_ps(scv, odd16); /* pair_dot's odd blocks come x16 */
         off = _mm512_fmadd_ps(block_sums16(as + 2 * b), scv, off); /* the weights are nibbles - 8 */
-        for (int l = 0; l < 256; l += 64) _mm_prefetch((const char *)(q + 16 * b) + 2048 + l, _MM_HINT_T0);
+        for (int l = 0; l < HAI_Q4X2_GROUP_BYTES; l += 64) _mm_prefetch((const char *)g + 2048 + l, _MM_HINT_T0);
         for (int k = 0; k < 4; k += 2) { /* two accumulators (kept in registers: no indexing) */
-            const uint8_t *qk = q + 16 * b + 64 * k;
+            const uint8_t *qk = g + 32 + 64 * k;
             const int8_t *ak = a + 64 * (b + 4 * k);
             acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fold_pairs(pair_dot(qk, ak), pair_dot(qk + 32, ak + 128))), fold_scales(scp, k), acc0);
             acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fold_pairs(pair_dot(qk + 64, ak + 256), pair_dot(qk + 96, ak + 384))), fold_scales(scp, k + 1), acc1);
@@ -109,12 +108,12 @@ float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     }
     float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 8.0f * _mm512_reduce_add_ps(off);
     for (; b < nb; b++) { /* what is left, a block at a time */
-        __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * (b / 2)));
+        __m256i v = _mm256_loadu_si256((const __m256i *)hai_q4x2_pair(w, np, b / 2));
         __m256i u = _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
         int lo_off;
         const int8_t *hi = hi_of(a, b, nb, &lo_off);
         int32_t isum = block_dot(u, hi, lo_off) - 8 * (as[2 * b] + as[2 * b + 1]);
-        s += _cvtsh_ss(dw[b]) * ad[b] * (float)isum;
+        s += _cvtsh_ss(*hai_q4x2_scales(w, b)) * ad[b] * (float)isum;
     }
     return s;
 }
