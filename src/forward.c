@@ -340,7 +340,9 @@ static void swiglu_task(void *arg, int ith, int nth) {
     split_range(j->n, ith, nth, &a, &b);
     for (int64_t i = a; i < b; i++) {
         float *g = c->gate + i * f, *u = c->up + i * f;
-        for (int64_t d = 0; d < f; d++) g[d] = g[d] / (1.0f + expf(-g[d])) * u[d];
+        if (c->k->swiglu) c->k->swiglu(f, g, u);
+        else
+            for (int64_t d = 0; d < f; d++) g[d] = g[d] / (1.0f + expf(-g[d])) * u[d];
         if (j->act != HAI_ACT_F32) quantize_row(c->k, j->act, g, (uint8_t *)c->act + (size_t)i * c->act_row_bytes, f);
     }
 }

@@ -276,6 +276,21 @@ static void check_decode(const hai_kernels *k) {
     free(x), free(deq), free(qa), free(qd), free(row), free(rp);
 }
 
+/* The vector SiLU-gate against the formula in double, over the range activations reach and past
+ * where exp(-x) overflows (x < -88: the result must be -0, not NaN). */
+static void check_swiglu(const hai_kernels *k) {
+    enum { N = 1000 }; /* not a multiple of 16: the tail too */
+    static float g[N], u[N], g0[N];
+    for (int i = 0; i < N; i++) g0[i] = g[i] = -120.0f + 240.0f * (float)i / N, u[i] = 1.0f + 0.001f * (float)i;
+    k->swiglu(N, g, u);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        double want = (double)g0[i] / (1.0 + exp(-(double)g0[i])) * u[i];
+        if (!(fabs(want - g[i]) <= 2e-6 * fabs(want) + 1e-30)) bad++;
+    }
+    CHECK_MSG(bad == 0, "%s swiglu: %d of %d values off", k->name, bad, N);
+}
+
 int main(void) {
     hai_rng_seed(&rng, 1234);
     const hai_kernels *sets[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_neon()};
@@ -296,6 +311,8 @@ int main(void) {
         if (all[i] && all[i]->attn_tile) check_attn(all[i]);
     for (int i = 0; i < 5; i++)
         if (all[i] && all[i]->decode_prep) check_decode(all[i]);
+    for (int i = 0; i < 5; i++)
+        if (all[i] && all[i]->swiglu) check_swiglu(all[i]);
 #if defined(__x86_64__)
     hai_cpu_x86 f = hai_cpu_x86_features();
     CHECK_MSG(!(f.avx2 && f.fma && f.f16c) || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");

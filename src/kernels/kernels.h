@@ -100,6 +100,8 @@ typedef struct hai_kernels {
     /* y[i] = y[i] * s + a * f16(x[i])   (online-softmax rescale + value accumulate) */
     void (*scale_axpy_f16)(int64_t n, float s, float a, const uint16_t *x, float *y);
     void (*f32_to_f16)(int64_t n, const float *x, uint16_t *y);
+    /* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)) (the gated FFN). NULL: forward.c's loop. */
+    void (*swiglu)(int64_t n, float *g, const float *u);
     /* One tile of causal attention for the nh query heads of a KV group, as an online softmax:
      *   q [nh][hd]; keys and values t < nk at K + t * k_stride, V + t * v_stride (f16, [hd] / [hdv]);
      *   m[nh], l[nh]: running maximum and sum of exp; acc [nh][hdv]: running weighted values;
