@@ -64,7 +64,8 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     uint64_t E = hp->n_embd, F = hp->n_ff, kdim = (uint64_t)hp->n_head_kv * hp->head_dim,
              vdim = (uint64_t)hp->n_head_kv * hp->head_dim_v, qdim = (uint64_t)hp->n_head * hp->head_dim,
              odim = (uint64_t)hp->n_head * hp->head_dim_v, total = 0, cache;
-    bool ok = hai_mul_u64((uint64_t)hp->n_layer * n_ctx, kdim, &cache);
+    c->n_ctx_kt = (n_ctx + HAI_KT - 1) / HAI_KT * HAI_KT;
+    bool ok = hai_mul_u64((uint64_t)hp->n_layer * c->n_ctx_kt, kdim, &cache);
     c->k_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
     c->tokens = alloc_checked(n_ctx, sizeof *c->tokens, &total, &ok);
     ok = ok && hai_mul_u64((uint64_t)hp->n_layer * n_ctx, vdim, &cache);
@@ -85,9 +86,10 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->inv_freq = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &total, &ok);
     c->rope_cs = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &total, &ok);
     /* per thread, for the query heads of one KV group: a tile of scores, an accumulator, the
-     * running maximum and sum (64-float padding keeps threads off each other's cache lines) */
+     * running maximum and sum, a block of keys as floats (64-float padding keeps threads off each
+     * other's cache lines) */
     uint32_t group = hp->n_head / hp->n_head_kv;
-    c->att_tile_stride = (size_t)group * (HAI_ATT_TILE + hp->head_dim_v + 2) + 64;
+    c->att_tile_stride = (size_t)group * (HAI_ATT_TILE + hp->head_dim_v + 2) + (size_t)hp->head_dim * HAI_KT + 64;
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &total, &ok);
     if (c->k->decode_prep) { /* the matmuls that do not take the matrix path */
         c->act_dec_rows = n_batch < HAI_GEMM_TOKENS ? n_batch : HAI_GEMM_TOKENS;

@@ -19,8 +19,9 @@ struct hai_context {
     uint32_t n_past;
     hai_token *tokens; /* [n_ctx] the tokens whose keys/values the cache holds */
 
-    uint16_t *k_cache; /* [n_layer][n_ctx][n_head_kv * head_dim]   f16 */
-    uint16_t *v_cache; /* [n_layer][n_ctx][n_head_kv * head_dim_v] f16 */
+    uint16_t *k_cache; /* [n_layer][n_head_kv][n_ctx_kt / 16][head_dim][16] f16: keys transposed in blocks (hai_kt_index) */
+    uint16_t *v_cache; /* [n_layer][n_head_kv][n_ctx][head_dim_v] f16 */
+    uint32_t n_ctx_kt; /* n_ctx rounded up to a whole block of keys */
 
     /* scratch, [n_batch][...] rows */
     float *x;      /* [n_batch][n_embd] residual stream */

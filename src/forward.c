@@ -237,7 +237,10 @@ static void store_task(void *arg, int ith, int nth) {
         size_t pos = c->n_past + (size_t)i;
         for (uint32_t g = 0; g < hp->n_head_kv; g++) { /* head-major: [layer][kv head][position][dim] */
             size_t row = ((size_t)j->layer * hp->n_head_kv + g) * c->n_ctx + pos;
-            c->k->f32_to_f16((int64_t)hp->head_dim, c->kv_k + i * kdim + g * hp->head_dim, c->k_cache + row * hp->head_dim);
+            /* keys: the group's block of positions, transposed */
+            uint16_t *kg = c->k_cache + ((size_t)j->layer * hp->n_head_kv + g) * c->n_ctx_kt * hp->head_dim;
+            const float *kr = c->kv_k + i * kdim + g * hp->head_dim;
+            for (uint32_t d = 0; d < hp->head_dim; d++) kg[hai_kt_index((int64_t)pos, d, hp->head_dim)] = hai_f32_to_f16(kr[d]);
             c->k->f32_to_f16((int64_t)hp->head_dim_v, v + g * hp->head_dim_v, c->v_cache + row * hp->head_dim_v);
         }
     }
@@ -259,11 +262,12 @@ static void att_task(void *arg, int ith, int nth) {
     const hai_hparams *hp = &c->m->hp;
     uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, nq = hp->n_head, nkv = hp->n_head_kv, group = nq / nkv;
     size_t kdim = (size_t)nkv * hd, vdim = (size_t)nkv * hdv;
-    const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx * kdim; /* the layer's [kv head][position][dim] */
+    const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx_kt * kdim; /* the layer's [kv head][key block][dim][16] */
     const uint16_t *V = c->v_cache + (size_t)j->layer * c->n_ctx * vdim;
     float *scores = c->att_tile + (size_t)ith * c->att_tile_stride; /* [group][HAI_ATT_TILE] */
     float *acc = scores + (size_t)group * HAI_ATT_TILE;                  /* [group][hdv] */
     float *mx = acc + (size_t)group * hdv, *sum = mx + group;        /* [group] each */
+    float *kblk = sum + group;                                        /* [hd][16]: a block of keys as floats (no attn_tile) */
     float scale = 1.0f / sqrtf((float)hd);
     int64_t total = (int64_t)j->n * nkv, a, b;
     split_range(total, ith, nth, &a, &b);
@@ -271,19 +275,26 @@ static void att_task(void *arg, int ith, int nth) {
         uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
         const float *q = c->q + (size_t)i * nq * hd + (size_t)g * group * hd; /* the group's heads, adjacent */
         uint32_t n_keys = c->n_past + i + 1; /* causal: keys 0 .. own position */
-        const uint16_t *Kg = K + (size_t)g * c->n_ctx * hd, *Vg = V + (size_t)g * c->n_ctx * hdv; /* the group's keys, contiguous */
+        const uint16_t *Kg = K + (size_t)g * c->n_ctx_kt * hd, *Vg = V + (size_t)g * c->n_ctx * hdv; /* the group's keys, contiguous */
         for (uint32_t h = 0; h < group; h++) mx[h] = -INFINITY, sum[h] = 0;
         memset(acc, 0, (size_t)group * hdv * sizeof *acc);
         for (uint32_t t0 = 0; t0 < n_keys; t0 += HAI_ATT_TILE) {
             uint32_t tn = n_keys - t0 < HAI_ATT_TILE ? n_keys - t0 : HAI_ATT_TILE;
             if (k->attn_tile) {
-                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)t0 * hd, hd, Vg + (size_t)t0 * hdv, hdv, (int)tn, scale, mx, sum, acc,
+                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)t0 * hd, Vg + (size_t)t0 * hdv, hdv, (int)tn, scale, mx, sum, acc,
                              scores);
                 continue;
             }
-            for (uint32_t t = 0; t < tn; t++) {
-                const uint16_t *kr = Kg + (size_t)(t0 + t) * hd;
-                for (uint32_t h = 0; h < group; h++) scores[h * HAI_ATT_TILE + t] = k->dot_f16_f32(hd, kr, q + (size_t)h * hd) * scale;
+            for (uint32_t tb = 0; tb < tn; tb += HAI_KT) { /* a block of keys, converted once for the group's heads */
+                const uint16_t *kb = Kg + (size_t)(t0 + tb) * hd;
+                uint32_t nb = tn - tb < HAI_KT ? tn - tb : HAI_KT;
+                for (size_t e = 0; e < (size_t)hd * HAI_KT; e++) kblk[e] = hai_f16_to_f32(kb[e]);
+                for (uint32_t h = 0; h < group; h++) {
+                    float s[HAI_KT] = {0};
+                    for (uint32_t d = 0; d < hd; d++)
+                        for (uint32_t u = 0; u < HAI_KT; u++) s[u] += q[(size_t)h * hd + d] * kblk[d * HAI_KT + u];
+                    for (uint32_t u = 0; u < nb; u++) scores[h * HAI_ATT_TILE + tb + u] = s[u] * scale;
+                }
             }
             for (uint32_t h = 0; h < group; h++) {
                 float *sc = scores + h * HAI_ATT_TILE, tmax = mx[h];

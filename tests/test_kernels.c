@@ -199,27 +199,31 @@ static void check_gemm(const hai_kernels *k) {
 /* The attention tile against a direct softmax in double precision, over several tiles (the
  * online rescaling), for head sizes the wide path takes (64, 128) and one it does not (48). */
 static void check_attn(const hai_kernels *k) {
-    static const int dims[] = {64, 128, 48, 64, 64, 128}, heads[] = {8, 8, 8, 4, 6, 1}; /* GQA group sizes */
-    for (int di = 0; di < 6; di++) {
+    static const int dims[] = {64, 128, 48, 64, 64, 128, 64}, heads[] = {8, 8, 8, 4, 6, 1, 12}; /* GQA group sizes */
+    for (int di = 0; di < 7; di++) {
         int nh = heads[di], hd = dims[di], nkeys = 165; /* tiles of 64, 64, 37 */
-        size_t stride = (size_t)2 * hd + 16;  /* rows of a wider cache: the head's part only */
+        size_t stride = (size_t)2 * hd + 16;  /* value rows of a wider cache: the head's part only */
+        size_t kn = (size_t)(nkeys + 15) / 16 * 16 * hd; /* keys in blocks of 16, transposed */
         float *q = malloc((size_t)nh * hd * sizeof *q), *acc = calloc((size_t)nh * hd, sizeof *acc), *sc = malloc((size_t)nh * 64 * sizeof *sc);
-        uint16_t *K = malloc((size_t)nkeys * stride * 2), *V = malloc((size_t)nkeys * stride * 2);
-        float m[8], l[8];
+        uint16_t *K = malloc(kn * 2), *V = malloc((size_t)nkeys * stride * 2);
+        float m[16], l[16];
         for (int i = 0; i < nh * hd; i++) q[i] = randn();
-        for (size_t i = 0; i < (size_t)nkeys * stride; i++) K[i] = hai_f32_to_f16(randn()), V[i] = hai_f32_to_f16(randn());
+        for (size_t i = 0; i < (size_t)nkeys * stride; i++) V[i] = hai_f32_to_f16(randn());
+        for (size_t i = 0; i < kn; i++) K[i] = 0x7E00; /* NaN: the lanes past the last key must be ignored */
+        for (int t = 0; t < nkeys; t++)
+            for (int i = 0; i < hd; i++) K[hai_kt_index(t, i, hd)] = hai_f32_to_f16(randn());
         for (int h = 0; h < nh; h++) m[h] = -INFINITY, l[h] = 0;
         float scale = 1.0f / sqrtf((float)hd);
         for (int t0 = 0; t0 < nkeys; t0 += 64) {
             int tn = nkeys - t0 < 64 ? nkeys - t0 : 64;
-            k->attn_tile(nh, hd, hd, q, K + (size_t)t0 * stride, stride, V + (size_t)t0 * stride, stride, tn, scale, m, l, acc, sc);
+            k->attn_tile(nh, hd, hd, q, K + (size_t)t0 * hd, V + (size_t)t0 * stride, stride, tn, scale, m, l, acc, sc);
         }
         double worst = 0;
         for (int h = 0; h < nh; h++) {
             double *p = malloc((size_t)nkeys * sizeof *p), mx = -INFINITY, sum = 0;
             for (int t = 0; t < nkeys; t++) {
                 double d = 0;
-                for (int i = 0; i < hd; i++) d += (double)q[h * hd + i] * hai_f16_to_f32(K[(size_t)t * stride + i]);
+                for (int i = 0; i < hd; i++) d += (double)q[h * hd + i] * hai_f16_to_f32(K[hai_kt_index(t, i, hd)]);
                 p[t] = d * scale;
                 mx = fmax(mx, p[t]);
             }

@@ -59,6 +59,13 @@ static inline const uint16_t *hai_q4x2_scales(const void *row, int64_t b) {
     return (const uint16_t *)((const uint8_t *)row + HAI_Q4X2_GROUP_BYTES * (b / 16)) + b % 16;
 }
 
+/* Keys (the KV cache's and an attention tile's) are stored transposed in blocks of 16 positions,
+ * each [head_dim][16] f16: a dimension of 16 keys is one vector, so the scores of 16 keys come
+ * out of plain vector FMAs, without a horizontal sum per key. Key t's dimension d, counting from
+ * a block boundary: */
+#define HAI_KT 16
+static inline size_t hai_kt_index(int64_t t, int64_t d, int64_t hd) { return (size_t)(t / HAI_KT * hd * HAI_KT + d * HAI_KT + t % HAI_KT); }
+
 /* Bytes of one row of n elements in a repacked layout. */
 size_t hai_repack_row_bytes(uint32_t to, int64_t n);
 /* One row of n elements from a GGUF type to the layout `to`. */
@@ -103,13 +110,14 @@ typedef struct hai_kernels {
     /* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)) (the gated FFN). NULL: forward.c's loop. */
     void (*swiglu)(int64_t n, float *g, const float *u);
     /* One tile of causal attention for the nh query heads of a KV group, as an online softmax:
-     *   q [nh][hd]; keys and values t < nk at K + t * k_stride, V + t * v_stride (f16, [hd] / [hdv]);
+     *   q [nh][hd]; keys t < nk in K transposed in blocks of 16 (hai_kt_index; the lanes of the last
+     *   block past nk may hold anything), values at V + t * v_stride (f16 rows of hdv);
      *   m[nh], l[nh]: running maximum and sum of exp; acc [nh][hdv]: running weighted values;
      *   scores: scratch [nh][nk]. For each head: s_t = scale * q.K_t; the maximum m' takes in the
      *   tile; l = l * exp(m - m') + sum exp(s_t - m'); acc = acc * exp(m - m') + sum exp(s_t - m') V_t.
      * NULL: forward.c does it with dot_f16_f32 and scale_axpy_f16. */
-    void (*attn_tile)(int nh, int hd, int hdv, const float *q, const uint16_t *K, size_t k_stride, const uint16_t *V, size_t v_stride,
-                      int nk, float scale, float *m, float *l, float *acc, float *scores);
+    void (*attn_tile)(int nh, int hd, int hdv, const float *q, const uint16_t *K, const uint16_t *V, size_t v_stride, int nk, float scale,
+                      float *m, float *l, float *acc, float *scores);
 } hai_kernels;
 
 /* The portable reference kernels. */
