@@ -66,6 +66,16 @@ static inline const uint16_t *hai_q4x2_scales(const void *row, int64_t b) {
 #define HAI_KT 16
 static inline size_t hai_kt_index(int64_t t, int64_t d, int64_t hd) { return (size_t)(t / HAI_KT * hd * HAI_KT + d * HAI_KT + t % HAI_KT); }
 
+/* The x86 decode kernels' split activation row (x86_avx512_decode.c, x86_avx2_decode.c): each int16
+ * q = 256 * hi + lo as two int8 levels, per pair of blocks b, b+1 (b even) 128 bytes
+ * hi(b) hi(b+1) lo(b) lo(b+1) (a last unpaired block: hi lo), then the scales and sums of the
+ * plain row. Where block b's hi bytes start, and how far after them its lo bytes are: */
+static inline size_t hai_split_hi(int64_t b, int64_t nb, int *lo_off) {
+    bool paired = (b | 1) < nb;
+    *lo_off = paired ? 64 : 32;
+    return (size_t)(64 * (b & ~(int64_t)1) + (paired ? 32 * (b & 1) : 0));
+}
+
 /* Bytes of one row of n elements in a repacked layout. */
 size_t hai_repack_row_bytes(uint32_t to, int64_t n);
 /* One row of n elements from a GGUF type to the layout `to`. */

@@ -25,19 +25,12 @@ void hai_avx2_decode_prep(int64_t n, const void *act, void *out) {
         __m256i hi = _mm256_packs_epi16(_mm256_srai_epi16(_mm256_add_epi16(v0, bias), 8), _mm256_srai_epi16(_mm256_add_epi16(v1, bias), 8));
         __m256i lo = _mm256_packus_epi16(_mm256_and_si256(v0, low), _mm256_and_si256(v1, low)); /* the low bytes, as unsigned */
         hi = _mm256_permute4x64_epi64(hi, 0xD8), lo = _mm256_permute4x64_epi64(lo, 0xD8);
-        bool paired = (b | 1) < nb;
-        int8_t *base = o + 64 * (b & ~(int64_t)1) + (paired ? 32 * (b & 1) : 0);
+        int lo_off;
+        int8_t *base = o + hai_split_hi(b, nb, &lo_off);
         _mm256_storeu_si256((__m256i *)base, hi);
-        _mm256_storeu_si256((__m256i *)(base + (paired ? 64 : 32)), lo);
+        _mm256_storeu_si256((__m256i *)(base + lo_off), lo);
     }
     memcpy(o + 64 * nb, (const uint8_t *)act + 64 * nb, 12 * (size_t)nb); /* scales and sums */
-}
-
-/* where block b's hi and lo bytes are in a split row of nb blocks */
-static inline const int8_t *hi_of(const int8_t *a, int64_t b, int64_t nb, int *lo_off) {
-    bool paired = (b | 1) < nb;
-    *lo_off = paired ? 64 : 32;
-    return a + 64 * (b & ~(int64_t)1) + (paired ? 32 * (b & 1) : 0);
 }
 
 /* 32 unsigned weights (bytes <= 63) . one block's split activations: 8 int32 lanes, lanes 0-3 the
@@ -99,7 +92,7 @@ float hai_avx2_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
         __m256i v = _mm256_loadu_si256((const __m256i *)hai_q4x2_pair(w, np, b / 2));
         __m256i u = _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
         int lo_off;
-        const int8_t *hi = hi_of(a, b, nb, &lo_off);
+        const int8_t *hi = a + hai_split_hi(b, nb, &lo_off);
         __m256i t = block_dot(u, hi, lo_off);
         __m128i t4 = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
         t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, 0x4E));

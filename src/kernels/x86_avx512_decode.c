@@ -22,19 +22,12 @@ void hai_x86_decode_prep(int64_t n, const void *act, void *out) {
         __m512i v = _mm512_loadu_si512(q + 32 * b);
         __m256i hi = _mm512_cvtepi16_epi8(_mm512_srai_epi16(_mm512_add_epi16(v, bias), 8));
         __m256i lo = _mm512_cvtepi16_epi8(v); /* the low byte: q - 256 * hi */
-        bool paired = (b | 1) < nb;
-        int8_t *base = o + 64 * (b & ~(int64_t)1) + (paired ? 32 * (b & 1) : 0);
+        int lo_off;
+        int8_t *base = o + hai_split_hi(b, nb, &lo_off);
         _mm256_storeu_si256((__m256i *)base, hi);
-        _mm256_storeu_si256((__m256i *)(base + (paired ? 64 : 32)), lo);
+        _mm256_storeu_si256((__m256i *)(base + lo_off), lo);
     }
     memcpy(o + 64 * nb, (const uint8_t *)act + 64 * nb, 12 * (size_t)nb); /* scales and sums */
-}
-
-/* where block b's hi and lo bytes are in a split row of nb blocks */
-static inline const int8_t *hi_of(const int8_t *a, int64_t b, int64_t nb, int *lo_off) {
-    bool paired = (b | 1) < nb;
-    *lo_off = paired ? 64 : 32;
-    return a + 64 * (b & ~(int64_t)1) + (paired ? 32 * (b & 1) : 0);
 }
 
 /* 64 nibbles of two blocks (low nibbles of v: block b, high: b+1) with their split activations at
@@ -111,7 +104,7 @@ float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
         __m256i v = _mm256_loadu_si256((const __m256i *)hai_q4x2_pair(w, np, b / 2));
         __m256i u = _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
         int lo_off;
-        const int8_t *hi = hi_of(a, b, nb, &lo_off);
+        const int8_t *hi = a + hai_split_hi(b, nb, &lo_off);
         int32_t isum = block_dot(u, hi, lo_off) - 8 * (as[2 * b] + as[2 * b + 1]);
         s += _cvtsh_ss(*hai_q4x2_scales(w, b)) * ad[b] * (float)isum;
     }
