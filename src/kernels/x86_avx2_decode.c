@@ -1,11 +1,11 @@
 /* Decode (a token or a few) on AVX2 without VNNI: the CPUs of most laptops and desktops. The
- * int16 activation rows are split as on AVX-512 (src/kernels/x86_avx512_decode.c: q = 256 * hi + lo,
- * per pair of blocks hi(b) hi(b+1) lo(b) lo(b+1), 32 bytes each), so the unsigned 4- and 6-bit
- * weights go into vpmaddubsw as they are: a product of a weight (<= 63) and an int8 pair sums to at
- * most 2 * 63 * 128 < 2^15, so nothing saturates and every sum is exact; vpmaddwd then widens
- * the hi sums times 256 and the lo sums times 1. The loops prefetch the weights (the hardware
- * prefetcher alone left these kernels waiting on memory: 2.7 GB/s for Q4_0 before) and fold the
- * two blocks of a pair into one register so one conversion and one FMA serve both. */
+ * int16 activation rows are split as on AVX-512 (q = 256 * hi + lo; the layout: hai_split_hi in
+ * kernels.h), so the unsigned 4- and 6-bit weights go into vpmaddubsw as they are: a weight
+ * (<= 63) times an int8, summed in pairs, stays under 2 * 63 * 128 < 2^15, so nothing saturates
+ * and every sum is exact; vpmaddwd then widens the hi sums times 256 and the lo sums times 1. The
+ * loops prefetch the weights (the hardware prefetcher alone left these kernels waiting on memory:
+ * 2.7 GB/s for Q4_0 before) and fold the two blocks of a pair into one register so one
+ * conversion and one FMA serve both. */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
