@@ -235,13 +235,12 @@ static void store_task(void *arg, int ith, int nth) {
         if (j->L->bv)
             for (size_t d = 0; d < vdim; d++) v[d] += j->L->bv[d];
         size_t pos = c->n_past + (size_t)i;
-        for (uint32_t g = 0; g < hp->n_head_kv; g++) { /* head-major: [layer][kv head][position][dim] */
-            size_t row = ((size_t)j->layer * hp->n_head_kv + g) * c->n_ctx + pos;
-            /* keys: the group's block of positions, transposed */
-            uint16_t *kg = c->k_cache + ((size_t)j->layer * hp->n_head_kv + g) * c->n_ctx_kt * hp->head_dim;
+        for (uint32_t g = 0; g < hp->n_head_kv; g++) { /* head-major: [layer][kv head][position][...] */
+            size_t lg = (size_t)j->layer * hp->n_head_kv + g;
+            uint16_t *kg = c->k_cache + lg * c->n_ctx_kt * hp->head_dim; /* keys: the group's blocks of positions, transposed */
             const float *kr = c->kv_k + i * kdim + g * hp->head_dim;
             for (uint32_t d = 0; d < hp->head_dim; d++) kg[hai_kt_index((int64_t)pos, d, hp->head_dim)] = hai_f32_to_f16(kr[d]);
-            c->k->f32_to_f16((int64_t)hp->head_dim_v, v + g * hp->head_dim_v, c->v_cache + row * hp->head_dim_v);
+            c->k->f32_to_f16((int64_t)hp->head_dim_v, v + g * hp->head_dim_v, c->v_cache + (lg * c->n_ctx + pos) * hp->head_dim_v);
         }
     }
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "x86_simd.h"
 
 #define PF_AHEAD 2048 /* bytes of weights ahead of the loads, as in the AVX-512 kernels */
 
@@ -56,13 +57,6 @@ static inline __m256 block_sums8(const int32_t *s) {
     return _mm256_cvtepi32_ps(h);
 }
 
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 float hai_avx2_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     int64_t nb = n / 32, np = (nb + 1) / 2, b = 0;
     const int8_t *a = ar;
@@ -87,7 +81,7 @@ float hai_avx2_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
             acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t1), pair_scales(sc, p + 1), acc1);
         }
     }
-    float s = hsum(_mm256_add_ps(acc0, acc1)) - 8.0f * hsum(off);
+    float s = hai_hsum256(_mm256_add_ps(acc0, acc1)) - 8.0f * hai_hsum256(off);
     for (; b < nb; b++) { /* what is left, a block at a time */
         __m256i v = _mm256_loadu_si256((const __m256i *)hai_q4x2_pair(w, np, b / 2));
         __m256i u = _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
@@ -132,7 +126,7 @@ float hai_avx2_decode_q4_K(int64_t n, const void *w, const void *ar) {
             acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t1), pair_scales(sc, p + 1), acc1);
         }
     }
-    return hsum(_mm256_add_ps(acc0, acc1)) - hsum(mins);
+    return hai_hsum256(_mm256_add_ps(acc0, acc1)) - hai_hsum256(mins);
 }
 
 /* Q6_K: values 0..63 (low nibbles in ql, two high bits in qh) with the -32 through the activation
@@ -176,5 +170,5 @@ float hai_avx2_decode_q6_K(int64_t n, const void *w, const void *ar) {
             }
         }
     }
-    return hsum(_mm256_add_ps(acc0, acc1)) - 32.0f * hsum(off);
+    return hai_hsum256(_mm256_add_ps(acc0, acc1)) - 32.0f * hai_hsum256(off);
 }

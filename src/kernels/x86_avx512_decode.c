@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "x86_simd.h"
 
 void hai_x86_decode_prep(int64_t n, const void *act, void *out) {
     int64_t nb = n / 32;
@@ -134,10 +135,7 @@ float hai_x86_decode_q4_K(int64_t n, const void *w, const void *ar) {
         acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fold_pairs(pair_dot(qs, ai), pair_dot(qs + 32, ai + 128))), fold_scales(scp, 0), acc0);
         acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fold_pairs(pair_dot(qs + 64, ai + 256), pair_dot(qs + 96, ai + 384))), fold_scales(scp, 1), acc1);
     }
-    __m128 m = _mm_add_ps(_mm256_castps256_ps128(mins), _mm256_extractf128_ps(mins, 1));
-    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm_cvtss_f32(m);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hai_hsum256(mins);
 }
 
 /* Q6_K: 6-bit values 0..63 (low nibbles in ql, two high bits in qh) into vpdpbusd as they are;
