@@ -78,6 +78,20 @@ typedef struct mm_job {
 
 #define MM_CHUNK 16 /* weight rows per work item: reused from cache across the batch */
 
+/* One token's rows r0..r1 of a weight: results gathered per cache line of outputs (16 rows) and
+ * written a line at a time (hai_store_line). */
+static void mm_rows_one(hai_vec_dot_fn dot, const hai_weight *w, int64_t r0, int64_t r1, const void *act, float *out, bool add) {
+    float line[16];
+    for (int64_t g = r0, row = r0; row < r1; row++) {
+        float v = dot(w->n_in, w->data + (size_t)row * w->row_bytes, act);
+        line[row - g] = add ? out[row] + v : v;
+        if (row + 1 == r1 || (row + 1) % 16 == 0) {
+            hai_store_line(out + g, line, row + 1 - g);
+            g = row + 1;
+        }
+    }
+}
+
 /* Each thread takes an equal share of the 16-row chunks of all the weights in turn; what is the
  * same for a weight's rows (its dot, its activation rows) is looked up once per weight, not per
  * row (decode rows take ~80 ns: a call per row was measurable). */
@@ -97,6 +111,11 @@ static void mm_task(void *arg, int ith, int nth) {
         if (j->dec && k->decode_dot[w->type]) dot = k->decode_dot[w->type], acts = j->c->act_dec;
         float *out = j->o[oi].out;
         bool add = j->o[oi].add;
+        if (j->n == 1) {
+            mm_rows_one(dot, w, r - base, end - base, at == HAI_ACT_F32 ? (const void *)j->in : (const void *)acts, out, add);
+            r = end;
+            continue;
+        }
         for (int64_t row = r - base; row < end - base; row++) { /* rows outer: a row is read once for all tokens */
             const uint8_t *wr = w->data + (size_t)row * w->row_bytes;
             for (uint32_t i = 0; i < j->n; i++) {
@@ -108,6 +127,7 @@ static void mm_task(void *arg, int ith, int nth) {
         }
         r = end;
     }
+    hai_store_fence();
 }
 
 /* Prefill on the matrix kernels: the activations go into their layout (token panels split across

@@ -76,6 +76,29 @@ static inline size_t hai_split_hi(int64_t b, int64_t nb, int *lo_off) {
     return (size_t)(64 * (b & ~(int64_t)1) + (paired ? 32 * (b & 1) : 0));
 }
 
+/* Decode's results, 16 rows (one cache line) at a time, written around the caches when the line
+ * is whole. One token's matmul stores a float per weight row; a plain store pulls the line into
+ * L1 for ownership, and that cost the weight stream 6-10% (`bench_decode_bw 2 --stores`, Q4_0:
+ * no stores 32.8-33.6 GB/s, a store per row 30.0-30.9, whole lines streamed 31.9-32.8; a line
+ * kept in L1 by prefetchw before its stores was as slow as plain stores; tg128 +3-5%). The lines
+ * are re-read from memory by the next step: a few KB against the MBs of weights.
+ * hai_store_fence() makes them visible to other threads (end of a task). */
+#if defined(__SSE__)
+#include <xmmintrin.h>
+static inline void hai_store_line(float *dst, const float *src, int64_t n) {
+    if (n == 16 && ((uintptr_t)dst & 63) == 0)
+        for (int i = 0; i < 16; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+static inline void hai_store_fence(void) { _mm_sfence(); }
+#else
+static inline void hai_store_line(float *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+static inline void hai_store_fence(void) {}
+#endif
+
 /* Bytes of one row of n elements in a repacked layout. */
 size_t hai_repack_row_bytes(uint32_t to, int64_t n);
 /* One row of n elements from a GGUF type to the layout `to`. */
