@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The ARM path, proven on this x86 machine: libhai and its C tests cross-compiled for AArch64
-# (gcc-aarch64-linux-gnu, NEON kernels and their dotprod matrix path), then the kernel tests and the reference-logits tests
+# (gcc-aarch64-linux-gnu, NEON kernels and their dotprod and i8mm matrix paths), then the kernel tests and the reference-logits tests
 # run under qemu-aarch64 (-cpu max). Speed cannot be measured this way; correctness can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,9 @@ run() { HAI_TEST_THREADS=1 qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max "$@";
 run build-arm/tests/test_kernels
 run build-arm/tests/test_quant "$shared"
 # every model and type, in the three paths (batch, token by token, chunks), on what the CPU has
-# (qemu's max: dotprod, whose matrix path also runs decode), then the batch path on plain NEON
+# (qemu's max: i8mm, whose prefill tiles use smmla and decode the dotprod rows), then on the dotprod
+# table (sdot for prefill too), then the batch path on plain NEON
 run build-arm/tests/test_reference "$shared"
+HAI_KERNELS=neon-dotprod run build-arm/tests/test_reference "$shared"
 HAI_KERNELS=neon run build-arm/tests/test_reference "$shared" --paths all
 echo "test-arm: the AArch64 build passes its kernel, block-format and reference-logits tests under qemu"

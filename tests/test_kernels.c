@@ -307,15 +307,16 @@ int main(void) {
         }
     fprintf(stderr, "%d fast kernel sets tested; in use: %s\n", tested, hai_kernels_best()->name);
     int gemms = 0;
-    const hai_kernels *all[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_amx(), hai_kernels_neon(), hai_kernels_neon_dotprod()};
-    for (int i = 0; i < 5; i++)
+    const hai_kernels *all[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_amx(), hai_kernels_neon(), hai_kernels_neon_dotprod(),
+                                hai_kernels_neon_i8mm()};
+    for (int i = 0; i < 6; i++)
         if (all[i] && all[i]->gemm_prep) check_gemm(all[i]), gemms++;
     fprintf(stderr, "%d matrix kernel sets tested\n", gemms);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (all[i] && all[i]->attn_tile) check_attn(all[i]);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (all[i] && all[i]->decode_prep) check_decode(all[i]);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (all[i] && all[i]->swiglu) check_swiglu(all[i]);
 #if defined(__x86_64__)
     hai_cpu_x86 f = hai_cpu_x86_features();
@@ -324,6 +325,8 @@ int main(void) {
 #endif
 #if defined(__aarch64__)
     CHECK_MSG(!(getauxval(AT_HWCAP) & (1ul << 20)) || hai_kernels_neon_dotprod(), "the CPU has dotprod but those kernels are missing");
+    CHECK_MSG(!(getauxval(AT_HWCAP) & (1ul << 20)) || !(getauxval(AT_HWCAP2) & (1ul << 13)) || hai_kernels_neon_i8mm(),
+              "the CPU has dotprod and i8mm but the i8mm kernels are missing");
 #endif
     return check_done("test_kernels");
 }

@@ -15,10 +15,11 @@ static void choose(void) {
     else if (force && !strcmp(force, "avx2") && avx2) best = avx2;
     else if (force && !strcmp(force, "avx512") && avx512) best = avx512;
     else if (force && !strcmp(force, "neon") && neon) best = neon;
+    else if (force && !strcmp(force, "neon-dotprod") && hai_kernels_neon_dotprod()) best = hai_kernels_neon_dotprod();
     else {
         const hai_kernels *amx = hai_kernels_amx(); /* asks the kernel for the tile state: only if chosen */
-        const hai_kernels *dotprod = hai_kernels_neon_dotprod();
-        best = amx ? amx : avx512 ? avx512 : avx2 ? avx2 : dotprod ? dotprod : neon ? neon : hai_kernels_ref();
+        const hai_kernels *dotprod = hai_kernels_neon_dotprod(), *i8mm = hai_kernels_neon_i8mm();
+        best = amx ? amx : avx512 ? avx512 : avx2 ? avx2 : i8mm ? i8mm : dotprod ? dotprod : neon ? neon : hai_kernels_ref();
     }
 }
 
@@ -75,4 +76,7 @@ const hai_kernels *hai_kernels_neon(void) { return NULL; }
 #endif
 #if !defined(HAI_HAVE_NEON_DOTPROD)
 const hai_kernels *hai_kernels_neon_dotprod(void) { return NULL; }
+#endif
+#if !defined(HAI_HAVE_NEON_I8MM)
+const hai_kernels *hai_kernels_neon_i8mm(void) { return NULL; }
 #endif

@@ -169,6 +169,7 @@ const hai_kernels *hai_kernels_avx2(void);
 const hai_kernels *hai_kernels_avx512(void);
 const hai_kernels *hai_kernels_neon(void);
 const hai_kernels *hai_kernels_neon_dotprod(void);
+const hai_kernels *hai_kernels_neon_i8mm(void); /* the dotprod table with smmla matrix kernels */
 const hai_kernels *hai_kernels_amx(void);
 
 #endif
