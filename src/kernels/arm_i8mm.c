@@ -9,13 +9,15 @@
  * and the tokens' split activations (gemm_prep of the dotprod table: hi[32] then lo[32] per block,
  * q = 256 * hi + lo) the same way; a block's 2x2 tile is 256 * (hi products) + (lo products), exact.
  * Decode (one token) keeps the dotprod table's per-row path: a tile would be half empty.
- * Built only with +i8mm, chosen at run time when the CPU reports it (HWCAP2_I8MM). */
+ * Every quantized type: row_block() unpacks them as arm_dots.inc does. Built only with +i8mm,
+ * chosen at run time when the CPU reports it (HWCAP2_I8MM). */
 #include <arm_neon.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
 
 #include "../fp16.h"
+#include "arm_bits.h"
 #include "kernels.h"
 
 #ifndef HWCAP2_I8MM
@@ -55,72 +57,127 @@ static inline void mm_block(const int8x16_t *w, const int8_t *p, const int8_t *q
     *s1 = vmmlaq_s32(vmmlaq_s32(vshlq_n_s32(h1, 8), w[2], zip_lo(pl1, ql1)), w[3], zip_hi(pl1, ql1));
 }
 
-enum { K_Q4_0, K_Q8_0, K_Q4_K, K_Q6_K };
+/* What a type's 32-weight block needs besides its int8 weights: one scale or one per 16 weights,
+ * and a minimum (times the token's sum of the block, or of each 16) or none. */
+enum { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0, K_IQ4_NL, K_IQ4_XS, K_Q2_K, K_Q3_K, K_Q4_K, K_Q5_K, K_Q6_K };
+static inline bool scale16(int kind) { return kind == K_Q2_K || kind == K_Q3_K || kind == K_Q6_K; }
+static inline bool min32(int kind) { return kind == K_Q4_1 || kind == K_Q5_1 || kind == K_Q4_K || kind == K_Q5_K; }
 
-/* Block b of two rows, unpacked: the operands, and per row (lanes [r0, r0, r1, r1]) the scale of
- * weights 0..15 (*d0) and 16..31 (*d1) and the block's minimum times its scale (*mn, Q4_K). */
+/* Block b of one row as int8 weights (*w0: 0..15, *w1: 16..31), the scales of weights 0..15 and
+ * 16..31 (d[0], d[1]) and the minimum terms, sign included (m[0], m[1]): the block's value is
+ * sum(d * w * a) + m * sum(a) per half. The same unpacking as arm_dots.inc's dots. */
+static inline __attribute__((always_inline)) void row_block(const int kind, const uint8_t *row, int64_t b, int8x16_t *w0, int8x16_t *w1,
+                                                            float *d, float *m) {
+    const uint8x16_t lo4 = vdupq_n_u8(0x0F);
+    int64_t i = b / 8;
+    int j = (int)(b % 8);
+    m[0] = m[1] = 0;
+    if (kind == K_Q4_0 || kind == K_Q4_1 || kind == K_IQ4_NL) {
+        const uint8_t *qs = kind == K_Q4_0 ? ((const hai_block_q4_0 *)row + b)->qs
+                          : kind == K_Q4_1 ? ((const hai_block_q4_1 *)row + b)->qs : ((const hai_block_iq4_nl *)row + b)->qs;
+        uint8x16_t u = vld1q_u8(qs), l = vandq_u8(u, lo4), h = vshrq_n_u8(u, 4);
+        if (kind == K_IQ4_NL) {
+            const int8x16_t lut = vld1q_s8(hai_iq4nl_values);
+            *w0 = vqtbl1q_s8(lut, l), *w1 = vqtbl1q_s8(lut, h);
+            d[0] = f16(((const hai_block_iq4_nl *)row + b)->d);
+        } else if (kind == K_Q4_0) {
+            *w0 = vsubq_s8(vreinterpretq_s8_u8(l), vdupq_n_s8(8)), *w1 = vsubq_s8(vreinterpretq_s8_u8(h), vdupq_n_s8(8));
+            d[0] = f16(((const hai_block_q4_0 *)row + b)->d);
+        } else {
+            const hai_block_q4_1 *x = (const hai_block_q4_1 *)row + b;
+            *w0 = vreinterpretq_s8_u8(l), *w1 = vreinterpretq_s8_u8(h);
+            d[0] = f16(x->d), m[0] = m[1] = f16(x->m);
+        }
+    } else if (kind == K_Q5_0) {
+        const hai_block_q5_0 *x = (const hai_block_q5_0 *)row + b;
+        q5_unpack(x->qs, x->qh, w0, w1, 16);
+        d[0] = f16(x->d);
+    } else if (kind == K_Q5_1) {
+        const hai_block_q5_1 *x = (const hai_block_q5_1 *)row + b;
+        q5_unpack(x->qs, x->qh, w0, w1, 0);
+        d[0] = f16(x->d), m[0] = m[1] = f16(x->m);
+    } else if (kind == K_Q8_0) {
+        const hai_block_q8_0 *x = (const hai_block_q8_0 *)row + b;
+        *w0 = vld1q_s8(x->qs), *w1 = vld1q_s8(x->qs + 16);
+        d[0] = f16(x->d);
+    } else if (kind == K_IQ4_XS) {
+        const hai_block_iq4_xs *x = (const hai_block_iq4_xs *)row + i;
+        int ls = ((x->scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((x->scales_h >> (2 * j)) & 3) << 4);
+        const int8x16_t lut = vld1q_s8(hai_iq4nl_values);
+        uint8x16_t u = vld1q_u8(x->qs + 16 * j);
+        *w0 = vqtbl1q_s8(lut, vandq_u8(u, lo4)), *w1 = vqtbl1q_s8(lut, vshrq_n_u8(u, 4));
+        d[0] = f16(x->d) * (float)(ls - 32);
+    } else if (kind == K_Q2_K) {
+        const hai_block_q2_K *x = (const hai_block_q2_K *)row + i;
+        int h = j / 4, sb = 2 * j;
+        const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * (j % 4)));
+        *w0 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(vld1q_u8(x->qs + 32 * h), sh), vdupq_n_u8(3)));
+        *w1 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(vld1q_u8(x->qs + 32 * h + 16), sh), vdupq_n_u8(3)));
+        float dd = f16(x->d), dm = f16(x->dmin);
+        d[0] = dd * (float)(x->scales[sb] & 0xF), d[1] = dd * (float)(x->scales[sb + 1] & 0xF);
+        m[0] = -dm * (float)(x->scales[sb] >> 4), m[1] = -dm * (float)(x->scales[sb + 1] >> 4);
+    } else if (kind == K_Q3_K) {
+        const hai_block_q3_K *x = (const hai_block_q3_K *)row + i;
+        int h = j / 4;
+        const int8x16_t s2 = vdupq_n_s8((int8_t)(-2 * (j % 4))), sc = vdupq_n_s8((int8_t)-j);
+        uint8x16_t q0 = vandq_u8(vshlq_u8(vld1q_u8(x->qs + 32 * h), s2), vdupq_n_u8(3));
+        uint8x16_t q1 = vandq_u8(vshlq_u8(vld1q_u8(x->qs + 32 * h + 16), s2), vdupq_n_u8(3));
+        uint8x16_t b0 = vandq_u8(vshlq_u8(vld1q_u8(x->hmask), sc), vdupq_n_u8(1)), b1 = vandq_u8(vshlq_u8(vld1q_u8(x->hmask + 16), sc), vdupq_n_u8(1));
+        *w0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(q0, vshlq_n_u8(b0, 2))), vdupq_n_s8(4));
+        *w1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(q1, vshlq_n_u8(b1, 2))), vdupq_n_s8(4));
+        float dd = f16(x->d);
+        d[0] = dd * (float)(hai_q3k_scale(2 * j, x->scales) - 32), d[1] = dd * (float)(hai_q3k_scale(2 * j + 1, x->scales) - 32);
+    } else if (kind == K_Q4_K || kind == K_Q5_K) {
+        const uint8_t *scales = kind == K_Q4_K ? ((const hai_block_q4_K *)row + i)->scales : ((const hai_block_q5_K *)row + i)->scales;
+        const uint8_t *qs = kind == K_Q4_K ? ((const hai_block_q4_K *)row + i)->qs : ((const hai_block_q5_K *)row + i)->qs;
+        uint16_t dh = kind == K_Q4_K ? ((const hai_block_q4_K *)row + i)->d : ((const hai_block_q5_K *)row + i)->d;
+        uint16_t mh = kind == K_Q4_K ? ((const hai_block_q4_K *)row + i)->dmin : ((const hai_block_q5_K *)row + i)->dmin;
+        uint8_t sc, mn;
+        hai_q4k_scale_min(j, scales, &sc, &mn);
+        uint8x16_t u0 = vld1q_u8(qs + 32 * (j / 2)), u1 = vld1q_u8(qs + 32 * (j / 2) + 16);
+        if (j % 2) u0 = vshrq_n_u8(u0, 4), u1 = vshrq_n_u8(u1, 4);
+        u0 = vandq_u8(u0, lo4), u1 = vandq_u8(u1, lo4);
+        if (kind == K_Q5_K) { /* bit j of qh[l]: the 5th bit of weight l of sub-block j */
+            const hai_block_q5_K *x = (const hai_block_q5_K *)row + i;
+            const int8x16_t sh = vdupq_n_s8((int8_t)-j);
+            u0 = vorrq_u8(u0, vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8(x->qh), sh), vdupq_n_u8(1)), 4));
+            u1 = vorrq_u8(u1, vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8(x->qh + 16), sh), vdupq_n_u8(1)), 4));
+        }
+        *w0 = vreinterpretq_s8_u8(u0), *w1 = vreinterpretq_s8_u8(u1);
+        d[0] = f16(dh) * (float)sc, m[0] = m[1] = -f16(mh) * (float)mn;
+    } else { /* K_Q6_K: (low 4 bits | high 2 bits << 4) - 32, a scale per 16 */
+        const hai_block_q6_K *x = (const hai_block_q6_K *)row + i;
+        int h = j / 4, k = j % 4;
+        const uint8_t *ql = x->ql + 64 * h + 32 * (k & 1), *qh = x->qh + 32 * h;
+        const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * k));
+        uint8x16_t l0 = vld1q_u8(ql), l1 = vld1q_u8(ql + 16);
+        if (k >= 2) l0 = vshrq_n_u8(l0, 4), l1 = vshrq_n_u8(l1, 4);
+        uint8x16_t h0 = vandq_u8(vshlq_u8(vld1q_u8(qh), sh), vdupq_n_u8(3)), h1 = vandq_u8(vshlq_u8(vld1q_u8(qh + 16), sh), vdupq_n_u8(3));
+        *w0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l0, lo4), vshlq_n_u8(h0, 4))), vdupq_n_s8(32));
+        *w1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l1, lo4), vshlq_n_u8(h1, 4))), vdupq_n_s8(32));
+        float dd = f16(x->d);
+        d[0] = dd * (float)x->scales[2 * j], d[1] = dd * (float)x->scales[2 * j + 1];
+    }
+    if (!scale16(kind)) d[1] = d[0];
+}
+
+/* Block b of two rows, unpacked: the operands, and per row (lanes [r0, r0, r1, r1]) the scales and
+ * minimum terms of weights 0..15 and 16..31. */
 typedef struct wblock {
     int8x16_t w[4];
-    float32x4_t d0, d1, mn;
+    float32x4_t d0, d1, m0, m1;
 } wblock;
 
 static inline float32x4_t per_row(float a, float b) { return vcombine_f32(vdup_n_f32(a), vdup_n_f32(b)); }
 
 static inline __attribute__((always_inline)) void unpack(const int kind, const uint8_t *ra, const uint8_t *rb, int64_t b, wblock *o) {
     int8x16_t a0, a1, b0, b1;
-    if (kind == K_Q4_0 || kind == K_Q8_0) {
-        float da, db;
-        if (kind == K_Q4_0) {
-            const hai_block_q4_0 *x = (const hai_block_q4_0 *)ra + b, *y = (const hai_block_q4_0 *)rb + b;
-            const uint8x16_t m = vdupq_n_u8(0x0F);
-            const int8x16_t eight = vdupq_n_s8(8);
-            uint8x16_t u = vld1q_u8(x->qs), v = vld1q_u8(y->qs);
-            a0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(u, m)), eight), a1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(u, 4)), eight);
-            b0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m)), eight), b1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
-            da = f16(x->d), db = f16(y->d);
-        } else {
-            const hai_block_q8_0 *x = (const hai_block_q8_0 *)ra + b, *y = (const hai_block_q8_0 *)rb + b;
-            a0 = vld1q_s8(x->qs), a1 = vld1q_s8(x->qs + 16), b0 = vld1q_s8(y->qs), b1 = vld1q_s8(y->qs + 16);
-            da = f16(x->d), db = f16(y->d);
-        }
-        o->d0 = o->d1 = per_row(da, db);
-    } else if (kind == K_Q4_K) {
-        int64_t i = b / 8;
-        int j = (int)(b % 8);
-        const hai_block_q4_K *x = (const hai_block_q4_K *)ra + i, *y = (const hai_block_q4_K *)rb + i;
-        uint8_t sa, ma, sb, mb;
-        hai_q4k_scale_min(j, x->scales, &sa, &ma);
-        hai_q4k_scale_min(j, y->scales, &sb, &mb);
-        const uint8x16_t m = vdupq_n_u8(0x0F);
-        uint8x16_t u0 = vld1q_u8(x->qs + 32 * (j / 2)), u1 = vld1q_u8(x->qs + 32 * (j / 2) + 16);
-        uint8x16_t v0 = vld1q_u8(y->qs + 32 * (j / 2)), v1 = vld1q_u8(y->qs + 32 * (j / 2) + 16);
-        if (j % 2) u0 = vshrq_n_u8(u0, 4), u1 = vshrq_n_u8(u1, 4), v0 = vshrq_n_u8(v0, 4), v1 = vshrq_n_u8(v1, 4);
-        a0 = vreinterpretq_s8_u8(vandq_u8(u0, m)), a1 = vreinterpretq_s8_u8(vandq_u8(u1, m));
-        b0 = vreinterpretq_s8_u8(vandq_u8(v0, m)), b1 = vreinterpretq_s8_u8(vandq_u8(v1, m));
-        o->d0 = o->d1 = per_row(f16(x->d) * sa, f16(y->d) * sb);
-        o->mn = per_row(f16(x->dmin) * ma, f16(y->dmin) * mb);
-    } else { /* K_Q6_K: weights (low 4 bits | high 2 bits << 4) - 32, a scale per 16 */
-        int64_t i = b / 8;
-        int c = (int)(b % 8), h = c / 4, k = c % 4;
-        const hai_block_q6_K *x = (const hai_block_q6_K *)ra + i, *y = (const hai_block_q6_K *)rb + i;
-        const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * k)), off = vdupq_n_s8(32);
-        const uint8x16_t m = vdupq_n_u8(0x0F), three = vdupq_n_u8(3);
-        int8x16_t r[4];
-        for (int e = 0; e < 2; e++) {
-            const hai_block_q6_K *z = e ? y : x;
-            const uint8_t *ql = z->ql + 64 * h + 32 * (k & 1), *qh = z->qh + 32 * h;
-            uint8x16_t l0 = vld1q_u8(ql), l1 = vld1q_u8(ql + 16);
-            if (k >= 2) l0 = vshrq_n_u8(l0, 4), l1 = vshrq_n_u8(l1, 4);
-            uint8x16_t h0 = vandq_u8(vshlq_u8(vld1q_u8(qh), sh), three), h1 = vandq_u8(vshlq_u8(vld1q_u8(qh + 16), sh), three);
-            r[2 * e] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l0, m), vshlq_n_u8(h0, 4))), off);
-            r[2 * e + 1] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l1, m), vshlq_n_u8(h1, 4))), off);
-        }
-        a0 = r[0], a1 = r[1], b0 = r[2], b1 = r[3];
-        float da = f16(x->d), db = f16(y->d);
-        o->d0 = per_row(da * x->scales[2 * c], db * y->scales[2 * c]);
-        o->d1 = per_row(da * x->scales[2 * c + 1], db * y->scales[2 * c + 1]);
-    }
+    float da[2], ma[2], db[2], mb[2];
+    row_block(kind, ra, b, &a0, &a1, da, ma);
+    row_block(kind, rb, b, &b0, &b1, db, mb);
     rows_of(a0, a1, b0, b1, o->w);
+    o->d0 = per_row(da[0], db[0]), o->d1 = per_row(da[1], db[1]);
+    o->m0 = per_row(ma[0], mb[0]), o->m1 = per_row(ma[1], mb[1]);
 }
 
 #define TILE_PAIRS 4 /* token pairs per tile: 8 tokens share a block's unpacked weights */
@@ -145,16 +202,23 @@ static inline __attribute__((always_inline)) void tile(const int kind, const int
             float32x4_t dt = vcombine_f32(d2, d2); /* token scales, lanes [t0, t1, t0, t1] */
             int32x4_t s0, s1;
             mm_block(wb.w, (const int8_t *)p[j] + 64 * b, (const int8_t *)q[j] + 64 * b, &s0, &s1);
-            if (kind == K_Q6_K) {
+            if (scale16(kind)) {
                 acc[j] = vfmaq_f32(acc[j], vcvtq_f32_s32(s0), vmulq_f32(wb.d0, dt));
                 acc[j] = vfmaq_f32(acc[j], vcvtq_f32_s32(s1), vmulq_f32(wb.d1, dt));
             } else {
                 acc[j] = vfmaq_f32(acc[j], vcvtq_f32_s32(vaddq_s32(s0, s1)), vmulq_f32(wb.d0, dt));
             }
-            if (kind == K_Q4_K) { /* - dmin * m * (the token's sum over the block) */
+            if (min32(kind) || kind == K_Q2_K) { /* + m * (the token's sum over each half of the block) */
                 const int32_t *sp = hai_act_s(p[j], n) + 2 * b, *sq = hai_act_s(q[j], n) + 2 * b;
-                float32x2_t s2 = vset_lane_f32((float)(sq[0] + sq[1]), vdup_n_f32((float)(sp[0] + sp[1])), 1);
-                acc[j] = vfmsq_f32(acc[j], wb.mn, vmulq_f32(dt, vcombine_f32(s2, s2)));
+                if (min32(kind)) {
+                    float32x2_t s2 = vset_lane_f32((float)(sq[0] + sq[1]), vdup_n_f32((float)(sp[0] + sp[1])), 1);
+                    acc[j] = vfmaq_f32(acc[j], wb.m0, vmulq_f32(dt, vcombine_f32(s2, s2)));
+                } else {
+                    float32x2_t h0 = vset_lane_f32((float)sq[0], vdup_n_f32((float)sp[0]), 1);
+                    float32x2_t h1 = vset_lane_f32((float)sq[1], vdup_n_f32((float)sp[1]), 1);
+                    acc[j] = vfmaq_f32(acc[j], wb.m0, vmulq_f32(dt, vcombine_f32(h0, h0)));
+                    acc[j] = vfmaq_f32(acc[j], wb.m1, vmulq_f32(dt, vcombine_f32(h1, h1)));
+                }
             }
         }
     }
@@ -198,8 +262,16 @@ static inline __attribute__((always_inline)) void gemm_kind(const int kind, int6
     }
 
 GEMM_OF(gemm_q4_0, K_Q4_0, HAI_TYPE_Q4_0)
+GEMM_OF(gemm_q4_1, K_Q4_1, HAI_TYPE_Q4_1)
+GEMM_OF(gemm_q5_0, K_Q5_0, HAI_TYPE_Q5_0)
+GEMM_OF(gemm_q5_1, K_Q5_1, HAI_TYPE_Q5_1)
 GEMM_OF(gemm_q8_0, K_Q8_0, HAI_TYPE_Q8_0)
+GEMM_OF(gemm_iq4_nl, K_IQ4_NL, HAI_TYPE_IQ4_NL)
+GEMM_OF(gemm_iq4_xs, K_IQ4_XS, HAI_TYPE_IQ4_XS)
+GEMM_OF(gemm_q2_K, K_Q2_K, HAI_TYPE_Q2_K)
+GEMM_OF(gemm_q3_K, K_Q3_K, HAI_TYPE_Q3_K)
 GEMM_OF(gemm_q4_K, K_Q4_K, HAI_TYPE_Q4_K)
+GEMM_OF(gemm_q5_K, K_Q5_K, HAI_TYPE_Q5_K)
 GEMM_OF(gemm_q6_K, K_Q6_K, HAI_TYPE_Q6_K)
 
 static hai_kernels table;
@@ -211,8 +283,10 @@ static void build(void) {
     if (!dotprod || !(getauxval(AT_HWCAP2) & HWCAP2_I8MM)) return;
     table = *dotprod; /* its prep (the split activations), its per-row gemm for the other types */
     table.name = "neon-i8mm";
-    table.gemm[HAI_TYPE_Q4_0] = gemm_q4_0, table.gemm[HAI_TYPE_Q8_0] = gemm_q8_0;
-    table.gemm[HAI_TYPE_Q4_K] = gemm_q4_K, table.gemm[HAI_TYPE_Q6_K] = gemm_q6_K;
+    table.gemm[HAI_TYPE_Q4_0] = gemm_q4_0, table.gemm[HAI_TYPE_Q4_1] = gemm_q4_1, table.gemm[HAI_TYPE_Q5_0] = gemm_q5_0;
+    table.gemm[HAI_TYPE_Q5_1] = gemm_q5_1, table.gemm[HAI_TYPE_Q8_0] = gemm_q8_0, table.gemm[HAI_TYPE_IQ4_NL] = gemm_iq4_nl;
+    table.gemm[HAI_TYPE_IQ4_XS] = gemm_iq4_xs, table.gemm[HAI_TYPE_Q2_K] = gemm_q2_K, table.gemm[HAI_TYPE_Q3_K] = gemm_q3_K;
+    table.gemm[HAI_TYPE_Q4_K] = gemm_q4_K, table.gemm[HAI_TYPE_Q5_K] = gemm_q5_K, table.gemm[HAI_TYPE_Q6_K] = gemm_q6_K;
     chosen = &table;
 }
 
