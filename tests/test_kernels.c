@@ -308,20 +308,21 @@ int main(void) {
     fprintf(stderr, "%d fast kernel sets tested; in use: %s\n", tested, hai_kernels_best()->name);
     int gemms = 0;
     const hai_kernels *all[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_amx(), hai_kernels_neon(), hai_kernels_neon_dotprod(),
-                                hai_kernels_neon_i8mm()};
-    for (int i = 0; i < 6; i++)
+                                hai_kernels_neon_i8mm(), hai_kernels_avx2_vnni()};
+    for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->gemm_prep) check_gemm(all[i]), gemms++;
     fprintf(stderr, "%d matrix kernel sets tested\n", gemms);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->attn_tile) check_attn(all[i]);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->decode_prep) check_decode(all[i]);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->swiglu) check_swiglu(all[i]);
 #if defined(__x86_64__)
     hai_cpu_x86 f = hai_cpu_x86_features();
     CHECK_MSG(!(f.avx2 && f.fma && f.f16c) || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");
     CHECK_MSG(!(f.avx512vl && f.avx512vnni && f.avx512bw) || hai_kernels_avx512(), "the CPU has AVX-512 VNNI but those kernels are missing");
+    CHECK_MSG(!(f.avx2 && f.fma && f.f16c && f.avx_vnni) || hai_kernels_avx2_vnni(), "the CPU has AVX-VNNI but those kernels are missing");
 #endif
 #if defined(__aarch64__)
     CHECK_MSG(!(getauxval(AT_HWCAP) & (1ul << 20)) || hai_kernels_neon_dotprod(), "the CPU has dotprod but those kernels are missing");

@@ -13,13 +13,15 @@ static void choose(void) {
     const hai_kernels *avx512 = hai_kernels_avx512(), *avx2 = hai_kernels_avx2(), *neon = hai_kernels_neon();
     if (force && !strcmp(force, "ref")) best = hai_kernels_ref();
     else if (force && !strcmp(force, "avx2") && avx2) best = avx2;
+    else if (force && !strcmp(force, "avx2-vnni") && hai_kernels_avx2_vnni()) best = hai_kernels_avx2_vnni();
     else if (force && !strcmp(force, "avx512") && avx512) best = avx512;
     else if (force && !strcmp(force, "neon") && neon) best = neon;
     else if (force && !strcmp(force, "neon-dotprod") && hai_kernels_neon_dotprod()) best = hai_kernels_neon_dotprod();
     else {
         const hai_kernels *amx = hai_kernels_amx(); /* asks the kernel for the tile state: only if chosen */
         const hai_kernels *dotprod = hai_kernels_neon_dotprod(), *i8mm = hai_kernels_neon_i8mm();
-        best = amx ? amx : avx512 ? avx512 : avx2 ? avx2 : i8mm ? i8mm : dotprod ? dotprod : neon ? neon : hai_kernels_ref();
+        const hai_kernels *avx2_vnni = hai_kernels_avx2_vnni();
+        best = amx ? amx : avx512 ? avx512 : avx2_vnni ? avx2_vnni : avx2 ? avx2 : i8mm ? i8mm : dotprod ? dotprod : neon ? neon : hai_kernels_ref();
     }
 }
 
@@ -55,6 +57,7 @@ hai_cpu_x86 hai_cpu_x86_features(void) {
         f.avx512vnni = zmm && (c & (1u << 11));
         f.amx_int8 = (d & (1u << 24)) && (d & (1u << 25)); /* AMX-TILE, AMX-INT8 (the OS grants the state on request) */
     }
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx_vnni = a & (1u << 4);
     return f;
 }
 #else
@@ -64,6 +67,9 @@ hai_cpu_x86 hai_cpu_x86_features(void) { return (hai_cpu_x86){0}; }
 /* Tables of instruction sets this build does not compile in. */
 #if !defined(HAI_HAVE_AVX2)
 const hai_kernels *hai_kernels_avx2(void) { return NULL; }
+#endif
+#if !defined(HAI_HAVE_AVX2) || !defined(HAI_HAVE_AVXVNNI)
+const hai_kernels *hai_kernels_avx2_vnni(void) { return NULL; }
 #endif
 #if !defined(HAI_HAVE_AVX512)
 const hai_kernels *hai_kernels_avx512(void) { return NULL; }

@@ -160,12 +160,13 @@ const hai_kernels *hai_kernels_best(void);
 
 /* x86 features the kernels need, from CPUID and XGETBV (OS support of the register state). */
 typedef struct hai_cpu_x86 {
-    bool avx2, fma, f16c, avx512f, avx512vl, avx512bw, avx512dq, avx512vnni, amx_int8;
+    bool avx2, fma, f16c, avx512f, avx512vl, avx512bw, avx512dq, avx512vnni, amx_int8, avx_vnni;
 } hai_cpu_x86;
 hai_cpu_x86 hai_cpu_x86_features(void);
 
 /* Per-ISA tables; NULL when not compiled in or not supported by this CPU. */
 const hai_kernels *hai_kernels_avx2(void);
+const hai_kernels *hai_kernels_avx2_vnni(void); /* the avx2 table with decode through AVX-VNNI */
 const hai_kernels *hai_kernels_avx512(void);
 const hai_kernels *hai_kernels_neon(void);
 const hai_kernels *hai_kernels_neon_dotprod(void);

@@ -8,3 +8,31 @@ const hai_kernels *hai_kernels_avx2(void) {
     hai_cpu_x86 f = hai_cpu_x86_features();
     return f.avx2 && f.fma && f.f16c ? &table : NULL;
 }
+
+#if defined(HAI_HAVE_AVXVNNI)
+#include <pthread.h>
+
+float hai_avxvnni_decode_q4_0x2(int64_t n, const void *w, const void *ar);
+float hai_avxvnni_decode_q4_K(int64_t n, const void *w, const void *ar);
+float hai_avxvnni_decode_q6_K(int64_t n, const void *w, const void *ar);
+
+static hai_kernels vnni;
+static const hai_kernels *vnni_ok;
+static pthread_once_t vnni_once = PTHREAD_ONCE_INIT;
+
+static void vnni_build(void) {
+    if (!hai_kernels_avx2() || !hai_cpu_x86_features().avx_vnni) return;
+    vnni = table;
+    vnni.name = "avx2-vnni";
+    vnni.decode_dot[HAI_WTYPE_Q4_0X2] = hai_avxvnni_decode_q4_0x2;
+    vnni.decode_dot[HAI_TYPE_Q4_K] = hai_avxvnni_decode_q4_K;
+    vnni.decode_dot[HAI_TYPE_Q6_K] = hai_avxvnni_decode_q6_K;
+    vnni_ok = &vnni;
+}
+
+/* The same table with the decode dots on AVX-VNNI (vpdpbusd: a pair of vpmaddubsw + vpmaddwd in one). */
+const hai_kernels *hai_kernels_avx2_vnni(void) {
+    pthread_once(&vnni_once, vnni_build);
+    return vnni_ok;
+}
+#endif
