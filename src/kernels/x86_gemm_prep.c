@@ -1,6 +1,6 @@
 /* The x86 matrix kernels' shared parts (x86_amx.c, x86_avx512_gemm.c): the activations in the
  * tile layout, and the weights of one row unpacked to int8 values with a scale and a min per
- * sub-block. Compiled with the AVX-512 flags. */
+ * sub-block. Compiled with the AVX2 flags: the AVX2 tables use it too. */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
@@ -34,13 +34,15 @@ void hai_x86_gemm_prep(int64_t n, const void *act, size_t act_stride, int64_t t0
             for (int64_t b = 0; b < nb; b++) dT[b * 16 + tt] = d[b];
             for (int64_t c = 0; c < nc; c++) sT[c * 16 + tt] = (float)s[c];
             for (int64_t c = 0; c < nc; c++) {
-                __m512i v = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(q + 16 * c)));
-                /* h = (q + 128) >> 8, l = q - 256 h: both in [-128, 127] */
-                __m512i h = _mm512_srai_epi32(_mm512_add_epi32(v, _mm512_set1_epi32(128)), 8);
-                __m512i l = _mm512_sub_epi32(v, _mm512_slli_epi32(h, 8));
+                __m256i v = _mm256_loadu_si256((const __m256i *)(q + 16 * c));
+                /* h = (q + 128) >> 8, l = q - 256 h: both in [-128, 127], so the packs are exact */
+                __m256i h = _mm256_srai_epi16(_mm256_add_epi16(v, _mm256_set1_epi16(128)), 8);
+                __m256i l = _mm256_sub_epi16(v, _mm256_slli_epi16(h, 8));
+                __m128i h8 = _mm_packs_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+                __m128i l8 = _mm_packs_epi16(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1));
                 uint32_t hb[4], lb[4];
-                _mm_storeu_si128((__m128i *)hb, _mm512_cvtepi32_epi8(h));
-                _mm_storeu_si128((__m128i *)lb, _mm512_cvtepi32_epi8(l));
+                _mm_storeu_si128((__m128i *)hb, h8);
+                _mm_storeu_si128((__m128i *)lb, l8);
                 for (int r = 0; r < 4; r++) { /* elements 4r..4r+3 of this token: row r, bytes 4tt.. */
                     memcpy(qh + c * 256 + r * 64 + 4 * tt, &hb[r], 4);
                     memcpy(ql + c * 256 + r * 64 + 4 * tt, &lb[r], 4);
