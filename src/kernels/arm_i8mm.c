@@ -261,18 +261,12 @@ static inline __attribute__((always_inline)) void gemm_kind(const int kind, int6
         gemm_kind(kind, n, w, ws, r0, r1, pr, nt, out, ldo, add);                                                                   \
     }
 
-GEMM_OF(gemm_q4_0, K_Q4_0, HAI_TYPE_Q4_0)
-GEMM_OF(gemm_q4_1, K_Q4_1, HAI_TYPE_Q4_1)
-GEMM_OF(gemm_q5_0, K_Q5_0, HAI_TYPE_Q5_0)
-GEMM_OF(gemm_q5_1, K_Q5_1, HAI_TYPE_Q5_1)
-GEMM_OF(gemm_q8_0, K_Q8_0, HAI_TYPE_Q8_0)
-GEMM_OF(gemm_iq4_nl, K_IQ4_NL, HAI_TYPE_IQ4_NL)
-GEMM_OF(gemm_iq4_xs, K_IQ4_XS, HAI_TYPE_IQ4_XS)
-GEMM_OF(gemm_q2_K, K_Q2_K, HAI_TYPE_Q2_K)
-GEMM_OF(gemm_q3_K, K_Q3_K, HAI_TYPE_Q3_K)
-GEMM_OF(gemm_q4_K, K_Q4_K, HAI_TYPE_Q4_K)
-GEMM_OF(gemm_q5_K, K_Q5_K, HAI_TYPE_Q5_K)
-GEMM_OF(gemm_q6_K, K_Q6_K, HAI_TYPE_Q6_K)
+#define I8MM_TYPES(X)                                                                                                   \
+    X(gemm_q4_0, K_Q4_0, HAI_TYPE_Q4_0) X(gemm_q4_1, K_Q4_1, HAI_TYPE_Q4_1) X(gemm_q5_0, K_Q5_0, HAI_TYPE_Q5_0)            \
+    X(gemm_q5_1, K_Q5_1, HAI_TYPE_Q5_1) X(gemm_q8_0, K_Q8_0, HAI_TYPE_Q8_0) X(gemm_iq4_nl, K_IQ4_NL, HAI_TYPE_IQ4_NL)       \
+    X(gemm_iq4_xs, K_IQ4_XS, HAI_TYPE_IQ4_XS) X(gemm_q2_K, K_Q2_K, HAI_TYPE_Q2_K) X(gemm_q3_K, K_Q3_K, HAI_TYPE_Q3_K)     \
+    X(gemm_q4_K, K_Q4_K, HAI_TYPE_Q4_K) X(gemm_q5_K, K_Q5_K, HAI_TYPE_Q5_K) X(gemm_q6_K, K_Q6_K, HAI_TYPE_Q6_K)
+I8MM_TYPES(GEMM_OF)
 
 static hai_kernels table;
 static const hai_kernels *chosen;
@@ -283,10 +277,9 @@ static void build(void) {
     if (!dotprod || !(getauxval(AT_HWCAP2) & HWCAP2_I8MM)) return;
     table = *dotprod; /* its prep (the split activations), its per-row gemm for the other types */
     table.name = "neon-i8mm";
-    table.gemm[HAI_TYPE_Q4_0] = gemm_q4_0, table.gemm[HAI_TYPE_Q4_1] = gemm_q4_1, table.gemm[HAI_TYPE_Q5_0] = gemm_q5_0;
-    table.gemm[HAI_TYPE_Q5_1] = gemm_q5_1, table.gemm[HAI_TYPE_Q8_0] = gemm_q8_0, table.gemm[HAI_TYPE_IQ4_NL] = gemm_iq4_nl;
-    table.gemm[HAI_TYPE_IQ4_XS] = gemm_iq4_xs, table.gemm[HAI_TYPE_Q2_K] = gemm_q2_K, table.gemm[HAI_TYPE_Q3_K] = gemm_q3_K;
-    table.gemm[HAI_TYPE_Q4_K] = gemm_q4_K, table.gemm[HAI_TYPE_Q5_K] = gemm_q5_K, table.gemm[HAI_TYPE_Q6_K] = gemm_q6_K;
+#define SET(name, kind, type) table.gemm[type] = name;
+    I8MM_TYPES(SET)
+#undef SET
     chosen = &table;
 }
 

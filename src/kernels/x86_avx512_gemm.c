@@ -31,12 +31,7 @@ static inline __attribute__((always_inline)) void gemm_s(const int S, int64_t n,
     for (int64_t rp = r0; rp < r1; rp += 16) {
         int rows = r1 - rp < 16 ? (int)(r1 - rp) : 16;
         hai_x86_unpack_panel(u, n, w, w_stride, rp, r1, wq, ws, wm);
-        for (int r = 0; r < 16; r++)
-            for (int64_t j = 0; j < nsub; j++) {
-                int32_t s = 0;
-                for (int k = 0; k < S; k++) s += wq[(size_t)r * n + j * S + k];
-                wsum[r * nsub + j] = 32896 * s;
-            }
+        hai_x86_panel_bias_sums(wq, n, S, wsum);
         for (int64_t tp = 0; tp < nt; tp += 16) {
             const uint8_t *P = (const uint8_t *)prepd + (size_t)(tp / 16) * pb;
             const int8_t *qh = (const int8_t *)P, *ql = qh + nc * 256;

@@ -30,6 +30,11 @@ extern const hai_x86_unpack hai_x86_unpackers[HAI_WTYPE_COUNT];
 void hai_x86_unpack_panel(const hai_x86_unpack *u, int64_t n, const void *w, size_t w_stride, int64_t rp, int64_t r1, int8_t *q,
                           float *s, float *m);
 
+/* For the vector kernels, which feed the activation levels in biased by 128 (unsigned): per row
+ * of an unpacked panel (q[16][n]) and sub-block of S, 32896 * the sum of its weights, what the
+ * bias adds to 256 * (hi products) + (lo products). */
+void hai_x86_panel_bias_sums(const int8_t *q, int64_t n, int S, int32_t *wsum);
+
 /* Every type the matrix kernels take, as X(name, type): the per-type entry points. */
 #define HAI_X86_GEMM_TYPES(X)                                                                                               \
     X(g_q4_0, HAI_TYPE_Q4_0) X(g_q4_0x2, HAI_WTYPE_Q4_0X2) X(g_q4_1, HAI_TYPE_Q4_1) X(g_q5_0, HAI_TYPE_Q5_0)                 \

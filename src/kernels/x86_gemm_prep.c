@@ -231,3 +231,13 @@ void hai_x86_unpack_panel(const hai_x86_unpack *u, int64_t n, const void *w, siz
         }
     }
 }
+
+void hai_x86_panel_bias_sums(const int8_t *q, int64_t n, int S, int32_t *wsum) {
+    int64_t nsub = n / S;
+    for (int r = 0; r < 16; r++)
+        for (int64_t j = 0; j < nsub; j++) {
+            int32_t s = 0;
+            for (int k = 0; k < S; k++) s += q[(size_t)r * n + j * S + k];
+            wsum[r * nsub + j] = 32896 * s;
+        }
+}
