@@ -73,6 +73,7 @@ static int explain(const char *model, const char *config, const char *system, co
         for (int c = 0; c < PII_COUNT; c++)
             if (plan.f.pii[c]) printf("%s%s x%zu (%s)", any++ ? ", " : "", pii_class_name((pii_class)c), plan.f.pii[c], pii_action_name(p->privacy[c]));
         printf("%s\n", any ? "" : "none");
+        if (plan.f.pii_incomplete) printf("  privacy scan:       incomplete (%s): treated as personal data\n", plan.scan_why);
         printf("  cloud:              %s\n", !p->cloud_enabled ? "not configured" : p->offline ? "offline (policy)" : "configured");
         printf("  predicted latency:  local %.0f ms, cloud %.0f ms%s\n", plan.d.pred_local_ms, plan.d.pred_cloud_ms,
                " (local speed: defaults until measured by a generation)");

@@ -39,6 +39,19 @@ expect "too long, truncated" 'truncation:' "$out"
 out=$("$hai" route --explain -m "$model" --route-config "$dir/cloud.json" -n 2000 --deadline-ms 100 --json "hurry")
 expect "deadline" '"route":"cloud".*"DEADLINE"' "$out"
 
+# the privacy gate fails closed: a hostile prefix long enough to send the prompt to the cloud for
+# its length does not hide the address after it ("x@" + "ab." * 1500 stopped the old e-mail
+# pattern, which read that as "no more addresses"; the prefix is address syntax itself: 2)
+cat > "$dir/keep.json" <<'JSON'
+{"cloud": {"base_url": "http://127.0.0.1:9/v1", "model": "big"}, "privacy": {"custom": "redact", "patterns": ["(a|aa)+b"]}}
+JSON
+hostile="x@$(printf 'ab.%.0s' $(seq 1 1500)) mail bob@example.org"
+out=$("$hai" route --explain -m "$model" --route-config "$dir/keep.json" --ctx 512 --json "$hostile")
+expect "hostile prefix" '"route":"local".*"PRIVACY_KEEP_LOCAL".*"personal_data":\{"email":2,' "$out"
+# a custom pattern that cannot finish is a detection of its own
+out=$("$hai" route --explain -m "$model" --route-config "$dir/keep.json" --json "$(printf 'a%.0s' $(seq 1 40)) hello bob")
+expect "scan incomplete" '"route":"local".*"reasons":\["PRIVACY_SCAN_INCOMPLETE"\].*"privacy_scan_incomplete":"message 0: the custom detector' "$out"
+
 # a policy with a typo is refused, naming it
 printf '{"privacy": {"emial": "allow"}}' > "$dir/bad.json"
 out=$("$hai" route --explain -m "$model" --route-config "$dir/bad.json" "x" 2>&1); rc=$?

@@ -1,5 +1,7 @@
 /* The routing decision rule by rule, and the privacy detectors: what they must find, what they
  * must leave alone, checksums, redaction and restoration (including across stream pieces). */
+#include <time.h>
+
 #include "check.h"
 #include "router/privacy.h"
 #include "router/router.h"
@@ -121,21 +123,24 @@ static void rules(void) {
 }
 
 static void expect_class(const pii_scanner *sc, const char *text, pii_class cls, const char *want) {
-    pii_span sp[8];
-    size_t n;
-    pii_scan(sc, text, strlen(text), sp, 8, &n);
+    pii_scan_result r;
+    pii_scan(sc, text, strlen(text), &r);
     bool found = false;
-    for (size_t i = 0; i < n && i < 8; i++)
-        if (sp[i].cls == cls && sp[i].end - sp[i].start == strlen(want) && !memcmp(text + sp[i].start, want, strlen(want))) found = true;
-    CHECK_MSG(found, "'%s': no %s span '%s' (%zu spans)", text, pii_class_name(cls), want, n);
+    for (size_t i = 0; i < r.n; i++)
+        if ((r.spans[i].classes >> cls & 1u) && r.spans[i].end - r.spans[i].start == strlen(want) &&
+            !memcmp(text + r.spans[i].start, want, strlen(want)))
+            found = true;
+    CHECK_MSG(found && !r.incomplete, "'%s': no %s span '%s' (%zu spans, first '%.*s')", text, pii_class_name(cls), want, r.n,
+              r.n ? (int)(r.spans[0].end - r.spans[0].start) : 0, r.n ? text + r.spans[0].start : "");
+    pii_scan_result_free(&r);
 }
 
 static void expect_none(const pii_scanner *sc, const char *text) {
-    pii_span sp[8];
-    size_t n;
-    pii_scan(sc, text, strlen(text), sp, 8, &n);
-    CHECK_MSG(n == 0, "'%s': %zu spans, first %s '%.*s'", text, n, n ? pii_class_name(sp[0].cls) : "",
-              n ? (int)(sp[0].end - sp[0].start) : 0, n ? text + sp[0].start : "");
+    pii_scan_result r;
+    pii_scan(sc, text, strlen(text), &r);
+    CHECK_MSG(r.n == 0 && !r.incomplete, "'%s': %zu spans, first %s '%.*s'", text, r.n, r.n ? pii_class_name(r.spans[0].cls) : "",
+              r.n ? (int)(r.spans[0].end - r.spans[0].start) : 0, r.n ? text + r.spans[0].start : "");
+    pii_scan_result_free(&r);
 }
 
 static void detectors(void) {
@@ -170,12 +175,12 @@ static void detectors(void) {
     CHECK(pii_cn_id_ok("11010519491231002X") && !pii_cn_id_ok("110105194912310021"));
     /* redaction and restoration; the same value, the same placeholder */
     const char *t = "Mail a@b.com or a@b.com, call +1 415 555 2671";
-    pii_span sp[8];
-    size_t n;
-    pii_scan(sc, t, strlen(t), sp, 8, &n);
+    pii_scan_result sr;
+    pii_scan(sc, t, strlen(t), &sr);
     pii_action act[PII_COUNT] = {PII_REDACT, PII_REDACT, PII_REDACT, PII_REDACT, PII_REDACT, PII_REDACT, PII_REDACT};
     pii_map map = {0};
-    char *red = pii_redact(t, strlen(t), sp, n, act, &map);
+    char *red = pii_redact(t, strlen(t), sr.spans, sr.n, act, &map);
+    pii_scan_result_free(&sr);
     CHECK(red && !strcmp(red, "Mail [EMAIL_1] or [EMAIL_1], call [PHONE_1]"));
     size_t rl;
     char *back = pii_restore(red, strlen(red), &map, &rl);
@@ -195,8 +200,190 @@ static void detectors(void) {
     pii_scanner_free(sc);
 }
 
+/* The address and number syntaxes the standards allow (RFC 5322 / 6531 addresses, E.123 and
+ * national phone formats, RFC 4291 IPv6), each found whole: a part left out goes out as text. */
+static void syntaxes(void) {
+    pii_scanner *sc;
+    hai_error err = {0};
+    CHECK_EQ_INT(pii_scanner_create(NULL, 0, NULL, 0, &sc, &err), HAI_OK);
+    expect_class(sc, "write to O'Brien@example.org now", PII_EMAIL, "O'Brien@example.org");
+    expect_class(sc, "x a.b-c_d+e=f{g}|h~i#j$k%l&m*n/o?p^q`r!s@sub.example.co.uk y", PII_EMAIL, "a.b-c_d+e=f{g}|h~i#j$k%l&m*n/o?p^q`r!s@sub.example.co.uk");
+    expect_class(sc, "quoted \"john doe\"@example.org here", PII_EMAIL, "\"john doe\"@example.org");
+    expect_class(sc, "literal user@[192.0.2.1] and", PII_EMAIL, "user@[192.0.2.1]");
+    expect_class(sc, "v6 literal user@[IPv6:2001:db8::1].", PII_EMAIL, "user@[IPv6:2001:db8::1]");
+    expect_class(sc, "utf8 josé.garcía@ejemplo.es ok", PII_EMAIL, "josé.garcía@ejemplo.es");
+    expect_class(sc, "idn 用户@例子.中国 ok", PII_EMAIL,
+                 "用户@例子.中国");
+    expect_class(sc, "punycode ivan@example.xn--p1ai ok", PII_EMAIL, "ivan@example.xn--p1ai");
+    /* "send mail to" in Chinese, straight before the address */
+    expect_class(sc, "发邮件到john@example.com谢谢", PII_EMAIL, "john@example.com");
+    expect_class(sc, "mail john@example.com.", PII_EMAIL, "john@example.com");
+    expect_class(sc, "and then...bob@example.com", PII_EMAIL, "bob@example.com");
+    /* '/', '?', '&' and '=' are atext: in a URL the local part runs back to the scheme's colon */
+    expect_class(sc, "a long path https://example.com/some/long/path/to/the/page?with=query&email=jane.doe@example.com ok", PII_EMAIL,
+                 "//example.com/some/long/path/to/the/page?with=query&email=jane.doe@example.com");
+    expect_class(sc, "call 0049 30 12345678", PII_PHONE, "0049 30 12345678");
+    expect_class(sc, "call +49 (0)30 12345678.", PII_PHONE, "+49 (0)30 12345678");
+    expect_class(sc, "call 555 123 4567 today", PII_PHONE, "555 123 4567");
+    expect_class(sc, "call 1-800-555-0199 today", PII_PHONE, "1-800-555-0199");
+    expect_class(sc, "call +1-555-123-4567 today", PII_PHONE, "+1-555-123-4567");
+    expect_class(sc, "London 020 7946 0958", PII_PHONE, "020 7946 0958");
+    expect_class(sc, "Paris 06 12 34 56 78", PII_PHONE, "06 12 34 56 78");
+    expect_class(sc, "mobile 07700 900123", PII_PHONE, "07700 900123");
+    expect_class(sc, "tel 0086 138 1234 5678", PII_PHONE, "0086 138 1234 5678");
+    expect_class(sc, "mapped ::ffff:192.0.2.128 here", PII_IP, "::ffff:192.0.2.128");
+    expect_class(sc, "link fe80::1%eth0 up", PII_IP, "fe80::1");
+    expect_class(sc, "at 2001:db8::1: no route", PII_IP, "2001:db8::1");
+    expect_class(sc, "padded 192.168.001.020 here", PII_IP, "192.168.001.020");
+    expect_class(sc, "amex 3782 822463 10005 ok", PII_BANK_CARD, "3782 822463 10005");
+    expect_none(sc, "on 05-06-2024 10:30 we met");
+    expect_none(sc, "std::vector and a::b, 12:30:45");
+    expect_none(sc, "ratio 0.5 0.25 and 01.02.2024");
+    /* overlapping detections become one span holding both classes, redacted if either is */
+    const char *t = "password: bob@example.org";
+    pii_scan_result r;
+    pii_scan(sc, t, strlen(t), &r);
+    CHECK(r.n == 1 && r.spans[0].start == 0 && r.spans[0].end == strlen(t) && (r.spans[0].classes >> PII_SECRET & 1u) &&
+          (r.spans[0].classes >> PII_EMAIL & 1u) && r.count[PII_SECRET] == 1 && r.count[PII_EMAIL] == 1);
+    pii_action act[PII_COUNT];
+    for (int c = 0; c < PII_COUNT; c++) act[c] = PII_ALLOW;
+    act[PII_EMAIL] = PII_REDACT;
+    pii_map map = {0};
+    char *red = pii_redact(t, strlen(t), r.spans, r.n, act, &map);
+    CHECK_MSG(red && !strstr(red, "bob"), "%s", red ? red : "NULL");
+    free(red);
+    pii_map_free(&map);
+    pii_scan_result_free(&r);
+    pii_scanner_free(sc);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* text of n bytes: unit repeated, then tail */
+static char *repeat(const char *unit, size_t n, const char *tail) {
+    size_t ul = strlen(unit), tl = strlen(tail);
+    char *t = malloc(n + tl + 1);
+    for (size_t i = 0; i < n; i++) t[i] = unit[i % ul];
+    memcpy(t + n, tail, tl + 1);
+    return t;
+}
+
+/* The gate fails closed: hostile text in front of a real address does not hide it, and a detector
+ * that cannot finish makes the scan incomplete, which the router reads as personal data. */
+static void fail_closed(void) {
+    pii_scanner *sc;
+    hai_error err = {0};
+    const char *bad[] = {"(a|aa)+b"}; /* backtracks exponentially on a run of a's */
+    CHECK_EQ_INT(pii_scanner_create(bad, 1, NULL, 0, &sc, &err), HAI_OK);
+    /* "x@" + "ab." * 1500 ran the e-mail pattern out of JIT stack, and the scan read that as "no more" */
+    char *t = repeat("ab.", 4500, " then write to bob@example.org please");
+    memcpy(t, "x@", 2);
+    pii_scan_result r;
+    pii_scan(sc, t, strlen(t), &r);
+    bool found = false;
+    for (size_t i = 0; i < r.n; i++) found |= r.spans[i].end - r.spans[i].start == 15 && !memcmp(t + r.spans[i].start, "bob@example.org", 15);
+    CHECK_MSG(found && !r.incomplete, "the address after the hostile prefix: found %d, incomplete %d (%s)", found, r.incomplete, r.why);
+    pii_scan_result_free(&r);
+    free(t);
+    /* a private key of 12 MB without its END line: the whole key is one secret */
+    size_t big = 12u << 20;
+    t = repeat("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n", big, "");
+    const char *hdr = "-----BEGIN RSA PRIVATE KEY-----\n";
+    memcpy(t, hdr, strlen(hdr));
+    pii_scan(sc, t, big, &r);
+    CHECK_MSG(!r.incomplete && r.n == 1 && r.spans[0].start == 0 && r.spans[0].end == big && r.spans[0].cls == PII_SECRET,
+              "12 MB key: %zu spans, incomplete %d (%s)", r.n, r.incomplete, r.why);
+    pii_scan_result_free(&r);
+    free(t);
+    /* a custom pattern that hits the match limit: the scan says so, names the pattern, and the
+     * built-in detectors still find the address after it */
+    t = repeat("a", 40, " and bob@example.org");
+    pii_scan(sc, t, strlen(t), &r);
+    CHECK_MSG(r.incomplete && strstr(r.why, "(a|aa)+b") && r.count[PII_EMAIL] == 1, "incomplete %d, why '%s', emails %zu", r.incomplete,
+              r.why, r.count[PII_EMAIL]);
+    pii_scan_result_free(&r);
+    free(t);
+    pii_scanner_free(sc);
+    /* the router: an incomplete scan keeps the request on the device with a reason of its own,
+     * even for a cloud model asked by name; only a policy that allows every class lets it go */
+    router_policy p = policy_cloud();
+    router_state s = online();
+    router_features f = {.n_prompt_tokens = 100, .max_tokens = 100, .model = "gpt-4o", .pii_incomplete = true};
+    router_decision d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_LOCAL && HAS(d, R_PRIVACY_SCAN_INCOMPLETE) && !HAS(d, R_DEFAULT));
+    f.n_prompt_tokens = 5000; /* too long for the device: still local, truncated */
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_LOCAL && HAS(d, R_PRIVACY_SCAN_INCOMPLETE) && d.truncate);
+    for (int c = 0; c < PII_COUNT; c++) p.privacy[c] = PII_ALLOW;
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_CLOUD && !HAS(d, R_PRIVACY_SCAN_INCOMPLETE));
+    char rs[128];
+    route_reasons_str(1u << R_PRIVACY_SCAN_INCOMPLETE, rs, sizeof rs);
+    CHECK(!strcmp(rs, "PRIVACY_SCAN_INCOMPLETE"));
+}
+
+/* The worst cases: texts made to make each detector work hardest. Every one must scan in time
+ * linear in its length (4x the text, about 4x the time, never 16x) and finish (not incomplete).
+ * The figures are printed: seconds per MB. */
+static void worst_case(void) {
+    pii_scanner *sc;
+    hai_error err = {0};
+    const char *pats[] = {"ACME-[0-9]{6}"}, *kws[] = {"Project Falcon"};
+    CHECK_EQ_INT(pii_scanner_create(pats, 1, kws, 1, &sc, &err), HAI_OK);
+    static const char *const units[] = {
+        "ab.",              /* domain labels after one '@' */
+        "x@",               /* an '@' every other byte */
+        "a@b.",             /* domains that never reach a TLD */
+        "aaaaaaaaaaaaaaa",  /* one long local part: '@' never comes */
+        "a.b-c+d",          /* atext and dots */
+        "1 ",               /* digits grouped by spaces: cards, phones */
+        "+1 ",              /* international prefixes */
+        "00 1",             /* 00 prefixes */
+        "0 1 2 3 ",         /* national numbers */
+        "1.",               /* IPv4 dots */
+        "1:",               /* IPv6 colons */
+        "::a",              /* compressed IPv6 */
+        "-----BEGIN ",      /* key headers with no key */
+        "password: ",       /* secret keywords */
+        "sk-",              /* key prefixes */
+        "中@",    /* ideographs and '@' */
+        "\"@",               /* quotes and '@' */
+        "Project Falco",    /* a keyword almost */
+    };
+    double worst = 0;
+    const char *worst_unit = "";
+    for (size_t u = 0; u < sizeof units / sizeof *units; u++) {
+        double t_small = 0, t_big = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            size_t n = pass ? 1u << 20 : 1u << 18;
+            char *t = repeat(units[u], n, " bob@example.org");
+            pii_scan_result r;
+            double t0 = now_s();
+            pii_scan(sc, t, strlen(t), &r);
+            double dt = now_s() - t0;
+            CHECK_MSG(!r.incomplete, "unit '%s': incomplete (%s)", units[u], r.why);
+            pii_scan_result_free(&r);
+            free(t);
+            if (pass) t_big = dt;
+            else t_small = dt;
+        }
+        /* a ratio, not a time: the machine's speed cancels; 2 ms of slack for timer noise */
+        CHECK_MSG(t_big <= 8 * t_small + 0.002, "unit '%s': 256 KB in %.4f s, 1 MB in %.4f s (not linear)", units[u], t_small, t_big);
+        if (t_big > worst) worst = t_big, worst_unit = units[u];
+    }
+    fprintf(stderr, "privacy scan, worst case: %.3f s per MB (text of '%s' repeated)\n", worst, worst_unit);
+    pii_scanner_free(sc);
+}
+
 int main(void) {
     rules();
     detectors();
+    syntaxes();
+    fail_closed();
+    worst_case();
     return check_done("test_router");
 }

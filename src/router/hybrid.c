@@ -71,32 +71,25 @@ const router_policy *hybrid_policy(const hybrid *h) { return &h->policy; }
 
 /* ---- planning ----------------------------------------------------------------------------------- */
 
-/* Every span of personal data in text (allocated to fit: a class past any fixed cap would be
- * missed, and a missed class could leave the device). NULL only when out of memory. */
-static pii_span *scan_all(const hybrid *h, const char *text, size_t *n) {
-    size_t len = strlen(text), cap = 64;
-    for (;;) {
-        pii_span *sp = malloc(cap * sizeof *sp);
-        if (!sp) return NULL;
-        pii_scan(h->scan, text, len, sp, cap, n);
-        if (*n <= cap) return sp;
-        free(sp);
-        cap = *n;
-    }
-}
-
 hai_status hybrid_plan_request(hybrid *h, const hybrid_request *r, hybrid_plan *plan, hai_error *err) {
     memset(plan, 0, sizeof *plan);
     router_features *f = &plan->f;
-    for (size_t i = 0; i < r->n_msgs; i++) {
-        size_t n;
-        pii_span *sp = scan_all(h, r->msgs[i].content, &n);
-        if (!sp) return hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
-        for (size_t k = 0; k < n; k++) f->pii[sp[k].cls]++;
-        free(sp);
+    if (r->n_msgs && !(plan->scans = calloc(r->n_msgs, sizeof *plan->scans))) return hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
+    plan->n_scans = r->n_msgs;
+    for (size_t i = 0; i < r->n_msgs; i++) { /* the role is the template's word, the content the user's */
+        pii_scan_result *sr = &plan->scans[i];
+        pii_scan(h->scan, r->msgs[i].content, strlen(r->msgs[i].content), sr);
+        for (int c = 0; c < PII_COUNT; c++) f->pii[c] += sr->count[c];
+        if (sr->incomplete && !f->pii_incomplete) {
+            f->pii_incomplete = true;
+            snprintf(plan->scan_why, sizeof plan->scan_why, "message %zu: %s", i, sr->why);
+        }
     }
     hai_status st = hai_chat_tokenize(h->m, NULL, r->msgs, r->n_msgs, &plan->prompt, &plan->n_prompt, err);
-    if (st) return st;
+    if (st) {
+        hybrid_plan_free(plan);
+        return st;
+    }
     f->n_prompt_tokens = (int32_t)plan->n_prompt;
     f->max_tokens = r->max_tokens;
     f->model = r->model;
@@ -127,6 +120,10 @@ hai_status hybrid_plan_request(hybrid *h, const hybrid_request *r, hybrid_plan *
 void hybrid_plan_free(hybrid_plan *plan) {
     free(plan->prompt);
     plan->prompt = NULL;
+    for (size_t i = 0; i < plan->n_scans; i++) pii_scan_result_free(&plan->scans[i]);
+    free(plan->scans);
+    plan->scans = NULL;
+    plan->n_scans = 0;
 }
 
 static void settle(hybrid *h, int64_t reserved, int64_t used) {
@@ -291,15 +288,15 @@ static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan
     if (!msgs || !owned) st = HAI_ERR_NOMEM;
     pii_action act[PII_COUNT];
     for (int c = 0; c < PII_COUNT; c++) act[c] = h->policy.privacy[c];
+    /* the plan's own scans say what to replace: the text that leaves is the text that was judged */
+    if (!st && (plan->n_scans != r->n_msgs || plan->f.pii_incomplete)) st = HAI_ERR_INVALID;
     for (size_t i = 0; !st && i < r->n_msgs; i++) {
         msgs[i].role = r->msgs[i].role;
         msgs[i].content = r->msgs[i].content;
         if (!plan->d.redact) continue;
-        size_t len = strlen(r->msgs[i].content), n;
-        pii_span *sp = scan_all(h, r->msgs[i].content, &n);
-        if (!sp || !(owned[i] = pii_redact(r->msgs[i].content, len, sp, n, act, map))) st = HAI_ERR_NOMEM;
+        const pii_scan_result *sr = &plan->scans[i];
+        if (!(owned[i] = pii_redact(r->msgs[i].content, strlen(r->msgs[i].content), sr->spans, sr->n, act, map))) st = HAI_ERR_NOMEM;
         else msgs[i].content = owned[i];
-        free(sp);
     }
     if (!st) {
         w->map = map;
@@ -446,6 +443,7 @@ char *hybrid_route_json(const hybrid_plan *plan, const hybrid_result *res) {
     cJSON *pii = cJSON_AddObjectToObject(sg, "personal_data");
     for (int c = 0; c < PII_COUNT; c++)
         if (plan->f.pii[c]) cJSON_AddNumberToObject(pii, pii_class_name((pii_class)c), (double)plan->f.pii[c]);
+    if (plan->f.pii_incomplete) cJSON_AddStringToObject(sg, "privacy_scan_incomplete", plan->scan_why);
     cJSON_AddNumberToObject(sg, "prompt_tokens", plan->f.n_prompt_tokens);
     cJSON_AddBoolToObject(sg, "online", plan->s.online);
     cJSON_AddBoolToObject(sg, "circuit_open", plan->s.circuit_open);

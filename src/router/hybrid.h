@@ -61,6 +61,9 @@ typedef struct hybrid_plan {      /* the decision and what it rests on */
     router_state s;
     hai_token *prompt;            /* the local prompt tokens (owned) */
     size_t n_prompt;
+    pii_scan_result *scans;       /* per message (owned): what redaction replaces, if it goes out */
+    size_t n_scans;
+    char scan_why[256];           /* why the privacy scan is incomplete, when it is */
 } hybrid_plan;
 
 typedef struct hybrid_result {

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hai.h"
 
@@ -22,7 +23,8 @@ const char *pii_action_name(pii_action a);          /* "keep_local", "redact", "
 int pii_action_from_name(const char *name);
 
 typedef struct pii_span {
-    pii_class cls;
+    pii_class cls;     /* the class that names its placeholder (the detection that starts first) */
+    uint32_t classes;  /* every class detected inside it (bit 1 << class): overlapping detections merge */
     size_t start, end; /* bytes [start, end) */
 } pii_span;
 
@@ -34,9 +36,22 @@ hai_status pii_scanner_create(const char *const *patterns, size_t n_patterns, co
                               size_t n_keywords, pii_scanner **out, hai_error *err);
 void pii_scanner_free(pii_scanner *s);
 
-/* Finds personal data in text[0..len): non-overlapping spans in order (at most cap; *n gets the
- * count found, which may exceed cap). */
-void pii_scan(const pii_scanner *s, const char *text, size_t len, pii_span *spans, size_t cap, size_t *n);
+/* What a scan found. A detector that cannot finish (PCRE2's match or stack limit on hostile
+ * text, a custom pattern that backtracks, memory) makes the scan incomplete, and an incomplete
+ * scan must be read as "personal data of any class may be here": the gate fails closed. */
+typedef struct pii_scan_result {
+    pii_span *spans;          /* non-overlapping, in order; malloc'd (pii_scan_result_free) */
+    size_t n;
+    size_t count[PII_COUNT];  /* detections by class, before overlapping ones merge */
+    bool incomplete;
+    char why[192];            /* which detector stopped and why, when incomplete */
+} pii_scan_result;
+
+/* Finds personal data in text[0..len). Every detector runs in time linear in len: bounded
+ * repetition, possessive quantifiers, anchored scans, and a match limit for the custom patterns
+ * (tests/test_router.c measures the worst cases). Safe to call from several threads at once. */
+void pii_scan(const pii_scanner *s, const char *text, size_t len, pii_scan_result *out);
+void pii_scan_result_free(pii_scan_result *r);
 
 /* Redaction with a mapping shared by all the texts of one request: each distinct value gets a
  * placeholder such as "[EMAIL_1]" (the same value, the same placeholder). */
@@ -48,7 +63,9 @@ typedef struct pii_map {
     int counter[PII_COUNT];
 } pii_map;
 
-/* The text with the spans of classes whose action is REDACT replaced; malloc'd. */
+/* The text with every span replaced whose classes include one not ALLOWed (REDACT; KEEP_LOCAL
+ * too, failing closed, though such a request is not sent at all); malloc'd, NULL when out of
+ * memory. */
 char *pii_redact(const char *text, size_t len, const pii_span *spans, size_t n, const pii_action *actions, pii_map *map);
 /* The text with every placeholder of map put back; malloc'd. */
 char *pii_restore(const char *text, size_t len, const pii_map *map, size_t *out_len);

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *const reason_names[R_COUNT] = {
-    "PRIVACY_KEEP_LOCAL", "PRIVACY_REDACTED", "OFFLINE", "CIRCUIT_OPEN", "CONTEXT_TOO_LONG",
+    "PRIVACY_KEEP_LOCAL", "PRIVACY_REDACTED", "PRIVACY_SCAN_INCOMPLETE", "OFFLINE", "CIRCUIT_OPEN", "CONTEXT_TOO_LONG",
     "CLOUD_MODEL_REQUESTED", "BUDGET_SPENT", "DEADLINE", "LOW_CONFIDENCE", "CLOUD_ERROR", "DEFAULT",
 };
 
@@ -53,8 +53,15 @@ router_decision router_decide(const router_features *f, const router_policy *p, 
     d.pred_local_ms = 1000.0 * (f->n_prompt_tokens / prefill + out / decode);
     d.pred_cloud_ms = p->cloud_rtt_ms + 1000.0 * out / (p->cloud_tokens_per_s > 0 ? p->cloud_tokens_per_s : 60);
 
-    /* 1. privacy: a class kept local closes the cloud; a class redacted goes with placeholders */
-    bool cloud = p->cloud_enabled, redact = false;
+    /* 1. privacy: a class kept local closes the cloud; a class redacted goes with placeholders; a
+     * scan that could not finish is a detection of every class (fail closed) unless the policy
+     * lets every class go */
+    bool cloud = p->cloud_enabled, redact = false, all_allowed = true;
+    for (int c = 0; c < PII_COUNT; c++) all_allowed &= p->privacy[c] == PII_ALLOW;
+    if (f->pii_incomplete && !all_allowed) {
+        if (cloud || !p->cloud_enabled) d.reasons |= BIT(R_PRIVACY_SCAN_INCOMPLETE);
+        cloud = false;
+    }
     for (int c = 0; c < PII_COUNT; c++) {
         if (!f->pii[c]) continue;
         if (p->privacy[c] == PII_KEEP_LOCAL) {

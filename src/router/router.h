@@ -19,7 +19,7 @@ typedef enum route_kind {
 
 /* Reason codes, named the same in headers, JSON, metrics and logs. */
 typedef enum route_reason {
-    R_PRIVACY_KEEP_LOCAL, R_PRIVACY_REDACTED, R_OFFLINE, R_CIRCUIT_OPEN, R_CONTEXT_TOO_LONG,
+    R_PRIVACY_KEEP_LOCAL, R_PRIVACY_REDACTED, R_PRIVACY_SCAN_INCOMPLETE, R_OFFLINE, R_CIRCUIT_OPEN, R_CONTEXT_TOO_LONG,
     R_CLOUD_MODEL_REQUESTED, R_BUDGET_SPENT, R_DEADLINE, R_LOW_CONFIDENCE, R_CLOUD_ERROR, R_DEFAULT,
     R_COUNT
 } route_reason;
@@ -57,6 +57,7 @@ typedef struct router_features {
     const char *model;           /* the model the request names; may be NULL */
     double deadline_ms;          /* per request; 0 = the policy's */
     size_t pii[PII_COUNT];       /* personal data found, by class */
+    bool pii_incomplete;         /* a detector could not finish: personal data of any class may be there */
 } router_features;
 
 typedef struct router_state {

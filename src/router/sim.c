@@ -233,10 +233,10 @@ hai_status sim_run(const sim_params *p, const hybrid_config *cfg, sim_result *ou
         f.max_tokens = unif(&r) < 0.4 ? 0 : (int32_t)log_uniform(&r, 16, 1024);
         f.model = unif(&r) < 0.04 ? cloud_model : "hai";
         f.deadline_ms = unif(&r) < 0.1 ? log_uniform(&r, 200, 5000) : 0;
-        size_t ns = 0;
-        pii_span spans[16];
-        pii_scan(scan, text, strlen(text), spans, 16, &ns);
-        for (size_t k = 0; k < ns && k < 16; k++) f.pii[spans[k].cls]++;
+        pii_scan_result sr;
+        pii_scan(scan, text, strlen(text), &sr);
+        for (int k = 0; k < PII_COUNT; k++) f.pii[k] = sr.count[k];
+        f.pii_incomplete = sr.incomplete;
         bool hard = unif(&r) < p->hard_share;
         double entropy = hard ? 2.2 + 0.5 * normal(&r) : 0.7 + 0.3 * normal(&r);
         int32_t answer_cap = f.max_tokens > 0 ? f.max_tokens : pol->default_max_tokens;
@@ -263,17 +263,16 @@ hai_status sim_run(const sim_params *p, const hybrid_config *cfg, sim_result *ou
             ms = d.pred_cloud_ms;
         }
         int64_t used = 0;
+        if (!call) pii_scan_result_free(&sr);
         if (call) {
             /* what would leave the device */
             char *sent = text;
             if (d.redact) {
-                pii_span sp[16];
-                size_t m = 0;
-                pii_scan(scan, text, strlen(text), sp, 16, &m);
                 pii_map map = {0};
-                sent = pii_redact(text, strlen(text), sp, m < 16 ? m : 16, pol->privacy, &map);
+                sent = pii_redact(text, strlen(text), sr.spans, sr.n, pol->privacy, &map);
                 pii_map_free(&map);
                 if (!sent) {
+                    pii_scan_result_free(&sr);
                     st = hai_fail(err, HAI_ERR_NOMEM, "eval: out of memory");
                     goto done;
                 }
@@ -283,6 +282,7 @@ hai_status sim_run(const sim_params *p, const hybrid_config *cfg, sim_result *ou
                 else out->pii_bytes_sent += (int64_t)strlen(secret);
             }
             if (sent != text) free(sent);
+            pii_scan_result_free(&sr);
             /* the call: an outage is a connect failure; otherwise it fails now and then */
             bool ok = !down && unif(&r) >= p->cloud_fail_rate;
             int32_t cloud_prompt = (int32_t)(f.n_prompt_tokens * (0.85 + 0.25 * unif(&r))); /* its own tokenizer */

@@ -315,6 +315,8 @@ static void *route_runner(void *arg) {
     server *s = rt->s;
     hybrid_plan snapshot = rt->plan; /* what the JSON reports; execute frees the prompt */
     snapshot.prompt = NULL;
+    snapshot.scans = NULL;
+    snapshot.n_scans = 0;
     hybrid_result res;
     hai_error err = {0};
     hybrid_local local = {engine_generate, s};
