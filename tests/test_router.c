@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "router/config.h"
 #include "router/privacy.h"
 #include "router/router.h"
 
@@ -379,7 +380,47 @@ static void worst_case(void) {
     pii_scanner_free(sc);
 }
 
+/* The policy file: a key given twice is refused, naming it (a second "patterns" overflowed the
+ * first's array); an API key that could end its header line is refused at load. */
+static void policy_file(void) {
+    hybrid_config c;
+    hai_error err = {0};
+    const char *dup = "{\"privacy\": {\"patterns\": [\"a\"], \"patterns\": [\"b\", \"c\", \"d\", \"e\"]}}";
+    CHECK_EQ_INT(hybrid_config_parse(dup, strlen(dup), &c, &err), HAI_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "duplicate key 'patterns' in privacy"), "%s", err.msg);
+    const char *dup2 = "{\"privacy\": {\"email\": \"keep_local\", \"email\": \"allow\"}}";
+    CHECK_EQ_INT(hybrid_config_parse(dup2, strlen(dup2), &c, &err), HAI_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "duplicate key 'email'"), "%s", err.msg);
+    const char *dup3 = "{\"cloud\": {\"base_url\": \"http://x/v1\", \"model\": \"m\"}, \"cloud\": {}}";
+    CHECK_EQ_INT(hybrid_config_parse(dup3, strlen(dup3), &c, &err), HAI_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "duplicate key 'cloud' in the file"), "%s", err.msg);
+    const char *ok = "{\"privacy\": {\"patterns\": [\"a\", \"b\"], \"keywords\": [\"k\"]}}";
+    CHECK_EQ_INT(hybrid_config_parse(ok, strlen(ok), &c, &err), HAI_OK);
+    CHECK(c.n_patterns == 2 && c.n_keywords == 1 && !strcmp(c.patterns[1], "b"));
+    hybrid_config_free(&c);
+    const char *keyed = "{\"cloud\": {\"base_url\": \"http://127.0.0.1:9/v1\", \"model\": \"m\", \"api_key_env\": \"HAI_TEST_KEY\"}}";
+    setenv("HAI_TEST_KEY", "sk-abc\r\nX-Injected: 1", 1);
+    CHECK_EQ_INT(hybrid_config_parse(keyed, strlen(keyed), &c, &err), HAI_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "HAI_TEST_KEY") && !strstr(err.msg, "sk-abc"), "%s", err.msg); /* named, never shown */
+    setenv("HAI_TEST_KEY", "sk-abc def", 1);
+    CHECK_EQ_INT(hybrid_config_parse(keyed, strlen(keyed), &c, &err), HAI_ERR_INVALID);
+    setenv("HAI_TEST_KEY", "sk-proj-abc_DEF-123", 1);
+    CHECK_EQ_INT(hybrid_config_parse(keyed, strlen(keyed), &c, &err), HAI_OK);
+    CHECK(!strcmp(c.cloud.api_key, "sk-proj-abc_DEF-123"));
+    hybrid_config_free(&c);
+    /* and the client refuses one however it was configured */
+    cloud_config cc;
+    cloud_config_defaults(&cc);
+    snprintf(cc.base_url, sizeof cc.base_url, "http://127.0.0.1:9/v1");
+    snprintf(cc.api_key, sizeof cc.api_key, "k\nHost: evil");
+    cloud *cl = NULL;
+    CHECK_EQ_INT(cloud_create(&cc, &cl, &err), HAI_ERR_INVALID);
+    CHECK(cl == NULL);
+    unsetenv("HAI_TEST_KEY");
+}
+
 int main(void) {
+    policy_file();
     rules();
     detectors();
     syntaxes();

@@ -43,10 +43,18 @@ void cloud_config_defaults(cloud_config *c) {
     c->circuit_cooldown_s = 30;
 }
 
+bool cloud_token_ok(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7F) return false;
+    return true;
+}
+
 hai_status cloud_create(const cloud_config *cfg, cloud **out, hai_error *err) {
     *out = NULL;
     if (strncmp(cfg->base_url, "http://", 7) && strncmp(cfg->base_url, "https://", 8))
         return hai_fail(err, HAI_ERR_INVALID, "cloud: base_url must start with http:// or https://, not '%.80s'", cfg->base_url);
+    if (!cloud_token_ok(cfg->base_url)) return hai_fail(err, HAI_ERR_INVALID, "cloud: base_url has a control character, space or non-ASCII byte");
+    if (!cloud_token_ok(cfg->api_key)) return hai_fail(err, HAI_ERR_INVALID, "cloud: the API key has a control character, space or non-ASCII byte");
     pthread_once(&curl_once, curl_init);
     cloud *c = calloc(1, sizeof *c);
     if (!c) return hai_fail(err, HAI_ERR_NOMEM, "cloud: out of memory");
@@ -424,7 +432,11 @@ hai_status cloud_chat(cloud *c, const cloud_request *r, cloud_result *res) {
             if (r->cancel && atomic_load(r->cancel)) break;
             usleep(20000);
         }
-        if (r->cancel && atomic_load(r->cancel)) break;
+        if (r->cancel && atomic_load(r->cancel)) { /* stopped (a client that left, a shutdown): not a failure */
+            snprintf(res->error, sizeof res->error, "cancelled");
+            o = STOPPED;
+            break;
+        }
         res->finish[0] = '\0';
         res->connect_failure = false;
     }

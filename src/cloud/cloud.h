@@ -29,6 +29,10 @@ typedef struct cloud_config {
 
 void cloud_config_defaults(cloud_config *c);
 
+/* A credential or URL that may go into a request line or header: visible ASCII only (no CR, LF,
+ * other controls, spaces or bytes >= 0x7F, with which it could end its line and add another). */
+bool cloud_token_ok(const char *s);
+
 typedef struct cloud cloud;
 
 hai_status cloud_create(const cloud_config *cfg, cloud **out, hai_error *err);

@@ -54,20 +54,41 @@ static bool str(const cJSON *o, const char *k, char *out, size_t cap, const char
     return true;
 }
 
+/* A list of strings into *out (NULL-terminated, *n entries); the caller frees it, also on failure. */
 static bool strings(const cJSON *o, const char *k, char ***out, size_t *n, const char *where, hai_error *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k), *e;
     if (!v) return true;
+    if (*out) return hai_fail(err, HAI_ERR_INVALID, "route config: %s.%s is given twice", where, k) == HAI_OK;
     if (!cJSON_IsArray(v)) goto bad;
     *out = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof **out);
     if (!*out) return hai_fail(err, HAI_ERR_NOMEM, "route config: out of memory") == HAI_OK;
     cJSON_ArrayForEach(e, v) {
         if (!cJSON_IsString(e)) goto bad;
-        (*out)[(*n)++] = strdup(e->valuestring);
+        if (!((*out)[*n] = strdup(e->valuestring))) return hai_fail(err, HAI_ERR_NOMEM, "route config: out of memory") == HAI_OK;
+        (*n)++;
     }
     return true;
 bad:
     hai_fail(err, HAI_ERR_INVALID, "route config: %s.%s must be an array of strings", where, k);
     return false;
+}
+
+/* JSON allows a key twice in an object and cJSON keeps both; which one a reader takes is then a
+ * guess (a privacy class set to "allow" after "keep_local"), so a policy with a duplicate is
+ * refused, naming the key and where it is. */
+static bool no_duplicates(const cJSON *o, const char *where, int depth, hai_error *err) {
+    if (depth > 16) return hai_fail(err, HAI_ERR_INVALID, "route config: nested deeper than 16 levels") == HAI_OK;
+    const cJSON *k, *q;
+    cJSON_ArrayForEach(k, o) {
+        if (cJSON_IsObject(o))
+            for (q = o->child; q != k; q = q->next)
+                if (!strcmp(q->string, k->string)) {
+                    hai_fail(err, HAI_ERR_INVALID, "route config: duplicate key '%.64s' in %s", k->string, where);
+                    return false;
+                }
+        if ((cJSON_IsObject(k) || cJSON_IsArray(k)) && !no_duplicates(k, cJSON_IsObject(o) ? k->string : where, depth + 1, err)) return false;
+    }
+    return true;
 }
 
 hai_status hybrid_config_load(const char *path, hybrid_config *c, hai_error *err) {
@@ -106,9 +127,9 @@ hai_status hybrid_config_parse(const char *json, size_t len, hybrid_config *c, h
     }
     router_policy *p = &c->policy;
     double v;
-    bool ok = true;
+    bool ok = no_duplicates(root, "the file", 0, err);
     static const char *const top[] = {"cloud", "privacy", "budget", "latency", "cascade", "prefer", "offline", "default_max_tokens", NULL};
-    ok = only_keys(root, top, "the file", err);
+    ok = ok && only_keys(root, top, "the file", err);
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(root, "cloud");
     if (ok && cl) {
         static const char *const keys[] = {"base_url", "model", "api_key_env", "models", "connect_timeout_ms", "first_byte_timeout_ms",
@@ -126,6 +147,11 @@ hai_status hybrid_config_parse(const char *json, size_t len, hybrid_config *c, h
         if (ok && env[0]) {
             const char *key = getenv(env);
             if (!key || !*key) ok = hai_fail(err, HAI_ERR_INVALID, "route config: the environment variable %s (cloud.api_key_env) is not set", env) == HAI_OK;
+            else if (!cloud_token_ok(key)) /* the key goes into a header line: CR/LF would add headers of its own */
+                ok = hai_fail(err, HAI_ERR_INVALID, "route config: the API key in %s has a control character, space or non-ASCII byte", env) == HAI_OK;
+            else if (strlen(key) >= sizeof c->cloud.api_key)
+                ok = hai_fail(err, HAI_ERR_INVALID, "route config: the API key in %s is %zu bytes, over the limit of %zu", env, strlen(key),
+                              sizeof c->cloud.api_key - 1) == HAI_OK;
             else snprintf(c->cloud.api_key, sizeof c->cloud.api_key, "%s", key);
         }
         for (size_t i = 0; ok && i < nm && p->n_cloud_models < ROUTER_MAX_CLOUD_MODELS; i++)

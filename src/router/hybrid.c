@@ -29,9 +29,15 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A copy of a list of n strings; NULL when out of memory (nothing half-copied is left). */
 static char **dup_list(char **v, size_t n) {
     char **o = calloc(n + 1, sizeof *o);
-    for (size_t i = 0; o && i < n; i++) o[i] = strdup(v[i]);
+    for (size_t i = 0; o && i < n; i++)
+        if (!(o[i] = strdup(v[i]))) {
+            while (i--) free(o[i]);
+            free(o);
+            return NULL;
+        }
     return o;
 }
 
@@ -42,6 +48,14 @@ hai_status hybrid_create(const hybrid_config *cfg, const hai_model *m, uint32_t 
     h->cfg = *cfg;
     h->cfg.patterns = dup_list(cfg->patterns, cfg->n_patterns);
     h->cfg.keywords = dup_list(cfg->keywords, cfg->n_keywords);
+    if (!h->cfg.patterns || !h->cfg.keywords) { /* a policy without its patterns would let their data go */
+        if (!h->cfg.patterns) h->cfg.n_patterns = 0;
+        if (!h->cfg.keywords) h->cfg.n_keywords = 0;
+        h->scan = NULL;
+        hybrid_config_free(&h->cfg);
+        free(h);
+        return hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
+    }
     h->policy = cfg->policy;
     h->policy.local_ctx = local_ctx;
     h->m = m;
