@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat.h"
 #include "error.h"
 #include "unicode.h"
 
@@ -28,10 +29,15 @@ typedef struct style {
 
 /* ---- a string builder ---------------------------------------------------------------------- */
 
+/* The text, and which of its bytes came from the caller's data (message contents, roles) rather
+ * than from the template: those are tokenized as plain text, so "<|im_end|>" typed by a user
+ * cannot close their turn (chat.h). */
 typedef struct sb {
     char *p;
     size_t n, cap;
     bool oom;
+    size_t (*data)[2]; /* [start, end) ranges, in order, not touching */
+    size_t n_data, cap_data;
 } sb;
 
 static void put(sb *b, const char *s, size_t n) {
@@ -54,6 +60,41 @@ static void put(sb *b, const char *s, size_t n) {
 
 static void puts_(sb *b, const char *s) { put(b, s, strlen(s)); }
 
+static void mark_data(sb *b, size_t start, size_t end) {
+    if (b->oom || start >= end) return;
+    if (b->n_data && b->data[b->n_data - 1][1] == start) { /* continues the last range */
+        b->data[b->n_data - 1][1] = end;
+        return;
+    }
+    if (b->n_data == b->cap_data) {
+        size_t cap = b->cap_data ? 2 * b->cap_data : 16;
+        void *d = realloc(b->data, cap * sizeof *b->data);
+        if (!d) {
+            b->oom = true;
+            return;
+        }
+        b->data = d;
+        b->cap_data = cap;
+    }
+    b->data[b->n_data][0] = start;
+    b->data[b->n_data][1] = end;
+    b->n_data++;
+}
+
+/* The caller's text: written, and marked as data. */
+static void put_data(sb *b, const char *s, size_t n) {
+    size_t at = b->n;
+    put(b, s, n);
+    mark_data(b, at, b->n);
+}
+
+static void puts_data(sb *b, const char *s) { put_data(b, s, strlen(s)); }
+
+static void sb_free(sb *b) {
+    free(b->p);
+    free(b->data);
+}
+
 /* ---- Python string semantics the templates rely on ------------------------------------------- */
 
 /* Python's str.isspace() for one code point. */
@@ -62,9 +103,9 @@ static bool py_space(uint32_t c) {
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-/* The Jinja `trim` filter / str.strip(): whitespace off both ends. */
-static void put_trimmed(sb *b, const char *s) {
-    size_t n = strlen(s), start = 0, end = n;
+/* The Jinja `trim` filter / str.strip(): the bounds of s[0, n) without whitespace at either end. */
+static void trim_bounds(const char *s, size_t n, size_t *start_, size_t *end_) {
+    size_t start = 0, end = n;
     while (start < n) {
         uint32_t cp;
         int l = hai_utf8_valid_len((const unsigned char *)s + start, n - start, &cp);
@@ -80,7 +121,32 @@ static void put_trimmed(sb *b, const char *s) {
         if (!l || (size_t)l != end - k || !py_space(cp)) break;
         end = k;
     }
-    put(b, s + start, end - start);
+    *start_ = start;
+    *end_ = end;
+}
+
+/* The caller's text, trimmed. */
+static void put_trimmed(sb *b, const char *s) {
+    size_t start, end;
+    trim_bounds(s, strlen(s), &start, &end);
+    put_data(b, s + start, end - start);
+}
+
+/* A part built of template text and data (Llama 2's system block with the first message),
+ * trimmed as one string: its data ranges come along, clipped to what is kept. */
+static void put_trimmed_sb(sb *b, const sb *c) {
+    if (c->oom) {
+        b->oom = true;
+        return;
+    }
+    if (!c->p) return;
+    size_t start, end, at = b->n;
+    trim_bounds(c->p, c->n, &start, &end);
+    put(b, c->p + start, end - start);
+    for (size_t i = 0; i < c->n_data; i++) {
+        size_t a = c->data[i][0] > start ? c->data[i][0] : start, e = c->data[i][1] < end ? c->data[i][1] : end;
+        if (a < e) mark_data(b, at + a - start, at + e - start);
+    }
 }
 
 /* s with the newlines at its left (lstrip('\n')) / right (rstrip('\n')) removed: [*a, *e). */
@@ -184,24 +250,26 @@ static hai_status resolve_style(const hai_chat_params *p, style *st, hai_error *
 
 static bool is(const hai_chat_message *m, const char *role) { return strcmp(m->role, role) == 0; }
 
-static void chatml_turn(sb *b, const char *role, const char *content) {
+/* content_is_data: false only for the template's own default system prompt */
+static void chatml_turn(sb *b, const char *role, const char *content, bool content_is_data) {
     puts_(b, "<|im_start|>");
-    puts_(b, role);
+    puts_data(b, role);
     puts_(b, "\n");
-    puts_(b, content);
+    if (content_is_data) puts_data(b, content);
+    else puts_(b, content);
     puts_(b, "<|im_end|>\n");
 }
 
 static void fmt_chatml(sb *b, const style *st, const hai_chat_message *m, size_t n, bool agp) {
-    if (n && is(&m[0], "system")) chatml_turn(b, "system", m[0].content);
-    else if (st->default_system) chatml_turn(b, "system", st->default_system);
+    if (n && is(&m[0], "system")) chatml_turn(b, "system", m[0].content, true);
+    else if (st->default_system) chatml_turn(b, "system", st->default_system, false);
     for (size_t i = 0; i < n; i++)
-        if (!(i == 0 && is(&m[0], "system"))) chatml_turn(b, m[i].role, m[i].content);
+        if (!(i == 0 && is(&m[0], "system"))) chatml_turn(b, m[i].role, m[i].content, true);
     if (agp) puts_(b, "<|im_start|>assistant\n");
 }
 
 static void fmt_qwen3(sb *b, const hai_chat_message *m, size_t n, bool agp, bool no_think) {
-    if (n && is(&m[0], "system")) chatml_turn(b, "system", m[0].content);
+    if (n && is(&m[0], "system")) chatml_turn(b, "system", m[0].content, true);
     size_t last_query = n ? n - 1 : 0;
     for (size_t k = n; k-- > 0;) { /* the last user turn that is not a tool response */
         size_t cl = strlen(m[k].content);
@@ -214,7 +282,7 @@ static void fmt_qwen3(sb *b, const hai_chat_message *m, size_t n, bool agp, bool
     }
     for (size_t i = 0; i < n; i++) {
         if (is(&m[i], "user") || (is(&m[i], "system") && i > 0)) {
-            chatml_turn(b, m[i].role, m[i].content);
+            chatml_turn(b, m[i].role, m[i].content, true);
         } else if (is(&m[i], "assistant")) {
             const char *c = m[i].content, *ce = c + strlen(c);
             const char *content = c, *content_end = ce, *reason = "", *reason_end = reason;
@@ -233,11 +301,11 @@ static void fmt_qwen3(sb *b, const hai_chat_message *m, size_t n, bool agp, bool
             if (i > last_query && (i + 1 == n || reason_end > reason)) {
                 strip_nl(&reason, &reason_end, true, true);
                 puts_(b, "<think>\n");
-                put(b, reason, (size_t)(reason_end - reason));
+                put_data(b, reason, (size_t)(reason_end - reason));
                 puts_(b, "\n</think>\n\n");
                 strip_nl(&content, &content_end, true, false);
             }
-            put(b, content, (size_t)(content_end - content));
+            put_data(b, content, (size_t)(content_end - content));
             puts_(b, "<|im_end|>\n");
         }
     }
@@ -249,7 +317,7 @@ static void fmt_qwen3(sb *b, const hai_chat_message *m, size_t n, bool agp, bool
 
 static void llama3_turn(sb *b, const char *role, const char *content) {
     puts_(b, "<|start_header_id|>");
-    puts_(b, role);
+    puts_data(b, role);
     puts_(b, "<|end_header_id|>\n\n");
     put_trimmed(b, content);
     puts_(b, "<|eot_id|>");
@@ -278,7 +346,8 @@ static void fmt_llama31(sb *b, const style *st, const hai_chat_message *m, size_
     puts_(b, bos);
     puts_(b, "<|start_header_id|>system<|end_header_id|>\n\n");
     puts_(b, "Cutting Knowledge Date: December 2023\nToday Date: ");
-    puts_(b, date ? date : "26 Jul 2024");
+    if (date) puts_data(b, date);
+    else puts_(b, "26 Jul 2024");
     puts_(b, "\n\n");
     size_t i = 0;
     if (n && is(&m[0], "system")) {
@@ -301,23 +370,22 @@ static void fmt_llama2(sb *b, const hai_chat_message *m, size_t n, const char *b
         sb c = {0};
         if (k == i && sys) {
             puts_(&c, "<<SYS>>\n");
-            puts_(&c, sys);
+            puts_data(&c, sys);
             puts_(&c, "\n<</SYS>>\n\n");
         }
-        puts_(&c, m[k].content);
-        if (c.oom) b->oom = true;
+        puts_data(&c, m[k].content);
         if (is(&m[k], "user")) {
             puts_(b, bos);
             puts_(b, "[INST] ");
-            if (c.p) put_trimmed(b, c.p);
+            put_trimmed_sb(b, &c);
             puts_(b, " [/INST]");
         } else if (is(&m[k], "assistant")) {
             puts_(b, " ");
-            if (c.p) put_trimmed(b, c.p);
+            put_trimmed_sb(b, &c);
             puts_(b, " ");
             puts_(b, eos);
         }
-        free(c.p);
+        sb_free(&c);
     }
 }
 
@@ -335,13 +403,13 @@ static void fmt_mistral(sb *b, const hai_chat_message *m, size_t n, const char *
             /* Nemo's template gives the system prompt to the last message if it is the user's; the
              * v1 template has no system role: hai puts it before the first user message */
             if (sys && (tekken ? k + 1 == n : k == i)) {
-                puts_(b, sys);
+                puts_data(b, sys);
                 puts_(b, "\n\n");
             }
-            puts_(b, m[k].content);
+            puts_data(b, m[k].content);
             puts_(b, tekken ? "[/INST]" : " [/INST]");
         } else if (is(&m[k], "assistant")) {
-            puts_(b, m[k].content);
+            puts_data(b, m[k].content);
             puts_(b, eos);
         }
     }
@@ -355,7 +423,7 @@ static void fmt_phi3(sb *b, const hai_chat_message *m, size_t n, bool agp, const
                                                    : NULL;
         if (!tag) continue;
         puts_(b, tag);
-        puts_(b, m[i].content);
+        puts_data(b, m[i].content);
         puts_(b, "<|end|>\n");
     }
     puts_(b, agp ? "<|assistant|>\n" : eos);
@@ -371,16 +439,16 @@ static void fmt_gemma(sb *b, const hai_chat_message *m, size_t n, bool agp, cons
     }
     for (size_t k = i; k < n; k++) {
         puts_(b, "<start_of_turn>");
-        puts_(b, is(&m[k], "assistant") ? "model" : m[k].role);
+        if (is(&m[k], "assistant")) puts_(b, "model");
+        else puts_data(b, m[k].role);
         puts_(b, "\n");
         if (sys && k == i) {
             sb c = {0};
-            puts_(&c, sys);
+            puts_data(&c, sys);
             puts_(&c, "\n\n");
-            puts_(&c, m[k].content);
-            if (c.oom) b->oom = true;
-            else put_trimmed(b, c.p);
-            free(c.p);
+            puts_data(&c, m[k].content);
+            put_trimmed_sb(b, &c);
+            sb_free(&c);
         } else {
             put_trimmed(b, m[k].content);
         }
@@ -394,16 +462,16 @@ static void fmt_deepseek_r1(sb *b, const style *st, const hai_chat_message *m, s
     for (size_t i = 0; i < n; i++)
         if (is(&m[i], "system")) sys = m[i].content; /* the last system message wins */
     puts_(b, bos);
-    puts_(b, sys);
+    puts_data(b, sys);
     for (size_t i = 0; i < n; i++) {
         if (is(&m[i], "user")) {
             puts_(b, R1_USER);
-            puts_(b, m[i].content);
+            puts_data(b, m[i].content);
             if (st->r1_user_eos) puts_(b, R1_EOS);
         } else if (is(&m[i], "assistant")) {
             const char *c = m[i].content, *e = c + strlen(c), *after = rfind(c, e, "</think>");
             puts_(b, R1_ASSISTANT);
-            puts_(b, after ? after + 8 : c);
+            puts_data(b, after ? after + 8 : c);
             puts_(b, R1_EOS);
         }
     }
@@ -418,8 +486,15 @@ void hai_free(void *p) { free(p); }
 
 hai_status hai_chat_format(const hai_chat_params *p, const hai_chat_message *msgs, size_t n, char **out, size_t *len,
                            hai_error *err) {
+    return chat_format_marked(p, msgs, n, out, len, NULL, NULL, err);
+}
+
+hai_status chat_format_marked(const hai_chat_params *p, const hai_chat_message *msgs, size_t n, char **out, size_t *len,
+                              size_t (**data)[2], size_t *n_data, hai_error *err) {
     if (!p || !out || (!msgs && n)) return hai_fail(err, HAI_ERR_INVALID, "chat: NULL argument");
     *out = NULL;
+    if (data) *data = NULL;
+    if (n_data) *n_data = 0;
     for (size_t i = 0; i < n; i++) {
         if (!msgs[i].role || !msgs[i].content) return hai_fail(err, HAI_ERR_INVALID, "chat: message %zu has no role or content", i);
     }
@@ -454,10 +529,13 @@ hai_status hai_chat_format(const hai_chat_params *p, const hai_chat_message *msg
     }
     free(st.default_system);
     if (b.oom) {
-        free(b.p);
+        sb_free(&b);
         return hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
     }
     *out = b.p;
     if (len) *len = b.n;
+    if (data) *data = b.data;
+    else free(b.data);
+    if (n_data) *n_data = b.n_data;
     return HAI_OK;
 }

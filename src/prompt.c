@@ -1,10 +1,13 @@
 /* From a conversation to prompt tokens: the model's chat format, its BOS/EOS texts, tokenized
- * with special tokens parsed. Shared by `hai run --chat`, `hai chat` and the server. */
+ * with the template's special tokens parsed and the messages' text as plain text. Shared by
+ * `hai run --chat`, `hai chat`, the router and the server. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "error.h"
 #include "model.h"
+#include "tokenizer.h"
 
 static char *token_text(const hai_tokenizer *t, hai_special_token which) {
     hai_token id = hai_tokenizer_special(t, which);
@@ -35,15 +38,16 @@ hai_status hai_chat_tokenize(const hai_model *m, const hai_chat_params *pp, cons
     if (!p.bos_token) p.bos_token = bos;
     if (!p.eos_token) p.eos_token = eos;
     char *text = NULL;
-    size_t len = 0;
-    hai_status st = hai_chat_format(&p, msgs, n, &text, &len, err);
+    size_t len = 0, (*data)[2] = NULL, n_data = 0;
+    hai_status st = chat_format_marked(&p, msgs, n, &text, &len, &data, &n_data, err);
     /* the template decides about BOS when it writes one; otherwise the vocabulary does */
     bool template_bos = p.template_text && strstr(p.template_text, "bos_token");
     uint32_t flags = HAI_TOKENIZE_PARSE_SPECIAL | (template_bos ? 0 : HAI_TOKENIZE_ADD_SPECIAL);
     size_t cap = len + 8;
     hai_token *out = NULL;
     if (!st && !(out = malloc(cap * sizeof *out))) st = hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
-    if (!st) st = hai_tokenize(t, text, len, flags & ~HAI_TOKENIZE_ADD_SPECIAL, out + 1, cap - 1, n_ids, err);
+    /* the template's markup gives control tokens; the messages' text never does (chat.h) */
+    if (!st) st = tok_tokenize_marked(t, text, len, flags & ~HAI_TOKENIZE_ADD_SPECIAL, (const size_t(*)[2])data, n_data, out + 1, cap - 1, n_ids, err);
     if (!st) {
         /* BOS only (an EOS at the end of a prompt would end the answer before it starts) */
         hai_token b = hai_tokenizer_special(t, HAI_SPECIAL_BOS);
@@ -58,6 +62,7 @@ hai_status hai_chat_tokenize(const hai_model *m, const hai_chat_params *pp, cons
         out = NULL;
     }
     free(out);
+    free(data);
     hai_free(text);
     free(bos);
     free(eos);

@@ -407,19 +407,25 @@ static bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' |
 
 /* Splits the special tokens out of the text, scanning left to right and taking the longest
  * special that starts at each position (leftmost-longest, as the reference tokenizers match
- * their added tokens). Controls only count when the caller asked for special parsing;
- * user-defined tokens always do (they are ordinary text the vocabulary keeps whole). */
-static bool partition(const hai_tokenizer *t, const char *text, size_t len, bool parse_special, frag_vec *out) {
+ * their added tokens). Controls only count when the caller asked for special parsing, and never
+ * where they would touch a plain range (the caller's data inside a chat prompt); user-defined
+ * tokens always do (they are ordinary text the vocabulary keeps whole). */
+static bool partition(const hai_tokenizer *t, const char *text, size_t len, bool parse_special, const size_t (*plain)[2],
+                      size_t n_plain, frag_vec *out) {
     frag_vec a = {0};
     const int32_t *start = parse_special ? t->sp_start_all : t->sp_start_ud;
     const hai_token *list = parse_special ? t->sp_all : t->sp_ud;
-    size_t raw = 0, i = 0; /* raw text runs from raw to i */
+    size_t raw = 0, i = 0, r = 0; /* raw text runs from raw to i; plain[r] is the next range not behind i */
     while (i < len) {
         unsigned char c = (unsigned char)text[i];
         hai_token hit = -1;
+        while (r < n_plain && plain[r][1] <= i) r++;
+        /* a control may reach up to the next plain range, no further */
+        size_t room = r < n_plain ? (plain[r][0] > i ? plain[r][0] - i : 0) : len - i;
         for (int32_t k = start[c]; k < start[c + 1]; k++) {
             const tok_entry *e = &t->tok[list[k]];
-            if (e->len <= len - i && memcmp(text + i, tok_str(t, list[k]), e->len) == 0) {
+            if (e->len <= len - i && (e->len <= room || e->attr == HAI_TOKEN_USER_DEFINED) &&
+                memcmp(text + i, tok_str(t, list[k]), e->len) == 0) {
                 hit = list[k];
                 break;
             }
@@ -448,14 +454,20 @@ oom:
 
 hai_status hai_tokenize(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, hai_token *ids,
                         size_t cap, size_t *n_ids, hai_error *err) {
-    if (!t || (!text && len) || !n_ids || (!ids && cap)) return hai_fail(err, HAI_ERR_INVALID, "tokenize: NULL argument");
+    return tok_tokenize_marked(t, text, len, flags, NULL, 0, ids, cap, n_ids, err);
+}
+
+hai_status tok_tokenize_marked(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, const size_t (*plain)[2],
+                               size_t n_plain, hai_token *ids, size_t cap, size_t *n_ids, hai_error *err) {
+    if (!t || (!text && len) || !n_ids || (!ids && cap) || (!plain && n_plain))
+        return hai_fail(err, HAI_ERR_INVALID, "tokenize: NULL argument");
     *n_ids = 0;
     tok_vec out = {0};
     frag_vec frags = {0};
     hai_status st = HAI_OK;
     bool add = flags & HAI_TOKENIZE_ADD_SPECIAL;
     if (add && t->add_bos && t->special[HAI_SPECIAL_BOS] >= 0) tok_vec_push(&out, t->special[HAI_SPECIAL_BOS]);
-    if (!partition(t, text, len, flags & HAI_TOKENIZE_PARSE_SPECIAL, &frags)) {
+    if (!partition(t, text, len, flags & HAI_TOKENIZE_PARSE_SPECIAL, plain, n_plain, &frags)) {
         st = hai_fail(err, HAI_ERR_NOMEM, "tokenize: out of memory");
         goto done;
     }

@@ -88,6 +88,13 @@ bool tok_spm_mark_after_text(const char *s, size_t n);
 void tok_spm_encode(const hai_tokenizer *t, const char *text, size_t len, tok_vec *out);
 hai_status tok_bpe_encode(const hai_tokenizer *t, const char *text, size_t len, tok_vec *out, hai_error *err);
 
+/* hai_tokenize, except that with HAI_TOKENIZE_PARSE_SPECIAL no control token is recognized where
+ * it would overlap one of the plain [start, end) byte ranges (in order, not overlapping): a chat
+ * prompt's data (chat.h). Outside them, and for text without special tokens, the ids are
+ * hai_tokenize's. */
+hai_status tok_tokenize_marked(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, const size_t (*plain)[2],
+                               size_t n_plain, hai_token *ids, size_t cap, size_t *n_ids, hai_error *err);
+
 /* Pre-tokenizer regexes by tokenizer.ggml.pre name; NULL-terminated list, or NULL if unknown. */
 const char *const *tok_pretok_patterns(const char *pre);
 hai_status tok_compile_regex(hai_tokenizer *t, const char *const *patterns, int n, hai_error *err);
