@@ -20,6 +20,7 @@ typedef struct held {
 } held;
 
 static bool held_add(held *h, const char *s, size_t n) {
+    if (!n) return true; /* a control token's empty piece: h->p may still be NULL */
     if (h->cap - h->n < n) {
         size_t cap = h->cap ? h->cap : 256;
         while (cap - h->n < n) cap *= 2;
@@ -37,6 +38,7 @@ static bool held_add(held *h, const char *s, size_t n) {
  * the longest tail that is still the start of some stop string. */
 static size_t releasable(const held *h, const hai_generate_params *p, bool *stopped) {
     *stopped = false;
+    if (!h->n) return 0; /* nothing held (h->p may be NULL: memmem takes none) */
     size_t first_stop = h->n;
     for (size_t s = 0; s < p->n_stop; s++) {
         size_t sl = strlen(p->stop[s]);
@@ -63,7 +65,7 @@ static size_t releasable(const held *h, const hai_generate_params *p, bool *stop
 static bool emit(const hai_generate_params *p, held *h, size_t n) {
     bool go = true;
     if (n && p->on_text) go = p->on_text(p->user, h->p, n);
-    memmove(h->p, h->p + n, h->n - n);
+    if (n) memmove(h->p, h->p + n, h->n - n);
     h->n -= n;
     return go;
 }
@@ -116,9 +118,9 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
         if (p->sampler) {
             t = hai_sampler_sample(p->sampler, logits);
         } else {
-            t = 0;
+            t = 0; /* argmax; NaN never wins (a NaN first entry would have beaten every comparison) */
             for (int32_t i = 1; i < nv; i++)
-                if (logits[i] > logits[t]) t = i;
+                if (logits[i] > logits[t] || (logits[t] != logits[t] && logits[i] == logits[i])) t = i;
         }
         if (res->n_generated == 0) t_first = now_s();
         if (hai_tokenizer_is_eog(tok, t)) {

@@ -78,7 +78,13 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
         hp->n_rot % 2)
         return hai_fail(err, HAI_ERR_FORMAT, "model: head_dim %u / value_length %u / rope dims %u are not usable",
                         hp->head_dim, hp->head_dim_v, hp->n_rot);
-    if (!(hp->rms_eps > 0) || !(hp->rope_base > 0)) return hai_fail(err, HAI_ERR_FORMAT, "model: bad rms epsilon or rope base");
+    /* implausible values are refused, not computed with: an epsilon of 1e-40 or a base of inf
+     * gives NaN or inf activations, and NaN logits downstream (the ranges hold every released
+     * model by a wide margin) */
+    if (!(hp->rms_eps >= 1e-12f && hp->rms_eps <= 0.1f))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s.attention.layer_norm_rms_epsilon %g is not plausible (1e-12 to 0.1)", an, hp->rms_eps);
+    if (!(hp->rope_base >= 1.0f && hp->rope_base <= 1e12f))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.freq_base %g is not plausible (1 to 1e12)", an, hp->rope_base);
     hp->rope = a->rope;
     hp->rope_pos_scale = 1.0f;
     char key[128];
@@ -88,7 +94,8 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
         if (type.size == 6 && !memcmp(type.data, "linear", 6)) {
             float f;
             if ((st = arch_f32(g, an, "rope.scaling.factor", 1.0f, &f, err))) return st;
-            if (!(f > 0)) return hai_fail(err, HAI_ERR_FORMAT, "model: rope scaling factor %g", f);
+            if (!(f >= 1e-3f && f <= 1e4f)) /* 1e-40's inverse is inf: every position becomes inf */
+                return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.scaling.factor %g is not plausible (0.001 to 10000)", an, f);
             hp->rope_pos_scale = 1.0f / f;
         } else if (!(type.size == 6 && !memcmp(type.data, "llama3", 6))) { /* llama3 uses rope_freqs */
             return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported", (int)(type.size < 32 ? type.size : 32),
@@ -145,6 +152,9 @@ static hai_status load_tensors(hai_model *m, hai_error *err) {
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
     const hai_gguf_tensor *rf = hai_gguf_find_tensor(m->gguf, "rope_freqs.weight");
     if (rf && (st = get_vec(m, "rope_freqs.weight", hp->n_rot / 2, true, &m->rope_freq_factors, err))) return st;
+    for (uint32_t i = 0; rf && i < hp->n_rot / 2; i++) /* each divides a frequency: Llama 3.1's are 1 to 8 */
+        if (!(m->rope_freq_factors[i] >= 1e-3f && m->rope_freq_factors[i] <= 1e6f))
+            return hai_fail(err, HAI_ERR_FORMAT, "model: rope_freqs.weight[%u] = %g is not plausible (0.001 to 1e6)", i, m->rope_freq_factors[i]);
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
     for (uint32_t l = 0; l < hp->n_layer; l++) {

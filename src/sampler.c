@@ -1,5 +1,6 @@
 /* Sampling: penalties over a window of recent tokens, then top-k, top-p, min-p, temperature and
  * a draw from a seeded generator (the order llama.cpp uses, so settings mean the same). */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +107,16 @@ static void select_top(cand *c, int32_t n, int32_t k) {
     }
 }
 
+/* Logits as the sampler may order them: NaN (a hostile or broken model) is never chosen, +inf is
+ * the largest finite value, so every comparison below is a total order and every softmax sum is
+ * finite (NaN made the partition of select_top run off the array). */
+static inline float sane(float l) { return l != l ? -INFINITY : l > FLT_MAX ? FLT_MAX : l; }
+
 hai_token hai_sampler_sample(hai_sampler *s, const float *logits) {
     const hai_sampler_params *p = &s->p;
     int32_t n = s->n_vocab;
     cand *c = s->c;
-    for (int32_t i = 0; i < n; i++) c[i] = (cand){logits[i], i};
+    for (int32_t i = 0; i < n; i++) c[i] = (cand){sane(logits[i]), i};
     /* penalties on the tokens in the window */
     bool pen = p->repeat_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0;
     for (int32_t h = 0; pen && h < s->n_hist; h++) {
@@ -119,7 +125,7 @@ hai_token hai_sampler_sample(hai_sampler *s, const float *logits) {
         float l = c[t].logit;
         if (p->repeat_penalty != 1.0f) l = l > 0 ? l / p->repeat_penalty : l * p->repeat_penalty;
         l -= (float)s->count[t] * p->frequency_penalty + p->presence_penalty;
-        c[t].logit = l;
+        c[t].logit = sane(l);
         c[t].id = -1 - t; /* mark as done (restored below) */
     }
     for (int32_t h = 0; pen && h < s->n_hist; h++) {
@@ -135,6 +141,7 @@ hai_token hai_sampler_sample(hai_sampler *s, const float *logits) {
     int32_t k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
     if (k < n) select_top(c, n, k);
     qsort(c, (size_t)k, sizeof *c, cmp_desc);
+    if (c[0].logit == -INFINITY) return c[0].id; /* nothing is possible: the lowest id, deterministically */
     /* softmax over the k, then top-p and min-p cuts */
     double sum = 0, mx = c[0].logit;
     for (int32_t i = 0; i < k; i++) sum += exp((double)c[i].logit - mx);
@@ -165,15 +172,21 @@ hai_token hai_sampler_sample(hai_sampler *s, const float *logits) {
     return c[k - 1].id;
 }
 
+/* NaN logits count as impossible tokens, +inf as the largest finite value; logits with nothing
+ * possible are as uncertain as can be (log n): a broken model's answer escalates, never passes
+ * as confident. */
 float hai_logits_entropy(const float *logits, int32_t n) {
-    double mx = logits[0];
-    for (int32_t i = 1; i < n; i++)
-        if (logits[i] > mx) mx = logits[i];
+    double mx = -INFINITY;
+    for (int32_t i = 0; i < n; i++)
+        if (sane(logits[i]) > mx) mx = sane(logits[i]);
+    if (mx == -INFINITY) return n > 0 ? (float)log((double)n) : 0;
     double z = 0, zl = 0;
     for (int32_t i = 0; i < n; i++) {
-        double e = exp((double)logits[i] - mx);
+        double d = (double)sane(logits[i]) - mx;
+        if (d == -INFINITY) continue;
+        double e = exp(d);
         z += e;
-        zl += e * ((double)logits[i] - mx);
+        zl += e * d;
     }
     return (float)(log(z) - zl / z); /* H = log Z - E[l - max] */
 }

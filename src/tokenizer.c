@@ -39,7 +39,10 @@ hai_status tok_alloc(hai_tokenizer **out, tok_model model, int32_t n_vocab, hai_
     t->n_vocab = n_vocab;
     t->tok = calloc((size_t)n_vocab, sizeof *t->tok);
     t->eog = calloc((size_t)n_vocab, 1);
-    if (!t->tok || !t->eog) {
+    /* the pool exists from the start: a vocabulary of empty texts still points its tokens into
+     * memory (memcmp and memcpy take no NULL, even for 0 bytes) */
+    t->pool = malloc(t->pool_cap = 64);
+    if (!t->tok || !t->eog || !t->pool) {
         hai_tokenizer_free(t);
         return hai_fail(err, HAI_ERR_NOMEM, "tokenizer: out of memory for %d tokens", n_vocab);
     }

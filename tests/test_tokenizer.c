@@ -1,5 +1,7 @@
 /* Tokenizers against the reference vectors of ../shared/vocab, id for id; round trips of every
  * vector string and of every token of each vocabulary. */
+#include <unistd.h>
+
 #include "check.h"
 #include "vocab_io.h"
 
@@ -135,8 +137,45 @@ static void stream_cases(const hai_tokenizer *spm) {
     CHECK_EQ_INT(k, 11);
 }
 
+/* Vocabularies a hostile file can hold: every token's text empty, or a single token. Loading,
+ * tokenizing and detokenizing give results or errors, never undefined behaviour (an empty text
+ * pool was a NULL that memcmp got, fatal in the sanitizer build). */
+static void degenerate_vocabs(void) {
+    static const char *const models[] = {"gpt2", "llama"};
+    static const char *const empty[] = {"", "", ""}, *one[] = {"a"};
+    for (size_t mi = 0; mi < 2; mi++)
+        for (int v = 0; v < 2; v++) {
+            char path[] = "/tmp/hai-test-vocab-XXXXXX";
+            int fd = mkstemp(path);
+            if (!CHECK(fd >= 0)) return;
+            close(fd);
+            hai_gguf_writer *w = NULL;
+            hai_error err = {0};
+            CHECK(hai_gguf_writer_create(3, 32, &w, &err) == HAI_OK);
+            CHECK(hai_gguf_writer_set_str(w, "tokenizer.ggml.model", models[mi], &err) == HAI_OK);
+            CHECK(hai_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v ? one : empty, v ? 1 : 3, &err) == HAI_OK);
+            CHECK_MSG(hai_gguf_writer_write(w, path, &err) == HAI_OK, "%s", err.msg);
+            hai_gguf_writer_free(w);
+            hai_gguf *g = NULL;
+            hai_tokenizer *t = NULL;
+            if (CHECK_MSG(hai_gguf_open(path, &g, &err) == HAI_OK, "%s", err.msg) && hai_tokenizer_from_gguf(g, &t, &err) == HAI_OK) {
+                hai_token ids[64] = {0, 1, 2};
+                size_t n = 0;
+                hai_tokenize(t, "hi <s> there", 12, HAI_TOKENIZE_ADD_SPECIAL | HAI_TOKENIZE_PARSE_SPECIAL, ids, 64, &n, &err);
+                char out[256];
+                size_t k = 0;
+                hai_detokenize(t, (const hai_token[]){0, 0, v ? 0 : 2}, 3, 0, out, sizeof out, &k, &err);
+                CHECK(k < sizeof out);
+            }
+            hai_tokenizer_free(t);
+            hai_gguf_free(g);
+            unlink(path);
+        }
+}
+
 int main(int argc, char **argv) {
     const char *shared = check_shared_dir(argc, argv);
+    degenerate_vocabs();
     char vdir[4096];
     snprintf(vdir, sizeof vdir, "%s/vocab", shared);
     /* every vocabulary with a GGUF file and vectors, and which hai supports */
