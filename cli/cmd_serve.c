@@ -27,7 +27,12 @@ static void usage(FILE *f) {
             "  --cors-origin ORIGIN send CORS headers for this origin (default: none)\n"
             "  --max-body BYTES     largest request body (default 1048576)\n"
             "  --timeout SECONDS    longest a request may take (default 600)\n"
-            "  --route-config FILE  hybrid routing policy (local / cloud), see README\n");
+            "  --route-config FILE  hybrid routing policy (local / cloud), see README\n"
+            "  --max-connections N  sockets held at once (default 128); idle ones are closed to make room\n"
+            "  --max-connections-per-addr N  of those, from one client address (default a quarter)\n"
+            "  --idle-timeout S     a connection waiting for a request's headers is closed after S seconds (default 15)\n"
+            "  --body-timeout S     a request body must arrive within S seconds (default 60)\n"
+            "  --shutdown-grace S   at SIGTERM, requests in flight have S seconds to finish (default 10)\n");
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -57,6 +62,11 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &n)) return 2; o.n_threads = (int)n; }
         else if (!strcmp(a, "--max-body")) { if (!cli_parse_i64(a, v, 1024, 1 << 30, &n)) return 2; o.max_body = (size_t)n; }
         else if (!strcmp(a, "--timeout")) { if (!cli_parse_f64(a, v, &x) || x <= 0) return 2; o.timeout_s = x; }
+        else if (!strcmp(a, "--max-connections")) { if (!cli_parse_i64(a, v, 4, 100000, &n)) return 2; o.max_connections = (int)n; }
+        else if (!strcmp(a, "--max-connections-per-addr")) { if (!cli_parse_i64(a, v, 1, 100000, &n)) return 2; o.max_connections_per_addr = (int)n; }
+        else if (!strcmp(a, "--idle-timeout")) { if (!cli_parse_f64(a, v, &x) || x <= 0) return 2; o.idle_timeout_s = x; }
+        else if (!strcmp(a, "--body-timeout")) { if (!cli_parse_f64(a, v, &x) || x <= 0) return 2; o.body_timeout_s = x; }
+        else if (!strcmp(a, "--shutdown-grace")) { if (!cli_parse_f64(a, v, &x) || x < 0) return 2; o.shutdown_grace_s = x > 0 ? x : 1e-6; }
         else {
             fprintf(stderr, "hai serve: unknown option '%s'\n", a);
             usage(stderr);

@@ -1,6 +1,7 @@
 /* libFuzzer target: arbitrary bytes as the body of /v1/chat/completions and /v1/completions.
  * The parser must refuse or accept without crashing; what it accepts must be well-formed (valid
- * UTF-8 strings, bounded counts), and building every response from it must work. */
+ * UTF-8 strings, bounded counts, sampler settings the sampler takes), and building every
+ * response from it must work. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < r.n_msgs; i++)
             if (!api_valid_utf8(r.msgs[i].content, strlen(r.msgs[i].content))) abort();
         if (r.n_stop > API_MAX_STOP) abort();
+        /* every value a client can send is refused (400) or works: no sampler setting that the
+         * parser lets through may be refused later (that was a 500) */
+        hai_sampler *s = NULL;
+        if (hai_sampler_create(&r.sp, 1000, &s, NULL) != HAI_OK) abort();
+        hai_sampler_free(s);
         api_result res = {.id = "x", .model = r.model ? r.model : "m", .created = 1, .finish = "stop",
                           .text = r.n_msgs ? r.msgs[0].content : r.prompt};
         res.text_len = strlen(res.text);

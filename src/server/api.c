@@ -2,6 +2,7 @@
 #include "api.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -214,7 +215,9 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
             fail(e, "top_p", "'top_p' must be above 0");
             goto out;
         }
-        r->sp.top_p = (float)v;
+        /* a top_p below float's range (1e-300) means what the smallest float means: the most
+         * likely token only; it must not round to 0, which the sampler refuses (a 500) */
+        r->sp.top_p = v < FLT_MIN ? FLT_MIN : (float)v;
     }
     if (!get_int(root, "seed", -9.2e18, 9.2e18, &v, &r->has_seed, e)) goto out;
     if (r->has_seed) r->sp.seed = (uint64_t)(int64_t)v;

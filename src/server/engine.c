@@ -13,7 +13,8 @@ typedef struct slot {
     hai_context *c;
     pthread_t th;
     pthread_cond_t cv;
-    srv_job *job; /* handed over by submit while idle */
+    srv_job *job;     /* handed over by submit while idle */
+    srv_job *running; /* the job run_job is on (under e->mu), for cancellation at shutdown */
     bool busy;
 } slot;
 
@@ -26,7 +27,8 @@ struct srv_engine {
     pthread_mutex_t mu;
     srv_job *head, *tail;
     int queued;
-    bool stopping;
+    bool draining; /* no new jobs (shutdown) */
+    bool stopping; /* workers exit */
 };
 
 static double now_s(void) {
@@ -41,6 +43,7 @@ srv_job *srv_job_new(void) {
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     atomic_init(&j->cancelled, false);
+    atomic_init(&j->shutdown, false);
     j->refs = 1;
     return j;
 }
@@ -142,6 +145,7 @@ static void run_job(slot *s, srv_job *j) {
         }
         if (!st && (atomic_load(&j->cancelled) || (j->deadline > 0 && now_s() > j->deadline)))
             st = hai_fail(&err, HAI_ERR_CANCELLED, j->deadline > 0 && now_s() > j->deadline ? "request timed out" : "cancelled");
+        if (st == HAI_ERR_CANCELLED && atomic_load(&j->shutdown)) hai_fail(&err, HAI_ERR_CANCELLED, "the server is shutting down");
     }
     hai_sampler_free(sm);
     /* the slot is free before the client hears the job is done: its next request (the next turn
@@ -179,9 +183,13 @@ static void *worker(void *arg) {
         }
         s->job = NULL;
         s->busy = true;
+        s->running = j;
         update_gauges(e);
         pthread_mutex_unlock(&e->mu);
         run_job(s, j);
+        pthread_mutex_lock(&e->mu);
+        s->running = NULL;
+        pthread_mutex_unlock(&e->mu);
         srv_job_release(j);
         pthread_mutex_lock(&e->mu);
     }
@@ -199,11 +207,11 @@ static size_t common_prefix(const hai_context *c, const hai_token *p, size_t n) 
     return k;
 }
 
-bool srv_engine_submit(srv_engine *e, srv_job *j) {
+srv_submit srv_engine_submit(srv_engine *e, srv_job *j) {
     pthread_mutex_lock(&e->mu);
-    if (e->stopping) {
+    if (e->stopping || e->draining) {
         pthread_mutex_unlock(&e->mu);
-        return false;
+        return SUBMIT_STOPPING;
     }
     j->t_submit = now_s();
     /* an idle slot, the one whose cache shares most of the prompt */
@@ -229,12 +237,52 @@ bool srv_engine_submit(srv_engine *e, srv_job *j) {
         e->queued++;
         update_gauges(e);
     } else {
+        pthread_mutex_lock(&j->mu);
         j->refs--; /* not taken */
+        pthread_mutex_unlock(&j->mu);
         pthread_mutex_unlock(&e->mu);
-        return false;
+        return SUBMIT_FULL;
     }
     pthread_mutex_unlock(&e->mu);
-    return true;
+    return SUBMIT_OK;
+}
+
+/* A job that will not run: done as "shutting down", its waiter woken. */
+static void end_unrun(srv_job *j) {
+    atomic_store(&j->shutdown, true);
+    atomic_store(&j->cancelled, true);
+    pthread_mutex_lock(&j->mu);
+    j->done = true;
+    j->status = HAI_ERR_CANCELLED;
+    snprintf(j->error, sizeof j->error, "the server is shutting down");
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    srv_job_release(j);
+}
+
+void srv_engine_drain(srv_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    e->draining = true;
+    srv_job *q = e->head;
+    e->head = e->tail = NULL;
+    e->queued = 0;
+    update_gauges(e);
+    pthread_mutex_unlock(&e->mu);
+    for (srv_job *j = q, *nx; j; j = nx) {
+        nx = j->next;
+        end_unrun(j);
+    }
+}
+
+void srv_engine_cancel_running(srv_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    for (int i = 0; i < e->n_slots; i++) {
+        srv_job *j = e->slots[i].running ? e->slots[i].running : e->slots[i].job;
+        if (!j) continue;
+        atomic_store(&j->shutdown, true);
+        atomic_store(&j->cancelled, true);
+    }
+    pthread_mutex_unlock(&e->mu);
 }
 
 void srv_engine_load(srv_engine *e, int *queued, int *busy) {
@@ -296,17 +344,13 @@ void srv_engine_stop(srv_engine *e) {
         }
         pthread_cond_destroy(&s->cv);
     }
-    /* jobs still queued: finish them as cancelled so their waiters wake */
+    /* jobs still queued or handed over and never started: finish them so their waiters wake */
     for (srv_job *j = e->head, *nx; j; j = nx) {
         nx = j->next;
-        pthread_mutex_lock(&j->mu);
-        j->done = true;
-        j->status = HAI_ERR_CANCELLED;
-        snprintf(j->error, sizeof j->error, "the server is shutting down");
-        pthread_cond_broadcast(&j->cv);
-        pthread_mutex_unlock(&j->mu);
-        srv_job_release(j);
+        end_unrun(j);
     }
+    for (int i = 0; e->slots && i < e->n_slots; i++)
+        if (e->slots[i].job) end_unrun(e->slots[i].job);
     free(e->slots);
     hai_threadpool_free(e->pool);
     pthread_mutex_destroy(&e->mu);

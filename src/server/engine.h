@@ -39,7 +39,8 @@ typedef struct srv_job {
     char error[HAI_ERROR_MSG_SIZE];
     hai_generate_result res;
     double t_submit, t_start;
-    atomic_bool cancelled; /* set by the HTTP side (disconnect, timeout) */
+    atomic_bool cancelled; /* set by the HTTP side (disconnect, timeout) or at shutdown */
+    atomic_bool shutdown;  /* ... and this with it when the server is stopping: 503, not 500 */
     int refs;              /* the submitter and the engine each hold one */
     struct srv_job *next;
 } srv_job;
@@ -61,8 +62,16 @@ uint32_t srv_engine_n_ctx(const srv_engine *e);
 srv_job *srv_job_new(void);
 void srv_job_release(srv_job *j);
 
-/* Queues a job (taking a reference). false when the queue is full: the caller answers 429. */
-bool srv_engine_submit(srv_engine *e, srv_job *j);
+typedef enum srv_submit { SUBMIT_OK, SUBMIT_FULL, SUBMIT_STOPPING } srv_submit;
+
+/* Queues a job (taking a reference). SUBMIT_FULL when the slots and queue are full (the caller
+ * answers 429), SUBMIT_STOPPING once the engine drains (503). */
+srv_submit srv_engine_submit(srv_engine *e, srv_job *j);
+/* Shutdown, first step: no new jobs; those still queued end now as "shutting down" (their
+ * clients get a 503 or a final error event); those handed to a slot run on. */
+void srv_engine_drain(srv_engine *e);
+/* Shutdown, after the grace period: the running jobs are cancelled as "shutting down". */
+void srv_engine_cancel_running(srv_engine *e);
 /* Queue length and busy slots now. */
 void srv_engine_load(srv_engine *e, int *queued, int *busy);
 

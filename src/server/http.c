@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "../error.h"
 #include "../router/hybrid.h"
 #include "api.h"
+#include "conns.h"
 #include "engine.h"
 #include "metrics.h"
 #include "server.h"
@@ -25,6 +27,15 @@
 #ifndef MHD_HTTP_CONTENT_TOO_LARGE
 #define MHD_HTTP_CONTENT_TOO_LARGE 413
 #endif
+
+/* A thread carrying out one routed request (--route-config). Joined, never detached: it holds
+ * the router, the engine and the model, which are freed only after every runner is joined. */
+typedef struct runner {
+    pthread_t th;
+    atomic_bool done;     /* the thread has finished with everything but returning */
+    srv_job *job;         /* a reference of the runner list's own, for cancelling at shutdown */
+    struct runner *next;
+} runner;
 
 typedef struct server {
     srv_options o;
@@ -35,6 +46,11 @@ typedef struct server {
     long created;
     atomic_ulong next_id;
     hybrid *hyb;              /* the router, with --route-config */
+    conns *cs;                /* who holds the sockets (conns.h) */
+    atomic_bool draining;     /* shutting down: new requests get 503 */
+    atomic_int in_flight;     /* completion requests between their headers and their last byte */
+    pthread_mutex_t runners_mu;
+    runner *runners;
 } server;
 
 typedef struct request {
@@ -43,6 +59,7 @@ typedef struct request {
     size_t len, cap;
     bool too_large;
     bool headers_done;
+    bool counted;             /* in s->in_flight */
 } request;
 
 static double now_s(void) {
@@ -86,13 +103,103 @@ static enum MHD_Result send_error(server *s, struct MHD_Connection *c, const cha
     return send_body(s, c, endpoint, status, "application/json", api_error_json(&e));
 }
 
-/* True when the peer has closed the connection (a read would see end of file). */
-static bool peer_gone(struct MHD_Connection *c) {
+/* A request whose framing hai cannot trust: answered, and the connection closed after it (what
+ * follows on it cannot be told apart from a next request). */
+static enum MHD_Result send_framing_error(server *s, struct MHD_Connection *c, request *rq, int status, const char *msg) {
+    api_error e = {.status = status, .type = "invalid_request_error"};
+    snprintf(e.message, sizeof e.message, "%s", msg);
+    char *body = api_error_json(&e);
+    if (!body) return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    common_headers(s, r);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    metrics_request(&s->met, rq->endpoint, status);
+    rq->headers_done = true;
+    return ret;
+}
+
+/* Transfer-Encoding and Content-Length as they came, every occurrence. */
+typedef struct framing {
+    int n_te, n_cl;
+    bool te_chunked_only, cl_differ;
+    char cl[32];
+} framing;
+
+static bool token_is(const char *v, const char *word) { /* v without surrounding white space is word, any case */
+    while (*v == ' ' || *v == '\t') v++;
+    size_t n = strlen(word);
+    if (strncasecmp(v, word, n)) return false;
+    for (v += n; *v; v++)
+        if (*v != ' ' && *v != '\t') return false;
+    return true;
+}
+
+static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (!strcasecmp(key, "Transfer-Encoding")) {
+        f->te_chunked_only = f->n_te == 0 && token_is(value ? value : "", "chunked");
+        f->n_te++;
+    } else if (!strcasecmp(key, "Content-Length")) {
+        if (f->n_cl && strcmp(f->cl, value ? value : "")) f->cl_differ = true;
+        snprintf(f->cl, sizeof f->cl, "%s", value ? value : "");
+        f->n_cl++;
+    }
+    return MHD_YES;
+}
+
+/* RFC 9112 6.1 and 6.3: chunked is the only transfer coding hai reads (anything else is 501 at
+ * once, not a wait for a body it cannot frame); Transfer-Encoding together with Content-Length,
+ * or two different lengths, may be a request smuggled past a proxy in front: 400, and the
+ * connection closed. NULL when the framing is sound. */
+static enum MHD_Result check_framing(server *s, struct MHD_Connection *c, request *rq, bool *refused) {
+    framing f = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, on_header, &f);
+    *refused = true;
+    if (f.n_te && f.n_cl)
+        return send_framing_error(s, c, rq, 400, "a request with both Transfer-Encoding and Content-Length is refused (RFC 9112 6.3)");
+    if (f.cl_differ) return send_framing_error(s, c, rq, 400, "the request has Content-Length headers that disagree");
+    if (f.n_te && (f.n_te > 1 || !f.te_chunked_only))
+        return send_framing_error(s, c, rq, 501, "Transfer-Encoding other than chunked is not supported");
+    *refused = false;
+    return MHD_YES;
+}
+
+/* RFC 9110 11.1: the scheme is case-insensitive ("bearer", "BEARER"), then one or more spaces. */
+static const char *bearer_token(const char *auth) {
+    if (!auth || strncasecmp(auth, "Bearer", 6) || (auth[6] != ' ' && auth[6] != '\t')) return NULL;
+    auth += 6;
+    while (*auth == ' ' || *auth == '\t') auth++;
+    return auth;
+}
+
+/* Whether the client is still there. End of file is not enough to tell: a client that sent its
+ * request and shut down its sending side (shutdown(SHUT_WR), HTTP/1.0 tools) still reads the
+ * answer, and one that closed its socket sends the same FIN. Only a reset (or an error) says it
+ * is gone: that is what a closed socket answers the next bytes sent to it with, so a stream
+ * probes a half-closed client with an SSE comment (stream_reader). */
+typedef enum peer { PEER_HERE, PEER_HALF_CLOSED, PEER_GONE } peer;
+
+static peer peer_state(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci) return true;
+    if (!ci) return PEER_GONE;
     char b;
     ssize_t k = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    if (k > 0 || (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return PEER_HERE;
+    if (k < 0) return PEER_GONE; /* ECONNRESET and the like */
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    /* a reset already reported (recv gives its error once, then end of file) leaves the socket closed */
+    if (getsockopt(ci->connect_fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_CLOSE) return PEER_GONE;
+    return PEER_HALF_CLOSED;
+}
+
+static conn *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
 }
 
 /* Constant-time comparison of the presented key with the configured one. */
@@ -120,6 +227,7 @@ typedef struct stream {
     double deadline;
     char *route_json;
     bool left; /* the client's leaving was seen (and counted) while waiting for text */
+    double next_probe; /* a half-closed client gets an SSE comment this often, to learn if it left */
 } stream;
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -148,13 +256,25 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                 ts.tv_nsec += 100 * 1000 * 1000;
                 if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
                 pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-                if (j->text_len == st->sent_text && !j->done && peer_gone(st->conn)) {
+                if (j->text_len != st->sent_text || j->done) break;
+                peer ps = peer_state(st->conn);
+                if (ps == PEER_GONE) {
                     atomic_store(&j->cancelled, true); /* the client left: stop the job */
                     pthread_mutex_unlock(&j->mu);
                     st->left = true;
                     metrics_disconnect(&st->s->met);
                     return MHD_CONTENT_READER_END_WITH_ERROR;
                 }
+                if (ps == PEER_HALF_CLOSED && now_s() >= st->next_probe) break; /* probe below */
+            }
+            if (j->text_len == st->sent_text && !j->done) { /* a comment: SSE clients ignore it; a closed socket resets */
+                pthread_mutex_unlock(&j->mu);
+                st->next_probe = now_s() + 1.0;
+                st->pending = strdup(": keep-alive\n\n");
+                if (!st->pending) return MHD_CONTENT_READER_END_WITH_ERROR;
+                st->pend_len = strlen(st->pending);
+                st->pend_off = 0;
+                continue;
             }
             if (j->text_len > st->sent_text) {
                 st->pending = api_chunk_text(st->kind, &st->res, j->text + st->sent_text, j->text_len - st->sent_text);
@@ -170,7 +290,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                 snprintf(msg, sizeof msg, "%s", j->error);
                 pthread_mutex_unlock(&j->mu);
                 if (status) { /* the stream ends with the error as its last event */
-                    api_error e = {.status = 500, .type = status == HAI_ERR_CANCELLED ? "timeout" : "server_error"};
+                    bool down = atomic_load(&j->shutdown);
+                    api_error e = {.status = down ? 503 : 500, .type = down ? "server_error" : status == HAI_ERR_CANCELLED ? "timeout" : "server_error"};
                     snprintf(e.message, sizeof e.message, "%s", msg);
                     char *ej = api_error_json(&e);
                     size_t n = strlen(ej);
@@ -184,7 +305,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                     }
                     free(ej);
                     st->phase = 5;
-                    metrics_request(&st->s->met, "stream_error", 500);
+                    metrics_request(&st->s->met, "stream_error", e.status);
                     if (st->pending) continue;
                     return MHD_CONTENT_READER_END_WITH_ERROR;
                 }
@@ -267,8 +388,10 @@ static hai_status engine_generate(void *user, const hybrid_gen *g, hai_generate_
     j->n_stop = g->n_stop;
     j->want_tokens = g->on_token != NULL;
     j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
-    if (!srv_engine_submit(s->eng, j)) {
+    srv_submit sub = srv_engine_submit(s->eng, j);
+    if (sub != SUBMIT_OK) {
         srv_job_release(j);
+        if (sub == SUBMIT_STOPPING) return hai_fail(err, HAI_ERR_CANCELLED, "the server is shutting down");
         return hai_fail(err, HAI_ERR_LIMIT, "all %d slots are busy and the queue is full", s->o.n_slots);
     }
     size_t sent = 0;
@@ -304,6 +427,7 @@ static hai_status engine_generate(void *user, const hybrid_gen *g, hai_generate_
 
 typedef struct routed {
     server *s;
+    runner *me;
     srv_job *out;
     api_request ar;     /* owns the messages and stop strings the request points into */
     hybrid_request hr;
@@ -313,6 +437,7 @@ typedef struct routed {
 static void *route_runner(void *arg) {
     routed *rt = arg;
     server *s = rt->s;
+    runner *me = rt->me;
     hybrid_plan snapshot = rt->plan; /* what the JSON reports; execute frees the prompt */
     snapshot.prompt = NULL;
     snapshot.scans = NULL;
@@ -341,7 +466,39 @@ static void *route_runner(void *arg) {
     srv_job_release(j);
     api_request_free(&rt->ar);
     free(rt);
+    atomic_store(&me->done, true); /* from here on it touches nothing of the server's */
     return NULL;
+}
+
+/* Joins and frees the runners that have finished. */
+static void reap_runners(server *s, bool all) {
+    pthread_mutex_lock(&s->runners_mu);
+    runner **pp = &s->runners;
+    while (*pp) {
+        runner *r = *pp;
+        if (all || atomic_load(&r->done)) {
+            *pp = r->next;
+            pthread_mutex_unlock(&s->runners_mu); /* a join may wait for the runner's last steps */
+            pthread_join(r->th, NULL);
+            srv_job_release(r->job);
+            free(r);
+            pthread_mutex_lock(&s->runners_mu);
+            pp = &s->runners; /* the list may have changed meanwhile */
+        } else {
+            pp = &r->next;
+        }
+    }
+    pthread_mutex_unlock(&s->runners_mu);
+}
+
+/* At shutdown, after the grace period: every routed request still running is cancelled. */
+static void cancel_runners(server *s) {
+    pthread_mutex_lock(&s->runners_mu);
+    for (runner *r = s->runners; r; r = r->next) {
+        atomic_store(&r->job->shutdown, true);
+        atomic_store(&r->job->cancelled, true);
+    }
+    pthread_mutex_unlock(&s->runners_mu);
 }
 
 static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, request *rq, api_request *ar) {
@@ -386,21 +543,33 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     bool stream_req = rt->ar.stream, usage = rt->ar.include_usage;
     char id[48];
     snprintf(id, sizeof id, "chatcmpl-%lx%06lx", (unsigned long)time(NULL), (unsigned long)atomic_fetch_add(&s->next_id, 1));
-    j->refs++; /* the runner's */
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &at, route_runner, rt) != 0) {
-        pthread_attr_destroy(&at);
-        j->refs--;
+    reap_runners(s, false);
+    runner *me = calloc(1, sizeof *me);
+    if (!me) {
+        hybrid_plan_free(&rt->plan);
+        api_request_free(&rt->ar);
+        free(rt);
+        srv_job_release(j);
+        return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+    }
+    rt->me = me;
+    me->job = j;
+    j->refs += 2; /* the runner's and the runner list's */
+    atomic_init(&me->done, false);
+    pthread_mutex_lock(&s->runners_mu);
+    if (pthread_create(&me->th, NULL, route_runner, rt) != 0) {
+        pthread_mutex_unlock(&s->runners_mu);
+        j->refs -= 2;
+        free(me);
         hybrid_plan_free(&rt->plan);
         api_request_free(&rt->ar);
         free(rt);
         srv_job_release(j);
         return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "cannot start a request thread");
     }
-    pthread_attr_destroy(&at);
+    me->next = s->runners;
+    s->runners = me;
+    pthread_mutex_unlock(&s->runners_mu);
     api_result res = {.id = id, .model = s->model_id, .created = (long)time(NULL)};
     if (stream_req) {
         stream *ss = calloc(1, sizeof *ss);
@@ -436,7 +605,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
         ts.tv_nsec += 100 * 1000 * 1000;
         if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
         pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        if (!j->done && !gone && peer_gone(c)) {
+        if (!j->done && !gone && peer_state(c) == PEER_GONE) {
             gone = true;
             atomic_store(&j->cancelled, true);
         }
@@ -453,6 +622,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     snprintf(msg, sizeof msg, "%s", j->error);
     snprintf(final_header, sizeof final_header, "%s", j->route_header);
     char *body = status ? NULL : api_response_json(API_CHAT, &res);
+    bool down = atomic_load(&j->shutdown);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
     if (gone) {
@@ -460,7 +630,9 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
         metrics_disconnect(&s->met);
         return MHD_NO;
     }
-    if (status) return send_error(s, c, rq->endpoint, status == HAI_ERR_LIMIT ? 429 : 500, "server_error", NULL, "%s", msg);
+    if (status) {
+        return send_error(s, c, rq->endpoint, down ? 503 : status == HAI_ERR_LIMIT ? 429 : 500, "server_error", NULL, "%s", msg);
+    }
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "x-hai-route", final_header);
@@ -520,18 +692,26 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     /* the stop strings live in ar, which lives until the job is done (non-streaming) or is
      * copied for streaming below */
     char **stops = calloc(API_MAX_STOP + 1, sizeof *stops);
-    for (size_t i = 0; stops && i < ar.n_stop; i++) stops[i] = strdup(ar.stop[i]);
+    bool stops_ok = stops != NULL;
+    for (size_t i = 0; stops_ok && i < ar.n_stop; i++) stops_ok = (stops[i] = strdup(ar.stop[i])) != NULL;
     j->stop = (const char *const *)stops;
     j->stop_owned = stops;
-    j->n_stop = stops ? ar.n_stop : 0;
+    j->n_stop = ar.n_stop;
+    if (!stops_ok) { /* never a request run without the stop strings it asked for */
+        srv_job_release(j);
+        api_request_free(&ar);
+        return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+    }
     j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
     bool stream_req = ar.stream, usage = ar.include_usage;
     api_request_free(&ar);
     char id[48];
     snprintf(id, sizeof id, "%s-%lx%06lx", kind == API_CHAT ? "chatcmpl" : "cmpl", (unsigned long)time(NULL),
              (unsigned long)atomic_fetch_add(&s->next_id, 1));
-    if (!srv_engine_submit(s->eng, j)) {
+    srv_submit sub = srv_engine_submit(s->eng, j);
+    if (sub != SUBMIT_OK) {
         srv_job_release(j);
+        if (sub == SUBMIT_STOPPING) return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "the server is shutting down");
         return send_error(s, c, rq->endpoint, 429, "rate_limit_exceeded", NULL,
                           "all %d slots are busy and the queue is full; retry shortly", s->o.n_slots);
     }
@@ -571,7 +751,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         ts.tv_nsec += 100 * 1000 * 1000;
         if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
         pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        if (!j->done && !gone && peer_gone(c)) {
+        if (!j->done && !gone && peer_state(c) == PEER_GONE) {
             gone = true;
             atomic_store(&j->cancelled, true);
         }
@@ -586,6 +766,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     char msg[HAI_ERROR_MSG_SIZE];
     snprintf(msg, sizeof msg, "%s", j->error);
     char *body = status ? NULL : api_response_json(kind, &res);
+    bool down = atomic_load(&j->shutdown);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
     if (gone) {
@@ -594,6 +775,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         metrics_request(&s->met, rq->endpoint, 499);
         return MHD_NO; /* nobody to answer */
     }
+    if (status == HAI_ERR_CANCELLED && down) return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "%s", msg);
     if (status == HAI_ERR_CANCELLED) return send_error(s, c, rq->endpoint, 504, "timeout", NULL, "%s", msg);
     if (status) return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "%s", msg);
     return send_body(s, c, rq->endpoint, 200, "application/json", body);
@@ -611,6 +793,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!rq) return MHD_NO;
         *req_cls = rq;
         snprintf(rq->endpoint, sizeof rq->endpoint, "%s", url);
+        bool refused;
+        enum MHD_Result fr = check_framing(s, c, rq, &refused);
+        if (refused) return fr;
+        const char *has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (!has_body) has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+        conns_set_state(s->cs, conn_of(c), has_body && strcmp(has_body, "0") ? CONN_BODY : CONN_BUSY, now_s());
         bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/models") ||
                      !strcmp(url, "/health") || !strcmp(url, "/metrics");
         if (!known) {
@@ -630,8 +818,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return ret;
         }
         if (s->o.api_key && strcmp(url, "/health")) {
-            const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-            const char *tok = auth && !strncmp(auth, "Bearer ", 7) ? auth + 7 : NULL;
+            const char *tok = bearer_token(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
             if (!key_ok(tok, s->o.api_key)) {
                 rq->headers_done = true;
                 return send_error(s, c, rq->endpoint, 401, "invalid_request_error", NULL,
@@ -681,6 +868,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     /* the whole request is in */
     rq->headers_done = true;
+    conns_set_state(s->cs, conn_of(c), CONN_BUSY, now_s());
     if (rq->too_large)
         return send_error(s, c, rq->endpoint, 413, "invalid_request_error", NULL, "the body is over the limit of %zu bytes", s->o.max_body);
     if (!strcmp(url, "/health")) return send_body(s, c, "/health", 200, "application/json", strdup("{\"status\":\"ok\"}"));
@@ -696,16 +884,41 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                  s->model_id, s->created);
         return send_body(s, c, "/v1/models", 200, "application/json", strdup(buf));
     }
+    if (atomic_load(&s->draining)) return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "the server is shutting down");
+    rq->counted = true;
+    atomic_fetch_add(&s->in_flight, 1);
     return completion(s, c, rq, !strcmp(url, "/v1/chat/completions") ? API_CHAT : API_COMPLETION);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode code) {
-    (void)cls, (void)c, (void)code;
+    (void)code;
+    server *s = cls;
+    conns_set_state(s->cs, conn_of(c), CONN_WAITING, now_s()); /* for the next request on it */
     request *rq = *req_cls;
     if (!rq) return;
+    if (rq->counted) atomic_fetch_sub(&s->in_flight, 1);
     free(rq->body);
     free(rq);
     *req_cls = NULL;
+}
+
+/* libmicrohttpd's connection notices: the bookkeeping of conns.h */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+    server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = fd && ad ? conns_opened(s->cs, fd->connect_fd, ad->client_addr, sizeof(struct sockaddr_in6), now_s()) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conns_closed(s->cs, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len) {
+    server *s = cls;
+    if (atomic_load(&s->draining)) return MHD_NO;
+    return conns_admit(s->cs, addr, len, now_s()) ? MHD_YES : MHD_NO;
 }
 
 /* ---- the server ---------------------------------------------------------------------------------------- */
@@ -720,6 +933,35 @@ static void model_id_from_path(const char *path, char *out, size_t cap) {
     out[n] = '\0';
 }
 
+/* Waits until no completion request is in flight, or until the time runs out; true if none is. */
+static bool wait_idle(server *s, double seconds) {
+    for (double end = now_s() + seconds; atomic_load(&s->in_flight) > 0; usleep(20 * 1000))
+        if (now_s() >= end) return false;
+    return true;
+}
+
+/* Stopping (SIGTERM, SIGINT): stop accepting; queued requests get a 503 (or a final error event)
+ * at once; requests already on a slot or with the router have the grace period to finish, then
+ * are cancelled with a final error event; then every thread that holds the engine, the router or
+ * the model is joined before any of them is freed. */
+static void shut_down(server *s, struct MHD_Daemon *d) {
+    fprintf(stderr, "hai serve: stopping (%d requests in flight, %.0f s to finish)\n", atomic_load(&s->in_flight), s->o.shutdown_grace_s);
+    fflush(stderr);
+    atomic_store(&s->draining, true);
+    MHD_socket listen_fd = MHD_quiesce_daemon(d); /* no new connections; closed after MHD_stop_daemon */
+    srv_engine_drain(s->eng);
+    conns_close_waiting(s->cs);
+    if (!wait_idle(s, s->o.shutdown_grace_s)) {
+        fprintf(stderr, "hai serve: cancelling %d requests\n", atomic_load(&s->in_flight));
+        srv_engine_cancel_running(s->eng);
+        cancel_runners(s);
+        wait_idle(s, 30); /* a cancelled request ends within a decode step; a client may still be reading */
+    }
+    MHD_stop_daemon(d); /* joins the connection threads */
+    if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
+    reap_runners(s, true);
+}
+
 int srv_run(const srv_options *opt) {
     server *s = calloc(1, sizeof *s);
     if (!s) return 1;
@@ -728,11 +970,19 @@ int srv_run(const srv_options *opt) {
     if (!s->o.n_slots) s->o.n_slots = 2;
     if (!s->o.max_body) s->o.max_body = 1 << 20;
     if (s->o.timeout_s == 0) s->o.timeout_s = 600;
+    if (s->o.shutdown_grace_s <= 0) s->o.shutdown_grace_s = 10;
     s->created = (long)time(NULL);
     metrics_init(&s->met, s->o.n_slots);
+    pthread_mutex_init(&s->runners_mu, NULL);
     hai_error err = {0};
     int rc = 1;
     struct MHD_Daemon *d = NULL;
+    conn_limits cl = {.max_total = s->o.max_connections, .max_per_addr = s->o.max_connections_per_addr,
+                      .idle_timeout_s = s->o.idle_timeout_s, .body_timeout_s = s->o.body_timeout_s};
+    if (!(s->cs = conns_create(&cl))) {
+        hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     hai_model_params mp = hai_model_default_params();
     mp.mmap_weights = s->o.mmap_weights;
     if (hai_model_load(s->o.model_path, &mp, &s->m, &err) != HAI_OK) goto fail;
@@ -748,7 +998,7 @@ int srv_run(const srv_options *opt) {
     }
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof sa);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
     if (inet_pton(AF_INET, s->o.host, &s4->sin_addr) == 1) {
@@ -762,10 +1012,14 @@ int srv_run(const srv_options *opt) {
         fprintf(stderr, "hai serve: --host must be an IPv4 or IPv6 address, not '%s'\n", s->o.host);
         goto out;
     }
-    d = MHD_start_daemon(flags, s->o.port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
-                         completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)128, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                         (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         (size_t)(64 * 1024), MHD_OPTION_END);
+    /* libmicrohttpd's own limits sit above conns.h's: connections being closed for room still
+     * count for it until their threads have ended; its idle timeout is the backstop for a
+     * client that stops reading an answer */
+    unsigned mhd_limit = (unsigned)(s->o.max_connections > 0 ? s->o.max_connections : 128) + 64;
+    d = MHD_start_daemon(flags, s->o.port, accept_policy, s, handler, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
+                         completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                         MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "hai serve: cannot listen on %s:%u (%s)\n", s->o.host, s->o.port, strerror(errno));
         goto out;
@@ -775,18 +1029,26 @@ int srv_run(const srv_options *opt) {
             di ? di->port : s->o.port, s->o.n_slots, srv_engine_n_ctx(s->eng), hai_kernels_name(), s->o.api_key ? ", API key required" : "",
             s->hyb ? (hybrid_policy(s->hyb)->cloud_enabled ? ", routing local/cloud" : ", routing (no cloud configured)") : "");
     fflush(stderr);
-    while (!s->o.stop || !*s->o.stop) usleep(100 * 1000);
-    fprintf(stderr, "hai serve: stopping\n");
+    while (!s->o.stop || !*s->o.stop) {
+        usleep(100 * 1000);
+        conns_sweep(s->cs, now_s()); /* idle and slow connections */
+    }
+    shut_down(s, d);
+    d = NULL;
+    fprintf(stderr, "hai serve: stopped\n");
     rc = 0;
     goto out;
 fail:
     fprintf(stderr, "hai serve: error: %s\n", err.msg);
 out:
     if (d) MHD_stop_daemon(d);
+    reap_runners(s, true);
     srv_engine_stop(s->eng);
     hybrid_free(s->hyb);
     hai_model_free(s->m);
+    conns_free(s->cs);
     metrics_destroy(&s->met);
+    pthread_mutex_destroy(&s->runners_mu);
     free(s);
     return rc;
 }

@@ -22,6 +22,11 @@ typedef struct srv_options {
     size_t max_body;        /* bytes; default 1 MiB */
     double timeout_s;       /* per request; default 600 */
     const char *route_config; /* the hybrid router's policy file (issue 7); NULL = local only */
+    int max_connections;    /* sockets held at once (default 128) ... */
+    int max_connections_per_addr; /* ... by one client address (default a quarter of them) */
+    double idle_timeout_s;  /* a connection waiting for a request's headers; default 15 */
+    double body_timeout_s;  /* receiving a request body; default 60 */
+    double shutdown_grace_s; /* at SIGTERM, how long requests in flight may finish; default 10 */
     volatile sig_atomic_t *stop; /* the server returns when this becomes nonzero */
 } srv_options;
 

@@ -1,7 +1,7 @@
 // A fake OpenAI-compatible upstream on loopback for the router's tests. It records every byte it
 // receives and answers each request according to the next mode in its script:
 //   ok, ok-json, echo (replies with the user's last message), 429 (Retry-After: 1), retry-long
-//   (429, Retry-After: 60), 500, 503,
+//   (429, Retry-After: 60), 500, 503, 503-retry (Retry-After: 5),
 //   hang (headers, then silence), reset (some chunks, then the socket is destroyed), cut (no
 //   [DONE]), cut-utf8 (ends inside a multi-byte character), drip (one byte a second), gzip-bomb,
 //   malformed, redirect (to `redirectTo`), slow-first-byte.
@@ -34,6 +34,7 @@ export function startUpstream() {
       case '429': res.writeHead(429, { 'Retry-After': '1', 'Content-Type': 'application/json' }); return res.end('{"error":{"message":"slow down"}}');
       case 'retry-long': res.writeHead(429, { 'Retry-After': '60', 'Content-Type': 'application/json' }); return res.end('{"error":{"message":"come back later"}}');
       case '500': case '503': res.writeHead(Number(mode), { 'Content-Type': 'application/json' }); return res.end('{"error":{"message":"upstream trouble"}}');
+      case '503-retry': res.writeHead(503, { 'Retry-After': '5', 'Content-Type': 'application/json' }); return res.end('{"error":{"message":"busy, retry"}}');
       case 'hang': sse(); res.flushHeaders(); return; // and nothing more
       case 'slow-first-byte': sse(); res.flushHeaders(); await new Promise((r) => setTimeout(r, 8000)); for (const s of stream) res.write(s); return res.end();
       case 'reset': sse(); res.write(stream[0]); res.write(stream[1]); await new Promise((r) => setTimeout(r, 100)); return req.socket.destroy();
