@@ -44,6 +44,8 @@ static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
 hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, hai_context **out, hai_error *err) {
     if (!m || !out) return hai_fail(err, HAI_ERR_INVALID, "context: NULL argument");
     *out = NULL;
+    hai_status kst = hai_kernels_check(err);
+    if (kst) return kst;
     hai_context_params p = pp ? *pp : hai_context_default_params();
     const hai_hparams *hp = &m->hp;
     uint32_t n_ctx = p.n_ctx ? p.n_ctx : (hp->n_ctx_train && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);

@@ -260,6 +260,8 @@ static void describe(hai_model *m) {
 hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model **out, hai_error *err) {
     if (!path || !out) return hai_fail(err, HAI_ERR_INVALID, "model: NULL argument");
     *out = NULL;
+    hai_status kst = hai_kernels_check(err); /* the weights are laid out for the table in use */
+    if (kst) return kst;
     hai_model *m = calloc(1, sizeof *m);
     if (!m) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
     hai_status st = hai_gguf_open(path, &m->gguf, err);

@@ -33,5 +33,12 @@ if [ $rc -ne 1 ] || ! printf '%s\n' "$out" | grep -q 'error: .*truncated'; then
   echo "FAIL: bad file gave exit $rc: $out"; fail=1
 fi
 "$hai" info /nonexistent.gguf >/dev/null 2>&1; [ $? -eq 1 ] || { echo "FAIL: missing file"; fail=1; }
+# HAI_KERNELS naming a table that does not exist, or that this CPU cannot run, is an error at load,
+# never a silent fallback to another table
+out=$(HAI_KERNELS=bogus "$hai" run -m "$shared/reference/llama-s-Q8_0.gguf" -p hi -n 1 2>&1); rc=$?
+{ [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q 'HAI_KERNELS=bogus: no such kernel table'; } || { echo "FAIL: HAI_KERNELS=bogus gave exit $rc: $out"; fail=1; }
+case $(uname -m) in x86_64) other=neon ;; *) other=avx2 ;; esac
+out=$(HAI_KERNELS=$other "$hai" run -m "$shared/reference/llama-s-Q8_0.gguf" -p hi -n 1 2>&1); rc=$?
+{ [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q "HAI_KERNELS=$other: this CPU or build cannot run"; } || { echo "FAIL: HAI_KERNELS=$other gave exit $rc: $out"; fail=1; }
 echo "cli_info: $n files, $([ $fail -eq 0 ] && echo ok || echo FAILED)"
 exit $fail

@@ -295,13 +295,27 @@ static void check_swiglu(const hai_kernels *k) {
     CHECK_MSG(bad == 0, "%s swiglu: %d of %d values off", k->name, bad, N);
 }
 
-int main(void) {
+/* usage: test_kernels            the reference, then every table this CPU runs
+ *        test_kernels --table NAME  that table only; exit 77 (ctest: skipped) when this CPU or
+ *                                   build cannot run it, so a missing unit never passes for it */
+int main(int argc, char **argv) {
     hai_rng_seed(&rng, 1234);
+    const char *only = argc > 2 && !strcmp(argv[1], "--table") ? argv[2] : NULL;
+    bool known = false;
+    const hai_kernels *one = only ? hai_kernels_named(only, &known) : NULL;
+    if (only && !known) {
+        fprintf(stderr, "test_kernels: no kernel table '%s'\n", only);
+        return 2;
+    }
+    if (only && !one) {
+        fprintf(stderr, "test_kernels: skipped: this CPU or build cannot run the %s kernels\n", only);
+        return 77;
+    }
     const hai_kernels *sets[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_neon()};
     int tested = 0;
-    check_table(hai_kernels_ref()); /* the reference against itself and the true values */
+    if (!only || one == hai_kernels_ref()) check_table(hai_kernels_ref()); /* the reference against itself and the true values */
     for (int i = 0; i < 3; i++)
-        if (sets[i]) {
+        if (sets[i] && (!only || sets[i] == one)) {
             check_table(sets[i]);
             tested++;
         }
@@ -309,6 +323,8 @@ int main(void) {
     int gemms = 0;
     const hai_kernels *all[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_amx(), hai_kernels_neon(), hai_kernels_neon_dotprod(),
                                 hai_kernels_neon_i8mm(), hai_kernels_avx2_vnni()};
+    for (int i = 0; only && i < 7; i++)
+        if (all[i] != one) all[i] = NULL;
     for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->gemm_prep) check_gemm(all[i]), gemms++;
     fprintf(stderr, "%d matrix kernel sets tested\n", gemms);

@@ -1,33 +1,79 @@
 /* Picks the kernel table once, by what the CPU supports (or $HAI_KERNELS). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../error.h"
 #include "kernels.h"
 
+/* Every table, fastest first: the automatic pick is the first this CPU runs, and HAI_KERNELS
+ * names one of them ("ref" is the scalar table's other name). */
+static const struct variant {
+    const char *name;
+    const hai_kernels *(*get)(void); /* NULL when not built in or not supported by this CPU */
+} variants[] = {
+    {"amx", hai_kernels_amx},                   /* asks the OS for the tile state: only if chosen */
+    {"avx512", hai_kernels_avx512},
+    {"avx2-vnni", hai_kernels_avx2_vnni},
+    {"avx2", hai_kernels_avx2},
+    {"neon-i8mm", hai_kernels_neon_i8mm},
+    {"neon-dotprod", hai_kernels_neon_dotprod},
+    {"neon", hai_kernels_neon},
+    {"scalar", hai_kernels_ref},
+};
+#define N_VARIANTS (sizeof variants / sizeof variants[0])
+
 static const hai_kernels *best;
+static char refusal[HAI_ERROR_MSG_SIZE]; /* why HAI_KERNELS cannot be honoured, when it cannot */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+const hai_kernels *hai_kernels_named(const char *name, bool *known) {
+    if (known) *known = false;
+    if (name && !strcmp(name, "ref")) name = "scalar";
+    for (size_t i = 0; name && i < N_VARIANTS; i++)
+        if (!strcmp(name, variants[i].name)) {
+            if (known) *known = true;
+            return variants[i].get();
+        }
+    return NULL;
+}
+
+/* The names of the tables this CPU runs, for messages. */
+static void runnable(char *buf, size_t cap) {
+    size_t w = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_VARIANTS && w < cap; i++)
+        if (variants[i].get()) {
+            int k = snprintf(buf + w, cap - w, "%s%s", w ? ", " : "", variants[i].name);
+            if (k > 0) w += (size_t)k;
+        }
+}
 
 static void choose(void) {
     const char *force = getenv("HAI_KERNELS");
-    const hai_kernels *avx512 = hai_kernels_avx512(), *avx2 = hai_kernels_avx2(), *neon = hai_kernels_neon();
-    if (force && !strcmp(force, "ref")) best = hai_kernels_ref();
-    else if (force && !strcmp(force, "avx2") && avx2) best = avx2;
-    else if (force && !strcmp(force, "avx2-vnni") && hai_kernels_avx2_vnni()) best = hai_kernels_avx2_vnni();
-    else if (force && !strcmp(force, "avx512") && avx512) best = avx512;
-    else if (force && !strcmp(force, "neon") && neon) best = neon;
-    else if (force && !strcmp(force, "neon-dotprod") && hai_kernels_neon_dotprod()) best = hai_kernels_neon_dotprod();
-    else {
-        const hai_kernels *amx = hai_kernels_amx(); /* asks the kernel for the tile state: only if chosen */
-        const hai_kernels *dotprod = hai_kernels_neon_dotprod(), *i8mm = hai_kernels_neon_i8mm();
-        const hai_kernels *avx2_vnni = hai_kernels_avx2_vnni();
-        best = amx ? amx : avx512 ? avx512 : avx2_vnni ? avx2_vnni : avx2 ? avx2 : i8mm ? i8mm : dotprod ? dotprod : neon ? neon : hai_kernels_ref();
+    if (force && *force) { /* a table asked for by name is that table, or an error: never another one tested in its place */
+        bool known;
+        best = hai_kernels_named(force, &known);
+        if (!best) {
+            char have[256];
+            runnable(have, sizeof have);
+            snprintf(refusal, sizeof refusal, "HAI_KERNELS=%.32s: %s (this CPU runs: %s)", force,
+                     known ? "this CPU or build cannot run that kernel table" : "no such kernel table", have);
+        }
+        return;
     }
+    for (size_t i = 0; !best && i < N_VARIANTS; i++) best = variants[i].get();
+}
+
+hai_status hai_kernels_check(hai_error *err) {
+    pthread_once(&once, choose);
+    return best ? HAI_OK : hai_fail(err, HAI_ERR_UNSUPPORTED, "%s", refusal);
 }
 
 const hai_kernels *hai_kernels_best(void) {
     pthread_once(&once, choose);
-    return best;
+    return best ? best : hai_kernels_ref(); /* only reached after hai_kernels_check failed and was ignored */
 }
 
 #if defined(__x86_64__) || defined(__i386__)

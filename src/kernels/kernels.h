@@ -155,8 +155,14 @@ typedef struct hai_kernels {
 
 /* The portable reference kernels. */
 const hai_kernels *hai_kernels_ref(void);
-/* The fastest kernels this CPU runs (HAI_KERNELS=ref|avx2|avx512|neon in the environment forces one). */
+/* The fastest kernels this CPU runs, or the table $HAI_KERNELS names (amx, avx512, avx2-vnni,
+ * avx2, neon-i8mm, neon-dotprod, neon, ref). */
 const hai_kernels *hai_kernels_best(void);
+/* HAI_OK, or why the table $HAI_KERNELS names cannot be used (unknown, or this CPU or build
+ * cannot run it): an error, never a silent fallback to another table. Model loading checks it. */
+hai_status hai_kernels_check(hai_error *err);
+/* The table of that name if this CPU runs it, else NULL; *known says whether the name exists. */
+const hai_kernels *hai_kernels_named(const char *name, bool *known);
 
 /* x86 features the kernels need, from CPUID and XGETBV (OS support of the register state). */
 typedef struct hai_cpu_x86 {
