@@ -397,6 +397,9 @@ hai_status hai_tokenizer_from_gguf(const hai_gguf *g, hai_tokenizer **out, hai_e
 /* From a Hugging Face tokenizer.json and (optional, may be NULL) tokenizer_config.json. */
 hai_status hai_tokenizer_from_hf(const char *tokenizer_json, const char *config_json, hai_tokenizer **out,
                                  hai_error *err);
+/* The same from the files' text in memory (config may be NULL). */
+hai_status hai_tokenizer_from_hf_text(const char *json, size_t len, const char *config, size_t config_len, hai_tokenizer **out,
+                                      hai_error *err);
 void hai_tokenizer_free(hai_tokenizer *t);
 
 int32_t hai_tokenizer_n_vocab(const hai_tokenizer *t);

@@ -160,6 +160,11 @@ static hai_status load(const cJSON *j, const cJSON *cfg, hai_tokenizer **out, ha
     }
     if (max_id < 0) return hai_fail(err, HAI_ERR_FORMAT, "tokenizer.json: empty vocabulary");
     if (max_id > 16 * 1024 * 1024) return hai_fail(err, HAI_ERR_LIMIT, "tokenizer.json: token ids up to %.0f", max_id);
+    /* ids are dense in real files; a few bytes naming id 16,000,000 must not make hai allocate and
+     * fill sixteen million entries */
+    double entries = (double)cJSON_GetArraySize(vocab) + (double)cJSON_GetArraySize(added);
+    if (max_id >= entries + 65536)
+        return hai_fail(err, HAI_ERR_FORMAT, "tokenizer.json: token ids up to %.0f for %.0f tokens (more than 65536 unused ids)", max_id, entries);
 
     hai_tokenizer *t;
     hai_status st = tok_alloc(&t, TOK_BPE, (int32_t)max_id + 1, err);
@@ -251,6 +256,24 @@ static hai_status load(const cJSON *j, const cJSON *cfg, hai_tokenizer **out, ha
     }
     *out = t;
     return HAI_OK;
+}
+
+hai_status hai_tokenizer_from_hf_text(const char *json, size_t len, const char *config, size_t config_len, hai_tokenizer **out,
+                                      hai_error *err) {
+    if (!json || !out) return hai_fail(err, HAI_ERR_INVALID, "tokenizer.json: NULL argument");
+    *out = NULL;
+    if (len > MAX_JSON_SIZE || config_len > MAX_JSON_SIZE)
+        return hai_fail(err, HAI_ERR_LIMIT, "tokenizer.json: larger than %u MiB", MAX_JSON_SIZE >> 20);
+    cJSON *j = cJSON_ParseWithLength(json, len), *cfg = NULL;
+    if (!j) return hai_fail(err, HAI_ERR_FORMAT, "tokenizer.json: not valid JSON");
+    if (config && !(cfg = cJSON_ParseWithLength(config, config_len))) {
+        cJSON_Delete(j);
+        return hai_fail(err, HAI_ERR_FORMAT, "tokenizer_config.json: not valid JSON");
+    }
+    hai_status st = load(j, cfg, out, err);
+    cJSON_Delete(j);
+    cJSON_Delete(cfg);
+    return st;
 }
 
 hai_status hai_tokenizer_from_hf(const char *tokenizer_json, const char *config_json, hai_tokenizer **out, hai_error *err) {
