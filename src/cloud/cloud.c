@@ -270,27 +270,33 @@ static int on_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, cur
     return 0;
 }
 
+/* The request's JSON; NULL when out of memory. Every field is checked: a request that went out
+ * without a message's content, its max_tokens or its stop strings would be a different request. */
 static char *request_body(const cloud *c, const cloud_request *r) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", r->model ? r->model : c->cfg.model);
-    cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
-    for (size_t i = 0; i < r->n_msgs; i++) {
+    bool ok = o && cJSON_AddStringToObject(o, "model", r->model ? r->model : c->cfg.model);
+    cJSON *msgs = ok ? cJSON_AddArrayToObject(o, "messages") : NULL;
+    ok = ok && msgs;
+    for (size_t i = 0; ok && i < r->n_msgs; i++) {
         cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "role", r->msgs[i].role);
-        cJSON_AddStringToObject(m, "content", r->msgs[i].content);
-        cJSON_AddItemToArray(msgs, m);
+        ok = m && cJSON_AddStringToObject(m, "role", r->msgs[i].role) && cJSON_AddStringToObject(m, "content", r->msgs[i].content);
+        if (!(ok = ok && cJSON_AddItemToArray(msgs, m))) cJSON_Delete(m);
     }
-    cJSON_AddBoolToObject(o, "stream", true);
-    cJSON_AddBoolToObject(cJSON_AddObjectToObject(o, "stream_options"), "include_usage", true);
-    if (r->max_tokens > 0) cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
-    if (r->temperature >= 0) cJSON_AddNumberToObject(o, "temperature", r->temperature);
-    if (r->top_p > 0) cJSON_AddNumberToObject(o, "top_p", r->top_p);
-    if (r->has_seed) cJSON_AddNumberToObject(o, "seed", (double)r->seed);
-    if (r->n_stop) {
+    cJSON *so = ok ? cJSON_AddObjectToObject(o, "stream_options") : NULL;
+    ok = ok && cJSON_AddBoolToObject(o, "stream", true) && so && cJSON_AddBoolToObject(so, "include_usage", true);
+    if (ok && r->max_tokens > 0) ok = cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
+    if (ok && r->temperature >= 0) ok = cJSON_AddNumberToObject(o, "temperature", r->temperature);
+    if (ok && r->top_p > 0) ok = cJSON_AddNumberToObject(o, "top_p", r->top_p);
+    if (ok && r->has_seed) ok = cJSON_AddNumberToObject(o, "seed", (double)r->seed);
+    if (ok && r->n_stop) {
         cJSON *s = cJSON_AddArrayToObject(o, "stop");
-        for (size_t i = 0; i < r->n_stop; i++) cJSON_AddItemToArray(s, cJSON_CreateString(r->stop[i]));
+        ok = s != NULL;
+        for (size_t i = 0; ok && i < r->n_stop; i++) {
+            cJSON *v = cJSON_CreateString(r->stop[i]);
+            if (!(ok = v && cJSON_AddItemToArray(s, v))) cJSON_Delete(v);
+        }
     }
-    char *body = cJSON_PrintUnformatted(o);
+    char *body = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return body;
 }

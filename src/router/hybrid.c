@@ -168,6 +168,7 @@ typedef struct buf {
     size_t n, cap;
     hai_token *t;
     size_t nt, tcap;
+    bool oom;      /* something could not be held: what is here is incomplete */
 } buf;
 
 static bool buf_add(buf *b, const char *s, size_t n) {
@@ -175,7 +176,7 @@ static bool buf_add(buf *b, const char *s, size_t n) {
         size_t cap = b->cap ? b->cap : 512;
         while (cap - b->n < n + 1) cap *= 2;
         char *p = realloc(b->p, cap);
-        if (!p) return false;
+        if (!p) return !(b->oom = true);
         b->p = p;
         b->cap = cap;
     }
@@ -191,7 +192,10 @@ static void hold_token(void *u, hai_token t) {
     if (b->nt == b->tcap) {
         size_t cap = b->tcap ? 2 * b->tcap : 64;
         hai_token *p = realloc(b->t, cap * sizeof *p);
-        if (!p) return;
+        if (!p) {
+            b->oom = true;
+            return;
+        }
         b->t = p;
         b->tcap = cap;
     }
@@ -359,6 +363,7 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
         int32_t k = h->policy.cascade_tokens;
         if (r->max_tokens > 0 && r->max_tokens < k) k = r->max_tokens;
         st = run_local(h, r, local, plan->prompt, plan->n_prompt, k, hold_text, hold_token, &draft, &g, err);
+        if (!st && draft.oom) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory holding the draft");
         if (!st) {
             res->mean_entropy = g.mean_entropy;
             bool cloud_ok = h->cloud && cloud_online(h->cloud) && !cloud_circuit_open(h->cloud);
@@ -415,7 +420,8 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
             memset(&g, 0, sizeof g);
             if (cr.delivered) {
                 cloud_flush(&w);
-                st = continue_locally(h, r, local, plan, w.all.p ? w.all.p : "", w.all.n, &w, &g, err);
+                if (w.all.oom) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory holding the cloud's answer");
+                else st = continue_locally(h, r, local, plan, w.all.p ? w.all.p : "", w.all.n, &w, &g, err);
             } else {
                 /* a prompt sent to the cloud for its length keeps what fits here */
                 size_t n = plan->n_prompt >= h->policy.local_ctx ? truncate_prompt(plan->prompt, plan->n_prompt, h->policy.local_ctx, r->max_tokens)

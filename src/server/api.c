@@ -83,6 +83,11 @@ static bool dup_text(const cJSON *v, const char *param, char **out, api_error *e
 static bool content_text(const cJSON *c, const char *param, char **out, api_error *e) {
     if (!c) {
         *out = strdup("");
+        if (!*out) {
+            e->status = 500;
+            e->type = "server_error";
+            snprintf(e->message, sizeof e->message, "out of memory");
+        }
         return *out != NULL;
     }
     if (cJSON_IsString(c)) return dup_text(c, param, out, e);
@@ -340,11 +345,12 @@ static void add_route(cJSON *o, const api_result *r) {
 }
 
 /* A JSON string of generated text. The engine emits whole UTF-8 characters; should a piece ever
- * end inside one, the valid prefix is kept rather than writing invalid JSON. */
+ * end inside one, the valid prefix is kept rather than writing invalid JSON. NULL when out of
+ * memory: the caller fails the response rather than send it without its text. */
 static cJSON *text_string(const char *text, size_t len) {
     while (len && !api_valid_utf8(text, len)) len--;
     char *s = malloc(len + 1);
-    if (!s) return cJSON_CreateString("");
+    if (!s) return NULL;
     memcpy(s, text, len);
     s[len] = '\0';
     cJSON *v = cJSON_CreateString(s);
@@ -355,13 +361,19 @@ static cJSON *text_string(const char *text, size_t len) {
 char *api_response_json(api_kind kind, const api_result *r) {
     cJSON *o = base(kind, r, false), *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     cJSON_AddNumberToObject(c, "index", 0);
+    bool ok = true; /* the answer's text is in the response, or there is no response */
     if (kind == API_CHAT) {
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddItemToObject(m, "content", text_string(r->text, r->text_len));
+        ok = cJSON_AddItemToObject(m, "content", text_string(r->text, r->text_len));
         cJSON_AddNullToObject(m, "refusal");
     } else {
-        cJSON_AddItemToObject(c, "text", text_string(r->text, r->text_len));
+        ok = cJSON_AddItemToObject(c, "text", text_string(r->text, r->text_len));
+    }
+    if (!ok) {
+        cJSON_Delete(c);
+        cJSON_Delete(o);
+        return NULL;
     }
     cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", r->finish);
@@ -411,8 +423,13 @@ char *api_chunk_role(api_kind kind, const api_result *r) {
 
 char *api_chunk_text(api_kind kind, const api_result *r, const char *text, size_t len) {
     cJSON *o = base(kind, r, true), *c = chunk_choice(o);
-    if (kind == API_CHAT) cJSON_AddItemToObject(cJSON_AddObjectToObject(c, "delta"), "content", text_string(text, len));
-    else cJSON_AddItemToObject(c, "text", text_string(text, len));
+    cJSON *t = text_string(text, len);
+    bool ok = kind == API_CHAT ? cJSON_AddItemToObject(cJSON_AddObjectToObject(c, "delta"), "content", t) : cJSON_AddItemToObject(c, "text", t);
+    if (!ok) { /* a chunk without its text is no chunk: the stream ends in an error instead */
+        cJSON_Delete(t);
+        cJSON_Delete(o);
+        return NULL;
+    }
     cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddNullToObject(c, "finish_reason");
     return sse(o);

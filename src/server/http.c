@@ -630,9 +630,8 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
         metrics_disconnect(&s->met);
         return MHD_NO;
     }
-    if (status) {
-        return send_error(s, c, rq->endpoint, down ? 503 : status == HAI_ERR_LIMIT ? 429 : 500, "server_error", NULL, "%s", msg);
-    }
+    if (status) return send_error(s, c, rq->endpoint, down ? 503 : status == HAI_ERR_LIMIT ? 429 : 500, "server_error", NULL, "%s", msg);
+    if (!body) return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory building the response");
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "x-hai-route", final_header);
@@ -778,6 +777,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     if (status == HAI_ERR_CANCELLED && down) return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "%s", msg);
     if (status == HAI_ERR_CANCELLED) return send_error(s, c, rq->endpoint, 504, "timeout", NULL, "%s", msg);
     if (status) return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "%s", msg);
+    if (!body) return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory building the response");
     return send_body(s, c, rq->endpoint, 200, "application/json", body);
 }
 
