@@ -3,6 +3,7 @@
 #include "tokenizer.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,7 @@ hai_status tok_set(hai_tokenizer *t, int32_t id, const char *text, size_t len, f
         t->pool_cap = cap;
     }
     if (len) memcpy(t->pool + t->pool_size, text, len);
+    if (score != score) score = -INFINITY; /* a NaN score would make the merge order depend on comparisons that are all false */
     t->tok[id] = (tok_entry){.off = t->pool_size, .len = (uint32_t)len, .score = score,
                              .attr = (uint8_t)(attr >= 1 && attr <= 6 ? attr : HAI_TOKEN_NORMAL)};
     t->pool_size += len;

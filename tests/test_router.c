@@ -47,8 +47,15 @@ static void rules(void) {
     p.privacy[PII_EMAIL] = PII_REDACT;
     d = router_decide(&f, &p, &s);
     CHECK(d.route == ROUTE_CLOUD && d.redact && HAS(d, R_PRIVACY_REDACTED) && HAS(d, R_CLOUD_MODEL_REQUESTED));
+    /* ... but not when the data is in a field a placeholder cannot stand in (a stop string) */
+    f.pii_verbatim[PII_EMAIL] = 1;
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_LOCAL && HAS(d, R_PRIVACY_KEEP_LOCAL));
     /* allow: no redaction */
     p.privacy[PII_EMAIL] = PII_ALLOW;
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_CLOUD && !d.redact);
+    f.pii_verbatim[PII_EMAIL] = 0;
     d = router_decide(&f, &p, &s);
     CHECK(d.route == ROUTE_CLOUD && !d.redact && !HAS(d, R_PRIVACY_REDACTED));
     f.pii[PII_EMAIL] = 0;

@@ -99,6 +99,16 @@ hai_status hybrid_plan_request(hybrid *h, const hybrid_request *r, hybrid_plan *
             snprintf(plan->scan_why, sizeof plan->scan_why, "message %zu: %s", i, sr->why);
         }
     }
+    for (size_t i = 0; i < r->n_stop; i++) { /* stop strings go to the cloud as they are: scanned too */
+        pii_scan_result sr;
+        pii_scan(h->scan, r->stop[i], strlen(r->stop[i]), &sr);
+        for (int c = 0; c < PII_COUNT; c++) f->pii[c] += sr.count[c], f->pii_verbatim[c] += sr.count[c];
+        if (sr.incomplete && !f->pii_incomplete) {
+            f->pii_incomplete = true;
+            snprintf(plan->scan_why, sizeof plan->scan_why, "stop[%zu]: %s", i, sr.why);
+        }
+        pii_scan_result_free(&sr);
+    }
     hai_status st = hai_chat_tokenize(h->m, NULL, r->msgs, r->n_msgs, &plan->prompt, &plan->n_prompt, err);
     if (st) {
         hybrid_plan_free(plan);

@@ -64,7 +64,8 @@ router_decision router_decide(const router_features *f, const router_policy *p, 
     }
     for (int c = 0; c < PII_COUNT; c++) {
         if (!f->pii[c]) continue;
-        if (p->privacy[c] == PII_KEEP_LOCAL) {
+        /* a class to redact, found where a placeholder cannot stand (a stop string), stays here */
+        if (p->privacy[c] == PII_KEEP_LOCAL || (p->privacy[c] == PII_REDACT && f->pii_verbatim[c])) {
             if (cloud || !p->cloud_enabled) d.reasons |= BIT(R_PRIVACY_KEEP_LOCAL);
             cloud = false;
         } else if (p->privacy[c] == PII_REDACT) {

@@ -57,6 +57,7 @@ typedef struct router_features {
     const char *model;           /* the model the request names; may be NULL */
     double deadline_ms;          /* per request; 0 = the policy's */
     size_t pii[PII_COUNT];       /* personal data found, by class */
+    size_t pii_verbatim[PII_COUNT]; /* ... of it, in fields that cannot be redacted (stop strings) */
     bool pii_incomplete;         /* a detector could not finish: personal data of any class may be there */
 } router_features;
 

@@ -324,10 +324,16 @@ test('privacy: redact replaces personal data with placeholders and restores them
       assert.ok(r.route.reasons.includes('PRIVACY_REDACTED'), prompt);
       assert.equal(r.text, 'You said: ' + prompt, 'the reply is restored');
     }
+    // personal data in a stop string cannot be replaced (the cloud would stop on the placeholder):
+    // such a request stays on the device
+    const r = await chat(srv, 'Write a short note.', { stop: ['li.wei@example.com'], max_tokens: 2 });
+    assert.equal(r.route.route, 'local', JSON.stringify(r.route));
+    assert.ok(r.route.reasons.includes('PRIVACY_KEEP_LOCAL'));
     const raw = up.requests.map((q) => q.raw.toString('utf8')).join('\n');
     assert.equal(up.requests.length, items.length);
     assert.match(raw, /\[(EMAIL|PHONE|CN_ID|BANK_CARD|IP|SECRET)_1\]/);
     for (const { secret } of items) assert.ok(!leaks(raw, secret), 'leaked: ' + secret);
+    assert.ok(!raw.includes('li.wei@example.com'), 'a stop string leaked');
   } finally { assert.equal(await srv.stop(), 0); }
 });
 
