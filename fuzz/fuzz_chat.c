@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "chat.h"
+#include "fuzz_vocab.h"
 #include "tokenizer.h"
 
 enum { N_TOK = 2 };
@@ -19,19 +20,8 @@ static hai_tokenizer *toks[N_TOK];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    const char *dir = getenv("HAI_SHARED_DIR");
-    const char *names[N_TOK] = {"qwen2", "llama-spm"};
-    for (int i = 0; i < N_TOK; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf", dir ? dir : "../shared", names[i]);
-        hai_gguf *g;
-        hai_error err = {0};
-        if (hai_gguf_open(path, &g, &err) != HAI_OK || hai_tokenizer_from_gguf(g, &toks[i], &err) != HAI_OK) {
-            fprintf(stderr, "fuzz_chat: %s (set HAI_SHARED_DIR)\n", err.msg);
-            abort();
-        }
-        hai_gguf_free(g);
-    }
+    static const char *const names[N_TOK] = {"qwen2", "llama-spm"};
+    fuzz_load_vocabs("fuzz_chat", names, N_TOK, toks);
     return 0;
 }
 

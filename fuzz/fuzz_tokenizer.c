@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_vocab.h"
 #include "hai.h"
 #include "unicode.h"
 
@@ -19,19 +20,8 @@ static const bool exact[N_TOK] = {true, false, true, false};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    const char *dir = getenv("HAI_SHARED_DIR");
-    const char *names[N_TOK] = {"llama-spm", "phi-3", "gpt-2", "deepseek-llm"};
-    for (int i = 0; i < N_TOK; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf", dir ? dir : "../shared", names[i]);
-        hai_gguf *g;
-        hai_error err = {0};
-        if (hai_gguf_open(path, &g, &err) != HAI_OK || hai_tokenizer_from_gguf(g, &toks[i], &err) != HAI_OK) {
-            fprintf(stderr, "fuzz_tokenizer: %s (set HAI_SHARED_DIR)\n", err.msg);
-            abort();
-        }
-        hai_gguf_free(g);
-    }
+    static const char *const names[N_TOK] = {"llama-spm", "phi-3", "gpt-2", "deepseek-llm"};
+    fuzz_load_vocabs("fuzz_tokenizer", names, N_TOK, toks);
     return 0;
 }
 

@@ -53,7 +53,7 @@ test('framing: Transfer-Encoding with Content-Length is 400, an unknown coding 5
   for (const te of ['gzip', 'gzip, chunked', 'chunked, chunked', 'identity']) {
     r = await exchange(srv.url, `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${te}\r\n\r\n${b}`, { timeout: 5000 });
     assert.equal(status(r.text), 501, `${te}: ${r.text}`);
-    assert.ok(r.ms < 2000, `${te}: answered in ${r.ms} ms`);
+    assert.ok(r.ms < 4000, `${te}: answered in ${r.ms} ms`); // waiting for a body it cannot frame took 60 s
   }
   r = await exchange(srv.url, `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${b.length}\r\nContent-Length: ${b.length + 5}\r\n\r\n${b}`);
   assert.equal(status(r.text), 400, r.text);
@@ -125,19 +125,19 @@ test('idle and slow connections: closed after their timeouts, and never lock out
   const t0 = Date.now();
   const r = await fetch(srv.url + '/v1/chat/completions', { method: 'POST', body: chatBody() });
   assert.equal(r.status, 200, 'a new client is served while idlers hold sockets');
-  assert.ok(Date.now() - t0 < 2000, `served in ${Date.now() - t0} ms`);
+  assert.ok(Date.now() - t0 < 5000, `served in ${Date.now() - t0} ms`); // locked out, it would wait for an idler's timeout
   // the idlers themselves are closed within the idle timeout
   await sleep(2500);
   assert.equal(idle.filter((s) => s.closedAt === null).length, 0, 'every idle connection was closed');
   // headers a byte at a time: the idle timeout counts from the first byte, not the last
   const hdr = 'GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200) + '\r\n\r\n';
   const slow = await exchange(srv.url, [...hdr].map((ch) => ch), { delay: 100, timeout: 10000 });
-  assert.ok(slow.closed && slow.ms < 4000 && !status(slow.text), `slow headers: closed after ${slow.ms} ms, got '${slow.text.slice(0, 40)}'`);
+  assert.ok(slow.closed && slow.ms < 6000 && !status(slow.text), `slow headers: closed after ${slow.ms} ms, got '${slow.text.slice(0, 40)}'`);
   // a body a byte at a time, past the body timeout
   const body = chatBody();
   const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`;
   const slowBody = await exchange(srv.url, [head, ...[...body].map((ch) => ch)], { delay: 150, timeout: 15000 });
-  assert.ok(slowBody.closed && slowBody.ms < 5000, `slow body: closed after ${slowBody.ms} ms`);
+  assert.ok(slowBody.closed && slowBody.ms < 8000, `slow body: closed after ${slowBody.ms} ms`);
   assert.equal((await fetch(srv.url + '/health')).status, 200);
   for (const s of idle) s.destroy();
 });
@@ -161,9 +161,15 @@ async function readStream(resPromise) {
 }
 
 test('SIGTERM: queued requests get 503 or a final error event, the running one is answered, exit 0', async () => {
-  const srv = await startServer(['--ctx', '4096', '--parallel', '1', '--queue', '4', '--shutdown-grace', '20']);
+  const srv = await startServer(['--ctx', '4096', '--parallel', '1', '--queue', '4', '--shutdown-grace', '40']);
+  // the running request must outlast the queueing below but end well within the grace period on
+  // any build (the sanitizer build decodes ~10x slower): about 2 s of this machine's decoding
+  const t0 = Date.now();
+  const probe = await (await fetch(srv.url + '/v1/chat/completions', { method: 'POST',
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'go' }], max_tokens: 64, temperature: 0 }) })).json();
+  const n = Math.max(64, Math.min(3000, Math.round(probe.usage.completion_tokens / ((Date.now() - t0) / 1000) * 2)));
   const long = (extra) => fetch(srv.url + '/v1/chat/completions', { method: 'POST',
-    body: JSON.stringify({ messages: [{ role: 'user', content: 'go' }], max_tokens: 1500, temperature: 0, ...extra }) });
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'go' }], max_tokens: n, temperature: 0, ...extra }) });
   const running = readStream(long({ stream: true }));
   for (let i = 0; i < 100 && (await metrics(srv.url)).hai_slots_busy !== 1; i++) await sleep(10);
   const queuedStream = readStream(long({ stream: true }));
@@ -202,7 +208,7 @@ test('SIGTERM with routed requests on a hanging cloud and one waiting to retry: 
     const code = await srv.stop();
     const [a, b, c] = await Promise.all([hangingStream, hangingPlain, retrying]);
     assert.equal(code, 0, 'exit 0: ' + srv.log());
-    assert.ok(Date.now() - t0 < 8000, `stopped in ${Date.now() - t0} ms`);
+    assert.ok(Date.now() - t0 < 15000, `stopped in ${Date.now() - t0} ms`); // the cloud's own timeouts are 60 s
     assert.ok(a.status === 200 && !a.done && /shutting down|cancelled/.test(a.events.at(-1)?.error?.message), `stream: ${a.error || a.text}`);
     assert.equal(b.status, 503, JSON.stringify(b));
     assert.equal(c.status, 503, JSON.stringify(c));
