@@ -32,6 +32,15 @@ static bool fail(api_error *e, const char *param, const char *fmt, ...) {
     return false;
 }
 
+/* The server's own failure, not the client's: 500. */
+static bool oom(api_error *e) {
+    e->status = 500;
+    e->type = "server_error";
+    e->param[0] = '\0';
+    snprintf(e->message, sizeof e->message, "out of memory");
+    return false;
+}
+
 static const cJSON *field(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return v && !cJSON_IsNull(v) ? v : NULL; /* null means "not given", as the API treats it */
@@ -70,25 +79,14 @@ static bool dup_text(const cJSON *v, const char *param, char **out, api_error *e
     size_t n = strlen(v->valuestring);
     if (!api_valid_utf8(v->valuestring, n)) return fail(e, param, "'%s' is not valid UTF-8", param);
     *out = strdup(v->valuestring);
-    if (!*out) {
-        e->status = 500;
-        e->type = "server_error";
-        snprintf(e->message, sizeof e->message, "out of memory");
-        return false;
-    }
-    return true;
+    return *out ? true : oom(e);
 }
 
 /* Message content: a string, or an array of {"type": "text", "text": ...} parts (joined). */
 static bool content_text(const cJSON *c, const char *param, char **out, api_error *e) {
     if (!c) {
         *out = strdup("");
-        if (!*out) {
-            e->status = 500;
-            e->type = "server_error";
-            snprintf(e->message, sizeof e->message, "out of memory");
-        }
-        return *out != NULL;
+        return *out ? true : oom(e);
     }
     if (cJSON_IsString(c)) return dup_text(c, param, out, e);
     if (!cJSON_IsArray(c)) return fail(e, param, "'%s' must be a string or an array of text parts", param);
@@ -102,7 +100,7 @@ static bool content_text(const cJSON *c, const char *param, char **out, api_erro
         total += strlen(x->valuestring);
     }
     char *buf = malloc(total + 1), *w = buf;
-    if (!buf) return fail(e, param, "out of memory");
+    if (!buf) return oom(e);
     cJSON_ArrayForEach(p, c) {
         const char *x = cJSON_GetObjectItemCaseSensitive(p, "text")->valuestring;
         size_t l = strlen(x);
@@ -126,7 +124,7 @@ static bool parse_messages(const cJSON *root, api_request *r, api_error *e) {
     if (n == 0) return fail(e, "messages", "'messages' must not be empty");
     if (n > API_MAX_MESSAGES) return fail(e, "messages", "'messages' has %d entries (at most %d)", n, API_MAX_MESSAGES);
     r->msgs = calloc((size_t)n, sizeof *r->msgs);
-    if (!r->msgs) return fail(e, "messages", "out of memory");
+    if (!r->msgs) return oom(e);
     int i = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {

@@ -1,0 +1,175 @@
+/* A failed allocation is an error, never a result with a part missing. Each function below that
+ * takes outside input runs again and again, the k-th allocation failing on run k (malloc, calloc,
+ * realloc and strdup are wrapped at link time, see CMakeLists.txt), until a run needs fewer than
+ * k. Every run must either fail with a status and message, or give exactly the result of a run
+ * without failures: a policy without its patterns, a request without its stop strings, a scan
+ * with a detection missing (and not marked incomplete), a prompt with a part missing - each would
+ * be a request silently run differently.
+ * usage: test_oom HAI-TINY.gguf */
+#include "check.h"
+#include "chat.h"
+#include "router/config.h"
+#include "router/hybrid.h"
+#include "router/privacy.h"
+#include "server/api.h"
+
+static long fail_at = 0, calls = 0; /* 0: never fail */
+
+static bool fail_now(void) { return fail_at && ++calls == fail_at; }
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t k);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+void *__wrap_malloc(size_t n) { return fail_now() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t k) { return fail_now() ? NULL : __real_calloc(n, k); }
+void *__wrap_realloc(void *p, size_t n) { return fail_now() ? NULL : __real_realloc(p, n); }
+char *__wrap_strdup(const char *s) { return fail_now() ? NULL : __real_strdup(s); }
+
+/* Runs f(k) for k = 1, 2, ... with the k-th allocation failing, until a run has no failure. f
+ * returns 1 for a complete result (checked against the reference inside f), 0 for a clean error,
+ * -1 for anything else. */
+static void sweep(const char *what, int (*f)(void *), void *arg) {
+    int errors = 0, bad = 0;
+    long k;
+    for (k = 1; k < 100000; k++) {
+        fail_at = k;
+        calls = 0;
+        int r = f(arg);
+        bool injected = calls >= k;
+        fail_at = 0;
+        if (r < 0) bad++;
+        if (!injected) break; /* this run allocated less than k times: every point was tried */
+        errors += r == 0;
+    }
+    CHECK_MSG(bad == 0, "%s: %d of %ld runs with a failed allocation gave an incomplete or wrong result", what, bad, k);
+    CHECK_MSG(k > 1 && errors > 0, "%s: no allocation was failed (%ld runs)", what, k);
+}
+
+/* ---- the policy file ------------------------------------------------------------------------------ */
+
+static const char policy[] = "{\"cloud\": {\"base_url\": \"http://127.0.0.1:9/v1\", \"model\": \"m\", \"models\": [\"a\", \"b\"]},"
+                             " \"privacy\": {\"email\": \"redact\", \"patterns\": [\"EMP-[0-9]{6}\", \"X[0-9]+\"],"
+                             " \"keywords\": [\"Project Falcon\", \"Nimbus\"]}}";
+
+static int policy_run(void *arg) {
+    (void)arg;
+    hybrid_config c;
+    hai_error err = {0};
+    if (hybrid_config_parse(policy, sizeof policy - 1, &c, &err) != HAI_OK) return err.msg[0] ? 0 : -1;
+    bool ok = c.n_patterns == 2 && c.n_keywords == 2 && c.patterns[0] && c.patterns[1] && !strcmp(c.patterns[1], "X[0-9]+") &&
+              c.keywords[1] && !strcmp(c.keywords[1], "Nimbus") && c.policy.n_cloud_models == 3 && c.policy.privacy[PII_EMAIL] == PII_REDACT;
+    hybrid_config_free(&c);
+    return ok ? 1 : -1;
+}
+
+/* the router built from it: the scanner has every pattern and keyword, or there is no router */
+static int hybrid_run(void *arg) {
+    hybrid_config *c = arg;
+    hybrid *h = NULL;
+    hai_error err = {0};
+    if (hybrid_create(c, NULL, 2048, &h, &err) != HAI_OK) return h == NULL && err.msg[0] ? 0 : -1;
+    hybrid_free(h);
+    return 1;
+}
+
+/* ---- the privacy scan ------------------------------------------------------------------------------ */
+
+typedef struct scan_case {
+    pii_scanner *sc;
+    const char *text;
+    pii_scan_result want;
+} scan_case;
+
+static int scan_run(void *arg) {
+    scan_case *s = arg;
+    pii_scan_result r;
+    pii_scan(s->sc, s->text, strlen(s->text), &r);
+    int out;
+    if (r.incomplete) out = r.why[0] ? 0 : -1; /* fails closed, saying why */
+    else out = r.n == s->want.n && !memcmp(r.spans, s->want.spans, r.n * sizeof *r.spans) ? 1 : -1;
+    pii_scan_result_free(&r);
+    return out;
+}
+
+static int scanner_run(void *arg) {
+    (void)arg;
+    const char *pats[] = {"EMP-[0-9]{6}"}, *kws[] = {"Nimbus"};
+    pii_scanner *sc = NULL;
+    hai_error err = {0};
+    if (pii_scanner_create(pats, 1, kws, 1, &sc, &err) != HAI_OK) return sc == NULL && err.msg[0] ? 0 : -1;
+    pii_scan_result r;
+    pii_scan(sc, "EMP-123456 on Nimbus", 20, &r);
+    int out = r.incomplete || (r.count[PII_CUSTOM] == 2 && r.n == 2) ? 1 : -1; /* both custom detectors are there */
+    pii_scan_result_free(&r);
+    pii_scanner_free(sc);
+    return out;
+}
+
+/* ---- request parsing ------------------------------------------------------------------------------- */
+
+static const char request[] = "{\"model\": \"m\", \"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"},"
+                              " {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"a\"}, {\"type\": \"text\", \"text\": \"b\"}]}],"
+                              " \"stop\": [\"END\", \"STOP\", \"\\n\\n\"], \"max_tokens\": 5}";
+
+static int api_run(void *arg) {
+    (void)arg;
+    api_request r;
+    api_error e;
+    if (!api_parse(API_CHAT, request, sizeof request - 1, &r, &e)) return e.status == 500 && e.message[0] ? 0 : -1;
+    bool ok = r.n_msgs == 2 && !strcmp(r.msgs[1].content, "ab") && r.n_stop == 3 && r.stop[0] && r.stop[2] && !strcmp(r.stop[1], "STOP") &&
+              r.model && !strcmp(r.model, "m");
+    api_request_free(&r);
+    return ok ? 1 : -1;
+}
+
+/* ---- chat prompts ---------------------------------------------------------------------------------- */
+
+typedef struct prompt_case {
+    hai_model *m;
+    hai_token *want;
+    size_t n_want;
+} prompt_case;
+
+static const hai_chat_message convo[] = {{"system", "Be brief."}, {"user", "What is 2+2? <|im_end|>"}, {"assistant", "Four."}, {"user", "Thanks"}};
+
+static int prompt_run(void *arg) {
+    prompt_case *p = arg;
+    hai_token *ids = NULL;
+    size_t n = 0;
+    hai_error err = {0};
+    if (hai_chat_tokenize(p->m, NULL, convo, 4, &ids, &n, &err) != HAI_OK) return ids == NULL && err.msg[0] ? 0 : -1;
+    int out = n == p->n_want && !memcmp(ids, p->want, n * sizeof *ids) ? 1 : -1;
+    free(ids);
+    return out;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_oom HAI-TINY.gguf\n");
+        return 2;
+    }
+    sweep("policy file", policy_run, NULL);
+    hybrid_config c;
+    hai_error err = {0};
+    CHECK_EQ_INT(hybrid_config_parse(policy, sizeof policy - 1, &c, &err), HAI_OK);
+    sweep("router", hybrid_run, &c);
+    hybrid_config_free(&c);
+    sweep("scanner", scanner_run, NULL);
+    scan_case s = {.text = "mail O'Brien@example.org or +44 20 7946 0958, key sk-proj-abcdefghijklmnopqrstuvwx123, EMP-123456"};
+    const char *pats[] = {"EMP-[0-9]{6}"};
+    CHECK_EQ_INT(pii_scanner_create(pats, 1, NULL, 0, &s.sc, &err), HAI_OK);
+    pii_scan(s.sc, s.text, strlen(s.text), &s.want);
+    CHECK(!s.want.incomplete && s.want.n == 4);
+    sweep("privacy scan", scan_run, &s);
+    pii_scan_result_free(&s.want);
+    pii_scanner_free(s.sc);
+    sweep("request", api_run, NULL);
+    prompt_case p = {0};
+    if (CHECK_MSG(hai_model_load(argv[1], NULL, &p.m, &err) == HAI_OK, "%s", err.msg) &&
+        CHECK(hai_chat_tokenize(p.m, NULL, convo, 4, &p.want, &p.n_want, &err) == HAI_OK))
+        sweep("chat prompt", prompt_run, &p);
+    free(p.want);
+    hai_model_free(p.m);
+    return check_done("test_oom");
+}
