@@ -1,6 +1,7 @@
 /* hai bench: prompt processing (ppN: N tokens in one forward pass) and text generation (tgN: N
  * tokens one at a time) in tokens/s, mean and standard deviation over repetitions, as
- * llama-bench measures them; optionally after a prefilled context of --depth tokens. */
+ * llama-bench measures them; optionally after a prefilled context of --depth tokens. Then the
+ * sampler's time per token at 32K, 152K and 262K entries, as a share of this model's decode step. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,58 @@ static stats summarize(const double *v, int n) {
     for (int i = 0; i < n; i++) s.sd += (v[i] - s.mean) * (v[i] - s.mean);
     s.sd = n > 1 ? sqrt(s.sd / (n - 1)) : 0;
     return s;
+}
+
+/* Sampling time per token, as apps sample (OpenAI's defaults: temperature 1, top_p 1), with
+ * hai's own defaults and greedy beside: on the model's own logits, and on logits shaped like a
+ * model's (a few likely tokens over a sloped, noisy tail) for the vocabularies of Llama 2 (32K),
+ * Qwen (152K) and Gemma (262K). step_s: one decode step of this model, for the share. */
+static void bench_sampling(const float *model_logits, int32_t model_nv, double step_s, bool json) {
+    static const struct {
+        const char *name;
+        hai_sampler_params p;
+    } settings[] = {
+        {"openai (T 1, top_p 1)", {.temperature = 1, .top_p = 1, .repeat_penalty = 1}},
+        {"hai (T 0.8, top_k 40, top_p 0.95, min_p 0.05)", {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1}},
+        {"greedy", {.temperature = 0, .top_p = 1, .repeat_penalty = 1}},
+    };
+    const int32_t sizes[] = {32000, 151936, 262144, model_nv};
+    if (!json) printf("\n| sampling | vocab | logits | us/token | share of a decode step |\n|---|---|---|---|---|\n");
+    for (int v = 0; v < 4; v++) {
+        int32_t n = sizes[v];
+        float *lg = v == 3 ? (float *)model_logits : malloc((size_t)n * sizeof *lg);
+        if (!lg) return;
+        unsigned x = 12345;
+        for (int32_t i = 0; v < 3 && i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            lg[i] = (float)((x >> 8) % 4096) / 1024.0f - 10.0f + 2.0f * sinf((float)i * 0.001f);
+        }
+        for (int32_t i = 0; v < 3 && i < 40; i++) lg[(int64_t)i * 7919 % n] = 4.0f - 0.15f * (float)i;
+        for (size_t k = 0; k < sizeof settings / sizeof *settings; k++) {
+            hai_sampler *sm = NULL;
+            if (hai_sampler_create(&settings[k].p, n, &sm, NULL) != HAI_OK) continue;
+            int reps = 0;
+            double t0 = now_s(), dt = 0;
+            volatile hai_token sink = 0;
+            while (reps < 50 || (dt < 0.2 && reps < 5000)) {
+                sink = hai_sampler_sample(sm, lg);
+                reps++;
+                dt = now_s() - t0;
+            }
+            (void)sink;
+            double us = dt / reps * 1e6;
+            const char *kind = v == 3 ? "this model's" : "synthetic";
+            if (json)
+                printf("{\"test\":\"sampling\",\"vocab\":%d,\"logits\":\"%s\",\"settings\":\"%s\",\"us_per_token\":%.2f,\"share_of_decode_step\":%.5f}\n",
+                       n, kind, settings[k].name, us, step_s > 0 ? us * 1e-6 / step_s : 0);
+            else if (step_s > 0)
+                printf("| %s | %d | %s | %.1f | %.2f%% |\n", settings[k].name, n, kind, us, 100 * us * 1e-6 / step_s);
+            else
+                printf("| %s | %d | %s | %.1f | - |\n", settings[k].name, n, kind, us);
+            hai_sampler_free(sm);
+        }
+        if (v < 3) free(lg);
+    }
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -121,7 +174,7 @@ int cmd_bench(int argc, char **argv) {
         printf("| model | type | size | threads | kernels | test | t/s |\n|---|---|---|---|---|---|---|\n");
     char sz[32];
     cli_bytes(hai_model_weights_bytes(m), sz, sizeof sz);
-    double *v = malloc((size_t)reps * sizeof *v);
+    double *v = malloc((size_t)reps * sizeof *v), tg_tps = 0;
     for (int test = 0; test < 3; test++) {
         char name[64];
         if (test == 0 && (n_prompt == 0 || depth)) continue;
@@ -153,6 +206,7 @@ int cmd_bench(int argc, char **argv) {
             }
         }
         stats s = summarize(v, (int)reps);
+        if (test == 2) tg_tps = s.mean;
         if (json)
             printf("{\"test\":\"%s\",\"tokens_per_s\":%.3f,\"sd\":%.3f,\"peak_rss_bytes\":%llu,\"threads\":%d,\"type\":\"%s\","
                    "\"kernels\":\"%s\",\"weights\":\"%s\",\"model\":\"%s\",\"weights_bytes\":%llu,\"decode_bytes\":%llu}\n",
@@ -163,6 +217,7 @@ int cmd_bench(int argc, char **argv) {
                    s.mean, s.sd);
         fflush(stdout);
     }
+    bench_sampling(hai_logits(c, -1), nv, tg_tps > 0 ? 1.0 / tg_tps : 0, json);
     if (!json) printf("peak RSS: %.1f MiB\n", (double)peak_rss() / (1 << 20));
     rc = 0;
     free(v);

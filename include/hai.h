@@ -607,6 +607,8 @@ void hai_sampler_reset(hai_sampler *s);
 
 /* Entropy (nats) of softmax(logits): the model's uncertainty about the next token. */
 float hai_logits_entropy(const float *logits, int32_t n_vocab);
+/* The first token of the largest logit (NaN never; the greedy choice). */
+hai_token hai_logits_argmax(const float *logits, int32_t n_vocab);
 
 typedef enum hai_finish_reason {
     HAI_FINISH_STOP = 0,  /* end-of-generation token or stop string */

@@ -118,9 +118,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
         if (p->sampler) {
             t = hai_sampler_sample(p->sampler, logits);
         } else {
-            t = 0; /* argmax; NaN never wins (a NaN first entry would have beaten every comparison) */
-            for (int32_t i = 1; i < nv; i++)
-                if (logits[i] > logits[t] || (logits[t] != logits[t] && logits[i] == logits[i])) t = i;
+            t = hai_logits_argmax(logits, nv); /* NaN never wins */
         }
         if (res->n_generated == 0) t_first = now_s();
         if (hai_tokenizer_is_eog(tok, t)) {

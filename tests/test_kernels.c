@@ -295,6 +295,49 @@ static void check_swiglu(const hai_kernels *k) {
     CHECK_MSG(bad == 0, "%s swiglu: %d of %d values off", k->name, bad, N);
 }
 
+/* The sampler's passes against the reference: NaN, +-inf and huge values in every position of
+ * the vector and the tail (n not a multiple of any width), the sums to 1e-5 relative, the
+ * collected indices exactly. */
+static void check_logits(const hai_kernels *k) {
+    const hai_kernels *r = hai_kernels_ref();
+    if (!k->logits_max || !k->logits_exp || !k->logits_collect) {
+        CHECK_MSG(k == r, "%s lacks the logits kernels", k->name);
+        return;
+    }
+    static float x[5003], wk[5003], wr[5003];
+    static int32_t ik[5003], ir[5003];
+    int64_t sizes[] = {1, 7, 16, 33, 1000, 5003};
+    for (int trial = 0; trial < 6; trial++) {
+        int64_t n = sizes[trial];
+        for (int64_t i = 0; i < n; i++) x[i] = (float)(hai_rng_uniform(&rng) * 30 - 20);
+        if (trial >= 2) { /* the odd values, somewhere in the vectors and in the tail */
+            x[n / 3] = NAN;
+            x[n - 1] = -INFINITY;
+            x[n / 2] = trial == 5 ? INFINITY : x[n / 2];
+            if (n > 20) x[17] = -3e38f, x[5] = NAN;
+        }
+        float mk = k->logits_max(n, x), mr = r->logits_max(n, x);
+        CHECK_MSG(mk == mr, "%s logits_max n=%lld: %g vs %g", k->name, (long long)n, mk, mr);
+        for (int t = 0; t < 2; t++) {
+            float s = t ? 1.0f / 0.7f : 1.0f;
+            double ak = 0, ar = 0, sk = k->logits_exp(n, x, mr, s, wk, &ak), sr = r->logits_exp(n, x, mr, s, wr, &ar);
+            CHECK_MSG(fabs(sk - sr) <= 1e-5 * sr && fabs(ak - ar) <= 1e-5 * fabs(ar) + 1e-6, "%s logits_exp n=%lld s=%g: %.9g vs %.9g, %.9g vs %.9g",
+                      k->name, (long long)n, s, sk, sr, ak, ar);
+            int bad = 0;
+            for (int64_t i = 0; i < n; i++) bad += !(fabsf(wk[i] - wr[i]) <= 2e-6f * wr[i] + 1e-37f) || (wr[i] == 0) != (wk[i] == 0);
+            CHECK_MSG(bad == 0, "%s logits_exp n=%lld: %d weights off (NaN and -inf must weigh exactly 0)", k->name, (long long)n, bad);
+            CHECK(k->logits_exp(n, x, mr, s, NULL, NULL) == sk); /* the same call, the same sum */
+        }
+        float ts[] = {mr, mr - 3, -INFINITY, 1e30f};
+        for (int t = 0; t < 4; t++)
+            for (int64_t cap = 0; cap <= n; cap = cap ? cap * 4 : 1) {
+                int64_t ck = k->logits_collect(n, x, ts[t], ik, cap), cr = r->logits_collect(n, x, ts[t], ir, cap);
+                CHECK_MSG(ck == cr && !memcmp(ik, ir, (size_t)(ck < cap ? ck : cap) * sizeof *ik), "%s logits_collect n=%lld t=%g cap=%lld: %lld vs %lld",
+                          k->name, (long long)n, ts[t], (long long)cap, (long long)ck, (long long)cr);
+            }
+    }
+}
+
 /* usage: test_kernels            the reference, then every table this CPU runs
  *        test_kernels --table NAME  that table only; exit 77 (ctest: skipped) when this CPU or
  *                                   build cannot run it, so a missing unit never passes for it */
@@ -334,6 +377,9 @@ int main(int argc, char **argv) {
         if (all[i] && all[i]->decode_prep) check_decode(all[i]);
     for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->swiglu) check_swiglu(all[i]);
+    for (int i = 0; i < 7; i++)
+        if (all[i]) check_logits(all[i]);
+    if (!only || one == hai_kernels_ref()) check_logits(hai_kernels_ref());
 #if defined(__x86_64__)
     hai_cpu_x86 f = hai_cpu_x86_features();
     CHECK_MSG(!(f.avx2 && f.fma && f.f16c) || hai_kernels_avx2(), "the CPU has AVX2 but the AVX2 kernels are missing");

@@ -4,6 +4,7 @@
  * exactly; float sums within rounding), checked by tests/test_kernels.c - in CI under
  * qemu-aarch64. */
 #include <arm_neon.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -122,6 +123,95 @@ static void f32_to_f16(int64_t n, const float *x, uint16_t *y) {
     for (; i < n; i++) y[i] = hai_f32_to_f16(x[i]);
 }
 
+/* ---- the sampler's passes (kernels.h), 4 lanes ------------------------------------------------- */
+
+static inline float32x4_t sane4(float32x4_t v) {
+    uint32x4_t ord = vceqq_f32(v, v);
+    return vbslq_f32(ord, vminq_f32(v, vdupq_n_f32(FLT_MAX)), vdupq_n_f32(-INFINITY));
+}
+
+static inline float32x4_t tail4(const float *x, int64_t n) {
+    float t[4];
+    for (int i = 0; i < 4; i++) t[i] = i < n ? x[i] : -INFINITY;
+    return vld1q_f32(t);
+}
+
+/* exp(x) for x >= -87.3 (the caller zeroes below): 2^n e^r with |r| <= ln2/2, the polynomial of
+ * the x86 kernels */
+static inline float32x4_t exp4(float32x4_t x) {
+    x = vmaxq_f32(x, vdupq_n_f32(-87.3f));
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_n_f32(x, n, 0.693359375f);
+    r = vfmaq_n_f32(r, n, 2.12194440e-4f);
+    float32x4_t p = vdupq_n_f32(1.0f / 720);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+static float logits_max(int64_t n, const float *x) {
+    float32x4_t m0 = vdupq_n_f32(-INFINITY), m1 = m0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        m0 = vmaxq_f32(m0, sane4(vld1q_f32(x + i)));
+        m1 = vmaxq_f32(m1, sane4(vld1q_f32(x + i + 4)));
+    }
+    for (; i + 4 <= n; i += 4) m0 = vmaxq_f32(m0, sane4(vld1q_f32(x + i)));
+    if (i < n) m0 = vmaxq_f32(m0, sane4(tail4(x + i, n - i)));
+    return vmaxvq_f32(vmaxq_f32(m0, m1));
+}
+
+static inline float32x4_t weights4(float32x4_t v, float m, float s, float32x4_t *ea) {
+    float32x4_t a = vmulq_n_f32(vsubq_f32(sane4(v), vdupq_n_f32(m)), s);
+    uint32x4_t live = vcgeq_f32(a, vdupq_n_f32(-87.3f));
+    float32x4_t w = vreinterpretq_f32_u32(vandq_u32(live, vreinterpretq_u32_f32(exp4(a))));
+    *ea = vaddq_f32(*ea, vreinterpretq_f32_u32(vandq_u32(live, vreinterpretq_u32_f32(vmulq_f32(w, a)))));
+    return w;
+}
+
+static double logits_exp(int64_t n, const float *x, float m, float s, float *w, double *wa) {
+    float32x4_t sum = vdupq_n_f32(0), ea = sum;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t e = weights4(vld1q_f32(x + i), m, s, &ea);
+        if (w) vst1q_f32(w + i, e);
+        sum = vaddq_f32(sum, e);
+    }
+    if (i < n) {
+        float t[4];
+        float32x4_t e = weights4(tail4(x + i, n - i), m, s, &ea);
+        vst1q_f32(t, e);
+        for (int64_t k = 0; w && k < n - i; k++) w[i + k] = t[k];
+        sum = vaddq_f32(sum, e);
+    }
+    float ts[4], te[4];
+    vst1q_f32(ts, sum);
+    vst1q_f32(te, ea);
+    if (wa) *wa = (double)te[0] + te[1] + te[2] + te[3];
+    return (double)ts[0] + ts[1] + ts[2] + ts[3];
+}
+
+static int64_t logits_collect(int64_t n, const float *x, float t, int32_t *idx, int64_t cap) {
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i += 4) {
+        float32x4_t v = i + 4 <= n ? vld1q_f32(x + i) : tail4(x + i, n - i);
+        uint32_t b[4];
+        vst1q_u32(b, vcgeq_f32(sane4(v), vdupq_n_f32(t)));
+        if (!(b[0] | b[1] | b[2] | b[3])) continue;
+        for (int k = 0; k < 4 && i + k < n; k++)
+            if (b[k]) {
+                if (c < cap) idx[c] = (int32_t)(i + k);
+                if (++c > cap) return c;
+            }
+    }
+    return c;
+}
+
 static const hai_kernels table = {
     .name = "neon",
     .vec_dot = {
@@ -138,6 +228,9 @@ static const hai_kernels table = {
     .dot_f16_f32 = dot_f16_f32,
     .scale_axpy_f16 = scale_axpy_f16,
     .f32_to_f16 = f32_to_f16,
+    .logits_max = logits_max,
+    .logits_exp = logits_exp,
+    .logits_collect = logits_collect,
 };
 
 const hai_kernels *hai_kernels_neon(void) { return &table; }

@@ -142,6 +142,19 @@ typedef struct hai_kernels {
     void (*f32_to_f16)(int64_t n, const float *x, uint16_t *y);
     /* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)) (the gated FFN). NULL: forward.c's loop. */
     void (*swiglu)(int64_t n, float *g, const float *u);
+    /* The sampler's passes over a vocabulary of logits, each value taken "sane" (NaN as -inf, a
+     * NaN is never chosen; +inf as FLT_MAX): at 152K-262K entries a pass must cost tens of
+     * microseconds, not the milliseconds of a loop of expf in double.
+     *   logits_max: the largest (-inf for none).
+     *   logits_exp: sum of w_i = exp((x_i - m) * s) for m >= every x_i, s > 0, w_i = 0 where the
+     *     argument is below -87.3 (so -inf gives exactly 0); w (may be NULL) gets the w_i; *wa
+     *     (may be NULL) the sum of w_i * (x_i - m) * s (for the entropy). Sums in float lanes,
+     *     returned in double: the same call on the same values gives the same sum.
+     *   logits_collect: the indices i (ascending) with x_i >= t, at most cap of them stored;
+     *     returns how many there are, but stops counting at cap + 1. */
+    float (*logits_max)(int64_t n, const float *x);
+    double (*logits_exp)(int64_t n, const float *x, float m, float s, float *w, double *wa);
+    int64_t (*logits_collect)(int64_t n, const float *x, float t, int32_t *idx, int64_t cap);
     /* One tile of causal attention for the nh query heads of a KV group, as an online softmax:
      *   q [nh][hd]; keys t < nk in K transposed in blocks of 16 (hai_kt_index; the lanes of the last
      *   block past nk may hold anything), values at V + t * v_stride (f16 rows of hdv);

@@ -1,5 +1,6 @@
 /* Scalar reference kernels: the definition of what every SIMD kernel must compute.
  * Integer dot products per block (exact), scaled and summed in float. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -322,6 +323,39 @@ static void f32_to_f16_ref(int64_t n, const float *x, uint16_t *y) {
     for (int64_t i = 0; i < n; i++) y[i] = hai_f32_to_f16(x[i]);
 }
 
+/* ---- the sampler's passes (kernels.h) ----------------------------------------------------------- */
+
+static inline float sane(float v) { return v != v ? -INFINITY : v > FLT_MAX ? FLT_MAX : v; }
+
+static float logits_max_ref(int64_t n, const float *x) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (sane(x[i]) > m) m = sane(x[i]);
+    return m;
+}
+
+static double logits_exp_ref(int64_t n, const float *x, float m, float s, float *w, double *wa) {
+    double sum = 0, sa = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float a = (sane(x[i]) - m) * s, e = a >= -87.3f ? expf(a) : 0.0f;
+        if (w) w[i] = e;
+        sum += e;
+        if (e > 0) sa += (double)e * a;
+    }
+    if (wa) *wa = sa;
+    return sum;
+}
+
+static int64_t logits_collect_ref(int64_t n, const float *x, float t, int32_t *idx, int64_t cap) {
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (sane(x[i]) >= t) {
+            if (c < cap) idx[c] = (int32_t)i;
+            if (++c > cap) break;
+        }
+    return c;
+}
+
 static const hai_kernels ref = {
     .name = "scalar",
     .vec_dot = {
@@ -338,6 +372,9 @@ static const hai_kernels ref = {
     .dot_f16_f32 = dot_f16_f32_ref,
     .scale_axpy_f16 = scale_axpy_f16_ref,
     .f32_to_f16 = f32_to_f16_ref,
+    .logits_max = logits_max_ref,
+    .logits_exp = logits_exp_ref,
+    .logits_collect = logits_collect_ref,
 };
 
 const hai_kernels *hai_kernels_ref(void) { return &ref; }
