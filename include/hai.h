@@ -547,6 +547,7 @@ typedef struct hai_context_params {
     int n_threads;      /* 0 = the number of CPUs */
     bool logits_all;    /* keep the logits of every evaluated position, not only the last */
     hai_threadpool *pool; /* share this pool (borrowed; outlives the context); NULL = a pool of its own */
+    uint32_t n_seq;     /* sequences, each with its own n_ctx positions of KV cache; 0 = 1 */
 } hai_context_params;
 
 hai_context_params hai_context_default_params(void);
@@ -571,6 +572,35 @@ const float *hai_logits(const hai_context *c, int32_t i);
 
 /* Forgets positions n_past.. (to reuse a shared prefix of the cache). */
 hai_status hai_context_truncate(hai_context *c, uint32_t n_past, hai_error *err);
+
+/* ---- several sequences in one context (n_seq > 1): one forward pass serves them all ----------
+ * Every weight is read once per pass for all the tokens in it, so decoding k sequences together
+ * costs far less than k passes (the server's continuous batching; n > 1 choices; drafts). A
+ * sequence's tokens go at its next positions; attention stays within the sequence. The single-
+ * sequence calls above (hai_eval, hai_logits, hai_context_n_past, hai_context_tokens,
+ * hai_context_truncate) act on sequence 0. */
+typedef struct hai_batch {
+    size_t n;
+    const hai_token *tokens;
+    const int32_t *seq;   /* each token's sequence (0 .. n_seq-1), NULL = all sequence 0 */
+    const bool *logits;   /* whose logits to keep; NULL = the last token of each sequence in the batch */
+} hai_batch;
+
+/* Evaluates a batch (split into passes of n_batch tokens). HAI_ERR_LIMIT when a sequence's
+ * tokens do not fit in its context, or more logits are asked for than the context keeps
+ * (max(n_seq, n_batch with logits_all, 1)); HAI_ERR_CANCELLED as hai_eval. */
+hai_status hai_decode(hai_context *c, const hai_batch *b, hai_error *err);
+/* Logits of token i of the last hai_decode (or hai_eval), NULL when not kept; valid until the
+ * next hai_decode, hai_eval or truncation. */
+const float *hai_batch_logits(const hai_context *c, size_t i);
+uint32_t hai_context_n_seq(const hai_context *c);
+uint32_t hai_seq_n_past(const hai_context *c, int32_t seq);
+/* The tokens sequence seq holds (borrowed, valid until it changes). */
+const hai_token *hai_seq_tokens(const hai_context *c, int32_t seq, uint32_t *n);
+/* Keeps the first n_past positions of seq (cache removal). */
+hai_status hai_seq_truncate(hai_context *c, int32_t seq, uint32_t n_past, hai_error *err);
+/* dst becomes a copy of the first n positions of src (a shared prompt for several choices). */
+hai_status hai_seq_copy(hai_context *c, int32_t src, int32_t dst, uint32_t n, hai_error *err);
 
 /* Called between layers during hai_eval; returning true cancels the evaluation. */
 void hai_context_set_abort(hai_context *c, bool (*should_abort)(void *user), void *user);

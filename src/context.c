@@ -51,7 +51,9 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     uint32_t n_ctx = p.n_ctx ? p.n_ctx : (hp->n_ctx_train && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
     if (n_ctx > (1u << 24)) return hai_fail(err, HAI_ERR_LIMIT, "context: n_ctx %u is above the limit of %u", n_ctx, 1u << 24);
     uint32_t n_batch = p.n_batch ? p.n_batch : 512;
-    if (n_batch > n_ctx) n_batch = n_ctx;
+    uint32_t n_seq = p.n_seq ? p.n_seq : 1;
+    if (n_seq > 256) return hai_fail(err, HAI_ERR_LIMIT, "context: n_seq %u is above the limit of 256", n_seq);
+    if (n_batch > n_ctx * n_seq) n_batch = n_ctx * n_seq;
     int n_threads = p.pool ? hai_pool_size((hai_pool *)p.pool) : p.n_threads > 0 ? p.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_threads < 1) n_threads = 1;
     if (n_threads > 256) n_threads = 256;
@@ -62,16 +64,22 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->k = hai_kernels_best();
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
+    c->n_seq = n_seq;
     c->logits_all = p.logits_all;
     uint64_t E = hp->n_embd, F = hp->n_ff, kdim = (uint64_t)hp->n_head_kv * hp->head_dim,
              vdim = (uint64_t)hp->n_head_kv * hp->head_dim_v, qdim = (uint64_t)hp->n_head * hp->head_dim,
              odim = (uint64_t)hp->n_head * hp->head_dim_v, total = 0, cache;
     c->n_ctx_kt = (n_ctx + HAI_KT - 1) / HAI_KT * HAI_KT;
-    bool ok = hai_mul_u64((uint64_t)hp->n_layer * c->n_ctx_kt, kdim, &cache);
+    bool ok = hai_mul_u64((uint64_t)n_seq * hp->n_layer * c->n_ctx_kt, kdim, &cache);
     c->k_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
-    c->tokens = alloc_checked(n_ctx, sizeof *c->tokens, &total, &ok);
-    ok = ok && hai_mul_u64((uint64_t)hp->n_layer * n_ctx, vdim, &cache);
+    c->tokens = alloc_checked((uint64_t)n_seq * n_ctx, sizeof *c->tokens, &total, &ok);
+    c->seq_past = alloc_checked(n_seq, sizeof *c->seq_past, &total, &ok);
+    ok = ok && hai_mul_u64((uint64_t)n_seq * hp->n_layer * n_ctx, vdim, &cache);
     c->v_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
+    c->b_seq = alloc_checked(n_batch, sizeof *c->b_seq, &total, &ok);
+    c->b_pos = alloc_checked(n_batch, sizeof *c->b_pos, &total, &ok);
+    c->b_rows = alloc_checked(n_batch, sizeof *c->b_rows, &total, &ok);
+    c->all_logits = p.logits_all ? alloc_checked(n_batch, sizeof *c->all_logits, &total, &ok) : NULL;
     uint64_t widest = E > F ? E : F;
     if (odim > widest) widest = odim;
     c->x = alloc_checked(n_batch, E * 4, &total, &ok);
@@ -104,7 +112,9 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
         c->gemm_scratch = alloc_checked((uint64_t)n_threads, c->gemm_scratch_stride, &total, &ok);
     }
     c->n_logit_rows = p.logits_all ? n_batch : 1;
+    if (c->n_logit_rows < n_seq) c->n_logit_rows = n_seq; /* a decode step: the next token of every sequence */
     c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &total, &ok);
+    c->kept = alloc_checked(c->n_logit_rows, sizeof *c->kept, &total, &ok);
     if (ok && p.pool) {
         c->pool = (hai_pool *)p.pool;
         n_threads = hai_pool_size(c->pool);
@@ -118,6 +128,8 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
                         (double)total / (1 << 20), n_ctx, n_batch);
     }
     memset(c->act, 0, (size_t)n_batch * c->act_row_bytes);
+    memset(c->seq_past, 0, (size_t)n_seq * sizeof *c->seq_past);
+    for (uint32_t i = 0; c->all_logits && i < n_batch; i++) c->all_logits[i] = true;
     for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
         double f = pow((double)hp->rope_base, -2.0 * i / (double)hp->n_rot);
         if (m->rope_freq_factors) f /= m->rope_freq_factors[i];
@@ -133,22 +145,33 @@ void hai_context_free(hai_context *c) {
     free(c->k_cache), free(c->v_cache), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
     free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->att_tile);
     free(c->gemm_prep), free(c->gemm_scratch), free(c->act_dec);
-    free(c->logits);
-    free(c->tokens);
+    free(c->logits), free(c->kept);
+    free(c->tokens), free(c->seq_past), free(c->b_seq), free(c->b_pos), free(c->b_rows), free(c->all_logits);
     free(c);
 }
 
 uint32_t hai_context_n_ctx(const hai_context *c) { return c->n_ctx; }
-uint32_t hai_context_n_past(const hai_context *c) { return c->n_past; }
+uint32_t hai_context_n_past(const hai_context *c) { return c->seq_past[0]; }
+uint32_t hai_context_n_seq(const hai_context *c) { return c->n_seq; }
 
-const hai_token *hai_context_tokens(const hai_context *c, uint32_t *n) {
-    if (n) *n = c->n_past;
-    return c->tokens;
+const hai_token *hai_context_tokens(const hai_context *c, uint32_t *n) { return hai_seq_tokens(c, 0, n); }
+
+uint32_t hai_seq_n_past(const hai_context *c, int32_t seq) {
+    return c && seq >= 0 && (uint32_t)seq < c->n_seq ? c->seq_past[seq] : 0;
+}
+
+const hai_token *hai_seq_tokens(const hai_context *c, int32_t seq, uint32_t *n) {
+    if (!c || seq < 0 || (uint32_t)seq >= c->n_seq) {
+        if (n) *n = 0;
+        return NULL;
+    }
+    if (n) *n = c->seq_past[seq];
+    return c->tokens + (size_t)seq * c->n_ctx;
 }
 
 uint64_t hai_context_memory_bytes(const hai_context *c) {
     const hai_hparams *hp = &c->m->hp;
-    uint64_t kv = (uint64_t)hp->n_layer * c->n_ctx * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2;
+    uint64_t kv = (uint64_t)c->n_seq * hp->n_layer * c->n_ctx * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2;
     uint64_t E = hp->n_embd, F = hp->n_ff, widest = E > F ? E : F;
     uint64_t rows = 4 * (E + widest + (uint64_t)hp->n_head * (hp->head_dim + hp->head_dim_v) +
                          (uint64_t)hp->n_head_kv * (hp->head_dim + hp->head_dim_v) + 2 * F) + c->act_row_bytes;
@@ -161,44 +184,128 @@ void hai_context_set_abort(hai_context *c, bool (*fn)(void *), void *user) {
     c->abort_user = user;
 }
 
+/* The checks of a batch: tokens in the vocabulary, sequences in range, each sequence's tokens
+ * within its context, the logits asked for within what the context keeps. last[s] gets the
+ * index of sequence s's last token (-1: none), for the default choice of logits. */
+static hai_status check_batch(const hai_context *c, const hai_batch *b, int64_t *last, hai_error *err) {
+    uint32_t count[256] = {0}, want = 0;
+    for (uint32_t s = 0; s < c->n_seq; s++) last[s] = -1;
+    for (size_t i = 0; i < b->n; i++) {
+        hai_token t = b->tokens[i];
+        int32_t s = b->seq ? b->seq[i] : 0;
+        if (t < 0 || (uint32_t)t >= c->m->hp.n_vocab)
+            return hai_fail(err, HAI_ERR_INVALID, "eval: token %d at %zu is outside the vocabulary of %u", t, i, c->m->hp.n_vocab);
+        if (s < 0 || (uint32_t)s >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "eval: sequence %d at %zu (the context has %u)", s, i, c->n_seq);
+        if (++count[s] > c->n_ctx - c->seq_past[s])
+            return hai_fail(err, HAI_ERR_LIMIT, "eval: the tokens of sequence %d do not fit after its %u of %u positions", s, c->seq_past[s],
+                            c->n_ctx);
+        last[s] = (int64_t)i;
+        if (b->logits) want += b->logits[i];
+    }
+    for (uint32_t s = 0; !b->logits && s < c->n_seq; s++) want += count[s] > 0;
+    if (want > c->n_logit_rows)
+        return hai_fail(err, HAI_ERR_LIMIT, "eval: logits of %u tokens asked for; the context keeps %u (max(n_seq, n_batch with logits_all))", want,
+                        c->n_logit_rows);
+    return HAI_OK;
+}
+
+hai_status hai_decode(hai_context *c, const hai_batch *b, hai_error *err) {
+    if (!c || !b || (!b->tokens && b->n)) return hai_fail(err, HAI_ERR_INVALID, "eval: NULL argument");
+    if (b->n == 0) return hai_fail(err, HAI_ERR_INVALID, "eval: no tokens");
+    c->n_kept = 0;
+    c->n_last = 0;
+    int64_t last[256];
+    hai_status st = check_batch(c, b, last, err);
+    if (st) return st;
+    for (size_t done = 0; done < b->n;) { /* passes of n_batch tokens */
+        uint32_t k = (uint32_t)(b->n - done < c->n_batch ? b->n - done : c->n_batch), rows = 0, row0 = c->n_kept;
+        for (uint32_t i = 0; i < k; i++) {
+            size_t bi = done + i;
+            int32_t s = b->seq ? b->seq[bi] : 0;
+            c->b_seq[i] = s;
+            if (b->logits ? b->logits[bi] : last[s] == (int64_t)bi) {
+                c->b_rows[rows++] = (int32_t)i;
+                c->kept[c->n_kept++] = bi;
+            }
+        }
+        /* a sequence's tokens at its next positions, in order */
+        uint32_t next[256];
+        for (uint32_t i = 0; i < k; i++) next[c->b_seq[i]] = c->seq_past[c->b_seq[i]];
+        for (uint32_t i = 0; i < k; i++) c->b_pos[i] = (int32_t)next[c->b_seq[i]]++;
+        st = hai_forward(c, b->tokens + done, k, rows, row0, err);
+        if (st) {
+            c->n_kept = 0;
+            return st;
+        }
+        for (uint32_t i = 0; i < k; i++) {
+            int32_t s = c->b_seq[i];
+            c->tokens[(size_t)s * c->n_ctx + c->seq_past[s]++] = b->tokens[done + i];
+        }
+        done += k;
+    }
+    c->n_last = b->n;
+    return HAI_OK;
+}
+
+const float *hai_batch_logits(const hai_context *c, size_t i) {
+    if (!c || i >= c->n_last) return NULL;
+    uint32_t lo = 0, hi = c->n_kept; /* kept is ascending */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (c->kept[mid] < i) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < c->n_kept && c->kept[lo] == i ? c->logits + (size_t)lo * c->m->hp.n_vocab : NULL;
+}
+
 hai_status hai_eval(hai_context *c, const hai_token *tokens, size_t n, hai_error *err) {
     if (!c || (!tokens && n)) return hai_fail(err, HAI_ERR_INVALID, "eval: NULL argument");
     if (n == 0) return hai_fail(err, HAI_ERR_INVALID, "eval: no tokens");
-    if (n > c->n_ctx - c->n_past)
-        return hai_fail(err, HAI_ERR_LIMIT, "eval: %zu tokens after %u do not fit in the context of %u", n, c->n_past, c->n_ctx);
-    for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || (uint32_t)tokens[i] >= c->m->hp.n_vocab)
-            return hai_fail(err, HAI_ERR_INVALID, "eval: token %d at %zu is outside the vocabulary of %u", tokens[i], i,
-                            c->m->hp.n_vocab);
-    c->n_out = 0;
-    c->n_last = 0;
+    if (n > c->n_ctx - c->seq_past[0])
+        return hai_fail(err, HAI_ERR_LIMIT, "eval: %zu tokens after %u do not fit in the context of %u", n, c->seq_past[0], c->n_ctx);
     if (c->logits_all && n > c->n_batch)
         return hai_fail(err, HAI_ERR_LIMIT, "eval: with logits_all, at most n_batch = %u tokens per call (got %zu)", c->n_batch, n);
-    for (size_t done = 0; done < n;) {
-        uint32_t k = (uint32_t)(n - done < c->n_batch ? n - done : c->n_batch);
-        hai_status st = hai_forward(c, tokens + done, k, err);
-        if (st) return st;
-        memcpy(c->tokens + c->n_past, tokens + done, k * sizeof *tokens);
-        c->n_past += k;
-        done += k;
-    }
-    c->n_last = (int32_t)n;
-    return HAI_OK;
+    hai_batch b = {.n = n, .tokens = tokens, .logits = c->logits_all ? c->all_logits : NULL};
+    return hai_decode(c, &b, err);
 }
 
 const float *hai_logits(const hai_context *c, int32_t i) {
     if (!c || c->n_last == 0) return NULL;
-    if (i < 0) i = c->n_last - 1;
-    if (i >= c->n_last) return NULL;
-    int32_t first = c->n_last - c->n_out; /* rows kept: the last n_out tokens */
-    if (i < first) return NULL;
-    return c->logits + (size_t)(i - first) * c->m->hp.n_vocab;
+    if (i < 0) i = (int32_t)c->n_last - 1;
+    return hai_batch_logits(c, (size_t)i);
+}
+
+hai_status hai_seq_truncate(hai_context *c, int32_t seq, uint32_t n_past, hai_error *err) {
+    if (!c || seq < 0 || (uint32_t)seq >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "truncate: no sequence %d", seq);
+    if (n_past > c->seq_past[seq])
+        return hai_fail(err, HAI_ERR_INVALID, "truncate: %u is beyond the %u positions sequence %d holds", n_past, c->seq_past[seq], seq);
+    c->seq_past[seq] = n_past;
+    c->n_last = 0;
+    c->n_kept = 0;
+    return HAI_OK;
 }
 
 hai_status hai_context_truncate(hai_context *c, uint32_t n_past, hai_error *err) {
     if (!c) return hai_fail(err, HAI_ERR_INVALID, "truncate: NULL context");
-    if (n_past > c->n_past) return hai_fail(err, HAI_ERR_INVALID, "truncate: %u is beyond the %u positions held", n_past, c->n_past);
-    c->n_past = n_past;
+    return hai_seq_truncate(c, 0, n_past, err);
+}
+
+hai_status hai_seq_copy(hai_context *c, int32_t src, int32_t dst, uint32_t n, hai_error *err) {
+    if (!c || src < 0 || dst < 0 || (uint32_t)src >= c->n_seq || (uint32_t)dst >= c->n_seq)
+        return hai_fail(err, HAI_ERR_INVALID, "copy: no sequence %d or %d", src, dst);
+    if (n > c->seq_past[src]) return hai_fail(err, HAI_ERR_INVALID, "copy: %u positions asked, sequence %d holds %u", n, src, c->seq_past[src]);
+    if (src != dst) {
+        const hai_hparams *hp = &c->m->hp;
+        size_t kn = (size_t)(n + HAI_KT - 1) / HAI_KT * HAI_KT * hp->head_dim; /* whole blocks of transposed keys */
+        for (uint32_t l = 0; l < hp->n_layer; l++)
+            for (uint32_t g = 0; g < hp->n_head_kv; g++) {
+                memcpy(hai_kv_keys(c, (uint32_t)dst, l, g), hai_kv_keys(c, (uint32_t)src, l, g), kn * sizeof(uint16_t));
+                memcpy(hai_kv_values(c, (uint32_t)dst, l, g), hai_kv_values(c, (uint32_t)src, l, g), (size_t)n * hp->head_dim_v * sizeof(uint16_t));
+            }
+        memcpy(c->tokens + (size_t)dst * c->n_ctx, c->tokens + (size_t)src * c->n_ctx, (size_t)n * sizeof *c->tokens);
+    }
+    c->seq_past[dst] = n;
     c->n_last = 0;
+    c->n_kept = 0;
     return HAI_OK;
 }

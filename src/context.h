@@ -1,5 +1,6 @@
-/* One sequence's state: KV cache, scratch buffers, logits. All memory is allocated when the
- * context is created; the forward pass allocates nothing. */
+/* The state of one or more sequences: KV cache (each sequence its own n_ctx positions), scratch
+ * buffers, logits. All memory is allocated when the context is created; the forward pass
+ * allocates nothing. */
 #ifndef HAI_CONTEXT_H
 #define HAI_CONTEXT_H
 
@@ -16,12 +17,18 @@ struct hai_context {
     bool own_pool;
     uint32_t n_ctx, n_batch;
     bool logits_all;
-    uint32_t n_past;
-    hai_token *tokens; /* [n_ctx] the tokens whose keys/values the cache holds */
+    uint32_t n_seq;
+    uint32_t *seq_past; /* [n_seq] positions each sequence holds */
+    hai_token *tokens;  /* [n_seq][n_ctx] the tokens whose keys/values the cache holds */
 
-    uint16_t *k_cache; /* [n_layer][n_head_kv][n_ctx_kt / 16][head_dim][16] f16: keys transposed in blocks (hai_kt_index) */
-    uint16_t *v_cache; /* [n_layer][n_head_kv][n_ctx][head_dim_v] f16 */
+    uint16_t *k_cache; /* [n_seq][n_layer][n_head_kv][n_ctx_kt / 16][head_dim][16] f16: keys transposed in blocks (hai_kt_index) */
+    uint16_t *v_cache; /* [n_seq][n_layer][n_head_kv][n_ctx][head_dim_v] f16 */
     uint32_t n_ctx_kt; /* n_ctx rounded up to a whole block of keys */
+
+    /* one forward pass's tokens: their sequence, position, and which keep logits */
+    int32_t *b_seq, *b_pos; /* [n_batch] */
+    int32_t *b_rows;        /* [n_batch] the pass's tokens whose logits are kept, ascending */
+    bool *all_logits;       /* [n_batch] all true (logits_all's flags for hai_eval) */
 
     /* scratch, [n_batch][...] rows */
     float *x;      /* [n_batch][n_embd] residual stream */
@@ -47,15 +54,27 @@ struct hai_context {
 
     float *logits;    /* [n_logit_rows][n_vocab] */
     uint32_t n_logit_rows;
-    int32_t n_out;    /* rows of logits of the last eval */
-    int32_t n_last;   /* tokens in the last eval */
+    size_t *kept;     /* [n_logit_rows] the tokens of the last decode whose logits rows are 0, 1, ... (ascending) */
+    uint32_t n_kept;
+    size_t n_last;    /* tokens in the last decode (or eval) */
 
     bool (*should_abort)(void *);
     void *abort_user;
 };
 
-/* The forward pass over n <= n_batch tokens at positions n_past..; logits for the last token, or
- * all when logits_all. Returns HAI_ERR_CANCELLED when aborted. */
-hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, hai_error *err);
+/* The forward pass over n <= n_batch tokens, token i of sequence b_seq[i] at position b_pos[i]
+ * (each sequence's tokens at its next positions, in order); the logits of tokens b_rows[0..n_rows)
+ * into the logits rows row0... Returns HAI_ERR_CANCELLED when aborted. */
+hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint32_t n_rows, uint32_t row0, hai_error *err);
+
+/* Where sequence s's keys / values of layer l, KV group g start. */
+static inline uint16_t *hai_kv_keys(const hai_context *c, uint32_t s, uint32_t l, uint32_t g) {
+    const hai_hparams *hp = &c->m->hp;
+    return c->k_cache + (((size_t)s * hp->n_layer + l) * hp->n_head_kv + g) * c->n_ctx_kt * hp->head_dim;
+}
+static inline uint16_t *hai_kv_values(const hai_context *c, uint32_t s, uint32_t l, uint32_t g) {
+    const hai_hparams *hp = &c->m->hp;
+    return c->v_cache + (((size_t)s * hp->n_layer + l) * hp->n_head_kv + g) * c->n_ctx * hp->head_dim_v;
+}
 
 #endif

@@ -42,6 +42,7 @@ typedef struct norm_job {
     int64_t dim;
     uint32_t n;
     hai_act_type act; /* quantize out rows into c->act when not F32 */
+    const int32_t *rows; /* out row r from input row rows[r]; NULL = r */
 } norm_job;
 
 static void norm_task(void *arg, int ith, int nth) {
@@ -51,15 +52,16 @@ static void norm_task(void *arg, int ith, int nth) {
     split_range(j->n, ith, nth, &a, &b);
     for (int64_t i = a; i < b; i++) {
         float *y = j->out + i * j->dim;
-        if (j->w) rmsnorm(j->in + (size_t)i * j->in_stride, j->w, y, j->dim, c->m->hp.rms_eps);
-        else if (y != j->in + (size_t)i * j->in_stride) memcpy(y, j->in + (size_t)i * j->in_stride, (size_t)j->dim * sizeof *y);
+        const float *x = j->in + (size_t)(j->rows ? j->rows[i] : i) * j->in_stride;
+        if (j->w) rmsnorm(x, j->w, y, j->dim, c->m->hp.rms_eps);
+        else if (y != x) memcpy(y, x, (size_t)j->dim * sizeof *y);
         if (j->act != HAI_ACT_F32) quantize_row(c->k, j->act, y, (uint8_t *)c->act + (size_t)i * c->act_row_bytes, j->dim);
     }
 }
 
 static void norm_quant(hai_context *c, const float *in, size_t in_stride, const float *w, float *out, int64_t dim,
                        uint32_t n, hai_act_type act) {
-    norm_job j = {c, in, in_stride, w, out, dim, n, act};
+    norm_job j = {c, in, in_stride, w, out, dim, n, act, NULL};
     hai_pool_run(c->pool, norm_task, &j);
 }
 
@@ -261,9 +263,9 @@ static void store_task(void *arg, int ith, int nth) {
     split_range((int64_t)j->n * nkv, ith, nth, &a, &b);
     for (int64_t w = a; w < b; w++) {
         uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
-        size_t pos = c->n_past + (size_t)i, lg = (size_t)j->layer * nkv + g; /* head-major: [layer][kv head][position][...] */
-        uint16_t *kg = c->k_cache + lg * c->n_ctx_kt * hd; /* keys: the group's blocks of positions, transposed */
-        uint16_t *vd = c->v_cache + (lg * c->n_ctx + pos) * hdv;
+        size_t pos = (size_t)c->b_pos[i]; /* head-major: [seq][layer][kv head][position][...] */
+        uint16_t *kg = hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g); /* keys: the group's blocks of positions, transposed */
+        uint16_t *vd = hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g) + pos * hdv;
         for (uint32_t d = 0; d < hd; d += 2) __builtin_prefetch(kg + hai_kt_index((int64_t)pos, d, hd), 1, 3);
         for (uint32_t d = 0; d < hdv; d += 32) __builtin_prefetch(vd + d, 1, 3);
         float *v = c->kv_v + i * vdim + (size_t)g * hdv;
@@ -295,9 +297,6 @@ static void att_task(void *arg, int ith, int nth) {
     const hai_kernels *k = c->k;
     const hai_hparams *hp = &c->m->hp;
     uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, nq = hp->n_head, nkv = hp->n_head_kv, group = nq / nkv;
-    size_t kdim = (size_t)nkv * hd, vdim = (size_t)nkv * hdv;
-    const uint16_t *K = c->k_cache + (size_t)j->layer * c->n_ctx_kt * kdim; /* the layer's [kv head][key block][dim][16] */
-    const uint16_t *V = c->v_cache + (size_t)j->layer * c->n_ctx * vdim;
     float *scores = c->att_tile + (size_t)ith * c->att_tile_stride; /* [group][HAI_ATT_TILE] */
     float *acc = scores + (size_t)group * HAI_ATT_TILE;                  /* [group][hdv] */
     float *mx = acc + (size_t)group * hdv, *sum = mx + group;        /* [group] each */
@@ -308,8 +307,9 @@ static void att_task(void *arg, int ith, int nth) {
     for (int64_t w = a; w < b; w++) {
         uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
         const float *q = c->q + (size_t)i * nq * hd + (size_t)g * group * hd; /* the group's heads, adjacent */
-        uint32_t n_keys = c->n_past + i + 1; /* causal: keys 0 .. own position */
-        const uint16_t *Kg = K + (size_t)g * c->n_ctx_kt * hd, *Vg = V + (size_t)g * c->n_ctx * hdv; /* the group's keys, contiguous */
+        uint32_t n_keys = (uint32_t)c->b_pos[i] + 1; /* causal: keys 0 .. own position, of its own sequence */
+        const uint16_t *Kg = hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g); /* the group's keys, contiguous */
+        const uint16_t *Vg = hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g);
         for (uint32_t h = 0; h < group; h++) mx[h] = -INFINITY, sum[h] = 0;
         memset(acc, 0, (size_t)group * hdv * sizeof *acc);
         for (uint32_t t0 = 0; t0 < n_keys; t0 += HAI_ATT_TILE) {
@@ -396,7 +396,7 @@ static void rope_table(hai_context *c, uint32_t n) {
     const hai_hparams *hp = &c->m->hp;
     uint32_t half = hp->n_rot / 2;
     for (uint32_t i = 0; i < n; i++) {
-        double pos = (double)(c->n_past + i) * hp->rope_pos_scale;
+        double pos = (double)c->b_pos[i] * hp->rope_pos_scale;
         float *cs = c->rope_cs + (size_t)i * hp->n_rot;
         for (uint32_t d = 0; d < half; d++) {
             double ang = pos * c->inv_freq[d];
@@ -406,7 +406,7 @@ static void rope_table(hai_context *c, uint32_t n) {
     }
 }
 
-hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, hai_error *err) {
+hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint32_t n_rows, uint32_t row0, hai_error *err) {
     const hai_model *m = c->m;
     const hai_hparams *hp = &m->hp;
     int64_t E = hp->n_embd;
@@ -458,10 +458,10 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, hai_
         matmul(c, c->gate, n, &od, 1);
     }
     /* output: the rows whose logits are kept */
-    uint32_t first = c->logits_all ? 0 : n - 1, rows = n - first;
-    norm_quant(c, c->x + (size_t)first * E, (size_t)E, m->output_norm, c->xn, E, rows, act_of(&m->output));
-    mm_out ol = {&m->output, c->logits, false};
-    matmul(c, c->xn, rows, &ol, 1);
-    c->n_out = (int32_t)rows;
+    if (!n_rows) return HAI_OK;
+    norm_job oj = {c, c->x, (size_t)E, m->output_norm, c->xn, E, n_rows, act_of(&m->output), c->b_rows};
+    hai_pool_run(c->pool, norm_task, &oj);
+    mm_out ol = {&m->output, c->logits + (size_t)row0 * hp->n_vocab, false};
+    matmul(c, c->xn, n_rows, &ol, 1);
     return HAI_OK;
 }

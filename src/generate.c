@@ -82,7 +82,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     double t0 = now_s();
     /* reuse the cached prefix; the last prompt token is always evaluated for its logits */
     uint32_t common = 0;
-    while (common < c->n_past && common < n_prompt - 1 && c->tokens[common] == prompt[common]) common++;
+    while (common < c->seq_past[0] && common < n_prompt - 1 && c->tokens[common] == prompt[common]) common++;
     hai_status st = hai_context_truncate(c, common, err);
     if (!st) st = hai_eval(c, prompt + common, n_prompt - common, err);
     if (st) return st;
@@ -107,7 +107,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     res->finish = HAI_FINISH_LENGTH;
     for (;;) {
         /* prompt + completion never exceed the context: no token is sampled past its end */
-        if (c->n_past >= c->n_ctx) break; /* LENGTH */
+        if (c->seq_past[0] >= c->n_ctx) break; /* LENGTH */
         const float *logits = hai_logits(c, -1);
         int32_t nv = hai_model_n_vocab(c->m);
         if (ent_k < ent_n) {
