@@ -591,7 +591,7 @@ typedef struct hai_batch {
  * (max(n_seq, n_batch with logits_all, 1)); HAI_ERR_CANCELLED as hai_eval. */
 hai_status hai_decode(hai_context *c, const hai_batch *b, hai_error *err);
 /* Logits of token i of the last hai_decode (or hai_eval), NULL when not kept; valid until the
- * next hai_decode, hai_eval or truncation. */
+ * next hai_decode or hai_eval. */
 const float *hai_batch_logits(const hai_context *c, size_t i);
 uint32_t hai_context_n_seq(const hai_context *c);
 uint32_t hai_seq_n_past(const hai_context *c, int32_t seq);

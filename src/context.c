@@ -279,9 +279,7 @@ hai_status hai_seq_truncate(hai_context *c, int32_t seq, uint32_t n_past, hai_er
     if (!c || seq < 0 || (uint32_t)seq >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "truncate: no sequence %d", seq);
     if (n_past > c->seq_past[seq])
         return hai_fail(err, HAI_ERR_INVALID, "truncate: %u is beyond the %u positions sequence %d holds", n_past, c->seq_past[seq], seq);
-    c->seq_past[seq] = n_past;
-    c->n_last = 0;
-    c->n_kept = 0;
+    c->seq_past[seq] = n_past; /* the last decode's logits stay: they belong to tokens, not to the cache */
     return HAI_OK;
 }
 
@@ -305,7 +303,5 @@ hai_status hai_seq_copy(hai_context *c, int32_t src, int32_t dst, uint32_t n, ha
         memcpy(c->tokens + (size_t)dst * c->n_ctx, c->tokens + (size_t)src * c->n_ctx, (size_t)n * sizeof *c->tokens);
     }
     c->seq_past[dst] = n;
-    c->n_last = 0;
-    c->n_kept = 0;
     return HAI_OK;
 }

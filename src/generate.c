@@ -6,6 +6,7 @@
 
 #include "context.h"
 #include "error.h"
+#include "gen.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -13,13 +14,7 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Text produced but not yet passed on: it might be the start of a stop string. */
-typedef struct held {
-    char *p;
-    size_t n, cap;
-} held;
-
-static bool held_add(held *h, const char *s, size_t n) {
+static bool held_add(gen_held *h, const char *s, size_t n) {
     if (!n) return true; /* a control token's empty piece: h->p may still be NULL */
     if (h->cap - h->n < n) {
         size_t cap = h->cap ? h->cap : 256;
@@ -36,7 +31,7 @@ static bool held_add(held *h, const char *s, size_t n) {
 
 /* How much of held text can be released: all of it up to a stop string (*stopped set), or up to
  * the longest tail that is still the start of some stop string. */
-static size_t releasable(const held *h, const hai_generate_params *p, bool *stopped) {
+static size_t releasable(const gen_held *h, const hai_generate_params *p, bool *stopped) {
     *stopped = false;
     if (!h->n) return 0; /* nothing held (h->p may be NULL: memmem takes none) */
     size_t first_stop = h->n;
@@ -62,12 +57,87 @@ static size_t releasable(const held *h, const hai_generate_params *p, bool *stop
     return h->n - keep;
 }
 
-static bool emit(const hai_generate_params *p, held *h, size_t n) {
+static bool emit(const hai_generate_params *p, gen_held *h, size_t n) {
     bool go = true;
     if (n && p->on_text) go = p->on_text(p->user, h->p, n);
     if (n) memmove(h->p, h->p + n, h->n - n);
     h->n -= n;
     return go;
+}
+
+hai_status gen_begin(gen_state *g, const hai_tokenizer *tok, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
+                     hai_generate_result *res, hai_error *err) {
+    memset(g, 0, sizeof *g);
+    g->tok = tok;
+    g->p = p;
+    g->res = res;
+    g->ent_n = p->entropy_tokens > 0 ? p->entropy_tokens : 16;
+    g->cap = hai_tokenizer_max_piece(tok) + 16;
+    g->t_begin = now_s();
+    if (!(g->piece = malloc(g->cap))) return hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+    /* the output continues the prompt: a SentencePiece space at its start is real text */
+    hai_detok_stream_init(&g->ds, HAI_DETOK_KEEP_LEADING_SPACE);
+    if (p->sampler)
+        for (size_t i = 0; i < n_prompt; i++) hai_sampler_accept(p->sampler, prompt[i]);
+    res->finish = HAI_FINISH_LENGTH;
+    return HAI_OK;
+}
+
+bool gen_step(gen_state *g, const float *logits, int32_t nv, bool room, hai_token *next, hai_status *st, hai_error *err) {
+    const hai_generate_params *p = g->p;
+    hai_generate_result *res = g->res;
+    *st = HAI_OK;
+    /* prompt + completion never exceed the context: no token is sampled past its end */
+    if (!room) return false; /* LENGTH */
+    if (g->ent_k < g->ent_n) {
+        g->ent_sum += hai_logits_entropy(logits, nv);
+        g->ent_k++;
+        res->mean_entropy = (float)(g->ent_sum / g->ent_k);
+    }
+    hai_token t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv); /* NaN never wins */
+    if (res->n_generated == 0) g->t_first = now_s();
+    if (hai_tokenizer_is_eog(g->tok, t)) {
+        res->finish = HAI_FINISH_STOP;
+        return false;
+    }
+    if (p->sampler) hai_sampler_accept(p->sampler, t);
+    if (p->on_token) p->on_token(p->user, t);
+    res->n_generated++;
+    size_t k = 0;
+    if (t < hai_tokenizer_n_vocab(g->tok) && (*st = hai_detok_stream_push(g->tok, &g->ds, t, g->piece, g->cap, &k, err))) return false;
+    if (!held_add(&g->h, g->piece, k)) {
+        *st = hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+        return false;
+    }
+    bool stopped;
+    size_t out = releasable(&g->h, p, &stopped);
+    if (!emit(p, &g->h, out)) {
+        res->finish = HAI_FINISH_CANCELLED;
+        return false;
+    }
+    if (stopped) {
+        g->h.n = 0; /* the stop string and anything after it are dropped */
+        res->finish = HAI_FINISH_STOP;
+        return false;
+    }
+    if (p->max_tokens > 0 && res->n_generated >= p->max_tokens) return false; /* LENGTH */
+    *next = t;
+    return true;
+}
+
+void gen_end(gen_state *g, hai_status st) {
+    if (!st && g->res->finish != HAI_FINISH_CANCELLED) { /* whatever is held is real text: let it out */
+        char tail[16];
+        size_t k = hai_detok_stream_flush(&g->ds, tail);
+        if (held_add(&g->h, tail, k) && g->h.n) emit(g->p, &g->h, g->h.n);
+    }
+    double t2 = now_s();
+    g->res->t_first_token_s = (g->t_first ? g->t_first : t2) - g->t_begin;
+    g->res->t_generate_s = g->t_first ? t2 - g->t_first : 0;
+    free(g->piece);
+    free(g->h.p);
+    g->piece = NULL;
+    g->h.p = NULL;
 }
 
 hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
@@ -78,7 +148,6 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     if (n_prompt >= c->n_ctx)
         return hai_fail(err, HAI_ERR_LIMIT, "generate: the prompt has %zu tokens; the context holds %u (and needs room for one more)",
                         n_prompt, c->n_ctx);
-    const hai_tokenizer *tok = c->m->tok;
     double t0 = now_s();
     /* reuse the cached prefix; the last prompt token is always evaluated for its logits */
     uint32_t common = 0;
@@ -88,76 +157,14 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     if (st) return st;
     res->n_cached = (int32_t)common;
     res->n_prompt = (int32_t)(n_prompt - common);
-    double t1 = now_s();
-    res->t_prompt_s = t1 - t0;
-
-    int32_t ent_n = p->entropy_tokens > 0 ? p->entropy_tokens : 16;
-    double ent_sum = 0;
-    int32_t ent_k = 0;
-    size_t cap = hai_tokenizer_max_piece(tok) + 16;
-    char *piece = malloc(cap);
-    held h = {0};
-    if (!piece) return hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
-    /* the output continues the prompt: a SentencePiece space at its start is real text */
-    hai_detok_stream ds;
-    hai_detok_stream_init(&ds, HAI_DETOK_KEEP_LEADING_SPACE);
-    if (p->sampler)
-        for (size_t i = 0; i < n_prompt; i++) hai_sampler_accept(p->sampler, prompt[i]);
-    double t_first = 0;
-    res->finish = HAI_FINISH_LENGTH;
-    for (;;) {
-        /* prompt + completion never exceed the context: no token is sampled past its end */
-        if (c->seq_past[0] >= c->n_ctx) break; /* LENGTH */
-        const float *logits = hai_logits(c, -1);
-        int32_t nv = hai_model_n_vocab(c->m);
-        if (ent_k < ent_n) {
-            ent_sum += hai_logits_entropy(logits, nv);
-            ent_k++;
-        }
-        hai_token t;
-        if (p->sampler) {
-            t = hai_sampler_sample(p->sampler, logits);
-        } else {
-            t = hai_logits_argmax(logits, nv); /* NaN never wins */
-        }
-        if (res->n_generated == 0) t_first = now_s();
-        if (hai_tokenizer_is_eog(tok, t)) {
-            res->finish = HAI_FINISH_STOP;
-            break;
-        }
-        if (p->sampler) hai_sampler_accept(p->sampler, t);
-        if (p->on_token) p->on_token(p->user, t);
-        res->n_generated++;
-        size_t k = 0;
-        if (t < hai_tokenizer_n_vocab(tok) && (st = hai_detok_stream_push(tok, &ds, t, piece, cap, &k, err))) break;
-        if (!held_add(&h, piece, k)) {
-            st = hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
-            break;
-        }
-        bool stopped;
-        size_t out = releasable(&h, p, &stopped);
-        if (!emit(p, &h, out)) {
-            res->finish = HAI_FINISH_CANCELLED;
-            break;
-        }
-        if (stopped) {
-            h.n = 0; /* the stop string and anything after it are dropped */
-            res->finish = HAI_FINISH_STOP;
-            break;
-        }
-        if (p->max_tokens > 0 && res->n_generated >= p->max_tokens) break; /* LENGTH */
+    res->t_prompt_s = now_s() - t0;
+    gen_state g;
+    if ((st = gen_begin(&g, c->m->tok, prompt, n_prompt, p, res, err))) return st;
+    g.t_begin = t0;
+    int32_t nv = hai_model_n_vocab(c->m);
+    hai_token t;
+    while (gen_step(&g, hai_logits(c, -1), nv, c->seq_past[0] < c->n_ctx, &t, &st, err))
         if ((st = hai_eval(c, &t, 1, err))) break;
-    }
-    if (!st && res->finish != HAI_FINISH_CANCELLED) { /* whatever is held is real text: let it out */
-        char tail[16];
-        size_t k = hai_detok_stream_flush(&ds, tail);
-        if (held_add(&h, tail, k) && h.n) emit(p, &h, h.n);
-    }
-    free(piece);
-    free(h.p);
-    double t2 = now_s();
-    res->t_first_token_s = (t_first ? t_first : t2) - t0;
-    res->t_generate_s = t_first ? t2 - t_first : 0;
-    res->mean_entropy = ent_k ? (float)(ent_sum / ent_k) : 0;
+    gen_end(&g, st);
     return st;
 }

@@ -7,28 +7,45 @@
 #include <time.h>
 
 #include "../error.h"
+#include "../gen.h"
 
+/* A slot: one sequence of the shared context, and the job using it. */
 typedef struct slot {
-    srv_engine *e;
-    hai_context *c;
-    pthread_t th;
-    pthread_cond_t cv;
-    srv_job *job;     /* handed over by submit while idle */
-    srv_job *running; /* the job run_job is on (under e->mu), for cancellation at shutdown */
-    bool busy;
+    int32_t seq;
+    srv_job *handed;     /* given by submit (the idle slot whose cache matches best), taken by the worker */
+    srv_job *job;        /* running (the worker's alone from here) */
+    bool generating;     /* the prompt is read; a token a step */
+    bool in_pass, gen_live;
+    size_t n_fed;        /* prompt tokens in the cache */
+    size_t pass_at, pass_len; /* its tokens in this step's batch */
+    hai_token next;      /* the token to feed */
+    hai_sampler *sampler;
+    hai_generate_params gp;
+    hai_generate_result res;
+    gen_state gen;
+    hai_status status;
+    hai_error err;
 } slot;
 
 struct srv_engine {
     const hai_model *m;
     hai_threadpool *pool;
     metrics *met;
+    hai_context *ctx;    /* n_seq = n_slots */
     int n_slots, max_queue;
+    uint32_t n_batch;
     slot *slots;
+    hai_token *b_tok;    /* [n_batch + n_slots] this step's batch */
+    int32_t *b_seq;
+    bool *b_logit;
+    pthread_t th;
+    bool th_started;
     pthread_mutex_t mu;
+    pthread_cond_t cv;   /* the worker waits here for work */
     srv_job *head, *tail;
     int queued;
-    bool draining; /* no new jobs (shutdown) */
-    bool stopping; /* workers exit */
+    bool draining;       /* no new jobs (shutdown) */
+    bool stopping;       /* the worker exits */
 };
 
 static double now_s(void) {
@@ -65,7 +82,15 @@ void srv_job_release(srv_job *j) {
     free(j);
 }
 
-/* ---- running a job -------------------------------------------------------------------------- */
+/* ---- the batch loop ---------------------------------------------------------------------------
+ * One worker runs every slot: each step is one forward pass with the next token of every slot that
+ * is generating and a chunk of the prompt of those still reading theirs, so each weight is read
+ * once per step for all of them (continuous batching: a request joins at the next step). */
+
+/* Prompt tokens a step reads besides the decode tokens: all of n_batch when nobody is waiting for
+ * a next token, else a chunk small enough that their next token does not stall for a long prompt
+ * (on the 0.5B model here 32 tokens of prefill cost ~90 ms, a decode step ~15 ms). */
+#define PREFILL_CHUNK_BUSY 32
 
 static bool on_text(void *user, const char *text, size_t len) {
     srv_job *j = user;
@@ -106,91 +131,196 @@ static void on_token(void *user, hai_token t) {
     pthread_mutex_unlock(&j->mu);
 }
 
-static bool should_abort(void *user) {
-    srv_job *j = user;
-    return atomic_load(&j->cancelled) || (j->deadline > 0 && now_s() > j->deadline);
-}
+static bool job_stopped(srv_job *j) { return atomic_load(&j->cancelled) || (j->deadline > 0 && now_s() > j->deadline); }
 
 static void update_gauges(srv_engine *e) {
     int busy = 0;
-    for (int i = 0; i < e->n_slots; i++) busy += e->slots[i].busy;
+    for (int i = 0; i < e->n_slots; i++) busy += e->slots[i].job != NULL || e->slots[i].handed != NULL;
     metrics_gauges(e->met, e->queued, busy);
 }
 
-static void run_job(slot *s, srv_job *j) {
-    srv_engine *e = s->e;
-    hai_error err = {0};
-    hai_status st = HAI_OK;
+static size_t common_prefix(const hai_context *c, int32_t seq, const hai_token *p, size_t n) {
+    uint32_t held;
+    const hai_token *t = hai_seq_tokens(c, seq, &held);
+    size_t k = 0;
+    while (k < held && k < n && t[k] == p[k]) k++;
+    return k;
+}
+
+/* A job takes its slot: the cached prefix of its prompt is kept (the last prompt token is always
+ * read again, for its logits), its sampler made, its generation begun. */
+static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
+    s->job = j;
+    s->status = HAI_OK;
+    s->err = (hai_error){0};
+    memset(&s->res, 0, sizeof s->res);
     pthread_mutex_lock(&j->mu);
     j->started = true;
     j->t_start = now_s();
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    hai_sampler *sm = NULL;
-    if (atomic_load(&j->cancelled)) {
-        st = hai_fail(&err, HAI_ERR_CANCELLED, "cancelled before it started");
-    } else if (!j->greedy) {
-        st = hai_sampler_create(&j->sp, hai_model_n_vocab(e->m), &sm, &err);
+    size_t keep = common_prefix(e->ctx, s->seq, j->prompt, j->n_prompt);
+    if (keep >= j->n_prompt) keep = j->n_prompt - 1;
+    hai_seq_truncate(e->ctx, s->seq, (uint32_t)keep, NULL);
+    s->n_fed = keep;
+    s->res.n_cached = (int32_t)keep;
+    s->res.n_prompt = (int32_t)(j->n_prompt - keep);
+    s->sampler = NULL;
+    s->generating = false;
+    s->gp = (hai_generate_params){.max_tokens = j->max_tokens, .stop = j->stop, .n_stop = j->n_stop, .on_text = on_text,
+                                  .on_token = on_token, .user = j};
+    if (atomic_load(&j->cancelled)) s->status = hai_fail(&s->err, HAI_ERR_CANCELLED, "cancelled before it started");
+    else if (!j->greedy) s->status = hai_sampler_create(&j->sp, hai_model_n_vocab(e->m), &s->sampler, &s->err);
+    s->gp.sampler = s->sampler;
+    if (!s->status) s->status = gen_begin(&s->gen, hai_model_tokenizer(e->m), j->prompt, j->n_prompt, &s->gp, &s->res, &s->err);
+    s->gen_live = !s->status;
+    if (s->gen_live) s->gen.t_begin = j->t_start;
+}
+
+/* A job leaves its slot: its result handed to the HTTP side. The slot (and its cache) is free
+ * before the client hears: the next turn of the conversation must find it idle. */
+static void slot_end(srv_engine *e, slot *s) {
+    srv_job *j = s->job;
+    if (s->gen_live) gen_end(&s->gen, s->status);
+    s->gen_live = false;
+    hai_sampler_free(s->sampler);
+    s->sampler = NULL;
+    if (s->status == HAI_ERR_CANCELLED || (!s->status && job_stopped(j))) {
+        bool late = j->deadline > 0 && now_s() > j->deadline;
+        /* (a pass that was cancelled advanced no sequence: the cache holds what the slot fed) */
+        s->status = hai_fail(&s->err, HAI_ERR_CANCELLED, atomic_load(&j->shutdown) ? "the server is shutting down" : late ? "request timed out" : "cancelled");
     }
-    hai_generate_result res = {0};
-    if (!st) {
-        hai_context_set_abort(s->c, should_abort, j);
-        hai_generate_params gp = {.max_tokens = j->max_tokens, .stop = j->stop, .n_stop = j->n_stop, .sampler = sm,
-                                  .on_text = on_text, .on_token = on_token, .user = j};
-        st = hai_generate(s->c, j->prompt, j->n_prompt, &gp, &res, &err);
-        hai_context_set_abort(s->c, NULL, NULL);
-        if (st == HAI_ERR_CANCELLED) {
-            /* a cancelled prefill leaves positions the cache cannot vouch for: start clean */
-            hai_context_truncate(s->c, 0, NULL);
-        }
-        if (!st && (atomic_load(&j->cancelled) || (j->deadline > 0 && now_s() > j->deadline)))
-            st = hai_fail(&err, HAI_ERR_CANCELLED, j->deadline > 0 && now_s() > j->deadline ? "request timed out" : "cancelled");
-        if (st == HAI_ERR_CANCELLED && atomic_load(&j->shutdown)) hai_fail(&err, HAI_ERR_CANCELLED, "the server is shutting down");
-    }
-    hai_sampler_free(sm);
-    /* the slot is free before the client hears the job is done: its next request (the next turn
-       of the conversation) must find this slot's cache idle, not race the worker for it */
     pthread_mutex_lock(&e->mu);
-    s->busy = false;
+    s->job = NULL;
     update_gauges(e);
     pthread_mutex_unlock(&e->mu);
-    if (!st) {
-        double per_tok = res.n_generated > 1 ? res.t_generate_s / (res.n_generated - 1) : -1;
-        metrics_tokens(e->met, res.n_prompt, res.n_generated, j->t_start - j->t_submit + res.t_first_token_s, per_tok);
+    if (!s->status) {
+        double per_tok = s->res.n_generated > 1 ? s->res.t_generate_s / (s->res.n_generated - 1) : -1;
+        metrics_tokens(e->met, s->res.n_prompt, s->res.n_generated, j->t_start - j->t_submit + s->res.t_first_token_s, per_tok);
     }
     pthread_mutex_lock(&j->mu);
-    j->res = res;
-    j->status = st;
-    if (st) snprintf(j->error, sizeof j->error, "%s", err.msg);
+    j->res = s->res;
+    j->status = s->status;
+    if (s->status) snprintf(j->error, sizeof j->error, "%s", s->err.msg);
     j->done = true;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    srv_job_release(j);
+}
+
+/* A pass is aborted only when every job in it has stopped (one client leaving must not cost the
+ * others their step). */
+static bool pass_abort(void *user) {
+    srv_engine *e = user;
+    for (int i = 0; i < e->n_slots; i++)
+        if (e->slots[i].in_pass && !job_stopped(e->slots[i].job)) return false;
+    return true;
+}
+
+/* One step: the batch built, one forward pass, then each slot's next token. */
+static void step(srv_engine *e) {
+    int32_t nv = hai_model_n_vocab(e->m);
+    uint32_t n_ctx = hai_context_n_ctx(e->ctx);
+    size_t n = 0;
+    bool decoding = false;
+    for (int i = 0; i < e->n_slots; i++) {
+        slot *s = &e->slots[i];
+        s->in_pass = false;
+        if (!s->job) continue;
+        if (s->status || job_stopped(s->job)) { /* stopped between steps */
+            slot_end(e, s);
+            continue;
+        }
+        if (s->generating) decoding = true;
+    }
+    size_t budget = decoding ? PREFILL_CHUNK_BUSY : e->n_batch;
+    for (int i = 0; i < e->n_slots; i++) { /* the decode tokens first, one per generating slot */
+        slot *s = &e->slots[i];
+        if (!s->job || !s->generating) continue;
+        s->pass_at = n;
+        s->pass_len = 1;
+        e->b_tok[n] = s->next, e->b_seq[n] = s->seq, e->b_logit[n] = true;
+        n++;
+        s->in_pass = true;
+    }
+    for (int i = 0; i < e->n_slots && budget; i++) { /* then prompt chunks, slot by slot */
+        slot *s = &e->slots[i];
+        if (!s->job || s->generating) continue;
+        size_t left = s->job->n_prompt - s->n_fed, k = left < budget ? left : budget;
+        s->pass_at = n;
+        s->pass_len = k;
+        for (size_t t = 0; t < k; t++) e->b_tok[n + t] = s->job->prompt[s->n_fed + t], e->b_seq[n + t] = s->seq, e->b_logit[n + t] = false;
+        e->b_logit[n + k - 1] = k == left; /* the prompt's last token gives the first token's logits */
+        n += k;
+        budget -= k;
+        s->in_pass = true;
+    }
+    if (!n) return;
+    hai_batch b = {.n = n, .tokens = e->b_tok, .seq = e->b_seq, .logits = e->b_logit};
+    hai_error err = {0};
+    double t0 = now_s();
+    hai_context_set_abort(e->ctx, pass_abort, e);
+    hai_status st = hai_decode(e->ctx, &b, &err);
+    hai_context_set_abort(e->ctx, NULL, NULL);
+    for (int i = 0; i < e->n_slots; i++) {
+        slot *s = &e->slots[i];
+        if (!s->in_pass) continue;
+        if (st) { /* the pass failed (cancelled: every job in it stopped): each of them ends */
+            s->status = st;
+            s->err = err;
+            slot_end(e, s);
+            continue;
+        }
+        if (!s->generating) {
+            s->n_fed += s->pass_len;
+            if (s->n_fed < s->job->n_prompt) continue; /* more of the prompt next step */
+            s->res.t_prompt_s = now_s() - s->job->t_start;
+            s->generating = true;
+        } else {
+            s->n_fed++;
+        }
+        const float *lg = hai_batch_logits(e->ctx, s->pass_at + s->pass_len - 1);
+        hai_status gst = HAI_OK;
+        if (!gen_step(&s->gen, lg, nv, hai_seq_n_past(e->ctx, s->seq) < n_ctx, &s->next, &gst, &s->err)) {
+            s->status = gst;
+            slot_end(e, s);
+        }
+    }
+    (void)t0;
 }
 
 static void *worker(void *arg) {
-    slot *s = arg;
-    srv_engine *e = s->e;
+    srv_engine *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        while (!s->job && !e->head && !e->stopping) pthread_cond_wait(&s->cv, &e->mu);
         if (e->stopping) break;
-        srv_job *j = s->job;
-        if (!j) { /* take the oldest waiting job */
-            j = e->head;
-            e->head = j->next;
-            if (!e->head) e->tail = NULL;
-            e->queued--;
+        /* jobs to free slots: those handed over by submit, then the queue's oldest */
+        bool active = false;
+        for (int i = 0; i < e->n_slots; i++) {
+            slot *s = &e->slots[i];
+            if (!s->job && !s->handed && e->head) { /* a free slot takes the oldest waiting job */
+                s->handed = e->head;
+                e->head = s->handed->next;
+                if (!e->head) e->tail = NULL;
+                e->queued--;
+            }
+            if (!s->job && s->handed) {
+                srv_job *j = s->handed;
+                s->handed = NULL;
+                s->job = j; /* counted busy from here */
+                update_gauges(e);
+                pthread_mutex_unlock(&e->mu);
+                slot_begin(e, s, j);
+                pthread_mutex_lock(&e->mu);
+            }
+            active |= s->job != NULL;
         }
-        s->job = NULL;
-        s->busy = true;
-        s->running = j;
-        update_gauges(e);
+        if (!active) {
+            pthread_cond_wait(&e->cv, &e->mu);
+            continue;
+        }
         pthread_mutex_unlock(&e->mu);
-        run_job(s, j);
-        pthread_mutex_lock(&e->mu);
-        s->running = NULL;
-        pthread_mutex_unlock(&e->mu);
-        srv_job_release(j);
+        step(e);
         pthread_mutex_lock(&e->mu);
     }
     pthread_mutex_unlock(&e->mu);
@@ -199,14 +329,6 @@ static void *worker(void *arg) {
 
 /* ---- submission ------------------------------------------------------------------------------- */
 
-static size_t common_prefix(const hai_context *c, const hai_token *p, size_t n) {
-    uint32_t held;
-    const hai_token *t = hai_context_tokens(c, &held);
-    size_t k = 0;
-    while (k < held && k < n && t[k] == p[k]) k++;
-    return k;
-}
-
 srv_submit srv_engine_submit(srv_engine *e, srv_job *j) {
     pthread_mutex_lock(&e->mu);
     if (e->stopping || e->draining) {
@@ -214,28 +336,27 @@ srv_submit srv_engine_submit(srv_engine *e, srv_job *j) {
         return SUBMIT_STOPPING;
     }
     j->t_submit = now_s();
-    /* an idle slot, the one whose cache shares most of the prompt */
+    /* an idle slot, the one whose cache shares most of the prompt (the worker does not touch an
+     * idle slot's sequence, so it is read here safely) */
     slot *best = NULL;
     size_t best_k = 0;
     for (int i = 0; i < e->n_slots; i++) {
         slot *s = &e->slots[i];
-        if (s->busy || s->job) continue;
-        size_t k = common_prefix(s->c, j->prompt, j->n_prompt);
+        if (s->job || s->handed) continue;
+        size_t k = common_prefix(e->ctx, s->seq, j->prompt, j->n_prompt);
         if (!best || k > best_k) best = s, best_k = k;
     }
     pthread_mutex_lock(&j->mu);
     j->refs++;
     pthread_mutex_unlock(&j->mu);
     if (best) {
-        best->job = j;
-        pthread_cond_signal(&best->cv);
+        best->handed = j;
     } else if (e->queued < e->max_queue) {
         j->next = NULL;
         if (e->tail) e->tail->next = j;
         else e->head = j;
         e->tail = j;
         e->queued++;
-        update_gauges(e);
     } else {
         pthread_mutex_lock(&j->mu);
         j->refs--; /* not taken */
@@ -243,6 +364,8 @@ srv_submit srv_engine_submit(srv_engine *e, srv_job *j) {
         pthread_mutex_unlock(&e->mu);
         return SUBMIT_FULL;
     }
+    update_gauges(e);
+    pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
     return SUBMIT_OK;
 }
@@ -277,10 +400,12 @@ void srv_engine_drain(srv_engine *e) {
 void srv_engine_cancel_running(srv_engine *e) {
     pthread_mutex_lock(&e->mu);
     for (int i = 0; i < e->n_slots; i++) {
-        srv_job *j = e->slots[i].running ? e->slots[i].running : e->slots[i].job;
-        if (!j) continue;
-        atomic_store(&j->shutdown, true);
-        atomic_store(&j->cancelled, true);
+        srv_job *js[2] = {e->slots[i].job, e->slots[i].handed};
+        for (int k = 0; k < 2; k++)
+            if (js[k]) {
+                atomic_store(&js[k]->shutdown, true);
+                atomic_store(&js[k]->cancelled, true);
+            }
     }
     pthread_mutex_unlock(&e->mu);
 }
@@ -289,11 +414,11 @@ void srv_engine_load(srv_engine *e, int *queued, int *busy) {
     pthread_mutex_lock(&e->mu);
     *queued = e->queued;
     *busy = 0;
-    for (int i = 0; i < e->n_slots; i++) *busy += e->slots[i].busy || e->slots[i].job;
+    for (int i = 0; i < e->n_slots; i++) *busy += e->slots[i].job || e->slots[i].handed;
     pthread_mutex_unlock(&e->mu);
 }
 
-uint32_t srv_engine_n_ctx(const srv_engine *e) { return hai_context_n_ctx(e->slots[0].c); }
+uint32_t srv_engine_n_ctx(const srv_engine *e) { return hai_context_n_ctx(e->ctx); }
 
 hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metrics *met, srv_engine **out, hai_error *err) {
     *out = NULL;
@@ -304,23 +429,23 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     e->n_slots = p->n_slots > 0 ? p->n_slots : 2;
     e->max_queue = p->max_queue > 0 ? p->max_queue : 4 * e->n_slots;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
     hai_status st = hai_threadpool_create(p->n_threads, &e->pool, err);
+    hai_context_params cp = hai_context_default_params();
+    cp.n_ctx = p->n_ctx;
+    cp.n_seq = (uint32_t)e->n_slots;
+    cp.pool = e->pool;
+    if (!st) st = hai_context_create(m, &cp, &e->ctx, err);
+    e->n_batch = 512;
+    size_t nb = e->n_batch + (size_t)e->n_slots;
     e->slots = calloc((size_t)e->n_slots, sizeof *e->slots);
-    if (!st && !e->slots) st = hai_fail(err, HAI_ERR_NOMEM, "server: out of memory");
-    for (int i = 0; !st && i < e->n_slots; i++) {
-        slot *s = &e->slots[i];
-        s->e = e;
-        pthread_cond_init(&s->cv, NULL);
-        hai_context_params cp = hai_context_default_params();
-        cp.n_ctx = p->n_ctx;
-        cp.pool = e->pool;
-        st = hai_context_create(m, &cp, &s->c, err);
-        if (!st && pthread_create(&s->th, NULL, worker, s) != 0) {
-            st = hai_fail(err, HAI_ERR_NOMEM, "server: cannot start a worker thread");
-            hai_context_free(s->c);
-            s->c = NULL;
-        }
-    }
+    e->b_tok = malloc(nb * sizeof *e->b_tok);
+    e->b_seq = malloc(nb * sizeof *e->b_seq);
+    e->b_logit = malloc(nb * sizeof *e->b_logit);
+    if (!st && (!e->slots || !e->b_tok || !e->b_seq || !e->b_logit)) st = hai_fail(err, HAI_ERR_NOMEM, "server: out of memory");
+    for (int i = 0; !st && i < e->n_slots; i++) e->slots[i].seq = i;
+    if (!st && pthread_create(&e->th, NULL, worker, e) != 0) st = hai_fail(err, HAI_ERR_NOMEM, "server: cannot start the worker thread");
+    if (!st) e->th_started = true;
     if (st) {
         srv_engine_stop(e);
         return st;
@@ -333,26 +458,34 @@ void srv_engine_stop(srv_engine *e) {
     if (!e) return;
     pthread_mutex_lock(&e->mu);
     e->stopping = true;
-    for (srv_job *j = e->head; j; j = j->next) atomic_store(&j->cancelled, true);
-    for (int i = 0; e->slots && i < e->n_slots; i++) pthread_cond_signal(&e->slots[i].cv);
+    for (int i = 0; e->slots && i < e->n_slots; i++) {
+        srv_job *js[2] = {e->slots[i].job, e->slots[i].handed};
+        for (int k = 0; k < 2; k++)
+            if (js[k]) atomic_store(&js[k]->cancelled, true);
+    }
+    pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
+    if (e->th_started) pthread_join(e->th, NULL);
+    /* what the worker left: running jobs end as cancelled, waiting ones as never run */
     for (int i = 0; e->slots && i < e->n_slots; i++) {
         slot *s = &e->slots[i];
-        if (s->c) {
-            pthread_join(s->th, NULL);
-            hai_context_free(s->c);
+        if (s->job) {
+            if (!s->status) s->status = HAI_ERR_CANCELLED;
+            slot_end(e, s);
         }
-        pthread_cond_destroy(&s->cv);
+        if (s->handed) end_unrun(s->handed);
     }
-    /* jobs still queued or handed over and never started: finish them so their waiters wake */
     for (srv_job *j = e->head, *nx; j; j = nx) {
         nx = j->next;
         end_unrun(j);
     }
-    for (int i = 0; e->slots && i < e->n_slots; i++)
-        if (e->slots[i].job) end_unrun(e->slots[i].job);
+    hai_context_free(e->ctx);
     free(e->slots);
+    free(e->b_tok);
+    free(e->b_seq);
+    free(e->b_logit);
     hai_threadpool_free(e->pool);
+    pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }

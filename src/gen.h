@@ -1,0 +1,38 @@
+/* One sequence's generation, a token at a time: what hai_generate does between forward passes
+ * (pick the next token, end-of-generation and stop strings, whole UTF-8 characters out, the
+ * entropy signal, the finish reason), as a state the caller steps. hai_generate steps it on one
+ * sequence; the server's engine steps one per slot over a batched forward pass. */
+#ifndef HAI_GEN_H
+#define HAI_GEN_H
+
+#include "hai.h"
+
+typedef struct gen_held { /* text produced but not yet passed on: it might start a stop string */
+    char *p;
+    size_t n, cap;
+} gen_held;
+
+typedef struct gen_state {
+    const hai_tokenizer *tok;
+    const hai_generate_params *p;
+    hai_generate_result *res;
+    hai_detok_stream ds;
+    gen_held h;
+    char *piece;
+    size_t cap;
+    int32_t ent_n, ent_k;
+    double ent_sum, t_begin, t_first;
+} gen_state;
+
+/* Starts a generation after a prompt (its tokens go to the sampler's penalty window). res is
+ * filled as it goes (n_generated, finish, mean_entropy, the first-token time). */
+hai_status gen_begin(gen_state *g, const hai_tokenizer *tok, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
+                     hai_generate_result *res, hai_error *err);
+/* One step, from the logits of the sequence's last position; room: whether its context has a
+ * position for another token. true: *next is to be fed and stepped on; false: the generation
+ * ended (res->finish says why; *st holds an error, if that was the reason). */
+bool gen_step(gen_state *g, const float *logits, int32_t n_vocab, bool room, hai_token *next, hai_status *st, hai_error *err);
+/* Ends it: text still held back is passed on unless it was cancelled or failed (st); frees. */
+void gen_end(gen_state *g, hai_status st);
+
+#endif
