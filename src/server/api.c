@@ -312,7 +312,8 @@ char *api_error_json(const api_error *e) {
     cJSON_AddStringToObject(o, "type", e->type ? e->type : "invalid_request_error");
     if (e->param[0]) cJSON_AddStringToObject(o, "param", e->param);
     else cJSON_AddNullToObject(o, "param");
-    cJSON_AddNullToObject(o, "code");
+    if (e->code) cJSON_AddStringToObject(o, "code", e->code);
+    else cJSON_AddNullToObject(o, "code");
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return s;

@@ -33,6 +33,7 @@ typedef struct api_error {
     const char *type;    /* "invalid_request_error", ... */
     char param[64];      /* the offending field, or "" */
     char message[512];
+    const char *code;    /* OpenAI's machine-readable code ("context_length_exceeded", ...), or NULL */
 } api_error;
 
 /* Parses a request body. On failure fills err (status 400 with the field named) and returns

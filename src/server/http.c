@@ -168,6 +168,17 @@ static enum MHD_Result check_framing(server *s, struct MHD_Connection *c, reques
     return MHD_YES;
 }
 
+/* A comma-separated list of header names (RFC 9110 tokens), nothing else: what may be echoed back
+ * in Access-Control-Allow-Headers. */
+static bool header_list_ok(const char *v) {
+    size_t n = 0;
+    for (; *v; v++, n++) {
+        unsigned char ch = (unsigned char)*v;
+        if (!(ch == ',' || ch == ' ' || ch == '\t' || (ch > 0x20 && ch < 0x7F && !strchr("\"(),/:;<=>?@[\\]{}", ch)))) return false;
+    }
+    return n > 0 && n < 2048;
+}
+
 /* RFC 9110 11.1: the scheme is case-insensitive ("bearer", "BEARER"), then one or more spaces. */
 static const char *bearer_token(const char *auth) {
     if (!auth || strncasecmp(auth, "Bearer", 6) || (auth[6] != ' ' && auth[6] != '\t')) return NULL;
@@ -668,10 +679,15 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         enum MHD_Result r;
         if (st)
             r = send_error(s, c, rq->endpoint, 400, "invalid_request_error", kind == API_CHAT ? "messages" : "prompt", "%s", err.msg);
-        else
-            r = send_error(s, c, rq->endpoint, 400, "invalid_request_error", kind == API_CHAT ? "messages" : "prompt",
-                           "the prompt has %zu tokens; the context holds %u (and needs room for at least one generated token)",
-                           n, n_ctx);
+        else { /* OpenAI's code and wording: client libraries trim the history on exactly this */
+            api_error e = {.status = 400, .type = "invalid_request_error", .code = "context_length_exceeded"};
+            snprintf(e.param, sizeof e.param, "%s", kind == API_CHAT ? "messages" : "prompt");
+            snprintf(e.message, sizeof e.message,
+                     "This model's maximum context length is %u tokens. However, your %s resulted in %zu tokens (and at least one "
+                     "more is needed for the answer). Please reduce the length of the %s.",
+                     n_ctx, kind == API_CHAT ? "messages" : "prompt", n, kind == API_CHAT ? "messages" : "prompt");
+            r = send_body(s, c, rq->endpoint, 400, "application/json", api_error_json(&e));
+        }
         free(ids);
         api_request_free(&ar);
         return r;
@@ -800,7 +816,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!has_body) has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
         conns_set_state(s->cs, conn_of(c), has_body && strcmp(has_body, "0") ? CONN_BODY : CONN_BUSY, now_s());
         bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/models") ||
-                     !strcmp(url, "/health") || !strcmp(url, "/metrics");
+                     !strncmp(url, "/v1/models/", 11) || !strcmp(url, "/health") || !strcmp(url, "/metrics");
+        if (!strncmp(url, "/v1/models/", 11)) snprintf(rq->endpoint, sizeof rq->endpoint, "/v1/models/{id}");
         if (!known) {
             snprintf(rq->endpoint, sizeof rq->endpoint, "other");
             rq->headers_done = true;
@@ -810,7 +827,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
             common_headers(s, r);
             MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-            MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+            /* the headers the browser asks to send, when they are header names: the SDKs send
+             * their own (openai-node: X-Stainless-*, OpenAI-Organization, ...), and a fixed list
+             * falls behind them; "*" does not cover Authorization */
+            const char *want = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+            MHD_add_response_header(r, "Access-Control-Allow-Headers", want && header_list_ok(want) ? want : "Authorization, Content-Type");
+            MHD_add_response_header(r, "Access-Control-Expose-Headers", "x-hai-route, Retry-After");
             MHD_add_response_header(r, "Access-Control-Max-Age", "600");
             enum MHD_Result ret = MHD_queue_response(c, 204, r);
             MHD_destroy_response(r);
@@ -877,6 +899,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         srv_engine_load(s->eng, &q, &busy);
         metrics_gauges(&s->met, q, busy);
         return send_body(s, c, "/metrics", 200, "text/plain; version=0.0.4", metrics_text(&s->met));
+    }
+    if (!strncmp(url, "/v1/models/", 11)) { /* one model: this one, or 404 as OpenAI words it */
+        const char *id = url + 11;
+        if (strcmp(id, s->model_id)) {
+            api_error e = {.status = 404, .type = "invalid_request_error", .code = "model_not_found"};
+            snprintf(e.param, sizeof e.param, "model");
+            snprintf(e.message, sizeof e.message, "The model '%.128s' does not exist (this server has '%s')", id, s->model_id);
+            return send_body(s, c, rq->endpoint, 404, "application/json", api_error_json(&e));
+        }
+        char buf[512];
+        snprintf(buf, sizeof buf, "{\"id\":\"%s\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"hai\"}", s->model_id, s->created);
+        return send_body(s, c, rq->endpoint, 200, "application/json", strdup(buf));
     }
     if (!strcmp(url, "/v1/models")) {
         char buf[512];

@@ -125,7 +125,9 @@ test('404, 405, and a prompt longer than the context is 400 with the counts', as
   assert.equal(r.status, 405);
   r = await raw(srv.url, post('/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'word '.repeat(400) }] })));
   assert.equal(r.status, 400);
-  assert.match(errorOf(r).message, /the prompt has \d+ tokens; the context holds 256/);
+  const e = errorOf(r);
+  assert.match(e.message, /maximum context length is 256 tokens\. However, your messages resulted in \d+ tokens/); // OpenAI's wording
+  assert.equal(e.code, 'context_length_exceeded'); // what LangChain and others act on
 });
 
 test('max_tokens beyond the context ends with length, not an error', async () => {
@@ -209,4 +211,21 @@ test('metrics expose requests, tokens, latency histograms, queue and slots', asy
   assert.ok(m['hai_time_to_first_token_seconds_count'] > 0);
   assert.ok(m['hai_token_latency_seconds_bucket{le="+Inf"}'] > 0);
   assert.equal(m.hai_slots_total, 2);
+});
+
+test('a request past --timeout: the same message streamed (a final error event) or not (504)', async () => {
+  const s2 = await startServer(['--ctx', '4096', '--timeout', '0.3']);
+  try {
+    const body = (stream) => JSON.stringify({ messages: [{ role: 'user', content: 'go' }], max_tokens: 4000, temperature: 0, stream });
+    const a = await fetch(s2.url + '/v1/chat/completions', { method: 'POST', body: body(false) });
+    assert.equal(a.status, 504);
+    const ea = (await a.json()).error;
+    const b = await (await fetch(s2.url + '/v1/chat/completions', { method: 'POST', body: body(true) })).text();
+    const last = b.trim().split('\n\n').pop();
+    assert.ok(last.startsWith('data: {"error"'), 'the stream ends with an error event: ' + last);
+    const eb = JSON.parse(last.slice(6)).error;
+    assert.equal(eb.message, ea.message);
+    assert.equal(eb.type, ea.type);
+    assert.match(ea.message, /timed out/);
+  } finally { await s2.stop(); }
 });

@@ -87,3 +87,49 @@ test('errors reach the SDK with their status and field', async () => {
   const bad = new OpenAI({ baseURL: srv.url + '/v1', apiKey: 'wrong', maxRetries: 0 });
   await assert.rejects(bad.models.list(), (e) => e.status === 401);
 });
+
+test('one model by id; an unknown id is 404 with code model_not_found', async () => {
+  const m = await client.models.retrieve('qwen2-s-Q8_0');
+  assert.equal(m.id, 'qwen2-s-Q8_0');
+  assert.equal(m.object, 'model');
+  await assert.rejects(client.models.retrieve('gpt-nothing'), (e) => e.status === 404 && e.code === 'model_not_found');
+});
+
+test('a prompt over the context: 400 context_length_exceeded, as OpenAI says it', async () => {
+  const long = [{ role: 'user', content: 'word '.repeat(5000) }];
+  await assert.rejects(client.chat.completions.create({ model: 'm', messages: long, max_tokens: 4 }),
+    (e) => e.status === 400 && e.code === 'context_length_exceeded' && /maximum context length/.test(e.message));
+});
+
+test('CORS: the preflight allows the headers the SDK really sends from a browser', async () => {
+  const http = await import('node:http');
+  // what openai-node sends: captured from a request to a local listener
+  const seen = await new Promise((resolve) => {
+    const l = http.createServer((req, res) => {
+      resolve(Object.keys(req.headers));
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ object: 'list', data: [] }));
+      l.close();
+    }).listen(0, '127.0.0.1', async () => {
+      const c = new OpenAI({ baseURL: `http://127.0.0.1:${l.address().port}/v1`, apiKey: 'k', maxRetries: 0, organization: 'org', project: 'p' });
+      await c.models.list().catch(() => {});
+    });
+  });
+  // a browser may not send these itself (forbidden or simple headers); it asks for the rest
+  const simple = new Set(['host', 'connection', 'content-length', 'accept', 'accept-encoding', 'user-agent', 'content-type']);
+  const asked = seen.filter((h) => !simple.has(h));
+  assert.ok(asked.some((h) => h.startsWith('x-stainless-')), 'the SDK sent its x-stainless headers: ' + seen.join(','));
+  const srv2 = await startServer(['--cors-origin', 'http://app.example']);
+  try {
+    const r = await fetch(srv2.url + '/v1/chat/completions', { method: 'OPTIONS', headers: {
+      Origin: 'http://app.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': [...asked, 'content-type'].join(',') } });
+    assert.equal(r.status, 204);
+    assert.equal(r.headers.get('access-control-allow-origin'), 'http://app.example');
+    const allowed = r.headers.get('access-control-allow-headers').toLowerCase().split(',').map((x) => x.trim());
+    for (const h of [...asked, 'content-type']) assert.ok(allowed.includes(h), `${h} allowed (got ${allowed})`);
+    // a header value that is not a list of names is not echoed back
+    const bad = await fetch(srv2.url + '/v1/models', { method: 'OPTIONS', headers: { Origin: 'http://app.example',
+      'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'x-a, x-b: evil' } });
+    assert.equal(bad.headers.get('access-control-allow-headers'), 'Authorization, Content-Type');
+  } finally { await srv2.stop(); }
+});
