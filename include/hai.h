@@ -612,6 +612,13 @@ const char *hai_kernels_name(void);
  * Sampling and generation
  * ------------------------------------------------------------------------------------- */
 
+/* A bias added to one token's logit before the cuts (OpenAI's logit_bias: -100 all but bans a
+ * token, +100 all but forces it). */
+typedef struct hai_logit_bias {
+    hai_token token;
+    float bias;
+} hai_logit_bias;
+
 typedef struct hai_sampler_params {
     float temperature;       /* 0 = greedy (argmax) */
     int32_t top_k;           /* 0 = off */
@@ -622,6 +629,8 @@ typedef struct hai_sampler_params {
     float presence_penalty;  /* 0 = off (OpenAI semantics) */
     float frequency_penalty; /* 0 = off */
     uint64_t seed;           /* same seed + prompt + settings = same tokens */
+    const hai_logit_bias *logit_bias; /* copied by hai_sampler_create; NULL = none */
+    size_t n_logit_bias;
 } hai_sampler_params;
 
 typedef struct hai_sampler hai_sampler;

@@ -46,6 +46,7 @@ struct hai_sampler {
     hai_token *hist; /* ring of the last repeat_last_n tokens */
     int32_t n_hist, hist_pos;
     int32_t *count;  /* [n_vocab] occurrences within the window */
+    hai_logit_bias *bias; /* the params' logit_bias, copied */
 };
 
 static inline float sane(float l) { return l != l ? -INFINITY : l > FLT_MAX ? FLT_MAX : l; }
@@ -63,6 +64,11 @@ hai_status hai_sampler_create(const hai_sampler_params *p, int32_t n_vocab, hai_
         !isfinite(p->frequency_penalty) || p->temperature > 1000)
         return hai_fail(err, HAI_ERR_INVALID, "sampler: settings out of range (temperature %g, top_p %g, min_p %g, top_k %d, repeat_penalty %g)",
                         p->temperature, p->top_p, p->min_p, p->top_k, p->repeat_penalty);
+    if (p->n_logit_bias && !p->logit_bias) return hai_fail(err, HAI_ERR_INVALID, "sampler: logit_bias is NULL");
+    for (size_t i = 0; i < p->n_logit_bias; i++)
+        if (p->logit_bias[i].token < 0 || p->logit_bias[i].token >= n_vocab || !isfinite(p->logit_bias[i].bias))
+            return hai_fail(err, HAI_ERR_INVALID, "sampler: logit_bias for token %d (%g): the vocabulary has %d tokens", p->logit_bias[i].token,
+                            p->logit_bias[i].bias, n_vocab);
     hai_status kst = hai_kernels_check(err);
     if (kst) return kst;
     hai_sampler *s = calloc(1, sizeof *s);
@@ -83,7 +89,10 @@ hai_status hai_sampler_create(const hai_sampler_params *p, int32_t n_vocab, hai_
     s->chunk = malloc((n / CHUNK + 1) * sizeof *s->chunk);
     s->count = calloc(n, sizeof *s->count);
     s->hist = malloc(((size_t)p->repeat_last_n + 1) * sizeof *s->hist);
-    if (!s->work || !s->c || !s->idx || !s->val || !s->w || !s->bk || !s->chunk || !s->count || !s->hist) {
+    s->bias = malloc((p->n_logit_bias + 1) * sizeof *s->bias);
+    if (s->bias && p->n_logit_bias) memcpy(s->bias, p->logit_bias, p->n_logit_bias * sizeof *s->bias);
+    s->p.logit_bias = s->bias;
+    if (!s->bias || !s->work || !s->c || !s->idx || !s->val || !s->w || !s->bk || !s->chunk || !s->count || !s->hist) {
         hai_sampler_free(s);
         return hai_fail(err, HAI_ERR_NOMEM, "sampler: out of memory for a vocabulary of %d", n_vocab);
     }
@@ -103,6 +112,7 @@ void hai_sampler_free(hai_sampler *s) {
     free(s->chunk);
     free(s->count);
     free(s->hist);
+    free(s->bias);
     free(s);
 }
 
@@ -128,13 +138,16 @@ void hai_sampler_accept(hai_sampler *s, hai_token t) {
  * (each once, however often it occurs). */
 static const float *penalized(hai_sampler *s, const float *logits) {
     const hai_sampler_params *p = &s->p;
-    if (!s->n_hist || (p->repeat_penalty == 1.0f && p->presence_penalty == 0 && p->frequency_penalty == 0)) return logits;
+    bool pen = s->n_hist && (p->repeat_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0);
+    if (!pen && !p->n_logit_bias) return logits;
     memcpy(s->work, logits, (size_t)s->n_vocab * sizeof *s->work);
+    for (size_t i = 0; i < p->n_logit_bias; i++) s->work[p->logit_bias[i].token] = sane(sane(s->work[p->logit_bias[i].token]) + p->logit_bias[i].bias);
+    if (!pen) return s->work;
     for (int32_t h = 0; h < s->n_hist; h++) {
         hai_token t = s->hist[h];
         int32_t c = s->count[t];
         if (c <= 0) continue; /* done already (marked below), or left the window */
-        float l = sane(logits[t]);
+        float l = sane(s->work[t]); /* with its bias */
         if (p->repeat_penalty != 1.0f) l = l > 0 ? l / p->repeat_penalty : l * p->repeat_penalty;
         l -= (float)c * p->frequency_penalty + p->presence_penalty;
         s->work[t] = sane(l);

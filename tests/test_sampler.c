@@ -27,6 +27,7 @@ static int by_logit(const void *a, const void *b) {
 static void reference(const float *logits, int32_t n, const hai_sampler_params *sp, const hai_token *hist, int nh, double *p) {
     ent *e = malloc((size_t)n * sizeof *e);
     for (int32_t i = 0; i < n; i++) e[i] = (ent){sane(logits[i]), i};
+    for (size_t i = 0; i < sp->n_logit_bias; i++) e[sp->logit_bias[i].token].l = sane((float)(e[sp->logit_bias[i].token].l + sp->logit_bias[i].bias));
     bool pen = sp->repeat_penalty != 1.0f || sp->presence_penalty != 0 || sp->frequency_penalty != 0;
     for (int h = 0; pen && h < nh; h++) {
         hai_token t = hist[h];
@@ -124,6 +125,7 @@ int main(void) {
     lg[17] = 3.0f, lg[1500] = 2.5f, lg[2999] = 2.5f, lg[4990] = 1.0f, lg[1024] = 0.2f, lg[1023] = 0.2f;
     lg[33] = NAN, lg[3000] = NAN, lg[4000] = -INFINITY, lg[4999] = NAN;
     hai_token hist[] = {17, 1500, 17, 77, 2999, 17};
+    static const hai_logit_bias bias[] = {{17, -100}, {4990, 2.5f}, {33, 50}, {1023, -1.5f}}; /* 33's logit is NaN: it stays out */
     const struct {
         const char *what;
         hai_sampler_params sp;
@@ -142,6 +144,9 @@ int main(void) {
                        .repeat_last_n = 64}, true},
         {"penalties + top_p 0.9", {.temperature = 1, .top_p = 0.9f, .repeat_penalty = 1.1f, .presence_penalty = -0.5f, .repeat_last_n = 64},
          true},
+        {"logit_bias", {.temperature = 1, .top_p = 1, .repeat_penalty = 1, .logit_bias = bias, .n_logit_bias = 4}, false},
+        {"logit_bias + penalties + top_k", {.temperature = 0.9f, .top_p = 0.95f, .top_k = 50, .repeat_penalty = 1.2f, .frequency_penalty = 0.3f,
+                                            .repeat_last_n = 64, .logit_bias = bias, .n_logit_bias = 4}, true},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         hai_sampler_params sp = cases[c].sp;
@@ -160,6 +165,15 @@ int main(void) {
     lg[12] = INFINITY;
     CHECK_EQ_INT(hai_sampler_sample(s, lg), 12);
     hai_sampler_free(s);
+    lg[12] = 3.0f;
+    g.logit_bias = (hai_logit_bias[]){{12, -100}, {17, -100}, {4998, -100}, {1500, 0.1f}};
+    g.n_logit_bias = 4;
+    CHECK_EQ_INT(hai_sampler_create(&g, N, &s, &err), HAI_OK);
+    CHECK_EQ_INT(hai_sampler_sample(s, lg), 1500); /* greedy sees the bias */
+    hai_sampler_free(s);
+    g.logit_bias = (hai_logit_bias[]){{N, 1}};
+    g.n_logit_bias = 1;
+    CHECK_EQ_INT(hai_sampler_create(&g, N, &s, &err), HAI_ERR_INVALID); /* a token outside the vocabulary */
     static float all_nan[N];
     for (int i = 0; i < N; i++) all_nan[i] = NAN;
     hai_sampler_params d = hai_sampler_default_params();

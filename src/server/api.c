@@ -260,6 +260,38 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
             goto out;
         }
     }
+    const cJSON *lb = field(root, "logit_bias");
+    if (lb) { /* {"token id": bias in [-100, 100]} */
+        if (!cJSON_IsObject(lb)) {
+            fail(e, "logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+            goto out;
+        }
+        int nb = cJSON_GetArraySize(lb);
+        if (nb > API_MAX_LOGIT_BIAS) {
+            fail(e, "logit_bias", "'logit_bias' has %d entries (at most %d)", nb, API_MAX_LOGIT_BIAS);
+            goto out;
+        }
+        if (nb && !(r->bias = calloc((size_t)nb, sizeof *r->bias))) {
+            oom(e);
+            goto out;
+        }
+        const cJSON *it;
+        cJSON_ArrayForEach(it, lb) {
+            char *rest = NULL;
+            long id = strtol(it->string, &rest, 10);
+            if (!*it->string || *rest || id < 0 || id > INT32_MAX || it->string[0] == '+' || it->string[0] == ' ') {
+                fail(e, "logit_bias", "'logit_bias' keys must be token ids (non-negative integers), not '%.32s'", it->string);
+                goto out;
+            }
+            if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < -100 || it->valuedouble > 100) {
+                fail(e, "logit_bias", "'logit_bias' values must be numbers from -100 to 100 (token %ld)", id);
+                goto out;
+            }
+            r->bias[r->n_bias++] = (hai_logit_bias){(hai_token)id, (float)it->valuedouble};
+        }
+        r->sp.logit_bias = r->bias;
+        r->sp.n_logit_bias = r->n_bias;
+    }
     const cJSON *stop = field(root, "stop");
     if (stop) {
         if (cJSON_IsString(stop)) {
@@ -301,6 +333,7 @@ void api_request_free(api_request *r) {
     free(r->msgs);
     free(r->prompt);
     for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r->bias);
     memset(r, 0, sizeof *r);
 }
 

@@ -9,6 +9,7 @@
 
 #include "hai.h"
 
+#define API_MAX_LOGIT_BIAS 1024 /* entries of logit_bias */
 #define API_MAX_STOP 4
 #define API_MAX_MESSAGES 1024
 
@@ -26,6 +27,8 @@ typedef struct api_request {
     hai_sampler_params sp;
     char *stop[API_MAX_STOP];
     size_t n_stop;
+    hai_logit_bias *bias;     /* logit_bias (owned); token ids checked against the model by the caller */
+    size_t n_bias;
 } api_request;
 
 typedef struct api_error {

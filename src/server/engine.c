@@ -79,6 +79,7 @@ void srv_job_release(srv_job *j) {
     free(j->route_json);
     for (size_t i = 0; j->stop_owned && j->stop_owned[i]; i++) free(j->stop_owned[i]);
     free(j->stop_owned);
+    free(j->bias_owned);
     free(j);
 }
 
@@ -170,7 +171,8 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     s->gp = (hai_generate_params){.max_tokens = j->max_tokens, .stop = j->stop, .n_stop = j->n_stop, .on_text = on_text,
                                   .on_token = on_token, .user = j};
     if (atomic_load(&j->cancelled)) s->status = hai_fail(&s->err, HAI_ERR_CANCELLED, "cancelled before it started");
-    else if (!j->greedy) s->status = hai_sampler_create(&j->sp, hai_model_n_vocab(e->m), &s->sampler, &s->err);
+    else if (!j->greedy || j->sp.n_logit_bias) /* greedy with a bias: the sampler's greedy path applies it */
+        s->status = hai_sampler_create(&j->sp, hai_model_n_vocab(e->m), &s->sampler, &s->err);
     s->gp.sampler = s->sampler;
     if (!s->status) s->status = gen_begin(&s->gen, hai_model_tokenizer(e->m), j->prompt, j->n_prompt, &s->gp, &s->res, &s->err);
     s->gen_live = !s->status;

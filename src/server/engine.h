@@ -23,6 +23,7 @@ typedef struct srv_job {
     const char *const *stop;
     size_t n_stop;
     char **stop_owned;    /* freed with the job (NULL-terminated), if set */
+    hai_logit_bias *bias_owned; /* sp.logit_bias's entries, when the job owns them */
     double deadline;      /* monotonic seconds; 0 = none */
     /* progress, under mu */
     pthread_mutex_t mu;

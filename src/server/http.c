@@ -660,6 +660,13 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     api_error ae;
     if (!api_parse(kind, rq->body, rq->len, &ar, &ae))
         return send_body(s, c, rq->endpoint, ae.status, "application/json", api_error_json(&ae));
+    for (size_t i = 0; i < ar.n_bias; i++) /* ids of this model's vocabulary */
+        if (ar.bias[i].token >= hai_model_n_vocab(s->m)) {
+            enum MHD_Result r = send_error(s, c, rq->endpoint, 400, "invalid_request_error", "logit_bias",
+                                           "'logit_bias' names token %d; the vocabulary has %d tokens", ar.bias[i].token, hai_model_n_vocab(s->m));
+            api_request_free(&ar);
+            return r;
+        }
     if (kind == API_CHAT && s->hyb) return routed_completion(s, c, rq, &ar);
     hai_error err = {0};
     hai_token *ids = NULL;
@@ -702,6 +709,15 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     j->n_prompt = n;
     j->sp = ar.sp;
     j->greedy = ar.sp.temperature <= 0;
+    if (ar.n_bias) { /* the job outlives ar */
+        if (!(j->bias_owned = malloc(ar.n_bias * sizeof *j->bias_owned))) {
+            srv_job_release(j);
+            api_request_free(&ar);
+            return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+        }
+        memcpy(j->bias_owned, ar.bias, ar.n_bias * sizeof *j->bias_owned);
+        j->sp.logit_bias = j->bias_owned;
+    }
     if (!ar.has_seed) j->sp.seed = (uint64_t)time(NULL) ^ (uint64_t)atomic_fetch_add(&s->next_id, 1) * 0x9E3779B97F4A7C15ull;
     j->max_tokens = ar.max_tokens;
     /* the stop strings live in ar, which lives until the job is done (non-streaming) or is

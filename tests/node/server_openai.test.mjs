@@ -133,3 +133,28 @@ test('CORS: the preflight allows the headers the SDK really sends from a browser
     assert.equal(bad.headers.get('access-control-allow-headers'), 'Authorization, Content-Type');
   } finally { await srv2.stop(); }
 });
+
+test('logit_bias is applied (+100 forces a token, greedy or sampled); a token outside the vocabulary is 400', async () => {
+  const one = async (bias, n, extra = {}) => (await client.completions.create({ model: 'm', prompt: 'Once upon a time', max_tokens: n,
+    temperature: 0, logit_bias: bias, ...extra })).choices[0].text;
+  const a1 = await one({ 278: 100 }, 1), b1 = await one({ 300: 100 }, 1);
+  assert.notEqual(a1, b1, 'two forced tokens give two texts');
+  assert.equal(await one({ 278: 100 }, 3), a1.repeat(3));
+  assert.equal(await one({ 278: 100 }, 3, { temperature: 1.5, seed: 3 }), a1.repeat(3));
+  const plain = await one({}, 1), banned = await one({ [await firstId()]: -100 }, 1);
+  assert.notEqual(plain, banned, '-100 bans the greedy choice');
+  await assert.rejects(client.completions.create({ model: 'm', prompt: 'x', max_tokens: 1, logit_bias: { 999999: 5 } }),
+    (e) => e.status === 400 && e.error?.param === 'logit_bias');
+  await assert.rejects(client.completions.create({ model: 'm', prompt: 'x', max_tokens: 1, logit_bias: { 5: 101 } }),
+    (e) => e.status === 400 && e.error?.param === 'logit_bias');
+});
+
+// the id of the greedy first token of the prompt above: the token whose +100 bias reproduces it
+async function firstId() {
+  const want = (await client.completions.create({ model: 'm', prompt: 'Once upon a time', max_tokens: 1, temperature: 0 })).choices[0].text;
+  for (let id = 0; id < 2048; id++) {
+    const t = (await client.completions.create({ model: 'm', prompt: 'x', max_tokens: 1, temperature: 0, logit_bias: { [id]: 100 } })).choices[0].text;
+    if (t === want && t !== '') return id;
+  }
+  throw new Error('no token gives ' + JSON.stringify(want));
+}
