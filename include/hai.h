@@ -648,6 +648,10 @@ void hai_sampler_reset(hai_sampler *s);
 float hai_logits_entropy(const float *logits, int32_t n_vocab);
 /* The first token of the largest logit (NaN never; the greedy choice). */
 hai_token hai_logits_argmax(const float *logits, int32_t n_vocab);
+/* log softmax of logits at token t (the model's own distribution, before any sampling setting),
+ * and the k most likely tokens with theirs, most likely first (k <= 64; ties: the lower id).
+ * Returns the number of top entries written. */
+int hai_logits_logprobs(const float *logits, int32_t n_vocab, hai_token t, float *logprob, int k, hai_token *top, float *top_logprob);
 
 typedef enum hai_finish_reason {
     HAI_FINISH_STOP = 0,  /* end-of-generation token or stop string */

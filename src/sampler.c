@@ -369,6 +369,40 @@ hai_token hai_logits_argmax(const float *logits, int32_t n) {
     return first;
 }
 
+int hai_logits_logprobs(const float *logits, int32_t n, hai_token t, float *logprob, int k, hai_token *top, float *top_logprob) {
+    const hai_kernels *kt = hai_kernels_best(), *r = hai_kernels_ref();
+    float (*lmax)(int64_t, const float *) = kt->logits_max ? kt->logits_max : r->logits_max;
+    double (*lexp)(int64_t, const float *, float, float, float *, double *) = kt->logits_exp ? kt->logits_exp : r->logits_exp;
+    int64_t (*lcollect)(int64_t, const float *, float, int32_t *, int64_t) = kt->logits_collect ? kt->logits_collect : r->logits_collect;
+    float mx = lmax(n, logits);
+    double lz = mx == -INFINITY ? 0 : (double)mx + log(lexp(n, logits, mx, 1.0f, NULL, NULL));
+    if (logprob) *logprob = t >= 0 && t < n ? (float)((double)sane(logits[t]) - lz) : -INFINITY;
+    if (k > 64) k = 64;
+    if (k <= 0 || !top) return 0;
+    /* the k largest through a small sorted list fed by the vector compare, a chunk at a time */
+    cand best[64];
+    int have = 0;
+    int32_t idx[1024];
+    float thr = -INFINITY;
+    for (int32_t b = 0; b < n; b += 1024) {
+        int32_t len = n - b < 1024 ? n - b : 1024;
+        int64_t nc = lcollect(len, logits + b, thr, idx, len);
+        for (int64_t j = 0; j < nc; j++) {
+            cand e = {sane(logits[b + idx[j]]), b + idx[j]};
+            if (have == k && cmp_desc(&e, &best[k - 1]) >= 0) continue;
+            int at = have < k ? have++ : k - 1;
+            while (at > 0 && cmp_desc(&e, &best[at - 1]) < 0) best[at] = best[at - 1], at--;
+            best[at] = e;
+        }
+        if (have == k) thr = best[k - 1].logit;
+    }
+    for (int i = 0; i < have; i++) {
+        top[i] = best[i].id;
+        top_logprob[i] = (float)((double)best[i].logit - lz);
+    }
+    return have;
+}
+
 /* NaN logits count as impossible tokens, +inf as the largest finite value; logits with nothing
  * possible are as uncertain as can be (log n): a broken model's answer escalates, never passes
  * as confident. H = log Z - E[l - max], from one pass of the sampler's kernels. */

@@ -181,6 +181,29 @@ int main(void) {
     CHECK_EQ_INT(hai_sampler_sample(s, all_nan), 0); /* nothing possible: id 0, no crash */
     hai_sampler_free(s);
 
+    /* logprobs: log softmax in double, the top entries sorted, ties to the lower id, NaN never */
+    {
+        double mxd = -INFINITY, z = 0;
+        for (int i = 0; i < N; i++) if (sane(lg[i]) > mxd) mxd = sane(lg[i]);
+        for (int i = 0; i < N; i++) z += exp(sane(lg[i]) - mxd);
+        hai_token top[20];
+        float tl[20], lp;
+        int k = hai_logits_logprobs(lg, N, 1500, &lp, 20, top, tl);
+        CHECK_EQ_INT(k, 20);
+        CHECK_NEAR(lp, lg[1500] - mxd - log(z), 1e-4);
+        bool sorted = true;
+        for (int i = 0; i < k; i++) {
+            CHECK_NEAR(tl[i], sane(lg[top[i]]) - mxd - log(z), 1e-4);
+            if (i) sorted &= lg[top[i - 1]] > lg[top[i]] || (lg[top[i - 1]] == lg[top[i]] && top[i - 1] < top[i]);
+            CHECK(lg[top[i]] == lg[top[i]]); /* never a NaN token */
+        }
+        CHECK(sorted);
+        int above = 0; /* exactly the 20 largest */
+        for (int i = 0; i < N; i++) above += sane(lg[i]) > sane(lg[top[k - 1]]);
+        CHECK(above <= 19);
+        CHECK(hai_logits_logprobs(lg, N, 33, &lp, 0, NULL, NULL) == 0 && lp == -INFINITY); /* a NaN token: no chance */
+    }
+
     /* Qwen's vocabulary: logits as a model gives them (a peak, a slope, noise) */
     enum { Q = 151936 };
     float *q = malloc(Q * sizeof *q);

@@ -238,14 +238,21 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
         fail(e, "n", "'n' must be 1 (one choice per request)");
         goto out;
     }
+    /* logprobs: chat takes logprobs: true and top_logprobs 0-20; completions an integer 0-20 */
+    r->top_logprobs = -1;
     const cJSON *lp = field(root, "logprobs");
-    if (lp && !cJSON_IsBool(lp) && !cJSON_IsNumber(lp)) {
-        fail(e, "logprobs", "'logprobs' must be a boolean");
-        goto out;
-    }
-    if (lp && cJSON_IsTrue(lp)) {
-        fail(e, "logprobs", "'logprobs' is not supported");
-        goto out;
+    if (kind == API_CHAT) {
+        if (!get_bool(root, "logprobs", &(bool){false}, e)) goto out;
+        bool want = lp && cJSON_IsTrue(lp);
+        if (!get_int(root, "top_logprobs", 0, 20, &v, &given, e)) goto out;
+        if (given && !want) {
+            fail(e, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+            goto out;
+        }
+        if (want) r->top_logprobs = given ? (int)v : 0;
+    } else if (lp) {
+        if (!get_int(root, "logprobs", 0, 20, &v, &given, e)) goto out;
+        r->top_logprobs = (int)v;
     }
     const cJSON *tools = field(root, "tools");
     if (tools && !(cJSON_IsArray(tools) && cJSON_GetArraySize(tools) == 0)) {
@@ -352,6 +359,74 @@ char *api_error_json(const api_error *e) {
     return s;
 }
 
+/* A piece as JSON text: the bytes where they are whole UTF-8, U+FFFD for the rest (the exact
+ * bytes go in "bytes"). */
+static cJSON *piece_string(const api_piece *p) {
+    char buf[256 * 3 + 1];
+    size_t w = 0, n = p->len < 256 ? p->len : 256;
+    for (size_t i = 0; i < n;) {
+        int l = hai_utf8_valid_len((const unsigned char *)p->text + i, n - i, NULL);
+        if (l) memcpy(buf + w, p->text + i, (size_t)l), w += (size_t)l, i += (size_t)l;
+        else memcpy(buf + w, "\xef\xbf\xbd", 3), w += 3, i++;
+    }
+    buf[w] = '\0';
+    return cJSON_CreateString(buf);
+}
+
+static cJSON *piece_bytes(const api_piece *p) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < p->len; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((unsigned char)p->text[i]));
+    return a;
+}
+
+/* -inf (a token with no chance) as the most negative double: JSON has no infinity */
+static double finite_lp(float v) { return isfinite(v) ? v : -1e300; }
+
+/* The choice's "logprobs": chat's {"content": [...], "refusal": null}, or the completions API's
+ * {"tokens", "token_logprobs", "top_logprobs", "text_offset"}. */
+static cJSON *logprobs_json(api_kind kind, const api_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    if (kind == API_CHAT) {
+        cJSON *content = cJSON_AddArrayToObject(o, "content");
+        for (size_t i = 0; i < r->n_lp; i++) {
+            const api_logprob *l = &r->lp[i];
+            cJSON *e = cJSON_CreateObject(), *top;
+            cJSON_AddItemToObject(e, "token", piece_string(&l->tok));
+            cJSON_AddNumberToObject(e, "logprob", finite_lp(l->tok.logprob));
+            cJSON_AddItemToObject(e, "bytes", piece_bytes(&l->tok));
+            top = cJSON_AddArrayToObject(e, "top_logprobs");
+            for (int k = 0; k < l->n_top; k++) {
+                cJSON *t = cJSON_CreateObject();
+                cJSON_AddItemToObject(t, "token", piece_string(&l->top[k]));
+                cJSON_AddNumberToObject(t, "logprob", finite_lp(l->top[k].logprob));
+                cJSON_AddItemToObject(t, "bytes", piece_bytes(&l->top[k]));
+                cJSON_AddItemToArray(top, t);
+            }
+            cJSON_AddItemToArray(content, e);
+        }
+        cJSON_AddNullToObject(o, "refusal");
+        return o;
+    }
+    cJSON *toks = cJSON_AddArrayToObject(o, "tokens"), *lps = cJSON_AddArrayToObject(o, "token_logprobs"),
+          *tops = cJSON_AddArrayToObject(o, "top_logprobs"), *offs = cJSON_AddArrayToObject(o, "text_offset");
+    size_t off = r->text_offset;
+    for (size_t i = 0; i < r->n_lp; i++) {
+        const api_logprob *l = &r->lp[i];
+        cJSON_AddItemToArray(toks, piece_string(&l->tok));
+        cJSON_AddItemToArray(lps, cJSON_CreateNumber(finite_lp(l->tok.logprob)));
+        cJSON *t = cJSON_CreateObject();
+        for (int k = 0; k < l->n_top; k++) {
+            cJSON *name = piece_string(&l->top[k]);
+            if (name && !cJSON_GetObjectItemCaseSensitive(t, name->valuestring)) cJSON_AddNumberToObject(t, name->valuestring, finite_lp(l->top[k].logprob));
+            cJSON_Delete(name);
+        }
+        cJSON_AddItemToArray(tops, t);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        off += l->tok.len;
+    }
+    return o;
+}
+
 static cJSON *base(api_kind kind, const api_result *r, bool chunk) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", r->id);
@@ -407,7 +482,8 @@ char *api_response_json(api_kind kind, const api_result *r) {
         cJSON_Delete(o);
         return NULL;
     }
-    cJSON_AddNullToObject(c, "logprobs");
+    if (r->want_logprobs) cJSON_AddItemToObject(c, "logprobs", logprobs_json(kind, r));
+    else cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", r->finish);
     cJSON_AddItemToArray(choices, c);
     add_usage(o, r);
@@ -462,7 +538,8 @@ char *api_chunk_text(api_kind kind, const api_result *r, const char *text, size_
         cJSON_Delete(o);
         return NULL;
     }
-    cJSON_AddNullToObject(c, "logprobs");
+    if (r->want_logprobs) cJSON_AddItemToObject(c, "logprobs", logprobs_json(kind, r));
+    else cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddNullToObject(c, "finish_reason");
     return sse(o);
 }
@@ -471,7 +548,8 @@ char *api_chunk_finish(api_kind kind, const api_result *r) {
     cJSON *o = base(kind, r, true), *c = chunk_choice(o);
     if (kind == API_CHAT) cJSON_AddObjectToObject(c, "delta");
     else cJSON_AddStringToObject(c, "text", "");
-    cJSON_AddNullToObject(c, "logprobs");
+    if (r->want_logprobs && r->n_lp) cJSON_AddItemToObject(c, "logprobs", logprobs_json(kind, r)); /* tokens of a dropped stop string */
+    else cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", r->finish);
     add_route(o, r);
     return sse(o);

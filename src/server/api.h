@@ -27,6 +27,7 @@ typedef struct api_request {
     hai_sampler_params sp;
     char *stop[API_MAX_STOP];
     size_t n_stop;
+    int top_logprobs;         /* -1: no logprobs; else alternatives per token (0-20) */
     hai_logit_bias *bias;     /* logit_bias (owned); token ids checked against the model by the caller */
     size_t n_bias;
 } api_request;
@@ -47,6 +48,20 @@ void api_request_free(api_request *r);
 /* {"error": {"message", "type", "param", "code"}}; malloc'd */
 char *api_error_json(const api_error *e);
 
+/* A token's piece (exact bytes, maybe part of a UTF-8 character) and log probability, with its
+ * alternatives, for logprobs. */
+typedef struct api_piece {
+    const char *text;
+    size_t len;
+    float logprob;
+} api_piece;
+
+typedef struct api_logprob {
+    api_piece tok;
+    int n_top;
+    api_piece top[20];
+} api_logprob;
+
 typedef struct api_result {
     const char *id, *model;
     long created;
@@ -56,6 +71,10 @@ typedef struct api_result {
     int prompt_tokens, completion_tokens;
     int cached_tokens;    /* prompt tokens reused from the slot's cache */
     const char *route_json; /* an extra "hai_route" object (raw JSON), or NULL */
+    bool want_logprobs;     /* the request asked for logprobs: a "logprobs" object on the choice */
+    const api_logprob *lp;  /* the tokens of this response or chunk */
+    size_t n_lp;
+    size_t text_offset;     /* completions: where this chunk's text starts in the whole text */
 } api_result;
 
 /* The non-streaming response body; malloc'd. */

@@ -61,6 +61,7 @@ srv_job *srv_job_new(void) {
     pthread_cond_init(&j->cv, NULL);
     atomic_init(&j->cancelled, false);
     atomic_init(&j->shutdown, false);
+    j->top_logprobs = -1;
     j->refs = 1;
     return j;
 }
@@ -80,6 +81,7 @@ void srv_job_release(srv_job *j) {
     for (size_t i = 0; j->stop_owned && j->stop_owned[i]; i++) free(j->stop_owned[i]);
     free(j->stop_owned);
     free(j->bias_owned);
+    free(j->lp);
     free(j);
 }
 
@@ -118,6 +120,19 @@ static bool on_text(void *user, const char *text, size_t len) {
 
 static void on_token(void *user, hai_token t) {
     srv_job *j = user;
+    if (j->top_logprobs >= 0 && j->cur_logits) { /* before its text: a chunk's logprobs never lag its text */
+        srv_logprob r = {.id = t};
+        r.n_top = hai_logits_logprobs(j->cur_logits, j->n_vocab, t, &r.logprob, j->top_logprobs, r.top, r.top_logprob);
+        pthread_mutex_lock(&j->mu);
+        if (j->n_lp == j->cap_lp) {
+            size_t cap = j->cap_lp ? 2 * j->cap_lp : 64;
+            srv_logprob *p = realloc(j->lp, cap * sizeof *p);
+            if (p) j->lp = p, j->cap_lp = cap;
+        }
+        if (j->n_lp < j->cap_lp) j->lp[j->n_lp++] = r;
+        else j->lp_oom = true;
+        pthread_mutex_unlock(&j->mu);
+    }
     if (!j->want_tokens) return;
     pthread_mutex_lock(&j->mu);
     if (j->n_tokens == j->cap_tokens) {
@@ -187,6 +202,7 @@ static void slot_end(srv_engine *e, slot *s) {
     s->gen_live = false;
     hai_sampler_free(s->sampler);
     s->sampler = NULL;
+    if (!s->status && j->lp_oom) s->status = hai_fail(&s->err, HAI_ERR_NOMEM, "out of memory keeping the logprobs");
     if (s->status == HAI_ERR_CANCELLED || (!s->status && job_stopped(j))) {
         bool late = j->deadline > 0 && now_s() > j->deadline;
         /* (a pass that was cancelled advanced no sequence: the cache holds what the slot fed) */
@@ -282,6 +298,8 @@ static void step(srv_engine *e) {
             s->n_fed++;
         }
         const float *lg = hai_batch_logits(e->ctx, s->pass_at + s->pass_len - 1);
+        s->job->cur_logits = lg;
+        s->job->n_vocab = nv;
         hai_status gst = HAI_OK;
         if (!gen_step(&s->gen, lg, nv, hai_seq_n_past(e->ctx, s->seq) < n_ctx, &s->next, &gst, &s->err)) {
             s->status = gst;

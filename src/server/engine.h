@@ -13,6 +13,17 @@
 #include "hai.h"
 #include "metrics.h"
 
+#define SRV_MAX_TOP_LOGPROBS 20
+
+/* One generated token's log probability, and the most likely alternatives (logprobs). */
+typedef struct srv_logprob {
+    hai_token id;
+    float logprob;
+    int n_top;
+    hai_token top[SRV_MAX_TOP_LOGPROBS];
+    float top_logprob[SRV_MAX_TOP_LOGPROBS];
+} srv_logprob;
+
 typedef struct srv_job {
     /* input (set before submission, read-only after) */
     hai_token *prompt;
@@ -24,6 +35,10 @@ typedef struct srv_job {
     size_t n_stop;
     char **stop_owned;    /* freed with the job (NULL-terminated), if set */
     hai_logit_bias *bias_owned; /* sp.logit_bias's entries, when the job owns them */
+    int top_logprobs;     /* -1: no logprobs; else each token's and this many alternatives */
+    const float *cur_logits; /* the worker's: the logits the token being emitted was picked from */
+    int32_t n_vocab;
+    bool lp_oom;          /* a record could not be kept: the request fails rather than answer without it */
     double deadline;      /* monotonic seconds; 0 = none */
     /* progress, under mu */
     pthread_mutex_t mu;
@@ -32,6 +47,8 @@ typedef struct srv_job {
     hai_token *tokens;    /* the generated token ids, when want_tokens */
     size_t n_tokens, cap_tokens;
     bool want_tokens;
+    srv_logprob *lp;      /* [n_lp] per generated token, when top_logprobs >= 0 */
+    size_t n_lp, cap_lp;
     char *route_json;     /* routed requests: the hai_route object (owned) */
     char route_header[160]; /* and the x-hai-route header of the final route */
     size_t text_len, text_cap;

@@ -221,6 +221,49 @@ static bool key_ok(const char *given, const char *want) {
     return diff == 0 && given != NULL;
 }
 
+/* ---- logprobs ------------------------------------------------------------------------------------- */
+
+/* A job's logprob records as the API's pieces (token texts from the vocabulary); the pieces' bytes
+ * live in one arena. */
+typedef struct lp_set {
+    api_logprob *v;
+    char *arena;
+    size_t n;
+} lp_set;
+
+static void lp_free(lp_set *l) {
+    free(l->v);
+    free(l->arena);
+    memset(l, 0, sizeof *l);
+}
+
+static bool lp_render(const server *s, const srv_logprob *r, size_t n, lp_set *out) {
+    const hai_tokenizer *t = hai_model_tokenizer(s->m);
+    size_t mp = hai_tokenizer_max_piece(t) + 8, per = (size_t)(1 + SRV_MAX_TOP_LOGPROBS) * mp, w = 0;
+    memset(out, 0, sizeof *out);
+    if (!n) return true;
+    out->v = calloc(n, sizeof *out->v);
+    out->arena = malloc(n * per);
+    if (!out->v || !out->arena) {
+        lp_free(out);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        api_logprob *a = &out->v[i];
+        for (int k = -1; k < r[i].n_top && k < 20; k++) {
+            hai_token id = k < 0 ? r[i].id : r[i].top[k];
+            size_t len = 0;
+            hai_detokenize(t, &id, 1, HAI_DETOK_SPECIAL, out->arena + w, mp, &len, NULL);
+            api_piece p = {out->arena + w, len, k < 0 ? r[i].logprob : r[i].top_logprob[k]};
+            if (k < 0) a->tok = p;
+            else a->top[a->n_top++] = p;
+            w += len;
+        }
+    }
+    out->n = n;
+    return true;
+}
+
 /* ---- streaming ---------------------------------------------------------------------------------- */
 
 typedef struct stream {
@@ -239,6 +282,8 @@ typedef struct stream {
     char *route_json;
     bool left; /* the client's leaving was seen (and counted) while waiting for text */
     double next_probe; /* a half-closed client gets an SSE comment this often, to learn if it left */
+    size_t sent_lp;    /* logprob records already sent */
+    size_t text_off;   /* bytes of text sent (the completions API's text_offset) */
 } stream;
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -288,9 +333,16 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                 continue;
             }
             if (j->text_len > st->sent_text) {
-                st->pending = api_chunk_text(st->kind, &st->res, j->text + st->sent_text, j->text_len - st->sent_text);
+                lp_set lp = {0};
+                bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + st->sent_lp, j->n_lp - st->sent_lp, &lp);
+                st->res.lp = lp.v, st->res.n_lp = lp.n, st->res.text_offset = st->text_off;
+                st->pending = lp_ok ? api_chunk_text(st->kind, &st->res, j->text + st->sent_text, j->text_len - st->sent_text) : NULL;
+                st->sent_lp = j->n_lp;
+                st->text_off += j->text_len - st->sent_text;
                 st->sent_text = j->text_len;
                 pthread_mutex_unlock(&j->mu);
+                lp_free(&lp);
+                st->res.lp = NULL, st->res.n_lp = 0;
             } else { /* done */
                 st->res.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
                 st->res.prompt_tokens = j->res.n_prompt + j->res.n_cached;
@@ -328,7 +380,14 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                 continue;
             }
         } else if (st->phase == 2) {
-            st->pending = api_chunk_finish(st->kind, &st->res);
+            lp_set lp = {0};
+            pthread_mutex_lock(&j->mu);
+            bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + st->sent_lp, j->n_lp - st->sent_lp, &lp);
+            pthread_mutex_unlock(&j->mu);
+            st->res.lp = lp.v, st->res.n_lp = lp.n, st->res.text_offset = st->text_off;
+            st->pending = lp_ok ? api_chunk_finish(st->kind, &st->res) : NULL;
+            lp_free(&lp);
+            st->res.lp = NULL, st->res.n_lp = 0;
             st->phase = st->include_usage ? 3 : 4;
         } else if (st->phase == 3) {
             st->pending = api_chunk_usage(st->kind, &st->res);
@@ -667,6 +726,10 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
             api_request_free(&ar);
             return r;
         }
+    if (kind == API_CHAT && s->hyb && ar.top_logprobs >= 0) { /* the router's answers may come from a cloud: not yet with logprobs */
+        api_request_free(&ar);
+        return send_error(s, c, rq->endpoint, 400, "invalid_request_error", "logprobs", "'logprobs' is not supported with --route-config yet");
+    }
     if (kind == API_CHAT && s->hyb) return routed_completion(s, c, rq, &ar);
     hai_error err = {0};
     hai_token *ids = NULL;
@@ -709,6 +772,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     j->n_prompt = n;
     j->sp = ar.sp;
     j->greedy = ar.sp.temperature <= 0;
+    j->top_logprobs = ar.top_logprobs;
     if (ar.n_bias) { /* the job outlives ar */
         if (!(j->bias_owned = malloc(ar.n_bias * sizeof *j->bias_owned))) {
             srv_job_release(j);
@@ -734,7 +798,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
     }
     j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
-    bool stream_req = ar.stream, usage = ar.include_usage;
+    bool stream_req = ar.stream, usage = ar.include_usage, want_lp = ar.top_logprobs >= 0;
     api_request_free(&ar);
     char id[48];
     snprintf(id, sizeof id, "%s-%lx%06lx", kind == API_CHAT ? "chatcmpl" : "cmpl", (unsigned long)time(NULL),
@@ -746,7 +810,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         return send_error(s, c, rq->endpoint, 429, "rate_limit_exceeded", NULL,
                           "all %d slots are busy and the queue is full; retry shortly", s->o.n_slots);
     }
-    api_result res = {.id = id, .model = s->model_id, .created = (long)time(NULL)};
+    api_result res = {.id = id, .model = s->model_id, .created = (long)time(NULL), .want_logprobs = want_lp};
     enum MHD_Result ret;
     if (stream_req) {
         stream *ss = calloc(1, sizeof *ss);
@@ -796,7 +860,11 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     hai_status status = j->status;
     char msg[HAI_ERROR_MSG_SIZE];
     snprintf(msg, sizeof msg, "%s", j->error);
+    lp_set lp = {0};
+    if (!status && j->top_logprobs >= 0 && !lp_render(s, j->lp, j->n_lp, &lp)) status = HAI_ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
+    res.lp = lp.v, res.n_lp = lp.n;
     char *body = status ? NULL : api_response_json(kind, &res);
+    lp_free(&lp);
     bool down = atomic_load(&j->shutdown);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);

@@ -158,3 +158,37 @@ async function firstId() {
   }
   throw new Error('no token gives ' + JSON.stringify(want));
 }
+
+test('logprobs: chat (top_logprobs) and completions (logprobs: k), streamed and not, in OpenAI shape', async () => {
+  const r = await client.chat.completions.create({ model: 'm', messages, max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 3 });
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, r.usage.completion_tokens);
+  for (const t of content) {
+    assert.ok(t.logprob <= 0 && Array.isArray(t.bytes) && typeof t.token === 'string');
+    assert.equal(t.top_logprobs.length, 3);
+    assert.ok(t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob && t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob);
+    assert.ok(Math.abs(t.logprob - t.top_logprobs[0].logprob) < 1e-6, 'greedy: the chosen token is the most likely');
+    assert.ok(t.top_logprobs.reduce((s, x) => s + Math.exp(x.logprob), 0) <= 1 + 1e-6);
+  }
+  assert.equal(Buffer.concat(content.map((t) => Buffer.from(t.bytes))).toString('utf8'), r.choices[0].message.content);
+  // streamed: the same tokens, spread over the chunks
+  const st = await client.chat.completions.create({ model: 'm', messages, max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 3, stream: true });
+  const got = [];
+  for await (const ch of st) for (const t of ch.choices[0]?.logprobs?.content ?? []) got.push(t.logprob);
+  assert.equal(got.length, content.length); // the same tokens (a cached prompt takes another numeric path: close, not equal)
+  got.forEach((v, i) => assert.ok(Math.abs(v - content[i].logprob) < 1e-3, `${v} vs ${content[i].logprob}`));
+  // without logprobs: null
+  const plain = await client.chat.completions.create({ model: 'm', messages, max_tokens: 2, temperature: 0 });
+  assert.equal(plain.choices[0].logprobs, null);
+  await assert.rejects(client.chat.completions.create({ model: 'm', messages, top_logprobs: 3 }), (e) => e.status === 400 && e.error?.param === 'top_logprobs');
+  await assert.rejects(client.chat.completions.create({ model: 'm', messages, logprobs: true, top_logprobs: 21 }), (e) => e.status === 400);
+  // completions: tokens, token_logprobs, top_logprobs (a map per token), text_offset
+  const c = await client.completions.create({ model: 'm', prompt: 'Once upon a time', max_tokens: 6, temperature: 0, logprobs: 2 });
+  const l = c.choices[0].logprobs;
+  assert.equal(l.tokens.length, c.usage.completion_tokens);
+  assert.equal(l.token_logprobs.length, l.tokens.length);
+  assert.equal(l.top_logprobs.length, l.tokens.length);
+  assert.ok(l.top_logprobs.every((m) => Object.keys(m).length >= 1 && Object.keys(m).length <= 2));
+  assert.equal(l.text_offset[0], 0);
+  for (let i = 1; i < l.tokens.length; i++) assert.ok(l.text_offset[i] >= l.text_offset[i - 1]);
+});
