@@ -31,7 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         api_result res = {.id = "x", .model = r.model ? r.model : "m", .created = 1, .finish = "stop",
                           .text = r.n_msgs ? r.msgs[0].content : r.prompt};
         res.text_len = strlen(res.text);
-        free(api_response_json(r.kind, &res));
+        free(api_response_json(r.kind, &res, &res, 1));
+        if (r.kind == API_COMPLETION && (r.n_prompts < 1 || r.n_prompts > API_MAX_PROMPTS || !r.prompt)) abort();
+        if (r.n < 1 || r.n > API_MAX_N) abort();
         free(api_chunk_role(r.kind, &res));
         free(api_chunk_text(r.kind, &res, res.text, res.text_len));
         free(api_chunk_finish(r.kind, &res));

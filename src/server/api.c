@@ -187,16 +187,34 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
         if (!parse_messages(root, r, e)) goto out;
     } else {
         const cJSON *p = field(root, "prompt");
-        if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1) p = cJSON_GetArrayItem(p, 0);
         if (!p) {
             fail(e, "prompt", "'prompt' is required");
             goto out;
         }
-        if (!cJSON_IsString(p)) {
-            fail(e, "prompt", "'prompt' must be a string (or an array of one string)");
+        /* a string, or an array of strings: a choice (or n) per prompt */
+        int np = cJSON_IsArray(p) ? cJSON_GetArraySize(p) : 1;
+        if (!cJSON_IsString(p) && !cJSON_IsArray(p)) {
+            fail(e, "prompt", "'prompt' must be a string or an array of strings");
             goto out;
         }
-        if (!dup_text(p, "prompt", &r->prompt, e)) goto out;
+        if (np < 1 || np > API_MAX_PROMPTS) {
+            fail(e, "prompt", "'prompt' has %d strings (1 to %d)", np, API_MAX_PROMPTS);
+            goto out;
+        }
+        if (!(r->prompts = calloc((size_t)np, sizeof *r->prompts))) {
+            oom(e);
+            goto out;
+        }
+        for (int i = 0; i < np; i++) {
+            const cJSON *pi = cJSON_IsArray(p) ? cJSON_GetArrayItem(p, i) : p;
+            if (!cJSON_IsString(pi)) {
+                fail(e, "prompt", "'prompt' must be a string or an array of strings (token arrays are not supported)");
+                goto out;
+            }
+            if (!dup_text(pi, "prompt", &r->prompts[i], e)) goto out;
+            r->n_prompts = (size_t)i + 1;
+        }
+        r->prompt = r->prompts[0];
     }
     double v = 0;
     bool given;
@@ -234,10 +252,8 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
     if (given) r->sp.min_p = (float)v;
     if (!get_number(root, "repeat_penalty", 0.01, 100, &v, &given, e)) goto out;
     if (given) r->sp.repeat_penalty = (float)v;
-    if (!get_int(root, "n", 1, 1, &v, &given, e)) {
-        fail(e, "n", "'n' must be 1 (one choice per request)");
-        goto out;
-    }
+    if (!get_int(root, "n", 1, API_MAX_N, &v, &given, e)) goto out;
+    r->n = given ? (int)v : 1;
     /* logprobs: chat takes logprobs: true and top_logprobs 0-20; completions an integer 0-20 */
     r->top_logprobs = -1;
     const cJSON *lp = field(root, "logprobs");
@@ -338,7 +354,8 @@ void api_request_free(api_request *r) {
     free(r->model);
     for (size_t i = 0; i < r->n_msgs; i++) free((char *)r->msgs[i].content);
     free(r->msgs);
-    free(r->prompt);
+    for (size_t i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
+    free(r->prompts);
     for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->bias);
     memset(r, 0, sizeof *r);
@@ -465,29 +482,33 @@ static cJSON *text_string(const char *text, size_t len) {
     return v;
 }
 
-char *api_response_json(api_kind kind, const api_result *r) {
-    cJSON *o = base(kind, r, false), *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddNumberToObject(c, "index", 0);
-    bool ok = true; /* the answer's text is in the response, or there is no response */
-    if (kind == API_CHAT) {
-        cJSON *m = cJSON_AddObjectToObject(c, "message");
-        cJSON_AddStringToObject(m, "role", "assistant");
-        ok = cJSON_AddItemToObject(m, "content", text_string(r->text, r->text_len));
-        cJSON_AddNullToObject(m, "refusal");
-    } else {
-        ok = cJSON_AddItemToObject(c, "text", text_string(r->text, r->text_len));
+char *api_response_json(api_kind kind, const api_result *total, const api_result *ch, size_t n) {
+    cJSON *o = base(kind, total, false), *choices = cJSON_AddArrayToObject(o, "choices");
+    bool ok = o && choices; /* every answer's text is in the response, or there is no response */
+    for (size_t i = 0; ok && i < n; i++) {
+        const api_result *r = &ch[i];
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "index", r->index);
+        if (kind == API_CHAT) {
+            cJSON *m = cJSON_AddObjectToObject(c, "message");
+            cJSON_AddStringToObject(m, "role", "assistant");
+            ok = cJSON_AddItemToObject(m, "content", text_string(r->text, r->text_len));
+            cJSON_AddNullToObject(m, "refusal");
+        } else {
+            ok = cJSON_AddItemToObject(c, "text", text_string(r->text, r->text_len));
+        }
+        if (r->want_logprobs) cJSON_AddItemToObject(c, "logprobs", logprobs_json(kind, r));
+        else cJSON_AddNullToObject(c, "logprobs");
+        cJSON_AddStringToObject(c, "finish_reason", r->finish);
+        ok = ok && cJSON_AddItemToArray(choices, c);
+        if (!ok) cJSON_Delete(c);
     }
     if (!ok) {
-        cJSON_Delete(c);
         cJSON_Delete(o);
         return NULL;
     }
-    if (r->want_logprobs) cJSON_AddItemToObject(c, "logprobs", logprobs_json(kind, r));
-    else cJSON_AddNullToObject(c, "logprobs");
-    cJSON_AddStringToObject(c, "finish_reason", r->finish);
-    cJSON_AddItemToArray(choices, c);
-    add_usage(o, r);
-    add_route(o, r);
+    add_usage(o, total);
+    add_route(o, total);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -508,15 +529,15 @@ static char *sse(cJSON *o) {
     return s;
 }
 
-static cJSON *chunk_choice(cJSON *o) {
+static cJSON *chunk_choice(cJSON *o, int index) {
     cJSON *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddNumberToObject(c, "index", index);
     cJSON_AddItemToArray(choices, c);
     return c;
 }
 
 char *api_chunk_role(api_kind kind, const api_result *r) {
-    cJSON *o = base(kind, r, true), *c = chunk_choice(o);
+    cJSON *o = base(kind, r, true), *c = chunk_choice(o, r->index);
     if (kind == API_CHAT) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
         cJSON_AddStringToObject(d, "role", "assistant");
@@ -530,7 +551,7 @@ char *api_chunk_role(api_kind kind, const api_result *r) {
 }
 
 char *api_chunk_text(api_kind kind, const api_result *r, const char *text, size_t len) {
-    cJSON *o = base(kind, r, true), *c = chunk_choice(o);
+    cJSON *o = base(kind, r, true), *c = chunk_choice(o, r->index);
     cJSON *t = text_string(text, len);
     bool ok = kind == API_CHAT ? cJSON_AddItemToObject(cJSON_AddObjectToObject(c, "delta"), "content", t) : cJSON_AddItemToObject(c, "text", t);
     if (!ok) { /* a chunk without its text is no chunk: the stream ends in an error instead */
@@ -545,7 +566,7 @@ char *api_chunk_text(api_kind kind, const api_result *r, const char *text, size_
 }
 
 char *api_chunk_finish(api_kind kind, const api_result *r) {
-    cJSON *o = base(kind, r, true), *c = chunk_choice(o);
+    cJSON *o = base(kind, r, true), *c = chunk_choice(o, r->index);
     if (kind == API_CHAT) cJSON_AddObjectToObject(c, "delta");
     else cJSON_AddStringToObject(c, "text", "");
     if (r->want_logprobs && r->n_lp) cJSON_AddItemToObject(c, "logprobs", logprobs_json(kind, r)); /* tokens of a dropped stop string */

@@ -10,6 +10,9 @@
 #include "hai.h"
 
 #define API_MAX_LOGIT_BIAS 1024 /* entries of logit_bias */
+#define API_MAX_N 8             /* choices per prompt */
+#define API_MAX_PROMPTS 16      /* prompts in one completions request */
+#define API_MAX_CHOICES (API_MAX_N * API_MAX_PROMPTS)
 #define API_MAX_STOP 4
 #define API_MAX_MESSAGES 1024
 
@@ -28,6 +31,9 @@ typedef struct api_request {
     char *stop[API_MAX_STOP];
     size_t n_stop;
     int top_logprobs;         /* -1: no logprobs; else alternatives per token (0-20) */
+    int n;                    /* choices per prompt (1-8) */
+    char **prompts;           /* completions: prompt as an array of strings (prompt is prompts[0]) */
+    size_t n_prompts;
     hai_logit_bias *bias;     /* logit_bias (owned); token ids checked against the model by the caller */
     size_t n_bias;
 } api_request;
@@ -75,10 +81,12 @@ typedef struct api_result {
     const api_logprob *lp;  /* the tokens of this response or chunk */
     size_t n_lp;
     size_t text_offset;     /* completions: where this chunk's text starts in the whole text */
+    int index;              /* the choice's index */
 } api_result;
 
-/* The non-streaming response body; malloc'd. */
-char *api_response_json(api_kind kind, const api_result *r);
+/* The non-streaming response body: id, model, usage and route from total, a choice from each of
+ * ch[0..n) (its index, text, finish, logprobs); malloc'd. */
+char *api_response_json(api_kind kind, const api_result *total, const api_result *ch, size_t n);
 
 /* One SSE event "data: {...}\n\n" of a stream: the role chunk (first), a text delta, the final
  * chunk with finish_reason, or the usage chunk. malloc'd. */

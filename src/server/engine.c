@@ -66,6 +66,34 @@ srv_job *srv_job_new(void) {
     return j;
 }
 
+srv_notify *srv_notify_new(void) {
+    srv_notify *n = calloc(1, sizeof *n);
+    if (!n) return NULL;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->cv, NULL);
+    atomic_init(&n->refs, 1);
+    return n;
+}
+
+void srv_notify_ref(srv_notify *n) { atomic_fetch_add(&n->refs, 1); }
+
+void srv_notify_release(srv_notify *n) {
+    if (!n || atomic_fetch_sub(&n->refs, 1) != 1) return;
+    pthread_mutex_destroy(&n->mu);
+    pthread_cond_destroy(&n->cv);
+    free(n);
+}
+
+void srv_job_signal(srv_job *j) {
+    pthread_cond_broadcast(&j->cv);
+    if (j->notify) {
+        pthread_mutex_lock(&j->notify->mu);
+        j->notify->seq++;
+        pthread_cond_broadcast(&j->notify->cv);
+        pthread_mutex_unlock(&j->notify->mu);
+    }
+}
+
 void srv_job_release(srv_job *j) {
     if (!j) return;
     pthread_mutex_lock(&j->mu);
@@ -82,6 +110,8 @@ void srv_job_release(srv_job *j) {
     free(j->stop_owned);
     free(j->bias_owned);
     free(j->lp);
+    srv_notify_release(j->notify);
+    srv_job_release(j->leader);
     free(j);
 }
 
@@ -112,7 +142,7 @@ static bool on_text(void *user, const char *text, size_t len) {
     memcpy(j->text + j->text_len, text, len);
     j->text_len += len;
     j->text[j->text_len] = '\0';
-    pthread_cond_broadcast(&j->cv);
+    srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
     bool late = j->deadline > 0 && now_s() > j->deadline;
     return !atomic_load(&j->cancelled) && !late;
@@ -173,10 +203,20 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     pthread_mutex_lock(&j->mu);
     j->started = true;
     j->t_start = now_s();
-    pthread_cond_broadcast(&j->cv);
+    srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
     size_t keep = common_prefix(e->ctx, s->seq, j->prompt, j->n_prompt);
     if (keep >= j->n_prompt) keep = j->n_prompt - 1;
+    /* another slot may hold more of the prompt (the first choice of the same request, or the same
+     * conversation on another slot): its prefix is copied rather than read again */
+    slot *from = NULL;
+    size_t best = keep;
+    for (int i = 0; i < e->n_slots; i++) {
+        size_t k = &e->slots[i] == s ? 0 : common_prefix(e->ctx, e->slots[i].seq, j->prompt, j->n_prompt);
+        if (k > j->n_prompt - 1) k = j->n_prompt - 1;
+        if (k > best + 8) from = &e->slots[i], best = k; /* a few tokens are not worth the copy */
+    }
+    if (from && hai_seq_copy(e->ctx, from->seq, s->seq, (uint32_t)best, NULL) == HAI_OK) keep = best;
     hai_seq_truncate(e->ctx, s->seq, (uint32_t)keep, NULL);
     s->n_fed = keep;
     s->res.n_cached = (int32_t)keep;
@@ -221,7 +261,7 @@ static void slot_end(srv_engine *e, slot *s) {
     j->status = s->status;
     if (s->status) snprintf(j->error, sizeof j->error, "%s", s->err.msg);
     j->done = true;
-    pthread_cond_broadcast(&j->cv);
+    srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
 }
@@ -309,6 +349,20 @@ static void step(srv_engine *e) {
     (void)t0;
 }
 
+/* A later choice of a request begins once the first one has read the prompt (less its last
+ * token, which each choice reads for its own logits), so it copies it instead of reading it again;
+ * at once if the first is not running (done, or cancelled). The first was submitted before it: it
+ * is never behind it in the queue. */
+static bool leader_ready(const srv_engine *e, const srv_job *j) {
+    if (!j->leader) return true;
+    for (int i = 0; i < e->n_slots; i++) {
+        const slot *s = &e->slots[i];
+        if (s->job == j->leader) return s->generating || s->n_fed + 1 >= j->leader->n_prompt;
+        if (s->handed == j->leader) return false;
+    }
+    return true;
+}
+
 static void *worker(void *arg) {
     srv_engine *e = arg;
     pthread_mutex_lock(&e->mu);
@@ -324,6 +378,7 @@ static void *worker(void *arg) {
                 if (!e->head) e->tail = NULL;
                 e->queued--;
             }
+            if (!s->job && s->handed && !leader_ready(e, s->handed)) continue; /* its prompt comes from the first choice */
             if (!s->job && s->handed) {
                 srv_job *j = s->handed;
                 s->handed = NULL;
@@ -398,7 +453,7 @@ static void end_unrun(srv_job *j) {
     j->done = true;
     j->status = HAI_ERR_CANCELLED;
     snprintf(j->error, sizeof j->error, "the server is shutting down");
-    pthread_cond_broadcast(&j->cv);
+    srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
 }

@@ -24,6 +24,19 @@ typedef struct srv_logprob {
     float top_logprob[SRV_MAX_TOP_LOGPROBS];
 } srv_logprob;
 
+/* A wake-up shared by the jobs of one request (its choices): whoever waits on several jobs waits
+ * here. Counted: the request and each job hold a reference (a job may outlive a client that left). */
+typedef struct srv_notify {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned long seq;  /* bumped at every change of any of the jobs */
+    atomic_int refs;
+} srv_notify;
+
+srv_notify *srv_notify_new(void); /* one reference, the caller's */
+void srv_notify_ref(srv_notify *n);
+void srv_notify_release(srv_notify *n);
+
 typedef struct srv_job {
     /* input (set before submission, read-only after) */
     hai_token *prompt;
@@ -61,7 +74,14 @@ typedef struct srv_job {
     atomic_bool shutdown;  /* ... and this with it when the server is stopping: 503, not 500 */
     int refs;              /* the submitter and the engine each hold one */
     struct srv_job *next;
+    srv_notify *notify;    /* also woken at every change (a reference of the job's own), or NULL */
+    int index;             /* its choice's index in the response */
+    struct srv_job *leader; /* a choice after the first of its prompt: it copies the leader's prompt cache
+                               instead of reading the prompt again (a reference), or NULL */
 } srv_job;
+
+/* Wakes whoever waits on the job (its cv, and its notify); the caller holds j->mu. */
+void srv_job_signal(srv_job *j);
 
 typedef struct srv_engine srv_engine;
 

@@ -266,30 +266,110 @@ static bool lp_render(const server *s, const srv_logprob *r, size_t n, lp_set *o
 
 /* ---- streaming ---------------------------------------------------------------------------------- */
 
+/* One choice of a response: its job and how much of it the client has. */
+typedef struct choice {
+    srv_job *job;
+    size_t sent_text, sent_lp, text_off; /* text_off: the completions API's text_offset */
+    int state;                           /* 0 role chunk due, 1 text, 2 finished */
+} choice;
+
 typedef struct stream {
     server *s;
     struct MHD_Connection *conn;
-    srv_job *job;
     api_kind kind;
     api_result res;
     char id[48];
     bool include_usage;
-    size_t sent_text;      /* bytes of job text already sent */
-    char *pending;         /* an event not yet fully written */
+    choice *ch;         /* [n_ch] (owned; each job a reference) */
+    int n_ch;
+    srv_notify *note;   /* every choice's job wakes it (a reference) */
+    unsigned long seen;
+    char *pending;      /* an event not yet fully written */
     size_t pend_len, pend_off;
-    int phase;             /* 0 role chunk, 1 text, 2 finish, 3 usage, 4 [DONE], 5 end */
-    double deadline;
+    int phase;          /* 0 the choices' events, 3 usage, 4 [DONE], 5 end */
     char *route_json;
-    bool left; /* the client's leaving was seen (and counted) while waiting for text */
-    double next_probe; /* a half-closed client gets an SSE comment this often, to learn if it left */
-    size_t sent_lp;    /* logprob records already sent */
-    size_t text_off;   /* bytes of text sent (the completions API's text_offset) */
+    bool left;          /* the client's leaving was seen (and counted) while waiting for text */
+    double next_probe;  /* a half-closed client gets an SSE comment this often, to learn if it left */
 } stream;
+
+static void cancel_all(choice *ch, int n) {
+    for (int i = 0; i < n; i++) atomic_store(&ch[i].job->cancelled, true);
+}
+
+/* The final event of a stream that ends in an error. */
+static char *error_event(const srv_job *j, hai_status status, const char *msg, int *http_status) {
+    bool down = atomic_load(&j->shutdown);
+    api_error e = {.status = down ? 503 : 500, .type = down ? "server_error" : status == HAI_ERR_CANCELLED ? "timeout" : "server_error"};
+    snprintf(e.message, sizeof e.message, "%s", msg);
+    *http_status = e.status;
+    char *ej = api_error_json(&e), *out = ej ? malloc(strlen(ej) + 9) : NULL;
+    if (out) sprintf(out, "data: %s\n\n", ej);
+    free(ej);
+    return out;
+}
+
+/* The next event of the choices: a role chunk due, new text, a finish, an error; NULL with *more
+ * false when every choice is finished, with *more true when there is nothing yet. */
+static char *next_choice_event(stream *st, bool *more, bool *failed) {
+    *more = false;
+    *failed = false;
+    for (int i = 0; i < st->n_ch; i++) {
+        choice *c = &st->ch[i];
+        if (c->state == 0) {
+            c->state = 1;
+            st->res.index = c->job->index;
+            return api_chunk_role(st->kind, &st->res);
+        }
+    }
+    for (int i = 0; i < st->n_ch; i++) {
+        choice *c = &st->ch[i];
+        srv_job *j = c->job;
+        if (c->state != 1) continue;
+        pthread_mutex_lock(&j->mu);
+        lp_set lp = {0};
+        if (j->text_len > c->sent_text || j->done) {
+            bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + c->sent_lp, j->n_lp - c->sent_lp, &lp);
+            api_result r = st->res;
+            r.index = j->index;
+            r.lp = lp.v, r.n_lp = lp.n, r.text_offset = c->text_off;
+            char *ev = NULL;
+            if (j->text_len > c->sent_text) {
+                ev = lp_ok ? api_chunk_text(st->kind, &r, j->text + c->sent_text, j->text_len - c->sent_text) : NULL;
+                c->text_off += j->text_len - c->sent_text;
+                c->sent_text = j->text_len;
+                c->sent_lp = j->n_lp;
+            } else if (j->status) { /* the stream ends with the error as its last event */
+                char msg[HAI_ERROR_MSG_SIZE];
+                snprintf(msg, sizeof msg, "%s", j->error);
+                int hs;
+                ev = error_event(j, j->status, msg, &hs);
+                metrics_request(&st->s->met, "stream_error", hs);
+                *failed = true;
+            } else {
+                r.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
+                if (j->route_json && !st->route_json) st->route_json = strdup(j->route_json);
+                r.route_json = st->route_json;
+                ev = lp_ok ? api_chunk_finish(st->kind, &r) : NULL;
+                c->sent_lp = j->n_lp;
+                c->state = 2;
+                /* usage: the prompt counted once per prompt (its first choice), the answers all */
+                st->res.completion_tokens += j->res.n_generated;
+                if (!j->leader) st->res.prompt_tokens += j->res.n_prompt + j->res.n_cached, st->res.cached_tokens += j->res.n_cached;
+            }
+            pthread_mutex_unlock(&j->mu);
+            lp_free(&lp);
+            if (!ev) *failed = true; /* out of memory: the stream ends in an error */
+            return ev;
+        }
+        pthread_mutex_unlock(&j->mu);
+        *more = true;
+    }
+    return NULL;
+}
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     stream *st = cls;
-    srv_job *j = st->job;
     for (;;) {
         if (st->pending) { /* finish writing the current event */
             size_t k = st->pend_len - st->pend_off < max ? st->pend_len - st->pend_off : max;
@@ -302,93 +382,48 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             return (ssize_t)k;
         }
         if (st->phase == 0) {
-            st->pending = api_chunk_role(st->kind, &st->res);
-            st->phase = 1;
-        } else if (st->phase == 1) {
-            pthread_mutex_lock(&j->mu);
-            while (j->text_len == st->sent_text && !j->done) {
+            bool more, failed;
+            pthread_mutex_lock(&st->note->mu);
+            unsigned long seq = st->note->seq; /* read before looking: a change after it wakes the wait below */
+            pthread_mutex_unlock(&st->note->mu);
+            st->pending = next_choice_event(st, &more, &failed);
+            if (failed) {
+                cancel_all(st->ch, st->n_ch);
+                st->phase = 5;
+                if (st->pending) goto have_event;
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            if (st->pending) goto have_event;
+            if (!more) { /* every choice finished */
+                st->phase = st->include_usage ? 3 : 4;
+                continue;
+            }
+            /* nothing new: wait for a change, watching the client */
+            pthread_mutex_lock(&st->note->mu);
+            if (st->note->seq == seq) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_nsec += 100 * 1000 * 1000;
                 if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-                pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-                if (j->text_len != st->sent_text || j->done) break;
-                peer ps = peer_state(st->conn);
-                if (ps == PEER_GONE) {
-                    atomic_store(&j->cancelled, true); /* the client left: stop the job */
-                    pthread_mutex_unlock(&j->mu);
-                    st->left = true;
-                    metrics_disconnect(&st->s->met);
-                    return MHD_CONTENT_READER_END_WITH_ERROR;
-                }
-                if (ps == PEER_HALF_CLOSED && now_s() >= st->next_probe) break; /* probe below */
+                pthread_cond_timedwait(&st->note->cv, &st->note->mu, &ts);
             }
-            if (j->text_len == st->sent_text && !j->done) { /* a comment: SSE clients ignore it; a closed socket resets */
-                pthread_mutex_unlock(&j->mu);
+            bool changed = st->note->seq != seq;
+            pthread_mutex_unlock(&st->note->mu);
+            if (changed) continue;
+            peer ps = peer_state(st->conn);
+            if (ps == PEER_GONE) {
+                cancel_all(st->ch, st->n_ch); /* the client left: stop the jobs */
+                st->left = true;
+                metrics_disconnect(&st->s->met);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            if (ps == PEER_HALF_CLOSED && now_s() >= st->next_probe) { /* a comment: SSE clients ignore it; a closed socket resets */
                 st->next_probe = now_s() + 1.0;
                 st->pending = strdup(": keep-alive\n\n");
                 if (!st->pending) return MHD_CONTENT_READER_END_WITH_ERROR;
-                st->pend_len = strlen(st->pending);
-                st->pend_off = 0;
-                continue;
+                goto have_event;
             }
-            if (j->text_len > st->sent_text) {
-                lp_set lp = {0};
-                bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + st->sent_lp, j->n_lp - st->sent_lp, &lp);
-                st->res.lp = lp.v, st->res.n_lp = lp.n, st->res.text_offset = st->text_off;
-                st->pending = lp_ok ? api_chunk_text(st->kind, &st->res, j->text + st->sent_text, j->text_len - st->sent_text) : NULL;
-                st->sent_lp = j->n_lp;
-                st->text_off += j->text_len - st->sent_text;
-                st->sent_text = j->text_len;
-                pthread_mutex_unlock(&j->mu);
-                lp_free(&lp);
-                st->res.lp = NULL, st->res.n_lp = 0;
-            } else { /* done */
-                st->res.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
-                st->res.prompt_tokens = j->res.n_prompt + j->res.n_cached;
-                st->res.completion_tokens = j->res.n_generated;
-                st->res.cached_tokens = j->res.n_cached;
-                hai_status status = j->status;
-                char msg[HAI_ERROR_MSG_SIZE];
-                snprintf(msg, sizeof msg, "%s", j->error);
-                pthread_mutex_unlock(&j->mu);
-                if (status) { /* the stream ends with the error as its last event */
-                    bool down = atomic_load(&j->shutdown);
-                    api_error e = {.status = down ? 503 : 500, .type = down ? "server_error" : status == HAI_ERR_CANCELLED ? "timeout" : "server_error"};
-                    snprintf(e.message, sizeof e.message, "%s", msg);
-                    char *ej = api_error_json(&e);
-                    size_t n = strlen(ej);
-                    st->pending = malloc(n + 9);
-                    if (st->pending) {
-                        memcpy(st->pending, "data: ", 6);
-                        memcpy(st->pending + 6, ej, n);
-                        memcpy(st->pending + 6 + n, "\n\n", 3);
-                        st->pend_len = n + 8;
-                        st->pend_off = 0;
-                    }
-                    free(ej);
-                    st->phase = 5;
-                    metrics_request(&st->s->met, "stream_error", e.status);
-                    if (st->pending) continue;
-                    return MHD_CONTENT_READER_END_WITH_ERROR;
-                }
-                pthread_mutex_lock(&j->mu);
-                if (j->route_json && !st->route_json) st->route_json = strdup(j->route_json);
-                pthread_mutex_unlock(&j->mu);
-                st->res.route_json = st->route_json;
-                st->phase = 2;
-                continue;
-            }
-        } else if (st->phase == 2) {
-            lp_set lp = {0};
-            pthread_mutex_lock(&j->mu);
-            bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + st->sent_lp, j->n_lp - st->sent_lp, &lp);
-            pthread_mutex_unlock(&j->mu);
-            st->res.lp = lp.v, st->res.n_lp = lp.n, st->res.text_offset = st->text_off;
-            st->pending = lp_ok ? api_chunk_finish(st->kind, &st->res) : NULL;
-            lp_free(&lp);
-            st->res.lp = NULL, st->res.n_lp = 0;
-            st->phase = st->include_usage ? 3 : 4;
+            continue;
         } else if (st->phase == 3) {
             st->pending = api_chunk_usage(st->kind, &st->res);
             st->phase = 4;
@@ -399,6 +434,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
         if (!st->pending) return MHD_CONTENT_READER_END_WITH_ERROR;
+    have_event:
         st->pend_len = strlen(st->pending);
         st->pend_off = 0;
     }
@@ -407,13 +443,82 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 static void stream_free(void *cls) {
     stream *st = cls;
     if (st->phase < 5) { /* the connection ended early: most often a write to a client that left */
-        atomic_store(&st->job->cancelled, true);
+        cancel_all(st->ch, st->n_ch);
         if (!st->left) metrics_disconnect(&st->s->met);
     }
-    srv_job_release(st->job);
+    for (int i = 0; i < st->n_ch; i++) srv_job_release(st->ch[i].job);
+    free(st->ch);
+    srv_notify_release(st->note);
     free(st->pending);
     free(st->route_json);
     free(st);
+}
+
+/* Starts the SSE response over the jobs (their references go to the stream; freed on failure). */
+static enum MHD_Result start_stream(server *s, struct MHD_Connection *c, request *rq, api_kind kind, const api_result *res, bool usage,
+                                    srv_job **jobs, int n, srv_notify *note, const char *route_header) {
+    stream *st = calloc(1, sizeof *st);
+    choice *ch = calloc((size_t)n, sizeof *ch);
+    if (!st || !ch) {
+        free(st);
+        free(ch);
+        for (int i = 0; i < n; i++) atomic_store(&jobs[i]->cancelled, true), srv_job_release(jobs[i]);
+        srv_notify_release(note);
+        return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+    }
+    for (int i = 0; i < n; i++) ch[i].job = jobs[i];
+    st->s = s;
+    st->conn = c;
+    st->kind = kind;
+    snprintf(st->id, sizeof st->id, "%s", res->id);
+    st->res = *res;
+    st->res.id = st->id;
+    st->res.prompt_tokens = st->res.completion_tokens = st->res.cached_tokens = 0;
+    st->include_usage = usage;
+    st->ch = ch;
+    st->n_ch = n;
+    st->note = note;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, st, stream_free);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    if (route_header) MHD_add_response_header(r, "x-hai-route", route_header); /* the decision; the final route is in the last chunk */
+    common_headers(s, r);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    metrics_request(&s->met, rq->endpoint, 200);
+    return ret;
+}
+
+/* Waits until every job is done, watching the client (non-streaming); false if it left (the
+ * jobs are cancelled). */
+static bool wait_all(struct MHD_Connection *c, srv_job **jobs, int n, srv_notify *note) {
+    bool gone = false;
+    for (;;) {
+        pthread_mutex_lock(&note->mu);
+        unsigned long seq = note->seq;
+        pthread_mutex_unlock(&note->mu);
+        bool all = true;
+        for (int i = 0; i < n; i++) {
+            pthread_mutex_lock(&jobs[i]->mu);
+            all &= jobs[i]->done;
+            pthread_mutex_unlock(&jobs[i]->mu);
+        }
+        if (all) return !gone;
+        pthread_mutex_lock(&note->mu);
+        if (note->seq == seq) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000 * 1000;
+            if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+            pthread_cond_timedwait(&note->cv, &note->mu, &ts);
+        }
+        pthread_mutex_unlock(&note->mu);
+        if (!gone && peer_state(c) == PEER_GONE) {
+            gone = true;
+            for (int i = 0; i < n; i++) atomic_store(&jobs[i]->cancelled, true);
+        }
+    }
 }
 
 /* ---- routed chat completions (--route-config) ------------------------------------------------ */
@@ -436,7 +541,7 @@ static bool channel_text(void *user, const char *text, size_t len) {
     memcpy(j->text + j->text_len, text, len);
     j->text_len += len;
     j->text[j->text_len] = '\0';
-    pthread_cond_broadcast(&j->cv);
+    srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
     return !atomic_load(&j->cancelled);
 }
@@ -531,7 +636,7 @@ static void *route_runner(void *arg) {
     j->status = st;
     if (st) snprintf(j->error, sizeof j->error, "%s", err.msg);
     j->done = true;
-    pthread_cond_broadcast(&j->cv);
+    srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
     api_request_free(&rt->ar);
@@ -641,45 +746,21 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     s->runners = me;
     pthread_mutex_unlock(&s->runners_mu);
     api_result res = {.id = id, .model = s->model_id, .created = (long)time(NULL)};
-    if (stream_req) {
-        stream *ss = calloc(1, sizeof *ss);
-        if (!ss) {
-            atomic_store(&j->cancelled, true);
-            srv_job_release(j);
-            return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
-        }
-        ss->s = s;
-        ss->conn = c;
-        ss->job = j;
-        ss->kind = API_CHAT;
-        snprintf(ss->id, sizeof ss->id, "%s", id);
-        ss->res = res;
-        ss->res.id = ss->id;
-        ss->include_usage = usage;
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, ss, stream_free);
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        MHD_add_response_header(r, "X-Accel-Buffering", "no");
-        MHD_add_response_header(r, "x-hai-route", header); /* the decision; the final route is in the last chunk */
-        common_headers(s, r);
-        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-        MHD_destroy_response(r);
-        metrics_request(&s->met, rq->endpoint, 200);
-        return ret;
+    srv_notify *note = srv_notify_new();
+    if (!note) {
+        atomic_store(&j->cancelled, true);
+        srv_job_release(j);
+        return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
     }
     pthread_mutex_lock(&j->mu);
-    bool gone = false;
-    while (!j->done) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        if (!j->done && !gone && peer_state(c) == PEER_GONE) {
-            gone = true;
-            atomic_store(&j->cancelled, true);
-        }
-    }
+    srv_notify_ref(note);
+    j->notify = note; /* the runner signals through the job from here on */
+    srv_job_signal(j);
+    pthread_mutex_unlock(&j->mu);
+    if (stream_req) return start_stream(s, c, rq, API_CHAT, &res, usage, &j, 1, note, header);
+    bool here = wait_all(c, &j, 1, note);
+    srv_notify_release(note);
+    pthread_mutex_lock(&j->mu);
     res.text = j->text ? j->text : "";
     res.text_len = j->text_len;
     res.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
@@ -691,12 +772,11 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     char msg[HAI_ERROR_MSG_SIZE], final_header[160];
     snprintf(msg, sizeof msg, "%s", j->error);
     snprintf(final_header, sizeof final_header, "%s", j->route_header);
-    char *body = status ? NULL : api_response_json(API_CHAT, &res);
+    char *body = status || !here ? NULL : api_response_json(API_CHAT, &res, &res, 1);
     bool down = atomic_load(&j->shutdown);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
-    if (gone) {
-        free(body);
+    if (!here) {
         metrics_disconnect(&s->met);
         return MHD_NO;
     }
@@ -714,6 +794,54 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
 
 /* ---- completions ----------------------------------------------------------------------------------- */
 
+/* A prompt's tokens: the chat format's, or a completions prompt (its special tokens parsed: the
+ * raw prompt is the app's own template). */
+static hai_status prompt_tokens(server *s, api_kind kind, const api_request *ar, size_t i, hai_token **ids, size_t *n, hai_error *err) {
+    if (kind == API_CHAT) return hai_chat_tokenize(s->m, NULL, ar->msgs, ar->n_msgs, ids, n, err);
+    size_t pl = strlen(ar->prompts[i]), cap = pl + 8;
+    if (!(*ids = malloc(cap * sizeof **ids))) return hai_fail(err, HAI_ERR_NOMEM, "out of memory");
+    return hai_tokenize(hai_model_tokenizer(s->m), ar->prompts[i], pl, HAI_TOKENIZE_ADD_SPECIAL | HAI_TOKENIZE_PARSE_SPECIAL, *ids, cap, n, err);
+}
+
+/* One choice's job: its own copy of everything it reads (it may outlive the request). */
+static srv_job *choice_job(server *s, const api_request *ar, const hai_token *ids, size_t n, int index, uint64_t seed, srv_job *leader,
+                           srv_notify *note) {
+    srv_job *j = srv_job_new();
+    if (!j) return NULL;
+    j->prompt = malloc(n * sizeof *ids);
+    char **stops = calloc(API_MAX_STOP + 1, sizeof *stops);
+    bool ok = j->prompt && stops;
+    for (size_t i = 0; ok && i < ar->n_stop; i++) ok = (stops[i] = strdup(ar->stop[i])) != NULL; /* never a job without its stop strings */
+    j->stop = (const char *const *)stops;
+    j->stop_owned = stops;
+    j->n_stop = ar->n_stop;
+    if (ok && ar->n_bias && (ok = (j->bias_owned = malloc(ar->n_bias * sizeof *j->bias_owned)) != NULL))
+        memcpy(j->bias_owned, ar->bias, ar->n_bias * sizeof *j->bias_owned);
+    if (!ok) {
+        srv_job_release(j);
+        return NULL;
+    }
+    memcpy(j->prompt, ids, n * sizeof *ids);
+    j->n_prompt = n;
+    j->sp = ar->sp;
+    j->sp.seed = seed;
+    j->sp.logit_bias = j->bias_owned;
+    j->greedy = ar->sp.temperature <= 0;
+    j->top_logprobs = ar->top_logprobs;
+    j->max_tokens = ar->max_tokens;
+    j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
+    j->index = index;
+    if (leader) {
+        pthread_mutex_lock(&leader->mu);
+        leader->refs++;
+        pthread_mutex_unlock(&leader->mu);
+        j->leader = leader;
+    }
+    srv_notify_ref(note);
+    j->notify = note;
+    return j;
+}
+
 static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *rq, api_kind kind) {
     api_request ar;
     api_error ae;
@@ -726,149 +854,108 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
             api_request_free(&ar);
             return r;
         }
-    if (kind == API_CHAT && s->hyb && ar.top_logprobs >= 0) { /* the router's answers may come from a cloud: not yet with logprobs */
+    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1)) { /* the router's answers may come from a cloud: not yet */
+        const char *f = ar.n > 1 ? "n" : "logprobs";
         api_request_free(&ar);
-        return send_error(s, c, rq->endpoint, 400, "invalid_request_error", "logprobs", "'logprobs' is not supported with --route-config yet");
+        return send_error(s, c, rq->endpoint, 400, "invalid_request_error", f, "'%s' is not supported with --route-config yet", f);
     }
     if (kind == API_CHAT && s->hyb) return routed_completion(s, c, rq, &ar);
-    hai_error err = {0};
-    hai_token *ids = NULL;
-    size_t n = 0;
-    hai_status st;
-    if (kind == API_CHAT) {
-        st = hai_chat_tokenize(s->m, NULL, ar.msgs, ar.n_msgs, &ids, &n, &err);
-    } else {
-        size_t pl = strlen(ar.prompt), cap = pl + 8;
-        ids = malloc(cap * sizeof *ids);
-        st = ids ? hai_tokenize(hai_model_tokenizer(s->m), ar.prompt, pl, HAI_TOKENIZE_ADD_SPECIAL | HAI_TOKENIZE_PARSE_SPECIAL,
-                                ids, cap, &n, &err)
-                 : HAI_ERR_NOMEM;
-    }
+    /* a choice per prompt and per n: choice p * n + k; the later choices of a prompt copy its cache */
+    size_t n_prompts = kind == API_CHAT ? 1 : ar.n_prompts;
+    int n_jobs = (int)n_prompts * ar.n;
+    srv_job *jobs[API_MAX_CHOICES] = {0};
+    srv_notify *note = srv_notify_new();
+    uint64_t seed0 = ar.has_seed ? ar.sp.seed : (uint64_t)time(NULL) ^ (uint64_t)atomic_fetch_add(&s->next_id, 1) * 0x9E3779B97F4A7C15ull;
     uint32_t n_ctx = srv_engine_n_ctx(s->eng);
-    if (st || n == 0 || n >= n_ctx) {
-        enum MHD_Result r;
-        if (st)
-            r = send_error(s, c, rq->endpoint, 400, "invalid_request_error", kind == API_CHAT ? "messages" : "prompt", "%s", err.msg);
-        else { /* OpenAI's code and wording: client libraries trim the history on exactly this */
+    enum MHD_Result ret = MHD_NO;
+    bool replied = false;
+    if (!note) {
+        ret = send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+        replied = true;
+    }
+    for (size_t p = 0; !replied && p < n_prompts; p++) {
+        hai_error err = {0};
+        hai_token *ids = NULL;
+        size_t n = 0;
+        hai_status st = prompt_tokens(s, kind, &ar, p, &ids, &n, &err);
+        const char *field = kind == API_CHAT ? "messages" : "prompt";
+        if (st) {
+            ret = send_error(s, c, rq->endpoint, st == HAI_ERR_NOMEM ? 500 : 400, st == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error", field, "%s", err.msg);
+            replied = true;
+        } else if (n == 0 || n >= n_ctx) { /* OpenAI's code and wording: client libraries trim the history on exactly this */
             api_error e = {.status = 400, .type = "invalid_request_error", .code = "context_length_exceeded"};
-            snprintf(e.param, sizeof e.param, "%s", kind == API_CHAT ? "messages" : "prompt");
+            snprintf(e.param, sizeof e.param, "%s", field);
             snprintf(e.message, sizeof e.message,
                      "This model's maximum context length is %u tokens. However, your %s resulted in %zu tokens (and at least one "
                      "more is needed for the answer). Please reduce the length of the %s.",
-                     n_ctx, kind == API_CHAT ? "messages" : "prompt", n, kind == API_CHAT ? "messages" : "prompt");
-            r = send_body(s, c, rq->endpoint, 400, "application/json", api_error_json(&e));
+                     n_ctx, field, n, field);
+            ret = send_body(s, c, rq->endpoint, 400, "application/json", api_error_json(&e));
+            replied = true;
+        }
+        for (int k = 0; !replied && k < ar.n; k++) {
+            int idx = (int)p * ar.n + k;
+            /* each choice a seed of its own: reproducible with the request's seed, different from the others */
+            jobs[idx] = choice_job(s, &ar, ids, n, idx, seed0 + (uint64_t)idx * 0x9E3779B97F4A7C15ull, k ? jobs[p * (size_t)ar.n] : NULL, note);
+            if (!jobs[idx]) {
+                ret = send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+                replied = true;
+            }
         }
         free(ids);
-        api_request_free(&ar);
-        return r;
     }
-    srv_job *j = srv_job_new();
-    if (!j) {
-        free(ids);
-        api_request_free(&ar);
-        return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
+    /* all or none: a choice that finds no room cancels the others */
+    for (int i = 0; !replied && i < n_jobs; i++) {
+        srv_submit sub = srv_engine_submit(s->eng, jobs[i]);
+        if (sub == SUBMIT_OK) continue;
+        for (int k = 0; k < i; k++) atomic_store(&jobs[k]->cancelled, true);
+        if (sub == SUBMIT_STOPPING) ret = send_error(s, c, rq->endpoint, 503, "server_error", NULL, "the server is shutting down");
+        else ret = send_error(s, c, rq->endpoint, 429, "rate_limit_exceeded", NULL,
+                              "all %d slots are busy and the queue is full (%d choices asked); retry shortly", s->o.n_slots, n_jobs);
+        replied = true;
     }
-    j->prompt = ids;
-    j->n_prompt = n;
-    j->sp = ar.sp;
-    j->greedy = ar.sp.temperature <= 0;
-    j->top_logprobs = ar.top_logprobs;
-    if (ar.n_bias) { /* the job outlives ar */
-        if (!(j->bias_owned = malloc(ar.n_bias * sizeof *j->bias_owned))) {
-            srv_job_release(j);
-            api_request_free(&ar);
-            return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
-        }
-        memcpy(j->bias_owned, ar.bias, ar.n_bias * sizeof *j->bias_owned);
-        j->sp.logit_bias = j->bias_owned;
-    }
-    if (!ar.has_seed) j->sp.seed = (uint64_t)time(NULL) ^ (uint64_t)atomic_fetch_add(&s->next_id, 1) * 0x9E3779B97F4A7C15ull;
-    j->max_tokens = ar.max_tokens;
-    /* the stop strings live in ar, which lives until the job is done (non-streaming) or is
-     * copied for streaming below */
-    char **stops = calloc(API_MAX_STOP + 1, sizeof *stops);
-    bool stops_ok = stops != NULL;
-    for (size_t i = 0; stops_ok && i < ar.n_stop; i++) stops_ok = (stops[i] = strdup(ar.stop[i])) != NULL;
-    j->stop = (const char *const *)stops;
-    j->stop_owned = stops;
-    j->n_stop = ar.n_stop;
-    if (!stops_ok) { /* never a request run without the stop strings it asked for */
-        srv_job_release(j);
-        api_request_free(&ar);
-        return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
-    }
-    j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
     bool stream_req = ar.stream, usage = ar.include_usage, want_lp = ar.top_logprobs >= 0;
     api_request_free(&ar);
+    if (replied) {
+        for (int i = 0; i < n_jobs; i++) srv_job_release(jobs[i]);
+        srv_notify_release(note);
+        return ret;
+    }
     char id[48];
     snprintf(id, sizeof id, "%s-%lx%06lx", kind == API_CHAT ? "chatcmpl" : "cmpl", (unsigned long)time(NULL),
              (unsigned long)atomic_fetch_add(&s->next_id, 1));
-    srv_submit sub = srv_engine_submit(s->eng, j);
-    if (sub != SUBMIT_OK) {
-        srv_job_release(j);
-        if (sub == SUBMIT_STOPPING) return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "the server is shutting down");
-        return send_error(s, c, rq->endpoint, 429, "rate_limit_exceeded", NULL,
-                          "all %d slots are busy and the queue is full; retry shortly", s->o.n_slots);
-    }
-    api_result res = {.id = id, .model = s->model_id, .created = (long)time(NULL), .want_logprobs = want_lp};
-    enum MHD_Result ret;
-    if (stream_req) {
-        stream *ss = calloc(1, sizeof *ss);
-        if (!ss) {
-            atomic_store(&j->cancelled, true);
-            srv_job_release(j);
-            return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
-        }
-        ss->s = s;
-        ss->conn = c;
-        ss->job = j;
-        ss->kind = kind;
-        snprintf(ss->id, sizeof ss->id, "%s", id);
-        ss->res = res;
-        ss->res.id = ss->id;
-        ss->include_usage = usage;
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, ss, stream_free);
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        MHD_add_response_header(r, "X-Accel-Buffering", "no");
-        common_headers(s, r);
-        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-        MHD_destroy_response(r);
-        metrics_request(&s->met, rq->endpoint, 200);
-        return ret;
-    }
+    api_result total = {.id = id, .model = s->model_id, .created = (long)time(NULL), .want_logprobs = want_lp};
+    if (stream_req) return start_stream(s, c, rq, kind, &total, usage, jobs, n_jobs, note, NULL);
     /* non-streaming: wait here, watching the socket */
-    pthread_mutex_lock(&j->mu);
-    bool gone = false;
-    while (!j->done) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        if (!j->done && !gone && peer_state(c) == PEER_GONE) {
-            gone = true;
-            atomic_store(&j->cancelled, true);
+    bool here = wait_all(c, jobs, n_jobs, note);
+    srv_notify_release(note);
+    api_result ch[API_MAX_CHOICES];
+    lp_set lp[API_MAX_CHOICES] = {{0}};
+    hai_status status = HAI_OK;
+    char msg[HAI_ERROR_MSG_SIZE] = "";
+    bool down = false;
+    for (int i = 0; i < n_jobs; i++) { /* done: the jobs are the worker's no more */
+        srv_job *j = jobs[i];
+        ch[i] = total;
+        ch[i].index = j->index;
+        ch[i].text = j->text ? j->text : "";
+        ch[i].text_len = j->text_len;
+        ch[i].finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
+        total.completion_tokens += j->res.n_generated;
+        if (!j->leader) total.prompt_tokens += j->res.n_prompt + j->res.n_cached, total.cached_tokens += j->res.n_cached;
+        if (j->status && !status) {
+            status = j->status;
+            snprintf(msg, sizeof msg, "%s", j->error);
+            down = atomic_load(&j->shutdown);
         }
+        if (!status && j->top_logprobs >= 0 && !lp_render(s, j->lp, j->n_lp, &lp[i])) status = HAI_ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
+        ch[i].lp = lp[i].v, ch[i].n_lp = lp[i].n;
     }
-    res.text = j->text ? j->text : "";
-    res.text_len = j->text_len;
-    res.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
-    res.prompt_tokens = j->res.n_prompt + j->res.n_cached;
-    res.completion_tokens = j->res.n_generated;
-    res.cached_tokens = j->res.n_cached;
-    hai_status status = j->status;
-    char msg[HAI_ERROR_MSG_SIZE];
-    snprintf(msg, sizeof msg, "%s", j->error);
-    lp_set lp = {0};
-    if (!status && j->top_logprobs >= 0 && !lp_render(s, j->lp, j->n_lp, &lp)) status = HAI_ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
-    res.lp = lp.v, res.n_lp = lp.n;
-    char *body = status ? NULL : api_response_json(kind, &res);
-    lp_free(&lp);
-    bool down = atomic_load(&j->shutdown);
-    pthread_mutex_unlock(&j->mu);
-    srv_job_release(j);
-    if (gone) {
+    char *body = status || !here ? NULL : api_response_json(kind, &total, ch, (size_t)n_jobs);
+    for (int i = 0; i < n_jobs; i++) {
+        lp_free(&lp[i]);
+        srv_job_release(jobs[i]);
+    }
+    if (!here) {
         free(body);
         metrics_disconnect(&s->met);
         metrics_request(&s->met, rq->endpoint, 499);

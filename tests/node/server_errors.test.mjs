@@ -68,7 +68,7 @@ test('malformed JSON and non-objects are 400', async () => {
 test('wrong types name the field', async () => {
   const cases = [
     [{ temperature: 'hot' }, 'temperature'], [{ temperature: 3 }, 'temperature'], [{ max_tokens: -5 }, 'max_tokens'],
-    [{ max_tokens: 1.5 }, 'max_tokens'], [{ top_p: 0 }, 'top_p'], [{ stream: 'yes' }, 'stream'], [{ n: 2 }, 'n'],
+    [{ max_tokens: 1.5 }, 'max_tokens'], [{ top_p: 0 }, 'top_p'], [{ stream: 'yes' }, 'stream'], [{ n: 9 }, 'n'], [{ n: 0 }, 'n'],
     [{ stop: 5 }, 'stop'], [{ stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop'], [{ seed: 'x' }, 'seed'],
     [{ presence_penalty: 9 }, 'presence_penalty'], [{ messages: [{ role: 'robot', content: 'x' }] }, 'messages[0].role'],
     [{ messages: [{ role: 'user', content: 123 }] }, 'messages[0].content'], [{ messages: 'hi' }, 'messages'],

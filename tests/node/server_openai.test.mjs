@@ -192,3 +192,38 @@ test('logprobs: chat (top_logprobs) and completions (logprobs: k), streamed and 
   assert.equal(l.text_offset[0], 0);
   for (let i = 1; i < l.tokens.length; i++) assert.ok(l.text_offset[i] >= l.text_offset[i - 1]);
 });
+
+test('n choices (one prompt read once, batched) and a prompt array on completions, streamed and not', async () => {
+  const r = await client.chat.completions.create({ model: 'm', messages, max_tokens: 12, temperature: 2, n: 4, seed: 11 });
+  assert.equal(r.choices.length, 4);
+  assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2, 3]);
+  assert.ok(new Set(r.choices.map((c) => c.message.content)).size > 1, 'the choices differ');
+  assert.ok(r.usage.completion_tokens > 12 && r.usage.completion_tokens <= 48, 'the answers summed: ' + r.usage.completion_tokens);
+  const again = await client.chat.completions.create({ model: 'm', messages, max_tokens: 12, temperature: 2, n: 4, seed: 11 });
+  assert.deepEqual(again.choices.map((c) => c.message.content), r.choices.map((c) => c.message.content), 'seeded: reproducible per choice');
+  // greedy: every choice the same answer as one greedy request
+  const one = await client.chat.completions.create({ model: 'm', messages, max_tokens: 6, temperature: 0 });
+  const g = await client.chat.completions.create({ model: 'm', messages, max_tokens: 6, temperature: 0, n: 3 });
+  for (const c of g.choices) assert.equal(c.message.content, one.choices[0].message.content);
+  assert.ok(g.usage.prompt_tokens === one.usage.prompt_tokens, 'the prompt counted once');
+  // and read once: a new prompt with n = 3 costs the engine its tokens plus one per later choice
+  const { metrics } = await import('./serve.mjs');
+  const before = (await metrics(srv.url, { Authorization: 'Bearer sekret' })).hai_prompt_tokens_total;
+  const fresh = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'A new prompt about rivers and lakes.' }],
+    max_tokens: 2, temperature: 0, n: 3 });
+  const read = (await metrics(srv.url, { Authorization: 'Bearer sekret' })).hai_prompt_tokens_total - before;
+  const cached = fresh.usage.prompt_tokens_details.cached_tokens; // a prefix earlier requests left in a slot
+  assert.equal(read, fresh.usage.prompt_tokens - cached + 2, `prompt tokens read: ${read} for a prompt of ${fresh.usage.prompt_tokens} (${cached} cached)`);
+  // streamed: chunks of every index, each ending with its finish_reason
+  const st = await client.chat.completions.create({ model: 'm', messages, max_tokens: 6, temperature: 0, n: 3, stream: true });
+  const text = ['', '', ''], finished = [false, false, false];
+  for await (const ch of st) for (const c of ch.choices) { text[c.index] += c.delta?.content ?? ''; if (c.finish_reason) finished[c.index] = true; }
+  assert.deepEqual(finished, [true, true, true]);
+  for (const t of text) assert.equal(t, one.choices[0].message.content);
+  // completions: a choice per prompt (and per n), index = prompt * n + k
+  const c = await client.completions.create({ model: 'm', prompt: ['Once upon a time', 'The sea'], max_tokens: 4, temperature: 0, n: 2 });
+  assert.equal(c.choices.length, 4);
+  const single = async (p) => (await client.completions.create({ model: 'm', prompt: p, max_tokens: 4, temperature: 0 })).choices[0].text;
+  const a0 = await single('Once upon a time'), a1 = await single('The sea');
+  assert.deepEqual(c.choices.sort((x, y) => x.index - y.index).map((x) => x.text), [a0, a0, a1, a1]);
+});
