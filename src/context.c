@@ -102,8 +102,12 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->att_tile_stride = (size_t)group * (HAI_ATT_TILE + hp->head_dim_v + 2) + (size_t)hp->head_dim * HAI_KT + 64;
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &total, &ok);
     if (c->k->decode_prep) { /* the matmuls that do not take the matrix path */
-        c->act_dec_rows = n_batch < HAI_GEMM_TOKENS ? n_batch : HAI_GEMM_TOKENS;
+        c->act_dec_rows = n_batch < HAI_FEW_TOKENS ? n_batch : HAI_FEW_TOKENS;
         c->act_dec = alloc_checked(c->act_dec_rows, c->act_row_bytes, &total, &ok);
+        if (c->k->few_scratch_bytes && c->act_dec_rows > 1) { /* several tokens a pass, below the matrix path */
+            c->few_scratch_stride = (c->k->few_scratch_bytes((int64_t)widest) + 127) / 64 * 64;
+            c->few_scratch = alloc_checked((uint64_t)n_threads, c->few_scratch_stride, &total, &ok);
+        }
     }
     c->gemm_min = c->k->gemm_min_tokens > 0 ? (uint32_t)c->k->gemm_min_tokens : HAI_GEMM_TOKENS;
     if (c->k->gemm_prep_bytes && n_batch >= c->gemm_min) { /* prefill (or all) on the matrix kernels */
@@ -144,7 +148,7 @@ void hai_context_free(hai_context *c) {
     if (c->own_pool) hai_pool_free(c->pool);
     free(c->k_cache), free(c->v_cache), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
     free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->att_tile);
-    free(c->gemm_prep), free(c->gemm_scratch), free(c->act_dec);
+    free(c->gemm_prep), free(c->gemm_scratch), free(c->few_scratch), free(c->act_dec);
     free(c->logits), free(c->kept);
     free(c->tokens), free(c->seq_past), free(c->b_seq), free(c->b_pos), free(c->b_rows), free(c->all_logits);
     free(c);
@@ -176,7 +180,8 @@ uint64_t hai_context_memory_bytes(const hai_context *c) {
     uint64_t rows = 4 * (E + widest + (uint64_t)hp->n_head * (hp->head_dim + hp->head_dim_v) +
                          (uint64_t)hp->n_head_kv * (hp->head_dim + hp->head_dim_v) + 2 * F) + c->act_row_bytes;
     uint64_t gemm = c->gemm_prep ? c->k->gemm_prep_bytes((int64_t)widest, c->n_batch) + (uint64_t)hai_pool_size(c->pool) * c->gemm_scratch_stride : 0;
-    return kv + c->n_batch * rows + (uint64_t)c->n_logit_rows * hp->n_vocab * 4 + gemm + (uint64_t)c->act_dec_rows * c->act_row_bytes;
+    uint64_t few = c->few_scratch ? (uint64_t)hai_pool_size(c->pool) * c->few_scratch_stride : 0;
+    return kv + c->n_batch * rows + (uint64_t)c->n_logit_rows * hp->n_vocab * 4 + gemm + few + (uint64_t)c->act_dec_rows * c->act_row_bytes;
 }
 
 void hai_context_set_abort(hai_context *c, bool (*fn)(void *), void *user) {

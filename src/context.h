@@ -46,6 +46,8 @@ struct hai_context {
     void *gemm_prep;          /* activations in the gemm kernels' layout (when the kernels have gemm) */
     uint8_t *gemm_scratch;    /* [n_threads][gemm_scratch_stride] */
     size_t gemm_scratch_stride;
+    uint8_t *few_scratch;     /* [n_threads][few_scratch_stride]: the few-token kernels' panels */
+    size_t few_scratch_stride;
     uint32_t gemm_min;        /* matmuls of at least this many tokens go to gemm */
     void *act_dec;            /* [act_dec_rows] activation rows in the kernels' decode layout */
     uint32_t act_dec_rows;

@@ -165,6 +165,25 @@ static void gemm_task(void *arg, int ith, int nth) {
     }
 }
 
+/* A few tokens on the kernels that take them all at once: each thread a share of the 16-row
+ * panels of every weight, as the matrix path splits them. */
+static void few_task(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    hai_context *c = j->c;
+    int64_t panels = 0, a, b;
+    for (int i = 0; i < j->n_o; i++) panels += (j->o[i].w->n_out + 15) / 16;
+    split_range(panels, ith, nth, &a, &b);
+    for (int i = 0, base = 0; i < j->n_o && a < b; i++) {
+        const hai_weight *w = j->o[i].w;
+        int64_t np = (w->n_out + 15) / 16, lo = a > base ? a - base : 0, hi = b - base < np ? b - base : np;
+        if (lo < hi)
+            c->k->few[w->type](w->n_in, w->data, w->row_bytes, 16 * lo, 16 * hi < w->n_out ? 16 * hi : w->n_out, c->act_dec,
+                               c->act_row_bytes, j->n, j->o[i].out, (size_t)w->n_out, j->o[i].add,
+                               c->few_scratch + (size_t)ith * c->few_scratch_stride);
+        base += (int)np;
+    }
+}
+
 static hai_act_type act_of(const hai_weight *w);
 
 /* All weights in o[] take the same input `in` ([n][n_in]), already quantized into c->act for
@@ -187,6 +206,12 @@ static void matmul(hai_context *c, const float *in, uint32_t n, mm_out *o, int n
             c->k->decode_prep(o[0].w->n_in, (const uint8_t *)c->act + (size_t)i * c->act_row_bytes,
                               (uint8_t *)c->act_dec + (size_t)i * c->act_row_bytes);
         j.dec = true;
+        bool few = n > 1 && c->few_scratch;
+        for (int i = 0; i < n_o; i++) few = few && c->k->few[o[i].w->type];
+        if (few) {
+            hai_pool_run(c->pool, few_task, &j);
+            return;
+        }
     }
     hai_pool_run(c->pool, mm_task, &j);
 }

@@ -196,6 +196,68 @@ static void check_gemm(const hai_kernels *k) {
     free(x), free(out), free(acts), free(prep), free(scratch);
 }
 
+/* The few-token kernels against the reference dots: every type they take, row counts that leave
+ * a partial panel, row lengths that leave a partial piece (and an odd number of blocks: Q4_0X2's
+ * padding), 1 to HAI_FEW_TOKENS tokens (several passes of 8), two calls on disjoint row ranges as two
+ * threads make them, writing and accumulating. The tokens are quantized apart (some all zero in
+ * a block), so a token's scales applied to another's products would show. */
+static void check_few(const hai_kernels *k) {
+    const hai_kernels *ref = hai_kernels_ref();
+    fprintf(stderr, "few tokens: %s\n", k->name);
+    const int64_t sizes[] = {96, 256, 800, 1536}, rows = 37, max_toks = HAI_FEW_TOKENS;
+    int types = 0;
+    for (int si = 0; si < 4; si++) {
+        int64_t n = sizes[si];
+        size_t arb = hai_act_row_bytes(HAI_ACT_Q16, n) + 64;
+        float *x = malloc((size_t)max_toks * n * sizeof *x), *out = malloc((size_t)max_toks * rows * sizeof *out), *deq = malloc((size_t)n * sizeof *deq);
+        uint8_t *acts = malloc((size_t)max_toks * arb), *dec = malloc((size_t)max_toks * arb), *scratch = malloc(k->few_scratch_bytes(n) + 64);
+        for (int64_t t = 0; t < max_toks; t++) {
+            random_acts(x + t * n, n);
+            if (t == 2) memset(x + t * n + 32, 0, 32 * sizeof *x);
+            ref->quantize_act(x + t * n, acts + t * arb, n);
+            k->decode_prep(n, acts + t * arb, dec + t * arb);
+        }
+        for (uint32_t t = 0; t < HAI_WTYPE_COUNT; t++) {
+            uint32_t from = t == HAI_WTYPE_Q4_0X2 ? HAI_TYPE_Q4_0 : t;
+            if (!k->few[t] || n % hai_type_block_size(from)) continue;
+            types++;
+            size_t rb = t < HAI_TYPE_COUNT ? hai_row_bytes(t, n) : hai_repack_row_bytes(t, n), ob = hai_row_bytes(from, n);
+            uint8_t *w = malloc(rows * rb), *orig = malloc(rows * ob);
+            double *mag = malloc((size_t)max_toks * rows * sizeof *mag);
+            for (int64_t r = 0; r < rows; r++) {
+                random_row(from, orig + r * ob, n);
+                if (t != from) hai_repack_row(from, t, orig + r * ob, w + r * rb, n);
+                else memcpy(w + r * rb, orig + r * ob, rb);
+                hai_dequantize(from, orig + r * ob, deq, n, NULL);
+                for (int64_t tk = 0; tk < max_toks; tk++) { /* the sum with every term made positive */
+                    double m = 1e-6;
+                    for (int64_t i = 0; i < n; i++) m += fabs((double)deq[i] * x[tk * n + i]);
+                    mag[tk * rows + r] = m;
+                }
+            }
+            static const int counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, HAI_FEW_TOKENS};
+            for (int ci = 0; ci < 10; ci++)
+                for (int add = 0; add < 2; add++) {
+                    int64_t toks = counts[ci];
+                    for (int64_t i = 0; i < max_toks * rows; i++) out[i] = add ? 1.5f : -99.0f;
+                    k->few[t](n, w, rb, 0, 16, dec, arb, toks, out, rows, add, scratch);
+                    k->few[t](n, w, rb, 16, rows, dec, arb, toks, out, rows, add, scratch);
+                    double worst = 0;
+                    for (int64_t tk = 0; tk < max_toks; tk++)
+                        for (int64_t r = 0; r < rows; r++) {
+                            double want = tk < toks ? ref->vec_dot[from](n, orig + r * ob, acts + tk * arb) + (add ? 1.5 : 0) : add ? 1.5 : -99.0;
+                            worst = fmax(worst, fabs(out[tk * rows + r] - want) / mag[tk * rows + r]);
+                        }
+                    CHECK_MSG(worst <= 1e-5, "%s few %s n=%lld, %lld tokens (add %d): off by %.3g of the scale", k->name,
+                              t < HAI_TYPE_COUNT ? hai_type_name(t) : "Q4_0X2", (long long)n, (long long)toks, add, worst);
+                }
+            free(w), free(orig), free(mag);
+        }
+        free(x), free(out), free(deq), free(acts), free(dec), free(scratch);
+    }
+    CHECK_MSG(types > 0, "%s has few-token kernels but none was tested", k->name);
+}
+
 /* The attention tile against a direct softmax in double precision, over several tiles (the
  * online rescaling), for head sizes the wide path takes (64, 128) and one it does not (48). */
 static void check_attn(const hai_kernels *k) {
@@ -375,6 +437,8 @@ int main(int argc, char **argv) {
         if (all[i] && all[i]->attn_tile) check_attn(all[i]);
     for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->decode_prep) check_decode(all[i]);
+    for (int i = 0; i < 7; i++)
+        if (all[i] && all[i]->few_scratch_bytes) check_few(all[i]);
     for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->swiglu) check_swiglu(all[i]);
     for (int i = 0; i < 7; i++)

@@ -114,8 +114,16 @@ typedef float (*hai_vec_dot_fn)(int64_t n, const void *w, const void *act);
  * its own (gemm_scratch_bytes):
  *   out[t * ldo + r] = (add ? out[t * ldo + r] : 0) + dot(row r of w, token t), r0 <= r < r1, t < nt */
 #define HAI_GEMM_TOKENS 16
+#define HAI_FEW_TOKENS 32 /* the most tokens a few-token call takes (below, the decode layout's rows) */
 typedef void (*hai_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *prep, int64_t nt,
                             float *out, size_t ldo, bool add, void *scratch);
+
+/* A few tokens at once (nt <= HAI_FEW_TOKENS: the decode step of several sequences, short chunks), for tables
+ * that have it: the activation rows in the decode layout (decode_prep), each weight row read once
+ * for all of them, with scratch memory of the calling thread's own (few_scratch_bytes):
+ *   out[t * ldo + r] = (add ? out[t * ldo + r] : 0) + dot(row r of w, token t), r0 <= r < r1, t < nt */
+typedef void (*hai_few_fn)(int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *act, size_t act_stride,
+                           int64_t nt, float *out, size_t ldo, bool add, void *scratch);
 
 typedef struct hai_kernels {
     const char *name;
@@ -124,6 +132,8 @@ typedef struct hai_kernels {
     void (*gemm_prep)(int64_t n, const void *act, size_t act_stride, int64_t t0, int64_t t1, void *prep);
     size_t (*gemm_scratch_bytes)(int64_t n);               /* per thread, for rows of n elements */
     int gemm_min_tokens; /* the fewest tokens worth the matrix path (0: HAI_GEMM_TOKENS, prefill only) */
+    hai_few_fn few[HAI_WTYPE_COUNT];                        /* NULL: the per-row dots */
+    size_t (*few_scratch_bytes)(int64_t n);                 /* per thread, for rows of n elements */
     hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
     /* Decode (matmuls on the per-row dots): a layout of its own for the activation rows
      * (decode_prep: one row to one of the same size) and dots that read it, for the types that

@@ -127,6 +127,7 @@ const hai_kernels *hai_kernels_amx(void) {
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return NULL; /* the OS says no */
     table = *base;
     table.name = "amx";
+    table.gemm_min_tokens = 0; /* 16 tokens: one tile panel */
 #define SET(name, type) table.gemm[type] = name;
     HAI_X86_GEMM_TYPES(SET)
 #undef SET
