@@ -52,7 +52,7 @@ typedef struct panel {
 /* ---- the transpose: 16 rows x 32 bytes to 8 vectors of [16 rows][4 bytes] ------------------------
  * x[k] holds rows k (low half) and k + 8 (high half): an 8x8 transpose of dwords in each 256-bit
  * half does it (unpack by dwords, by qwords, then 128-bit lanes across the pairs). */
-static inline void transpose_store(__m512i x[8], int8_t *wt) {
+static inline __attribute__((always_inline)) void transpose8(const __m512i x[8], __m512i out[8]) {
     __m512i t[8], u[8];
     for (int k = 0; k < 8; k += 2) {
         t[k] = _mm512_unpacklo_epi32(x[k], x[k + 1]);
@@ -66,9 +66,15 @@ static inline void transpose_store(__m512i x[8], int8_t *wt) {
     }
     const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     for (int i = 0; i < 4; i++) {
-        _mm512_store_si512(wt + 64 * i, _mm512_permutex2var_epi64(u[i], lo, u[4 + i]));
-        _mm512_store_si512(wt + 64 * (i + 4), _mm512_permutex2var_epi64(u[i], hi, u[4 + i]));
+        out[i] = _mm512_permutex2var_epi64(u[i], lo, u[4 + i]);
+        out[i + 4] = _mm512_permutex2var_epi64(u[i], hi, u[4 + i]);
     }
+}
+
+static inline void transpose_store(const __m512i x[8], int8_t *wt) {
+    __m512i o[8];
+    transpose8(x, o);
+    for (int i = 0; i < 8; i++) _mm512_store_si512(wt + 64 * i, o[i]);
 }
 
 /* the 32 bytes at byte `off` of each row, as transpose_store takes them */
@@ -115,14 +121,14 @@ static inline void head_q8_0(const panel *pn, int64_t n, int64_t e0, int64_t g, 
     (void)pn, (void)n, (void)e0, (void)g, (void)p, (void)type;
 }
 
-static inline void unit_q8_0(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p) {
+static inline __attribute__((always_inline)) void unit_q8_0(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
     (void)n;
     size_t off = sizeof(hai_block_q8_0) * (size_t)(e0 / 32 + u);
     __m512i x[8];
     load_rows(pn, off + 2, x);
     const __m512i sign = _mm512_set1_epi8((char)0x80);
     for (int k = 0; k < 8; k++) x[k] = _mm512_xor_si512(x[k], sign);
-    transpose_store(x, p->wt + 512 * u);
+    transpose8(x, wv);
     _mm512_store_ps(p->ws[u], f16_half(gather32(pn, off), 0));
 }
 
@@ -135,13 +141,14 @@ static inline void head_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t g
     for (int64_t b = 0; b < g / 32; b++) _mm512_store_ps(p->ws[b], f16_half(gather32(pn, goff + 2 * (size_t)b), 0));
 }
 
-static inline void unit_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p) {
+static inline __attribute__((always_inline)) void unit_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
+    (void)p;
     int64_t nb = n / 32, np = (nb + 1) / 2, gi = e0 / 512, gp = hai_q4x2_group_pairs(np, gi);
     __m512i x[8];
     load_rows(pn, HAI_Q4X2_GROUP_BYTES * (size_t)gi + 4 * (size_t)gp + 32 * (size_t)(u / 2), x);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     for (int k = 0; k < 8; k++) x[k] = _mm512_and_si512(u % 2 ? _mm512_srli_epi16(x[k], 4) : x[k], m4);
-    transpose_store(x, p->wt + 512 * u);
+    transpose8(x, wv);
 }
 
 /* Q4_K: the nibbles as they are (B = 0); the 6-bit scales and mins of all 16 rows at once from
@@ -168,13 +175,14 @@ static inline void head_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t g, 
     }
 }
 
-static inline void unit_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p) {
+static inline __attribute__((always_inline)) void unit_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
+    (void)p;
     (void)n;
     __m512i x[8];
     load_rows(pn, sizeof(hai_block_q4_K) * (size_t)(e0 / 256) + offsetof(hai_block_q4_K, qs) + 32 * (size_t)(u / 2), x);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     for (int k = 0; k < 8; k++) x[k] = _mm512_and_si512(u % 2 ? _mm512_srli_epi16(x[k], 4) : x[k], m4);
-    transpose_store(x, p->wt + 512 * u);
+    transpose8(x, wv);
 }
 
 /* Q6_K: the 6-bit codes (B = 32); unit u is run u % 4 of half u / 4, from ql's nibbles and qh's
@@ -191,7 +199,8 @@ static inline void head_q6_K(const panel *pn, int64_t n, int64_t e0, int64_t g, 
     }
 }
 
-static inline void unit_q6_K(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p) {
+static inline __attribute__((always_inline)) void unit_q6_K(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
+    (void)p;
     (void)n;
     size_t off = sizeof(hai_block_q6_K) * (size_t)(e0 / 256);
     int h = (int)(u / 4), k4 = (int)(u % 4);
@@ -204,7 +213,7 @@ static inline void unit_q6_K(const panel *pn, int64_t n, int64_t e0, int64_t u, 
         __m512i hb = k4 == 0 ? _mm512_slli_epi16(qh[k], 4) : k4 == 1 ? _mm512_slli_epi16(qh[k], 2) : k4 == 2 ? qh[k] : _mm512_srli_epi16(qh[k], 2);
         l[k] = _mm512_or_si512(lo, _mm512_and_si512(hb, m30));
     }
-    transpose_store(l, p->wt + 512 * u);
+    transpose8(l, wv);
 }
 
 /* Any other type: each row's piece through the matrix path's unpacker (a row is a sequence of
@@ -233,7 +242,10 @@ static void head_any(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p
         for (int r = 0; r < 16; r++) p->ws[j][r] = s[r][j], p->wc[j][r] = m[r][j];
 }
 
-static inline void unit_any(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p) { (void)pn, (void)n, (void)e0, (void)u, (void)p; }
+static inline __attribute__((always_inline)) void unit_any(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
+    (void)pn, (void)n, (void)e0;
+    for (int k = 0; k < 8; k++) wv[k] = _mm512_load_si512(p->wt + 512 * u + 64 * k);
+}
 /* ---- the products ----------------------------------------------------------------------------- */
 
 /* A token's terms for one sub-block: its activation scale d, d sum(q) (for the minima) and
@@ -271,12 +283,13 @@ static inline __m512i dpbusd_bcast(__m512i acc, __m512i a, const int8_t *p) {
     if (T > k) _mm512_mask_storeu_ps(o[k], m, add ? _mm512_add_ps(acc##k, _mm512_maskz_loadu_ps(m, o[k])) : acc##k);
 
 typedef void (*head_fn)(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type);
-typedef void (*unit_fn)(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p);
+typedef void (*unit_fn)(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]);
 
-/* T tokens (their split rows a[t]) against one panel, a piece at a time, the next piece loaded
- * (into the other of p[0], p[1]) a unit after each unit's products; the sums of its `rows` valid
- * rows to o[t][0..rows). The accumulators are named variables: GCC kept an array of them on the
- * stack. The next panel streams into L2 meanwhile, a share a piece. */
+/* T tokens (their split rows a[t]) against one panel, a piece at a time: its head (scales) into
+ * p, then each unit of 32 weights of the 16 rows loaded and transposed into registers and
+ * multiplied at once (stored and reloaded, the loads were what held 2 tokens back); the sums of
+ * its `rows` valid rows to o[t][0..rows). The accumulators are named variables: GCC kept an array
+ * of them on the stack. The next panel streams into L2 meanwhile, a share a piece. */
 static inline __attribute__((always_inline)) void few_tokens(const int T, const int S, const bool M, int64_t n, const panel *pn,
                                                              int64_t G, head_fn head, unit_fn unit, uint32_t type, piece *p,
                                                              const int8_t *const *a, const tok_sub *ts, float *const *o, int rows, bool add) {
@@ -284,41 +297,38 @@ static inline __attribute__((always_inline)) void few_tokens(const int T, const 
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
     size_t share = (16 * pn->stride * (size_t)G / (size_t)n + 63) / 64 * 64;
     const char *pf = (const char *)pn->base + 16 * pn->stride;
-    head(pn, n, 0, n < G ? n : G, p, type);
-    for (int64_t u = 0; u < (n < G ? n : G) / 32; u++) unit(pn, n, 0, u, p);
-    for (int64_t e0 = 0, pi = 0; e0 < n; e0 += G, pi++) {
-        int64_t g = n - e0 < G ? n - e0 : G, g2 = n - e0 - G < G ? n - e0 - G : G; /* this piece's weights, the next's (<= 0: none) */
-        piece *cur = p + (pi & 1), *nxt = p + (~pi & 1);
+    for (int64_t e0 = 0; e0 < n; e0 += G) {
+        int64_t g = n - e0 < G ? n - e0 : G;
         for (size_t l = 0; l < share; l += 64)
             if (pf + l < pn->end) _mm_prefetch(pf + l, _MM_HINT_T1);
         pf += share;
-        if (g2 > 0) head(pn, n, e0 + G, g2, nxt, type);
+        head(pn, n, e0, g, p, type);
         for (int64_t u = 0; u < g / 32; u++) {
+            __m512i w8[8];
+            unit(pn, n, e0, u, p, w8);
             for (int64_t jp = u * 32 / S; jp < (u + 1) * 32 / S; jp++) {
                 int64_t e = e0 + jp * S, b = e / 32, js = e / S;
                 int lo_off;
                 size_t hoff = hai_split_hi(b, nb, &lo_off) + (size_t)(e % 32);
-                __m512i wv[S / 4];
-                for (int gg = 0; gg < S / 4; gg++) wv[gg] = _mm512_load_si512(cur->wt + 16 * (jp * S + 4 * gg));
-                __m512 wsj = _mm512_load_ps(cur->ws[jp]), wcj = M ? _mm512_load_ps(cur->wc[jp]) : wsj;
+                const __m512i *wv = w8 + (jp * S % 32) / 4;
+                __m512 wsj = _mm512_load_ps(p->ws[jp]), wcj = M ? _mm512_load_ps(p->wc[jp]) : wsj;
                 FEW_TOKEN(0) FEW_TOKEN(1) FEW_TOKEN(2) FEW_TOKEN(3) FEW_TOKEN(4) FEW_TOKEN(5) FEW_TOKEN(6) FEW_TOKEN(7)
             }
-            if (u < g2 / 32) unit(pn, n, e0 + G, u, nxt);
         }
     }
     __mmask16 m = (__mmask16)((1u << rows) - 1);
     FEW_STORE(0) FEW_STORE(1) FEW_STORE(2) FEW_STORE(3) FEW_STORE(4) FEW_STORE(5) FEW_STORE(6) FEW_STORE(7)
 }
 
-/* per thread: two pieces, then each token's terms per sub-block (up to HAI_FEW_TOKENS tokens) */
-static size_t scratch_bytes(int64_t n) { return 2 * sizeof(piece) + HAI_FEW_TOKENS * (size_t)(n / 16) * sizeof(tok_sub) + 128; }
+/* per thread: a piece, then each token's terms per sub-block (up to HAI_FEW_TOKENS tokens) */
+static size_t scratch_bytes(int64_t n) { return sizeof(piece) + HAI_FEW_TOKENS * (size_t)(n / 16) * sizeof(tok_sub) + 128; }
 
 static inline __attribute__((always_inline)) void few_s(const int S, const bool M, uint32_t type, head_fn head, unit_fn unit, int64_t G,
                                                         int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *act,
                                                         size_t act_stride, int64_t nt, float *out, size_t ldo, bool add, void *scratch) {
     int64_t nsub = n / S;
     piece *p = (piece *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    tok_sub *ts = (tok_sub *)(p + 2);
+    tok_sub *ts = (tok_sub *)(p + 1);
     int32_t B = few_bias(type);
     for (int64_t t = 0; t < nt; t++) { /* the same for every panel */
         const uint8_t *row = (const uint8_t *)act + (size_t)t * act_stride;

@@ -120,10 +120,12 @@ void srv_job_release(srv_job *j) {
  * is generating and a chunk of the prompt of those still reading theirs, so each weight is read
  * once per step for all of them (continuous batching: a request joins at the next step). */
 
-/* Prompt tokens a step reads besides the decode tokens: all of n_batch when nobody is waiting for
- * a next token, else a chunk small enough that their next token does not stall for a long prompt
- * (on the 0.5B model here 32 tokens of prefill cost ~90 ms, a decode step ~15 ms). */
-#define PREFILL_CHUNK_BUSY 32
+/* Tokens in a step while some slots decode (their next tokens and a chunk of prompt): few enough
+ * that their next token does not stall for a long prompt, and within the few-token kernels' reach
+ * (HAI_FEW_TOKENS on x86: a 32-token step of the 0.5B Q8_0 model ~100 ms, a 4-token step ~23 ms,
+ * AMD Zen 4); the chunk is at least PREFILL_CHUNK_MIN, so a prompt moves on beside many decoders. */
+#define PREFILL_STEP_BUSY 32
+#define PREFILL_CHUNK_MIN 8
 
 static bool on_text(void *user, const char *text, size_t len) {
     srv_job *j = user;
@@ -280,7 +282,7 @@ static void step(srv_engine *e) {
     int32_t nv = hai_model_n_vocab(e->m);
     uint32_t n_ctx = hai_context_n_ctx(e->ctx);
     size_t n = 0;
-    bool decoding = false;
+    size_t decoding = 0;
     for (int i = 0; i < e->n_slots; i++) {
         slot *s = &e->slots[i];
         s->in_pass = false;
@@ -289,9 +291,9 @@ static void step(srv_engine *e) {
             slot_end(e, s);
             continue;
         }
-        if (s->generating) decoding = true;
+        if (s->generating) decoding++;
     }
-    size_t budget = decoding ? PREFILL_CHUNK_BUSY : e->n_batch;
+    size_t budget = !decoding ? e->n_batch : decoding + PREFILL_CHUNK_MIN < PREFILL_STEP_BUSY ? PREFILL_STEP_BUSY - decoding : PREFILL_CHUNK_MIN;
     for (int i = 0; i < e->n_slots; i++) { /* the decode tokens first, one per generating slot */
         slot *s = &e->slots[i];
         if (!s->job || !s->generating) continue;
