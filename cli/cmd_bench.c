@@ -1,7 +1,9 @@
 /* hai bench: prompt processing (ppN: N tokens in one forward pass) and text generation (tgN: N
  * tokens one at a time) in tokens/s, mean and standard deviation over repetitions, as
- * llama-bench measures them; optionally after a prefilled context of --depth tokens. Then the
- * sampler's time per token at 32K, 152K and 262K entries, as a share of this model's decode step. */
+ * llama-bench measures them; optionally after a prefilled context of --depth tokens, and with
+ * --seqs S, S sequences decoded together (tgN xS: one pass a step with each sequence's next token
+ * and its logits, as hai serve batches S clients; tokens/s of all of them). Then the sampler's
+ * time per token at 32K, 152K and 262K entries, as a share of this model's decode step. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +27,12 @@ static uint64_t peak_rss(void) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: hai bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 3] [--depth D] [--ctx N] [--mmap] [--json]\n"
+    fprintf(f, "usage: hai bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 3] [--depth D] [--seqs S] [--ctx N] [--mmap] [--json]\n"
                "  -p N       prompt tokens per pp test (0 = skip)\n"
                "  -n N       generated tokens per tg test (0 = skip)\n"
                "  -r N       repetitions (mean +- sd)\n"
                "  --depth D  prefill D tokens first; tg then runs after them (decode with a long context)\n"
+               "  --seqs S   also decode S sequences together (tgN xS: tokens/s of all of them, each with its logits)\n"
                "  --mmap     use the weights in place from the file's mapping (4 KiB pages) instead of copying them\n"
                "  --json     one JSON object per line per test\n");
 }
@@ -101,7 +104,7 @@ static void bench_sampling(const float *model_logits, int32_t model_nv, double s
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
-    int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3, depth = 0, ctx = 0;
+    int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3, depth = 0, ctx = 0, seqs = 1;
     bool json = false;
     hai_model_params mp = hai_model_default_params();
     for (int i = 1; i < argc; i++) {
@@ -125,6 +128,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &threads)) return 2; }
         else if (!strcmp(a, "-r")) { if (!cli_parse_i64(a, v, 1, 1000, &reps)) return 2; }
         else if (!strcmp(a, "--depth")) { if (!cli_parse_i64(a, v, 0, 1 << 22, &depth)) return 2; }
+        else if (!strcmp(a, "--seqs")) { if (!cli_parse_i64(a, v, 1, 64, &seqs)) return 2; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &ctx)) return 2; }
         else {
             fprintf(stderr, "hai bench: unknown option '%s'\n", a);
@@ -139,6 +143,9 @@ int cmd_bench(int argc, char **argv) {
     hai_error err = {0};
     hai_model *m = NULL;
     hai_context *c = NULL;
+    hai_token *bt = NULL;
+    int32_t *bs = NULL;
+    double *v = NULL;
     int rc = 1;
     if (hai_model_load(model, &mp, &m, &err) != HAI_OK) goto fail;
     hai_context_params cp = hai_context_default_params();
@@ -146,6 +153,7 @@ int cmd_bench(int argc, char **argv) {
     cp.n_ctx = (uint32_t)(ctx ? ctx : need);
     cp.n_batch = (uint32_t)(n_prompt > 0 ? n_prompt : 512);
     cp.n_threads = (int)threads;
+    cp.n_seq = (uint32_t)seqs;
     if (cp.n_ctx < need) {
         fprintf(stderr, "hai bench: --ctx %u is smaller than the %lld positions the tests need\n", cp.n_ctx, (long long)need);
         goto out;
@@ -174,12 +182,22 @@ int cmd_bench(int argc, char **argv) {
         printf("| model | type | size | threads | kernels | test | t/s |\n|---|---|---|---|---|---|---|\n");
     char sz[32];
     cli_bytes(hai_model_weights_bytes(m), sz, sizeof sz);
-    double *v = malloc((size_t)reps * sizeof *v), tg_tps = 0;
-    for (int test = 0; test < 3; test++) {
+    double tg_tps = 0;
+    v = malloc((size_t)reps * sizeof *v);
+    bt = malloc((size_t)seqs * sizeof *bt);
+    bs = malloc((size_t)seqs * sizeof *bs);
+    if (!v || !bt || !bs) {
+        fprintf(stderr, "hai bench: out of memory\n");
+        goto fail_free_quiet;
+    }
+    for (int test = 0; test < 4; test++) {
         char name[64];
         if (test == 0 && (n_prompt == 0 || depth)) continue;
         if (test == 1 && depth == 0) continue;
         if (test == 2 && n_gen == 0) continue;
+        if (test == 3 && (n_gen == 0 || seqs < 2)) continue;
+        if (test == 3 && depth) snprintf(name, sizeof name, "tg%lld@d%lld x%lld", (long long)n_gen, (long long)depth, (long long)seqs);
+        if (test == 3 && !depth) snprintf(name, sizeof name, "tg%lld x%lld", (long long)n_gen, (long long)seqs);
         if (test == 0) snprintf(name, sizeof name, "pp%lld", (long long)n_prompt);
         if (test == 1) snprintf(name, sizeof name, "pp%lld", (long long)depth);
         if (test == 2) snprintf(name, sizeof name, depth ? "tg%lld@d%lld" : "tg%lld", (long long)n_gen, (long long)depth);
@@ -192,6 +210,22 @@ int cmd_bench(int argc, char **argv) {
                 if (hai_eval(c, toks, (size_t)k, &err) != HAI_OK) goto fail_free;
                 dt = now_s() - t0;
                 v[r] = (double)k / dt;
+            } else if (test == 3) { /* every sequence from the same prefilled context (copied), then decoded together */
+                if (depth && hai_context_n_past(c) != (uint32_t)depth) {
+                    hai_context_truncate(c, 0, NULL);
+                    if (hai_eval(c, toks, (size_t)depth, &err) != HAI_OK) goto fail_free;
+                }
+                hai_context_truncate(c, (uint32_t)depth, NULL);
+                for (int32_t sq = 1; sq < (int32_t)seqs; sq++)
+                    if (hai_seq_copy(c, 0, sq, (uint32_t)depth, &err) != HAI_OK) goto fail_free;
+                hai_batch b = {.n = (size_t)seqs, .tokens = bt, .seq = bs, .logits = NULL};
+                t0 = now_s();
+                for (int64_t i = 0; i < n_gen; i++) {
+                    for (int32_t sq = 0; sq < (int32_t)seqs; sq++) bt[sq] = toks[(depth + i + 7 * sq) % ntok], bs[sq] = sq;
+                    if (hai_decode(c, &b, &err) != HAI_OK) goto fail_free;
+                }
+                dt = now_s() - t0;
+                v[r] = (double)(n_gen * seqs) / dt;
             } else {
                 if (depth && hai_context_n_past(c) != (uint32_t)depth) { /* prefill the context once */
                     hai_context_truncate(c, 0, NULL);
@@ -221,12 +255,18 @@ int cmd_bench(int argc, char **argv) {
     if (!json) printf("peak RSS: %.1f MiB\n", (double)peak_rss() / (1 << 20));
     rc = 0;
     free(v);
+    free(bt), free(bs);
     free(toks);
     hai_gguf_free(g);
     goto out;
 fail_free:
+    cli_error("bench", &err);
+fail_free_quiet:
+    free(v);
     free(toks);
+    free(bt), free(bs);
     hai_gguf_free(g);
+    goto out;
 fail:
     cli_error("bench", &err);
 out:
