@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
     const int64_t n = 2048; /* TinyLlama's n_embd: the rows of most of its matrices */
     const uint32_t types[] = {HAI_TYPE_Q4_0, HAI_TYPE_Q8_0, HAI_TYPE_Q4_K, HAI_TYPE_Q6_K};
     float *x = malloc((size_t)n * sizeof *x);
-    size_t arb = hai_act_row_bytes(HAI_ACT_Q16, n) + 64;
+    size_t arb = hai_decode_row_bytes(n) + 64;
     uint8_t *act = calloc((size_t)nt, arb), *dec = calloc((size_t)nt, arb);
     uint8_t *row = malloc((size_t)n * 4), *rp = malloc((size_t)n * 4);
     unsigned seed = 1;

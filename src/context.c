@@ -91,7 +91,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->gate = alloc_checked(n_batch, F * 4, &total, &ok);
     c->up = alloc_checked(n_batch, F * 4, &total, &ok);
     /* the largest quantized activation row any matmul needs */
-    c->act_row_bytes = hai_act_row_bytes(HAI_ACT_Q16, (int64_t)widest) + 64;
+    c->act_row_bytes = hai_decode_row_bytes((int64_t)widest) + 64; /* the plain row, or the decode layout's longer one */
     c->act = alloc_checked(n_batch, c->act_row_bytes, &total, &ok);
     c->inv_freq = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &total, &ok);
     c->rope_cs = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &total, &ok);

@@ -208,7 +208,7 @@ static void check_few(const hai_kernels *k) {
     int types = 0;
     for (int si = 0; si < 4; si++) {
         int64_t n = sizes[si];
-        size_t arb = hai_act_row_bytes(HAI_ACT_Q16, n) + 64;
+        size_t arb = hai_decode_row_bytes(n) + 64;
         float *x = malloc((size_t)max_toks * n * sizeof *x), *out = malloc((size_t)max_toks * rows * sizeof *out), *deq = malloc((size_t)n * sizeof *deq);
         uint8_t *acts = malloc((size_t)max_toks * arb), *dec = malloc((size_t)max_toks * arb), *scratch = malloc(k->few_scratch_bytes(n) + 64);
         for (int64_t t = 0; t < max_toks; t++) {

@@ -69,7 +69,12 @@ static inline size_t hai_kt_index(int64_t t, int64_t d, int64_t hd) { return (si
 /* The x86 decode kernels' split activation row (x86_avx512_decode.c, x86_avx2_decode.c): each int16
  * q = 256 * hi + lo as two int8 levels, per pair of blocks b, b+1 (b even) 128 bytes
  * hi(b) hi(b+1) lo(b) lo(b+1) (a last unpaired block: hi lo), then the scales and sums of the
- * plain row. Where block b's hi bytes start, and how far after them its lo bytes are: */
+ * plain row (where hai_act_d / hai_act_s find them), then per block d * (the block's sum of q),
+ * the activation's part of the minimum term of Q4_K-like weights, once per row instead of once a
+ * weight row (hai_dec_ds). hai_decode_row_bytes: the size of such a row. */
+static inline size_t hai_decode_row_bytes(int64_t n) { return (size_t)80 * (size_t)(n / 32); }
+static inline const float *hai_dec_ds(const void *row, int64_t n) { return (const float *)((const uint8_t *)row + 76 * (n / 32)); }
+/* Where block b's hi bytes start, and how far after them its lo bytes are: */
 static inline size_t hai_split_hi(int64_t b, int64_t nb, int *lo_off) {
     bool paired = (b | 1) < nb;
     *lo_off = paired ? 64 : 32;
@@ -136,7 +141,7 @@ typedef struct hai_kernels {
     size_t (*few_scratch_bytes)(int64_t n);                 /* per thread, for rows of n elements */
     hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
     /* Decode (matmuls on the per-row dots): a layout of its own for the activation rows
-     * (decode_prep: one row to one of the same size) and dots that read it, for the types that
+     * (decode_prep: one row to one of hai_decode_row_bytes) and dots that read it, for the types that
      * have one (the others take vec_dot on the plain rows). NULL: none. */
     void (*decode_prep)(int64_t n, const void *act, void *out);
     hai_vec_dot_fn decode_dot[HAI_WTYPE_COUNT];

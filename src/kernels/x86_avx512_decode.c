@@ -26,6 +26,10 @@ void hai_x86_decode_prep(int64_t n, const void *act, void *out) {
         _mm256_storeu_si256((__m256i *)(base + lo_off), lo);
     }
     memcpy(o + 64 * nb, (const uint8_t *)act + 64 * nb, 12 * (size_t)nb); /* scales and sums */
+    const float *d = hai_act_d(act, n);
+    const int32_t *s = hai_act_s(act, n);
+    float *ds = (float *)(o + 76 * nb);
+    for (int64_t b = 0; b < nb; b++) ds[b] = d[b] * (float)(s[2 * b] + s[2 * b + 1]);
 }
 
 /* 64 nibbles of two blocks (low nibbles of v: block b, high: b+1) with their split activations at
@@ -80,15 +84,15 @@ static inline __m512 block_sums16(const int32_t *s) {
 float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     int64_t nb = n / 32, np = (nb + 1) / 2, b = 0;
     const int8_t *a = ar;
-    const float *ad = hai_act_d(ar, n);
+    const float *ad = hai_act_d(ar, n), *ds = hai_dec_ds(ar, n);
     const int32_t *as = hai_act_s(ar, n);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), off = _mm512_setzero_ps();
     const __m512 odd16 = _mm512_setr_ps(1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16);
     for (; b + 16 <= nb; b += 16) { /* a whole group of 16 blocks: their scales at once, then 8 pairs */
         const uint8_t *g = (const uint8_t *)w + HAI_Q4X2_GROUP_BYTES * (b / 16);
-        __m512 scv = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), _mm512_loadu_ps(ad + b));
-        __m512 scp = _mm512_mul_ps(scv, odd16); /* pair_dot's odd blocks come x16 */
-        off = _mm512_fmadd_ps(block_sums16(as + 2 * b), scv, off); /* the weights are nibbles - 8 */
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
+        __m512 scp = _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(ad + b)), odd16); /* pair_dot's odd blocks come x16 */
+        off = _mm512_fmadd_ps(dw, _mm512_loadu_ps(ds + b), off); /* the weights are nibbles - 8 */
         for (int l = 0; l < HAI_Q4X2_GROUP_BYTES; l += 64) _mm_prefetch((const char *)g + 2048 + l, _MM_HINT_T0);
         for (int k = 0; k < 4; k += 2) { /* two accumulators (kept in registers: no indexing) */
             const uint8_t *qk = g + 32 + 64 * k;
@@ -109,27 +113,35 @@ float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     return s;
 }
 
+/* The eight 6-bit scales and mins of a Q4_K/Q5_K super-block (hai_q4k_scales_mins) in vector
+ * registers: sc in bytes 0-7, mn in 8-15. From dwords a, b, c of the 12 bytes:
+ *   sc = [a & 0x3F.., (c & 0x0F..) | ((a >> 6) & 0x03..) << 4],  mn = [b & 0x3F.., ((c >> 4) & 0x0F..) | ((b >> 6) & 0x03..) << 4]
+ * (the scalar version with its stores and reloads was a fifth of the Q4_K decode kernel's work). */
+static inline __m128i q4k_scales_mins(const uint8_t *s12) {
+    __m128i abc = _mm_loadu_si128((const __m128i *)s12); /* a, b, c and 4 bytes of qs (the block goes on) */
+    __m128i v = _mm_shuffle_epi32(abc, 0x98);            /* a, c, b, c: sc low, sc high, mn low, mn high */
+    __m128i lo = _mm_and_si128(_mm_srlv_epi32(v, _mm_setr_epi32(0, 0, 0, 4)), _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+    __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(abc, 0x40), 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030)); /* -, a, -, b */
+    return _mm_or_si128(lo, hi);
+}
+
 float hai_x86_decode_q4_K(int64_t n, const void *w, const void *ar) {
     const hai_block_q4_K *x = w;
     const int8_t *a = ar;
-    const float *ad = hai_act_d(ar, n);
-    const int32_t *as = hai_act_s(ar, n);
+    const float *ad = hai_act_d(ar, n), *ds = hai_dec_ds(ar, n);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     __m256 mins = _mm256_setzero_ps();
     const __m256 odd16 = _mm256_setr_ps(1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16, 1, 1.0f / 16);
     for (int64_t i = 0; i < n / 256; i++) {
         for (int l = 0; l < 144; l += 64) _mm_prefetch((const char *)(x + i) + 2048 + l, _MM_HINT_T0);
-        uint8_t s8[8], m8[8];
-        hai_q4k_scales_mins(x[i].scales, s8, m8);
         int64_t b0 = 8 * i;
         __m256 adv = _mm256_loadu_ps(ad + b0);
-        uint64_t sv, mv;
-        memcpy(&sv, s8, 8), memcpy(&mv, m8, 8);
-        __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sv)));
-        __m256 mnf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mv)));
+        __m128i smv = q4k_scales_mins(x[i].scales); /* sc in bytes 0-7, mn in 8-15 */
+        __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(smv));
+        __m256 mnf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(smv, smv)));
         __m512 scp = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(scf, odd16), _mm256_set1_ps(_cvtsh_ss(x[i].d))), adv)); /* odd blocks x16 in pair_dot */
         /* the minima: dmin * m_j * d_j * (block j's sum of activations) */
-        mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(mnf, _mm256_set1_ps(_cvtsh_ss(x[i].dmin))), adv), _mm256_cvtepi32_ps(block_sums8(as + 2 * b0)), mins);
+        mins = _mm256_fmadd_ps(_mm256_mul_ps(mnf, _mm256_set1_ps(_cvtsh_ss(x[i].dmin))), _mm256_loadu_ps(ds + b0), mins);
         const uint8_t *qs = x[i].qs;
         const int8_t *ai = a + 64 * b0;
         acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fold_pairs(pair_dot(qs, ai), pair_dot(qs + 32, ai + 128))), fold_scales(scp, 0), acc0);
