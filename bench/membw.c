@@ -3,10 +3,11 @@
  * several passes). A single access pattern under-reads some CPUs (a plain loop read 30-37 GB/s on
  * an AMD EPYC Zen 4 where the Q8_0 decode kernel streamed 37-46), so "% of the bound" meant less
  * there: the bound is the best of several patterns - a plain loop, vector loads with software
- * prefetch at three distances, and the threads' shares as two halves or interleaved 2 MiB chunks -
- * and each pattern's figure is printed.
+ * prefetch at three distances, the threads' shares as two halves or interleaved 2 MiB chunks, and
+ * loads paced by some arithmetic as a decode kernel's are - and each pattern's figure is printed.
  * usage: bench_membw [MiB (default 1024)] [threads (default 2)] [--json] */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,11 @@
 #endif
 
 #define CHUNK ((size_t)2 << 20) /* bytes a thread takes at a time in the interleaved split */
+#define PACED 0x100000           /* flag on prefetch: some arithmetic on each 128 bytes, as a decode kernel does */
 
 typedef struct pattern {
     const char *name;
-    int prefetch;    /* bytes ahead of the loads; 0: none; -1: the plain scalar loop */
+    int prefetch;    /* bytes ahead of the loads (| PACED); 0: none; -1: the plain scalar loop */
     int interleaved; /* threads take alternate chunks instead of one half each */
 } pattern;
 
@@ -32,6 +34,8 @@ static const pattern patterns[] = {
     {"vector loads, prefetch 2 KiB", 2048, 0},
     {"vector loads, prefetch 8 KiB", 8192, 0},
     {"vector loads, prefetch 2 KiB, interleaved chunks", 2048, 1},
+    {"vector loads, prefetch 2 KiB, paced as a decode kernel", 2048 | PACED, 0},
+    {"vector loads, prefetch 8 KiB, paced as a decode kernel", 8192 | PACED, 0},
 };
 
 typedef struct part {
@@ -50,16 +54,23 @@ static uint64_t read_plain(const uint8_t *p, size_t bytes) {
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) static uint64_t read_vec(const uint8_t *p, size_t bytes, int prefetch) {
+__attribute__((target("avx2,fma"))) static uint64_t read_vec(const uint8_t *p, size_t bytes, int prefetch) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0;
+    bool paced = prefetch & PACED;
+    prefetch &= ~PACED;
     for (size_t i = 0; i + 128 <= bytes; i += 128) {
         if (prefetch) _mm_prefetch((const char *)p + i + prefetch, _MM_HINT_T0), _mm_prefetch((const char *)p + i + prefetch + 64, _MM_HINT_T0);
-        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
-        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
-        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
-        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
+        __m256i v0 = _mm256_load_si256((const __m256i *)(p + i)), v1 = _mm256_load_si256((const __m256i *)(p + i + 32));
+        __m256i v2 = _mm256_load_si256((const __m256i *)(p + i + 64)), v3 = _mm256_load_si256((const __m256i *)(p + i + 96));
+        if (paced) { /* about the float work a kernel does per 128 bytes of weights */
+            f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(v0, v1)), _mm256_castsi256_ps(v2), f0);
+            f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(v2, v3)), _mm256_castsi256_ps(v0), f1);
+        }
+        a0 = _mm256_xor_si256(a0, v0), a1 = _mm256_xor_si256(a1, v1), a2 = _mm256_xor_si256(a2, v2), a3 = _mm256_xor_si256(a3, v3);
     }
     __m256i a = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+    a = _mm256_xor_si256(a, _mm256_castps_si256(_mm256_add_ps(f0, f1)));
     uint64_t v[4];
     _mm256_storeu_si256((__m256i *)v, a);
     return v[0] ^ v[1] ^ v[2] ^ v[3];
@@ -138,7 +149,7 @@ int main(int argc, char **argv) {
     uint64_t *w = (uint64_t *)buf, sink = 0;
     for (size_t i = 0; i < (len + CHUNK) / 8; i++) w[i] = i * 0x9E3779B97F4A7C15ull; /* touch every page */
     int np = have_vec() ? (int)(sizeof patterns / sizeof *patterns) : 1;
-    double one = 0, all = 0, by[16][2];
+    double one = 0, all = 0, by[sizeof patterns / sizeof *patterns][2];
     for (int i = 0; i < np; i++) {
         by[i][0] = patterns[i].interleaved ? 0 : measure(buf, len, 1, &patterns[i], &sink);
         by[i][1] = measure(buf, len, threads, &patterns[i], &sink);
@@ -152,7 +163,7 @@ int main(int argc, char **argv) {
         printf("],\"check\":%llu}\n", (unsigned long long)(sink & 0xFF));
     } else {
         for (int i = 0; i < np; i++)
-            printf("  %-50s %5.1f GB/s on 1 thread, %5.1f GB/s on %d\n", patterns[i].name, by[i][0], by[i][1], threads);
+            printf("  %-56s %5.1f GB/s on 1 thread, %5.1f GB/s on %d\n", patterns[i].name, by[i][0], by[i][1], threads);
         printf("memory read bandwidth (%zu MiB buffer, the best pattern): %.1f GB/s on 1 thread, %.1f GB/s on %d\n", len >> 20, one, all,
                threads);
     }
