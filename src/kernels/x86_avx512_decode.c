@@ -70,17 +70,6 @@ static inline __m512 fold_scales(__m512 sc16, int k) {
     return _mm512_permutexvar_ps(_mm512_add_epi32(base, _mm512_set1_epi32(4 * k)), sc16);
 }
 
-/* the sums of activations of 8 blocks (from their [8][2] half sums: low + high 32 bits of each 64) */
-static inline __m256i block_sums8(const int32_t *s) {
-    __m512i v = _mm512_loadu_si512(s);
-    return _mm512_cvtepi64_epi32(_mm512_add_epi64(_mm512_and_si512(v, _mm512_set1_epi64(0xFFFFFFFF)), _mm512_srai_epi64(v, 32)));
-}
-
-/* the same for 16 blocks, as floats */
-static inline __m512 block_sums16(const int32_t *s) {
-    return _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(block_sums8(s)), block_sums8(s + 16), 1));
-}
-
 float hai_x86_decode_q4_0x2(int64_t n, const void *w, const void *ar) {
     int64_t nb = n / 32, np = (nb + 1) / 2, b = 0;
     const int8_t *a = ar;

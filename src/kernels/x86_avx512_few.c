@@ -92,11 +92,6 @@ static inline __m512 f16_half(__m512i v, int hi) {
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hi ? _mm512_srli_epi32(v, 16) : v));
 }
 
-static inline void nibbles(__m512i x[8], __m512i lo[8], __m512i hi[8]) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    for (int k = 0; k < 8; k++) lo[k] = _mm512_and_si512(x[k], m4), hi[k] = _mm512_and_si512(_mm512_srli_epi16(x[k], 4), m4);
-}
-
 /* ---- loaders ----------------------------------------------------------------------------------
  * Each stores u = w + B, the smallest B that makes every code of its type non-negative (the
  * correction B sum(q) is exact in integers, but a larger B than needed would only cost range). */
