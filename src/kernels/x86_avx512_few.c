@@ -381,13 +381,20 @@ static void f_q4_0x2(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q4_0X2, head_q4_0x
 static void f_q4_K(FEW_PARAMS) { few_s(32, true, HAI_TYPE_Q4_K, head_q4_K, unit_q4_K, PIECE, FEW_ARGS); }
 static void f_q6_K(FEW_PARAMS) { few_s(16, false, HAI_TYPE_Q6_K, head_q6_K, unit_q6_K, PIECE, FEW_ARGS); }
 
+/* The other types share four instantiations by sub-block size and minima (the type is a run-time
+ * argument of head_any: one copy each keeps the file's code, and its compile time, small). */
+#define FEW_ANY(name, S, M) \
+    static void name(uint32_t type, FEW_PARAMS) { few_s(S, M, type, head_any, unit_any, PIECE, FEW_ARGS); }
+FEW_ANY(f_any32, 32, false)
+FEW_ANY(f_any32m, 32, true)
+FEW_ANY(f_any16, 16, false)
+FEW_ANY(f_any16m, 16, true)
+
 #define FEW(name, type)                                                                                                          \
     static void name(FEW_PARAMS) {                                                                                               \
         const hai_x86_unpack *u = &hai_x86_unpackers[type];                                                                      \
-        if (u->S == 32 && u->has_min) few_s(32, true, type, head_any, unit_any, PIECE, FEW_ARGS);                                \
-        else if (u->S == 32) few_s(32, false, type, head_any, unit_any, PIECE, FEW_ARGS);                                        \
-        else if (u->has_min) few_s(16, true, type, head_any, unit_any, PIECE, FEW_ARGS);                                         \
-        else few_s(16, false, type, head_any, unit_any, PIECE, FEW_ARGS);                                                        \
+        if (u->S == 32) (u->has_min ? f_any32m : f_any32)(type, FEW_ARGS);                                                       \
+        else (u->has_min ? f_any16m : f_any16)(type, FEW_ARGS);                                                                  \
     }
 FEW(f_q4_0, HAI_TYPE_Q4_0)
 FEW(f_q4_1, HAI_TYPE_Q4_1)
