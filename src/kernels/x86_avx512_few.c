@@ -133,7 +133,19 @@ static inline void head_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t g
     (void)type;
     size_t goff = HAI_Q4X2_GROUP_BYTES * (size_t)(e0 / 512);
     (void)n;
-    for (int64_t b = 0; b < g / 32; b++) _mm512_store_ps(p->ws[b], f16_half(gather32(pn, goff + 2 * (size_t)b), 0));
+    (void)g;
+    /* the group's scales are 32 contiguous bytes of each row (a last, shorter group has fewer,
+     * and pairs after them: the lanes of blocks past g / 32 are never used): one load a row and a
+     * transpose give dword i of every row = the f16 scales of blocks 2i, 2i + 1. A gather a block
+     * instead took a fifth of the kernel's time at 4 tokens (measured on Zen 4: 8.1 -> 10.2 GB/s
+     * without them). */
+    __m512i x[8], t[8];
+    load_rows(pn, goff, x);
+    transpose8(x, t);
+    for (int i = 0; i < 8; i++) {
+        _mm512_store_ps(p->ws[2 * i], f16_half(t[i], 0));
+        _mm512_store_ps(p->ws[2 * i + 1], f16_half(t[i], 1));
+    }
 }
 
 static inline __attribute__((always_inline)) void unit_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
