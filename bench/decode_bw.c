@@ -7,7 +7,8 @@
  * --tokens T streams with T activation rows at once: the few-token kernels where the table has
  * them (each weight read once for all T), against the per-row dots looping over the T rows.
  * --mib M streams M MiB instead of 512 (1: the rows stay in the caches, what the kernels cost alone).
- * usage: bench_decode_bw [threads (default 2)] [--json] [--stores] [--tokens T] [--mib M] */
+ * --n N: rows of N weights instead of 2048 (a model's other widths: 896 is Qwen2-0.5B's).
+ * usage: bench_decode_bw [threads (default 2)] [--json] [--stores] [--tokens T] [--mib M] [--n N] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,19 +105,20 @@ static double stream(hai_vec_dot_fn dot, const uint8_t *w, size_t rb, int64_t ro
 
 int main(int argc, char **argv) {
     int threads = 2, json = 0, stores = 0, nt = 1, mib = 512;
+    int64_t n = 2048; /* TinyLlama's n_embd: the rows of most of its matrices */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) nt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--mib") && i + 1 < argc) mib = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--stores")) stores = 1;
+        else if (!strcmp(argv[i], "--n") && i + 1 < argc) n = atoll(argv[++i]);
         else threads = atoi(argv[i]);
     }
-    if (threads < 1 || threads > 64 || nt < 1 || nt > 16 || mib < 1 || mib > 4096) {
-        fprintf(stderr, "usage: bench_decode_bw [threads 1..64] [--json] [--stores] [--tokens 1..16] [--mib 1..4096]\n");
+    if (threads < 1 || threads > 64 || nt < 1 || nt > 16 || mib < 1 || mib > 4096 || n < 32 || n > 65536 || n % 32) {
+        fprintf(stderr, "usage: bench_decode_bw [threads 1..64] [--json] [--stores] [--tokens 1..16] [--mib 1..4096] [--n 32..65536, a multiple of 32]\n");
         return 2;
     }
     const hai_kernels *k = hai_kernels_best();
-    const int64_t n = 2048; /* TinyLlama's n_embd: the rows of most of its matrices */
     const uint32_t types[] = {HAI_TYPE_Q4_0, HAI_TYPE_Q8_0, HAI_TYPE_Q4_K, HAI_TYPE_Q6_K};
     float *x = malloc((size_t)n * sizeof *x);
     size_t arb = hai_decode_row_bytes(n) + 64;
@@ -138,6 +140,7 @@ int main(int argc, char **argv) {
     else printf("decode kernels (%s) streaming rows of %lld weights from 2 MiB pages:\n", k->name, (long long)n);
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         uint32_t t = types[ti], to = k->repack[t];
+        if (n % hai_type_block_size(t)) continue; /* a width the K-quants' 256-blocks do not divide */
         hai_error err = {0};
         if (hai_quantize(t, x, row, n, &err) != HAI_OK) {
             fprintf(stderr, "bench_decode_bw: %s\n", err.msg);
