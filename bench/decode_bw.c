@@ -33,6 +33,7 @@ typedef struct job {
     size_t act_stride;
     void *scratch;
     int passes; /* over the rows (small sets: enough work to time) */
+    const void *aux; /* the few kernel's aux of the rows (kernels.h), or NULL */
 } job;
 
 static void *worker1(job *j);
@@ -46,7 +47,7 @@ static void *worker(void *arg) {
 static void *worker1(job *j) {
     float s = 0, line[16];
     if (j->nt > 1 && j->few) {
-        j->few(j->n, j->w, j->row_bytes, j->r0, j->r1, j->act, j->act_stride, j->nt, j->out, (size_t)j->out_rows, false, j->scratch);
+        j->few(j->n, j->w, j->row_bytes, j->r0, j->r1, j->act, j->act_stride, j->nt, j->out, (size_t)j->out_rows, false, j->scratch, j->aux);
         s = j->out[j->r0];
     } else if (j->nt > 1)
         for (int64_t r = j->r0; r < j->r1; r++)
@@ -79,6 +80,7 @@ typedef struct many {
     size_t act_stride;
     uint8_t *scratch; /* [threads][scratch_stride] */
     size_t scratch_stride;
+    const void *aux;
 } many;
 
 static double stream(hai_vec_dot_fn dot, const uint8_t *w, size_t rb, int64_t rows, int64_t n, const void *act, int threads, int store,
@@ -91,7 +93,7 @@ static double stream(hai_vec_dot_fn dot, const uint8_t *w, size_t rb, int64_t ro
         for (int t = 0; t < threads; t++) {
             int64_t r0 = rows * t / threads / 16 * 16, r1 = t + 1 == threads ? rows : rows * (t + 1) / threads / 16 * 16;
             jobs[t] = (job){dot, w, rb, n, r0, r1, act, store, out, 0, m ? m->few : NULL, m ? m->nt : 1, rows,
-                            m ? m->act_stride : 0, m ? m->scratch + (size_t)t * m->scratch_stride : NULL, passes};
+                            m ? m->act_stride : 0, m ? m->scratch + (size_t)t * m->scratch_stride : NULL, passes, m ? m->aux : NULL};
             if (t) pthread_create(&th[t], NULL, worker, &jobs[t]);
         }
         worker(&jobs[0]);
@@ -170,12 +172,17 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (nt > 1) { /* the few-token kernel against the dots */
-            many dots = {NULL, nt, arb, NULL, 0}, few = {k->few[lt], nt, arb, scratch, scr_stride};
+            /* the few kernel with its aux where the type has one (what a context of several sequences makes) */
+            size_t auxb = k->few_aux_bytes ? k->few_aux_bytes(lt, n, rows) : 0;
+            void *aux = auxb ? malloc(auxb) : NULL;
+            if (aux) k->few_aux_make(lt, n, w, rb, rows, aux);
+            many dots = {NULL, nt, arb, NULL, 0, NULL}, few = {k->few[lt], nt, arb, scratch, scr_stride, aux};
             double gd = stream(dot, w, rb, rows, n, a, threads, 0, out, &sink, &dots, passes);
             double gf = few.few ? stream(dot, w, rb, rows, n, dec, threads, 0, out, &sink, &few, passes) : 0;
             if (json) printf("%s{\"type\":\"%s\",\"tokens\":%d,\"gbs_dots\":%.2f,\"gbs_few\":%.2f}", ti ? "," : "", hai_type_name(t), nt, gd, gf);
             else if (few.few) printf("  %-6s dots %5.1f GB/s, few-token kernel %5.1f GB/s (%.2fx) on %d threads\n", hai_type_name(t), gd, gf, gf / gd, threads);
             else printf("  %-6s dots %5.1f GB/s on %d threads (no few-token kernel in this table)\n", hai_type_name(t), gd, threads);
+            free(aux);
             free(out);
             free(w);
             continue;

@@ -179,7 +179,7 @@ static void few_task(void *arg, int ith, int nth) {
         if (lo < hi)
             c->k->few[w->type](w->n_in, w->data, w->row_bytes, 16 * lo, 16 * hi < w->n_out ? 16 * hi : w->n_out, c->act_dec,
                                c->act_row_bytes, j->n, j->o[i].out, (size_t)w->n_out, j->o[i].add,
-                               c->few_scratch + (size_t)ith * c->few_scratch_stride);
+                               c->few_scratch + (size_t)ith * c->few_scratch_stride, hai_context_few_aux(c, w));
         base += (int)np;
     }
 }

@@ -235,23 +235,29 @@ static void check_few(const hai_kernels *k) {
                     mag[tk * rows + r] = m;
                 }
             }
+            /* with the aux a context of several sequences makes (the types that have one), and without */
+            size_t auxb = k->few_aux_bytes ? k->few_aux_bytes(t, n, rows) : 0;
+            void *aux = auxb ? malloc(auxb) : NULL;
+            if (aux) k->few_aux_make(t, n, w, rb, rows, aux);
             static const int counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, HAI_FEW_TOKENS};
             for (int ci = 0; ci < 10; ci++)
-                for (int add = 0; add < 2; add++) {
+                for (int add = 0; add < 2 + (aux != NULL); add++) {
                     int64_t toks = counts[ci];
+                    const void *ax = add == 2 ? aux : NULL; /* the third round: add, with the aux */
                     for (int64_t i = 0; i < max_toks * rows; i++) out[i] = add ? 1.5f : -99.0f;
-                    k->few[t](n, w, rb, 0, 16, dec, arb, toks, out, rows, add, scratch);
-                    k->few[t](n, w, rb, 16, rows, dec, arb, toks, out, rows, add, scratch);
+                    k->few[t](n, w, rb, 0, 16, dec, arb, toks, out, rows, add, scratch, ax);
+                    k->few[t](n, w, rb, 16, rows, dec, arb, toks, out, rows, add, scratch, ax);
                     double worst = 0;
                     for (int64_t tk = 0; tk < max_toks; tk++)
                         for (int64_t r = 0; r < rows; r++) {
                             double want = tk < toks ? ref->vec_dot[from](n, orig + r * ob, acts + tk * arb) + (add ? 1.5 : 0) : add ? 1.5 : -99.0;
                             worst = fmax(worst, fabs(out[tk * rows + r] - want) / mag[tk * rows + r]);
                         }
-                    CHECK_MSG(worst <= 1e-5, "%s few %s n=%lld, %lld tokens (add %d): off by %.3g of the scale", k->name,
-                              t < HAI_TYPE_COUNT ? hai_type_name(t) : "Q4_0X2", (long long)n, (long long)toks, add, worst);
+                    CHECK_MSG(worst <= 1e-5, "%s few %s n=%lld, %lld tokens (add %d, aux %d): off by %.3g of the scale", k->name,
+                              t < HAI_TYPE_COUNT ? hai_type_name(t) : "Q4_0X2", (long long)n, (long long)toks, add > 0, ax != NULL, worst);
                 }
-            free(w), free(orig), free(mag);
+            CHECK_MSG(t != HAI_TYPE_Q8_0 || aux, "%s: Q8_0's few kernel has no aux", k->name);
+            free(w), free(orig), free(mag), free(aux);
         }
         free(x), free(out), free(deq), free(acts), free(dec), free(scratch);
     }

@@ -128,7 +128,11 @@ typedef void (*hai_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t r
  * for all of them, with scratch memory of the calling thread's own (few_scratch_bytes):
  *   out[t * ldo + r] = (add ? out[t * ldo + r] : 0) + dot(row r of w, token t), r0 <= r < r1, t < nt */
 typedef void (*hai_few_fn)(int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *act, size_t act_stride,
-                           int64_t nt, float *out, size_t ldo, bool add, void *scratch);
+                           int64_t nt, float *out, size_t ldo, bool add, void *scratch, const void *aux);
+/* aux (may be NULL): what few_aux_make made of the whole weight (rows 0.. of it, r0 a multiple of 16),
+ * for the types where few_aux_bytes is not 0: their per-block scales gathered 16 rows at a time,
+ * which the kernels otherwise fetch from 16 rows a block (on Zen 4 that fetch was 14% of a
+ * 4-token Q8_0 pass). Made once for contexts that decode several sequences. */
 
 typedef struct hai_kernels {
     const char *name;
@@ -139,6 +143,8 @@ typedef struct hai_kernels {
     int gemm_min_tokens; /* the fewest tokens worth the matrix path (0: HAI_GEMM_TOKENS, prefill only) */
     hai_few_fn few[HAI_WTYPE_COUNT];                        /* NULL: the per-row dots */
     size_t (*few_scratch_bytes)(int64_t n);                 /* per thread, for rows of n elements */
+    size_t (*few_aux_bytes)(uint32_t type, int64_t n, int64_t rows); /* 0: the type takes no aux */
+    void (*few_aux_make)(uint32_t type, int64_t n, const void *w, size_t w_stride, int64_t rows, void *aux);
     hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
     /* Decode (matmuls on the per-row dots): a layout of its own for the activation rows
      * (decode_prep: one row to one of hai_decode_row_bytes) and dots that read it, for the types that
