@@ -35,7 +35,7 @@ static void *alloc_checked(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
 static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok);
 static void make_few_aux(hai_context *c, uint64_t *total, bool *ok) {
     const hai_model *m = c->m;
-    size_t nw = (size_t)m->hp.n_layer * 7 + 1, sum = 0;
+    size_t nw = (size_t)m->hp.n_layer * HAI_LAYER_WEIGHTS + 1, sum = 0;
     const hai_weight **ws = malloc(nw * sizeof *ws);
     size_t *at = malloc(nw * sizeof *at);
     c->few_aux = calloc(nw, sizeof *c->few_aux);
@@ -44,11 +44,7 @@ static void make_few_aux(hai_context *c, uint64_t *total, bool *ok) {
         *ok = false;
         return;
     }
-    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
-        const hai_layer *L = &m->layers[l];
-        const hai_weight *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (int i = 0; i < 7; i++) ws[(size_t)l * 7 + (size_t)i] = lw[i];
-    }
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) hai_layer_weights(&m->layers[l], ws + (size_t)l * HAI_LAYER_WEIGHTS);
     ws[nw - 1] = &m->output;
     for (size_t i = 0; i < nw; i++) {
         const hai_weight *w = ws[i];

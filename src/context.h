@@ -48,7 +48,7 @@ struct hai_context {
     size_t gemm_scratch_stride;
     uint8_t *few_scratch;     /* [n_threads][few_scratch_stride]: the few-token kernels' panels */
     size_t few_scratch_stride;
-    const void **few_aux;     /* [n_layer * 7 + 1] per weight (wq .. down, then the output): the few kernels' aux, or NULL */
+    const void **few_aux;     /* [n_layer * HAI_LAYER_WEIGHTS + 1] per weight (hai_layer_weights, then the output): the few kernels' aux, or NULL */
     uint8_t *few_aux_mem;     /* where they are (one allocation) */
     uint64_t few_aux_bytes;
     uint32_t gemm_min;        /* matmuls of at least this many tokens go to gemm */
@@ -77,14 +77,14 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
 static inline const void *hai_context_few_aux(const hai_context *c, const hai_weight *w) {
     const hai_model *m = c->m;
     if (!c->few_aux) return NULL;
-    if (w == &m->output) return c->few_aux[(size_t)m->hp.n_layer * 7];
+    if (w == &m->output) return c->few_aux[(size_t)m->hp.n_layer * HAI_LAYER_WEIGHTS];
     if ((const char *)w < (const char *)m->layers) return NULL;
     size_t l = (size_t)((const char *)w - (const char *)m->layers) / sizeof(hai_layer);
     if (l >= m->hp.n_layer) return NULL;
-    const hai_layer *L = &m->layers[l];
-    const hai_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-    for (int i = 0; i < 7; i++)
-        if (ws[i] == w) return c->few_aux[l * 7 + (size_t)i];
+    const hai_weight *ws[HAI_LAYER_WEIGHTS];
+    hai_layer_weights(&m->layers[l], ws);
+    for (int i = 0; i < HAI_LAYER_WEIGHTS; i++)
+        if (ws[i] == w) return c->few_aux[l * HAI_LAYER_WEIGHTS + (size_t)i];
     return NULL;
 }
 

@@ -149,8 +149,9 @@ static void prep_task(void *arg, int ith, int nth) {
                         b * HAI_GEMM_TOKENS < j->n ? b * HAI_GEMM_TOKENS : j->n, c->gemm_prep);
 }
 
-static void gemm_task(void *arg, int ith, int nth) {
-    mm_job *j = arg;
+/* Each thread a share of the 16-row panels of every weight in the job, on the matrix kernels
+ * (few = false: the activations in gemm_prep) or the few-token ones (the decode layout). */
+static void panels_task(mm_job *j, int ith, int nth, bool few) {
     hai_context *c = j->c;
     int64_t panels = 0, a, b;
     for (int i = 0; i < j->n_o; i++) panels += (j->o[i].w->n_out + 15) / 16;
@@ -158,31 +159,22 @@ static void gemm_task(void *arg, int ith, int nth) {
     for (int i = 0, base = 0; i < j->n_o && a < b; i++) {
         const hai_weight *w = j->o[i].w;
         int64_t np = (w->n_out + 15) / 16, lo = a > base ? a - base : 0, hi = b - base < np ? b - base : np;
-        if (lo < hi)
-            c->k->gemm[w->type](w->n_in, w->data, w->row_bytes, 16 * lo, 16 * hi < w->n_out ? 16 * hi : w->n_out, c->gemm_prep, j->n,
-                                j->o[i].out, (size_t)w->n_out, j->o[i].add, c->gemm_scratch + (size_t)ith * c->gemm_scratch_stride);
+        int64_t r0 = 16 * lo, r1 = 16 * hi < w->n_out ? 16 * hi : w->n_out;
+        if (lo < hi && few)
+            c->k->few[w->type](w->n_in, w->data, w->row_bytes, r0, r1, c->act_dec, c->act_row_bytes, j->n, j->o[i].out,
+                               (size_t)w->n_out, j->o[i].add, c->few_scratch + (size_t)ith * c->few_scratch_stride,
+                               hai_context_few_aux(c, w));
+        else if (lo < hi)
+            c->k->gemm[w->type](w->n_in, w->data, w->row_bytes, r0, r1, c->gemm_prep, j->n, j->o[i].out, (size_t)w->n_out,
+                                j->o[i].add, c->gemm_scratch + (size_t)ith * c->gemm_scratch_stride);
         base += (int)np;
     }
 }
 
-/* A few tokens on the kernels that take them all at once: each thread a share of the 16-row
- * panels of every weight, as the matrix path splits them. */
-static void few_task(void *arg, int ith, int nth) {
-    mm_job *j = arg;
-    hai_context *c = j->c;
-    int64_t panels = 0, a, b;
-    for (int i = 0; i < j->n_o; i++) panels += (j->o[i].w->n_out + 15) / 16;
-    split_range(panels, ith, nth, &a, &b);
-    for (int i = 0, base = 0; i < j->n_o && a < b; i++) {
-        const hai_weight *w = j->o[i].w;
-        int64_t np = (w->n_out + 15) / 16, lo = a > base ? a - base : 0, hi = b - base < np ? b - base : np;
-        if (lo < hi)
-            c->k->few[w->type](w->n_in, w->data, w->row_bytes, 16 * lo, 16 * hi < w->n_out ? 16 * hi : w->n_out, c->act_dec,
-                               c->act_row_bytes, j->n, j->o[i].out, (size_t)w->n_out, j->o[i].add,
-                               c->few_scratch + (size_t)ith * c->few_scratch_stride, hai_context_few_aux(c, w));
-        base += (int)np;
-    }
-}
+static void gemm_task(void *arg, int ith, int nth) { panels_task(arg, ith, nth, false); }
+
+/* A few tokens on the kernels that take them all at once, split as the matrix path splits. */
+static void few_task(void *arg, int ith, int nth) { panels_task(arg, ith, nth, true); }
 
 static hai_act_type act_of(const hai_weight *w);
 

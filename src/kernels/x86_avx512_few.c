@@ -93,6 +93,16 @@ static inline __m512 f16_half(__m512i v, int hi) {
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hi ? _mm512_srli_epi32(v, 16) : v));
 }
 
+/* the low (hi = 0) or high nibbles of the 32 bytes at byte `off` of each row, transposed (the
+ * 4-bit formats whose 32-byte runs hold two runs of codes) */
+static inline __attribute__((always_inline)) void nibble_unit(const panel *pn, size_t off, int hi, __m512i wv[8]) {
+    __m512i x[8];
+    load_rows(pn, off, x);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int k = 0; k < 8; k++) x[k] = _mm512_and_si512(hi ? _mm512_srli_epi16(x[k], 4) : x[k], m4);
+    transpose8(x, wv);
+}
+
 /* ---- loaders ----------------------------------------------------------------------------------
  * Each stores u = w + B, the smallest B that makes every code of its type non-negative (the
  * correction B sum(q) is exact in integers, but a larger B than needed would only cost range). */
@@ -153,11 +163,7 @@ static inline void head_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t g
 static inline __attribute__((always_inline)) void unit_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
     (void)p;
     int64_t nb = n / 32, np = (nb + 1) / 2, gi = e0 / 512, gp = hai_q4x2_group_pairs(np, gi);
-    __m512i x[8];
-    load_rows(pn, HAI_Q4X2_GROUP_BYTES * (size_t)gi + 4 * (size_t)gp + 32 * (size_t)(u / 2), x);
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    for (int k = 0; k < 8; k++) x[k] = _mm512_and_si512(u % 2 ? _mm512_srli_epi16(x[k], 4) : x[k], m4);
-    transpose8(x, wv);
+    nibble_unit(pn, HAI_Q4X2_GROUP_BYTES * (size_t)gi + 4 * (size_t)gp + 32 * (size_t)(u / 2), u % 2, wv);
 }
 
 /* Q4_K: the nibbles as they are (B = 0); the 6-bit scales and mins of all 16 rows at once from
@@ -187,11 +193,7 @@ static inline void head_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t g, 
 static inline __attribute__((always_inline)) void unit_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
     (void)p;
     (void)n;
-    __m512i x[8];
-    load_rows(pn, sizeof(hai_block_q4_K) * (size_t)(e0 / 256) + offsetof(hai_block_q4_K, qs) + 32 * (size_t)(u / 2), x);
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    for (int k = 0; k < 8; k++) x[k] = _mm512_and_si512(u % 2 ? _mm512_srli_epi16(x[k], 4) : x[k], m4);
-    transpose8(x, wv);
+    nibble_unit(pn, sizeof(hai_block_q4_K) * (size_t)(e0 / 256) + offsetof(hai_block_q4_K, qs) + 32 * (size_t)(u / 2), u % 2, wv);
 }
 
 /* Q6_K: the 6-bit codes (B = 32); unit u is run u % 4 of half u / 4, from ql's nibbles and qh's
