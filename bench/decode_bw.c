@@ -33,7 +33,6 @@ typedef struct job {
     size_t act_stride;
     void *scratch;
     int passes; /* over the rows (small sets: enough work to time) */
-    const void *aux; /* the few kernel's aux of the rows (kernels.h), or NULL */
 } job;
 
 static void *worker1(job *j);
@@ -46,8 +45,8 @@ static void *worker(void *arg) {
 
 static void *worker1(job *j) {
     float s = 0, line[16];
-    if (j->nt > 1 && j->few) {
-        j->few(j->n, j->w, j->row_bytes, j->r0, j->r1, j->act, j->act_stride, j->nt, j->out, (size_t)j->out_rows, false, j->scratch, j->aux);
+    if (j->few) {
+        j->few(j->n, j->w, j->row_bytes, j->r0, j->r1, j->act, j->act_stride, j->nt, j->out, (size_t)j->out_rows, false, j->scratch);
         s = j->out[j->r0];
     } else if (j->nt > 1)
         for (int64_t r = j->r0; r < j->r1; r++)
@@ -80,7 +79,6 @@ typedef struct many {
     size_t act_stride;
     uint8_t *scratch; /* [threads][scratch_stride] */
     size_t scratch_stride;
-    const void *aux;
 } many;
 
 static double stream(hai_vec_dot_fn dot, const uint8_t *w, size_t rb, int64_t rows, int64_t n, const void *act, int threads, int store,
@@ -93,7 +91,7 @@ static double stream(hai_vec_dot_fn dot, const uint8_t *w, size_t rb, int64_t ro
         for (int t = 0; t < threads; t++) {
             int64_t r0 = rows * t / threads / 16 * 16, r1 = t + 1 == threads ? rows : rows * (t + 1) / threads / 16 * 16;
             jobs[t] = (job){dot, w, rb, n, r0, r1, act, store, out, 0, m ? m->few : NULL, m ? m->nt : 1, rows,
-                            m ? m->act_stride : 0, m ? m->scratch + (size_t)t * m->scratch_stride : NULL, passes, m ? m->aux : NULL};
+                            m ? m->act_stride : 0, m ? m->scratch + (size_t)t * m->scratch_stride : NULL, passes};
             if (t) pthread_create(&th[t], NULL, worker, &jobs[t]);
         }
         worker(&jobs[0]);
@@ -125,7 +123,7 @@ int main(int argc, char **argv) {
     float *x = malloc((size_t)n * sizeof *x);
     size_t arb = hai_decode_row_bytes(n) + 64;
     uint8_t *act = calloc((size_t)nt, arb), *dec = calloc((size_t)nt, arb);
-    uint8_t *row = malloc((size_t)n * 4), *rp = malloc((size_t)n * 4);
+    uint8_t *row = malloc((size_t)n * 64), *pan = malloc((size_t)n * 64); /* 16 rows of up to 4 bytes a weight */
     unsigned seed = 1;
     for (int64_t i = 0; i < n; i++) x[i] = (float)((seed = seed * 1103515245u + 12345u) >> 16 & 0x7FFF) / 32768.0f - 0.5f;
     for (int t = 0; t < nt; t++) { /* the rows differ a little (a real batch's tokens do) */
@@ -148,16 +146,17 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_decode_bw: %s\n", err.msg);
             return 1;
         }
-        size_t rb = hai_row_bytes(t, n);
-        if (to) {
-            hai_repack_row(t, to, row, rp, n);
-            memcpy(row, rp, hai_repack_row_bytes(to, n));
-            rb = hai_repack_row_bytes(to, n);
-        }
-        uint32_t lt = to ? to : t; /* the layout in memory */
-        hai_vec_dot_fn dot = k->decode_dot[lt] ? k->decode_dot[lt] : k->vec_dot[lt];
-        const void *a = k->decode_dot[lt] ? (const void *)dec : (const void *)act;
-        int64_t rows = ((int64_t)mib << 20) / (int64_t)rb;
+        /* a panel of 16 copies of the row, in the layout in memory (lt) */
+        size_t ob = hai_row_bytes(t, n), rb = to ? hai_repack_row_bytes(to, n) : ob;
+        for (int r = 1; r < 16; r++) memcpy(row + (size_t)r * ob, row, ob);
+        if (to) hai_repack(t, to, row, ob, pan, n, 16);
+        else memcpy(pan, row, 16 * ob);
+        uint32_t lt = to ? to : t;
+        bool panels = hai_wtype_panels(lt); /* no per-row dot: one token on the few-token kernel too */
+        hai_vec_dot_fn dot = panels ? NULL : k->decode_dot[lt] ? k->decode_dot[lt] : k->vec_dot[lt];
+        const void *a = panels || k->decode_dot[lt] ? (const void *)dec : (const void *)act;
+        many one_few = {k->few[lt], 1, arb, scratch, scr_stride}, *m1 = panels ? &one_few : NULL;
+        int64_t rows = ((int64_t)mib << 20) / (int64_t)rb / 16 * 16;
         size_t huge = (size_t)2 << 20, len = (rows * rb + huge - 1) / huge * huge;
         uint8_t *w = aligned_alloc(huge, len);
         if (!w) {
@@ -165,32 +164,28 @@ int main(int argc, char **argv) {
             return 1;
         }
         madvise(w, len, MADV_HUGEPAGE);
-        for (int64_t r = 0; r < rows; r++) memcpy(w + (size_t)r * rb, row, rb);
+        for (int64_t r = 0; r < rows; r += 16) memcpy(w + (size_t)r * rb, pan, 16 * rb);
         float *out = aligned_alloc(64, ((size_t)rows * (size_t)nt * sizeof(float) + 63) / 64 * 64);
         if (!out) {
             fprintf(stderr, "bench_decode_bw: out of memory\n");
             return 1;
         }
         if (nt > 1) { /* the few-token kernel against the dots */
-            /* the few kernel with its aux where the type has one (what a context of several sequences makes) */
-            size_t auxb = k->few_aux_bytes ? k->few_aux_bytes(lt, n, rows) : 0;
-            void *aux = auxb ? malloc(auxb) : NULL;
-            if (aux) k->few_aux_make(lt, n, w, rb, rows, aux);
-            many dots = {NULL, nt, arb, NULL, 0, NULL}, few = {k->few[lt], nt, arb, scratch, scr_stride, aux};
-            double gd = stream(dot, w, rb, rows, n, a, threads, 0, out, &sink, &dots, passes);
+            many dots = {NULL, nt, arb, NULL, 0}, few = {k->few[lt], nt, arb, scratch, scr_stride};
+            double gd = dot ? stream(dot, w, rb, rows, n, a, threads, 0, out, &sink, &dots, passes) : 0;
             double gf = few.few ? stream(dot, w, rb, rows, n, dec, threads, 0, out, &sink, &few, passes) : 0;
             if (json) printf("%s{\"type\":\"%s\",\"tokens\":%d,\"gbs_dots\":%.2f,\"gbs_few\":%.2f}", ti ? "," : "", hai_type_name(t), nt, gd, gf);
+            else if (few.few && !dot) printf("  %-6s few-token kernel %5.1f GB/s on %d threads (in panels: no per-row dots)\n", hai_type_name(t), gf, threads);
             else if (few.few) printf("  %-6s dots %5.1f GB/s, few-token kernel %5.1f GB/s (%.2fx) on %d threads\n", hai_type_name(t), gd, gf, gf / gd, threads);
             else printf("  %-6s dots %5.1f GB/s on %d threads (no few-token kernel in this table)\n", hai_type_name(t), gd, threads);
-            free(aux);
             free(out);
             free(w);
             continue;
         }
-        double one = stream(dot, w, rb, rows, n, a, 1, 0, out, &sink, NULL, passes), all = stream(dot, w, rb, rows, n, a, threads, 0, out, &sink, NULL, passes);
+        double one = stream(dot, w, rb, rows, n, a, 1, 0, out, &sink, m1, passes), all = stream(dot, w, rb, rows, n, a, threads, 0, out, &sink, m1, passes);
         if (json) printf("%s{\"type\":\"%s\",\"gbs_1\":%.2f,\"gbs_n\":%.2f}", ti ? "," : "", hai_type_name(t), one, all);
         else printf("  %-6s %5.1f GB/s on 1 thread, %5.1f GB/s on %d", hai_type_name(t), one, all, threads);
-        if (stores && !json)
+        if (stores && !json && !panels)
             printf("; storing each result %5.1f, whole lines of results %5.1f", stream(dot, w, rb, rows, n, a, threads, 1, out, &sink, NULL, passes),
                    stream(dot, w, rb, rows, n, a, threads, 2, out, &sink, NULL, passes));
         if (!json) printf("\n");
@@ -198,6 +193,6 @@ int main(int argc, char **argv) {
         free(w);
     }
     if (json) printf("],\"check\":%d}\n", sink != sink);
-    free(x), free(act), free(dec), free(row), free(rp), free(scratch);
+    free(x), free(act), free(dec), free(row), free(pan), free(scratch);
     return 0;
 }

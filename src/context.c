@@ -28,43 +28,6 @@ static void *alloc_checked(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
     return p;
 }
 
-/* The few-token kernels' aux for the weights whose type has one (kernels.h): made here for
- * contexts of several sequences, whose decode steps take the few-token path every step (a
- * context of one pays nothing: Q8_0's is 6% of the weights). Read with the weights, so in huge
- * pages too. */
-static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok);
-static void make_few_aux(hai_context *c, uint64_t *total, bool *ok) {
-    const hai_model *m = c->m;
-    size_t nw = (size_t)m->hp.n_layer * HAI_LAYER_WEIGHTS + 1, sum = 0;
-    const hai_weight **ws = malloc(nw * sizeof *ws);
-    size_t *at = malloc(nw * sizeof *at);
-    c->few_aux = calloc(nw, sizeof *c->few_aux);
-    if (!ws || !at || !c->few_aux) {
-        free(ws), free(at);
-        *ok = false;
-        return;
-    }
-    for (uint32_t l = 0; l < m->hp.n_layer; l++) hai_layer_weights(&m->layers[l], ws + (size_t)l * HAI_LAYER_WEIGHTS);
-    ws[nw - 1] = &m->output;
-    for (size_t i = 0; i < nw; i++) {
-        const hai_weight *w = ws[i];
-        size_t b = w->data ? c->k->few_aux_bytes(w->type, w->n_in, w->n_out) : 0;
-        at[i] = b ? sum : SIZE_MAX;
-        sum += (b + 63) / 64 * 64;
-    }
-    if (sum) {
-        c->few_aux_mem = alloc_cache(1, sum, total, ok);
-        c->few_aux_bytes = sum;
-        for (size_t i = 0; *ok && i < nw; i++)
-            if (at[i] != SIZE_MAX) {
-                const hai_weight *w = ws[i];
-                c->k->few_aux_make(w->type, w->n_in, w->data, w->row_bytes, w->n_out, c->few_aux_mem + at[i]);
-                c->few_aux[i] = c->few_aux_mem + at[i];
-            }
-    }
-    free(ws), free(at);
-}
-
 /* The KV cache: read whole for every token, as the weights are (memory.h). Freed with free(). */
 static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
     uint64_t n;
@@ -141,10 +104,9 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     if (c->k->decode_prep) { /* the matmuls that do not take the matrix path */
         c->act_dec_rows = n_batch < HAI_FEW_TOKENS ? n_batch : HAI_FEW_TOKENS;
         c->act_dec = alloc_checked(c->act_dec_rows, c->act_row_bytes, &total, &ok);
-        if (c->k->few_scratch_bytes && c->act_dec_rows > 1) { /* several tokens a pass, below the matrix path */
+        if (c->k->few_scratch_bytes) { /* several tokens a pass below the matrix path, and weights in panels (kernels.h) */
             c->few_scratch_stride = (c->k->few_scratch_bytes((int64_t)widest) + 127) / 64 * 64;
             c->few_scratch = alloc_checked((uint64_t)n_threads, c->few_scratch_stride, &total, &ok);
-            if (n_seq > 1 && c->k->few_aux_bytes && ok) make_few_aux(c, &total, &ok);
         }
     }
     c->gemm_min = c->k->gemm_min_tokens > 0 ? (uint32_t)c->k->gemm_min_tokens : HAI_GEMM_TOKENS;
@@ -187,7 +149,6 @@ void hai_context_free(hai_context *c) {
     free(c->k_cache), free(c->v_cache), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
     free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->att_tile);
     free(c->gemm_prep), free(c->gemm_scratch), free(c->few_scratch), free(c->act_dec);
-    free(c->few_aux), free(c->few_aux_mem);
     free(c->logits), free(c->kept);
     free(c->tokens), free(c->seq_past), free(c->b_seq), free(c->b_pos), free(c->b_rows), free(c->all_logits);
     free(c);
@@ -219,7 +180,7 @@ uint64_t hai_context_memory_bytes(const hai_context *c) {
     uint64_t rows = 4 * (E + widest + (uint64_t)hp->n_head * (hp->head_dim + hp->head_dim_v) +
                          (uint64_t)hp->n_head_kv * (hp->head_dim + hp->head_dim_v) + 2 * F) + c->act_row_bytes;
     uint64_t gemm = c->gemm_prep ? c->k->gemm_prep_bytes((int64_t)widest, c->n_batch) + (uint64_t)hai_pool_size(c->pool) * c->gemm_scratch_stride : 0;
-    uint64_t few = (c->few_scratch ? (uint64_t)hai_pool_size(c->pool) * c->few_scratch_stride : 0) + c->few_aux_bytes;
+    uint64_t few = (c->few_scratch ? (uint64_t)hai_pool_size(c->pool) * c->few_scratch_stride : 0);
     return kv + c->n_batch * rows + (uint64_t)c->n_logit_rows * hp->n_vocab * 4 + gemm + few + (uint64_t)c->act_dec_rows * c->act_row_bytes;
 }
 

@@ -48,9 +48,6 @@ struct hai_context {
     size_t gemm_scratch_stride;
     uint8_t *few_scratch;     /* [n_threads][few_scratch_stride]: the few-token kernels' panels */
     size_t few_scratch_stride;
-    const void **few_aux;     /* [n_layer * HAI_LAYER_WEIGHTS + 1] per weight (hai_layer_weights, then the output): the few kernels' aux, or NULL */
-    uint8_t *few_aux_mem;     /* where they are (one allocation) */
-    uint64_t few_aux_bytes;
     uint32_t gemm_min;        /* matmuls of at least this many tokens go to gemm */
     void *act_dec;            /* [act_dec_rows] activation rows in the kernels' decode layout */
     uint32_t act_dec_rows;
@@ -73,21 +70,6 @@ struct hai_context {
 hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint32_t n_rows, uint32_t row0, hai_error *err);
 
 /* Where sequence s's keys / values of layer l, KV group g start. */
-/* The few-token kernels' aux of weight w (one of the model's layer matrices or its output), or NULL. */
-static inline const void *hai_context_few_aux(const hai_context *c, const hai_weight *w) {
-    const hai_model *m = c->m;
-    if (!c->few_aux) return NULL;
-    if (w == &m->output) return c->few_aux[(size_t)m->hp.n_layer * HAI_LAYER_WEIGHTS];
-    if ((const char *)w < (const char *)m->layers) return NULL;
-    size_t l = (size_t)((const char *)w - (const char *)m->layers) / sizeof(hai_layer);
-    if (l >= m->hp.n_layer) return NULL;
-    const hai_weight *ws[HAI_LAYER_WEIGHTS];
-    hai_layer_weights(&m->layers[l], ws);
-    for (int i = 0; i < HAI_LAYER_WEIGHTS; i++)
-        if (ws[i] == w) return c->few_aux[l * HAI_LAYER_WEIGHTS + (size_t)i];
-    return NULL;
-}
-
 static inline uint16_t *hai_kv_keys(const hai_context *c, uint32_t s, uint32_t l, uint32_t g) {
     const hai_hparams *hp = &c->m->hp;
     return c->k_cache + (((size_t)s * hp->n_layer + l) * hp->n_head_kv + g) * c->n_ctx_kt * hp->head_dim;

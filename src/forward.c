@@ -160,10 +160,12 @@ static void panels_task(mm_job *j, int ith, int nth, bool few) {
         const hai_weight *w = j->o[i].w;
         int64_t np = (w->n_out + 15) / 16, lo = a > base ? a - base : 0, hi = b - base < np ? b - base : np;
         int64_t r0 = 16 * lo, r1 = 16 * hi < w->n_out ? 16 * hi : w->n_out;
-        if (lo < hi && few)
+        if (lo < hi && few && j->n == 1 && !hai_wtype_panels(w->type)) /* one token beside a panel layout: its rows' dots */
+            mm_rows_one(c->k->decode_dot[w->type] ? c->k->decode_dot[w->type] : c->k->vec_dot[w->type], w, r0, r1,
+                        c->k->decode_dot[w->type] ? c->act_dec : c->act, j->o[i].out, j->o[i].add);
+        else if (lo < hi && few)
             c->k->few[w->type](w->n_in, w->data, w->row_bytes, r0, r1, c->act_dec, c->act_row_bytes, j->n, j->o[i].out,
-                               (size_t)w->n_out, j->o[i].add, c->few_scratch + (size_t)ith * c->few_scratch_stride,
-                               hai_context_few_aux(c, w));
+                               (size_t)w->n_out, j->o[i].add, c->few_scratch + (size_t)ith * c->few_scratch_stride);
         else if (lo < hi)
             c->k->gemm[w->type](w->n_in, w->data, w->row_bytes, r0, r1, c->gemm_prep, j->n, j->o[i].out, (size_t)w->n_out,
                                 j->o[i].add, c->gemm_scratch + (size_t)ith * c->gemm_scratch_stride);
@@ -198,9 +200,11 @@ static void matmul(hai_context *c, const float *in, uint32_t n, mm_out *o, int n
             c->k->decode_prep(o[0].w->n_in, (const uint8_t *)c->act + (size_t)i * c->act_row_bytes,
                               (uint8_t *)c->act_dec + (size_t)i * c->act_row_bytes);
         j.dec = true;
-        bool few = n > 1 && c->few_scratch;
-        for (int i = 0; i < n_o; i++) few = few && c->k->few[o[i].w->type];
-        if (few) {
+        /* several tokens on the few-token kernels, and one where a weight is in panels (no row of
+         * those can be read alone) */
+        bool few = c->few_scratch, panels = false;
+        for (int i = 0; i < n_o; i++) few = few && c->k->few[o[i].w->type], panels = panels || hai_wtype_panels(o[i].w->type);
+        if (few && (n > 1 || panels)) {
             hai_pool_run(c->pool, few_task, &j);
             return;
         }
@@ -386,7 +390,10 @@ static void embd_task(void *arg, int ith, int nth) {
     int64_t a, b;
     split_range(j->n, ith, nth, &a, &b);
     for (int64_t i = a; i < b; i++)
-        hai_dequantize(e->type, e->data + (size_t)j->tokens[i] * e->row_bytes, j->c->x + i * e->n_in, e->n_in, NULL);
+        if (e->type >= HAI_TYPE_COUNT) /* the output matrix's layout (tied) */
+            hai_repacked_row(e->type, e->data, e->n_in, j->tokens[i], j->c->x + i * e->n_in);
+        else
+            hai_dequantize(e->type, e->data + (size_t)j->tokens[i] * e->row_bytes, j->c->x + i * e->n_in, e->n_in, NULL);
 }
 
 typedef struct swiglu_job {

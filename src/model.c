@@ -209,16 +209,18 @@ static hai_status place_weights(hai_model *m, bool in_place, hai_error *err) {
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) pl[n++].w = ws[i];
     }
     /* the output matrix too. Tied to the embedding table (Qwen2 0.5-3B, Llama 3.2, Gemma) it is
-     * the largest matrix a step reads (Qwen2-0.5B: 28% of the bytes), so it moves too, but in the
-     * file's layout: its rows are also looked up one at a time (measured, AMD EPYC Zen 4, 0.5B
-     * Q8_0 with 4 sequences: 24.4 GB/s from the mapping's 4 KiB pages, 28.6 for the other weights) */
+     * the largest matrix a step reads (Qwen2-0.5B: 28% of the bytes), so it moves too (measured,
+     * AMD EPYC Zen 4, 0.5B Q8_0 with 4 sequences: 24.4 GB/s from the mapping's 4 KiB pages, 28.6
+     * for the other weights), in the kernels' layout: its rows are looked up through
+     * hai_repacked_row */
     bool tied = m->output.data && m->output.data == m->tok_embd.data;
     if (m->output.data) pl[n++].w = &m->output;
     for (size_t i = 0; i < n; i++) {
         hai_weight *w = pl[i].w;
-        pl[i].to = w->data && w->type < HAI_TYPE_COUNT && !(tied && w == &m->output) ? k->repack[w->type] : 0;
+        pl[i].to = w->data && w->type < HAI_TYPE_COUNT ? k->repack[w->type] : 0;
         pl[i].row_bytes = pl[i].to ? hai_repack_row_bytes(pl[i].to, w->n_in) : w->row_bytes;
-        pl[i].bytes = w->data && (pl[i].to || !in_place) ? (pl[i].row_bytes * (size_t)w->n_out + 63) / 64 * 64 : 0;
+        size_t b = pl[i].to ? hai_repack_bytes(pl[i].to, w->n_in, w->n_out) : w->row_bytes * (size_t)w->n_out;
+        pl[i].bytes = w->data && (pl[i].to || !in_place) ? (b + 63) / 64 * 64 : 0;
         total += pl[i].bytes;
     }
     hai_status st = HAI_OK;
@@ -230,16 +232,15 @@ static hai_status place_weights(hai_model *m, bool in_place, hai_error *err) {
         if (!pl[i].bytes) continue;
         uint8_t *dst = m->arena + off;
         if (pl[i].to)
-            for (int64_t r = 0; r < w->n_out; r++)
-                hai_repack_row(w->type, pl[i].to, w->data + (size_t)r * w->row_bytes, dst + (size_t)r * pl[i].row_bytes, w->n_in);
+            hai_repack(w->type, pl[i].to, w->data, w->row_bytes, dst, w->n_in, w->n_out);
         else
             memcpy(dst, w->data, w->row_bytes * (size_t)w->n_out);
         uintptr_t pa = ((uintptr_t)w->data + page - 1) / page * page, pe = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) / page * page;
         if (pe > pa) madvise((void *)pa, pe - pa, MADV_DONTNEED);
-        if (tied && w == &m->output) m->tok_embd.data = dst;
         w->data = dst;
         w->type = pl[i].to ? pl[i].to : w->type;
         w->row_bytes = pl[i].row_bytes;
+        if (tied && w == &m->output) m->tok_embd = *w;
         off += pl[i].bytes;
     }
     free(pl);

@@ -25,12 +25,6 @@ typedef struct hai_layer {
     hai_weight wq, wk, wv, wo, gate, up, down;
 } hai_layer;
 
-/* A layer's matrices in the order above (tables indexed per weight: layer * 7 + i). */
-#define HAI_LAYER_WEIGHTS 7
-static inline void hai_layer_weights(const hai_layer *L, const hai_weight *ws[HAI_LAYER_WEIGHTS]) {
-    ws[0] = &L->wq, ws[1] = &L->wk, ws[2] = &L->wv, ws[3] = &L->wo, ws[4] = &L->gate, ws[5] = &L->up, ws[6] = &L->down;
-}
-
 typedef struct hai_hparams {
     uint32_t n_vocab;     /* rows of the output matrix */
     uint32_t n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;

@@ -56,6 +56,47 @@ static void random_row(uint32_t type, void *row, int64_t n) {
     }
 }
 
+static const char *layout_name(uint32_t t) {
+    return t == HAI_WTYPE_Q4_0X2 ? "Q4_0X2" : t == HAI_WTYPE_Q8_0X16 ? "Q8_0X16" : hai_type_name(t);
+}
+
+/* rows rows of type hai_repack_from(t) (orig) as a matrix in layout t (a copy where t is a GGUF
+ * type); *rb: its row bytes */
+static uint8_t *in_layout(uint32_t t, const uint8_t *orig, int64_t n, int64_t rows, size_t *rb) {
+    uint32_t from = hai_repack_from(t);
+    size_t ob = hai_row_bytes(from, n);
+    *rb = t == from ? ob : hai_repack_row_bytes(t, n);
+    size_t bytes = t == from ? ob * (size_t)rows : hai_repack_bytes(t, n, rows);
+    uint8_t *w = aligned_alloc(64, (bytes + 63) / 64 * 64); /* as the model's weights are */
+    if (t == from) memcpy(w, orig, ob * (size_t)rows);
+    else hai_repack(from, t, orig, ob, w, n, rows);
+    return w;
+}
+
+/* Every layout's rows read back (hai_repacked_row, the lookups of a tied embedding table) are
+ * the rows it was made from, exactly; row counts that leave a partial panel, odd block counts. */
+static void check_repacked_rows(void) {
+    const int64_t sizes[] = {96, 800, 2048};
+    for (uint32_t t = HAI_TYPE_COUNT; t < HAI_WTYPE_COUNT; t++)
+        for (int si = 0; si < 3; si++) {
+            int64_t n = sizes[si], rows = 37;
+            uint32_t from = hai_repack_from(t);
+            size_t ob = hai_row_bytes(from, n), rb;
+            uint8_t *orig = malloc(ob * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++) random_row(from, orig + r * ob, n);
+            uint8_t *w = in_layout(t, orig, n, rows, &rb);
+            float *want = malloc((size_t)n * sizeof *want), *got = malloc((size_t)n * sizeof *got);
+            int bad = 0;
+            for (int64_t r = 0; r < rows; r++) {
+                hai_dequantize(from, orig + r * ob, want, n, NULL);
+                hai_repacked_row(t, w, n, r, got);
+                bad += memcmp(want, got, (size_t)n * sizeof *got) != 0;
+            }
+            CHECK_MSG(bad == 0, "%s n=%lld: %d of %lld rows read back differ", layout_name(t), (long long)n, bad, (long long)rows);
+            free(orig), free(w), free(want), free(got);
+        }
+}
+
 static void check_table(const hai_kernels *fast) {
     const hai_kernels *ref = hai_kernels_ref();
     fprintf(stderr, "kernels: %s\n", fast->name);
@@ -107,10 +148,9 @@ static void check_table(const hai_kernels *fast) {
                           (long long)n, a, truth, qerr);
                 /* a layout of hai's own made from this row: the same dot, in the reference and here */
                 for (uint32_t to = HAI_TYPE_COUNT; to < HAI_WTYPE_COUNT; to++) {
-                    if (!(hai_repack_row_bytes(to, n) && (fast->repack[t] == to || hai_kernels_avx512() == fast || t == HAI_TYPE_Q4_0))) continue;
-                    if (t != HAI_TYPE_Q4_0) continue; /* Q4_0X2 is made from Q4_0 */
-                    uint8_t *rp = malloc(hai_repack_row_bytes(to, n));
-                    hai_repack_row(t, to, row, rp, n);
+                    if (hai_repack_from(to) != t || hai_wtype_panels(to)) continue; /* a layout of this type whose rows read alone */
+                    uint8_t *rp = malloc(hai_repack_bytes(to, n, 1));
+                    hai_repack(t, to, row, 0, rp, n, 1);
                     CHECK_MSG(ref->vec_dot[to] && fast->vec_dot[to], "%s: no dot for layout %u", fast->name, to);
                     if (ref->vec_dot[to] && fast->vec_dot[to]) {
                         float ra = ref->vec_dot[to](n, rp, act), fa = fast->vec_dot[to](n, rp, act);
@@ -165,14 +205,11 @@ static void check_gemm(const hai_kernels *k) {
     k->gemm_prep(n, acts, arb, 16, toks, prep);
     for (uint32_t t = 0; t < HAI_WTYPE_COUNT; t++) {
         if (!k->gemm[t]) continue;
-        uint32_t from = t == HAI_WTYPE_Q4_0X2 ? HAI_TYPE_Q4_0 : t;
-        size_t rb = t < HAI_TYPE_COUNT ? hai_row_bytes(t, n) : hai_repack_row_bytes(t, n), ob = hai_row_bytes(from, n);
-        uint8_t *w = malloc(rows * rb), *orig = malloc(rows * ob);
-        for (int64_t r = 0; r < rows; r++) {
-            random_row(from, orig + r * ob, n);
-            if (t != from) hai_repack_row(from, t, orig + r * ob, w + r * rb, n);
-            else memcpy(w + r * rb, orig + r * ob, rb);
-        }
+        uint32_t from = hai_repack_from(t);
+        uint8_t *orig = malloc(rows * hai_row_bytes(from, n)), *w;
+        size_t rb, ob = hai_row_bytes(from, n);
+        for (int64_t r = 0; r < rows; r++) random_row(from, orig + r * ob, n);
+        w = in_layout(t, orig, n, rows, &rb);
         for (int add = 0; add < 2; add++) {
             for (int64_t i = 0; i < toks * rows; i++) out[i] = add ? 1.5f : -99.0f;
             k->gemm[t](n, w, rb, 0, 16, prep, toks, out, rows, add, scratch);
@@ -187,8 +224,7 @@ static void check_gemm(const hai_kernels *k) {
                     for (int64_t i = 0; i < n; i++) mag += fabs((double)deq[i] * x[tk * n + i]);
                     worst = fmax(worst, fabs(got - want) / mag);
                 }
-            CHECK_MSG(worst <= 1e-5, "%s gemm %s (add %d): off by %.3g of the scale", k->name, t < HAI_TYPE_COUNT ? hai_type_name(t) : "Q4_0X2",
-                      add, worst);
+            CHECK_MSG(worst <= 1e-5, "%s gemm %s (add %d): off by %.3g of the scale", k->name, layout_name(t), add, worst);
         }
         free(w);
         free(orig);
@@ -218,16 +254,15 @@ static void check_few(const hai_kernels *k) {
             k->decode_prep(n, acts + t * arb, dec + t * arb);
         }
         for (uint32_t t = 0; t < HAI_WTYPE_COUNT; t++) {
-            uint32_t from = t == HAI_WTYPE_Q4_0X2 ? HAI_TYPE_Q4_0 : t;
+            uint32_t from = hai_repack_from(t);
             if (!k->few[t] || n % hai_type_block_size(from)) continue;
             types++;
-            size_t rb = t < HAI_TYPE_COUNT ? hai_row_bytes(t, n) : hai_repack_row_bytes(t, n), ob = hai_row_bytes(from, n);
-            uint8_t *w = malloc(rows * rb), *orig = malloc(rows * ob);
+            size_t rb, ob = hai_row_bytes(from, n);
+            uint8_t *orig = malloc(rows * ob);
             double *mag = malloc((size_t)max_toks * rows * sizeof *mag);
+            for (int64_t r = 0; r < rows; r++) random_row(from, orig + r * ob, n);
+            uint8_t *w = in_layout(t, orig, n, rows, &rb);
             for (int64_t r = 0; r < rows; r++) {
-                random_row(from, orig + r * ob, n);
-                if (t != from) hai_repack_row(from, t, orig + r * ob, w + r * rb, n);
-                else memcpy(w + r * rb, orig + r * ob, rb);
                 hai_dequantize(from, orig + r * ob, deq, n, NULL);
                 for (int64_t tk = 0; tk < max_toks; tk++) { /* the sum with every term made positive */
                     double m = 1e-6;
@@ -235,29 +270,23 @@ static void check_few(const hai_kernels *k) {
                     mag[tk * rows + r] = m;
                 }
             }
-            /* with the aux a context of several sequences makes (the types that have one), and without */
-            size_t auxb = k->few_aux_bytes ? k->few_aux_bytes(t, n, rows) : 0;
-            void *aux = auxb ? malloc(auxb) : NULL;
-            if (aux) k->few_aux_make(t, n, w, rb, rows, aux);
             static const int counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, HAI_FEW_TOKENS};
             for (int ci = 0; ci < 10; ci++)
-                for (int add = 0; add < 2 + (aux != NULL); add++) {
+                for (int add = 0; add < 2; add++) {
                     int64_t toks = counts[ci];
-                    const void *ax = add == 2 ? aux : NULL; /* the third round: add, with the aux */
                     for (int64_t i = 0; i < max_toks * rows; i++) out[i] = add ? 1.5f : -99.0f;
-                    k->few[t](n, w, rb, 0, 16, dec, arb, toks, out, rows, add, scratch, ax);
-                    k->few[t](n, w, rb, 16, rows, dec, arb, toks, out, rows, add, scratch, ax);
+                    k->few[t](n, w, rb, 0, 16, dec, arb, toks, out, rows, add, scratch);
+                    k->few[t](n, w, rb, 16, rows, dec, arb, toks, out, rows, add, scratch);
                     double worst = 0;
                     for (int64_t tk = 0; tk < max_toks; tk++)
                         for (int64_t r = 0; r < rows; r++) {
                             double want = tk < toks ? ref->vec_dot[from](n, orig + r * ob, acts + tk * arb) + (add ? 1.5 : 0) : add ? 1.5 : -99.0;
                             worst = fmax(worst, fabs(out[tk * rows + r] - want) / mag[tk * rows + r]);
                         }
-                    CHECK_MSG(worst <= 1e-5, "%s few %s n=%lld, %lld tokens (add %d, aux %d): off by %.3g of the scale", k->name,
-                              t < HAI_TYPE_COUNT ? hai_type_name(t) : "Q4_0X2", (long long)n, (long long)toks, add > 0, ax != NULL, worst);
+                    CHECK_MSG(worst <= 1e-5, "%s few %s n=%lld, %lld tokens (add %d): off by %.3g of the scale", k->name, layout_name(t),
+                              (long long)n, (long long)toks, add, worst);
                 }
-            CHECK_MSG(t != HAI_TYPE_Q8_0 || aux, "%s: Q8_0's few kernel has no aux", k->name);
-            free(w), free(orig), free(mag), free(aux);
+            free(w), free(orig), free(mag);
         }
         free(x), free(out), free(deq), free(acts), free(dec), free(scratch);
     }
@@ -320,7 +349,7 @@ static void check_decode(const hai_kernels *k) {
     for (uint32_t t = 0; t < HAI_WTYPE_COUNT; t++) {
         if (!k->decode_dot[t]) continue;
         types++;
-        uint32_t from = t == HAI_WTYPE_Q4_0X2 ? HAI_TYPE_Q4_0 : t;
+        uint32_t from = hai_repack_from(t);
         for (int si = 0; si < 5; si++) {
             int64_t n = sizes[si];
             if (n % hai_type_block_size(from)) continue;
@@ -332,7 +361,7 @@ static void check_decode(const hai_kernels *k) {
                 k->decode_prep(n, qa, qd);
                 const void *w = row;
                 if (t != from) {
-                    hai_repack_row(from, t, row, rp, n);
+                    hai_repack(from, t, row, 0, rp, n, 1);
                     w = rp;
                 }
                 float want = ref->vec_dot[from](n, row, qa), got = k->decode_dot[t](n, w, qd);
@@ -340,7 +369,7 @@ static void check_decode(const hai_kernels *k) {
                 double mag = 0;
                 for (int64_t i = 0; i < n; i++) mag += fabs((double)deq[i] * x[i]);
                 CHECK_MSG(fabs((double)want - got) <= 1e-5 * mag + 1e-6, "%s decode %s n=%lld: ref %.9g got %.9g (scale %.3g)", k->name,
-                          t < HAI_TYPE_COUNT ? hai_type_name(t) : "Q4_0X2", (long long)n, want, got, mag);
+                          layout_name(t), (long long)n, want, got, mag);
             }
         }
     }
@@ -425,6 +454,7 @@ int main(int argc, char **argv) {
     const hai_kernels *sets[] = {hai_kernels_avx2(), hai_kernels_avx512(), hai_kernels_neon()};
     int tested = 0;
     if (!only || one == hai_kernels_ref()) check_table(hai_kernels_ref()); /* the reference against itself and the true values */
+    if (!only) check_repacked_rows();
     for (int i = 0; i < 3; i++)
         if (sets[i] && (!only || sets[i] == one)) {
             check_table(sets[i]);

@@ -44,8 +44,22 @@ size_t hai_act_row_bytes(hai_act_type a, int64_t n);
  *   of 8 (16 blocks, 288 bytes; the last group may be shorter): first the group's f16 scales, two
  *   per pair, then its pairs, so a row is one stream (with the scales in a block of their own
  *   after the nibbles, decode streamed ~5% slower: two streams a row). A row with an odd number of
- *   blocks gets a zero block at the end. Values are (nibble - 8) * d, as Q4_0. */
-enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_COUNT };
+ *   blocks gets a zero block at the end. Values are (nibble - 8) * d, as Q4_0.
+ *   Q8_0X16: Q8_0 in panels of 16 rows, for kernels whose vector lanes are 16 weight rows (the
+ *   few-token kernels, x86_avx512_few.c): they took a Q8_0 row at a time and transposed 16 of
+ *   them in registers, ~20 of the ~100 cycles a 4-token step spends on 32 weights of 16 rows. A
+ *   panel (rows 16p..16p+15, at byte 16p * the row bytes: a panel takes the bytes of its 16
+ *   Q8_0 rows, and 32 more where that is not a multiple of 64) holds per block b, at 512 b, 8 runs of 64 bytes: byte 4 l + k of run g is weight
+ *   4 g + k of row l, stored unsigned (w + 128, what vpdpbusd takes); after the nb blocks the f16
+ *   scales [nb][16 rows]. A last, partial panel is padded with zero rows. The kernels load whole
+ *   aligned vectors: the matrix starts at a multiple of 64 bytes (as the model's weights do). No row can be read
+ *   alone: only whole panels (hai_wtype_panels), through the few-token and matrix kernels and
+ *   hai_repacked_row. */
+enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_Q8_0X16, HAI_WTYPE_COUNT };
+
+/* Layouts whose rows are interleaved in panels of 16 (their matrices are read 16 rows at a time,
+ * from rows that are multiples of 16). */
+static inline bool hai_wtype_panels(uint32_t t) { return t == HAI_WTYPE_Q8_0X16; }
 
 #define HAI_Q4X2_GROUP_BYTES 288 /* a whole group: 16 scales, 8 pairs */
 /* the pairs in group g of a row of np pairs */
@@ -104,10 +118,19 @@ static inline void hai_store_line(float *dst, const float *src, int64_t n) {
 static inline void hai_store_fence(void) {}
 #endif
 
-/* Bytes of one row of n elements in a repacked layout. */
+/* Bytes of one row of n elements in a repacked layout (the distance between rows; in a panel
+ * layout, a sixteenth of a panel's), and of a matrix of `rows` such rows (panels: rows rounded up
+ * to 16). 0: not a layout. */
 size_t hai_repack_row_bytes(uint32_t to, int64_t n);
-/* One row of n elements from a GGUF type to the layout `to`. */
-void hai_repack_row(uint32_t from, uint32_t to, const void *src, void *dst, int64_t n);
+size_t hai_repack_bytes(uint32_t to, int64_t n, int64_t rows);
+/* The GGUF type a layout is made from (the type itself for a GGUF type). */
+uint32_t hai_repack_from(uint32_t t);
+/* A matrix of `rows` rows of n elements of type `from` (src, rows src_stride bytes apart) in the
+ * layout `to` (dst: hai_repack_bytes of it). */
+void hai_repack(uint32_t from, uint32_t to, const void *src, size_t src_stride, void *dst, int64_t n, int64_t rows);
+/* Row r of a matrix in a repacked layout as floats (a lookup: the embedding table tied to the
+ * output matrix). */
+void hai_repacked_row(uint32_t type, const void *w, int64_t n, int64_t r, float *out);
 
 /* dot of n weights (one row of `type`, n a multiple of its block size) with an activation row
  * in hai_act_type_for(type) format */
@@ -123,16 +146,12 @@ typedef float (*hai_vec_dot_fn)(int64_t n, const void *w, const void *act);
 typedef void (*hai_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *prep, int64_t nt,
                             float *out, size_t ldo, bool add, void *scratch);
 
-/* A few tokens at once (nt <= HAI_FEW_TOKENS: the decode step of several sequences, short chunks), for tables
- * that have it: the activation rows in the decode layout (decode_prep), each weight row read once
+/* A few tokens at once (nt <= HAI_FEW_TOKENS: the decode step of several sequences, short chunks;
+ * also one token for the panel layouts, which no per-row dot reads), for tables that have it: the activation rows in the decode layout (decode_prep), each weight row read once
  * for all of them, with scratch memory of the calling thread's own (few_scratch_bytes):
  *   out[t * ldo + r] = (add ? out[t * ldo + r] : 0) + dot(row r of w, token t), r0 <= r < r1, t < nt */
 typedef void (*hai_few_fn)(int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *act, size_t act_stride,
-                           int64_t nt, float *out, size_t ldo, bool add, void *scratch, const void *aux);
-/* aux (may be NULL): what few_aux_make made of the whole weight (rows 0.. of it, r0 a multiple of 16),
- * for the types where few_aux_bytes is not 0: their per-block scales gathered 16 rows at a time,
- * which the kernels otherwise fetch from 16 rows a block (on Zen 4 that fetch was 14% of a
- * 4-token Q8_0 pass). Made once for contexts that decode several sequences. */
+                           int64_t nt, float *out, size_t ldo, bool add, void *scratch);
 
 typedef struct hai_kernels {
     const char *name;
@@ -143,8 +162,6 @@ typedef struct hai_kernels {
     int gemm_min_tokens; /* the fewest tokens worth the matrix path (0: HAI_GEMM_TOKENS, prefill only) */
     hai_few_fn few[HAI_WTYPE_COUNT];                        /* NULL: the per-row dots */
     size_t (*few_scratch_bytes)(int64_t n);                 /* per thread, for rows of n elements */
-    size_t (*few_aux_bytes)(uint32_t type, int64_t n, int64_t rows); /* 0: the type takes no aux */
-    void (*few_aux_make)(uint32_t type, int64_t n, const void *w, size_t w_stride, int64_t rows, void *aux);
     hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
     /* Decode (matmuls on the per-row dots): a layout of its own for the activation rows
      * (decode_prep: one row to one of hai_decode_row_bytes) and dots that read it, for the types that

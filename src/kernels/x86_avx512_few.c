@@ -18,7 +18,11 @@
  * carry (their block sums), so it is taken out in float with the minimum of the formats that have one:
  *   sum(w q) s d + m d sum(q) = s d (256 sum(u hi) + sum(u lo)) + (m - B s) d sum(q)
  * where s, m are the sub-block's weight scale and minimum and d the activation block's scale.
- * Types without a loader of their own go through the matrix path's row unpackers (x86_gemm.h). */
+ * Types without a loader of their own go through the matrix path's row unpackers (x86_gemm.h).
+ * Q8_0 comes already in this order (Q8_0X16, kernels.h: repacked at load, biased, its scales
+ * beside), so its units are 8 plain loads: without the transposes a 4-token step of a 0.5B Q8_0
+ * model ran 187-194 -> 238-251 tok/s (AMD EPYC Zen 4, 2 threads), and one token at a time it
+ * streams as the per-row dots did, so decode takes this path too. */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
@@ -45,7 +49,6 @@ typedef struct panel {
     const uint8_t *base;
     size_t stride;
     const char *end; /* the weight's last row's end (no prefetch past it) */
-    const uint16_t *aux; /* Q8_0: the panel's f16 scales [block][16 rows] (few_aux_make), or NULL */
 } panel;
 
 /* Loads weights [e0, e0 + g) of the panel's rows into p (g: PIECE or what is left of the row). */
@@ -112,7 +115,7 @@ static int few_bias(uint32_t type) {
     case HAI_TYPE_Q5_0: return 16;
     case HAI_TYPE_Q3_K: return 4;
     case HAI_TYPE_Q6_K: return 32;
-    case HAI_TYPE_Q8_0: case HAI_TYPE_IQ4_NL: case HAI_TYPE_IQ4_XS: return 128;
+    case HAI_TYPE_Q8_0: case HAI_WTYPE_Q8_0X16: case HAI_TYPE_IQ4_NL: case HAI_TYPE_IQ4_XS: return 128;
     default: return 0; /* the types with a minimum store their codes unsigned */
     }
 }
@@ -123,20 +126,17 @@ static int few_bias(uint32_t type) {
  *   head: what a piece needs first (the scales; for the other types, the whole piece);
  *   unit u: the 32 weights from 32u of the piece into wt (u < g / 32). */
 
-static inline void head_q8_0(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
+/* the types whose units take everything they need (Q8_0X16) */
+static inline void head_none(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
     (void)pn, (void)n, (void)e0, (void)g, (void)p, (void)type;
 }
 
-static inline __attribute__((always_inline)) void unit_q8_0(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
-    (void)n;
-    size_t off = sizeof(hai_block_q8_0) * (size_t)(e0 / 32 + u);
-    __m512i x[8];
-    load_rows(pn, off + 2, x);
-    const __m512i sign = _mm512_set1_epi8((char)0x80);
-    for (int k = 0; k < 8; k++) x[k] = _mm512_xor_si512(x[k], sign);
-    transpose8(x, wv);
-    __m512 ws = pn->aux ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pn->aux + 16 * (e0 / 32 + u)))) : f16_half(gather32(pn, off), 0);
-    _mm512_store_ps(p->ws[u], ws);
+/* Q8_0 in panels (Q8_0X16, kernels.h): the 8 vectors of a unit as they are in memory, the
+ * 16 rows' scales of its block one load */
+static inline __attribute__((always_inline)) void unit_q8_0x16(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
+    size_t b = (size_t)(e0 / 32 + u);
+    for (int k = 0; k < 8; k++) wv[k] = _mm512_load_si512(pn->base + 512 * b + 64 * k);
+    _mm512_store_ps(p->ws[u], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(pn->base + 512 * (size_t)(n / 32) + 32 * b))));
 }
 
 /* Q4_0 as repacked (kernels.h): a group of 16 blocks, its f16 scales then 32-byte pairs whose low
@@ -336,8 +336,7 @@ static size_t scratch_bytes(int64_t n) { return sizeof(piece) + HAI_FEW_TOKENS *
 
 static inline __attribute__((always_inline)) void few_s(const int S, const bool M, uint32_t type, head_fn head, unit_fn unit, int64_t G,
                                                         int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *act,
-                                                        size_t act_stride, int64_t nt, float *out, size_t ldo, bool add, void *scratch,
-                                                        const void *aux) {
+                                                        size_t act_stride, int64_t nt, float *out, size_t ldo, bool add, void *scratch) {
     int64_t nsub = n / S;
     piece *p = (piece *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     tok_sub *ts = (tok_sub *)(p + 1);
@@ -364,7 +363,6 @@ static inline __attribute__((always_inline)) void few_s(const int S, const bool 
         pn.off = _mm512_loadu_si512(offs);
         pn.stride = w_stride;
         pn.end = (const char *)w + (size_t)r1 * w_stride;
-        pn.aux = aux ? (const uint16_t *)aux + (size_t)(rp / 16) * (size_t)(n / 32) * 16 : NULL;
         for (int64_t t0 = 0; t0 < nt; t0 += FEW_MAX) {
             int T = nt - t0 < FEW_MAX ? (int)(nt - t0) : FEW_MAX;
             const int8_t *a[FEW_MAX];
@@ -389,12 +387,12 @@ static inline __attribute__((always_inline)) void few_s(const int S, const bool 
 }
 
 /* The entry points: the types with loaders of their own, and the rest through the unpackers. */
-#define FEW_ARGS n, w, w_stride, r0, r1, act, act_stride, nt, out, ldo, add, scratch, aux
+#define FEW_ARGS n, w, w_stride, r0, r1, act, act_stride, nt, out, ldo, add, scratch
 #define FEW_PARAMS                                                                                                              \
     int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *act, size_t act_stride, int64_t nt, float *out, \
-        size_t ldo, bool add, void *scratch, const void *aux
+        size_t ldo, bool add, void *scratch
 
-static void f_q8_0(FEW_PARAMS) { few_s(32, false, HAI_TYPE_Q8_0, head_q8_0, unit_q8_0, PIECE, FEW_ARGS); }
+static void f_q8_0x16(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q8_0X16, head_none, unit_q8_0x16, PIECE, FEW_ARGS); }
 static void f_q4_0x2(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q4_0X2, head_q4_0x2, unit_q4_0x2, PIECE_MAX, FEW_ARGS); }
 static void f_q4_K(FEW_PARAMS) { few_s(32, true, HAI_TYPE_Q4_K, head_q4_K, unit_q4_K, PIECE, FEW_ARGS); }
 static void f_q6_K(FEW_PARAMS) { few_s(16, false, HAI_TYPE_Q6_K, head_q6_K, unit_q6_K, PIECE, FEW_ARGS); }
@@ -424,30 +422,14 @@ FEW(f_q5_K, HAI_TYPE_Q5_K)
 FEW(f_q3_K, HAI_TYPE_Q3_K)
 FEW(f_q2_K, HAI_TYPE_Q2_K)
 
-/* Q8_0's aux: the f16 scales of each panel of 16 rows, [panel][block][16 rows] (a last, partial
- * panel repeats its last row, as the kernel's lanes do). */
-static size_t aux_bytes(uint32_t type, int64_t n, int64_t rows) {
-    return type == HAI_TYPE_Q8_0 ? (size_t)((rows + 15) / 16) * (size_t)(n / 32) * 16 * sizeof(uint16_t) : 0;
-}
-
-static void aux_make(uint32_t type, int64_t n, const void *w, size_t w_stride, int64_t rows, void *aux) {
-    if (type != HAI_TYPE_Q8_0) return;
-    int64_t nb = n / 32;
-    uint16_t *o = aux;
-    for (int64_t rp = 0; rp < rows; rp += 16)
-        for (int64_t b = 0; b < nb; b++)
-            for (int r = 0; r < 16; r++) {
-                int64_t rr = rp + r < rows ? rp + r : rows - 1;
-                memcpy(o++, (const uint8_t *)w + (size_t)rr * w_stride + sizeof(hai_block_q8_0) * (size_t)b, sizeof(uint16_t));
-            }
-}
-
 /* Puts the few-token path into an AVX-512 table (x86_avx512.c; the amx table copies it). */
 void hai_avx512_add_few(hai_kernels *t) {
-    t->few[HAI_TYPE_Q8_0] = f_q8_0, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
+    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
     t->few[HAI_TYPE_Q4_0] = f_q4_0, t->few[HAI_TYPE_Q4_1] = f_q4_1, t->few[HAI_TYPE_Q5_0] = f_q5_0, t->few[HAI_TYPE_Q5_1] = f_q5_1;
     t->few[HAI_TYPE_IQ4_NL] = f_iq4_nl, t->few[HAI_TYPE_IQ4_XS] = f_iq4_xs, t->few[HAI_TYPE_Q5_K] = f_q5_K, t->few[HAI_TYPE_Q3_K] = f_q3_K;
     t->few[HAI_TYPE_Q2_K] = f_q2_K;
     t->few_scratch_bytes = scratch_bytes;
-    t->few_aux_bytes = aux_bytes, t->few_aux_make = aux_make;
+    /* Q8_0 decodes through these kernels too, from its panels: one token at a time they stream
+     * as fast as the per-row dots did (the loads are whole vectors, no transposes) */
+    t->repack[HAI_TYPE_Q8_0] = HAI_WTYPE_Q8_0X16;
 }

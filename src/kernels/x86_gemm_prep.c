@@ -218,17 +218,39 @@ static void un_q2_K(const uint8_t *row, int64_t n, int8_t *q, float *s, float *m
     }
 }
 
+/* Q8_0X16 (kernels.h): a whole panel at once, its runs of [16 rows][4 bytes] back to rows */
+static void unp_q8_0x16(const uint8_t *panel, int64_t n, int8_t *q, float *s) {
+    int64_t nb = n / 32;
+    const __m256i sign = _mm256_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < nb; b++)
+        for (int g = 0; g < 8; g++) {
+            uint32_t v[16];
+            for (int h = 0; h < 2; h++)
+                _mm256_storeu_si256((__m256i *)(v + 8 * h), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(panel + 512 * b + 64 * g + 32 * h)), sign));
+            for (int l = 0; l < 16; l++) memcpy(q + (size_t)l * n + 32 * b + 4 * g, &v[l], 4);
+        }
+    const uint16_t *d = (const uint16_t *)(panel + 512 * nb);
+    for (int l = 0; l < 16; l++)
+        for (int64_t b = 0; b < nb; b++) s[l * nb + b] = f16(d[16 * b + l]);
+}
+
 const hai_x86_unpack hai_x86_unpackers[HAI_WTYPE_COUNT] = {
-    [HAI_TYPE_Q4_0] = {un_q4_0, 32, false},     [HAI_WTYPE_Q4_0X2] = {un_q4_0x2, 32, false}, [HAI_TYPE_Q4_1] = {un_q4_1, 32, true},
-    [HAI_TYPE_Q5_0] = {un_q5_0, 32, false},     [HAI_TYPE_Q5_1] = {un_q5_1, 32, true},       [HAI_TYPE_Q8_0] = {un_q8_0, 32, false},
-    [HAI_TYPE_IQ4_NL] = {un_iq4_nl, 32, false}, [HAI_TYPE_IQ4_XS] = {un_iq4_xs, 32, false},  [HAI_TYPE_Q4_K] = {un_q4_K, 32, true},
-    [HAI_TYPE_Q5_K] = {un_q5_K, 32, true},      [HAI_TYPE_Q6_K] = {un_q6_K, 16, false},      [HAI_TYPE_Q3_K] = {un_q3_K, 16, false},
-    [HAI_TYPE_Q2_K] = {un_q2_K, 16, true},
+    [HAI_WTYPE_Q8_0X16] = {NULL, 32, false, unp_q8_0x16},
+    [HAI_TYPE_Q4_0] = {un_q4_0, 32, false, NULL},     [HAI_WTYPE_Q4_0X2] = {un_q4_0x2, 32, false, NULL}, [HAI_TYPE_Q4_1] = {un_q4_1, 32, true, NULL},
+    [HAI_TYPE_Q5_0] = {un_q5_0, 32, false, NULL},     [HAI_TYPE_Q5_1] = {un_q5_1, 32, true, NULL},       [HAI_TYPE_Q8_0] = {un_q8_0, 32, false, NULL},
+    [HAI_TYPE_IQ4_NL] = {un_iq4_nl, 32, false, NULL}, [HAI_TYPE_IQ4_XS] = {un_iq4_xs, 32, false, NULL},  [HAI_TYPE_Q4_K] = {un_q4_K, 32, true, NULL},
+    [HAI_TYPE_Q5_K] = {un_q5_K, 32, true, NULL},      [HAI_TYPE_Q6_K] = {un_q6_K, 16, false, NULL},      [HAI_TYPE_Q3_K] = {un_q3_K, 16, false, NULL},
+    [HAI_TYPE_Q2_K] = {un_q2_K, 16, true, NULL},
 };
 
 void hai_x86_unpack_panel(const hai_x86_unpack *u, int64_t n, const void *w, size_t w_stride, int64_t rp, int64_t r1, int8_t *q,
                           float *s, float *m) {
     int64_t nsub = n / u->S;
+    if (u->panel) { /* the rows past r1 are the layout's zero padding */
+        u->panel((const uint8_t *)w + (size_t)rp * w_stride, n, q, s);
+        memset(m, 0, (size_t)16 * nsub * sizeof *m);
+        return;
+    }
     for (int r = 0; r < 16; r++) {
         if (rp + r < r1) {
             u->un((const uint8_t *)w + (size_t)(rp + r) * w_stride, n, q + (size_t)r * n, s + r * nsub, m + r * nsub);
