@@ -57,7 +57,7 @@ static void random_row(uint32_t type, void *row, int64_t n) {
 }
 
 static const char *layout_name(uint32_t t) {
-    return t == HAI_WTYPE_Q4_0X2 ? "Q4_0X2" : t == HAI_WTYPE_Q8_0X16 ? "Q8_0X16" : hai_type_name(t);
+    return t == HAI_WTYPE_Q4_0X2 ? "Q4_0X2" : t == HAI_WTYPE_Q8_0X16 ? "Q8_0X16" : t == HAI_WTYPE_Q4_KX16 ? "Q4_KX16" : hai_type_name(t);
 }
 
 /* rows rows of type hai_repack_from(t) (orig) as a matrix in layout t (a copy where t is a GGUF
@@ -76,11 +76,12 @@ static uint8_t *in_layout(uint32_t t, const uint8_t *orig, int64_t n, int64_t ro
 /* Every layout's rows read back (hai_repacked_row, the lookups of a tied embedding table) are
  * the rows it was made from, exactly; row counts that leave a partial panel, odd block counts. */
 static void check_repacked_rows(void) {
-    const int64_t sizes[] = {96, 800, 2048};
+    const int64_t sizes[] = {96, 768, 800, 2048};
     for (uint32_t t = HAI_TYPE_COUNT; t < HAI_WTYPE_COUNT; t++)
-        for (int si = 0; si < 3; si++) {
+        for (int si = 0; si < 4; si++) {
             int64_t n = sizes[si], rows = 37;
             uint32_t from = hai_repack_from(t);
+            if (n % hai_type_block_size(from)) continue;
             size_t ob = hai_row_bytes(from, n), rb;
             uint8_t *orig = malloc(ob * (size_t)rows);
             for (int64_t r = 0; r < rows; r++) random_row(from, orig + r * ob, n);

@@ -54,12 +54,16 @@ size_t hai_act_row_bytes(hai_act_type a, int64_t n);
  *   scales [nb][16 rows]. A last, partial panel is padded with zero rows. The kernels load whole
  *   aligned vectors: the matrix starts at a multiple of 64 bytes (as the model's weights do). No row can be read
  *   alone: only whole panels (hai_wtype_panels), through the few-token and matrix kernels and
- *   hai_repacked_row. */
-enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_Q8_0X16, HAI_WTYPE_COUNT };
+ *   hai_repacked_row.
+ *   Q4_KX16: Q4_K in panels of 16 rows likewise: per super-block (at 2304 s) the 16 rows' 144-byte
+ *   blocks as 36 runs of 64 bytes, dword i of each row's block in run i (lane = row): d and dmin,
+ *   the three dwords of 6-bit scales, then the nibbles, 4 bytes of each row a vector as the
+ *   kernels multiply them. */
+enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_Q8_0X16, HAI_WTYPE_Q4_KX16, HAI_WTYPE_COUNT };
 
 /* Layouts whose rows are interleaved in panels of 16 (their matrices are read 16 rows at a time,
  * from rows that are multiples of 16). */
-static inline bool hai_wtype_panels(uint32_t t) { return t == HAI_WTYPE_Q8_0X16; }
+static inline bool hai_wtype_panels(uint32_t t) { return t == HAI_WTYPE_Q8_0X16 || t == HAI_WTYPE_Q4_KX16; }
 
 #define HAI_Q4X2_GROUP_BYTES 288 /* a whole group: 16 scales, 8 pairs */
 /* the pairs in group g of a row of np pairs */
@@ -131,6 +135,9 @@ void hai_repack(uint32_t from, uint32_t to, const void *src, size_t src_stride, 
 /* Row r of a matrix in a repacked layout as floats (a lookup: the embedding table tied to the
  * output matrix). */
 void hai_repacked_row(uint32_t type, const void *w, int64_t n, int64_t r, float *out);
+/* Block b of row r of a matrix in a panel layout, as the GGUF block it was made from (blk:
+ * hai_type_block_bytes(hai_repack_from(type)) bytes). */
+void hai_panel_block(uint32_t type, const void *w, int64_t n, int64_t r, int64_t b, void *blk);
 
 /* dot of n weights (one row of `type`, n a multiple of its block size) with an activation row
  * in hai_act_type_for(type) format */

@@ -1,15 +1,24 @@
 /* Weight layouts of hai's own (see kernels.h): the conversions done at load time, and the rows
- * of a converted matrix read back (lookups). */
+ * of a converted matrix read back (lookups, the matrix path's unpacking). */
 #include <string.h>
 
-#include "../fp16.h"
 #include "kernels.h"
+
+uint32_t hai_repack_from(uint32_t t) {
+    switch (t) {
+    case HAI_WTYPE_Q4_0X2: return HAI_TYPE_Q4_0;
+    case HAI_WTYPE_Q8_0X16: return HAI_TYPE_Q8_0;
+    case HAI_WTYPE_Q4_KX16: return HAI_TYPE_Q4_K;
+    default: return t;
+    }
+}
 
 size_t hai_repack_row_bytes(uint32_t to, int64_t n) {
     int64_t nb = n / 32, np = (nb + 1) / 2;
     switch (to) {
     case HAI_WTYPE_Q4_0X2: return (size_t)np * 32 + (size_t)np * 2 * sizeof(uint16_t);
     case HAI_WTYPE_Q8_0X16: return ((size_t)nb * sizeof(hai_block_q8_0) + 3) / 4 * 4; /* panels of 64-byte multiples */
+    case HAI_WTYPE_Q4_KX16: return (size_t)(n / 256) * sizeof(hai_block_q4_K);
     default: return 0;
     }
 }
@@ -17,14 +26,6 @@ size_t hai_repack_row_bytes(uint32_t to, int64_t n) {
 size_t hai_repack_bytes(uint32_t to, int64_t n, int64_t rows) {
     int64_t r = hai_wtype_panels(to) ? (rows + 15) / 16 * 16 : rows;
     return hai_repack_row_bytes(to, n) * (size_t)r;
-}
-
-uint32_t hai_repack_from(uint32_t t) {
-    switch (t) {
-    case HAI_WTYPE_Q4_0X2: return HAI_TYPE_Q4_0;
-    case HAI_WTYPE_Q8_0X16: return HAI_TYPE_Q8_0;
-    default: return t;
-    }
 }
 
 static void q4_0x2_row(const void *src, void *dst, int64_t n) {
@@ -45,39 +46,51 @@ static void q4_0x2_row(const void *src, void *dst, int64_t n) {
     }
 }
 
-/* Q8_0X16: row r's place in its panel */
-static uint8_t *q8x16_panel(const void *w, int64_t n, int64_t r) {
-    return (uint8_t *)w + (size_t)(r / 16) * 16 * hai_repack_row_bytes(HAI_WTYPE_Q8_0X16, n);
+/* ---- the panel layouts: row r's lane in panel r / 16 --------------------------------------------- */
+
+static uint8_t *panel_of(uint32_t t, const void *w, int64_t n, int64_t r) {
+    return (uint8_t *)w + (size_t)(r / 16) * 16 * hai_repack_row_bytes(t, n);
 }
 
-static void q8_0x16_row(const void *src, void *w, int64_t n, int64_t r) {
-    const hai_block_q8_0 *x = src;
-    int64_t nb = n / 32;
-    uint8_t *p = q8x16_panel(w, n, r);
-    int l = (int)(r % 16);
-    for (int64_t b = 0; b < nb; b++) {
-        for (int k = 0; k < 32; k++) p[512 * b + 64 * (k / 4) + 4 * l + k % 4] = (uint8_t)(x[b].qs[k] + 128);
-        memcpy(p + 512 * nb + 32 * b + 2 * l, &x[b].d, 2);
+/* Block b of lane l in its GGUF form to (to_panel) or from its place in the panel p. Q8_0X16:
+ * the 32 codes biased by 128 in runs of [16 lanes][4], the scales after all blocks. Q4_KX16: the
+ * 144-byte super-blocks of the 16 lanes as 36 runs of [16 lanes][one dword] (2304 bytes). */
+static void panel_block(uint32_t t, uint8_t *p, int64_t n, int l, int64_t b, uint8_t *blk, bool to_panel) {
+    if (t == HAI_WTYPE_Q8_0X16) {
+        hai_block_q8_0 *x = (hai_block_q8_0 *)blk;
+        uint8_t *q = p + 512 * b + 4 * l, *d = p + 512 * (n / 32) + 32 * b + 2 * l;
+        for (int k = 0; k < 32; k++)
+            if (to_panel) q[64 * (k / 4) + k % 4] = (uint8_t)(x->qs[k] + 128);
+            else x->qs[k] = (int8_t)(q[64 * (k / 4) + k % 4] - 128);
+        if (to_panel) memcpy(d, &x->d, 2);
+        else memcpy(&x->d, d, 2);
+    } else {
+        uint8_t *g = p + 16 * sizeof(hai_block_q4_K) * (size_t)b + 4 * l;
+        for (size_t i = 0; i < sizeof(hai_block_q4_K) / 4; i++)
+            if (to_panel) memcpy(g + 64 * i, blk + 4 * i, 4);
+            else memcpy(blk + 4 * i, g + 64 * i, 4);
     }
+}
+
+void hai_panel_block(uint32_t type, const void *w, int64_t n, int64_t r, int64_t b, void *blk) {
+    panel_block(type, panel_of(type, w, n, r), n, (int)(r % 16), b, blk, false);
 }
 
 void hai_repack(uint32_t from, uint32_t to, const void *src, size_t src_stride, void *dst, int64_t n, int64_t rows) {
     if (hai_repack_from(to) != from || from == to) return;
-    size_t rb = hai_repack_row_bytes(to, n);
-    for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *s = (const uint8_t *)src + (size_t)r * src_stride;
-        if (to == HAI_WTYPE_Q4_0X2) q4_0x2_row(s, (uint8_t *)dst + (size_t)r * rb, n);
-        else q8_0x16_row(s, dst, n, r);
+    if (!hai_wtype_panels(to)) {
+        for (int64_t r = 0; r < rows; r++) q4_0x2_row((const uint8_t *)src + (size_t)r * src_stride, (uint8_t *)dst + (size_t)r * hai_repack_row_bytes(to, n), n);
+        return;
     }
-    if (hai_wtype_panels(to) && rows % 16) { /* the last panel's missing rows: zero weights (code 128) and scales */
-        uint8_t *p = q8x16_panel(dst, n, rows - 1);
-        int64_t nb = n / 32;
-        for (int64_t b = 0; b < nb; b++)
-            for (int l = (int)(rows % 16); l < 16; l++) {
-                for (int g = 0; g < 8; g++) memset(p + 512 * b + 64 * g + 4 * l, 128, 4);
-                memset(p + 512 * nb + 32 * b + 2 * l, 0, 2);
-            }
-    }
+    int64_t qb = hai_type_block_size(from), nb = n / qb;
+    size_t bb = hai_type_block_bytes(from);
+    uint8_t zero[sizeof(hai_block_q4_K)] = {0}; /* the last panel's missing rows: zero scales and codes */
+    for (int64_t r = 0; r < (rows + 15) / 16 * 16; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t blk[sizeof(hai_block_q4_K)];
+            memcpy(blk, r < rows ? (const uint8_t *)src + (size_t)r * src_stride + bb * (size_t)b : zero, bb);
+            panel_block(to, panel_of(to, dst, n, r), n, (int)(r % 16), b, blk, true);
+        }
 }
 
 void hai_repacked_row(uint32_t type, const void *w, int64_t n, int64_t r, float *out) {
@@ -85,18 +98,19 @@ void hai_repacked_row(uint32_t type, const void *w, int64_t n, int64_t r, float 
     if (type == HAI_WTYPE_Q4_0X2) {
         const uint8_t *row = (const uint8_t *)w + (size_t)r * hai_repack_row_bytes(type, n);
         for (int64_t b = 0; b < nb; b++) {
+            hai_block_q4_0 x;
             const uint8_t *q = hai_q4x2_pair(row, np, b / 2);
-            float d = hai_f16_to_f32(*hai_q4x2_scales(row, b));
-            for (int k = 0; k < 32; k++) out[32 * b + k] = d * (float)(((q[k] >> (4 * (b % 2))) & 0xF) - 8);
+            for (int k = 0; k < 16; k++) x.qs[k] = (uint8_t)(((q[k] >> (4 * (b % 2))) & 0xF) | ((q[k + 16] >> (4 * (b % 2))) & 0xF) << 4);
+            x.d = *hai_q4x2_scales(row, b);
+            hai_dequantize(HAI_TYPE_Q4_0, &x, out + 32 * b, 32, NULL);
         }
-    } else if (type == HAI_WTYPE_Q8_0X16) {
-        const uint8_t *p = q8x16_panel(w, n, r);
-        int l = (int)(r % 16);
-        for (int64_t b = 0; b < nb; b++) {
-            uint16_t h;
-            memcpy(&h, p + 512 * nb + 32 * b + 2 * l, 2);
-            float d = hai_f16_to_f32(h);
-            for (int k = 0; k < 32; k++) out[32 * b + k] = d * (float)((int)p[512 * b + 64 * (k / 4) + 4 * l + k % 4] - 128);
+    } else if (hai_wtype_panels(type)) {
+        uint32_t from = hai_repack_from(type);
+        int64_t qb = hai_type_block_size(from);
+        for (int64_t b = 0; b < n / qb; b++) {
+            uint8_t blk[sizeof(hai_block_q4_K)];
+            hai_panel_block(type, w, n, r, b, blk);
+            hai_dequantize(from, blk, out + qb * b, qb, NULL);
         }
     }
 }

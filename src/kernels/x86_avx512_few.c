@@ -168,10 +168,7 @@ static inline __attribute__((always_inline)) void unit_q4_0x2(const panel *pn, i
 
 /* Q4_K: the nibbles as they are (B = 0); the 6-bit scales and mins of all 16 rows at once from
  * three gathered dwords (the layout: hai_q4k_scale_min). */
-static inline void head_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
-    (void)n, (void)g, (void)type;
-    size_t off = sizeof(hai_block_q4_K) * (size_t)(e0 / 256);
-    __m512i dd = gather32(pn, off), s0 = gather32(pn, off + 4), s1 = gather32(pn, off + 8), s2 = gather32(pn, off + 12);
+static inline void q4_K_scales(__m512i dd, __m512i s0, __m512i s1, __m512i s2, piece *p) {
     __m512 d = f16_half(dd, 0), dmin = _mm512_mul_ps(f16_half(dd, 1), _mm512_set1_ps(-1.0f));
     const __m512i m6 = _mm512_set1_epi32(63), m4 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
     for (int j = 0; j < 8; j++) {
@@ -187,6 +184,32 @@ static inline void head_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t g, 
         }
         _mm512_store_ps(p->ws[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
         _mm512_store_ps(p->wc[j], _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mn)));
+    }
+}
+
+static inline void head_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
+    (void)n, (void)g, (void)type;
+    size_t off = sizeof(hai_block_q4_K) * (size_t)(e0 / 256);
+    q4_K_scales(gather32(pn, off), gather32(pn, off + 4), gather32(pn, off + 8), gather32(pn, off + 12), p);
+}
+
+/* Q4_K in panels (Q4_KX16, kernels.h): the dwords gathered above are runs of the panel, and a
+ * unit's 8 vectors are loads (the low or high nibbles of 4 codes of each row) */
+static inline const uint8_t *q4_Kx16_super(const panel *pn, int64_t e0) { return pn->base + 16 * sizeof(hai_block_q4_K) * (size_t)(e0 / 256); }
+
+static inline void head_q4_Kx16(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
+    (void)n, (void)g, (void)type;
+    const uint8_t *sb = q4_Kx16_super(pn, e0);
+    q4_K_scales(_mm512_load_si512(sb), _mm512_load_si512(sb + 64), _mm512_load_si512(sb + 128), _mm512_load_si512(sb + 192), p);
+}
+
+static inline __attribute__((always_inline)) void unit_q4_Kx16(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
+    (void)p, (void)n;
+    const uint8_t *q = q4_Kx16_super(pn, e0) + 256 + 512 * (size_t)(u / 2);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int k = 0; k < 8; k++) {
+        __m512i v = _mm512_load_si512(q + 64 * k);
+        wv[k] = _mm512_and_si512(u % 2 ? _mm512_srli_epi16(v, 4) : v, m4);
     }
 }
 
@@ -394,6 +417,7 @@ static inline __attribute__((always_inline)) void few_s(const int S, const bool 
 
 static void f_q8_0x16(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q8_0X16, head_none, unit_q8_0x16, PIECE, FEW_ARGS); }
 static void f_q4_0x2(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q4_0X2, head_q4_0x2, unit_q4_0x2, PIECE_MAX, FEW_ARGS); }
+static void f_q4_Kx16(FEW_PARAMS) { few_s(32, true, HAI_WTYPE_Q4_KX16, head_q4_Kx16, unit_q4_Kx16, PIECE, FEW_ARGS); }
 static void f_q4_K(FEW_PARAMS) { few_s(32, true, HAI_TYPE_Q4_K, head_q4_K, unit_q4_K, PIECE, FEW_ARGS); }
 static void f_q6_K(FEW_PARAMS) { few_s(16, false, HAI_TYPE_Q6_K, head_q6_K, unit_q6_K, PIECE, FEW_ARGS); }
 
@@ -424,12 +448,12 @@ FEW(f_q2_K, HAI_TYPE_Q2_K)
 
 /* Puts the few-token path into an AVX-512 table (x86_avx512.c; the amx table copies it). */
 void hai_avx512_add_few(hai_kernels *t) {
-    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
+    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_KX16] = f_q4_Kx16, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
     t->few[HAI_TYPE_Q4_0] = f_q4_0, t->few[HAI_TYPE_Q4_1] = f_q4_1, t->few[HAI_TYPE_Q5_0] = f_q5_0, t->few[HAI_TYPE_Q5_1] = f_q5_1;
     t->few[HAI_TYPE_IQ4_NL] = f_iq4_nl, t->few[HAI_TYPE_IQ4_XS] = f_iq4_xs, t->few[HAI_TYPE_Q5_K] = f_q5_K, t->few[HAI_TYPE_Q3_K] = f_q3_K;
     t->few[HAI_TYPE_Q2_K] = f_q2_K;
     t->few_scratch_bytes = scratch_bytes;
     /* Q8_0 decodes through these kernels too, from its panels: one token at a time they stream
      * as fast as the per-row dots did (the loads are whole vectors, no transposes) */
-    t->repack[HAI_TYPE_Q8_0] = HAI_WTYPE_Q8_0X16;
+    t->repack[HAI_TYPE_Q8_0] = HAI_WTYPE_Q8_0X16, t->repack[HAI_TYPE_Q4_K] = HAI_WTYPE_Q4_KX16;
 }

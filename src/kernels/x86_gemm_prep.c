@@ -221,7 +221,8 @@ static void un_q2_K(const uint8_t *row, int64_t n, int8_t *q, float *s, float *m
 /* Q8_0X16 (kernels.h): a whole panel at once, each block's runs of [16 rows][4 bytes] back to
  * rows by two 8x8 transposes of dwords (rows 0-7 and 8-15; 4-byte copies instead made pp512 of a
  * 0.5B Q8_0 model 3-7% slower than from plain Q8_0 rows) */
-static void unp_q8_0x16(const uint8_t *panel, int64_t n, int8_t *q, float *s) {
+static void unp_q8_0x16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
+    (void)m;
     int64_t nb = n / 32;
     const __m256i sign = _mm256_set1_epi8((char)0x80);
     for (int64_t b = 0; b < nb; b++)
@@ -243,8 +244,18 @@ static void unp_q8_0x16(const uint8_t *panel, int64_t n, int8_t *q, float *s) {
         for (int64_t b = 0; b < nb; b++) s[l * nb + b] = f16(d[16 * b + l]);
 }
 
+/* Q4_KX16: each row's super-blocks as they were, through the Q4_K unpacker */
+static void unp_q4_Kx16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
+    for (int l = 0; l < 16; l++)
+        for (int64_t i = 0; i < n / 256; i++) {
+            hai_block_q4_K blk;
+            hai_panel_block(HAI_WTYPE_Q4_KX16, panel, n, l, i, &blk);
+            un_q4_K((const uint8_t *)&blk, 256, q + (size_t)l * n + 256 * i, s + l * (n / 32) + 8 * i, m + l * (n / 32) + 8 * i);
+        }
+}
+
 const hai_x86_unpack hai_x86_unpackers[HAI_WTYPE_COUNT] = {
-    [HAI_WTYPE_Q8_0X16] = {NULL, 32, false, unp_q8_0x16},
+    [HAI_WTYPE_Q8_0X16] = {NULL, 32, false, unp_q8_0x16}, [HAI_WTYPE_Q4_KX16] = {NULL, 32, true, unp_q4_Kx16},
     [HAI_TYPE_Q4_0] = {un_q4_0, 32, false, NULL},     [HAI_WTYPE_Q4_0X2] = {un_q4_0x2, 32, false, NULL}, [HAI_TYPE_Q4_1] = {un_q4_1, 32, true, NULL},
     [HAI_TYPE_Q5_0] = {un_q5_0, 32, false, NULL},     [HAI_TYPE_Q5_1] = {un_q5_1, 32, true, NULL},       [HAI_TYPE_Q8_0] = {un_q8_0, 32, false, NULL},
     [HAI_TYPE_IQ4_NL] = {un_iq4_nl, 32, false, NULL}, [HAI_TYPE_IQ4_XS] = {un_iq4_xs, 32, false, NULL},  [HAI_TYPE_Q4_K] = {un_q4_K, 32, true, NULL},
@@ -256,8 +267,8 @@ void hai_x86_unpack_panel(const hai_x86_unpack *u, int64_t n, const void *w, siz
                           float *s, float *m) {
     int64_t nsub = n / u->S;
     if (u->panel) { /* the rows past r1 are the layout's zero padding */
-        u->panel((const uint8_t *)w + (size_t)rp * w_stride, n, q, s);
-        memset(m, 0, (size_t)16 * nsub * sizeof *m);
+        if (!u->has_min) memset(m, 0, (size_t)16 * nsub * sizeof *m);
+        u->panel((const uint8_t *)w + (size_t)rp * w_stride, n, q, s, m);
         return;
     }
     for (int r = 0; r < 16; r++) {
