@@ -58,12 +58,14 @@ size_t hai_act_row_bytes(hai_act_type a, int64_t n);
  *   Q4_KX16: Q4_K in panels of 16 rows likewise: per super-block (at 2304 s) the 16 rows' 144-byte
  *   blocks as 36 runs of 64 bytes, dword i of each row's block in run i (lane = row): d and dmin,
  *   the three dwords of 6-bit scales, then the nibbles, 4 bytes of each row a vector as the
- *   kernels multiply them. */
-enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_Q8_0X16, HAI_WTYPE_Q4_KX16, HAI_WTYPE_COUNT };
+ *   kernels multiply them.
+ *   Q6_KX16: Q6_K the same way, its 210-byte blocks padded to 212 (53 runs: ql, qh, the int8
+ *   scales, d; 1% more bytes than Q6_K). */
+enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_Q8_0X16, HAI_WTYPE_Q4_KX16, HAI_WTYPE_Q6_KX16, HAI_WTYPE_COUNT };
 
 /* Layouts whose rows are interleaved in panels of 16 (their matrices are read 16 rows at a time,
  * from rows that are multiples of 16). */
-static inline bool hai_wtype_panels(uint32_t t) { return t == HAI_WTYPE_Q8_0X16 || t == HAI_WTYPE_Q4_KX16; }
+static inline bool hai_wtype_panels(uint32_t t) { return t == HAI_WTYPE_Q8_0X16 || t == HAI_WTYPE_Q4_KX16 || t == HAI_WTYPE_Q6_KX16; }
 
 #define HAI_Q4X2_GROUP_BYTES 288 /* a whole group: 16 scales, 8 pairs */
 /* the pairs in group g of a row of np pairs */

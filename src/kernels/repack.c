@@ -9,6 +9,7 @@ uint32_t hai_repack_from(uint32_t t) {
     case HAI_WTYPE_Q4_0X2: return HAI_TYPE_Q4_0;
     case HAI_WTYPE_Q8_0X16: return HAI_TYPE_Q8_0;
     case HAI_WTYPE_Q4_KX16: return HAI_TYPE_Q4_K;
+    case HAI_WTYPE_Q6_KX16: return HAI_TYPE_Q6_K;
     default: return t;
     }
 }
@@ -19,6 +20,7 @@ size_t hai_repack_row_bytes(uint32_t to, int64_t n) {
     case HAI_WTYPE_Q4_0X2: return (size_t)np * 32 + (size_t)np * 2 * sizeof(uint16_t);
     case HAI_WTYPE_Q8_0X16: return ((size_t)nb * sizeof(hai_block_q8_0) + 3) / 4 * 4; /* panels of 64-byte multiples */
     case HAI_WTYPE_Q4_KX16: return (size_t)(n / 256) * sizeof(hai_block_q4_K);
+    case HAI_WTYPE_Q6_KX16: return (size_t)(n / 256) * 212;
     default: return 0;
     }
 }
@@ -52,9 +54,15 @@ static uint8_t *panel_of(uint32_t t, const void *w, int64_t n, int64_t r) {
     return (uint8_t *)w + (size_t)(r / 16) * 16 * hai_repack_row_bytes(t, n);
 }
 
-/* Block b of lane l in its GGUF form to (to_panel) or from its place in the panel p. Q8_0X16:
- * the 32 codes biased by 128 in runs of [16 lanes][4], the scales after all blocks. Q4_KX16: the
- * 144-byte super-blocks of the 16 lanes as 36 runs of [16 lanes][one dword] (2304 bytes). */
+/* The layouts whose super-blocks go in runs of one dword a lane: a block's bytes there (Q6_K's
+ * 210 padded to a whole dword). */
+#define DWORD_BLOCK_MAX 212
+static size_t dword_block(uint32_t t) { return t == HAI_WTYPE_Q4_KX16 ? sizeof(hai_block_q4_K) : t == HAI_WTYPE_Q6_KX16 ? 212 : 0; }
+
+/* Block b of lane l in its GGUF form to (to_panel) or from its place in the panel p (blk: room
+ * for DWORD_BLOCK_MAX bytes). Q8_0X16: the 32 codes biased by 128 in runs of [16 lanes][4], the
+ * scales after all blocks. Q4_KX16, Q6_KX16: the super-blocks of the 16 lanes as runs of
+ * [16 lanes][one dword] (36 runs, 2304 bytes; 53 runs, 3392 bytes). */
 static void panel_block(uint32_t t, uint8_t *p, int64_t n, int l, int64_t b, uint8_t *blk, bool to_panel) {
     if (t == HAI_WTYPE_Q8_0X16) {
         hai_block_q8_0 *x = (hai_block_q8_0 *)blk;
@@ -65,15 +73,18 @@ static void panel_block(uint32_t t, uint8_t *p, int64_t n, int l, int64_t b, uin
         if (to_panel) memcpy(d, &x->d, 2);
         else memcpy(&x->d, d, 2);
     } else {
-        uint8_t *g = p + 16 * sizeof(hai_block_q4_K) * (size_t)b + 4 * l;
-        for (size_t i = 0; i < sizeof(hai_block_q4_K) / 4; i++)
+        size_t db = dword_block(t);
+        uint8_t *g = p + 16 * db * (size_t)b + 4 * l;
+        for (size_t i = 0; i < db / 4; i++)
             if (to_panel) memcpy(g + 64 * i, blk + 4 * i, 4);
             else memcpy(blk + 4 * i, g + 64 * i, 4);
     }
 }
 
 void hai_panel_block(uint32_t type, const void *w, int64_t n, int64_t r, int64_t b, void *blk) {
-    panel_block(type, panel_of(type, w, n, r), n, (int)(r % 16), b, blk, false);
+    uint8_t x[DWORD_BLOCK_MAX];
+    panel_block(type, panel_of(type, w, n, r), n, (int)(r % 16), b, x, false);
+    memcpy(blk, x, hai_type_block_bytes(hai_repack_from(type)));
 }
 
 void hai_repack(uint32_t from, uint32_t to, const void *src, size_t src_stride, void *dst, int64_t n, int64_t rows) {
@@ -84,10 +95,9 @@ void hai_repack(uint32_t from, uint32_t to, const void *src, size_t src_stride, 
     }
     int64_t qb = hai_type_block_size(from), nb = n / qb;
     size_t bb = hai_type_block_bytes(from);
-    uint8_t zero[sizeof(hai_block_q4_K)] = {0}; /* the last panel's missing rows: zero scales and codes */
+    uint8_t zero[DWORD_BLOCK_MAX] = {0}, blk[DWORD_BLOCK_MAX] = {0}; /* the last panel's missing rows: zero scales and codes */
     for (int64_t r = 0; r < (rows + 15) / 16 * 16; r++)
         for (int64_t b = 0; b < nb; b++) {
-            uint8_t blk[sizeof(hai_block_q4_K)];
             memcpy(blk, r < rows ? (const uint8_t *)src + (size_t)r * src_stride + bb * (size_t)b : zero, bb);
             panel_block(to, panel_of(to, dst, n, r), n, (int)(r % 16), b, blk, true);
         }
@@ -108,7 +118,7 @@ void hai_repacked_row(uint32_t type, const void *w, int64_t n, int64_t r, float 
         uint32_t from = hai_repack_from(type);
         int64_t qb = hai_type_block_size(from);
         for (int64_t b = 0; b < n / qb; b++) {
-            uint8_t blk[sizeof(hai_block_q4_K)];
+            uint8_t blk[DWORD_BLOCK_MAX];
             hai_panel_block(type, w, n, r, b, blk);
             hai_dequantize(from, blk, out + qb * b, qb, NULL);
         }

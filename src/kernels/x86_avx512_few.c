@@ -114,7 +114,7 @@ static int few_bias(uint32_t type) {
     case HAI_TYPE_Q4_0: case HAI_WTYPE_Q4_0X2: return 8;
     case HAI_TYPE_Q5_0: return 16;
     case HAI_TYPE_Q3_K: return 4;
-    case HAI_TYPE_Q6_K: return 32;
+    case HAI_TYPE_Q6_K: case HAI_WTYPE_Q6_KX16: return 32;
     case HAI_TYPE_Q8_0: case HAI_WTYPE_Q8_0X16: case HAI_TYPE_IQ4_NL: case HAI_TYPE_IQ4_XS: return 128;
     default: return 0; /* the types with a minimum store their codes unsigned */
     }
@@ -233,6 +233,16 @@ static inline void head_q6_K(const panel *pn, int64_t n, int64_t e0, int64_t g, 
     }
 }
 
+/* run k4 of a half's codes from its ql and qh bytes (in place in l) */
+static inline __attribute__((always_inline)) void q6_K_codes(int k4, __m512i l[8], const __m512i qh[8]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    for (int k = 0; k < 8; k++) {
+        __m512i lo = _mm512_and_si512(k4 < 2 ? l[k] : _mm512_srli_epi16(l[k], 4), m4);
+        __m512i hb = k4 == 0 ? _mm512_slli_epi16(qh[k], 4) : k4 == 1 ? _mm512_slli_epi16(qh[k], 2) : k4 == 2 ? qh[k] : _mm512_srli_epi16(qh[k], 2);
+        l[k] = _mm512_or_si512(lo, _mm512_and_si512(hb, m30));
+    }
+}
+
 static inline __attribute__((always_inline)) void unit_q6_K(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
     (void)p;
     (void)n;
@@ -241,13 +251,34 @@ static inline __attribute__((always_inline)) void unit_q6_K(const panel *pn, int
     __m512i l[8], qh[8];
     load_rows(pn, off + offsetof(hai_block_q6_K, ql) + 64 * (size_t)h + 32 * (size_t)(k4 & 1), l);
     load_rows(pn, off + offsetof(hai_block_q6_K, qh) + 32 * (size_t)h, qh);
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    for (int k = 0; k < 8; k++) {
-        __m512i lo = _mm512_and_si512(k4 < 2 ? l[k] : _mm512_srli_epi16(l[k], 4), m4);
-        __m512i hb = k4 == 0 ? _mm512_slli_epi16(qh[k], 4) : k4 == 1 ? _mm512_slli_epi16(qh[k], 2) : k4 == 2 ? qh[k] : _mm512_srli_epi16(qh[k], 2);
-        l[k] = _mm512_or_si512(lo, _mm512_and_si512(hb, m30));
-    }
+    q6_K_codes(k4, l, qh);
     transpose8(l, wv);
+}
+
+/* Q6_K in panels (Q6_KX16, kernels.h): run i of a super-block is dword i of each row's block, so
+ * the scales are 4 loads and d one, and a unit's ql and qh bytes are 16 loads */
+static inline const uint8_t *q6_Kx16_super(const panel *pn, int64_t e0) { return pn->base + 16 * 212 * (size_t)(e0 / 256); }
+
+static inline void head_q6_Kx16(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
+    (void)n, (void)g, (void)type;
+    const uint8_t *sb = q6_Kx16_super(pn, e0);
+    __m512 d = f16_half(_mm512_load_si512(sb + 64 * (offsetof(hai_block_q6_K, d) / 4)), 0);
+    for (int q4 = 0; q4 < 4; q4++) {
+        __m512i sv = _mm512_load_si512(sb + 64 * (offsetof(hai_block_q6_K, scales) / 4 + (size_t)q4));
+        for (int i = 0; i < 4; i++)
+            _mm512_store_ps(p->ws[4 * q4 + i], _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(sv, 24 - 8 * i), 24))));
+    }
+}
+
+static inline __attribute__((always_inline)) void unit_q6_Kx16(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
+    (void)p, (void)n;
+    const uint8_t *sb = q6_Kx16_super(pn, e0);
+    int h = (int)(u / 4), k4 = (int)(u % 4);
+    const uint8_t *ql = sb + 64 * ((offsetof(hai_block_q6_K, ql) + 64 * (size_t)h + 32 * (size_t)(k4 & 1)) / 4);
+    const uint8_t *qhp = sb + 64 * ((offsetof(hai_block_q6_K, qh) + 32 * (size_t)h) / 4);
+    __m512i qh[8];
+    for (int k = 0; k < 8; k++) wv[k] = _mm512_load_si512(ql + 64 * k), qh[k] = _mm512_load_si512(qhp + 64 * k);
+    q6_K_codes(k4, wv, qh);
 }
 
 /* Any other type: each row's piece through the matrix path's unpacker (a row is a sequence of
@@ -419,6 +450,7 @@ static void f_q8_0x16(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q8_0X16, head_non
 static void f_q4_0x2(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q4_0X2, head_q4_0x2, unit_q4_0x2, PIECE_MAX, FEW_ARGS); }
 static void f_q4_Kx16(FEW_PARAMS) { few_s(32, true, HAI_WTYPE_Q4_KX16, head_q4_Kx16, unit_q4_Kx16, PIECE, FEW_ARGS); }
 static void f_q4_K(FEW_PARAMS) { few_s(32, true, HAI_TYPE_Q4_K, head_q4_K, unit_q4_K, PIECE, FEW_ARGS); }
+static void f_q6_Kx16(FEW_PARAMS) { few_s(16, false, HAI_WTYPE_Q6_KX16, head_q6_Kx16, unit_q6_Kx16, PIECE, FEW_ARGS); }
 static void f_q6_K(FEW_PARAMS) { few_s(16, false, HAI_TYPE_Q6_K, head_q6_K, unit_q6_K, PIECE, FEW_ARGS); }
 
 /* The other types share four instantiations by sub-block size and minima (the type is a run-time
@@ -448,12 +480,13 @@ FEW(f_q2_K, HAI_TYPE_Q2_K)
 
 /* Puts the few-token path into an AVX-512 table (x86_avx512.c; the amx table copies it). */
 void hai_avx512_add_few(hai_kernels *t) {
-    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_KX16] = f_q4_Kx16, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
+    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_KX16] = f_q4_Kx16, t->few[HAI_WTYPE_Q6_KX16] = f_q6_Kx16, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
     t->few[HAI_TYPE_Q4_0] = f_q4_0, t->few[HAI_TYPE_Q4_1] = f_q4_1, t->few[HAI_TYPE_Q5_0] = f_q5_0, t->few[HAI_TYPE_Q5_1] = f_q5_1;
     t->few[HAI_TYPE_IQ4_NL] = f_iq4_nl, t->few[HAI_TYPE_IQ4_XS] = f_iq4_xs, t->few[HAI_TYPE_Q5_K] = f_q5_K, t->few[HAI_TYPE_Q3_K] = f_q3_K;
     t->few[HAI_TYPE_Q2_K] = f_q2_K;
     t->few_scratch_bytes = scratch_bytes;
     /* Q8_0 decodes through these kernels too, from its panels: one token at a time they stream
      * as fast as the per-row dots did (the loads are whole vectors, no transposes) */
-    t->repack[HAI_TYPE_Q8_0] = HAI_WTYPE_Q8_0X16, t->repack[HAI_TYPE_Q4_K] = HAI_WTYPE_Q4_KX16;
+    t->repack[HAI_TYPE_Q8_0] = HAI_WTYPE_Q8_0X16, t->repack[HAI_TYPE_Q4_K] = HAI_WTYPE_Q4_KX16,
+    t->repack[HAI_TYPE_Q6_K] = HAI_WTYPE_Q6_KX16;
 }

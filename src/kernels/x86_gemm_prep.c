@@ -254,7 +254,19 @@ static void unp_q4_Kx16(const uint8_t *panel, int64_t n, int8_t *q, float *s, fl
         }
 }
 
+/* Q6_KX16 likewise through the Q6_K unpacker */
+static void unp_q6_Kx16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
+    (void)m;
+    for (int l = 0; l < 16; l++)
+        for (int64_t i = 0; i < n / 256; i++) {
+            hai_block_q6_K blk;
+            hai_panel_block(HAI_WTYPE_Q6_KX16, panel, n, l, i, &blk);
+            un_q6_K((const uint8_t *)&blk, 256, q + (size_t)l * n + 256 * i, s + l * (n / 16) + 16 * i, NULL);
+        }
+}
+
 const hai_x86_unpack hai_x86_unpackers[HAI_WTYPE_COUNT] = {
+    [HAI_WTYPE_Q6_KX16] = {NULL, 16, false, unp_q6_Kx16},
     [HAI_WTYPE_Q8_0X16] = {NULL, 32, false, unp_q8_0x16}, [HAI_WTYPE_Q4_KX16] = {NULL, 32, true, unp_q4_Kx16},
     [HAI_TYPE_Q4_0] = {un_q4_0, 32, false, NULL},     [HAI_WTYPE_Q4_0X2] = {un_q4_0x2, 32, false, NULL}, [HAI_TYPE_Q4_1] = {un_q4_1, 32, true, NULL},
     [HAI_TYPE_Q5_0] = {un_q5_0, 32, false, NULL},     [HAI_TYPE_Q5_1] = {un_q5_1, 32, true, NULL},       [HAI_TYPE_Q8_0] = {un_q8_0, 32, false, NULL},
