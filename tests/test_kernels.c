@@ -58,7 +58,7 @@ static void random_row(uint32_t type, void *row, int64_t n) {
 
 static const char *layout_name(uint32_t t) {
     return t == HAI_WTYPE_Q4_0X2 ? "Q4_0X2" : t == HAI_WTYPE_Q8_0X16 ? "Q8_0X16" : t == HAI_WTYPE_Q4_KX16 ? "Q4_KX16"
-           : t == HAI_WTYPE_Q6_KX16 ? "Q6_KX16" : hai_type_name(t);
+           : t == HAI_WTYPE_Q6_KX16 ? "Q6_KX16" : t == HAI_WTYPE_Q4_0X16 ? "Q4_0X16" : hai_type_name(t);
 }
 
 /* rows rows of type hai_repack_from(t) (orig) as a matrix in layout t (a copy where t is a GGUF

@@ -51,7 +51,9 @@ size_t hai_act_row_bytes(hai_act_type a, int64_t n);
  *   panel (rows 16p..16p+15, at byte 16p * the row bytes: a panel takes the bytes of its 16
  *   Q8_0 rows, and 32 more where that is not a multiple of 64) holds per block b, at 512 b, 8 runs of 64 bytes: byte 4 l + k of run g is weight
  *   4 g + k of row l, stored unsigned (w + 128, what vpdpbusd takes); after the nb blocks the f16
- *   scales [nb][16 rows]. A last, partial panel is padded with zero rows. The kernels load whole
+ *   scales [nb][16 rows]. A last, partial panel is padded with zero rows. Q4_0X16 likewise: per
+ *   block (at 256 b) 4 runs of 64 bytes, byte 4 l + k of run g = byte 4 g + k of row l's nibbles
+ *   (weights 4g + k in the low nibbles, 16 + 4g + k in the high ones), then the scales. The kernels load whole
  *   aligned vectors: the matrix starts at a multiple of 64 bytes (as the model's weights do). No row can be read
  *   alone: only whole panels (hai_wtype_panels), through the few-token and matrix kernels and
  *   hai_repacked_row.
@@ -61,11 +63,13 @@ size_t hai_act_row_bytes(hai_act_type a, int64_t n);
  *   kernels multiply them.
  *   Q6_KX16: Q6_K the same way, its 210-byte blocks padded to 212 (53 runs: ql, qh, the int8
  *   scales, d; 1% more bytes than Q6_K). */
-enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_Q8_0X16, HAI_WTYPE_Q4_KX16, HAI_WTYPE_Q6_KX16, HAI_WTYPE_COUNT };
+enum { HAI_WTYPE_Q4_0X2 = HAI_TYPE_COUNT, HAI_WTYPE_Q8_0X16, HAI_WTYPE_Q4_KX16, HAI_WTYPE_Q6_KX16, HAI_WTYPE_Q4_0X16, HAI_WTYPE_COUNT };
 
 /* Layouts whose rows are interleaved in panels of 16 (their matrices are read 16 rows at a time,
  * from rows that are multiples of 16). */
-static inline bool hai_wtype_panels(uint32_t t) { return t == HAI_WTYPE_Q8_0X16 || t == HAI_WTYPE_Q4_KX16 || t == HAI_WTYPE_Q6_KX16; }
+static inline bool hai_wtype_panels(uint32_t t) {
+    return t == HAI_WTYPE_Q8_0X16 || t == HAI_WTYPE_Q4_0X16 || t == HAI_WTYPE_Q4_KX16 || t == HAI_WTYPE_Q6_KX16;
+}
 
 #define HAI_Q4X2_GROUP_BYTES 288 /* a whole group: 16 scales, 8 pairs */
 /* the pairs in group g of a row of np pairs */

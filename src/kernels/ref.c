@@ -13,7 +13,7 @@ hai_act_type hai_act_type_for(uint32_t type) {
     switch (type) {
     case HAI_TYPE_Q4_0: case HAI_TYPE_Q4_1: case HAI_TYPE_Q5_0: case HAI_TYPE_Q5_1: case HAI_TYPE_Q8_0:
     case HAI_TYPE_IQ4_NL: case HAI_TYPE_Q2_K: case HAI_TYPE_Q3_K: case HAI_TYPE_Q4_K: case HAI_TYPE_Q5_K:
-    case HAI_TYPE_Q6_K: case HAI_TYPE_IQ4_XS: case HAI_WTYPE_Q4_0X2: case HAI_WTYPE_Q8_0X16: case HAI_WTYPE_Q4_KX16: case HAI_WTYPE_Q6_KX16:
+    case HAI_TYPE_Q6_K: case HAI_TYPE_IQ4_XS: case HAI_WTYPE_Q4_0X2: case HAI_WTYPE_Q8_0X16: case HAI_WTYPE_Q4_KX16: case HAI_WTYPE_Q6_KX16: case HAI_WTYPE_Q4_0X16:
         return HAI_ACT_Q16;
     default:
         return HAI_ACT_F32;

@@ -8,6 +8,7 @@ uint32_t hai_repack_from(uint32_t t) {
     switch (t) {
     case HAI_WTYPE_Q4_0X2: return HAI_TYPE_Q4_0;
     case HAI_WTYPE_Q8_0X16: return HAI_TYPE_Q8_0;
+    case HAI_WTYPE_Q4_0X16: return HAI_TYPE_Q4_0;
     case HAI_WTYPE_Q4_KX16: return HAI_TYPE_Q4_K;
     case HAI_WTYPE_Q6_KX16: return HAI_TYPE_Q6_K;
     default: return t;
@@ -19,6 +20,7 @@ size_t hai_repack_row_bytes(uint32_t to, int64_t n) {
     switch (to) {
     case HAI_WTYPE_Q4_0X2: return (size_t)np * 32 + (size_t)np * 2 * sizeof(uint16_t);
     case HAI_WTYPE_Q8_0X16: return ((size_t)nb * sizeof(hai_block_q8_0) + 3) / 4 * 4; /* panels of 64-byte multiples */
+    case HAI_WTYPE_Q4_0X16: return ((size_t)nb * sizeof(hai_block_q4_0) + 3) / 4 * 4;
     case HAI_WTYPE_Q4_KX16: return (size_t)(n / 256) * sizeof(hai_block_q4_K);
     case HAI_WTYPE_Q6_KX16: return (size_t)(n / 256) * 212;
     default: return 0;
@@ -61,7 +63,7 @@ static size_t dword_block(uint32_t t) { return t == HAI_WTYPE_Q4_KX16 ? sizeof(h
 
 /* Block b of lane l in its GGUF form to (to_panel) or from its place in the panel p (blk: room
  * for DWORD_BLOCK_MAX bytes). Q8_0X16: the 32 codes biased by 128 in runs of [16 lanes][4], the
- * scales after all blocks. Q4_KX16, Q6_KX16: the super-blocks of the 16 lanes as runs of
+ * scales after all blocks. Q4_0X16: the 16 bytes of nibbles likewise in 4 runs, as they are. Q4_KX16, Q6_KX16: the super-blocks of the 16 lanes as runs of
  * [16 lanes][one dword] (36 runs, 2304 bytes; 53 runs, 3392 bytes). */
 static void panel_block(uint32_t t, uint8_t *p, int64_t n, int l, int64_t b, uint8_t *blk, bool to_panel) {
     if (t == HAI_WTYPE_Q8_0X16) {
@@ -70,6 +72,14 @@ static void panel_block(uint32_t t, uint8_t *p, int64_t n, int l, int64_t b, uin
         for (int k = 0; k < 32; k++)
             if (to_panel) q[64 * (k / 4) + k % 4] = (uint8_t)(x->qs[k] + 128);
             else x->qs[k] = (int8_t)(q[64 * (k / 4) + k % 4] - 128);
+        if (to_panel) memcpy(d, &x->d, 2);
+        else memcpy(&x->d, d, 2);
+    } else if (t == HAI_WTYPE_Q4_0X16) {
+        hai_block_q4_0 *x = (hai_block_q4_0 *)blk;
+        uint8_t *q = p + 256 * b + 4 * l, *d = p + 256 * (n / 32) + 32 * b + 2 * l;
+        for (int g = 0; g < 4; g++)
+            if (to_panel) memcpy(q + 64 * g, x->qs + 4 * g, 4);
+            else memcpy(x->qs + 4 * g, q + 64 * g, 4);
         if (to_panel) memcpy(d, &x->d, 2);
         else memcpy(&x->d, d, 2);
     } else {

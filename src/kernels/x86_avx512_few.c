@@ -111,7 +111,7 @@ static inline __attribute__((always_inline)) void nibble_unit(const panel *pn, s
  * correction B sum(q) is exact in integers, but a larger B than needed would only cost range). */
 static int few_bias(uint32_t type) {
     switch (type) {
-    case HAI_TYPE_Q4_0: case HAI_WTYPE_Q4_0X2: return 8;
+    case HAI_TYPE_Q4_0: case HAI_WTYPE_Q4_0X2: case HAI_WTYPE_Q4_0X16: return 8;
     case HAI_TYPE_Q5_0: return 16;
     case HAI_TYPE_Q3_K: return 4;
     case HAI_TYPE_Q6_K: case HAI_WTYPE_Q6_KX16: return 32;
@@ -137,6 +137,17 @@ static inline __attribute__((always_inline)) void unit_q8_0x16(const panel *pn, 
     size_t b = (size_t)(e0 / 32 + u);
     for (int k = 0; k < 8; k++) wv[k] = _mm512_load_si512(pn->base + 512 * b + 64 * k);
     _mm512_store_ps(p->ws[u], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(pn->base + 512 * (size_t)(n / 32) + 32 * b))));
+}
+
+/* Q4_0 in panels (Q4_0X16, kernels.h): a block's 4 runs give its 8 vectors, low nibbles then high */
+static inline __attribute__((always_inline)) void unit_q4_0x16(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
+    size_t b = (size_t)(e0 / 32 + u);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int g = 0; g < 4; g++) {
+        __m512i v = _mm512_load_si512(pn->base + 256 * b + 64 * g);
+        wv[g] = _mm512_and_si512(v, m4), wv[4 + g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+    _mm512_store_ps(p->ws[u], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(pn->base + 256 * (size_t)(n / 32) + 32 * b))));
 }
 
 /* Q4_0 as repacked (kernels.h): a group of 16 blocks, its f16 scales then 32-byte pairs whose low
@@ -450,6 +461,7 @@ static void f_q8_0x16(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q8_0X16, head_non
 static void f_q4_0x2(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q4_0X2, head_q4_0x2, unit_q4_0x2, PIECE_MAX, FEW_ARGS); }
 static void f_q4_Kx16(FEW_PARAMS) { few_s(32, true, HAI_WTYPE_Q4_KX16, head_q4_Kx16, unit_q4_Kx16, PIECE, FEW_ARGS); }
 static void f_q4_K(FEW_PARAMS) { few_s(32, true, HAI_TYPE_Q4_K, head_q4_K, unit_q4_K, PIECE, FEW_ARGS); }
+static void f_q4_0x16(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q4_0X16, head_none, unit_q4_0x16, PIECE, FEW_ARGS); }
 static void f_q6_Kx16(FEW_PARAMS) { few_s(16, false, HAI_WTYPE_Q6_KX16, head_q6_Kx16, unit_q6_Kx16, PIECE, FEW_ARGS); }
 static void f_q6_K(FEW_PARAMS) { few_s(16, false, HAI_TYPE_Q6_K, head_q6_K, unit_q6_K, PIECE, FEW_ARGS); }
 
@@ -480,7 +492,7 @@ FEW(f_q2_K, HAI_TYPE_Q2_K)
 
 /* Puts the few-token path into an AVX-512 table (x86_avx512.c; the amx table copies it). */
 void hai_avx512_add_few(hai_kernels *t) {
-    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_KX16] = f_q4_Kx16, t->few[HAI_WTYPE_Q6_KX16] = f_q6_Kx16, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
+    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_KX16] = f_q4_Kx16, t->few[HAI_WTYPE_Q6_KX16] = f_q6_Kx16, t->few[HAI_WTYPE_Q4_0X16] = f_q4_0x16, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
     t->few[HAI_TYPE_Q4_0] = f_q4_0, t->few[HAI_TYPE_Q4_1] = f_q4_1, t->few[HAI_TYPE_Q5_0] = f_q5_0, t->few[HAI_TYPE_Q5_1] = f_q5_1;
     t->few[HAI_TYPE_IQ4_NL] = f_iq4_nl, t->few[HAI_TYPE_IQ4_XS] = f_iq4_xs, t->few[HAI_TYPE_Q5_K] = f_q5_K, t->few[HAI_TYPE_Q3_K] = f_q3_K;
     t->few[HAI_TYPE_Q2_K] = f_q2_K;
@@ -488,5 +500,5 @@ void hai_avx512_add_few(hai_kernels *t) {
     /* Q8_0 decodes through these kernels too, from its panels: one token at a time they stream
      * as fast as the per-row dots did (the loads are whole vectors, no transposes) */
     t->repack[HAI_TYPE_Q8_0] = HAI_WTYPE_Q8_0X16, t->repack[HAI_TYPE_Q4_K] = HAI_WTYPE_Q4_KX16,
-    t->repack[HAI_TYPE_Q6_K] = HAI_WTYPE_Q6_KX16;
+    t->repack[HAI_TYPE_Q6_K] = HAI_WTYPE_Q6_KX16, t->repack[HAI_TYPE_Q4_0] = HAI_WTYPE_Q4_0X16;
 }

@@ -39,7 +39,7 @@ void hai_x86_panel_bias_sums(const int8_t *q, int64_t n, int S, int32_t *wsum);
 
 /* Every type the matrix kernels take, as X(name, type): the per-type entry points. */
 #define HAI_X86_GEMM_TYPES(X)                                                                                               \
-    X(g_q4_0, HAI_TYPE_Q4_0) X(g_q4_0x2, HAI_WTYPE_Q4_0X2) X(g_q4_1, HAI_TYPE_Q4_1) X(g_q5_0, HAI_TYPE_Q5_0)                 \
+    X(g_q4_0, HAI_TYPE_Q4_0) X(g_q4_0x2, HAI_WTYPE_Q4_0X2) X(g_q4_0x16, HAI_WTYPE_Q4_0X16) X(g_q4_1, HAI_TYPE_Q4_1) X(g_q5_0, HAI_TYPE_Q5_0)                 \
     X(g_q5_1, HAI_TYPE_Q5_1) X(g_q8_0, HAI_TYPE_Q8_0) X(g_q8_0x16, HAI_WTYPE_Q8_0X16) X(g_iq4_nl, HAI_TYPE_IQ4_NL) X(g_iq4_xs, HAI_TYPE_IQ4_XS)              \
     X(g_q4_K, HAI_TYPE_Q4_K) X(g_q4_Kx16, HAI_WTYPE_Q4_KX16) X(g_q5_K, HAI_TYPE_Q5_K) X(g_q6_K, HAI_TYPE_Q6_K) X(g_q6_Kx16, HAI_WTYPE_Q6_KX16) X(g_q3_K, HAI_TYPE_Q3_K) X(g_q2_K, HAI_TYPE_Q2_K)
 

@@ -218,56 +218,92 @@ static void un_q2_K(const uint8_t *row, int64_t n, int8_t *q, float *s, float *m
     }
 }
 
-/* Q8_0X16 (kernels.h): a whole panel at once, each block's runs of [16 rows][4 bytes] back to
- * rows by two 8x8 transposes of dwords (rows 0-7 and 8-15; 4-byte copies instead made pp512 of a
- * 0.5B Q8_0 model 3-7% slower than from plain Q8_0 rows) */
-static void unp_q8_0x16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
-    (void)m;
-    int64_t nb = n / 32;
-    const __m256i sign = _mm256_set1_epi8((char)0x80);
-    for (int64_t b = 0; b < nb; b++)
+/* ---- the panel layouts (kernels.h): runs of [16 rows][4 bytes] back to rows -------------------
+ * nruns runs of 64 bytes from `runs` to 16 rows of out (row l at out + l * stride, 4 bytes a
+ * run): 8 runs at a time by two 8x8 transposes of dwords (rows 0-7 and 8-15). Per-byte copies
+ * instead made pp512 of a 0.5B model 10-30% slower: the matrix path unpacks every weight once a
+ * pass. */
+static void runs_to_rows(const uint8_t *runs, int nruns, uint8_t *out, size_t stride) {
+    int g0 = 0;
+    for (; g0 + 8 <= nruns; g0 += 8)
         for (int h = 0; h < 2; h++) {
             __m256i r[8], t[8], u[8];
-            for (int g = 0; g < 8; g++) r[g] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(panel + 512 * b + 64 * g + 32 * h)), sign);
+            for (int g = 0; g < 8; g++) r[g] = _mm256_loadu_si256((const __m256i *)(runs + 64 * (g0 + g) + 32 * h));
             for (int g = 0; g < 8; g += 2) t[g] = _mm256_unpacklo_epi32(r[g], r[g + 1]), t[g + 1] = _mm256_unpackhi_epi32(r[g], r[g + 1]);
             for (int g = 0; g < 8; g += 4) {
                 u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]), u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
                 u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]), u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
             }
             for (int l = 0; l < 4; l++) { /* rows 8h + l and 8h + l + 4 */
-                _mm256_storeu_si256((__m256i *)(q + (size_t)(8 * h + l) * n + 32 * b), _mm256_permute2x128_si256(u[l], u[l + 4], 0x20));
-                _mm256_storeu_si256((__m256i *)(q + (size_t)(8 * h + l + 4) * n + 32 * b), _mm256_permute2x128_si256(u[l], u[l + 4], 0x31));
+                _mm256_storeu_si256((__m256i *)(out + (size_t)(8 * h + l) * stride + 4 * g0), _mm256_permute2x128_si256(u[l], u[l + 4], 0x20));
+                _mm256_storeu_si256((__m256i *)(out + (size_t)(8 * h + l + 4) * stride + 4 * g0), _mm256_permute2x128_si256(u[l], u[l + 4], 0x31));
             }
         }
-    const uint16_t *d = (const uint16_t *)(panel + 512 * nb);
+    for (; g0 < nruns; g0++)
+        for (int l = 0; l < 16; l++) memcpy(out + (size_t)l * stride + 4 * g0, runs + 64 * g0 + 4 * l, 4);
+}
+
+/* the f16 scales after the blocks of a Q8_0X16 or Q4_0X16 panel: [nb][16 rows] to s[16][nb] */
+static void panel_scales(const uint8_t *d8, int64_t nb, float *s) {
+    const uint16_t *d = (const uint16_t *)d8;
     for (int l = 0; l < 16; l++)
         for (int64_t b = 0; b < nb; b++) s[l * nb + b] = f16(d[16 * b + l]);
 }
 
-/* Q4_KX16: each row's super-blocks as they were, through the Q4_K unpacker */
-static void unp_q4_Kx16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
-    for (int l = 0; l < 16; l++)
-        for (int64_t i = 0; i < n / 256; i++) {
-            hai_block_q4_K blk;
-            hai_panel_block(HAI_WTYPE_Q4_KX16, panel, n, l, i, &blk);
-            un_q4_K((const uint8_t *)&blk, 256, q + (size_t)l * n + 256 * i, s + l * (n / 32) + 8 * i, m + l * (n / 32) + 8 * i);
+static void unp_q8_0x16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
+    (void)m;
+    int64_t nb = n / 32;
+    for (int64_t b = 0; b < nb; b++) runs_to_rows(panel + 512 * b, 8, (uint8_t *)q + 32 * b, (size_t)n);
+    for (int l = 0; l < 16; l++) /* the codes were stored + 128 */
+        for (int64_t i = 0; i < n; i += 32) {
+            __m256i *v = (__m256i *)(q + (size_t)l * n + i);
+            _mm256_storeu_si256(v, _mm256_xor_si256(_mm256_loadu_si256(v), _mm256_set1_epi8((char)0x80)));
         }
+    panel_scales(panel + 512 * nb, nb, s);
 }
 
-/* Q6_KX16 likewise through the Q6_K unpacker */
+/* Q4_0X16: two blocks' nibbles (8 runs) at a time, each row's then split into codes - 8 */
+static void unp_q4_0x16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
+    (void)m;
+    int64_t nb = n / 32;
+    uint8_t tmp[16 * 32];
+    const __m128i m4 = _mm_set1_epi8(0x0F), e8 = _mm_set1_epi8(8);
+    for (int64_t b = 0; b < nb; b += 2) {
+        int k = nb - b < 2 ? 1 : 2;
+        runs_to_rows(panel + 256 * b, 4 * k, tmp, 32);
+        for (int l = 0; l < 16; l++)
+            for (int j = 0; j < k; j++) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(tmp + 32 * l + 16 * j));
+                int8_t *o = q + (size_t)l * n + 32 * (b + j);
+                _mm_storeu_si128((__m128i *)o, _mm_sub_epi8(_mm_and_si128(v, m4), e8));
+                _mm_storeu_si128((__m128i *)(o + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), e8));
+            }
+    }
+    panel_scales(panel + 256 * nb, nb, s);
+}
+
+/* Q4_KX16, Q6_KX16: a super-block's 16 blocks rebuilt, then each row's through its type's unpacker */
+static void unp_q4_Kx16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
+    uint8_t tmp[16 * sizeof(hai_block_q4_K)];
+    for (int64_t i = 0; i < n / 256; i++) {
+        runs_to_rows(panel + sizeof tmp * (size_t)i, (int)sizeof(hai_block_q4_K) / 4, tmp, sizeof(hai_block_q4_K));
+        for (int l = 0; l < 16; l++)
+            un_q4_K(tmp + sizeof(hai_block_q4_K) * l, 256, q + (size_t)l * n + 256 * i, s + l * (n / 32) + 8 * i, m + l * (n / 32) + 8 * i);
+    }
+}
+
 static void unp_q6_Kx16(const uint8_t *panel, int64_t n, int8_t *q, float *s, float *m) {
     (void)m;
-    for (int l = 0; l < 16; l++)
-        for (int64_t i = 0; i < n / 256; i++) {
-            hai_block_q6_K blk;
-            hai_panel_block(HAI_WTYPE_Q6_KX16, panel, n, l, i, &blk);
-            un_q6_K((const uint8_t *)&blk, 256, q + (size_t)l * n + 256 * i, s + l * (n / 16) + 16 * i, NULL);
-        }
+    uint8_t tmp[16 * 212] __attribute__((aligned(4)));
+    for (int64_t i = 0; i < n / 256; i++) {
+        runs_to_rows(panel + sizeof tmp * (size_t)i, 212 / 4, tmp, 212);
+        for (int l = 0; l < 16; l++) un_q6_K(tmp + 212 * l, 256, q + (size_t)l * n + 256 * i, s + l * (n / 16) + 16 * i, NULL);
+    }
 }
 
 const hai_x86_unpack hai_x86_unpackers[HAI_WTYPE_COUNT] = {
-    [HAI_WTYPE_Q6_KX16] = {NULL, 16, false, unp_q6_Kx16},
-    [HAI_WTYPE_Q8_0X16] = {NULL, 32, false, unp_q8_0x16}, [HAI_WTYPE_Q4_KX16] = {NULL, 32, true, unp_q4_Kx16},
+    [HAI_WTYPE_Q8_0X16] = {NULL, 32, false, unp_q8_0x16}, [HAI_WTYPE_Q4_0X16] = {NULL, 32, false, unp_q4_0x16},
+    [HAI_WTYPE_Q4_KX16] = {NULL, 32, true, unp_q4_Kx16},  [HAI_WTYPE_Q6_KX16] = {NULL, 16, false, unp_q6_Kx16},
     [HAI_TYPE_Q4_0] = {un_q4_0, 32, false, NULL},     [HAI_WTYPE_Q4_0X2] = {un_q4_0x2, 32, false, NULL}, [HAI_TYPE_Q4_1] = {un_q4_1, 32, true, NULL},
     [HAI_TYPE_Q5_0] = {un_q5_0, 32, false, NULL},     [HAI_TYPE_Q5_1] = {un_q5_1, 32, true, NULL},       [HAI_TYPE_Q8_0] = {un_q8_0, 32, false, NULL},
     [HAI_TYPE_IQ4_NL] = {un_iq4_nl, 32, false, NULL}, [HAI_TYPE_IQ4_XS] = {un_iq4_xs, 32, false, NULL},  [HAI_TYPE_Q4_K] = {un_q4_K, 32, true, NULL},
