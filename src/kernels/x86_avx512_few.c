@@ -1,28 +1,29 @@
-/* A few tokens at once on AVX-512 VNNI: the decode step of several sequences (continuous
- * batching, n > 1 choices) and short prompt chunks, below the matrix path's 16-token panels.
+/* Matmuls of one to HAI_FEW_TOKENS tokens on AVX-512 VNNI: decode (one sequence, or the step of
+ * several: continuous batching, n > 1 choices) and short prompt chunks, below the matrix path.
  *
- * Each weight is read from memory once for all the tokens, so the step is bound by the integer
- * work, and that is where per-row dot products waste most: each token's dot of a row widens the
- * weights again and pays a conversion and an FMA per 32-element block for the block's scales,
- * then a horizontal sum per row. Here the lanes are 16 weight ROWS instead: a piece of a panel
- * of 16 rows (256 weights of each, a K-quant super-block) is loaded straight from the weights and
- * transposed so that a vector holds 4 consecutive weights of each row; one vpdpbusd with 4
- * activation bytes broadcast then adds 4 products to each row's sum. A sub-block's scales cost one
- * conversion and two FMAs for 16 rows, the scales themselves come in as vectors over the rows
- * (gathers), and the 16 sums come out as one vector (no horizontal sums).
+ * Each weight is read from memory once for all the tokens. Per-row dot products waste most of the
+ * integer work there: each token's dot of a row widens the weights again and pays a conversion
+ * and an FMA per 32-element block for the block's scales, then a horizontal sum per row. Here the
+ * lanes are 16 weight ROWS instead: a vector holds 4 consecutive weights of each of 16 rows, and
+ * one vpdpbusd with 4 activation bytes broadcast adds 4 products to each row's sum. A
+ * sub-block's scales cost one conversion and two FMAs for 16 rows, and the 16 sums come out as
+ * one vector (no horizontal sums).
+ *
+ * The types users pick most (Q4_0, Q8_0, Q4_K, Q6_K) are held in that order: repacked at load
+ * into panels of 16 rows (Q4_0X16, Q8_0X16, Q4_KX16, Q6_KX16, kernels.h), so a unit of 32
+ * weights of 16 rows is 8 vector loads (4 for the nibble formats, split in registers) and the
+ * scales are loads too. Before, the rows were loaded as stored and transposed in registers, ~20
+ * of the ~100 cycles a 4-token unit took, and the scales gathered. One token at a time the panels
+ * stream faster than the per-row dots did (Q4_K 17 -> 27 GB/s a core), so decode takes this path
+ * too. The other types go through the matrix path's row unpackers and a transpose (head_any).
  *
  * vpdpbusd multiplies unsigned by signed bytes: the weights go in as unsigned bytes u = w + B (B
- * per type: 128 for Q8_0, a xor of the sign bit; 8 for Q4_0, 32 for Q6_K, 0 for Q4_K's nibbles:
- * their codes as stored), the activations as their two exact int8 levels (q = 256 * hi + lo, the
- * decode layout, kernels.h). The bias adds B * sum(q) per sub-block, which the activation rows
- * carry (their block sums), so it is taken out in float with the minimum of the formats that have one:
+ * per type: 128 for Q8_0, stored so; 8 for Q4_0, 32 for Q6_K, 0 for Q4_K's nibbles: their codes
+ * as stored), the activations as their two exact int8 levels (q = 256 * hi + lo, the decode
+ * layout, kernels.h). The bias adds B * sum(q) per sub-block, which the activation rows carry
+ * (their block sums), so it is taken out in float with the minimum of the formats that have one:
  *   sum(w q) s d + m d sum(q) = s d (256 sum(u hi) + sum(u lo)) + (m - B s) d sum(q)
- * where s, m are the sub-block's weight scale and minimum and d the activation block's scale.
- * Types without a loader of their own go through the matrix path's row unpackers (x86_gemm.h).
- * Q8_0 comes already in this order (Q8_0X16, kernels.h: repacked at load, biased, its scales
- * beside), so its units are 8 plain loads: without the transposes a 4-token step of a 0.5B Q8_0
- * model ran 187-194 -> 238-251 tok/s (AMD EPYC Zen 4, 2 threads), and one token at a time it
- * streams as the per-row dots did, so decode takes this path too. */
+ * where s, m are the sub-block's weight scale and minimum and d the activation block's scale. */
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
@@ -31,27 +32,23 @@
 
 #define FEW_MAX 8    /* tokens per pass over a piece: their accumulators and a sub-block's weights fit the 32 registers */
 #define PIECE 256    /* weights of each row a piece (a K-quant super-block) */
-#define PIECE_MAX 512 /* Q4_0X2 takes a group of 16 blocks */
 
 /* A piece as the kernels take it: wt [G/4][16 rows] unsigned bytes, and per sub-block of S the
  * rows' scales s (ws) and minima m (wc, for the types that have them) as vectors. */
 typedef struct piece {
-    int8_t wt[PIECE_MAX * 16] __attribute__((aligned(64)));
-    float ws[PIECE_MAX / 16][16] __attribute__((aligned(64)));
-    float wc[PIECE_MAX / 16][16] __attribute__((aligned(64)));
+    int8_t wt[PIECE * 16] __attribute__((aligned(64)));
+    float ws[PIECE / 16][16] __attribute__((aligned(64)));
+    float wc[PIECE / 16][16] __attribute__((aligned(64)));
 } piece;
 
 /* Where the 16 rows of a panel are: row pointers (rows past the last repeat it: their lanes are
- * computed and never stored) and the same as byte offsets from row 0 for gathers. */
+ * computed and never stored; the layouts in panels take only base). */
 typedef struct panel {
     const uint8_t *row[16];
-    __m512i off;
     const uint8_t *base;
     size_t stride;
     const char *end; /* the weight's last row's end (no prefetch past it) */
 } panel;
-
-/* Loads weights [e0, e0 + g) of the panel's rows into p (g: PIECE or what is left of the row). */
 
 /* ---- the transpose: 16 rows x 32 bytes to 8 vectors of [16 rows][4 bytes] ------------------------
  * x[k] holds rows k (low half) and k + 8 (high half): an 8x8 transpose of dwords in each 256-bit
@@ -81,29 +78,9 @@ static inline void transpose_store(const __m512i x[8], int8_t *wt) {
     for (int i = 0; i < 8; i++) _mm512_store_si512(wt + 64 * i, o[i]);
 }
 
-/* the 32 bytes at byte `off` of each row, as transpose_store takes them */
-static inline void load_rows(const panel *pn, size_t off, __m512i x[8]) {
-    for (int k = 0; k < 8; k++)
-        x[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pn->row[k] + off))),
-                                  _mm256_loadu_si256((const __m256i *)(pn->row[k + 8] + off)), 1);
-}
-
-/* the dword at byte `off` of each row */
-static inline __m512i gather32(const panel *pn, size_t off) { return _mm512_i32gather_epi32(pn->off, pn->base + off, 1); }
-
 /* f16 in the low (hi = 0) or high half of each dword, as floats */
 static inline __m512 f16_half(__m512i v, int hi) {
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hi ? _mm512_srli_epi32(v, 16) : v));
-}
-
-/* the low (hi = 0) or high nibbles of the 32 bytes at byte `off` of each row, transposed (the
- * 4-bit formats whose 32-byte runs hold two runs of codes) */
-static inline __attribute__((always_inline)) void nibble_unit(const panel *pn, size_t off, int hi, __m512i wv[8]) {
-    __m512i x[8];
-    load_rows(pn, off, x);
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    for (int k = 0; k < 8; k++) x[k] = _mm512_and_si512(hi ? _mm512_srli_epi16(x[k], 4) : x[k], m4);
-    transpose8(x, wv);
 }
 
 /* ---- loaders ----------------------------------------------------------------------------------
@@ -111,7 +88,7 @@ static inline __attribute__((always_inline)) void nibble_unit(const panel *pn, s
  * correction B sum(q) is exact in integers, but a larger B than needed would only cost range). */
 static int few_bias(uint32_t type) {
     switch (type) {
-    case HAI_TYPE_Q4_0: case HAI_WTYPE_Q4_0X2: case HAI_WTYPE_Q4_0X16: return 8;
+    case HAI_TYPE_Q4_0: case HAI_WTYPE_Q4_0X16: return 8;
     case HAI_TYPE_Q5_0: return 16;
     case HAI_TYPE_Q3_K: return 4;
     case HAI_TYPE_Q6_K: case HAI_WTYPE_Q6_KX16: return 32;
@@ -126,7 +103,7 @@ static int few_bias(uint32_t type) {
  *   head: what a piece needs first (the scales; for the other types, the whole piece);
  *   unit u: the 32 weights from 32u of the piece into wt (u < g / 32). */
 
-/* the types whose units take everything they need (Q8_0X16) */
+/* the types whose units take everything they need (Q8_0X16, Q4_0X16) */
 static inline void head_none(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
     (void)pn, (void)n, (void)e0, (void)g, (void)p, (void)type;
 }
@@ -150,35 +127,9 @@ static inline __attribute__((always_inline)) void unit_q4_0x16(const panel *pn, 
     _mm512_store_ps(p->ws[u], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(pn->base + 256 * (size_t)(n / 32) + 32 * b))));
 }
 
-/* Q4_0 as repacked (kernels.h): a group of 16 blocks, its f16 scales then 32-byte pairs whose low
- * nibbles are block 2i and high nibbles block 2i + 1; a piece is a group (g = 512 or what is left). */
-static inline void head_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
-    (void)type;
-    size_t goff = HAI_Q4X2_GROUP_BYTES * (size_t)(e0 / 512);
-    (void)n;
-    (void)g;
-    /* the group's scales are 32 contiguous bytes of each row (a last, shorter group has fewer,
-     * and pairs after them: the lanes of blocks past g / 32 are never used): one load a row and a
-     * transpose give dword i of every row = the f16 scales of blocks 2i, 2i + 1. A gather a block
-     * instead took a fifth of the kernel's time at 4 tokens (measured on Zen 4: 8.1 -> 10.2 GB/s
-     * without them). */
-    __m512i x[8], t[8];
-    load_rows(pn, goff, x);
-    transpose8(x, t);
-    for (int i = 0; i < 8; i++) {
-        _mm512_store_ps(p->ws[2 * i], f16_half(t[i], 0));
-        _mm512_store_ps(p->ws[2 * i + 1], f16_half(t[i], 1));
-    }
-}
-
-static inline __attribute__((always_inline)) void unit_q4_0x2(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
-    (void)p;
-    int64_t nb = n / 32, np = (nb + 1) / 2, gi = e0 / 512, gp = hai_q4x2_group_pairs(np, gi);
-    nibble_unit(pn, HAI_Q4X2_GROUP_BYTES * (size_t)gi + 4 * (size_t)gp + 32 * (size_t)(u / 2), u % 2, wv);
-}
-
 /* Q4_K: the nibbles as they are (B = 0); the 6-bit scales and mins of all 16 rows at once from
- * three gathered dwords (the layout: hai_q4k_scale_min). */
+ * the blocks' first four dwords as vectors over the rows (d and dmin, then the scales' layout:
+ * hai_q4k_scale_min). */
 static inline void q4_K_scales(__m512i dd, __m512i s0, __m512i s1, __m512i s2, piece *p) {
     __m512 d = f16_half(dd, 0), dmin = _mm512_mul_ps(f16_half(dd, 1), _mm512_set1_ps(-1.0f));
     const __m512i m6 = _mm512_set1_epi32(63), m4 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
@@ -198,14 +149,8 @@ static inline void q4_K_scales(__m512i dd, __m512i s0, __m512i s1, __m512i s2, p
     }
 }
 
-static inline void head_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
-    (void)n, (void)g, (void)type;
-    size_t off = sizeof(hai_block_q4_K) * (size_t)(e0 / 256);
-    q4_K_scales(gather32(pn, off), gather32(pn, off + 4), gather32(pn, off + 8), gather32(pn, off + 12), p);
-}
-
-/* Q4_K in panels (Q4_KX16, kernels.h): the dwords gathered above are runs of the panel, and a
- * unit's 8 vectors are loads (the low or high nibbles of 4 codes of each row) */
+/* Q4_K in panels (Q4_KX16, kernels.h): those dwords are runs of the panel, and a unit's 8
+ * vectors are loads (the low or high nibbles of 4 codes of each row) */
 static inline const uint8_t *q4_Kx16_super(const panel *pn, int64_t e0) { return pn->base + 16 * sizeof(hai_block_q4_K) * (size_t)(e0 / 256); }
 
 static inline void head_q4_Kx16(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
@@ -224,27 +169,9 @@ static inline __attribute__((always_inline)) void unit_q4_Kx16(const panel *pn, 
     }
 }
 
-static inline __attribute__((always_inline)) void unit_q4_K(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
-    (void)p;
-    (void)n;
-    nibble_unit(pn, sizeof(hai_block_q4_K) * (size_t)(e0 / 256) + offsetof(hai_block_q4_K, qs) + 32 * (size_t)(u / 2), u % 2, wv);
-}
-
 /* Q6_K: the 6-bit codes (B = 32); unit u is run u % 4 of half u / 4, from ql's nibbles and qh's
- * bit pairs (the layout: quant.h); 16 sub-blocks of 16 with int8 scales. */
-static inline void head_q6_K(const panel *pn, int64_t n, int64_t e0, int64_t g, piece *p, uint32_t type) {
-    (void)n, (void)g, (void)type;
-    size_t off = sizeof(hai_block_q6_K) * (size_t)(e0 / 256);
-    /* d is the last 2 bytes: the dword before it (scales 14, 15 and d) stays inside the block */
-    __m512 d = f16_half(gather32(pn, off + offsetof(hai_block_q6_K, d) - 2), 1);
-    for (int q4 = 0; q4 < 4; q4++) {
-        __m512i sv = gather32(pn, off + offsetof(hai_block_q6_K, scales) + 4 * (size_t)q4);
-        for (int i = 0; i < 4; i++)
-            _mm512_store_ps(p->ws[4 * q4 + i], _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(sv, 24 - 8 * i), 24))));
-    }
-}
-
-/* run k4 of a half's codes from its ql and qh bytes (in place in l) */
+ * bit pairs (the layout: quant.h); 16 sub-blocks of 16 with int8 scales. q6_K_codes: run k4 of a
+ * half's codes from its ql and qh bytes (in place in l). */
 static inline __attribute__((always_inline)) void q6_K_codes(int k4, __m512i l[8], const __m512i qh[8]) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     for (int k = 0; k < 8; k++) {
@@ -252,18 +179,6 @@ static inline __attribute__((always_inline)) void q6_K_codes(int k4, __m512i l[8
         __m512i hb = k4 == 0 ? _mm512_slli_epi16(qh[k], 4) : k4 == 1 ? _mm512_slli_epi16(qh[k], 2) : k4 == 2 ? qh[k] : _mm512_srli_epi16(qh[k], 2);
         l[k] = _mm512_or_si512(lo, _mm512_and_si512(hb, m30));
     }
-}
-
-static inline __attribute__((always_inline)) void unit_q6_K(const panel *pn, int64_t n, int64_t e0, int64_t u, piece *p, __m512i wv[8]) {
-    (void)p;
-    (void)n;
-    size_t off = sizeof(hai_block_q6_K) * (size_t)(e0 / 256);
-    int h = (int)(u / 4), k4 = (int)(u % 4);
-    __m512i l[8], qh[8];
-    load_rows(pn, off + offsetof(hai_block_q6_K, ql) + 64 * (size_t)h + 32 * (size_t)(k4 & 1), l);
-    load_rows(pn, off + offsetof(hai_block_q6_K, qh) + 32 * (size_t)h, qh);
-    q6_K_codes(k4, l, qh);
-    transpose8(l, wv);
 }
 
 /* Q6_K in panels (Q6_KX16, kernels.h): run i of a super-block is dword i of each row's block, so
@@ -418,14 +333,11 @@ static inline __attribute__((always_inline)) void few_s(const int S, const bool 
     for (int64_t rp = r0; rp < r1; rp += 16) {
         int rows = r1 - rp < 16 ? (int)(r1 - rp) : 16;
         panel pn;
-        int32_t offs[16];
         pn.base = (const uint8_t *)w + (size_t)rp * w_stride;
         for (int r = 0; r < 16; r++) {
             int rr = r < rows ? r : rows - 1;
             pn.row[r] = pn.base + (size_t)rr * w_stride;
-            offs[r] = (int32_t)((size_t)rr * w_stride);
         }
-        pn.off = _mm512_loadu_si512(offs);
         pn.stride = w_stride;
         pn.end = (const char *)w + (size_t)r1 * w_stride;
         for (int64_t t0 = 0; t0 < nt; t0 += FEW_MAX) {
@@ -458,12 +370,9 @@ static inline __attribute__((always_inline)) void few_s(const int S, const bool 
         size_t ldo, bool add, void *scratch
 
 static void f_q8_0x16(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q8_0X16, head_none, unit_q8_0x16, PIECE, FEW_ARGS); }
-static void f_q4_0x2(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q4_0X2, head_q4_0x2, unit_q4_0x2, PIECE_MAX, FEW_ARGS); }
 static void f_q4_Kx16(FEW_PARAMS) { few_s(32, true, HAI_WTYPE_Q4_KX16, head_q4_Kx16, unit_q4_Kx16, PIECE, FEW_ARGS); }
-static void f_q4_K(FEW_PARAMS) { few_s(32, true, HAI_TYPE_Q4_K, head_q4_K, unit_q4_K, PIECE, FEW_ARGS); }
 static void f_q4_0x16(FEW_PARAMS) { few_s(32, false, HAI_WTYPE_Q4_0X16, head_none, unit_q4_0x16, PIECE, FEW_ARGS); }
 static void f_q6_Kx16(FEW_PARAMS) { few_s(16, false, HAI_WTYPE_Q6_KX16, head_q6_Kx16, unit_q6_Kx16, PIECE, FEW_ARGS); }
-static void f_q6_K(FEW_PARAMS) { few_s(16, false, HAI_TYPE_Q6_K, head_q6_K, unit_q6_K, PIECE, FEW_ARGS); }
 
 /* The other types share four instantiations by sub-block size and minima (the type is a run-time
  * argument of head_any: one copy each keeps the file's code, and its compile time, small). */
@@ -480,7 +389,6 @@ FEW_ANY(f_any16m, 16, true)
         if (u->S == 32) (u->has_min ? f_any32m : f_any32)(type, FEW_ARGS);                                                       \
         else (u->has_min ? f_any16m : f_any16)(type, FEW_ARGS);                                                                  \
     }
-FEW(f_q4_0, HAI_TYPE_Q4_0)
 FEW(f_q4_1, HAI_TYPE_Q4_1)
 FEW(f_q5_0, HAI_TYPE_Q5_0)
 FEW(f_q5_1, HAI_TYPE_Q5_1)
@@ -492,8 +400,8 @@ FEW(f_q2_K, HAI_TYPE_Q2_K)
 
 /* Puts the few-token path into an AVX-512 table (x86_avx512.c; the amx table copies it). */
 void hai_avx512_add_few(hai_kernels *t) {
-    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_KX16] = f_q4_Kx16, t->few[HAI_WTYPE_Q6_KX16] = f_q6_Kx16, t->few[HAI_WTYPE_Q4_0X16] = f_q4_0x16, t->few[HAI_WTYPE_Q4_0X2] = f_q4_0x2, t->few[HAI_TYPE_Q4_K] = f_q4_K, t->few[HAI_TYPE_Q6_K] = f_q6_K;
-    t->few[HAI_TYPE_Q4_0] = f_q4_0, t->few[HAI_TYPE_Q4_1] = f_q4_1, t->few[HAI_TYPE_Q5_0] = f_q5_0, t->few[HAI_TYPE_Q5_1] = f_q5_1;
+    t->few[HAI_WTYPE_Q8_0X16] = f_q8_0x16, t->few[HAI_WTYPE_Q4_KX16] = f_q4_Kx16, t->few[HAI_WTYPE_Q6_KX16] = f_q6_Kx16, t->few[HAI_WTYPE_Q4_0X16] = f_q4_0x16;
+    t->few[HAI_TYPE_Q4_1] = f_q4_1, t->few[HAI_TYPE_Q5_0] = f_q5_0, t->few[HAI_TYPE_Q5_1] = f_q5_1;
     t->few[HAI_TYPE_IQ4_NL] = f_iq4_nl, t->few[HAI_TYPE_IQ4_XS] = f_iq4_xs, t->few[HAI_TYPE_Q5_K] = f_q5_K, t->few[HAI_TYPE_Q3_K] = f_q3_K;
     t->few[HAI_TYPE_Q2_K] = f_q2_K;
     t->few_scratch_bytes = scratch_bytes;
