@@ -34,6 +34,7 @@ static void usage(FILE *f) {
                "  --depth D  prefill D tokens first; tg then runs after them (decode with a long context)\n"
                "  --seqs S   also decode S sequences together (tgN xS: tokens/s of all of them, each with its logits)\n"
                "  --mmap     use the weights in place from the file's mapping (4 KiB pages) instead of copying them\n"
+               "             (those the kernels take as stored; the others are converted, as without it)\n"
                "  --json     one JSON object per line per test\n");
 }
 
