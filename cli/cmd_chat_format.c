@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "template.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -18,7 +19,9 @@ static void usage(FILE *f) {
             "  --bos TEXT --eos TEXT   BOS/EOS texts for templates that write them\n"
             "  --no-gen-prompt     do not end with the assistant's turn header\n"
             "  --date TEXT         Llama 3.1+ 'Today Date' (default: the template's own)\n"
-            "  --no-think          Qwen3: enable_thinking=false\n");
+            "  --no-think          Qwen3: enable_thinking=false\n"
+            "  --jinja             render the template itself (hai's Jinja engine); stdin may then also be\n"
+            "                      an object {\"messages\": [...], \"tools\": [...], ...} of template variables\n");
 }
 
 static char *read_stream(FILE *f) {
@@ -44,9 +47,52 @@ static char *read_path(const char *path) {
     return s;
 }
 
+/* --jinja: the template rendered with the messages (or the object of variables) on stdin; the
+ * options fill in what the object does not set */
+static int render_jinja(const hai_chat_params *p, const char *tmpl) {
+    if (!tmpl) {
+        fprintf(stderr, "hai chat-format: --jinja needs a template (--template or -m)\n");
+        return 2;
+    }
+    char *input = read_stream(stdin);
+    cJSON *j = input ? cJSON_Parse(input) : NULL;
+    free(input);
+    cJSON *vars = NULL;
+    if (cJSON_IsArray(j)) {
+        vars = cJSON_CreateObject();
+        cJSON_AddItemToObject(vars, "messages", j);
+    } else if (cJSON_IsObject(j))
+        vars = j;
+    else {
+        cJSON_Delete(j);
+        fprintf(stderr, "hai chat-format: stdin must be a JSON array of messages or an object of template variables\n");
+        return 1;
+    }
+    if (!cJSON_HasObjectItem(vars, "add_generation_prompt")) cJSON_AddBoolToObject(vars, "add_generation_prompt", p->add_generation_prompt);
+    if (p->bos_token && !cJSON_HasObjectItem(vars, "bos_token")) cJSON_AddStringToObject(vars, "bos_token", p->bos_token);
+    if (p->eos_token && !cJSON_HasObjectItem(vars, "eos_token")) cJSON_AddStringToObject(vars, "eos_token", p->eos_token);
+    if (p->date_string && !cJSON_HasObjectItem(vars, "date_string")) cJSON_AddStringToObject(vars, "date_string", p->date_string);
+    if (p->disable_thinking && !cJSON_HasObjectItem(vars, "enable_thinking")) cJSON_AddBoolToObject(vars, "enable_thinking", false);
+    hai_error err = {0};
+    hai_tpl *t = NULL;
+    char *out = NULL;
+    size_t len = 0;
+    int rc = 1;
+    if (hai_tpl_parse(tmpl, strlen(tmpl), &t, &err) == HAI_OK && hai_tpl_render(t, vars, &out, &len, &err) == HAI_OK) {
+        fwrite(out, 1, len, stdout);
+        rc = 0;
+    } else
+        cli_error("chat-format", &err);
+    free(out);
+    hai_tpl_free(t);
+    cJSON_Delete(vars);
+    return rc;
+}
+
 int cmd_chat_format(int argc, char **argv) {
     hai_chat_params p = hai_chat_default_params();
     const char *model = NULL, *tmpl_path = NULL;
+    bool jinja = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -56,6 +102,8 @@ int cmd_chat_format(int argc, char **argv) {
             p.add_generation_prompt = false;
         } else if (!strcmp(a, "--no-think")) {
             p.disable_thinking = true;
+        } else if (!strcmp(a, "--jinja")) {
+            jinja = true;
         } else {
             const char *v = cli_value(argc, argv, &i);
             if (!v) return 2;
@@ -100,6 +148,12 @@ int cmd_chat_format(int argc, char **argv) {
         }
     }
     p.template_text = tmpl;
+    if (jinja) {
+        int jrc = render_jinja(&p, tmpl);
+        free(tmpl);
+        hai_tokenizer_free(t);
+        return jrc;
+    }
     bool known = true;
     const char *fam = hai_chat_detect(tmpl, &known);
     if (!p.format && !known)
