@@ -1,8 +1,9 @@
 /* libFuzzer target: the Jinja engine (src/template) on arbitrary template text, rendered with a
  * conversation that has what chat templates branch on (system, tools, tool calls and results,
  * reasoning). Invariants (abort = finding): a parse or render either succeeds with a
- * NUL-terminated text of the length it reports, or fails with a message; nothing leaks, crashes
- * or runs past the engine's bounds (libFuzzer's timeout catches a hang). */
+ * NUL-terminated text of the length it reports and data ranges in order inside it, or fails with a
+ * message; nothing leaks, crashes or runs past the engine's bounds (libFuzzer's timeout catches a
+ * hang). */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +34,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     char *out = NULL;
-    size_t n = 0;
-    hai_status st = hai_tpl_render(t, vars, &out, &n, &err);
+    size_t n = 0, (*d)[2] = NULL, nd = 0;
+    static const char *const trusted[] = {"bos_token", "eos_token", NULL};
+    hai_status st = hai_tpl_render_marked(t, vars, trusted, &out, &n, &d, &nd, &err);
     if (st == HAI_OK && (!out || strlen(out) > n || out[n] != 0)) abort();
-    if (st != HAI_OK && (out || !err.msg[0])) abort();
-    free(out);
+    if (st != HAI_OK && (out || d || !err.msg[0])) abort();
+    for (size_t i = 0; i < nd; i++) /* the data ranges: in order, inside the text, not touching */
+        if (d[i][0] >= d[i][1] || d[i][1] > n || (i && d[i - 1][1] >= d[i][0])) abort();
+    free(out), free(d);
     hai_tpl_free(t);
     return 0;
 }

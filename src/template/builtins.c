@@ -118,106 +118,19 @@ static jv split(tpl_run *r, const jstr *s, jv sep, int64_t maxsplit, int line) {
     return (jv){.t = V_ARR, .a = a};
 }
 
+/* key i of o as a string value (data when the object came from the variables) */
+static jv key_val(tpl_ctx *c, const jobj *o, size_t i) { return o->data ? tpl_all_data(c, jv_str(o->k[i])) : jv_str(o->k[i]); }
+
 static jv items_of(tpl_ctx *c, const jobj *o) {
     jarr *a = tpl_arr(c, o->n);
     for (size_t i = 0; i < o->n; i++) {
         jarr *p = tpl_arr(c, 2);
-        tpl_arr_push(c, p, jv_str(o->k[i]));
+        tpl_arr_push(c, p, key_val(c, o, i));
         tpl_arr_push(c, p, o->v[i]);
         tpl_arr_push(c, a, (jv){.t = V_ARR, .a = p});
     }
     return (jv){.t = V_ARR, .a = a};
 }
-
-bool tpl_method(tpl_run *r, jv self, const char *name, const jv *args, int nargs, jstr **kwn, const jv *kwv, int nkw, int line, jv *out) {
-    tpl_ctx *c = r->c;
-    if (self.t == V_STR) {
-        const jstr *s = self.s;
-        if (!strcmp(name, "upper")) *out = casefold(c, s, 1);
-        else if (!strcmp(name, "lower")) *out = casefold(c, s, 0);
-        else if (!strcmp(name, "title")) *out = casefold(c, s, 2);
-        else if (!strcmp(name, "capitalize")) *out = casefold(c, s, 3);
-        else if (!strcmp(name, "strip")) *out = trim(c, s, true, true);
-        else if (!strcmp(name, "lstrip")) *out = trim(c, s, true, false);
-        else if (!strcmp(name, "rstrip")) *out = trim(c, s, false, true);
-        else if (!strcmp(name, "startswith") || !strcmp(name, "endswith")) {
-            bool start = name[0] == 's';
-            if (nargs < 1) tpl_fail(c, HAI_ERR_INVALID, line, "%s() needs an argument", name);
-            bool hit = false;
-            if (args[0].t == V_STR) hit = starts_or_ends(s, args[0].s, start);
-            else if (args[0].t == V_ARR)
-                for (size_t i = 0; i < args[0].a->n && !hit; i++) {
-                    if (args[0].a->v[i].t != V_STR) tpl_fail(c, HAI_ERR_INVALID, line, "%s(): a tuple of strings", name);
-                    hit = starts_or_ends(s, args[0].a->v[i].s, start);
-                }
-            else
-                tpl_fail(c, HAI_ERR_INVALID, line, "%s() takes a string or a tuple of strings", name);
-            *out = jv_bool(hit);
-        } else if (!strcmp(name, "split")) {
-            jv ms = arg(args, nargs, 1, kwn, kwv, nkw, "maxsplit");
-            *out = split(r, s, arg(args, nargs, 0, kwn, kwv, nkw, "sep"), ms.t == V_INT ? ms.i : -1, line);
-        } else if (!strcmp(name, "replace")) {
-            jv cnt = arg(args, nargs, 2, kwn, kwv, nkw, "count");
-            if (nargs < 2 || args[0].t != V_STR || args[1].t != V_STR) tpl_fail(c, HAI_ERR_INVALID, line, "replace() takes two strings");
-            *out = str_replace(c, s, args[0].s, args[1].s, cnt.t == V_INT ? cnt.i : -1);
-        } else
-            return false;
-        return true;
-    }
-    if (self.t == V_OBJ || self.t == V_NS) {
-        if (!strcmp(name, "get")) {
-            if (nargs < 1 || args[0].t != V_STR) tpl_fail(c, HAI_ERR_INVALID, line, "get() takes a string key");
-            jv *v = tpl_obj_get(self.o, args[0].s->s, args[0].s->n);
-            *out = v ? *v : nargs > 1 ? args[1] : jv_none();
-        } else if (!strcmp(name, "items")) *out = items_of(c, self.o);
-        else if (!strcmp(name, "keys") || !strcmp(name, "values")) {
-            jarr *a = tpl_arr(c, self.o->n);
-            for (size_t i = 0; i < self.o->n; i++) tpl_arr_push(c, a, name[0] == 'k' ? jv_str(self.o->k[i]) : self.o->v[i]);
-            *out = (jv){.t = V_ARR, .a = a};
-        } else
-            return false;
-        return true;
-    }
-    return false;
-}
-
-/* ---- tests ----------------------------------------------------------------------------------- */
-
-bool tpl_test(tpl_run *r, const char *name, jv v, const jv *args, int nargs, int line) {
-    if (!strcmp(name, "defined")) return v.t != V_UNDEF;
-    if (!strcmp(name, "undefined")) return v.t == V_UNDEF;
-    if (!strcmp(name, "none")) return v.t == V_NONE;
-    if (!strcmp(name, "boolean")) return v.t == V_BOOL;
-    if (!strcmp(name, "true")) return v.t == V_BOOL && v.b;
-    if (!strcmp(name, "false")) return v.t == V_BOOL && !v.b;
-    if (!strcmp(name, "string")) return v.t == V_STR;
-    if (!strcmp(name, "number")) return v.t == V_INT || v.t == V_FLOAT;
-    if (!strcmp(name, "integer")) return v.t == V_INT;
-    if (!strcmp(name, "float")) return v.t == V_FLOAT;
-    if (!strcmp(name, "iterable")) return v.t == V_ARR || v.t == V_STR;
-    if (!strcmp(name, "mapping")) return v.t == V_OBJ;
-    if (!strcmp(name, "sequence")) return v.t == V_ARR || v.t == V_OBJ || v.t == V_STR;
-    if (!strcmp(name, "callable")) return v.t == V_MACRO || v.t == V_FUNC;
-    if (!strcmp(name, "odd") || !strcmp(name, "even")) {
-        if (v.t != V_INT) tpl_fail(r->c, HAI_ERR_INVALID, line, "'%s' on a %s", name, tpl_type_name(v));
-        return (v.i % 2 != 0) == (name[0] == 'o');
-    }
-    if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
-        if (v.t != V_STR) return false;
-        for (size_t i = 0; i < v.s->n; i++)
-            if (name[0] == 'l' ? isupper((unsigned char)v.s->s[i]) : islower((unsigned char)v.s->s[i])) return false;
-        return true;
-    }
-    if (!strcmp(name, "equalto") || !strcmp(name, "eq") || !strcmp(name, "sameas")) {
-        if (nargs < 1) tpl_fail(r->c, HAI_ERR_INVALID, line, "'%s' needs a value", name);
-        jv b = args[0];
-        if (v.t != b.t && !((v.t == V_INT || v.t == V_FLOAT) && (b.t == V_INT || b.t == V_FLOAT))) return false;
-        return tpl_equal(v, b) && (v.t != V_ARR && v.t != V_OBJ ? true : v.a == b.a);
-    }
-    tpl_fail(r->c, HAI_ERR_UNSUPPORTED, line, "unknown test '%s'", name);
-}
-
-/* ---- filters --------------------------------------------------------------------------------- */
 
 static int cmp_values(jv a, jv b, bool case_sensitive) {
     if ((a.t == V_INT || a.t == V_FLOAT || a.t == V_BOOL) && (b.t == V_INT || b.t == V_FLOAT || b.t == V_BOOL)) {
@@ -283,6 +196,106 @@ static void sort_values(sort_ctx *s, size_t n) { /* stable insertion sort: templ
     }
 }
 
+static bool method_impl(tpl_run *r, jv self, const char *name, const jv *args, int nargs, jstr **kwn, const jv *kwv, int nkw, int line, jv *out) {
+    tpl_ctx *c = r->c;
+    if (self.t == V_STR) {
+        const jstr *s = self.s;
+        if (!strcmp(name, "upper")) *out = casefold(c, s, 1);
+        else if (!strcmp(name, "lower")) *out = casefold(c, s, 0);
+        else if (!strcmp(name, "title")) *out = casefold(c, s, 2);
+        else if (!strcmp(name, "capitalize")) *out = casefold(c, s, 3);
+        else if (!strcmp(name, "strip")) *out = trim(c, s, true, true);
+        else if (!strcmp(name, "lstrip")) *out = trim(c, s, true, false);
+        else if (!strcmp(name, "rstrip")) *out = trim(c, s, false, true);
+        else if (!strcmp(name, "startswith") || !strcmp(name, "endswith")) {
+            bool start = name[0] == 's';
+            if (nargs < 1) tpl_fail(c, HAI_ERR_INVALID, line, "%s() needs an argument", name);
+            bool hit = false;
+            if (args[0].t == V_STR) hit = starts_or_ends(s, args[0].s, start);
+            else if (args[0].t == V_ARR)
+                for (size_t i = 0; i < args[0].a->n && !hit; i++) {
+                    if (args[0].a->v[i].t != V_STR) tpl_fail(c, HAI_ERR_INVALID, line, "%s(): a tuple of strings", name);
+                    hit = starts_or_ends(s, args[0].a->v[i].s, start);
+                }
+            else
+                tpl_fail(c, HAI_ERR_INVALID, line, "%s() takes a string or a tuple of strings", name);
+            *out = jv_bool(hit);
+        } else if (!strcmp(name, "split")) {
+            jv ms = arg(args, nargs, 1, kwn, kwv, nkw, "maxsplit");
+            *out = split(r, s, arg(args, nargs, 0, kwn, kwv, nkw, "sep"), ms.t == V_INT ? ms.i : -1, line);
+        } else if (!strcmp(name, "replace")) {
+            jv cnt = arg(args, nargs, 2, kwn, kwv, nkw, "count");
+            if (nargs < 2 || args[0].t != V_STR || args[1].t != V_STR) tpl_fail(c, HAI_ERR_INVALID, line, "replace() takes two strings");
+            *out = str_replace(c, s, args[0].s, args[1].s, cnt.t == V_INT ? cnt.i : -1);
+        } else
+            return false;
+        return true;
+    }
+    if (self.t == V_OBJ || self.t == V_NS) {
+        if (!strcmp(name, "get")) {
+            if (nargs < 1 || args[0].t != V_STR) tpl_fail(c, HAI_ERR_INVALID, line, "get() takes a string key");
+            jv *v = tpl_obj_get(self.o, args[0].s->s, args[0].s->n);
+            *out = v ? *v : nargs > 1 ? args[1] : jv_none();
+        } else if (!strcmp(name, "items")) *out = items_of(c, self.o);
+        else if (!strcmp(name, "dictsort")) { /* [key, value] pairs sorted by key (by="value": by value) */
+            jv cs = arg(args, nargs, 0, kwn, kwv, nkw, "case_sensitive"), by = arg(args, nargs, 1, kwn, kwv, nkw, "by"),
+               rev = arg(args, nargs, 2, kwn, kwv, nkw, "reverse");
+            bool by_value = by.t == V_STR && !strcmp(by.s->s, "value");
+            if (by.t == V_STR && !by_value && strcmp(by.s->s, "key")) tpl_fail(c, HAI_ERR_INVALID, line, "dictsort: by must be 'key' or 'value'");
+            jv pairs = items_of(c, self.o);
+            sort_ctx sc = {pairs.a->v, tpl_cstr(c, by_value ? "1" : "0"), cs.t == V_BOOL && cs.b, rev.t == V_BOOL && rev.b, c};
+            sort_values(&sc, pairs.a->n);
+            *out = pairs;
+        }
+        else if (!strcmp(name, "keys") || !strcmp(name, "values")) {
+            jarr *a = tpl_arr(c, self.o->n);
+            for (size_t i = 0; i < self.o->n; i++) tpl_arr_push(c, a, name[0] == 'k' ? key_val(c, self.o, i) : self.o->v[i]);
+            *out = (jv){.t = V_ARR, .a = a};
+        } else
+            return false;
+        return true;
+    }
+    return false;
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+bool tpl_test(tpl_run *r, const char *name, jv v, const jv *args, int nargs, int line) {
+    if (!strcmp(name, "defined")) return v.t != V_UNDEF;
+    if (!strcmp(name, "undefined")) return v.t == V_UNDEF;
+    if (!strcmp(name, "none")) return v.t == V_NONE;
+    if (!strcmp(name, "boolean")) return v.t == V_BOOL;
+    if (!strcmp(name, "true")) return v.t == V_BOOL && v.b;
+    if (!strcmp(name, "false")) return v.t == V_BOOL && !v.b;
+    if (!strcmp(name, "string")) return v.t == V_STR;
+    if (!strcmp(name, "number")) return v.t == V_INT || v.t == V_FLOAT;
+    if (!strcmp(name, "integer")) return v.t == V_INT;
+    if (!strcmp(name, "float")) return v.t == V_FLOAT;
+    if (!strcmp(name, "iterable")) return v.t == V_ARR || v.t == V_STR;
+    if (!strcmp(name, "mapping")) return v.t == V_OBJ;
+    if (!strcmp(name, "sequence")) return v.t == V_ARR || v.t == V_OBJ || v.t == V_STR;
+    if (!strcmp(name, "callable")) return v.t == V_MACRO || v.t == V_FUNC;
+    if (!strcmp(name, "odd") || !strcmp(name, "even")) {
+        if (v.t != V_INT) tpl_fail(r->c, HAI_ERR_INVALID, line, "'%s' on a %s", name, tpl_type_name(v));
+        return (v.i % 2 != 0) == (name[0] == 'o');
+    }
+    if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
+        if (v.t != V_STR) return false;
+        for (size_t i = 0; i < v.s->n; i++)
+            if (name[0] == 'l' ? isupper((unsigned char)v.s->s[i]) : islower((unsigned char)v.s->s[i])) return false;
+        return true;
+    }
+    if (!strcmp(name, "equalto") || !strcmp(name, "eq") || !strcmp(name, "sameas")) {
+        if (nargs < 1) tpl_fail(r->c, HAI_ERR_INVALID, line, "'%s' needs a value", name);
+        jv b = args[0];
+        if (v.t != b.t && !((v.t == V_INT || v.t == V_FLOAT) && (b.t == V_INT || b.t == V_FLOAT))) return false;
+        return tpl_equal(v, b) && (v.t != V_ARR && v.t != V_OBJ ? true : v.a == b.a);
+    }
+    tpl_fail(r->c, HAI_ERR_UNSUPPORTED, line, "unknown test '%s'", name);
+}
+
+/* ---- filters --------------------------------------------------------------------------------- */
+
 static jv json_filter(tpl_run *r, jv v, jstr **kwn, const jv *kwv, int nkw, int line) {
     jv ind = kwarg(kwn, kwv, nkw, "indent"), asc = kwarg(kwn, kwv, nkw, "ensure_ascii"), sk = kwarg(kwn, kwv, nkw, "sort_keys"),
        sep = kwarg(kwn, kwv, nkw, "separators");
@@ -296,10 +309,10 @@ static jv json_filter(tpl_run *r, jv v, jstr **kwn, const jv *kwv, int nkw, int 
         tpl_fail(r->c, HAI_ERR_INVALID, line, "tojson: separators must be two strings");
     tpl_buf b = {0};
     tpl_json(r->c, &b, v, indent, 0, item, key, asc.t == V_BOOL && asc.b, sk.t == V_BOOL && sk.b, true);
-    return jv_str(tpl_buf_str(r->c, &b));
+    return tpl_buf_val(r->c, &b);
 }
 
-jv tpl_filter(tpl_run *r, const char *name, jv v, const jv *args, int nargs, jstr **kwn, const jv *kwv, int nkw, int line) {
+static jv filter_impl(tpl_run *r, const char *name, jv v, const jv *args, int nargs, jstr **kwn, const jv *kwv, int nkw, int line) {
     tpl_ctx *c = r->c;
     if (!strcmp(name, "safe")) return v;
     if (!strcmp(name, "tojson")) return json_filter(r, v, kwn, kwv, nkw, line);
@@ -315,8 +328,9 @@ jv tpl_filter(tpl_run *r, const char *name, jv v, const jv *args, int nargs, jst
         if (v.t == V_ARR || v.t == V_OBJ) {
             tpl_buf b = {0};
             tpl_json(c, &b, v, -1, 0, ", ", ": ", false, false, false);
-            return jv_str(tpl_buf_str(c, &b));
+            return tpl_buf_val(c, &b);
         }
+        if (v.t == V_STR) return v;
         if (v.t != V_UNDEF) return jv_str(tpl_to_str(c, v));
     } else if (!strcmp(name, "int") || !strcmp(name, "float")) {
         bool in = name[0] == 'i';
@@ -407,10 +421,9 @@ jv tpl_filter(tpl_run *r, const char *name, jv v, const jv *args, int nargs, jst
             for (size_t i = 0; i < a->n; i++) {
                 if (i && sep.t == V_STR) tpl_put(c, &b, sep.s->s, sep.s->n);
                 jv x = at.t == V_STR ? attr_path(c, a->v[i], at.s) : a->v[i];
-                if (x.t == V_STR) tpl_put(c, &b, x.s->s, x.s->n);
-                else if (x.t != V_UNDEF && x.t != V_NONE) tpl_print(c, &b, x);
+                if (x.t != V_UNDEF && x.t != V_NONE) tpl_print(c, &b, x);
             }
-            return jv_str(tpl_buf_str(c, &b));
+            return tpl_buf_val(c, &b);
         }
         if (!strcmp(name, "unique")) {
             jarr *o = tpl_arr(c, a->n);
@@ -479,7 +492,7 @@ jv tpl_filter(tpl_run *r, const char *name, jv v, const jv *args, int nargs, jst
         if (!strcmp(name, "items")) return items_of(c, v.o);
         if (!strcmp(name, "list")) {
             jarr *a = tpl_arr(c, v.o->n);
-            for (size_t i = 0; i < v.o->n; i++) tpl_arr_push(c, a, jv_str(v.o->k[i]));
+            for (size_t i = 0; i < v.o->n; i++) tpl_arr_push(c, a, key_val(c, v.o, i));
             return (jv){.t = V_ARR, .a = a};
         }
         jv out;
@@ -487,10 +500,32 @@ jv tpl_filter(tpl_run *r, const char *name, jv v, const jv *args, int nargs, jst
     }
     static const char *const known[] = {"safe", "tojson", "default", "length", "count", "string", "int", "float", "abs", "bool", "trim", "upper",
                                         "lower", "title", "capitalize", "join", "list", "indent", "replace", "first", "last", "reverse", "unique",
-                                        "sort", "selectattr", "rejectattr", "select", "reject", "map", "items"};
+                                        "sort", "selectattr", "rejectattr", "select", "reject", "map", "items", "dictsort"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcmp(name, known[i])) tpl_fail(c, HAI_ERR_INVALID, line, "the filter '%s' cannot take a %s", name, tpl_type_name(v));
     tpl_fail(c, HAI_ERR_UNSUPPORTED, line, "unknown filter '%s'", name);
+}
+
+/* what a filter or method makes of a data string is data as a whole (its parts: split, list) */
+static jv derived(tpl_ctx *c, jv out, jv from) {
+    if (!tpl_has_data(from)) return out;
+    if (out.t == V_STR && !out.sp) return tpl_all_data(c, out);
+    if (out.t == V_ARR) {
+        jarr *a = tpl_arr(c, out.a->n);
+        for (size_t i = 0; i < out.a->n; i++) tpl_arr_push(c, a, out.a->v[i].t == V_STR && !out.a->v[i].sp ? tpl_all_data(c, out.a->v[i]) : out.a->v[i]);
+        return (jv){.t = V_ARR, .a = a};
+    }
+    return out;
+}
+
+bool tpl_method(tpl_run *r, jv self, const char *name, const jv *args, int nargs, jstr **kwn, const jv *kwv, int nkw, int line, jv *out) {
+    if (!method_impl(r, self, name, args, nargs, kwn, kwv, nkw, line, out)) return false;
+    *out = derived(r->c, *out, self);
+    return true;
+}
+
+jv tpl_filter(tpl_run *r, const char *name, jv v, const jv *args, int nargs, jstr **kwn, const jv *kwv, int nkw, int line) {
+    return derived(r->c, filter_impl(r, name, v, args, nargs, kwn, kwv, nkw, line), v);
 }
 
 /* ---- global functions ------------------------------------------------------------------------ */

@@ -40,34 +40,28 @@ static frame *new_frame(tpl_run *r, frame *up) {
 
 static void set_var(tpl_run *r, frame *f, jstr *k, jv v) { tpl_obj_set(r->c, &f->vars, k, v); }
 
-/* a value as @huggingface/jinja joins it with ~ or string +: JavaScript's String() of the value
- * inside (a number in JavaScript's form, an object as "[object Map]", a list as its items
- * printed and joined by commas) */
-static jstr *js_str(tpl_run *r, jv v, int line) {
+/* v as @huggingface/jinja joins it with ~ or string +, into b: JavaScript's String() of the value
+ * inside (a number in JavaScript's form, an object as "[object Map]", a list as its items printed
+ * and joined by commas); a string keeps its data ranges */
+static void js_put(tpl_run *r, tpl_buf *b, jv v, int line) {
     char num[64];
     switch (v.t) {
-    case V_STR: return v.s;
-    case V_OBJ: case V_NS: return tpl_cstr(r->c, "[object Map]");
-    case V_ARR: {
-        tpl_buf b = {0};
+    case V_STR: tpl_put_v(r->c, b, v); return;
+    case V_OBJ: case V_NS: tpl_put(r->c, b, "[object Map]", 12); return;
+    case V_ARR:
         for (size_t i = 0; i < v.a->n; i++) {
-            if (i) tpl_put(r->c, &b, ",", 1);
+            if (i) tpl_put(r->c, b, ",", 1);
             jv x = v.a->v[i];
-            if (x.t == V_UNDEF) tpl_put(r->c, &b, "undefined", 9);
-            else tpl_print(r->c, &b, x);
+            if (x.t == V_UNDEF) tpl_put(r->c, b, "undefined", 9);
+            else tpl_print(r->c, b, x);
         }
-        return tpl_buf_str(r->c, &b);
-    }
+        return;
     case V_INT: snprintf(num, sizeof num, "%lld", (long long)v.i); break;
-    case V_FLOAT: {
-        tpl_buf b = {0};
-        tpl_json(r->c, &b, v, -1, 0, ",", ":", false, false, true); /* the same digits as JSON.stringify */
-        return tpl_buf_str(r->c, &b);
-    }
+    case V_FLOAT: tpl_json(r->c, b, v, -1, 0, ",", ":", false, false, true); return; /* the digits of JSON.stringify */
     case V_BOOL: snprintf(num, sizeof num, "%s", v.b ? "true" : "false"); break;
     default: tpl_fail(r->c, HAI_ERR_INVALID, line, "cannot join a %s to a string", tpl_type_name(v));
     }
-    return tpl_cstr(r->c, num);
+    tpl_put(r->c, b, num, strlen(num));
 }
 
 static double num_of(jv v) { return v.t == V_INT ? (double)v.i : v.t == V_FLOAT ? v.f : v.t == V_BOOL ? (double)v.b : NAN; }
@@ -120,10 +114,10 @@ static jv binop(tpl_run *r, int op, jv a, jv b, int line) {
     }
     if (a.t == V_NONE || b.t == V_NONE) tpl_fail(r->c, HAI_ERR_INVALID, line, "an operation on none");
     if (op == OP_CONCAT) {
-        jstr *x = js_str(r, a, line), *y = js_str(r, b, line);
         tpl_buf buf = {0};
-        tpl_put(r->c, &buf, x->s, x->n), tpl_put(r->c, &buf, y->s, y->n);
-        return jv_str(tpl_buf_str(r->c, &buf));
+        js_put(r, &buf, a, line);
+        js_put(r, &buf, b, line);
+        return tpl_buf_val(r->c, &buf);
     }
     bool an = a.t == V_INT || a.t == V_FLOAT, bn = b.t == V_INT || b.t == V_FLOAT;
     if (an && bn) {
@@ -214,7 +208,9 @@ static jv member(tpl_run *r, jv o, jv key, int line) {
             size_t nc;
             size_t *at = code_points(r, o.s, &nc);
             int64_t i = key.i < 0 ? key.i + (int64_t)nc : key.i;
-            return i >= 0 && i < (int64_t)nc ? jv_str(tpl_str(r->c, o.s->s + at[i], at[i + 1] - at[i])) : jv_undef();
+            if (i < 0 || i >= (int64_t)nc) return jv_undef();
+            jv ch = jv_str(tpl_str(r->c, o.s->s + at[i], at[i + 1] - at[i]));
+            return tpl_has_data(o) ? tpl_all_data(r->c, ch) : ch;
         }
         if (key.t == V_STR && !strcmp(key.s->s, "length")) return jv_int((int64_t)(o.t == V_ARR ? o.a->n : 0));
         if (key.t != V_STR) tpl_fail(r->c, HAI_ERR_INVALID, line, "a %s indexed by a %s", tpl_type_name(o), tpl_type_name(key));
@@ -248,7 +244,9 @@ static jv slice(tpl_run *r, jv o, const jv *s, int line) {
         if (out) tpl_arr_push(r->c, out, o.a->v[i]);
         else tpl_put(r->c, &b, o.s->s + at[i], at[i + 1] - at[i]);
     }
-    return out ? (jv){.t = V_ARR, .a = out} : jv_str(tpl_buf_str(r->c, &b));
+    if (out) return (jv){.t = V_ARR, .a = out};
+    jv sub = jv_str(tpl_buf_str(r->c, &b));
+    return tpl_has_data(o) ? tpl_all_data(r->c, sub) : sub;
 }
 
 typedef struct argv_ {
@@ -382,7 +380,7 @@ jv tpl_call_macro(tpl_run *r, frame *at, jv m, const jv *args, int nargs, jstr *
     tpl_exec(r, f, &m.m->body, &b);
     r->ctl = saved;
     r->depth--;
-    return jv_str(tpl_buf_str(r->c, &b));
+    return tpl_buf_val(r->c, &b);
 }
 
 static void exec_for(tpl_run *r, frame *f, const node *e, tpl_buf *out) {
@@ -392,7 +390,7 @@ static void exec_for(tpl_run *r, frame *f, const node *e, tpl_buf *out) {
     if (it.t == V_ARR) src = it.a;
     else if (it.t == V_OBJ || it.t == V_NS) { /* its keys */
         src = tpl_arr(r->c, it.o->n);
-        for (size_t i = 0; i < it.o->n; i++) tpl_arr_push(r->c, src, jv_str(it.o->k[i]));
+        for (size_t i = 0; i < it.o->n; i++) tpl_arr_push(r->c, src, it.o->data ? tpl_all_data(r->c, jv_str(it.o->k[i])) : jv_str(it.o->k[i]));
     } else
         tpl_fail(r->c, HAI_ERR_INVALID, e->line, "a for loop over a %s", tpl_type_name(it));
     /* bind an item's targets into a scope */
@@ -479,7 +477,7 @@ void tpl_exec(tpl_run *r, frame *f, const nlist *body, tpl_buf *out) {
         case N_SETBLOCK: {
             tpl_buf b = {0};
             tpl_exec(r, f, &e->body, &b);
-            set_var(r, f, e->names[0], jv_str(tpl_buf_str(r->c, &b)));
+            set_var(r, f, e->names[0], tpl_buf_val(r->c, &b));
             break;
         }
         case N_MACRO: set_var(r, f, e->str, (jv){.t = V_MACRO, .m = e, .env = f}); break;
@@ -497,7 +495,7 @@ void tpl_exec(tpl_run *r, frame *f, const nlist *body, tpl_buf *out) {
             tpl_buf b = {0};
             tpl_exec(r, f, &e->body, &b);
             argv_ a = eval_args(r, f, e->a);
-            jv v = tpl_filter(r, e->a->str->s, jv_str(tpl_buf_str(r->c, &b)), a.v, a.n, a.kwn, a.kwv, a.nkw, e->line);
+            jv v = tpl_filter(r, e->a->str->s, tpl_buf_val(r->c, &b), a.v, a.n, a.kwn, a.kwv, a.nkw, e->line);
             if (v.t != V_UNDEF && v.t != V_NONE) tpl_print(r->c, out, v);
             break;
         }
@@ -531,9 +529,22 @@ hai_status hai_tpl_parse(const char *src, size_t len, hai_tpl **out, hai_error *
 }
 
 hai_status hai_tpl_render(const hai_tpl *t, const cJSON *vars, char **out, size_t *out_len, hai_error *err) {
+    return hai_tpl_render_marked(t, vars, NULL, out, out_len, NULL, NULL, err);
+}
+
+static bool trusted_name(const char *const *trusted, const char *name) {
+    for (size_t i = 0; trusted && trusted[i]; i++)
+        if (!strcmp(trusted[i], name)) return true;
+    return false;
+}
+
+hai_status hai_tpl_render_marked(const hai_tpl *t, const cJSON *vars, const char *const *trusted, char **out, size_t *out_len,
+                                 size_t (**data)[2], size_t *n_data, hai_error *err) {
     if (!t || !out) return hai_fail(err, HAI_ERR_INVALID, "template: NULL argument");
     *out = NULL;
     if (out_len) *out_len = 0;
+    if (data) *data = NULL;
+    if (n_data) *n_data = 0;
     if (vars && !cJSON_IsObject(vars)) return hai_fail(err, HAI_ERR_INVALID, "template: the variables must be a JSON object");
     tpl_ctx c = {0};
     jmp_buf jb;
@@ -547,16 +558,24 @@ hai_status hai_tpl_render(const hai_tpl *t, const cJSON *vars, char **out, size_
     tpl_run r = {&c, 0, 0, CTL_NONE};
     frame *g = new_frame(&r, NULL);
     const cJSON *e;
-    if (vars) cJSON_ArrayForEach(e, vars) set_var(&r, g, tpl_cstr(&c, e->string ? e->string : ""), tpl_from_cjson(&c, e));
+    if (vars)
+        cJSON_ArrayForEach(e, vars) {
+            const char *k = e->string ? e->string : "";
+            set_var(&r, g, tpl_cstr(&c, k), tpl_from_cjson(&c, e, !trusted_name(trusted, k)));
+        }
     tpl_buf b = {0};
     tpl_exec(&r, g, &t->body, &b);
     char *s = malloc(b.n + 1);
-    if (!s) {
+    size_t (*d)[2] = data && b.nsp ? malloc(b.nsp * sizeof *d) : NULL;
+    if (!s || (data && b.nsp && !d)) {
+        free(s), free(d);
         tpl_arena_free(&c);
         return hai_fail(err, HAI_ERR_NOMEM, "template: out of memory");
     }
     if (b.n) memcpy(s, b.p, b.n);
     s[b.n] = 0;
+    for (size_t i = 0; d && i < b.nsp; i++) d[i][0] = b.sp[i].a, d[i][1] = b.sp[i].b;
+    if (data) *data = d, *n_data = b.nsp;
     tpl_arena_free(&c);
     *out = s;
     if (out_len) *out_len = b.n;

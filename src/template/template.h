@@ -24,6 +24,14 @@ hai_status hai_tpl_parse(const char *src, size_t len, hai_tpl **out, hai_error *
  * message; limits (HAI_TPL_MAX_OUTPUT bytes, HAI_TPL_MAX_STEPS steps) are HAI_ERR_LIMIT. */
 hai_status hai_tpl_render(const hai_tpl *t, const cJSON *vars, char **out, size_t *out_len, hai_error *err);
 
+/* As hai_tpl_render, and which bytes of the output came from the variables: the [start, end)
+ * ranges (in order, not touching; *data malloc'ed) of text printed from the variables' strings,
+ * object keys and what filters made of them. The variables named in trusted (a NULL-terminated
+ * list, e.g. bos_token: markup hai itself supplies) are not data. The prompt's tokenizer makes
+ * no control token of data (chat.h). */
+hai_status hai_tpl_render_marked(const hai_tpl *t, const cJSON *vars, const char *const *trusted, char **out, size_t *out_len,
+                                 size_t (**data)[2], size_t *n_data, hai_error *err);
+
 void hai_tpl_free(hai_tpl *t);
 
 #define HAI_TPL_MAX_OUTPUT (16u << 20)

@@ -45,6 +45,19 @@ typedef enum {
 
 typedef struct jarr jarr;
 typedef struct jobj jobj;
+
+/* Which bytes of a string are data: they came from the variables (a user's message, a tool's
+ * result), not from the template. The prompt's tokenizer never makes a control token of them
+ * (chat.h), so a user who types <|im_end|> cannot close their own turn. Printing and joining
+ * keep the ranges exactly; a string made from a data string by a filter or method (trim, split,
+ * replace, ...) is data as a whole. */
+typedef struct jspan {
+    size_t a, b;
+} jspan;
+typedef struct jspans {
+    size_t n;
+    jspan v[];
+} jspans;
 typedef struct node node;
 typedef struct frame frame;
 
@@ -61,7 +74,8 @@ typedef struct jv {
         const node *m; /* V_MACRO */
         int fn;       /* V_FUNC: a global function (builtins.c) */
     };
-    frame *env; /* V_MACRO: where it was defined */
+    frame *env;         /* V_MACRO: where it was defined */
+    const jspans *sp;   /* V_STR: its data bytes, or NULL */
 } jv;
 
 struct jarr {
@@ -72,6 +86,7 @@ struct jobj {
     size_t n, cap;
     jstr **k;
     jv *v;
+    bool data; /* from the variables: its keys are data too */
 };
 
 static inline jv jv_undef(void) { return (jv){.t = V_UNDEF}; }
@@ -97,9 +112,16 @@ const char *tpl_type_name(jv v);
 typedef struct tpl_buf {
     char *p;
     size_t n, cap;
+    jspan *sp; /* its data ranges, in order */
+    size_t nsp, capsp;
 } tpl_buf;
-void tpl_put(tpl_ctx *c, tpl_buf *b, const char *s, size_t n);
-jstr *tpl_buf_str(tpl_ctx *c, const tpl_buf *b);
+void tpl_put(tpl_ctx *c, tpl_buf *b, const char *s, size_t n);  /* template bytes */
+void tpl_put_v(tpl_ctx *c, tpl_buf *b, jv s);                   /* a string, its data ranges kept */
+void tpl_buf_mark(tpl_ctx *c, tpl_buf *b, size_t a, size_t e);  /* bytes [a, e) of b are data */
+jstr *tpl_buf_str(tpl_ctx *c, const tpl_buf *b);                 /* the bytes (ranges dropped) */
+jv tpl_buf_val(tpl_ctx *c, const tpl_buf *b);                    /* a string with its ranges */
+jv tpl_all_data(tpl_ctx *c, jv s);                                /* s with every byte data */
+bool tpl_has_data(jv v);                                         /* a string with data bytes */
 
 /* v as the output prints it (strings as they are, none and undefined as nothing: callers skip
  * those), and as tojson writes it (indent < 0: none; separators and keys' order as given) */
@@ -107,7 +129,7 @@ void tpl_print(tpl_ctx *c, tpl_buf *b, jv v);
 jstr *tpl_to_str(tpl_ctx *c, jv v);
 void tpl_json(tpl_ctx *c, tpl_buf *b, jv v, int indent, int depth, const char *item_sep, const char *key_sep, bool ascii, bool sort_keys,
               bool undef_null);
-jv tpl_from_cjson(tpl_ctx *c, const cJSON *j);
+jv tpl_from_cjson(tpl_ctx *c, const cJSON *j, bool data);
 
 /* ---- the tree -------------------------------------------------------------------------------- */
 

@@ -167,6 +167,50 @@ static void puts_(tpl_ctx *c, tpl_buf *b, const char *s) { tpl_put(c, b, s, strl
 
 jstr *tpl_buf_str(tpl_ctx *c, const tpl_buf *b) { return tpl_str(c, b->p ? b->p : "", b->n); }
 
+void tpl_buf_mark(tpl_ctx *c, tpl_buf *b, size_t a, size_t e) {
+    if (a >= e) return;
+    if (b->nsp && b->sp[b->nsp - 1].b >= a) { /* touching or overlapping the last one */
+        if (e > b->sp[b->nsp - 1].b) b->sp[b->nsp - 1].b = e;
+        return;
+    }
+    if (b->nsp == b->capsp) {
+        size_t cap = b->capsp ? 2 * b->capsp : 8;
+        jspan *n = tpl_alloc(c, cap * sizeof *n);
+        if (b->nsp) memcpy(n, b->sp, b->nsp * sizeof *n);
+        b->sp = n, b->capsp = cap;
+    }
+    b->sp[b->nsp++] = (jspan){a, e};
+}
+
+void tpl_put_v(tpl_ctx *c, tpl_buf *b, jv s) {
+    size_t at = b->n;
+    tpl_put(c, b, s.s->s, s.s->n);
+    for (size_t i = 0; s.sp && i < s.sp->n; i++) tpl_buf_mark(c, b, at + s.sp->v[i].a, at + s.sp->v[i].b);
+}
+
+static const jspans *spans_of(tpl_ctx *c, const jspan *v, size_t n) {
+    if (!n) return NULL;
+    jspans *sp = tpl_alloc(c, sizeof *sp + n * sizeof *v);
+    sp->n = n;
+    memcpy(sp->v, v, n * sizeof *v);
+    return sp;
+}
+
+jv tpl_buf_val(tpl_ctx *c, const tpl_buf *b) {
+    jv v = jv_str(tpl_buf_str(c, b));
+    v.sp = spans_of(c, b->sp, b->nsp);
+    return v;
+}
+
+jv tpl_all_data(tpl_ctx *c, jv s) {
+    if (s.t != V_STR || !s.s->n) return s;
+    jspan whole = {0, s.s->n};
+    s.sp = spans_of(c, &whole, 1);
+    return s;
+}
+
+bool tpl_has_data(jv v) { return v.t == V_STR && v.sp && v.sp->n; }
+
 /* a double as JavaScript's Number#toString writes it: the shortest digits that read back the same,
  * positional from 1e-7 up to 1e21, else with an exponent (1e+21, 1.5e-7) */
 static void js_number(char *out, size_t cap, double f) {
@@ -233,7 +277,7 @@ static void print_float(char *out, size_t cap, double f) {
 void tpl_print(tpl_ctx *c, tpl_buf *b, jv v) {
     char num[64];
     switch (v.t) {
-    case V_STR: tpl_put(c, b, v.s->s, v.s->n); break;
+    case V_STR: tpl_put_v(c, b, v); break;
     case V_BOOL: puts_(c, b, v.b ? "true" : "false"); break;
     case V_INT: snprintf(num, sizeof num, "%lld", (long long)v.i), puts_(c, b, num); break;
     case V_FLOAT: print_float(num, sizeof num, v.f), puts_(c, b, num); break;
@@ -253,7 +297,8 @@ jstr *tpl_to_str(tpl_ctx *c, jv v) {
 }
 
 /* a string as JSON.stringify writes it (non-ASCII as it is unless ascii: \uXXXX, in UTF-16) */
-static void json_string(tpl_ctx *c, tpl_buf *b, const char *s, size_t n, bool ascii) {
+static void json_string(tpl_ctx *c, tpl_buf *b, const char *s, size_t n, bool ascii, bool data) {
+    size_t at = b->n;
     tpl_put(c, b, "\"", 1);
     for (size_t i = 0; i < n;) {
         unsigned char ch = (unsigned char)s[i];
@@ -287,6 +332,7 @@ static void json_string(tpl_ctx *c, tpl_buf *b, const char *s, size_t n, bool as
         }
     }
     tpl_put(c, b, "\"", 1);
+    if (data) tpl_buf_mark(c, b, at, b->n); /* a data string's whole JSON form */
 }
 
 static int key_cmp(const void *x, const void *y) {
@@ -308,7 +354,7 @@ void tpl_json(tpl_ctx *c, tpl_buf *b, jv v, int indent, int depth, const char *i
         if (!isfinite(v.f)) puts_(c, b, "null");
         else js_number(num, sizeof num, v.f), puts_(c, b, num);
         return;
-    case V_STR: json_string(c, b, v.s->s, v.s->n, ascii); return;
+    case V_STR: json_string(c, b, v.s->s, v.s->n, ascii, tpl_has_data(v)); return;
     case V_ARR: case V_OBJ: case V_NS: {
         bool arr = v.t == V_ARR;
         size_t n = arr ? v.a->n : v.o->n;
@@ -332,7 +378,7 @@ void tpl_json(tpl_ctx *c, tpl_buf *b, jv v, int indent, int depth, const char *i
             size_t at = order ? order[i] : i;
             if (arr) tpl_json(c, b, v.a->v[at], indent, depth + 1, item_sep, key_sep, ascii, sort_keys, undef_null);
             else {
-                json_string(c, b, v.o->k[at]->s, v.o->k[at]->n, ascii);
+                json_string(c, b, v.o->k[at]->s, v.o->k[at]->n, ascii, v.o->data);
                 puts_(c, b, key_sep);
                 tpl_json(c, b, v.o->v[at], indent, depth + 1, item_sep, key_sep, ascii, sort_keys, undef_null);
             }
@@ -348,7 +394,7 @@ void tpl_json(tpl_ctx *c, tpl_buf *b, jv v, int indent, int depth, const char *i
     }
 }
 
-jv tpl_from_cjson(tpl_ctx *c, const cJSON *j) {
+jv tpl_from_cjson(tpl_ctx *c, const cJSON *j, bool data) {
     if (!j || cJSON_IsNull(j)) return jv_none();
     if (cJSON_IsTrue(j)) return jv_bool(true);
     if (cJSON_IsFalse(j)) return jv_bool(false);
@@ -356,17 +402,21 @@ jv tpl_from_cjson(tpl_ctx *c, const cJSON *j) {
         double d = j->valuedouble;
         return isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0 ? jv_int((int64_t)d) : jv_float(d);
     }
-    if (cJSON_IsString(j)) return jv_str(tpl_cstr(c, j->valuestring ? j->valuestring : ""));
+    if (cJSON_IsString(j)) {
+        jv s = jv_str(tpl_cstr(c, j->valuestring ? j->valuestring : ""));
+        return data ? tpl_all_data(c, s) : s;
+    }
     if (cJSON_IsArray(j)) {
         jarr *a = tpl_arr(c, (size_t)cJSON_GetArraySize(j));
         const cJSON *e;
-        cJSON_ArrayForEach(e, j) tpl_arr_push(c, a, tpl_from_cjson(c, e));
+        cJSON_ArrayForEach(e, j) tpl_arr_push(c, a, tpl_from_cjson(c, e, data));
         return (jv){.t = V_ARR, .a = a};
     }
     if (cJSON_IsObject(j)) {
         jobj *o = tpl_obj(c, (size_t)cJSON_GetArraySize(j));
+        o->data = data;
         const cJSON *e;
-        cJSON_ArrayForEach(e, j) tpl_obj_set(c, o, tpl_cstr(c, e->string ? e->string : ""), tpl_from_cjson(c, e));
+        cJSON_ArrayForEach(e, j) tpl_obj_set(c, o, tpl_cstr(c, e->string ? e->string : ""), tpl_from_cjson(c, e, data));
         return (jv){.t = V_OBJ, .o = o};
     }
     return jv_undef();

@@ -120,6 +120,7 @@ const snippets = [
   '{{ "line1\\nline2\\n\\nline4" | indent(2) }}|{{ "a\\nb" | indent(4, true) }}|{{ "x" | default("d") }}|{{ y | default("d") }}|{{ "" | default("d", true) }}|{{ "12" | int + 1 }}|{{ "1.5" | float }}|{{ 3.7 | int }}|{{ -3 | abs }}',
   'a  {%- if true %} b {% endif -%}  c\n  {% if true %}\n    d\n  {% endif %}\n{# comment #}e {#- trimmed -#} f\n{{- "g" -}}\n h',
   '{{ raise_exception("refused: " ~ 42) }}',
+  '{% for k, v in {"b": 2, "a": 3, "C": 1} | dictsort %}{{ k }}{{ v }}{% endfor %}|{% for k, v in {"b": 2, "a": 3} | dictsort(by="value", reverse=true) %}{{ k }}{% endfor %}',
   '{{ range(3) | list }}|{{ range(1, 7, 2) | list }}|{{ range(5, 0, -2) | list }}|{% set a, b = 1, 2 %}{{ a + b }}|{{ (1, 2) | length }}|{{ [1, 2][5] }}|{{ {"a": {"b": 3}}.a.b }}',
 ];
 
