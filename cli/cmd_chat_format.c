@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "template.h"
+#include "template/template.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -14,14 +14,14 @@ static void usage(FILE *f) {
             "  messages.json: [{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"...\"}, ...]\n"
             "  -m FILE             take the chat template (and BOS/EOS texts) from a GGUF model\n"
             "  --template FILE     take the chat template from a file\n"
-            "  --format NAME       force a family: chatml qwen3 llama3 llama3.1 llama2 mistral\n"
-            "                      mistral-tekken phi3 gemma deepseek-r1\n"
+            "  --format NAME       hai's format of a family instead of the template: chatml qwen3 llama3\n"
+            "                      llama3.1 llama2 mistral mistral-tekken phi3 gemma deepseek-r1\n"
             "  --bos TEXT --eos TEXT   BOS/EOS texts for templates that write them\n"
             "  --no-gen-prompt     do not end with the assistant's turn header\n"
             "  --date TEXT         Llama 3.1+ 'Today Date' (default: the template's own)\n"
             "  --no-think          Qwen3: enable_thinking=false\n"
-            "  --jinja             render the template itself (hai's Jinja engine); stdin may then also be\n"
-            "                      an object {\"messages\": [...], \"tools\": [...], ...} of template variables\n");
+            "  --jinja             stdin may also be an object {\"messages\": [...], \"tools\": [...], ...} of\n"
+            "                      template variables (the template is rendered either way, unless --format)\n");
 }
 
 static char *read_stream(FILE *f) {
@@ -154,11 +154,7 @@ int cmd_chat_format(int argc, char **argv) {
         hai_tokenizer_free(t);
         return jrc;
     }
-    bool known = true;
-    const char *fam = hai_chat_detect(tmpl, &known);
-    if (!p.format && !known)
-        fprintf(stderr, "hai chat-format: warning: %s; using the %s format\n",
-                tmpl ? "the chat template is of no family hai knows" : "no chat template", fam);
+    if (!p.format && !tmpl) fprintf(stderr, "hai chat-format: warning: no chat template; using the chatml format\n");
 
     char *input = read_stream(stdin);
     cJSON *j = input ? cJSON_Parse(input) : NULL;

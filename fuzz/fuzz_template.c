@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "template.h"
+#include "template/template.h"
 
 static cJSON *vars;
 

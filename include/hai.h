@@ -457,11 +457,12 @@ hai_status hai_detok_stream_push(const hai_tokenizer *t, hai_detok_stream *s, ha
 size_t hai_detok_stream_flush(hai_detok_stream *s, char *out);
 
 /* ---------------------------------------------------------------------------------------
- * Chat formatting: messages -> the prompt text a model family expects, byte for byte what its
- * Jinja chat template renders (no template is executed: the family and its variant details are
- * recognised in the template text). Families: chatml (Qwen2/2.5, SmolLM, Hermes), qwen3,
- * llama3, llama3.1 (3.1/3.2/3.3), llama2, mistral (v1), mistral-tekken (Nemo), phi3, gemma,
- * deepseek-r1 (R1 distills).
+ * Chat formatting: messages -> the prompt text, byte for byte what the model's Jinja chat
+ * template renders: the template itself is rendered by hai's Jinja engine (as @huggingface/jinja
+ * renders it; a template it cannot render is an error naming the construct and line). Without a
+ * template, or with a family forced by name, hai's own formats of the families: chatml
+ * (Qwen2/2.5, SmolLM, Hermes), qwen3, llama3, llama3.1 (3.1/3.2/3.3), llama2, mistral (v1),
+ * mistral-tekken (Nemo), phi3, gemma, deepseek-r1 (R1 distills).
  * ------------------------------------------------------------------------------------- */
 
 typedef struct hai_chat_message {
@@ -471,7 +472,7 @@ typedef struct hai_chat_message {
 
 typedef struct hai_chat_params {
     const char *template_text; /* the model's chat template; may be NULL */
-    const char *format;        /* force a family by name (see above); NULL = detect from template_text */
+    const char *format;        /* force a family by name (see above); NULL = render template_text (or chatml without one) */
     const char *bos_token;     /* the texts templates write for BOS/EOS; NULL = "" */
     const char *eos_token;
     bool add_generation_prompt;

@@ -498,6 +498,9 @@ hai_status chat_format_marked(const hai_chat_params *p, const hai_chat_message *
     for (size_t i = 0; i < n; i++) {
         if (!msgs[i].role || !msgs[i].content) return hai_fail(err, HAI_ERR_INVALID, "chat: message %zu has no role or content", i);
     }
+    /* a model's template is rendered as it is; the families below are for a forced format and
+     * for models without a template */
+    if (p->template_text && !p->format) return chat_jinja_marked(p, msgs, n, out, len, data, n_data, err);
     style st;
     hai_status s = resolve_style(p, &st, err);
     if (s) return s;

@@ -14,4 +14,9 @@
 hai_status chat_format_marked(const hai_chat_params *p, const hai_chat_message *msgs, size_t n, char **out, size_t *len,
                               size_t (**data)[2], size_t *n_data, hai_error *err);
 
+/* The same through the template itself (p->template_text, rendered by the Jinja engine:
+ * chat_jinja.c); chat_format_marked takes it for every template unless p->format names a family. */
+hai_status chat_jinja_marked(const hai_chat_params *p, const hai_chat_message *msgs, size_t n, char **out, size_t *len,
+                             size_t (**data)[2], size_t *n_data, hai_error *err);
+
 #endif

@@ -369,12 +369,16 @@ static void worst_case(void) {
         for (int pass = 0; pass < 2; pass++) {
             size_t n = pass ? 1u << 20 : 1u << 18;
             char *t = repeat(units[u], n, " bob@example.org");
-            pii_scan_result r;
-            double t0 = now_s();
-            pii_scan(sc, t, strlen(t), &r);
-            double dt = now_s() - t0;
-            CHECK_MSG(!r.incomplete, "unit '%s': incomplete (%s)", units[u], r.why);
-            pii_scan_result_free(&r);
+            double dt = 1e9;
+            for (int rep = 0; rep < 3; rep++) { /* the best of three: a run the scheduler interrupted says nothing */
+                pii_scan_result r;
+                double t0 = now_s();
+                pii_scan(sc, t, strlen(t), &r);
+                double d = now_s() - t0;
+                dt = d < dt ? d : dt;
+                CHECK_MSG(!r.incomplete, "unit '%s': incomplete (%s)", units[u], r.why);
+                pii_scan_result_free(&r);
+            }
             free(t);
             if (pass) t_big = dt;
             else t_small = dt;
