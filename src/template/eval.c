@@ -32,7 +32,7 @@ static jv lookup(tpl_run *r, frame *f, const jstr *name) {
 static frame *new_frame(tpl_run *r, frame *up) {
     frame *f = tpl_alloc(r->c, sizeof *f);
     f->up = up;
-    f->vars.n = 0, f->vars.cap = 4;
+    f->vars.n = 0, f->vars.cap = 4, f->vars.data = false;
     f->vars.k = tpl_alloc(r->c, 4 * sizeof *f->vars.k);
     f->vars.v = tpl_alloc(r->c, 4 * sizeof *f->vars.v);
     return f;

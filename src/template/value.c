@@ -77,7 +77,7 @@ void tpl_arr_push(tpl_ctx *c, jarr *a, jv v) {
 
 jobj *tpl_obj(tpl_ctx *c, size_t cap) {
     jobj *o = tpl_alloc(c, sizeof *o);
-    o->n = 0, o->cap = cap ? cap : 4;
+    o->n = 0, o->cap = cap ? cap : 4, o->data = false;
     o->k = tpl_alloc(c, o->cap * sizeof *o->k);
     o->v = tpl_alloc(c, o->cap * sizeof *o->v);
     return o;
