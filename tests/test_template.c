@@ -3,6 +3,7 @@
  * is outside input). Outputs themselves are checked against @huggingface/jinja in
  * tests/node/jinja_templates.test.mjs; the few here are the engine's own guarantees. */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +144,19 @@ int main(int argc, char **argv) {
     snprintf(wrapped, 2 * deep + 16, "{{ %s }}", nest);
     expect_err(wrapped, NULL, HAI_ERR_LIMIT, "nested more than");
     free(nest), free(wrapped);
+
+    /* integer edges that trap or overflow in C */
+    expect_ok("{{ -9223372036854775807 - 1 }}|{{ (-9223372036854775807 - 1) // -1 }}|{{ (-9223372036854775807 - 1) % -1 }}|{{ (-9223372036854775807 - 1) | abs }}",
+              NULL, "-9223372036854775808|-9223372036854775808|0|-9223372036854775808");
+    expect_ok("{{ range(9223372036854775800, 9223372036854775807, 4) | length }}|{{ [1, 2, 3][::9223372036854775807] }}", NULL, "2|[1]");
+    /* a deep tree without brackets: 5000 additions */
+    size_t terms = 5000;
+    char *chain = malloc(3 * terms + 16), *w = chain;
+    w += sprintf(w, "{{ 1");
+    for (size_t i = 0; i < terms; i++) w += sprintf(w, " +1");
+    sprintf(w, " }}");
+    expect_err(chain, NULL, HAI_ERR_LIMIT, "nested more than");
+    free(chain);
 
     /* NULL and wrong arguments */
     hai_error err = {0};

@@ -336,7 +336,9 @@ static jv filter_impl(tpl_run *r, const char *name, jv v, const jv *args, int na
         bool in = name[0] == 'i';
         jv def = arg(args, nargs, 0, kwn, kwv, nkw, "default");
         if (def.t == V_UNDEF) def = in ? jv_int(0) : jv_float(0);
-        if (v.t == V_INT || v.t == V_FLOAT) return in && nargs == 0 && nkw == 0 && v.t == V_FLOAT ? jv_int((int64_t)floor(v.f)) : v;
+        if (v.t == V_FLOAT && in && nargs == 0 && nkw == 0) /* floor, where an integer holds it */
+            return isfinite(v.f) && fabs(v.f) < 9.2e18 ? jv_int((int64_t)floor(v.f)) : jv_float(floor(v.f));
+        if (v.t == V_INT || v.t == V_FLOAT) return v;
         if (v.t == V_BOOL) return in ? jv_int(v.b) : jv_float(v.b);
         if (v.t == V_STR) {
             char *end;
@@ -350,7 +352,7 @@ static jv filter_impl(tpl_run *r, const char *name, jv v, const jv *args, int na
             return end == p ? def : jv_float(x);
         }
     } else if (!strcmp(name, "abs")) {
-        if (v.t == V_INT) return jv_int(v.i < 0 ? -v.i : v.i);
+        if (v.t == V_INT) return jv_int(v.i < 0 ? (int64_t)(0 - (uint64_t)v.i) : v.i);
         if (v.t == V_FLOAT) return jv_float(fabs(v.f));
     } else if (!strcmp(name, "bool")) {
         if (v.t == V_BOOL) return v;
@@ -590,9 +592,10 @@ jv tpl_call_global(tpl_run *r, int fn, const jv *args, int nargs, jstr **kwn, co
         int64_t start = nargs >= 2 ? args[0].i : 0, stop = nargs >= 2 ? args[1].i : args[0].i, st = nargs == 3 ? args[2].i : 1;
         if (st == 0) tpl_fail(c, HAI_ERR_INVALID, line, "range() step must not be zero");
         jarr *a = tpl_arr(c, 8);
-        for (int64_t i = start; st > 0 ? i < stop : i > stop; i += st) {
+        for (int64_t i = start; st > 0 ? i < stop : i > stop;) {
             if (a->n >= 1000000) tpl_fail(c, HAI_ERR_LIMIT, line, "range() of more than a million items");
             tpl_arr_push(c, a, jv_int(i));
+            if (__builtin_add_overflow(i, st, &i)) break;
         }
         return (jv){.t = V_ARR, .a = a};
     }

@@ -12,6 +12,7 @@
 #include "tpl.h"
 
 #define MAX_CALL_DEPTH 64
+#define MAX_EVAL_DEPTH 1000
 
 enum { CTL_NONE, CTL_BREAK, CTL_CONTINUE };
 
@@ -131,6 +132,7 @@ static jv binop(tpl_run *r, int op, jv a, jv b, int line) {
         case OP_FLOORDIV:
             if (!fl) {
                 if (b.i == 0) tpl_fail(r->c, HAI_ERR_INVALID, line, "integer division by zero");
+                if (b.i == -1) return jv_int((int64_t)(0 - (uint64_t)a.i)); /* INT64_MIN / -1 wraps instead of trapping */
                 int64_t q = a.i / b.i;
                 if ((a.i % b.i != 0) && ((a.i < 0) != (b.i < 0))) q--;
                 return jv_int(q);
@@ -139,14 +141,14 @@ static jv binop(tpl_run *r, int op, jv a, jv b, int line) {
         case OP_MOD:
             if (!fl) {
                 if (b.i == 0) tpl_fail(r->c, HAI_ERR_INVALID, line, "modulo by zero");
-                return jv_int(a.i % b.i); /* JavaScript's %: the sign of the dividend */
+                return jv_int(b.i == -1 ? 0 : a.i % b.i); /* JavaScript's %: the sign of the dividend */
             }
             return jv_float(fmod(x, y));
         case OP_POW: {
             if (x == 0 && y < 0) tpl_fail(r->c, HAI_ERR_INVALID, line, "0 cannot be raised to a negative power");
             double p = pow(x, y);
             if (!isfinite(p)) tpl_fail(r->c, HAI_ERR_INVALID, line, "a power that is not a finite number");
-            return fl || y < 0 ? jv_float(p) : jv_int((int64_t)p);
+            return fl || y < 0 || fabs(p) >= 9.2e18 ? jv_float(p) : jv_int((int64_t)p);
         }
         case OP_LT: return jv_bool(x < y);
         case OP_LE: return jv_bool(x <= y);
@@ -240,9 +242,10 @@ static jv slice(tpl_run *r, jv o, const jv *s, int line) {
     int64_t hi = s[1].t == V_INT ? clamp_index(s[1].i, n, step < 0) : step > 0 ? n : -1;
     jarr *out = o.t == V_ARR ? tpl_arr(r->c, 4) : NULL;
     tpl_buf b = {0};
-    for (int64_t i = lo; step > 0 ? i < hi : i > hi; i += step) {
+    for (int64_t i = lo; step > 0 ? i < hi : i > hi;) {
         if (out) tpl_arr_push(r->c, out, o.a->v[i]);
         else tpl_put(r->c, &b, o.s->s + at[i], at[i + 1] - at[i]);
+        if (__builtin_add_overflow(i, step, &i)) break;
     }
     if (out) return (jv){.t = V_ARR, .a = out};
     jv sub = jv_str(tpl_buf_str(r->c, &b));
@@ -268,7 +271,17 @@ static jv call_value(tpl_run *r, frame *f, jv fn, argv_ a, int line) {
     tpl_fail(r->c, HAI_ERR_INVALID, line, "a %s is not callable", tpl_type_name(fn));
 }
 
+static jv eval_node(tpl_run *r, frame *f, const node *e);
+
+/* a tree may be deep without brackets (a + a + ... , x|f|f|...): its depth on the C stack is bounded */
 jv tpl_eval(tpl_run *r, frame *f, const node *e) {
+    if (++r->edepth > MAX_EVAL_DEPTH) tpl_fail(r->c, HAI_ERR_LIMIT, e->line, "an expression nested more than %d deep", MAX_EVAL_DEPTH);
+    jv v = eval_node(r, f, e);
+    r->edepth--;
+    return v;
+}
+
+static jv eval_node(tpl_run *r, frame *f, const node *e) {
     step(r, e->line);
     switch ((nkind)e->kind) {
     case E_LIT: return e->lit;
@@ -555,7 +568,7 @@ hai_status hai_tpl_render_marked(const hai_tpl *t, const cJSON *vars, const char
         tpl_arena_free(&c);
         return st;
     }
-    tpl_run r = {&c, 0, 0, CTL_NONE};
+    tpl_run r = {&c, 0, 0, CTL_NONE, 0};
     frame *g = new_frame(&r, NULL);
     const cJSON *e;
     if (vars)

@@ -190,6 +190,7 @@ typedef struct tpl_run {
     uint64_t steps;
     int depth; /* macro calls and nested loops */
     int ctl;   /* a break or continue on its way to its loop */
+    int edepth; /* expressions being evaluated, inside each other */
 } tpl_run;
 
 jv tpl_eval(tpl_run *r, frame *f, const node *e);
