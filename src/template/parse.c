@@ -580,54 +580,36 @@ static node *unary(parser *P) {
     return postfix(P);
 }
 
-static node *bin(parser *P, int op, node *a, node *b, int line) {
-    node *e = mk(P, E_BIN, line);
-    e->op = op, e->a = a, e->b = b;
-    return e;
-}
+/* The binary operators from ** up to ~, each level left-associative over the next tighter one:
+ * a table and one loop instead of a function a level. */
+static const struct {
+    const char *ops[4];
+    int codes[4];
+} levels[] = {
+    {{"~"}, {OP_CONCAT}},
+    {{"+", "-"}, {OP_ADD, OP_SUB}},
+    {{"*", "/", "//", "%"}, {OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD}},
+    {{"**"}, {OP_POW}},
+};
 
-static node *pow_expr(parser *P) {
-    node *e = unary(P);
-    while (is_op(peek(P), "**")) {
-        int line = next(P)->line;
-        e = bin(P, OP_POW, e, unary(P), line);
-    }
-    return e;
-}
-
-static node *mul_expr(parser *P) {
-    node *e = pow_expr(P);
+static node *binary(parser *P, size_t level) {
+    if (level == sizeof levels / sizeof *levels) return unary(P);
+    node *e = binary(P, level + 1);
     for (;;) {
         tok *k = peek(P);
-        int op = is_op(k, "*") ? OP_MUL : is_op(k, "/") ? OP_DIV : is_op(k, "//") ? OP_FLOORDIV : is_op(k, "%") ? OP_MOD : 0;
+        int op = 0;
+        for (int i = 0; i < 4 && levels[level].ops[i] && !op; i++)
+            if (is_op(k, levels[level].ops[i])) op = levels[level].codes[i];
         if (!op) return e;
         next(P);
-        e = bin(P, op, e, pow_expr(P), k->line);
+        node *x = mk(P, E_BIN, k->line);
+        x->op = op, x->a = e, x->b = binary(P, level + 1);
+        e = x;
     }
-}
-
-static node *add_expr(parser *P) {
-    node *e = mul_expr(P);
-    for (;;) {
-        tok *k = peek(P);
-        int op = is_op(k, "+") ? OP_ADD : is_op(k, "-") ? OP_SUB : 0;
-        if (!op) return e;
-        next(P);
-        e = bin(P, op, e, mul_expr(P), k->line);
-    }
-}
-
-static node *concat_expr(parser *P) {
-    node *e = add_expr(P);
-    while (is_op(peek(P), "~")) {
-        int line = next(P)->line;
-        e = bin(P, OP_CONCAT, e, add_expr(P), line);
-    }
-    return e;
 }
 
 static node *compare(parser *P) {
-    node *e = concat_expr(P);
+    node *e = binary(P, 0);
     for (;;) {
         tok *k = peek(P);
         int op = is_op(k, "==") ? OP_EQ : is_op(k, "!=") ? OP_NE : is_op(k, "<") ? OP_LT : is_op(k, "<=") ? OP_LE : is_op(k, ">") ? OP_GT
@@ -638,7 +620,9 @@ static node *compare(parser *P) {
         }
         if (!op) return e;
         next(P);
-        e = bin(P, op, e, concat_expr(P), k->line);
+        node *x = mk(P, E_BIN, k->line);
+        x->op = op, x->a = e, x->b = binary(P, 0);
+        e = x;
     }
 }
 
