@@ -639,27 +639,21 @@ static node *not_expr(parser *P) {
     return compare(P);
 }
 
-static node *and_expr(parser *P) {
-    node *e = not_expr(P);
-    while (is_name(peek(P), "and")) {
+/* a left-associative chain of the keyword operator `word` (E_AND, E_OR) over `operand` */
+static node *logic_chain(parser *P, const char *word, nkind kind, node *(*operand)(parser *)) {
+    node *e = operand(P);
+    while (is_name(peek(P), word)) {
         int line = next(P)->line;
-        node *x = mk(P, E_AND, line);
-        x->a = e, x->b = not_expr(P);
+        node *x = mk(P, kind, line);
+        x->a = e, x->b = operand(P);
         e = x;
     }
     return e;
 }
 
-static node *or_expr(parser *P) {
-    node *e = and_expr(P);
-    while (is_name(peek(P), "or")) {
-        int line = next(P)->line;
-        node *x = mk(P, E_OR, line);
-        x->a = e, x->b = and_expr(P);
-        e = x;
-    }
-    return e;
-}
+static node *and_expr(parser *P) { return logic_chain(P, "and", E_AND, not_expr); }
+
+static node *or_expr(parser *P) { return logic_chain(P, "or", E_OR, and_expr); }
 
 static node *expr(parser *P) {
     enter(P, peek(P)->line);
