@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "error.h"
 #include "routed.h"
 
 typedef struct run_opts {
     const char *model, *prompt, *prompt_file, *system, *prompts_jsonl, *route_config;
+    const char *grammar_file, *schema_file; /* constrain the output (hai run) */
     bool json;
     const char *stop[16];
     size_t n_stop;
@@ -76,6 +78,8 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         else if (!strcmp(a, "--system")) o->system = v;
         else if (!strcmp(a, "--prompts")) o->prompts_jsonl = v;
         else if (!strcmp(a, "--route-config")) o->route_config = v;
+        else if (!strcmp(a, "--grammar")) o->grammar_file = v;
+        else if (!strcmp(a, "--json-schema")) o->schema_file = v;
         else if (!strcmp(a, "--stop")) {
             if (o->n_stop == 16) { fprintf(stderr, "hai: at most 16 --stop strings\n"); return 2; }
             o->stop[o->n_stop++] = v;
@@ -324,6 +328,26 @@ static int run_routed(const run_opts *o, session *ss, const char *prompt) {
     return st ? 1 : 0;
 }
 
+/* The grammar of --grammar FILE, or of --json-schema FILE converted. */
+static hai_status open_grammar(const run_opts *o, session *ss, hai_grammar **g, hai_error *err) {
+    const char *path = o->grammar_file ? o->grammar_file : o->schema_file;
+    char *text = read_file_text(path), *gbnf = NULL;
+    if (!text) {
+        snprintf(err->msg, sizeof err->msg, "cannot read %s", path);
+        return err->status = HAI_ERR_IO;
+    }
+    hai_status st = HAI_OK;
+    if (o->schema_file) {
+        st = hai_json_schema_to_gbnf(text, strlen(text), &gbnf, err);
+        free(text);
+        text = gbnf;
+    }
+    if (!st) st = hai_grammar_create(hai_model_tokenizer(ss->m), text, strlen(text), NULL, g, err);
+    if (st) hai_error_prefix(err, "%s", path);
+    hai_free(text);
+    return st;
+}
+
 int cmd_run(int argc, char **argv) {
     run_opts o = {0};
     int rc = parse(argc, argv, &o, "run");
@@ -347,6 +371,11 @@ int cmd_run(int argc, char **argv) {
     const char *prompt = owned ? owned : o.prompt;
     if (!prompt) {
         usage(stderr, "run");
+        return 2;
+    }
+    if ((o.grammar_file || o.schema_file) && (o.route_config || (o.grammar_file && o.schema_file))) {
+        fprintf(stderr, "hai run: --grammar / --json-schema: one of them, and not with --route-config\n");
+        free(owned);
         return 2;
     }
     session ss;
@@ -377,10 +406,12 @@ int cmd_run(int argc, char **argv) {
         uint32_t flags = HAI_TOKENIZE_ADD_SPECIAL | (o.parse_special ? HAI_TOKENIZE_PARSE_SPECIAL : 0);
         st = ids ? hai_tokenize(hai_model_tokenizer(ss.m), prompt, strlen(prompt), flags, ids, cap, &n, &err) : HAI_ERR_NOMEM;
     }
+    hai_grammar *grammar = NULL;
+    if (!st && (o.grammar_file || o.schema_file)) st = open_grammar(&o, &ss, &grammar, &err);
     if (!st) {
         signal(SIGINT, on_sigint);
         hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
-                                  .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = print_text};
+                                  .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = print_text, .grammar = grammar};
         hai_generate_result r;
         st = hai_generate(ss.c, ids, n, &gp, &r, &err);
         if (!st) {
@@ -389,6 +420,7 @@ int cmd_run(int argc, char **argv) {
         }
     }
     if (st) cli_error("run", &err);
+    hai_grammar_free(grammar);
     free(ids);
     free(owned);
     close_session(&ss);

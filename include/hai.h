@@ -654,6 +654,50 @@ hai_token hai_logits_argmax(const float *logits, int32_t n_vocab);
  * Returns the number of top entries written. */
 int hai_logits_logprobs(const float *logits, int32_t n_vocab, hai_token t, float *logprob, int k, hai_token *top, float *top_logprob);
 
+/* ---------------------------------------------------------------------------------------
+ * Constrained decoding: output valid by construction. A grammar (GBNF, the syntax llama.cpp's
+ * `grammar` field takes) is compiled for a vocabulary; at each step it says which tokens may
+ * come next (end-of-generation only once the grammar is complete). One hai_grammar follows one
+ * output: create one per sequence. Not thread-safe; the vocabulary's trie behind it is shared.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct hai_grammar hai_grammar;
+
+/* Compiles gbnf (len bytes) starting at rule root (NULL = "root"). Errors name the line:
+ * HAI_ERR_FORMAT for bad syntax, undefined rules or left recursion; HAI_ERR_LIMIT for sizes. */
+hai_status hai_grammar_create(const hai_tokenizer *t, const char *gbnf, size_t len, const char *root, hai_grammar **out,
+                              hai_error *err);
+void hai_grammar_free(hai_grammar *g);
+/* Back to the start (nothing generated). */
+void hai_grammar_reset(hai_grammar *g);
+/* The tokens allowed next: a bitmap of n_vocab bits (token t is bit t & 31 of word t >> 5), valid
+ * until the next call on g. HAI_ERR_LIMIT when the grammar needs more parser states than allowed. */
+hai_status hai_grammar_allowed(hai_grammar *g, const uint32_t **bits, hai_error *err);
+/* Whether token t may come next (a few parser steps: cheaper than the whole set when a sampler
+ * draws first and checks after). */
+bool hai_grammar_allows(hai_grammar *g, hai_token t);
+/* Advances past a chosen token (HAI_ERR_INVALID when it was not allowed; g is then unchanged). */
+hai_status hai_grammar_accept_token(hai_grammar *g, hai_token t, hai_error *err);
+/* Advances past text (for a forced prefix, or tests); HAI_ERR_INVALID when it does not fit. */
+hai_status hai_grammar_accept_text(hai_grammar *g, const char *s, size_t n, hai_error *err);
+/* Whether the output so far is a whole sentence of the grammar. */
+bool hai_grammar_complete(const hai_grammar *g);
+
+typedef struct hai_grammar_stats {
+    uint64_t masks;  /* hai_grammar_allowed calls */
+    uint64_t walks;  /* trie walks (cache misses of the cut state) */
+    uint64_t steps;  /* parser steps taken by walks */
+    uint32_t states, stacks; /* interned so far */
+} hai_grammar_stats;
+hai_grammar_stats hai_grammar_get_stats(const hai_grammar *g);
+
+/* GBNF for the JSON values a JSON Schema allows (root rule "root"; *gbnf malloc'd, free with
+ * hai_free). Types, enum, const, properties / required / additionalProperties, items /
+ * prefixItems, min/maxItems, min/maxLength, integer minimum/maximum, anyOf / oneOf, $ref to
+ * $defs / definitions, nullable, and the formats date, time, date-time, uuid. Anything else that
+ * would constrain the value is HAI_ERR_UNSUPPORTED naming the keyword. */
+hai_status hai_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, hai_error *err);
+
 typedef enum hai_finish_reason {
     HAI_FINISH_STOP = 0,  /* end-of-generation token or stop string */
     HAI_FINISH_LENGTH,    /* max_tokens reached or the context is full */
@@ -672,6 +716,9 @@ typedef struct hai_generate_params {
     void *user;
     /* Receives each generated token id (before its text); may be NULL. */
     void (*on_token)(void *user, hai_token t);
+    /* Constrains the output to a grammar (advanced as tokens are chosen; reset it for a new
+     * output). NULL = none. */
+    hai_grammar *grammar;
 } hai_generate_params;
 
 typedef struct hai_generate_result {

@@ -28,11 +28,17 @@ typedef struct gen_state {
  * filled as it goes (n_generated, finish, mean_entropy, the first-token time). */
 hai_status gen_begin(gen_state *g, const hai_tokenizer *tok, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
                      hai_generate_result *res, hai_error *err);
-/* One step, from the logits of the sequence's last position; room: whether its context has a
+/* One step, from the logits of the sequence's last position (masked in place when there is a
+ * grammar); room: whether its context has a
  * position for another token. true: *next is to be fed and stepped on; false: the generation
  * ended (res->finish says why; *st holds an error, if that was the reason). */
-bool gen_step(gen_state *g, const float *logits, int32_t n_vocab, bool room, hai_token *next, hai_status *st, hai_error *err);
+bool gen_step(gen_state *g, float *logits, int32_t n_vocab, bool room, hai_token *next, hai_status *st, hai_error *err);
 /* Ends it: text still held back is passed on unless it was cancelled or failed (st); frees. */
 void gen_end(gen_state *g, hai_status st);
+
+/* Whether a draw is from the (penalized, biased) logits as they are, with no cut (greedy, or no
+ * top-k / top-p / min-p): then a draw that a grammar allows is distributed exactly as a draw from
+ * the masked logits (p(t) + (1 - Z) p(t) / Z = p(t) / Z), so the mask is needed only on a miss. */
+bool sampler_is_plain(const hai_sampler *s);
 
 #endif

@@ -1,5 +1,6 @@
 /* Generation: prompt-cache reuse, prefill, the decode loop with sampling, streaming text that is
  * whole UTF-8 characters with stop strings held back, and the finish reason. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -7,6 +8,7 @@
 #include "context.h"
 #include "error.h"
 #include "gen.h"
+#include "kernels/kernels.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -83,7 +85,17 @@ hai_status gen_begin(gen_state *g, const hai_tokenizer *tok, const hai_token *pr
     return HAI_OK;
 }
 
-bool gen_step(gen_state *g, const float *logits, int32_t nv, bool room, hai_token *next, hai_status *st, hai_error *err) {
+/* Logits of tokens the grammar does not allow become -inf (the vocabulary's padding past the
+ * tokenizer's tokens too); false when none is left. */
+static bool mask_logits(float *l, int32_t nv, const uint32_t *bits, int32_t n_tok) {
+    const hai_kernels *k = hai_kernels_best();
+    bool (*mask)(int64_t, float *, const uint32_t *) = k->logits_mask ? k->logits_mask : hai_kernels_ref()->logits_mask;
+    int32_t n = nv < n_tok ? nv : n_tok;
+    for (int32_t i = n; i < nv; i++) l[i] = -INFINITY;
+    return mask(n, l, bits);
+}
+
+bool gen_step(gen_state *g, float *logits, int32_t nv, bool room, hai_token *next, hai_status *st, hai_error *err) {
     const hai_generate_params *p = g->p;
     hai_generate_result *res = g->res;
     *st = HAI_OK;
@@ -94,7 +106,24 @@ bool gen_step(gen_state *g, const float *logits, int32_t nv, bool room, hai_toke
         g->ent_k++;
         res->mean_entropy = (float)(g->ent_sum / g->ent_k);
     }
-    hai_token t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv); /* NaN never wins */
+    hai_token t;
+    if (p->grammar) {
+        /* a plain draw first (see sampler_is_plain): when the grammar allows it, the mask is not needed */
+        bool lazy = !p->sampler || sampler_is_plain(p->sampler);
+        t = lazy ? (p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv)) : -1;
+        if (t < 0 || !hai_grammar_allows(p->grammar, t)) {
+            const uint32_t *bits;
+            if ((*st = hai_grammar_allowed(p->grammar, &bits, err))) return false;
+            if (!mask_logits(logits, nv, bits, hai_tokenizer_n_vocab(g->tok))) {
+                *st = hai_fail(err, HAI_ERR_FORMAT, "grammar: no token of the vocabulary can continue the output here");
+                return false;
+            }
+            t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv);
+        }
+        if ((*st = hai_grammar_accept_token(p->grammar, t, err))) return false;
+    } else {
+        t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv); /* NaN never wins */
+    }
     if (res->n_generated == 0) g->t_first = now_s();
     if (hai_tokenizer_is_eog(g->tok, t)) {
         res->finish = HAI_FINISH_STOP;
@@ -163,7 +192,8 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     g.t_begin = t0;
     int32_t nv = hai_model_n_vocab(c->m);
     hai_token t;
-    while (gen_step(&g, hai_logits(c, -1), nv, c->seq_past[0] < c->n_ctx, &t, &st, err))
+    /* the context's own logits: the step may mask them (they are not read again) */
+    while (gen_step(&g, (float *)hai_logits(c, -1), nv, c->seq_past[0] < c->n_ctx, &t, &st, err))
         if ((st = hai_eval(c, &t, 1, err))) break;
     gen_end(&g, st);
     return st;

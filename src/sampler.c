@@ -20,6 +20,7 @@
 
 #include "error.h"
 #include "kernels/kernels.h"
+#include "gen.h"
 #include "rng.h"
 
 typedef struct cand {
@@ -359,6 +360,11 @@ hai_token hai_sampler_sample(hai_sampler *s, const float *logits) {
     if (p->top_k > 0 && p->top_k < n) return sample_top_k(s, x);
     if (p->top_p < 1.0f || p->min_p > 0) return sample_cut(s, x, mx);
     return sample_all(s, x, mx);
+}
+
+bool sampler_is_plain(const hai_sampler *s) {
+    const hai_sampler_params *p = &s->p;
+    return p->temperature <= 0 || ((p->top_k <= 0 || p->top_k >= s->n_vocab) && p->top_p >= 1.0f && p->min_p <= 0);
 }
 
 hai_token hai_logits_argmax(const float *logits, int32_t n) {

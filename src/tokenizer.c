@@ -256,6 +256,7 @@ hai_status tok_finish(hai_tokenizer *t, const char *const *patterns, int n_patte
 
 void hai_tokenizer_free(hai_tokenizer *t) {
     if (!t) return;
+    gtrie_free(t->gtrie);
     tok_free_regex(t);
     free(t->tok);
     free(t->pool);

@@ -55,7 +55,11 @@ struct hai_tokenizer {
 
     char *chat_template;
     size_t max_piece;
+    struct gtrie *gtrie; /* the vocabulary as a byte trie, built on the first grammar (grammar/mask.c) */
 };
+
+struct gtrie;
+void gtrie_free(struct gtrie *t);
 
 /* Building: alloc, then set every id, add merges, then finish. */
 hai_status tok_alloc(hai_tokenizer **out, tok_model model, int32_t n_vocab, hai_error *err);

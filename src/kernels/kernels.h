@@ -206,6 +206,9 @@ typedef struct hai_kernels {
     float (*logits_max)(int64_t n, const float *x);
     double (*logits_exp)(int64_t n, const float *x, float m, float s, float *w, double *wa);
     int64_t (*logits_collect)(int64_t n, const float *x, float t, int32_t *idx, int64_t cap);
+    /* A grammar's mask: x_i = -inf where bit i of bits (word i >> 5, bit i & 31) is 0; returns
+     * whether any of the n bits is 1. NULL: the reference loop. */
+    bool (*logits_mask)(int64_t n, float *x, const uint32_t *bits);
     /* One tile of causal attention for the nh query heads of a KV group, as an online softmax:
      *   q [nh][hd]; keys t < nk in K transposed in blocks of 16 (hai_kt_index; the lanes of the last
      *   block past nk may hold anything), values at V + t * v_stride (f16 rows of hdv);

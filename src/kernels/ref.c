@@ -356,6 +356,16 @@ static int64_t logits_collect_ref(int64_t n, const float *x, float t, int32_t *i
     return c;
 }
 
+static bool logits_mask_ref(int64_t n, float *x, const uint32_t *bits) {
+    bool any = false;
+    for (int64_t i = 0; i < n; i++) {
+        bool on = bits[i >> 5] >> (i & 31) & 1;
+        any |= on;
+        if (!on) x[i] = -INFINITY;
+    }
+    return any;
+}
+
 static const hai_kernels ref = {
     .name = "scalar",
     .vec_dot = {
@@ -375,6 +385,7 @@ static const hai_kernels ref = {
     .logits_max = logits_max_ref,
     .logits_exp = logits_exp_ref,
     .logits_collect = logits_collect_ref,
+    .logits_mask = logits_mask_ref,
 };
 
 const hai_kernels *hai_kernels_ref(void) { return &ref; }

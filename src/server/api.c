@@ -147,6 +147,71 @@ static bool parse_messages(const cJSON *root, api_request *r, api_error *e) {
     return true;
 }
 
+/* A JSON Schema (a cJSON subtree) as GBNF in r->grammar; errors name param. */
+static bool schema_grammar(const cJSON *schema, const char *param, api_request *r, api_error *e) {
+    char *txt = cJSON_PrintUnformatted(schema);
+    if (!txt) return oom(e);
+    hai_error err = {0};
+    hai_status st = hai_json_schema_to_gbnf(txt, strlen(txt), &r->grammar, &err);
+    free(txt);
+    if (st == HAI_ERR_NOMEM) return oom(e);
+    if (st) return fail(e, param, "'%s': %s", param, err.msg);
+    snprintf(r->grammar_param, sizeof r->grammar_param, "%s", param);
+    return true;
+}
+
+/* What constrains the output: response_format (text, json_object, json_schema), or llama.cpp's
+ * grammar (GBNF) or json_schema fields; one of them. */
+static bool parse_constraint(const cJSON *root, api_request *r, api_error *e) {
+    const cJSON *rf = field(root, "response_format"), *gr = field(root, "grammar"), *js = field(root, "json_schema");
+    const char *rtype = NULL;
+    if (rf && !cJSON_IsNull(rf)) {
+        const cJSON *t = cJSON_IsObject(rf) ? cJSON_GetObjectItemCaseSensitive(rf, "type") : NULL;
+        if (!cJSON_IsString(t)) return fail(e, "response_format", "'response_format' must be an object with a 'type'");
+        rtype = t->valuestring;
+        if (strcmp(rtype, "text") && strcmp(rtype, "json_object") && strcmp(rtype, "json_schema"))
+            return fail(e, "response_format", "'response_format' type '%.40s' is not supported (text, json_object, json_schema are)", rtype);
+        if (!strcmp(rtype, "text")) rtype = NULL;
+    }
+    int given = (rtype != NULL) + (gr && !cJSON_IsNull(gr)) + (js && !cJSON_IsNull(js));
+    if (given > 1) return fail(e, rtype ? "response_format" : "grammar", "give one of 'response_format', 'grammar' and 'json_schema'");
+    if (rtype && !strcmp(rtype, "json_object")) {
+        cJSON *obj = cJSON_CreateObject();
+        if (!obj || !cJSON_AddStringToObject(obj, "type", "object")) {
+            cJSON_Delete(obj);
+            return oom(e);
+        }
+        bool ok = schema_grammar(obj, "response_format", r, e);
+        cJSON_Delete(obj);
+        return ok;
+    }
+    if (rtype) { /* json_schema: {"name", "schema", "strict", "description"} */
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+        if (!cJSON_IsObject(j)) return fail(e, "response_format", "'response_format' of type json_schema needs a 'json_schema' object");
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(j, "schema");
+        if (!schema) {
+            cJSON *any = cJSON_CreateObject();
+            if (!any) return oom(e);
+            bool ok = schema_grammar(any, "response_format", r, e);
+            cJSON_Delete(any);
+            return ok;
+        }
+        if (!cJSON_IsObject(schema) && !cJSON_IsBool(schema)) return fail(e, "response_format", "'response_format.json_schema.schema' must be an object");
+        return schema_grammar(schema, "response_format", r, e);
+    }
+    if (js && !cJSON_IsNull(js)) {
+        if (!cJSON_IsObject(js) && !cJSON_IsBool(js)) return fail(e, "json_schema", "'json_schema' must be an object");
+        return schema_grammar(js, "json_schema", r, e);
+    }
+    if (gr && !cJSON_IsNull(gr)) {
+        if (!cJSON_IsString(gr)) return fail(e, "grammar", "'grammar' must be a string (GBNF)");
+        if (!*gr->valuestring) return true; /* llama.cpp's servers take "" as none */
+        if (!(r->grammar = strdup(gr->valuestring))) return oom(e);
+        snprintf(r->grammar_param, sizeof r->grammar_param, "grammar");
+    }
+    return true;
+}
+
 bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_error *e) {
     memset(r, 0, sizeof *r);
     memset(e, 0, sizeof *e);
@@ -275,14 +340,7 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
         fail(e, "tools", "'tools' (function calling) is not supported");
         goto out;
     }
-    const cJSON *rf = field(root, "response_format");
-    if (rf) {
-        const cJSON *t = cJSON_IsObject(rf) ? cJSON_GetObjectItemCaseSensitive(rf, "type") : NULL;
-        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text")) {
-            fail(e, "response_format", "'response_format' other than {\"type\": \"text\"} is not supported");
-            goto out;
-        }
-    }
+    if (!parse_constraint(root, r, e)) goto out;
     const cJSON *lb = field(root, "logit_bias");
     if (lb) { /* {"token id": bias in [-100, 100]} */
         if (!cJSON_IsObject(lb)) {
@@ -358,6 +416,7 @@ void api_request_free(api_request *r) {
     free(r->prompts);
     for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->bias);
+    free(r->grammar);
     memset(r, 0, sizeof *r);
 }
 

@@ -36,6 +36,9 @@ typedef struct api_request {
     size_t n_prompts;
     hai_logit_bias *bias;     /* logit_bias (owned); token ids checked against the model by the caller */
     size_t n_bias;
+    char *grammar;            /* GBNF the output must follow (owned; response_format's schema converted), or NULL;
+                                 compiled against the model's vocabulary by the caller */
+    char grammar_param[24];   /* the field it came from, for errors */
 } api_request;
 
 typedef struct api_error {

@@ -8,6 +8,7 @@
 
 #include "../error.h"
 #include "../gen.h"
+#include "grammars.h"
 
 /* A slot: one sequence of the shared context, and the job using it. */
 typedef struct slot {
@@ -109,6 +110,9 @@ void srv_job_release(srv_job *j) {
     for (size_t i = 0; j->stop_owned && j->stop_owned[i]; i++) free(j->stop_owned[i]);
     free(j->stop_owned);
     free(j->bias_owned);
+    if (j->grammar && j->gpool) gpool_give(j->gpool, j->grammar_text, j->grammar);
+    else hai_grammar_free(j->grammar);
+    free(j->grammar_text);
     free(j->lp);
     srv_notify_release(j->notify);
     srv_job_release(j->leader);
@@ -226,7 +230,7 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     s->sampler = NULL;
     s->generating = false;
     s->gp = (hai_generate_params){.max_tokens = j->max_tokens, .stop = j->stop, .n_stop = j->n_stop, .on_text = on_text,
-                                  .on_token = on_token, .user = j};
+                                  .on_token = on_token, .user = j, .grammar = j->grammar};
     if (atomic_load(&j->cancelled)) s->status = hai_fail(&s->err, HAI_ERR_CANCELLED, "cancelled before it started");
     else if (!j->greedy || j->sp.n_logit_bias) /* greedy with a bias: the sampler's greedy path applies it */
         s->status = hai_sampler_create(&j->sp, hai_model_n_vocab(e->m), &s->sampler, &s->err);
@@ -339,7 +343,8 @@ static void step(srv_engine *e) {
         } else {
             s->n_fed++;
         }
-        const float *lg = hai_batch_logits(e->ctx, s->pass_at + s->pass_len - 1);
+        /* the context's own row: the step may mask it for a grammar (logprobs then see the mask) */
+        float *lg = (float *)hai_batch_logits(e->ctx, s->pass_at + s->pass_len - 1);
         s->job->cur_logits = lg;
         s->job->n_vocab = nv;
         hai_status gst = HAI_OK;

@@ -48,6 +48,9 @@ typedef struct srv_job {
     size_t n_stop;
     char **stop_owned;    /* freed with the job (NULL-terminated), if set */
     hai_logit_bias *bias_owned; /* sp.logit_bias's entries, when the job owns them */
+    hai_grammar *grammar; /* constrains the output (owned; back to gpool when the job is freed), or NULL */
+    char *grammar_text;   /* its GBNF (owned) */
+    struct grammar_pool *gpool;
     int top_logprobs;     /* -1: no logprobs; else each token's and this many alternatives */
     const float *cur_logits; /* the worker's: the logits the token being emitted was picked from */
     int32_t n_vocab;

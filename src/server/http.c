@@ -21,6 +21,7 @@
 #include "api.h"
 #include "conns.h"
 #include "engine.h"
+#include "grammars.h"
 #include "metrics.h"
 #include "server.h"
 
@@ -46,6 +47,7 @@ typedef struct server {
     long created;
     atomic_ulong next_id;
     hybrid *hyb;              /* the router, with --route-config */
+    grammar_pool *gpool;      /* compiled grammars between requests (grammars.h) */
     conns *cs;                /* who holds the sockets (conns.h) */
     atomic_bool draining;     /* shutting down: new requests get 503 */
     atomic_int in_flight;     /* completion requests between their headers and their last byte */
@@ -817,6 +819,10 @@ static srv_job *choice_job(server *s, const api_request *ar, const hai_token *id
     j->n_stop = ar->n_stop;
     if (ok && ar->n_bias && (ok = (j->bias_owned = malloc(ar->n_bias * sizeof *j->bias_owned)) != NULL))
         memcpy(j->bias_owned, ar->bias, ar->n_bias * sizeof *j->bias_owned);
+    if (ok && ar->grammar) { /* compiled (and checked) by the caller: only out of memory fails here */
+        ok = (j->grammar_text = strdup(ar->grammar)) != NULL && gpool_take(s->gpool, ar->grammar, &j->grammar, NULL) == HAI_OK;
+        if (ok) j->gpool = s->gpool;
+    }
     if (!ok) {
         srv_job_release(j);
         return NULL;
@@ -854,8 +860,20 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
             api_request_free(&ar);
             return r;
         }
-    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1)) { /* the router's answers may come from a cloud: not yet */
-        const char *f = ar.n > 1 ? "n" : "logprobs";
+    if (ar.grammar) { /* compiled against this model's vocabulary now, so a bad grammar is a 400 (kept for the jobs) */
+        hai_error gerr = {0};
+        hai_grammar *g = NULL;
+        hai_status gst = gpool_take(s->gpool, ar.grammar, &g, &gerr);
+        if (gst) {
+            enum MHD_Result r = send_error(s, c, rq->endpoint, gst == HAI_ERR_NOMEM ? 500 : 400, gst == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error",
+                                           ar.grammar_param, "'%s': %s", ar.grammar_param, gerr.msg);
+            api_request_free(&ar);
+            return r;
+        }
+        gpool_give(s->gpool, ar.grammar, g);
+    }
+    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1 || ar.grammar)) { /* the router's answers may come from a cloud: not yet */
+        const char *f = ar.n > 1 ? "n" : ar.grammar ? ar.grammar_param : "logprobs";
         api_request_free(&ar);
         return send_error(s, c, rq->endpoint, 400, "invalid_request_error", f, "'%s' is not supported with --route-config yet", f);
     }
@@ -1192,6 +1210,10 @@ int srv_run(const srv_options *opt) {
     mp.mmap_weights = s->o.mmap_weights;
     if (hai_model_load(s->o.model_path, &mp, &s->m, &err) != HAI_OK) goto fail;
     model_id_from_path(s->o.model_path, s->model_id, sizeof s->model_id);
+    if (!(s->gpool = gpool_new(hai_model_tokenizer(s->m), 16))) {
+        hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads};
     if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;
     if (s->o.route_config) {
@@ -1249,6 +1271,7 @@ out:
     if (d) MHD_stop_daemon(d);
     reap_runners(s, true);
     srv_engine_stop(s->eng);
+    gpool_free(s->gpool); /* after the engine: its jobs give their grammars back */
     hybrid_free(s->hyb);
     hai_model_free(s->m);
     conns_free(s->cs);
