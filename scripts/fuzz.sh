@@ -8,7 +8,7 @@ shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
 build=build-fuzz
 CC=clang cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAI_FUZZ=ON -DHAI_SANITIZE=ON \
   -DHAI_TESTS=ON -DHAI_WERROR=ON -DHAI_SHARED_DIR="$shared" >/dev/null
-cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_tokenizer_hf fuzz_api fuzz_cloud fuzz_router fuzz_template test_gguf_bad -- --quiet
+cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_tokenizer_hf fuzz_api fuzz_cloud fuzz_router fuzz_template fuzz_grammar test_gguf_bad -- --quiet
 
 # seeds: real files from ../shared plus the bad-file corpus the tests generate
 corpus=$build/corpus/gguf
@@ -77,4 +77,10 @@ jcorpus=$build/corpus/template
 mkdir -p $jcorpus
 cp "$shared"/templates/*.jinja $jcorpus/
 run fuzz_template $jcorpus -max_len=32768 -timeout=20
+
+# grammars: GBNF and JSON Schemas (mode byte 0 / 1), with texts after a NUL
+gcorpus=$build/corpus/grammar
+mkdir -p $gcorpus
+cp tests/corpus/grammar/* $gcorpus/
+HAI_SHARED_DIR="$shared" run fuzz_grammar $gcorpus -max_len=8192 -timeout=20
 echo "fuzz: ok"

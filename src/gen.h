@@ -29,10 +29,9 @@ typedef struct gen_state {
 hai_status gen_begin(gen_state *g, const hai_tokenizer *tok, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
                      hai_generate_result *res, hai_error *err);
 /* One step, from the logits of the sequence's last position (masked in place when there is a
- * grammar); room: whether its context has a
- * position for another token. true: *next is to be fed and stepped on; false: the generation
+ * grammar); room: the positions its context has left for more tokens. true: *next is to be fed and stepped on; false: the generation
  * ended (res->finish says why; *st holds an error, if that was the reason). */
-bool gen_step(gen_state *g, float *logits, int32_t n_vocab, bool room, hai_token *next, hai_status *st, hai_error *err);
+bool gen_step(gen_state *g, float *logits, int32_t n_vocab, int64_t room, hai_token *next, hai_status *st, hai_error *err);
 /* Ends it: text still held back is passed on unless it was cancelled or failed (st); frees. */
 void gen_end(gen_state *g, hai_status st);
 

@@ -8,6 +8,7 @@
 #include "context.h"
 #include "error.h"
 #include "gen.h"
+#include "grammar/grammar.h"
 #include "kernels/kernels.h"
 
 static double now_s(void) {
@@ -95,12 +96,53 @@ static bool mask_logits(float *l, int32_t nv, const uint32_t *bits, int32_t n_to
     return mask(n, l, bits);
 }
 
-bool gen_step(gen_state *g, float *logits, int32_t nv, bool room, hai_token *next, hai_status *st, hai_error *err) {
+/* With a grammar, every token must leave an output the rest of the budget can finish: after it,
+ * the fewest bytes that complete the grammar fit in the tokens left (at one byte a token, the
+ * worst case; one more for the end). So a model that would nest or ramble forever is steered to
+ * close in time, and far from the end of the budget nothing is refused. */
+static bool fits(const gen_state *g, hai_token t, int64_t budget) {
+    uint32_t d = grammar_dist_after(g->p->grammar, t);
+    return d < GRAM_INF && (hai_tokenizer_is_eog(g->tok, t) || (int64_t)d <= budget - 2);
+}
+
+/* The grammar's choice: a plain draw first (see sampler_is_plain); on a miss the mask, and draws
+ * from it until one fits the budget; if none of a few does, every allowed token is measured. */
+static hai_token grammar_pick(gen_state *g, float *logits, int32_t nv, int64_t budget, hai_status *st, hai_error *err) {
+    const hai_generate_params *p = g->p;
+    hai_sampler *s = p->sampler;
+    bool lazy = !s || sampler_is_plain(s);
+    hai_token t = lazy ? (s ? hai_sampler_sample(s, logits) : hai_logits_argmax(logits, nv)) : -1;
+    if (t >= 0 && hai_grammar_allows(p->grammar, t) && fits(g, t, budget)) return t;
+    const uint32_t *bits;
+    if ((*st = hai_grammar_allowed(p->grammar, &bits, err))) return -1;
+    if (!mask_logits(logits, nv, bits, hai_tokenizer_n_vocab(g->tok))) {
+        *st = hai_fail(err, HAI_ERR_FORMAT, "grammar: no token of the vocabulary can continue the output here");
+        return -1;
+    }
+    hai_token first = -1;
+    for (int tries = 0; tries < 8; tries++) {
+        t = s ? hai_sampler_sample(s, logits) : hai_logits_argmax(logits, nv);
+        if (first < 0) first = t;
+        if (!(logits[t] > -INFINITY)) break; /* nothing left */
+        if (fits(g, t, budget)) return t;
+        logits[t] = -INFINITY;
+    }
+    bool any = false;
+    for (int32_t i = 0; i < nv; i++) {
+        if (!(logits[i] > -INFINITY)) continue;
+        if (fits(g, i, budget)) any = true;
+        else logits[i] = -INFINITY;
+    }
+    if (!any) return first; /* the budget was too small from the start: the output will be cut */
+    return s ? hai_sampler_sample(s, logits) : hai_logits_argmax(logits, nv);
+}
+
+bool gen_step(gen_state *g, float *logits, int32_t nv, int64_t room, hai_token *next, hai_status *st, hai_error *err) {
     const hai_generate_params *p = g->p;
     hai_generate_result *res = g->res;
     *st = HAI_OK;
     /* prompt + completion never exceed the context: no token is sampled past its end */
-    if (!room) return false; /* LENGTH */
+    if (room <= 0) return false; /* LENGTH */
     if (g->ent_k < g->ent_n) {
         g->ent_sum += hai_logits_entropy(logits, nv);
         g->ent_k++;
@@ -108,19 +150,10 @@ bool gen_step(gen_state *g, float *logits, int32_t nv, bool room, hai_token *nex
     }
     hai_token t;
     if (p->grammar) {
-        /* a plain draw first (see sampler_is_plain): when the grammar allows it, the mask is not needed */
-        bool lazy = !p->sampler || sampler_is_plain(p->sampler);
-        t = lazy ? (p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv)) : -1;
-        if (t < 0 || !hai_grammar_allows(p->grammar, t)) {
-            const uint32_t *bits;
-            if ((*st = hai_grammar_allowed(p->grammar, &bits, err))) return false;
-            if (!mask_logits(logits, nv, bits, hai_tokenizer_n_vocab(g->tok))) {
-                *st = hai_fail(err, HAI_ERR_FORMAT, "grammar: no token of the vocabulary can continue the output here");
-                return false;
-            }
-            t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv);
-        }
-        if ((*st = hai_grammar_accept_token(p->grammar, t, err))) return false;
+        int64_t budget = room + 1; /* tokens still to come, the end included (it takes no position) */
+        if (p->max_tokens > 0 && p->max_tokens - res->n_generated < budget) budget = p->max_tokens - res->n_generated;
+        t = grammar_pick(g, logits, nv, budget, st, err);
+        if (*st || (*st = hai_grammar_accept_token(p->grammar, t, err))) return false;
     } else {
         t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv); /* NaN never wins */
     }
@@ -193,7 +226,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     int32_t nv = hai_model_n_vocab(c->m);
     hai_token t;
     /* the context's own logits: the step may mask them (they are not read again) */
-    while (gen_step(&g, (float *)hai_logits(c, -1), nv, c->seq_past[0] < c->n_ctx, &t, &st, err))
+    while (gen_step(&g, (float *)hai_logits(c, -1), nv, (int64_t)c->n_ctx - c->seq_past[0], &t, &st, err))
         if ((st = hai_eval(c, &t, 1, err))) break;
     gen_end(&g, st);
     return st;

@@ -206,7 +206,7 @@ static int cmp_range(const void *x, const void *y) {
 /* A class of code points as an item: one byte set when every member is ASCII, else a rule with an
  * alternative per shape of UTF-8 sequence (sequences differing only in their first byte merged). */
 static item class_item(bld *b, uint32_t in_rule, cprange *r, uint32_t n, bool negate) {
-    qsort(r, n, sizeof *r, cmp_range);
+    if (n > 1) qsort(r, n, sizeof *r, cmp_range);
     uint32_t k = 0; /* merged, sorted */
     for (uint32_t i = 0; i < n; i++) {
         if (k && r[i].lo <= r[k - 1].hi + 1) {
@@ -598,6 +598,7 @@ void gram_free(gram *g) {
     free(g->alt);
     free(g->alt0);
     free(g->sets);
+    free(g->rest);
     memset(g, 0, sizeof *g);
 }
 
@@ -645,6 +646,38 @@ hai_status gram_compile(const char *text, size_t len, const char *root, gram *ou
     out->n_el = e;
     out->n_rules = b.n_rules;
     out->root = r_root;
+    /* the fewest bytes each rule can match (a fixpoint from "none"), then each element's rest */
+    uint32_t *minlen = malloc(((size_t)out->n_rules + 1) * sizeof *minlen);
+    out->rest = malloc(((size_t)out->n_el + 1) * sizeof *out->rest);
+    if (!minlen || !out->rest) {
+        free(minlen);
+        die(&b, HAI_ERR_NOMEM, "out of memory");
+    }
+    for (uint32_t r = 0; r < out->n_rules; r++) minlen[r] = GRAM_INF;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t r = 0; r < out->n_rules; r++)
+            for (uint32_t a = out->alt0[r]; a < out->alt0[r + 1]; a++) {
+                uint32_t l = 0;
+                for (uint32_t p = out->alt[a]; out->el[p].type != GE_END; p++) {
+                    l += out->el[p].type == GE_BYTES ? 1 : minlen[out->el[p].arg];
+                    if (l > GRAM_INF) l = GRAM_INF;
+                }
+                if (l < minlen[r]) minlen[r] = l, changed = true;
+            }
+    }
+    for (uint32_t a = 0; a < out->alt0[out->n_rules]; a++) {
+        uint32_t end = out->alt[a];
+        while (out->el[end].type != GE_END) end++;
+        out->rest[end] = 0;
+        for (uint32_t p = end; p-- > out->alt[a];) {
+            uint32_t v = out->rest[p + 1] + (out->el[p].type == GE_BYTES ? 1 : minlen[out->el[p].arg]);
+            out->rest[p] = v > GRAM_INF ? GRAM_INF : v;
+        }
+    }
+    bool finite = minlen[r_root] < GRAM_INF;
+    free(minlen);
+    if (!finite) die(&b, HAI_ERR_FORMAT, "rule '%s' has no finite sentence (every way through it recurses forever)", root);
     bld_free(&b);
     return HAI_OK;
 }

@@ -31,17 +31,25 @@ typedef struct gram {
     uint8_t (*sets)[32]; /* byte sets: bit b of set s is sets[s][b >> 3] >> (b & 7) & 1 */
     uint32_t n_sets;
     uint32_t root;
+    uint32_t *rest;     /* [n_el] the fewest bytes that finish the alternative from each element on */
 } gram;
+
+#define GRAM_INF (1u << 30) /* no finite completion (saturating lengths) */
 
 #define GRAM_MAX_ELEMENTS (1u << 21) /* of a compiled grammar (a hostile {m,n} is refused, not built) */
 #define GRAM_MAX_REPEAT 10000        /* the largest count in x{m,n} */
 #define GRAM_MAX_NEST 256            /* brackets inside brackets */
 
-/* Compiles GBNF (llama.cpp's syntax) with the given root rule. */
+/* Compiles GBNF (llama.cpp's syntax) with the given root rule. A grammar whose root has no finite
+ * sentence (every way through it recurses forever) is refused. */
 hai_status gram_compile(const char *text, size_t len, const char *root, gram *out, hai_error *err);
 void gram_free(gram *g);
 
 static inline bool gram_set_has(const gram *g, uint32_t set, unsigned b) { return g->sets[set][b >> 3] >> (b & 7) & 1; }
+
+/* The fewest bytes that complete the grammar after token t (GRAM_INF when t is not allowed; 0 for
+ * end-of-generation when complete): generation keeps every output finishable within its budget. */
+uint32_t grammar_dist_after(hai_grammar *g, hai_token t);
 
 /* ---- JSON Schema ------------------------------------------------------------------------------ */
 
@@ -74,6 +82,7 @@ typedef struct gm {
     uint32_t *nht; /* node id + 1 by hash of (pos, parent) */
     uint32_t nht_mask;
     uint32_t *soff, *slen, *strunc; /* a state's members in pool; its truncation (+1; 0 unknown) */
+    uint32_t *sdist, *ndist;        /* gm_dist of states and of stacks (UINT32_MAX: not yet known) */
     uint8_t *sflags;
     uint32_t n_states, cap_states;
     uint32_t *pool;
@@ -95,6 +104,7 @@ void gm_free(gm *m);
 uint32_t gm_start(gm *m);                    /* the state before any byte */
 uint32_t gm_step(gm *m, uint32_t s, unsigned b); /* GM_DEAD when no stack takes b */
 uint32_t gm_trunc(gm *m, uint32_t s);        /* s with each stack cut below its top GM_KEEP nodes */
+uint32_t gm_dist(gm *m, uint32_t s);         /* the fewest bytes that complete the grammar from s */
 static inline uint8_t gm_flags(const gm *m, uint32_t s) { return m->sflags[s]; }
 
 #define GM_KEEP 3

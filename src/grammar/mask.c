@@ -405,6 +405,16 @@ bool hai_grammar_allows(hai_grammar *g, hai_token t) {
     return g->trie->len[t] && token_fits(g, g->cur, t);
 }
 
+uint32_t grammar_dist_after(hai_grammar *g, hai_token t) {
+    if (!g || t < 0 || t >= g->n_vocab) return GRAM_INF;
+    if (is_eog(g, t)) return hai_grammar_complete(g) ? 0 : GRAM_INF;
+    uint32_t s = g->cur;
+    const uint8_t *b = g->trie->bytes + g->trie->off[t];
+    for (uint32_t i = 0, n = g->trie->len[t]; i < n && s != GM_DEAD; i++) s = gm_step(&g->m, s, b[i]);
+    if (!g->trie->len[t] || s == GM_DEAD || !(gm_flags(&g->m, s) & (GS_LIVE | GS_ACCEPT))) return GRAM_INF;
+    return gm_dist(&g->m, s);
+}
+
 hai_status hai_grammar_accept_token(hai_grammar *g, hai_token t, hai_error *err) {
     if (!g) return hai_fail(err, HAI_ERR_INVALID, "grammar: NULL argument");
     if (t < 0 || t >= g->n_vocab) return hai_fail(err, HAI_ERR_INVALID, "grammar: token %d is outside the vocabulary", t);

@@ -67,11 +67,13 @@ static uint32_t node(gm *m, uint32_t pos, int32_t par) {
         if (p) m->npos = p;
         int32_t *q = realloc(m->npar, c * sizeof *q);
         if (q) m->npar = q;
-        if (!p || !q) return gm_limit(m, "out of memory"), 0;
+        uint32_t *d = realloc(m->ndist, c * sizeof *d);
+        if (d) m->ndist = d;
+        if (!p || !q || !d) return gm_limit(m, "out of memory"), 0;
         m->cap_nodes = c;
     }
     uint32_t id = m->n_nodes;
-    m->npos[id] = pos, m->npar[id] = par;
+    m->npos[id] = pos, m->npar[id] = par, m->ndist[id] = UINT32_MAX;
     if (!grow_table(&m->nht, &m->nht_mask, id + 1, node_hash, m)) return gm_limit(m, "out of memory"), 0;
     m->n_nodes++;
     uint32_t h = (uint32_t)node_hash_of(pos, par) & m->nht_mask;
@@ -138,12 +140,12 @@ static uint64_t state_hash(gm *m, uint32_t s) { return members_hash(m->pool + m-
 /* The scratch members as a state id. */
 static uint32_t intern_state(gm *m) {
     if (m->st) return GM_DEAD;
-    qsort(m->scr, m->n_scr, sizeof *m->scr, cmp_u32);
+    if (m->n_scr > 1) qsort(m->scr, m->n_scr, sizeof *m->scr, cmp_u32);
     uint64_t h = members_hash(m->scr, m->n_scr);
     if (m->sht) {
         for (uint32_t i = (uint32_t)h & m->sht_mask; m->sht[i]; i = (i + 1) & m->sht_mask) {
             uint32_t s = m->sht[i] - 1;
-            if (m->slen[s] == m->n_scr && !memcmp(m->pool + m->soff[s], m->scr, m->n_scr * sizeof *m->scr)) return s;
+            if (m->slen[s] == m->n_scr && (!m->n_scr || !memcmp(m->pool + m->soff[s], m->scr, m->n_scr * sizeof *m->scr))) return s;
         }
     }
     if (m->n_states >= MAX_STATES || m->n_pool + m->n_scr > MAX_POOL) return gm_limit(m, "too many parser states"), GM_DEAD;
@@ -157,7 +159,9 @@ static uint32_t intern_state(gm *m) {
         if (t) m->strunc = t;
         uint8_t *f = realloc(m->sflags, c);
         if (f) m->sflags = f;
-        if (!a || !b || !t || !f) return gm_limit(m, "out of memory"), GM_DEAD;
+        uint32_t *d = realloc(m->sdist, c * sizeof *d);
+        if (d) m->sdist = d;
+        if (!a || !b || !t || !f || !d) return gm_limit(m, "out of memory"), GM_DEAD;
         m->cap_states = c;
     }
     if (m->n_pool + m->n_scr > m->cap_pool) {
@@ -171,7 +175,8 @@ static uint32_t intern_state(gm *m) {
     m->soff[s] = (uint32_t)m->n_pool;
     m->slen[s] = m->n_scr;
     m->strunc[s] = 0;
-    memcpy(m->pool + m->n_pool, m->scr, m->n_scr * sizeof *m->scr);
+    m->sdist[s] = UINT32_MAX;
+    if (m->n_scr) memcpy(m->pool + m->n_pool, m->scr, m->n_scr * sizeof *m->scr);
     m->n_pool += m->n_scr;
     uint8_t f = 0;
     for (uint32_t i = 0; i < m->n_scr; i++) f |= m->scr[i] == 0 ? GS_ACCEPT : m->scr[i] == 1 ? GS_CTX : GS_LIVE;
@@ -198,6 +203,7 @@ hai_status gm_init(gm *m, const gram *g, hai_error *err) {
 void gm_free(gm *m) {
     free(m->npos), free(m->npar), free(m->nht);
     free(m->soff), free(m->slen), free(m->strunc), free(m->sflags), free(m->pool), free(m->sht);
+    free(m->sdist), free(m->ndist);
     free(m->tkey), free(m->tval), free(m->scr);
     memset(m, 0, sizeof *m);
 }
@@ -276,4 +282,35 @@ uint32_t gm_trunc(gm *m, uint32_t s) {
     uint32_t t = intern_state(m);
     if (!m->st) m->strunc[s] = t + 1;
     return t;
+}
+
+/* A stack's fewest bytes to the end: what its top alternative still needs, then each caller's. */
+static uint32_t node_dist(gm *m, uint32_t id) {
+    if (id <= 1) return 0; /* ACCEPT; CTX (cut stacks are not measured) */
+    if (m->ndist[id] != UINT32_MAX) return m->ndist[id];
+    /* the chain can be deep: walk it, then fill the cache from the bottom */
+    uint32_t n = 0, local[64], *chain = local;
+    for (int32_t p = (int32_t)id; p >= 0 && m->ndist[p] == UINT32_MAX; p = m->npar[p]) n++;
+    if (n > 64 && !(chain = malloc(n * sizeof *chain))) return GRAM_INF;
+    n = 0;
+    int32_t p = (int32_t)id;
+    for (; p >= 0 && m->ndist[p] == UINT32_MAX; p = m->npar[p]) chain[n++] = (uint32_t)p;
+    uint32_t d = p >= 0 ? m->ndist[p] : 0;
+    while (n--) {
+        uint32_t v = d + m->g->rest[m->npos[chain[n]]];
+        d = m->ndist[chain[n]] = v > GRAM_INF ? GRAM_INF : v;
+    }
+    if (chain != local) free(chain);
+    return d;
+}
+
+uint32_t gm_dist(gm *m, uint32_t s) {
+    if (m->st || s == GM_DEAD) return GRAM_INF;
+    if (m->sdist[s] != UINT32_MAX) return m->sdist[s];
+    uint32_t best = GRAM_INF;
+    for (uint32_t i = 0; i < m->slen[s]; i++) {
+        uint32_t d = node_dist(m, m->pool[m->soff[s] + i]);
+        if (d < best) best = d;
+    }
+    return m->sdist[s] = best;
 }

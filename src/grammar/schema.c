@@ -19,6 +19,7 @@
 
 #include "error.h"
 #include "grammar.h"
+#include "unicode.h"
 
 #define MAX_RULES 20000
 #define MAX_DEPTH 128 /* nested schemas (a $ref is one step) */
@@ -68,7 +69,7 @@ static void put(sctx *c, sbuf *b, const char *s, size_t n) {
         if (!p) die(c, HAI_ERR_NOMEM, "out of memory");
         b->p = p, b->cap = cap;
     }
-    memcpy(b->p + b->n, s, n);
+    if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }
@@ -297,7 +298,7 @@ static void put_json_literal(sctx *c, sbuf *b, const cJSON *v) {
 static bool get_count(sctx *c, const cJSON *s, const char *k, const char *path, uint64_t *out) {
     const cJSON *v = kw(s, k);
     if (!v) return false;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != (double)(int64_t)v->valuedouble)
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble != __builtin_floor(v->valuedouble))
         die(c, HAI_ERR_FORMAT, "'%s' (at %s) must be a non-negative integer", k, path);
     if (v->valuedouble > GRAM_MAX_REPEAT) die(c, HAI_ERR_UNSUPPORTED, "'%s' (at %s) above %d is not supported", k, path, GRAM_MAX_REPEAT);
     *out = (uint64_t)v->valuedouble;
@@ -744,7 +745,19 @@ static void sctx_free(sctx *c) {
 hai_status schema_to_gbnf(const char *schema, size_t len, char **out, hai_error *err) {
     *out = NULL;
     sctx c = {.err = err};
-    cJSON *root = cJSON_ParseWithLength(schema, len);
+    /* the grammar describes UTF-8 text: a key or value that is not UTF-8 could never be written */
+    for (size_t i = 0; i < len;) {
+        int k = hai_utf8_valid_len((const unsigned char *)schema + i, len - i, NULL);
+        if (!k) return hai_fail(err, HAI_ERR_FORMAT, "json schema: not valid UTF-8 (byte %zu)", i);
+        i += (size_t)k;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(schema, len, &end, false);
+    while (root && end && end < schema + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) end++;
+    if (root && end && end < schema + len) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
     if (!root) return hai_fail(err, HAI_ERR_FORMAT, "json schema: not valid JSON");
     c.root = root;
     if (setjmp(c.fail)) {

@@ -348,7 +348,7 @@ static void step(srv_engine *e) {
         s->job->cur_logits = lg;
         s->job->n_vocab = nv;
         hai_status gst = HAI_OK;
-        if (!gen_step(&s->gen, lg, nv, hai_seq_n_past(e->ctx, s->seq) < n_ctx, &s->next, &gst, &s->err)) {
+        if (!gen_step(&s->gen, lg, nv, (int64_t)n_ctx - hai_seq_n_past(e->ctx, s->seq), &s->next, &gst, &s->err)) {
             s->status = gst;
             slot_end(e, s);
         }
