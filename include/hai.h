@@ -687,6 +687,7 @@ typedef struct hai_grammar_stats {
     uint64_t masks;  /* hai_grammar_allowed calls */
     uint64_t walks;  /* trie walks (cache misses of the cut state) */
     uint64_t steps;  /* parser steps taken by walks */
+    double walk_s;   /* time in walks */
     uint32_t states, stacks; /* interned so far */
 } hai_grammar_stats;
 hai_grammar_stats hai_grammar_get_stats(const hai_grammar *g);

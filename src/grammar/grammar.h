@@ -89,7 +89,9 @@ typedef struct gm {
     size_t n_pool, cap_pool;
     uint32_t *sht; /* state id + 1 by hash of its members */
     uint32_t sht_mask;
-    uint64_t *tkey; /* transitions: (state << 8 | byte) + 1 -> next state */
+    uint32_t **rows; /* transitions of the first MAX_ROWS states as rows of 256 (next + 1; 0 unknown) */
+    uint32_t cap_rows;
+    uint64_t *tkey; /* the other states' transitions: (state << 8 | byte) + 1 -> next state */
     uint32_t *tval;
     uint32_t tmask, n_trans;
     uint32_t *scr; /* the state being built */
@@ -106,5 +108,10 @@ uint32_t gm_step(gm *m, uint32_t s, unsigned b); /* GM_DEAD when no stack takes 
 uint32_t gm_trunc(gm *m, uint32_t s);        /* s with each stack cut below its top GM_KEEP nodes */
 uint32_t gm_dist(gm *m, uint32_t s);         /* the fewest bytes that complete the grammar from s */
 static inline uint8_t gm_flags(const gm *m, uint32_t s) { return m->sflags[s]; }
+/* gm_step, with a known step of a state that has a row answered inline (a walk's inner loop). */
+static inline uint32_t gm_next(gm *m, uint32_t s, unsigned b) {
+    if (s < m->cap_rows && m->rows[s] && m->rows[s][b]) return m->rows[s][b] - 1;
+    return gm_step(m, s, b);
+}
 
 #define GM_KEEP 3

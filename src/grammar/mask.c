@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "grammar.h"
@@ -24,14 +25,20 @@
 
 #define MAX_TOKEN_BYTES 1024 /* longer tokens (none in real vocabularies) are never allowed */
 
+/* A node of the trie, in depth-first order: a walk is a forward scan that skips pruned subtrees
+ * (node i's subtree is nodes i .. i + size - 1; its tokens sorted[lo .. nodes[i + size].lo)). */
+typedef struct tnode {
+    uint32_t size;  /* nodes in its subtree, itself included */
+    uint32_t lo;    /* its first token in sorted order; the first n_end end at this node */
+    uint16_t n_end;
+    uint16_t depth; /* bytes from the root */
+    uint8_t byte;   /* the byte on the edge into it */
+} tnode;
+
 struct gtrie {
     int32_t n_vocab;
-    uint32_t n_nodes;
-    uint32_t *child0;  /* first child (children are contiguous) */
-    uint16_t *n_child;
-    uint8_t *byte;     /* the byte on the edge into the node */
-    uint32_t *lo, *hi; /* the subtree's tokens: sorted[lo .. hi) */
-    uint32_t *n_end;   /* of which the first n_end end at this node */
+    uint32_t n_nodes;  /* and a sentinel after them (lo: the number of tokens) */
+    tnode *nodes;
     int32_t *sorted;
     uint32_t *off;     /* a token's bytes: bytes[off[t] .. off[t] + len[t]) */
     uint16_t *len;
@@ -42,7 +49,7 @@ struct gtrie {
 
 void gtrie_free(struct gtrie *t) {
     if (!t) return;
-    free(t->child0), free(t->n_child), free(t->byte), free(t->lo), free(t->hi), free(t->n_end);
+    free(t->nodes);
     free(t->sorted), free(t->off), free(t->len), free(t->bytes), free(t->eog);
     free(t);
 }
@@ -59,26 +66,20 @@ static int cmp_tok(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Node `nd` holds sorted[lo .. hi), whose first `depth` bytes are the path to it. */
-static void build_node(struct gtrie *t, uint32_t nd, uint32_t lo, uint32_t hi, uint32_t depth) {
-    uint32_t end = lo;
+/* The node for sorted[lo .. hi), whose first `depth` bytes are the path to it, and its subtree,
+ * in depth-first order from t->n_nodes. */
+static void build_node(struct gtrie *t, uint8_t byte, uint32_t lo, uint32_t hi, uint32_t depth) {
+    uint32_t nd = t->n_nodes++, end = lo;
     while (end < hi && t->len[t->sorted[end]] == depth) end++;
-    t->lo[nd] = lo, t->hi[nd] = hi, t->n_end[nd] = end - lo;
-    uint32_t k = 0;
-    for (uint32_t i = end; i < hi; i++)
-        if (i == end || t->bytes[t->off[t->sorted[i]] + depth] != t->bytes[t->off[t->sorted[i - 1]] + depth]) k++;
-    t->child0[nd] = t->n_nodes;
-    t->n_child[nd] = (uint16_t)k;
-    uint32_t c = t->n_nodes;
-    t->n_nodes += k;
+    t->nodes[nd] = (tnode){.lo = lo, .n_end = (uint16_t)(end - lo), .depth = (uint16_t)depth, .byte = byte};
     for (uint32_t i = end; i < hi;) {
         uint8_t b = t->bytes[t->off[t->sorted[i]] + depth];
         uint32_t j = i + 1;
         while (j < hi && t->bytes[t->off[t->sorted[j]] + depth] == b) j++;
-        t->byte[c] = b;
-        build_node(t, c++, i, j, depth + 1);
+        build_node(t, b, i, j, depth + 1);
         i = j;
     }
+    t->nodes[nd].size = t->n_nodes - nd;
 }
 
 static pthread_mutex_t trie_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,19 +128,14 @@ static hai_status trie_build(const hai_tokenizer *tok, struct gtrie **out, hai_e
     if (!st) {
         sort_trie = t;
         qsort(t->sorted, n_in, sizeof *t->sorted, cmp_tok);
-        size_t nodes = total + 1; /* at most a node per byte, and the root */
-        t->child0 = malloc(nodes * sizeof *t->child0);
-        t->n_child = malloc(nodes * sizeof *t->n_child);
-        t->byte = malloc(nodes);
-        t->lo = malloc(nodes * sizeof *t->lo);
-        t->hi = malloc(nodes * sizeof *t->hi);
-        t->n_end = malloc(nodes * sizeof *t->n_end);
-        if (!t->child0 || !t->n_child || !t->byte || !t->lo || !t->hi || !t->n_end) {
+        size_t nodes = total + 2; /* at most a node per byte, the root and the sentinel */
+        if (!(t->nodes = malloc(nodes * sizeof *t->nodes))) {
             st = hai_fail(err, HAI_ERR_NOMEM, "grammar: out of memory for the vocabulary trie");
         } else {
-            t->n_nodes = 1;
-            t->byte[0] = 0;
             build_node(t, 0, 0, n_in, 0);
+            t->nodes[t->n_nodes] = (tnode){.lo = n_in};
+            tnode *fit = realloc(t->nodes, ((size_t)t->n_nodes + 1) * sizeof *fit);
+            if (fit) t->nodes = fit;
         }
     }
     if (st) {
@@ -188,7 +184,7 @@ struct hai_grammar {
     full_mask **full; /* by state id */
     uint32_t cap_cache, n_cut, n_full;
     uint32_t *bits;   /* the mask handed out */
-    uint32_t (*walk)[2]; /* (trie node, state) stack of a walk */
+    uint32_t *walk;   /* a walk's state at each depth */
     size_t cap_walk;
     hai_grammar_stats stats;
 };
@@ -278,57 +274,58 @@ static bool list_add(int32_t **v, uint32_t *n, uint32_t *cap, int32_t x) {
 }
 
 /* The walk of the trie from cut state s. */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static hai_status walk_cut(hai_grammar *g, uint32_t s, cut_mask **out, hai_error *err) {
     const struct gtrie *t = g->trie;
+    double t0 = now_s();
     cut_mask *c = calloc(1, sizeof *c);
     if (!c || !(c->bits = calloc(g->words, sizeof *c->bits))) {
         free(c);
         return hai_fail(err, HAI_ERR_NOMEM, "grammar: out of memory");
     }
-    uint32_t cap_unc = 0, sp = 0;
+    uint32_t cap_unc = 0;
     bool oom = false;
-    if (!g->walk) {
-        g->cap_walk = 4096;
+    if (!g->walk) { /* the state at each depth of the path being scanned */
+        g->cap_walk = 1100;
         if (!(g->walk = malloc(g->cap_walk * sizeof *g->walk))) oom = true;
     }
-    if (!oom) g->walk[sp++][0] = 0, g->walk[0][1] = s;
-    while (sp && !oom) {
-        uint32_t nd = g->walk[sp - 1][0], st = g->walk[sp - 1][1];
-        sp--;
-        uint8_t f = gm_flags(&g->m, st);
-        uint32_t lo = t->lo[nd], ends = lo + t->n_end[nd];
-        if (f & (GS_LIVE | GS_ACCEPT)) {
-            for (uint32_t i = lo; i < ends; i++) c->bits[t->sorted[i] >> 5] |= 1u << (t->sorted[i] & 31);
-        } else {
-            for (uint32_t i = lo; i < ends && !oom; i++) oom = !list_add(&c->unc, &c->n_unc, &cap_unc, t->sorted[i]);
-        }
-        if (f == GS_CTX) { /* only the cut-off context is left: all below depends on it */
-            for (uint32_t i = ends; i < t->hi[nd] && !oom; i++) oom = !list_add(&c->unc, &c->n_unc, &cap_unc, t->sorted[i]);
+    uint32_t *at = g->walk;
+    if (!oom) at[0] = s;
+    for (uint32_t i = 1; i < t->n_nodes && !oom;) {
+        const tnode *nd = &t->nodes[i];
+        uint32_t st = gm_next(&g->m, at[nd->depth - 1], nd->byte);
+        g->stats.steps++;
+        if (st == GM_DEAD) { /* no parse survives this byte: nothing below */
+            if (g->m.st) break;
+            i += nd->size;
             continue;
         }
-        uint32_t k = t->n_child[nd], c0 = t->child0[nd];
-        if (sp + k > g->cap_walk) {
-            size_t nc = g->cap_walk * 2;
-            while (nc < sp + k) nc *= 2;
-            void *p = realloc(g->walk, nc * sizeof *g->walk);
-            if (!p) {
-                oom = true;
-                break;
-            }
-            g->walk = p, g->cap_walk = nc;
+        uint8_t f = gm_flags(&g->m, st);
+        uint32_t lo = nd->lo, ends = lo + nd->n_end, last = t->nodes[i + nd->size].lo;
+        if (f == GS_CTX) { /* only the cut-off context is left: all below depends on it */
+            for (uint32_t k = lo; k < last && !oom; k++) oom = !list_add(&c->unc, &c->n_unc, &cap_unc, t->sorted[k]);
+            i += nd->size;
+            continue;
         }
-        for (uint32_t i = 0; i < k; i++) {
-            uint32_t ns = gm_step(&g->m, st, t->byte[c0 + i]);
-            g->stats.steps++;
-            if (ns != GM_DEAD) g->walk[sp][0] = c0 + i, g->walk[sp++][1] = ns;
+        if (f & (GS_LIVE | GS_ACCEPT)) {
+            for (uint32_t k = lo; k < ends; k++) c->bits[t->sorted[k] >> 5] |= 1u << (t->sorted[k] & 31);
+        } else {
+            for (uint32_t k = lo; k < ends && !oom; k++) oom = !list_add(&c->unc, &c->n_unc, &cap_unc, t->sorted[k]);
         }
-        if (g->m.st) break;
+        at[nd->depth] = st;
+        i++;
     }
     if (oom || g->m.st) {
         free(c->bits), free(c->unc), free(c);
         return oom ? hai_fail(err, HAI_ERR_NOMEM, "grammar: out of memory") : matcher_error(g, err);
     }
     g->stats.walks++;
+    g->stats.walk_s += now_s() - t0;
     *out = c;
     return HAI_OK;
 }
@@ -336,7 +333,7 @@ static hai_status walk_cut(hai_grammar *g, uint32_t s, cut_mask **out, hai_error
 /* Whether token id's bytes can follow state s. */
 static bool token_fits(hai_grammar *g, uint32_t s, int32_t id) {
     const uint8_t *b = g->trie->bytes + g->trie->off[id];
-    for (uint32_t i = 0, n = g->trie->len[id]; i < n && s != GM_DEAD; i++) s = gm_step(&g->m, s, b[i]);
+    for (uint32_t i = 0, n = g->trie->len[id]; i < n && s != GM_DEAD; i++) s = gm_next(&g->m, s, b[i]);
     return s != GM_DEAD && (gm_flags(&g->m, s) & (GS_LIVE | GS_ACCEPT));
 }
 

@@ -16,6 +16,7 @@
 #define MAX_POOL ((size_t)1 << 26)
 #define MAX_MEMBERS 4096 /* stacks in one state */
 #define MAX_DEPTH 2000   /* nested expansions in one step */
+#define MAX_ROWS 32768   /* states with a direct row of transitions (1 KiB each) */
 
 static void gm_limit(gm *m, const char *what) {
     if (!m->st) {
@@ -205,6 +206,8 @@ void gm_free(gm *m) {
     free(m->soff), free(m->slen), free(m->strunc), free(m->sflags), free(m->pool), free(m->sht);
     free(m->sdist), free(m->ndist);
     free(m->tkey), free(m->tval), free(m->scr);
+    for (uint32_t i = 0; i < m->cap_rows; i++) free(m->rows[i]);
+    free(m->rows);
     memset(m, 0, sizeof *m);
 }
 
@@ -233,6 +236,22 @@ static uint32_t step_slow(gm *m, uint32_t s, unsigned b) {
 
 uint32_t gm_step(gm *m, uint32_t s, unsigned b) {
     if (m->st || s == GM_DEAD) return GM_DEAD;
+    if (s < m->cap_rows && m->rows[s] && m->rows[s][b]) return m->rows[s][b] - 1;
+    if (s < MAX_ROWS) { /* a row: a walk steps the same few states through every byte */
+        if (s >= m->cap_rows) {
+            uint32_t c = m->cap_rows ? m->cap_rows : 256;
+            while (c <= s) c *= 2;
+            uint32_t **r = realloc(m->rows, c * sizeof *r);
+            if (!r) return gm_limit(m, "out of memory"), GM_DEAD;
+            memset(r + m->cap_rows, 0, (c - m->cap_rows) * sizeof *r);
+            m->rows = r, m->cap_rows = c;
+        }
+        if (!m->rows[s] && !(m->rows[s] = calloc(256, sizeof **m->rows))) return gm_limit(m, "out of memory"), GM_DEAD;
+        uint32_t next = step_slow(m, s, b);
+        if (m->st) return GM_DEAD;
+        m->rows[s][b] = next + 1;
+        return next;
+    }
     uint64_t key = ((uint64_t)s << 8 | b) + 1;
     uint32_t h = (uint32_t)mix(key) & m->tmask;
     if (m->tkey)
