@@ -3,6 +3,8 @@
 // (hai serve or llama-server). Reports decode tokens/s per stream and in aggregate, time to first
 // token, and inter-token latency percentiles (over content chunks).
 // usage: node bench/serve.mjs URL [--clients 1,4] [--tokens 256] [--rounds 2] [--label NAME] [--json]
+import { streamChat } from './sse.mjs';
+
 const args = process.argv.slice(2);
 const url = args[0];
 const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
@@ -16,39 +18,7 @@ const prompts = ['Write a story about the sea.', 'Explain how a bicycle works.',
   'List the planets and say something about each.', 'Tell me about the history of bread.', 'How do birds migrate?',
   'What makes a good cup of tea?', 'Describe a city at night.'];
 
-async function stream(k) {
-  const t0 = performance.now();
-  const r = await fetch(url + '/v1/chat/completions', {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ model: 'm', stream: true, max_tokens: maxTokens, stream_options: { include_usage: true },
-      messages: [{ role: 'user', content: prompts[k % prompts.length] }] }),
-  });
-  if (r.status !== 200) throw new Error(`status ${r.status}: ${await r.text()}`);
-  const reader = r.body.getReader(), dec = new TextDecoder();
-  let buf = '', first = 0, last = 0, tokens = 0;
-  const gaps = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += dec.decode(value, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const ev = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
-      const j = JSON.parse(ev.slice(6));
-      if (j.usage && j.usage.completion_tokens) tokens = j.usage.completion_tokens;
-      const c = j.choices?.[0]?.delta?.content;
-      if (c) {
-        const now = performance.now();
-        if (!first) first = now;
-        else gaps.push(now - last);
-        last = now;
-      }
-    }
-  }
-  return { ttft: first - t0, decodeS: (last - first) / 1000, tokens, gaps };
-}
+const stream = (k) => streamChat(url, { max_tokens: maxTokens, messages: [{ role: 'user', content: prompts[k % prompts.length] }] });
 
 const pct = (v, p) => { const s = [...v].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN; };
 const results = [];

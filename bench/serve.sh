@@ -8,26 +8,13 @@
 # binary built outside it; without one the comparison is skipped, and the script says so.
 # Environment: THREADS (2), SLOTS (4), MODEL (a GGUF to use instead), LLAMA_SERVER, BENCH_DIR
 # (build/bench), HAI_SHARED_DIR (../shared).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-scripts/build.sh >/dev/null
-dir=${BENCH_DIR:-build/bench}
-threads=${THREADS:-2}
+source "$(dirname "$0")/common.sh"
 slots=${SLOTS:-4}
-shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
-mkdir -p "$dir"
-model=${MODEL:-$dir/qwen2-0.5b-Q8_0.gguf}
-if [ ! -f "$model" ]; then
-  echo "== generating $model (random weights, Qwen2-0.5B geometry, the Qwen vocabulary)" >&2
-  ./build/hai synth --arch qwen2 --n-embd 896 --n-layer 24 --n-head 14 --n-head-kv 2 --n-ff 4864 --tied \
-    --vocab "$shared/vocab/ggml-vocab-qwen2.gguf" --type Q8_0 -o "$model" >&2
-fi
+model=$(qwen05_model)
 port=$((20000 + RANDOM % 20000))
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_up() { for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
 echo "| server | clients | decode tok/s per stream | aggregate tok/s | TTFT ms p50 | inter-token ms p50 | p95 |"
 echo "|---|---|---|---|---|---|---|"

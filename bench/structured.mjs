@@ -4,6 +4,8 @@
 // both), one client. Reports decode tok/s (tokens after the first over the time between the first
 // and last content chunk) of each, their ratio, and whether every constrained answer parsed.
 // usage: node bench/structured.mjs URL [--tokens 256] [--rounds 4]
+import { streamChat } from './sse.mjs';
+
 const args = process.argv.slice(2);
 const url = args[0];
 const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
@@ -21,32 +23,8 @@ const schemas = {
 };
 
 async function stream(body) {
-  const r = await fetch(url + '/v1/chat/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ model: 'm', stream: true, max_tokens: maxTokens, stream_options: { include_usage: true }, ...body }) });
-  if (r.status !== 200) throw new Error(`status ${r.status}: ${await r.text()}`);
-  const reader = r.body.getReader(), dec = new TextDecoder();
-  let buf = '', first = 0, last = 0, tokens = 0, text = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += dec.decode(value, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const ev = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
-      const j = JSON.parse(ev.slice(6));
-      if (j.usage && j.usage.completion_tokens) tokens = j.usage.completion_tokens;
-      const c = j.choices?.[0]?.delta?.content;
-      if (c) {
-        const now = performance.now();
-        if (!first) first = now;
-        last = now;
-        text += c;
-      }
-    }
-  }
-  return { tps: (tokens - 1) / ((last - first) / 1000), tokens, text };
+  const r = await streamChat(url, { max_tokens: maxTokens, ...body });
+  return { tps: (r.tokens - 1) / r.decodeS, tokens: r.tokens, text: r.text };
 }
 
 const messages = [{ role: 'user', content: 'Fill in the record.' }];

@@ -5,27 +5,15 @@
 # on a 0.5B model of Qwen2's geometry with that vocabulary (random weights, Q8_0; the same file
 # bench/serve.sh makes), OpenAI's default sampling, interleaved requests (bench/structured.mjs).
 # Environment: THREADS (2), MODEL (a GGUF to use instead), BENCH_DIR (build/bench), HAI_SHARED_DIR.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-scripts/build.sh >/dev/null
-dir=${BENCH_DIR:-build/bench}
-threads=${THREADS:-2}
-shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
-mkdir -p "$dir"
+source "$(dirname "$0")/common.sh"
 echo "== the mask per token ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 ./build/bench_grammar "$shared/vocab/ggml-vocab-qwen2.gguf" "${OUTPUTS:-10}"
-model=${MODEL:-$dir/qwen2-0.5b-Q8_0.gguf}
-if [ ! -f "$model" ]; then
-  echo "== generating $model (random weights, Qwen2-0.5B geometry, the Qwen vocabulary)" >&2
-  ./build/hai synth --arch qwen2 --n-embd 896 --n-layer 24 --n-head 14 --n-head-kv 2 --n-ff 4864 --tied \
-    --vocab "$shared/vocab/ggml-vocab-qwen2.gguf" --type Q8_0 -o "$model" >&2
-fi
+model=$(qwen05_model)
 port=$((20000 + RANDOM % 20000))
 ./build/hai serve -m "$model" --port "$port" -t "$threads" --parallel 1 --ctx 1024 2>"$dir/serve-structured.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_up "$port" || { cat "$dir/serve-structured.log"; exit 1; }
 echo
 echo "== decode through hai serve, with and without response_format (streamed, temperature 1, top_p 1)"
 node bench/structured.mjs "http://127.0.0.1:$port" --tokens "${TOKENS:-256}" --rounds "${ROUNDS:-4}"

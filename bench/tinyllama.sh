@@ -7,15 +7,8 @@
 # and how fast the decode kernels alone stream weights; prints the table against llama.cpp's
 # figures (bench/report.mjs).
 # Environment: THREADS (2), REPS (3), BENCH_DIR (build/bench), HAI_SHARED_DIR (../shared).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-scripts/build.sh >/dev/null
-dir=${BENCH_DIR:-build/bench}
-threads=${THREADS:-2}
+source "$(dirname "$0")/common.sh"
 reps=${REPS:-3}
-shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
-mkdir -p "$dir"
 f16=$dir/tinyllama-F16.gguf
 if [ ! -f "$f16" ]; then
   echo "== generating $f16 (random weights, TinyLlama geometry)" >&2
