@@ -123,6 +123,46 @@ static int api_run(void *arg) {
     return ok ? 1 : -1;
 }
 
+/* ---- structured outputs: a schema converted, a grammar compiled and its first mask ------------------- */
+
+static const char schema_req[] = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_schema\","
+                                 " \"json_schema\": {\"name\": \"o\", \"schema\": {\"type\": \"object\", \"properties\": {\"a\": {\"enum\": [\"x\", 2]},"
+                                 " \"b\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/$defs/n\"}, \"maxItems\": 3}}, \"required\": [\"a\"],"
+                                 " \"$defs\": {\"n\": {\"type\": \"integer\", \"minimum\": -3, \"maximum\": 250}}}}}}";
+
+typedef struct grammar_case {
+    const hai_tokenizer *tok;
+    char *want_gbnf;      /* the request's grammar, without failures */
+    uint32_t *want_bits;  /* the mask after want_text */
+    size_t words;
+} grammar_case;
+
+static const char want_text[] = "{\"a\": \"x\", \"b\": [12, -";
+
+static int schema_run(void *arg) {
+    grammar_case *gc = arg;
+    api_request r;
+    api_error e;
+    if (!api_parse(API_CHAT, schema_req, sizeof schema_req - 1, &r, &e)) return e.status == 500 && e.message[0] ? 0 : -1;
+    int out = r.grammar && !strcmp(r.grammar, gc->want_gbnf) ? 1 : -1;
+    api_request_free(&r);
+    return out;
+}
+
+static int grammar_run(void *arg) {
+    grammar_case *gc = arg;
+    hai_grammar *g = NULL;
+    hai_error err = {0};
+    hai_status st = hai_grammar_create(gc->tok, gc->want_gbnf, strlen(gc->want_gbnf), NULL, &g, &err);
+    if (st) return g == NULL && (st == HAI_ERR_NOMEM || st == HAI_ERR_LIMIT) && err.msg[0] ? 0 : -1;
+    const uint32_t *bits = NULL;
+    st = hai_grammar_accept_text(g, want_text, sizeof want_text - 1, &err);
+    if (!st) st = hai_grammar_allowed(g, &bits, &err);
+    int out = st ? ((st == HAI_ERR_NOMEM || st == HAI_ERR_LIMIT) && err.msg[0] ? 0 : -1) : !memcmp(bits, gc->want_bits, gc->words * 4) ? 1 : -1;
+    hai_grammar_free(g);
+    return out;
+}
+
 /* ---- chat prompts ---------------------------------------------------------------------------------- */
 
 typedef struct prompt_case {
@@ -169,6 +209,29 @@ int main(int argc, char **argv) {
     if (CHECK_MSG(hai_model_load(argv[1], NULL, &p.m, &err) == HAI_OK, "%s", err.msg) &&
         CHECK(hai_chat_tokenize(p.m, NULL, convo, 4, &p.want, &p.n_want, &err) == HAI_OK))
         sweep("chat prompt", prompt_run, &p);
+    if (p.m) {
+        grammar_case gc = {.tok = hai_model_tokenizer(p.m)};
+        api_request r;
+        api_error e;
+        hai_grammar *g = NULL;
+        const uint32_t *bits;
+        if (CHECK(api_parse(API_CHAT, schema_req, sizeof schema_req - 1, &r, &e) && r.grammar) &&
+            CHECK_MSG(hai_grammar_create(gc.tok, r.grammar, strlen(r.grammar), NULL, &g, &err) == HAI_OK, "%s", err.msg) &&
+            CHECK(hai_grammar_accept_text(g, want_text, sizeof want_text - 1, &err) == HAI_OK) && CHECK(hai_grammar_allowed(g, &bits, &err) == HAI_OK)) {
+            gc.want_gbnf = strdup(r.grammar);
+            gc.words = ((size_t)hai_tokenizer_n_vocab(gc.tok) + 31) / 32;
+            gc.want_bits = malloc(gc.words * 4);
+            memcpy(gc.want_bits, bits, gc.words * 4);
+            bool digit = false; /* the mask is not trivial: a digit may follow "-" */
+            for (int32_t t = 0; t < hai_tokenizer_n_vocab(gc.tok); t++) digit |= bits[t >> 5] >> (t & 31) & 1;
+            CHECK(digit);
+            sweep("json schema request", schema_run, &gc);
+            sweep("grammar and mask", grammar_run, &gc);
+        }
+        hai_grammar_free(g);
+        if (r.grammar || r.msgs) api_request_free(&r);
+        free(gc.want_gbnf), free(gc.want_bits);
+    }
     free(p.want);
     hai_model_free(p.m);
     return check_done("test_oom");

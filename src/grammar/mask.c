@@ -185,7 +185,7 @@ struct hai_grammar {
     uint32_t cap_cache, n_cut, n_full;
     uint32_t *bits;   /* the mask handed out */
     uint32_t *walk;   /* a walk's state at each depth */
-    size_t cap_walk;
+    const uint32_t **walk_rows;
     hai_grammar_stats stats;
 };
 
@@ -195,7 +195,7 @@ void hai_grammar_free(hai_grammar *g) {
         if (g->cut && g->cut[i]) free(g->cut[i]->bits), free(g->cut[i]->unc), free(g->cut[i]);
         if (g->full && g->full[i]) free(g->full[i]->ok), free(g->full[i]);
     }
-    free(g->cut), free(g->full), free(g->bits), free(g->walk);
+    free(g->cut), free(g->full), free(g->bits), free(g->walk), free(g->walk_rows);
     gm_free(&g->m);
     gram_free(&g->g);
     free(g);
@@ -290,25 +290,39 @@ static hai_status walk_cut(hai_grammar *g, uint32_t s, cut_mask **out, hai_error
     }
     uint32_t cap_unc = 0;
     bool oom = false;
-    if (!g->walk) { /* the state at each depth of the path being scanned */
-        g->cap_walk = 1100;
-        if (!(g->walk = malloc(g->cap_walk * sizeof *g->walk))) oom = true;
+    if (!g->walk || !g->walk_rows) {
+        free(g->walk), free(g->walk_rows);
+        g->walk = malloc((MAX_TOKEN_BYTES + 2) * sizeof *g->walk);
+        g->walk_rows = malloc((MAX_TOKEN_BYTES + 2) * sizeof *g->walk_rows);
+        if (!g->walk || !g->walk_rows) oom = true;
     }
+    /* per depth of the path: the state, and its row of transitions when it has one (the inner
+     * loop is then one load for the step, one for the flags) */
     uint32_t *at = g->walk;
-    if (!oom) at[0] = s;
+    const uint32_t **row = g->walk_rows;
+    gm *m = &g->m;
+    uint64_t steps = 0;
+    if (!oom) at[0] = s, row[0] = s < m->cap_rows ? m->rows[s] : NULL;
     for (uint32_t i = 1; i < t->n_nodes && !oom;) {
         const tnode *nd = &t->nodes[i];
-        uint32_t st = gm_next(&g->m, at[nd->depth - 1], nd->byte);
-        g->stats.steps++;
+        uint32_t d = nd->depth, st;
+        const uint32_t *r = row[d - 1];
+        if (r && r[nd->byte]) {
+            st = r[nd->byte] - 1;
+        } else {
+            st = gm_step(m, at[d - 1], nd->byte);
+            row[d - 1] = at[d - 1] < m->cap_rows ? m->rows[at[d - 1]] : NULL; /* it may have one now */
+        }
+        steps++;
         if (st == GM_DEAD) { /* no parse survives this byte: nothing below */
-            if (g->m.st) break;
+            if (m->st) break;
             i += nd->size;
             continue;
         }
-        uint8_t f = gm_flags(&g->m, st);
-        uint32_t lo = nd->lo, ends = lo + nd->n_end, last = t->nodes[i + nd->size].lo;
+        uint8_t f = gm_flags(m, st);
+        uint32_t lo = nd->lo, ends = lo + nd->n_end;
         if (f == GS_CTX) { /* only the cut-off context is left: all below depends on it */
-            for (uint32_t k = lo; k < last && !oom; k++) oom = !list_add(&c->unc, &c->n_unc, &cap_unc, t->sorted[k]);
+            for (uint32_t k = lo, last = t->nodes[i + nd->size].lo; k < last && !oom; k++) oom = !list_add(&c->unc, &c->n_unc, &cap_unc, t->sorted[k]);
             i += nd->size;
             continue;
         }
@@ -317,9 +331,11 @@ static hai_status walk_cut(hai_grammar *g, uint32_t s, cut_mask **out, hai_error
         } else {
             for (uint32_t k = lo; k < ends && !oom; k++) oom = !list_add(&c->unc, &c->n_unc, &cap_unc, t->sorted[k]);
         }
-        at[nd->depth] = st;
+        at[d] = st;
+        row[d] = st < m->cap_rows ? m->rows[st] : NULL;
         i++;
     }
+    g->stats.steps += steps;
     if (oom || g->m.st) {
         free(c->bits), free(c->unc), free(c);
         return oom ? hai_fail(err, HAI_ERR_NOMEM, "grammar: out of memory") : matcher_error(g, err);

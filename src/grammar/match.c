@@ -25,6 +25,13 @@ static void gm_limit(gm *m, const char *what) {
     }
 }
 
+static void gm_oom(gm *m) {
+    if (!m->st) {
+        m->st = HAI_ERR_NOMEM;
+        snprintf(m->msg, sizeof m->msg, "grammar: out of memory");
+    }
+}
+
 static inline uint64_t mix(uint64_t x) {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
@@ -70,12 +77,12 @@ static uint32_t node(gm *m, uint32_t pos, int32_t par) {
         if (q) m->npar = q;
         uint32_t *d = realloc(m->ndist, c * sizeof *d);
         if (d) m->ndist = d;
-        if (!p || !q || !d) return gm_limit(m, "out of memory"), 0;
+        if (!p || !q || !d) return gm_oom(m), 0;
         m->cap_nodes = c;
     }
     uint32_t id = m->n_nodes;
     m->npos[id] = pos, m->npar[id] = par, m->ndist[id] = UINT32_MAX;
-    if (!grow_table(&m->nht, &m->nht_mask, id + 1, node_hash, m)) return gm_limit(m, "out of memory"), 0;
+    if (!grow_table(&m->nht, &m->nht_mask, id + 1, node_hash, m)) return gm_oom(m), 0;
     m->n_nodes++;
     uint32_t h = (uint32_t)node_hash_of(pos, par) & m->nht_mask;
     while (m->nht[h]) h = (h + 1) & m->nht_mask;
@@ -90,7 +97,7 @@ static void add_member(gm *m, uint32_t id) {
     if (m->n_scr == m->cap_scr) {
         uint32_t c = m->cap_scr ? m->cap_scr * 2 : 64;
         uint32_t *p = realloc(m->scr, c * sizeof *p);
-        if (!p) return gm_limit(m, "out of memory");
+        if (!p) return gm_oom(m);
         m->scr = p, m->cap_scr = c;
     }
     m->scr[m->n_scr++] = id;
@@ -162,14 +169,14 @@ static uint32_t intern_state(gm *m) {
         if (f) m->sflags = f;
         uint32_t *d = realloc(m->sdist, c * sizeof *d);
         if (d) m->sdist = d;
-        if (!a || !b || !t || !f || !d) return gm_limit(m, "out of memory"), GM_DEAD;
+        if (!a || !b || !t || !f || !d) return gm_oom(m), GM_DEAD;
         m->cap_states = c;
     }
     if (m->n_pool + m->n_scr > m->cap_pool) {
         size_t c = m->cap_pool ? m->cap_pool * 2 : 4096;
         while (c < m->n_pool + m->n_scr) c *= 2;
         uint32_t *p = realloc(m->pool, c * sizeof *p);
-        if (!p) return gm_limit(m, "out of memory"), GM_DEAD;
+        if (!p) return gm_oom(m), GM_DEAD;
         m->pool = p, m->cap_pool = c;
     }
     uint32_t s = m->n_states;
@@ -182,7 +189,7 @@ static uint32_t intern_state(gm *m) {
     uint8_t f = 0;
     for (uint32_t i = 0; i < m->n_scr; i++) f |= m->scr[i] == 0 ? GS_ACCEPT : m->scr[i] == 1 ? GS_CTX : GS_LIVE;
     m->sflags[s] = f;
-    if (!grow_table(&m->sht, &m->sht_mask, s + 1, state_hash, m)) return gm_limit(m, "out of memory"), GM_DEAD;
+    if (!grow_table(&m->sht, &m->sht_mask, s + 1, state_hash, m)) return gm_oom(m), GM_DEAD;
     m->n_states++;
     uint32_t i = (uint32_t)h & m->sht_mask;
     while (m->sht[i]) i = (i + 1) & m->sht_mask;
@@ -242,11 +249,11 @@ uint32_t gm_step(gm *m, uint32_t s, unsigned b) {
             uint32_t c = m->cap_rows ? m->cap_rows : 256;
             while (c <= s) c *= 2;
             uint32_t **r = realloc(m->rows, c * sizeof *r);
-            if (!r) return gm_limit(m, "out of memory"), GM_DEAD;
+            if (!r) return gm_oom(m), GM_DEAD;
             memset(r + m->cap_rows, 0, (c - m->cap_rows) * sizeof *r);
             m->rows = r, m->cap_rows = c;
         }
-        if (!m->rows[s] && !(m->rows[s] = calloc(256, sizeof **m->rows))) return gm_limit(m, "out of memory"), GM_DEAD;
+        if (!m->rows[s] && !(m->rows[s] = calloc(256, sizeof **m->rows))) return gm_oom(m), GM_DEAD;
         uint32_t next = step_slow(m, s, b);
         if (m->st) return GM_DEAD;
         m->rows[s][b] = next + 1;
@@ -266,7 +273,7 @@ uint32_t gm_step(gm *m, uint32_t s, unsigned b) {
         uint32_t *nv = malloc(((size_t)nm + 1) * sizeof *nv);
         if (!nk || !nv) {
             free(nk), free(nv);
-            return gm_limit(m, "out of memory"), GM_DEAD;
+            return gm_oom(m), GM_DEAD;
         }
         for (uint32_t i = 0; m->tkey && i <= m->tmask; i++) {
             if (!m->tkey[i]) continue;
