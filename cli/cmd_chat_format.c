@@ -169,11 +169,15 @@ int cmd_chat_format(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) {
         const cJSON *m = cJSON_GetArrayItem(j, (int)i);
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role"), *c = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (!cJSON_IsString(r) || !cJSON_IsString(c)) {
-            fprintf(stderr, "hai chat-format: message %zu needs string \"role\" and \"content\"\n", i);
+        cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+        if (!cJSON_IsString(r) || !(cJSON_IsString(c) || (cJSON_IsNull(c) && calls))) {
+            fprintf(stderr, "hai chat-format: message %zu needs string \"role\" and \"content\" (null with tool_calls)\n", i);
             goto out;
         }
-        msgs[i] = (hai_chat_message){r->valuestring, c->valuestring};
+        /* as the server takes them: OpenAI's tool_calls (kept as JSON text) and tool_call_id */
+        msgs[i] = (hai_chat_message){r->valuestring, cJSON_IsString(c) ? c->valuestring : "", NULL, cJSON_IsString(id) ? id->valuestring : NULL};
+        if (calls && !(msgs[i].tool_calls = cJSON_PrintUnformatted(calls))) goto out;
     }
     char *text;
     size_t len;
@@ -185,6 +189,7 @@ int cmd_chat_format(int argc, char **argv) {
     hai_free(text);
     rc = 0;
 out:
+    for (size_t i = 0; msgs && i < n; i++) free((char *)msgs[i].tool_calls);
     free(msgs);
     cJSON_Delete(j);
     free(tmpl);

@@ -51,8 +51,8 @@ static int explain(const char *model, const char *config, const char *system, co
     if (st) goto out;
     hai_chat_message msgs[2];
     size_t n = 0;
-    if (system) msgs[n++] = (hai_chat_message){"system", system};
-    msgs[n++] = (hai_chat_message){"user", prompt};
+    if (system) msgs[n++] = (hai_chat_message){.role = "system", .content = system};
+    msgs[n++] = (hai_chat_message){.role = "user", .content = prompt};
     hybrid_request r = {.msgs = msgs, .n_msgs = n, .model = model_name, .max_tokens = (int32_t)max_tokens, .deadline_ms = deadline_ms};
     hybrid_plan plan;
     if (hybrid_plan_request(h, &r, &plan, &err) != HAI_OK) goto out;

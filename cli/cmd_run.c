@@ -258,8 +258,8 @@ static int run_batch(const run_opts *o, session *ss) {
         if (o->chat) {
             hai_chat_message msgs[2];
             size_t nm = 0;
-            if (o->system) msgs[nm++] = (hai_chat_message){"system", o->system};
-            msgs[nm++] = (hai_chat_message){"user", pj->valuestring};
+            if (o->system) msgs[nm++] = (hai_chat_message){.role = "system", .content = o->system};
+            msgs[nm++] = (hai_chat_message){.role = "user", .content = pj->valuestring};
             st = hai_chat_tokenize(ss->m, NULL, msgs, nm, &ids, &n, &err);
         } else {
             size_t pl = strlen(pj->valuestring), c = pl + 8;
@@ -316,8 +316,8 @@ static int run_routed(const run_opts *o, session *ss, const char *prompt) {
     }
     hai_chat_message msgs[2];
     size_t nm = 0;
-    if (o->system) msgs[nm++] = (hai_chat_message){"system", o->system};
-    msgs[nm++] = (hai_chat_message){"user", prompt};
+    if (o->system) msgs[nm++] = (hai_chat_message){.role = "system", .content = o->system};
+    msgs[nm++] = (hai_chat_message){.role = "user", .content = prompt};
     signal(SIGINT, on_sigint);
     hybrid_result res;
     hai_status st = cli_router_chat(r, msgs, nm, (int32_t)o->n_predict, &o->sp, o->stop, o->n_stop, print_text, NULL, &res, &err);
@@ -397,8 +397,8 @@ int cmd_run(int argc, char **argv) {
     if (o.chat) {
         hai_chat_message msgs[2];
         size_t nm = 0;
-        if (o.system) msgs[nm++] = (hai_chat_message){"system", o.system};
-        msgs[nm++] = (hai_chat_message){"user", prompt};
+        if (o.system) msgs[nm++] = (hai_chat_message){.role = "system", .content = o.system};
+        msgs[nm++] = (hai_chat_message){.role = "user", .content = prompt};
         st = hai_chat_tokenize(ss.m, NULL, msgs, nm, &ids, &n, &err);
     } else {
         size_t cap = strlen(prompt) + 8;
@@ -455,7 +455,7 @@ int cmd_chat(int argc, char **argv) {
     if (o.system) {
         msgs = malloc(8 * sizeof *msgs);
         cap_msgs = 8;
-        msgs[n_msgs++] = (hai_chat_message){"system", strdup(o.system)};
+        msgs[n_msgs++] = (hai_chat_message){.role = "system", .content = strdup(o.system)};
     }
     size_t keep = n_msgs; /* messages /reset keeps */
     for (;;) {
@@ -476,7 +476,7 @@ int cmd_chat(int argc, char **argv) {
             cap_msgs = cap_msgs ? cap_msgs * 2 : 8;
             msgs = realloc(msgs, cap_msgs * sizeof *msgs);
         }
-        msgs[n_msgs++] = (hai_chat_message){"user", strdup(line)};
+        msgs[n_msgs++] = (hai_chat_message){.role = "user", .content = strdup(line)};
         hai_error err = {0};
         hai_token *ids = NULL;
         size_t n = 0;
@@ -509,7 +509,7 @@ int cmd_chat(int argc, char **argv) {
         }
         if (router) cli_router_report(&hres);
         else if (!o.quiet) report(&res, ss.load_s, ss.threads);
-        msgs[n_msgs++] = (hai_chat_message){"assistant", r.p ? r.p : strdup("")};
+        msgs[n_msgs++] = (hai_chat_message){.role = "assistant", .content = r.p ? r.p : strdup("")};
     }
     for (size_t i = 0; i < n_msgs; i++) free((char *)msgs[i].content);
     free(msgs);

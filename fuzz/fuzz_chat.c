@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *buf = malloc(size);
     memcpy(buf, data + 1, size - 1);
     buf[size - 1] = '\0';
-    hai_chat_message msgs[16];
+    hai_chat_message msgs[16] = {0};
     size_t n = 0;
     char *tmpl = buf, *p = strchr(buf, 0x1e);
     if (p) *p++ = '\0';

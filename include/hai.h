@@ -466,8 +466,13 @@ size_t hai_detok_stream_flush(hai_detok_stream *s, char *out);
  * ------------------------------------------------------------------------------------- */
 
 typedef struct hai_chat_message {
-    const char *role;    /* "system", "user", "assistant" (chatml/llama3 pass other roles through) */
+    const char *role;    /* "system", "user", "assistant", "tool" (chatml/llama3 pass other roles through) */
     const char *content; /* UTF-8 text */
+    /* assistant: the calls it made, as OpenAI's tool_calls (a JSON array, as text); NULL = none.
+     * Templates get them as Hugging Face's do: arguments that are a JSON object in a string are
+     * given as that object. Only templates can write them (a family format refuses). */
+    const char *tool_calls;
+    const char *tool_call_id; /* tool: the call this result answers; NULL = none */
 } hai_chat_message;
 
 typedef struct hai_chat_params {

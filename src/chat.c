@@ -1,6 +1,7 @@
 /* Chat formatting: each family's rendering, written out by hand from its Jinja template, with the
  * template-dependent details (default system prompt, date header, spacing) read off the
  * template text. Template text is only searched, never executed. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,12 +496,20 @@ hai_status chat_format_marked(const hai_chat_params *p, const hai_chat_message *
     *out = NULL;
     if (data) *data = NULL;
     if (n_data) *n_data = 0;
+    bool calls = false;
     for (size_t i = 0; i < n; i++) {
         if (!msgs[i].role || !msgs[i].content) return hai_fail(err, HAI_ERR_INVALID, "chat: message %zu has no role or content", i);
+        if (!msgs[i].tool_calls) continue;
+        calls = true;
+        cJSON *c = cJSON_Parse(msgs[i].tool_calls);
+        bool array = cJSON_IsArray(c);
+        cJSON_Delete(c);
+        if (!array) return hai_fail(err, HAI_ERR_INVALID, "chat: message %zu: tool_calls is not a JSON array", i);
     }
     /* a model's template is rendered as it is; the families below are for a forced format and
      * for models without a template */
     if (p->template_text && !p->format) return chat_jinja_marked(p, msgs, n, out, len, data, n_data, err);
+    if (calls) return hai_fail(err, HAI_ERR_UNSUPPORTED, "chat: tool calls in the history need the model's chat template (a family format cannot write them)");
     style st;
     hai_status s = resolve_style(p, &st, err);
     if (s) return s;

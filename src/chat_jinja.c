@@ -12,13 +12,40 @@
 #include "error.h"
 #include "template/template.h"
 
-static cJSON *make_vars(const hai_chat_params *p, const hai_chat_message *msgs, size_t n) {
+/* OpenAI's tool_calls as templates expect them: arguments a JSON object (OpenAI sends it as text
+ * holding one; text that is not an object stays text). NULL: not a JSON array. */
+static cJSON *template_calls(const char *json) {
+    cJSON *calls = cJSON_Parse(json);
+    if (!cJSON_IsArray(calls)) {
+        cJSON_Delete(calls);
+        return NULL;
+    }
+    cJSON *c;
+    cJSON_ArrayForEach(c, calls) {
+        cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function"), *a = f ? cJSON_GetObjectItemCaseSensitive(f, "arguments") : NULL;
+        if (!cJSON_IsString(a)) continue;
+        cJSON *obj = cJSON_Parse(a->valuestring);
+        if (cJSON_IsObject(obj)) cJSON_ReplaceItemInObjectCaseSensitive(f, "arguments", obj);
+        else cJSON_Delete(obj);
+    }
+    return calls;
+}
+
+static cJSON *make_vars(const hai_chat_params *p, const hai_chat_message *msgs, size_t n, bool null_content) {
     cJSON *v = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(v, "messages");
     bool ok = v && arr;
     for (size_t i = 0; ok && i < n; i++) {
         cJSON *m = cJSON_CreateObject();
-        ok = m && cJSON_AddItemToArray(arr, m) && cJSON_AddStringToObject(m, "role", msgs[i].role) &&
-             cJSON_AddStringToObject(m, "content", msgs[i].content);
+        ok = m && cJSON_AddItemToArray(arr, m) && cJSON_AddStringToObject(m, "role", msgs[i].role);
+        /* a turn that only calls tools has no content: null, as OpenAI sends it (or "" for templates
+         * that cannot take null, see render) */
+        if (ok) ok = null_content && msgs[i].tool_calls && !*msgs[i].content ? cJSON_AddNullToObject(m, "content") != NULL
+                                                              : cJSON_AddStringToObject(m, "content", msgs[i].content) != NULL;
+        if (ok && msgs[i].tool_calls) {
+            cJSON *calls = template_calls(msgs[i].tool_calls);
+            ok = calls && cJSON_AddItemToObject(m, "tool_calls", calls);
+        }
+        if (ok && msgs[i].tool_call_id) ok = cJSON_AddStringToObject(m, "tool_call_id", msgs[i].tool_call_id) != NULL;
     }
     ok = ok && cJSON_AddBoolToObject(v, "add_generation_prompt", p->add_generation_prompt) &&
          cJSON_AddStringToObject(v, "bos_token", p->bos_token ? p->bos_token : "") &&
@@ -32,14 +59,23 @@ static cJSON *make_vars(const hai_chat_params *p, const hai_chat_message *msgs, 
     return v;
 }
 
+/* Renders the messages; a tool-calling turn's content is null, as in OpenAI's and Hugging Face's
+ * conversations, unless the template fails on that (Qwen3's looks for '</think>' in it): then it
+ * is rendered again with "" there, as other servers do. */
 static hai_status render(const hai_tpl *t, const hai_chat_params *p, const hai_chat_message *msgs, size_t n, char **out, size_t *len,
                          size_t (**data)[2], size_t *n_data, hai_error *err) {
-    cJSON *vars = make_vars(p, msgs, n);
-    if (!vars) return hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
     static const char *const trusted[] = {"bos_token", "eos_token", NULL}; /* markup hai supplies */
     size_t (*d)[2] = NULL, nd = 0;
-    hai_status st = hai_tpl_render_marked(t, vars, trusted, out, len, &d, &nd, err);
-    cJSON_Delete(vars);
+    bool empty_calls = false;
+    for (size_t i = 0; i < n; i++) empty_calls |= msgs[i].tool_calls && !*msgs[i].content;
+    hai_status st = HAI_OK;
+    for (int pass = 0; pass < (empty_calls ? 2 : 1); pass++) {
+        cJSON *vars = make_vars(p, msgs, n, pass == 0);
+        if (!vars) return hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
+        st = hai_tpl_render_marked(t, vars, trusted, out, len, &d, &nd, err);
+        cJSON_Delete(vars);
+        if (st != HAI_ERR_INVALID) break; /* rendered, or a limit / out of memory (not the null) */
+    }
     if (data) *data = d, *n_data = nd;
     else free(d);
     return st;

@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     bool known = true;
     CHECK(!strcmp(hai_chat_detect(NULL, &known), "chatml") && !known);
 
-    hai_chat_message conv[] = {{"system", "Be brief."}, {"user", " Hi "}, {"assistant", "Hello."}, {"user", "Bye"}};
+    hai_chat_message conv[] = {{.role = "system", .content = "Be brief."}, {.role = "user", .content = " Hi "}, {.role = "assistant", .content = "Hello."}, {.role = "user", .content = "Bye"}};
     /* Gemma has no system turn: hai leads the first user turn with it */
     char *g = fmt("gemma", NULL, conv, 4, true);
     if (g)
@@ -82,14 +82,28 @@ int main(int argc, char **argv) {
     CHECK_EQ_INT(hai_chat_format(&p, conv, 4, &out, &len, &err), HAI_ERR_UNSUPPORTED);
     CHECK(strstr(err.msg, "nonsense") != NULL);
     p.format = "phi3";
-    hai_chat_message tool = {"tool", "42"};
+    hai_chat_message tool = {.role = "tool", .content = "42"};
     CHECK_EQ_INT(hai_chat_format(&p, &tool, 1, &out, &len, &err), HAI_ERR_INVALID);
     CHECK(strstr(err.msg, "'tool'") != NULL);
-    hai_chat_message bad = {"user", NULL};
+    hai_chat_message bad = {.role = "user", .content = NULL};
     CHECK_EQ_INT(hai_chat_format(&p, &bad, 1, &out, &len, &err), HAI_ERR_INVALID);
     p.format = "chatml";
     CHECK_EQ_INT(hai_chat_format(&p, &tool, 1, &out, &len, &err), HAI_OK); /* chatml passes roles through */
     CHECK(!strcmp(out, "<|im_start|>tool\n42<|im_end|>\n<|im_start|>assistant\n"));
     hai_free(out);
+    /* tool calls in the history: only a template writes them; they must be a JSON array */
+    hai_chat_message calls[] = {{.role = "user", .content = "Timer?"},
+                                {.role = "assistant", .content = "", .tool_calls = "[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"t\",\"arguments\":\"{\\\"m\\\":5}\"}}]"},
+                                {.role = "tool", .content = "done", .tool_call_id = "c"}};
+    CHECK_EQ_INT(hai_chat_format(&p, calls, 3, &out, &len, &err), HAI_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "template") != NULL);
+    p.format = NULL;
+    p.template_text = "{% for m in messages %}{{ m.role }}:{{ m.content }}{{ '(null)' if m.content is none }}{% for c in m.tool_calls or [] %}[{{ c.function.name }} {{ c.function.arguments.m }}]{% endfor %}{{ m.tool_call_id or '' }};{% endfor %}";
+    if (CHECK_EQ_INT(hai_chat_format(&p, calls, 3, &out, &len, &err), HAI_OK)) { /* arguments given as an object; content null */
+        CHECK_MSG(!strcmp(out, "user:Timer?;assistant:(null)[t 5];tool:donec;"), "%s", out);
+        hai_free(out);
+    }
+    calls[1].tool_calls = "{not json";
+    CHECK_EQ_INT(hai_chat_format(&p, calls, 3, &out, &len, &err), HAI_ERR_INVALID);
     return check_done("test_chat");
 }

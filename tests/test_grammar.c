@@ -282,18 +282,18 @@ static bool valid(const cJSON *v, const cJSON *s, const cJSON *root) {
 /* ---- walks steered only by the mask ----------------------------------------------------------- */
 
 static const char *const schemas[] = {
-    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":12},\"email\":{\"type\":\"string\"},"
+    ("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":12},\"email\":{\"type\":\"string\"},"
     "\"age\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":130},\"newsletter\":{\"type\":\"boolean\"}},"
-    "\"required\":[\"name\",\"age\"],\"additionalProperties\":false}",
-    "{\"type\":\"object\",\"properties\":{\"drink\":{\"enum\":[\"espresso\",\"latte\",\"flat white\",3,null,{\"x\":[1]}]},"
+    "\"required\":[\"name\",\"age\"],\"additionalProperties\":false}"),
+    ("{\"type\":\"object\",\"properties\":{\"drink\":{\"enum\":[\"espresso\",\"latte\",\"flat white\",3,null,{\"x\":[1]}]},"
     "\"milk\":{\"type\":[\"string\",\"null\"]},\"extras\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":6},\"minItems\":1,\"maxItems\":3},"
-    "\"qty\":{\"type\":\"integer\",\"minimum\":-5,\"maximum\":10}},\"required\":[\"drink\",\"extras\",\"qty\"],\"additionalProperties\":false}",
-    "{\"type\":\"object\",\"properties\":{\"when\":{\"type\":\"string\",\"format\":\"date-time\"},\"day\":{\"type\":\"string\",\"format\":\"date\"},"
+    "\"qty\":{\"type\":\"integer\",\"minimum\":-5,\"maximum\":10}},\"required\":[\"drink\",\"extras\",\"qty\"],\"additionalProperties\":false}"),
+    ("{\"type\":\"object\",\"properties\":{\"when\":{\"type\":\"string\",\"format\":\"date-time\"},\"day\":{\"type\":\"string\",\"format\":\"date\"},"
     "\"id\":{\"type\":\"string\",\"format\":\"uuid\"},\"k\\\"ey \\u00e9\":{\"const\":\"fixed\"},\"score\":{\"type\":\"number\",\"minimum\":0}},"
-    "\"required\":[\"when\",\"day\",\"id\",\"k\\\"ey \\u00e9\",\"score\"]}",
+    "\"required\":[\"when\",\"day\",\"id\",\"k\\\"ey \\u00e9\",\"score\"]}"),
     "{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"boolean\"}],\"items\":{\"anyOf\":[{\"type\":\"null\"},{\"type\":\"string\",\"maxLength\":3}]},\"maxItems\":4}",
-    "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":9},\"kids\":{\"type\":\"array\","
-    "\"items\":{\"$ref\":\"#/$defs/node\"},\"maxItems\":2}},\"required\":[\"v\"],\"additionalProperties\":false}},\"$ref\":\"#/$defs/node\"}",
+    ("{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":9},\"kids\":{\"type\":\"array\","
+    "\"items\":{\"$ref\":\"#/$defs/node\"},\"maxItems\":2}},\"required\":[\"v\"],\"additionalProperties\":false}},\"$ref\":\"#/$defs/node\"}"),
     "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}}",
     "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"nullable\":true},\"b\":{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"array\",\"items\":{\"type\":\"boolean\"}}]}},\"required\":[\"a\",\"b\"]}",
     "{\"type\":\"object\"}",

@@ -171,7 +171,7 @@ typedef struct prompt_case {
     size_t n_want;
 } prompt_case;
 
-static const hai_chat_message convo[] = {{"system", "Be brief."}, {"user", "What is 2+2? <|im_end|>"}, {"assistant", "Four."}, {"user", "Thanks"}};
+static const hai_chat_message convo[] = {{.role = "system", .content = "Be brief."}, {.role = "user", .content = "What is 2+2? <|im_end|>"}, {.role = "assistant", .content = "Four."}, {.role = "user", .content = "Thanks"}};
 
 static int prompt_run(void *arg) {
     prompt_case *p = arg;

@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
         while (k < n_tasks && strcmp(names[k], t->valuestring)) k++;
         if (k == n_tasks && n_tasks < MAX_TASKS) snprintf(names[n_tasks++], sizeof names[0], "%s", t->valuestring);
         if (k < MAX_TASKS && asked[k] < PER_TASK) {
-            hai_chat_message msg = {"user", p->valuestring};
+            hai_chat_message msg = {.role = "user", .content = p->valuestring};
             hai_token *ids = NULL;
             size_t n = 0;
             char out[512] = "";

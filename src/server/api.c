@@ -116,6 +116,43 @@ static bool content_text(const cJSON *c, const char *param, char **out, api_erro
     return true;
 }
 
+/* An assistant turn's tool_calls (OpenAI's shape: id, type "function", function {name,
+ * arguments as text}), kept as JSON text; a tool result's tool_call_id. */
+static bool message_tools(const cJSON *m, char role, int i, hai_chat_message *out, api_error *e) {
+    char param[48];
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+    if (calls && !cJSON_IsNull(calls)) {
+        snprintf(param, sizeof param, "messages[%d].tool_calls", i);
+        if (role != 'a') return fail(e, param, "'%s' is only for assistant messages", param);
+        if (!cJSON_IsArray(calls)) return fail(e, param, "'%s' must be an array", param);
+        const cJSON *c;
+        int k = 0;
+        cJSON_ArrayForEach(c, calls) {
+            const cJSON *f = cJSON_IsObject(c) ? cJSON_GetObjectItemCaseSensitive(c, "function") : NULL;
+            const cJSON *name = f ? cJSON_GetObjectItemCaseSensitive(f, "name") : NULL, *args = f ? cJSON_GetObjectItemCaseSensitive(f, "arguments") : NULL;
+            const cJSON *cid = cJSON_IsObject(c) ? cJSON_GetObjectItemCaseSensitive(c, "id") : NULL;
+            const cJSON *type = cJSON_IsObject(c) ? cJSON_GetObjectItemCaseSensitive(c, "type") : NULL;
+            if (!cJSON_IsObject(f) || !cJSON_IsString(name) || !cJSON_IsString(args))
+                return fail(e, param, "'%s[%d]' must have a function with a string name and string arguments", param, k);
+            if ((cid && !cJSON_IsString(cid)) || (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "function"))))
+                return fail(e, param, "'%s[%d]' must have a string id and type \"function\"", param, k);
+            if (!api_valid_utf8(name->valuestring, strlen(name->valuestring)) || !api_valid_utf8(args->valuestring, strlen(args->valuestring)) ||
+                (cid && !api_valid_utf8(cid->valuestring, strlen(cid->valuestring))))
+                return fail(e, param, "'%s[%d]' is not valid UTF-8", param, k);
+            k++;
+        }
+        if (!(out->tool_calls = cJSON_PrintUnformatted(calls))) return oom(e);
+    }
+    if (id && !cJSON_IsNull(id)) {
+        snprintf(param, sizeof param, "messages[%d].tool_call_id", i);
+        if (!cJSON_IsString(id)) return fail(e, param, "'%s' must be a string", param);
+        char *dup = NULL;
+        if (!dup_text(id, param, &dup, e)) return false;
+        out->tool_call_id = dup;
+    }
+    return true;
+}
+
 static bool parse_messages(const cJSON *root, api_request *r, api_error *e) {
     const cJSON *msgs = field(root, "messages");
     if (!msgs) return fail(e, "messages", "'messages' is required");
@@ -139,10 +176,13 @@ static bool parse_messages(const cJSON *root, api_request *r, api_error *e) {
             return fail(e, param, "'%s' must be one of system, developer, user, assistant, tool", param);
         snprintf(param, sizeof param, "messages[%d].content", i);
         char *content = NULL;
-        if (!content_text(cJSON_GetObjectItemCaseSensitive(m, "content"), param, &content, e)) return false;
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (cJSON_IsNull(c) && rs[0] == 'a') c = NULL; /* an assistant turn that only called tools */
+        if (!content_text(c, param, &content, e)) return false;
         r->msgs[i].role = rs[0] == 's' ? "system" : rs[0] == 'u' ? "user" : rs[0] == 'a' ? "assistant" : "tool";
         r->msgs[i].content = content;
         r->n_msgs = (size_t)++i;
+        if (!message_tools(m, rs[0], i - 1, &r->msgs[i - 1], e)) return false;
     }
     return true;
 }
@@ -335,9 +375,13 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
         if (!get_int(root, "logprobs", 0, 20, &v, &given, e)) goto out;
         r->top_logprobs = (int)v;
     }
-    const cJSON *tools = field(root, "tools");
+    const cJSON *tools = field(root, "tools"), *tool_choice = field(root, "tool_choice");
     if (tools && !(cJSON_IsArray(tools) && cJSON_GetArraySize(tools) == 0)) {
         fail(e, "tools", "'tools' (function calling) is not supported");
+        goto out;
+    }
+    if (tool_choice && !cJSON_IsNull(tool_choice) && !tools) { /* OpenAI's answer, word for word */
+        fail(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
         goto out;
     }
     if (!parse_constraint(root, r, e)) goto out;
@@ -410,7 +454,11 @@ out:
 void api_request_free(api_request *r) {
     if (!r) return;
     free(r->model);
-    for (size_t i = 0; i < r->n_msgs; i++) free((char *)r->msgs[i].content);
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        free((char *)r->msgs[i].content);
+        free((char *)r->msgs[i].tool_calls);
+        free((char *)r->msgs[i].tool_call_id);
+    }
     free(r->msgs);
     for (size_t i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
     free(r->prompts);

@@ -872,8 +872,10 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         }
         gpool_give(s->gpool, ar.grammar, g);
     }
-    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1 || ar.grammar)) { /* the router's answers may come from a cloud: not yet */
-        const char *f = ar.n > 1 ? "n" : ar.grammar ? ar.grammar_param : "logprobs";
+    bool tool_turns = false;
+    for (size_t i = 0; i < ar.n_msgs; i++) tool_turns |= ar.msgs[i].tool_calls || !strcmp(ar.msgs[i].role, "tool");
+    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1 || ar.grammar || tool_turns)) { /* the router's answers may come from a cloud: not yet */
+        const char *f = ar.n > 1 ? "n" : ar.grammar ? ar.grammar_param : tool_turns ? "messages" : "logprobs";
         api_request_free(&ar);
         return send_error(s, c, rq->endpoint, 400, "invalid_request_error", f, "'%s' is not supported with --route-config yet", f);
     }

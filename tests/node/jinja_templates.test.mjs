@@ -145,3 +145,29 @@ test('jinja: constructs one at a time', () => {
   }
   assert.ok(compared >= snippets.length - 3, `only ${compared} of ${snippets.length} snippets rendered by @huggingface/jinja`);
 });
+
+// The server's path: a conversation as OpenAI's API sends it (an assistant turn with content null
+// and tool_calls whose arguments are JSON text, tool results with tool_call_id) through
+// `hai chat-format` (hai_chat_message, as hai serve builds them) must render as @huggingface/jinja
+// renders the same conversation in Hugging Face's shape (arguments as an object).
+test('jinja: an OpenAI-shaped tool history renders as the Hugging Face-shaped one', () => {
+  const openai = [U('Weather in Paris?'),
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris", "unit": "celsius"}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: '{"temp": 21}' }, A('It is 21C.'), U('Thanks')];
+  const hf = structuredClone(openai);
+  hf[1].tool_calls[0].function.arguments = JSON.parse(hf[1].tool_calls[0].function.arguments);
+  let compared = 0;
+  for (const [name, tmpl] of Object.entries(templates)) {
+    const file = join(process.env.TMPDIR || '/tmp', `hai-jinja-tools-${process.pid}.jinja`);
+    writeFileSync(file, tmpl);
+    const got = spawnSync(hai, ['chat-format', '--template', file], { input: JSON.stringify(openai), encoding: 'utf8' });
+    let want = null, why = null;
+    try { want = new Template(tmpl).render({ messages: structuredClone(hf), add_generation_prompt: true, bos_token: '', eos_token: '' }); } catch (e) { why = String(e.message || e); }
+    if (want === null) continue; // a template that refuses the history (checked above, with the variables given whole)
+    if (/strftime_now|Today Date/.test(tmpl)) continue; // the date line is the template's own default; the rest is covered above
+    assert.equal(got.status, 0, `${name}: hai failed: ${got.stderr}`);
+    assert.equal(got.stdout, want, name);
+    compared++;
+  }
+  assert.ok(compared >= 6, `only ${compared} templates compared`);
+});

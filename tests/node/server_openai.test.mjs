@@ -227,3 +227,20 @@ test('n choices (one prompt read once, batched) and a prompt array on completion
   const a0 = await single('Once upon a time'), a1 = await single('The sea');
   assert.deepEqual(c.choices.sort((x, y) => x.index - y.index).map((x) => x.text), [a0, a0, a1, a1]);
 });
+
+test('tool calls in the history: malformed ones are a 400 naming the field; a model without a template says so', async () => {
+  await assert.rejects(client.chat.completions.create({ model: 'm', max_tokens: 2,
+    messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'x', type: 'function', function: { name: 'f' } }] }] }),
+  (e) => e.status === 400 && /messages\[0\]\.tool_calls/.test(e.message));
+  await assert.rejects(client.chat.completions.create({ model: 'm', max_tokens: 2,
+    messages: [{ role: 'user', content: 'hi', tool_calls: [] }] }), (e) => e.status === 400 && /only for assistant/.test(e.message));
+  // this model has no chat template: the family format it falls back to cannot write tool calls
+  await assert.rejects(client.chat.completions.create({ model: 'm', max_tokens: 2, messages: [{ role: 'user', content: 'hi' },
+    { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }] }),
+  (e) => e.status === 400 && /chat template/.test(e.message));
+});
+
+test('tool_choice without tools is refused as OpenAI refuses it', async () => {
+  await assert.rejects(client.chat.completions.create({ model: 'm', messages, max_tokens: 2, tool_choice: 'auto' }),
+    (e) => e.status === 400 && e.param === 'tool_choice' && /only allowed when 'tools' are specified/.test(e.message));
+});

@@ -179,6 +179,19 @@ test('llama.cpp fields: grammar (GBNF) and json_schema, on chat and completions'
   assert.ok(ajv.validate(schemas.command, JSON.parse(r.choices[0].message.content)), r.choices[0].message.content);
 });
 
+test('a history with tool calls (content null) and tool results, as a cloud model returns it, is answered', async () => {
+  const history = [{ role: 'user', content: 'Weather in Paris?' },
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: '{"temp": 21}' }];
+  const r = await qwenClient.chat.completions.create({ model: 'm', messages: history, max_tokens: 8, temperature: 0 });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(typeof r.choices[0].message.content, 'string');
+  // and with a schema for the answer after the tool result
+  const s = await qwenClient.chat.completions.create({ model: 'm', messages: history, max_tokens: 1500, temperature: 1, seed: 3,
+    response_format: { type: 'json_schema', json_schema: { name: 'order', schema: schemas.order } } });
+  assert.ok(ajv.validate(schemas.order, JSON.parse(s.choices[0].message.content)), s.choices[0].message.content);
+});
+
 test('refused: unsupported schema keywords, bad grammars, unknown formats (400 naming the field)', async () => {
   const cases = [
     [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a+$' } } } }, 'response_format', /'pattern'/],
