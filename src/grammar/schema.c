@@ -103,16 +103,28 @@ static void put_literal(sctx *c, sbuf *b, const char *s, size_t n) {
     put(c, b, "\"", 1);
 }
 
+/* Room for one more owned pointer (before what it will hold is made: nothing leaks if this fails). */
+static void own_reserve(sctx *c) {
+    if (c->n_own < c->cap_own) return;
+    uint32_t cap = c->cap_own ? c->cap_own * 2 : 16;
+    void **p = realloc(c->own, cap * sizeof *p);
+    if (!p) die(c, HAI_ERR_NOMEM, "out of memory");
+    c->own = p, c->cap_own = cap;
+}
+
 static void *own(sctx *c, size_t n, size_t size) {
-    if (c->n_own == c->cap_own) {
-        uint32_t cap = c->cap_own ? c->cap_own * 2 : 16;
-        void **p = realloc(c->own, cap * sizeof *p);
-        if (!p) die(c, HAI_ERR_NOMEM, "out of memory");
-        c->own = p, c->cap_own = cap;
-    }
+    own_reserve(c);
     void *q = calloc(n + 1, size);
     if (!q) die(c, HAI_ERR_NOMEM, "out of memory");
     return c->own[c->n_own++] = q;
+}
+
+/* A JSON value's text (owned: freed with the rest, whatever happens after). */
+static const char *json_text(sctx *c, const cJSON *v) {
+    own_reserve(c);
+    char *t = cJSON_PrintUnformatted(v);
+    if (!t) die(c, HAI_ERR_NOMEM, "out of memory");
+    return c->own[c->n_own++] = t;
 }
 
 /* A fresh rule name from a hint (characters GBNF names cannot hold become '-'). */
@@ -283,14 +295,8 @@ static void rule_end(sctx *c) { puts_(c, &c->out, "\n"); }
 
 /* A JSON value written literally (enum, const), then ws. */
 static void put_json_literal(sctx *c, sbuf *b, const cJSON *v) {
-    char *txt = cJSON_PrintUnformatted(v);
-    if (!txt) die(c, HAI_ERR_NOMEM, "out of memory");
-    sbuf tmp = {0};
-    /* put_literal may longjmp: copy first, free the cJSON text, then write */
-    put(c, &tmp, txt, strlen(txt));
-    free(txt);
-    put_literal(c, b, tmp.p, tmp.n);
-    free(tmp.p);
+    const char *txt = json_text(c, v);
+    put_literal(c, b, txt, strlen(txt));
     puts_(c, b, " ");
     puts_(c, b, prim(c, P_WS));
 }
@@ -510,15 +516,13 @@ static void gen_object(sctx *c, const cJSON *s, const char *name, const char *pa
         snprintf(h, sizeof h, "%.40s-%.40s-kv", name, p->string);
         char *k = rule_name(c, h);
         rule_begin(c, k);
-        cJSON *key = cJSON_CreateString(p->string);
+        own_reserve(c);
+        cJSON *key = cJSON_CreateStringReference(p->string); /* the key, as JSON text */
         char *kt = key ? cJSON_PrintUnformatted(key) : NULL;
         cJSON_Delete(key);
         if (!kt) die(c, HAI_ERR_NOMEM, "out of memory");
-        sbuf tmp = {0};
-        put(c, &tmp, kt, strlen(kt));
-        free(kt);
-        put_literal(c, &c->out, tmp.p, tmp.n);
-        free(tmp.p);
+        c->own[c->n_own++] = kt;
+        put_literal(c, &c->out, kt, strlen(kt));
         putf(c, &c->out, " %s \":\" %s %s", prim(c, P_WS), prim(c, P_WS), val);
         rule_end(c);
         kv[i] = k;
