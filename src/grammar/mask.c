@@ -347,11 +347,17 @@ static hai_status walk_cut(hai_grammar *g, uint32_t s, cut_mask **out, hai_error
 }
 
 /* Whether token id's bytes can follow state s. */
-static bool token_fits(hai_grammar *g, uint32_t s, int32_t id) {
+/* The state after token id's bytes from state s, or GM_DEAD when they do not fit (a token with no
+ * bytes, a control token, never fits). */
+static uint32_t after_token(hai_grammar *g, uint32_t s, int32_t id) {
     const uint8_t *b = g->trie->bytes + g->trie->off[id];
-    for (uint32_t i = 0, n = g->trie->len[id]; i < n && s != GM_DEAD; i++) s = gm_next(&g->m, s, b[i]);
-    return s != GM_DEAD && (gm_flags(&g->m, s) & (GS_LIVE | GS_ACCEPT));
+    uint32_t n = g->trie->len[id];
+    if (!n) return GM_DEAD;
+    for (uint32_t i = 0; i < n && s != GM_DEAD; i++) s = gm_next(&g->m, s, b[i]);
+    return s != GM_DEAD && (gm_flags(&g->m, s) & (GS_LIVE | GS_ACCEPT)) ? s : GM_DEAD;
 }
+
+static bool token_fits(hai_grammar *g, uint32_t s, int32_t id) { return after_token(g, s, id) != GM_DEAD; }
 
 static hai_status full_for(hai_grammar *g, uint32_t s, full_mask **out, hai_error *err) {
     if (!cache_fit(g)) return hai_fail(err, HAI_ERR_NOMEM, "grammar: out of memory");
@@ -415,17 +421,14 @@ static bool is_eog(const hai_grammar *g, hai_token t) {
 bool hai_grammar_allows(hai_grammar *g, hai_token t) {
     if (!g || t < 0 || t >= g->n_vocab) return false;
     if (is_eog(g, t)) return hai_grammar_complete(g);
-    return g->trie->len[t] && token_fits(g, g->cur, t);
+    return token_fits(g, g->cur, t);
 }
 
 uint32_t grammar_dist_after(hai_grammar *g, hai_token t) {
     if (!g || t < 0 || t >= g->n_vocab) return GRAM_INF;
     if (is_eog(g, t)) return hai_grammar_complete(g) ? 0 : GRAM_INF;
-    uint32_t s = g->cur;
-    const uint8_t *b = g->trie->bytes + g->trie->off[t];
-    for (uint32_t i = 0, n = g->trie->len[t]; i < n && s != GM_DEAD; i++) s = gm_step(&g->m, s, b[i]);
-    if (!g->trie->len[t] || s == GM_DEAD || !(gm_flags(&g->m, s) & (GS_LIVE | GS_ACCEPT))) return GRAM_INF;
-    return gm_dist(&g->m, s);
+    uint32_t s = after_token(g, g->cur, t);
+    return s == GM_DEAD ? GRAM_INF : gm_dist(&g->m, s);
 }
 
 hai_status hai_grammar_accept_token(hai_grammar *g, hai_token t, hai_error *err) {
@@ -435,12 +438,12 @@ hai_status hai_grammar_accept_token(hai_grammar *g, hai_token t, hai_error *err)
         if (!hai_grammar_complete(g)) return hai_fail(err, HAI_ERR_INVALID, "grammar: the end of the output comes before the grammar is complete");
         return HAI_OK;
     }
-    if (!g->trie->len[t] || !token_fits(g, g->cur, t)) {
+    uint32_t s = after_token(g, g->cur, t);
+    if (s == GM_DEAD) {
         if (g->m.st) return matcher_error(g, err);
         return hai_fail(err, HAI_ERR_INVALID, "grammar: token %d does not fit the grammar here", t);
     }
-    const uint8_t *b = g->trie->bytes + g->trie->off[t];
-    for (uint32_t i = 0; i < g->trie->len[t]; i++) g->cur = gm_step(&g->m, g->cur, b[i]);
+    g->cur = s;
     return HAI_OK;
 }
 

@@ -619,8 +619,6 @@ static const char *gen_ref(sctx *c, const char *ref, const char *path) {
     return rule;
 }
 
-static const char *const type_names[] = {"string", "number", "integer", "boolean", "null", "object", "array"};
-
 static void gen_typed(sctx *c, const cJSON *s, const char *type, const char *name, const char *path) {
     if (!strcmp(type, "string")) return gen_string(c, s, name, path);
     if (!strcmp(type, "integer")) return gen_integer(c, s, name, path);
@@ -735,7 +733,6 @@ static const char *gen(sctx *c, const cJSON *s, const char *hint, const char *pa
     if (or_null) putf(c, &c->out, " | %s", prim(c, P_NULL));
     rule_end(c);
     c->depth--;
-    (void)type_names;
     return name;
 }
 
