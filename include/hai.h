@@ -483,6 +483,9 @@ typedef struct hai_chat_params {
     bool add_generation_prompt;
     const char *date_string;   /* Llama 3.1+ "Today Date"; NULL = the template's own default */
     bool disable_thinking;     /* Qwen3: render as with enable_thinking=false */
+    /* The tools the model may call: OpenAI's tools array (JSON text), given to the template as
+     * `tools` (Hugging Face's shape is the same); NULL = none. Family formats refuse tools. */
+    const char *tools;
 } hai_chat_params;
 
 /* add_generation_prompt on, everything else unset. */
@@ -704,6 +707,11 @@ hai_grammar_stats hai_grammar_get_stats(const hai_grammar *g);
  * would constrain the value is HAI_ERR_UNSUPPORTED naming the keyword. */
 hai_status hai_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, hai_error *err);
 
+typedef struct hai_grammar_trigger {
+    const char *text;
+    bool at_start; /* only as the first text of the output (after white space) */
+} hai_grammar_trigger;
+
 typedef enum hai_finish_reason {
     HAI_FINISH_STOP = 0,  /* end-of-generation token or stop string */
     HAI_FINISH_LENGTH,    /* max_tokens reached or the context is full */
@@ -725,6 +733,14 @@ typedef struct hai_generate_params {
     /* Constrains the output to a grammar (advanced as tokens are chosen; reset it for a new
      * output). NULL = none. */
     hai_grammar *grammar;
+    /* With a grammar: it takes over only where one of these texts appears in the output (the
+     * text from there on follows it, the trigger included), a tool call's opening marker; before
+     * that the output is free. None = it applies from the first token. */
+    const hai_grammar_trigger *grammar_triggers;
+    size_t n_grammar_triggers;
+    /* Control tokens come out as their text (tool-call markers such as [TOOL_CALLS] or
+     * <|python_tag|>), not as nothing. */
+    bool special_text;
 } hai_generate_params;
 
 typedef struct hai_generate_result {

@@ -506,9 +506,16 @@ hai_status chat_format_marked(const hai_chat_params *p, const hai_chat_message *
         cJSON_Delete(c);
         if (!array) return hai_fail(err, HAI_ERR_INVALID, "chat: message %zu: tool_calls is not a JSON array", i);
     }
+    if (p->tools) {
+        cJSON *t = cJSON_Parse(p->tools);
+        bool array = cJSON_IsArray(t);
+        cJSON_Delete(t);
+        if (!array) return hai_fail(err, HAI_ERR_INVALID, "chat: tools is not a JSON array");
+    }
     /* a model's template is rendered as it is; the families below are for a forced format and
      * for models without a template */
     if (p->template_text && !p->format) return chat_jinja_marked(p, msgs, n, out, len, data, n_data, err);
+    if (p->tools) return hai_fail(err, HAI_ERR_UNSUPPORTED, "chat: tools need the model's chat template (a family format cannot show them)");
     if (calls) return hai_fail(err, HAI_ERR_UNSUPPORTED, "chat: tool calls in the history need the model's chat template (a family format cannot write them)");
     style st;
     hai_status s = resolve_style(p, &st, err);

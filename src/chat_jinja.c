@@ -51,6 +51,11 @@ static cJSON *make_vars(const hai_chat_params *p, const hai_chat_message *msgs, 
          cJSON_AddStringToObject(v, "bos_token", p->bos_token ? p->bos_token : "") &&
          cJSON_AddStringToObject(v, "eos_token", p->eos_token ? p->eos_token : "");
     if (ok && p->date_string) ok = cJSON_AddStringToObject(v, "date_string", p->date_string) != NULL;
+    if (ok && p->tools) {
+        cJSON *tools = cJSON_Parse(p->tools);
+        ok = cJSON_IsArray(tools) && cJSON_AddItemToObject(v, "tools", tools);
+        if (!ok) cJSON_Delete(tools);
+    }
     if (ok && p->disable_thinking) ok = cJSON_AddBoolToObject(v, "enable_thinking", false) != NULL;
     if (!ok) {
         cJSON_Delete(v);

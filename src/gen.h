@@ -20,6 +20,9 @@ typedef struct gen_state {
     gen_held h;
     char *piece;
     size_t cap;
+    gen_held said;   /* the output so far, while a grammar waits for its trigger */
+    char *tpiece;    /* a drawn token's bytes, checked for a trigger before it is taken */
+    bool gram_on;    /* the grammar constrains the output (from the start, or since a trigger) */
     int32_t ent_n, ent_k;
     double ent_sum, t_begin, t_first;
 } gen_state;

@@ -77,9 +77,13 @@ hai_status gen_begin(gen_state *g, const hai_tokenizer *tok, const hai_token *pr
     g->ent_n = p->entropy_tokens > 0 ? p->entropy_tokens : 16;
     g->cap = hai_tokenizer_max_piece(tok) + 16;
     g->t_begin = now_s();
-    if (!(g->piece = malloc(g->cap))) return hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+    g->gram_on = p->grammar && !p->n_grammar_triggers;
+    if (!(g->piece = malloc(g->cap)) || (p->grammar && !g->gram_on && !(g->tpiece = malloc(g->cap)))) {
+        free(g->piece);
+        return hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+    }
     /* the output continues the prompt: a SentencePiece space at its start is real text */
-    hai_detok_stream_init(&g->ds, HAI_DETOK_KEEP_LEADING_SPACE);
+    hai_detok_stream_init(&g->ds, HAI_DETOK_KEEP_LEADING_SPACE | (p->special_text ? HAI_DETOK_SPECIAL : 0));
     if (p->sampler)
         for (size_t i = 0; i < n_prompt; i++) hai_sampler_accept(p->sampler, prompt[i]);
     res->finish = HAI_FINISH_LENGTH;
@@ -137,6 +141,50 @@ static hai_token grammar_pick(gen_state *g, float *logits, int32_t nv, int64_t b
     return s ? hai_sampler_sample(s, logits) : hai_logits_argmax(logits, nv);
 }
 
+/* Where a trigger starts in text whose first `from` bytes were searched before (a match may end
+ * in the new bytes only); -1 when none does. */
+static ptrdiff_t find_trigger(const hai_generate_params *p, const char *text, size_t n, size_t from) {
+    ptrdiff_t best = -1;
+    for (size_t i = 0; i < p->n_grammar_triggers; i++) {
+        const hai_grammar_trigger *tr = &p->grammar_triggers[i];
+        size_t tl = strlen(tr->text);
+        if (!tl || tl > n) continue;
+        if (tr->at_start) {
+            size_t k = 0;
+            while (k < n && (text[k] == ' ' || text[k] == '\n' || text[k] == '\t' || text[k] == '\r')) k++;
+            if (k + tl <= n && k + tl > from && !memcmp(text + k, tr->text, tl) && (best < 0 || (ptrdiff_t)k < best)) best = (ptrdiff_t)k;
+            continue;
+        }
+        size_t s0 = from >= tl ? from - tl + 1 : 0;
+        const char *hit = memmem(text + s0, n - s0, tr->text, tl);
+        if (hit && (best < 0 || hit - text < best)) best = hit - text;
+    }
+    return best;
+}
+
+/* A lazy grammar's watch over a drawn token t: 0 no trigger in the output with it; 1 a trigger,
+ * and the grammar took the text from it on (it constrains the output from now on); -1 a trigger
+ * whose text the grammar refuses: t must not be taken. */
+static int trigger_check(gen_state *g, hai_token t, hai_status *st, hai_error *err) {
+    const hai_generate_params *p = g->p;
+    size_t k = 0;
+    if (t >= hai_tokenizer_n_vocab(g->tok)) return 0;
+    if ((*st = hai_token_to_piece(g->tok, t, p->special_text ? HAI_DETOK_SPECIAL : 0, g->tpiece, g->cap, &k, err))) return 0;
+    size_t from = g->said.n;
+    if (!held_add(&g->said, g->tpiece, k)) {
+        *st = hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+        return 0;
+    }
+    ptrdiff_t at = find_trigger(p, g->said.p, g->said.n, from);
+    if (at < 0) return 0;
+    if (hai_grammar_accept_text(p->grammar, g->said.p + at, g->said.n - (size_t)at, NULL) != HAI_OK) {
+        g->said.n = from; /* not taken */
+        return -1;
+    }
+    g->gram_on = true;
+    return 1;
+}
+
 bool gen_step(gen_state *g, float *logits, int32_t nv, int64_t room, hai_token *next, hai_status *st, hai_error *err) {
     const hai_generate_params *p = g->p;
     hai_generate_result *res = g->res;
@@ -149,13 +197,26 @@ bool gen_step(gen_state *g, float *logits, int32_t nv, int64_t room, hai_token *
         res->mean_entropy = (float)(g->ent_sum / g->ent_k);
     }
     hai_token t;
-    if (p->grammar) {
+    if (p->grammar && g->gram_on) {
         int64_t budget = room + 1; /* tokens still to come, the end included (it takes no position) */
         if (p->max_tokens > 0 && p->max_tokens - res->n_generated < budget) budget = p->max_tokens - res->n_generated;
         t = grammar_pick(g, logits, nv, budget, st, err);
         if (*st || (*st = hai_grammar_accept_token(p->grammar, t, err))) return false;
     } else {
         t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv); /* NaN never wins */
+        /* a grammar waiting for its trigger: a token that opens a call the grammar cannot follow
+         * (text after the marker that no call starts with) is not taken; another is drawn */
+        for (int tries = 0; p->grammar && !hai_tokenizer_is_eog(g->tok, t); tries++) {
+            int r = trigger_check(g, t, st, err);
+            if (*st) return false;
+            if (r >= 0) break;
+            logits[t] = -INFINITY;
+            if (tries == 16) {
+                *st = hai_fail(err, HAI_ERR_FORMAT, "grammar: no token continues the tool call the output opened");
+                return false;
+            }
+            t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv);
+        }
     }
     if (res->n_generated == 0) g->t_first = now_s();
     if (hai_tokenizer_is_eog(g->tok, t)) {
@@ -197,6 +258,8 @@ void gen_end(gen_state *g, hai_status st) {
     g->res->t_first_token_s = (g->t_first ? g->t_first : t2) - g->t_begin;
     g->res->t_generate_s = g->t_first ? t2 - g->t_first : 0;
     free(g->piece);
+    free(g->tpiece);
+    free(g->said.p);
     free(g->h.p);
     g->piece = NULL;
     g->h.p = NULL;

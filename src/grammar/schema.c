@@ -45,6 +45,7 @@ typedef struct sctx {
     uint32_t n_own, cap_own;
     sbuf all;
     const cJSON *root;
+    bool lenient; /* keywords not enforced are ignored rather than refused (tools that are not strict) */
     int depth;
     jmp_buf fail;
     hai_error *err;
@@ -280,6 +281,7 @@ static const cJSON *kw(const cJSON *s, const char *k) { return cJSON_GetObjectIt
 
 /* Keywords that constrain values and that this does not enforce. */
 static void refuse_unsupported(sctx *c, const cJSON *s, const char *path) {
+    if (c->lenient) return;
     static const char *const no[] = {"pattern", "patternProperties", "minProperties", "maxProperties", "contains", "minContains",
                                      "maxContains", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
                                      "dependencies", "multipleOf", "propertyNames", "unevaluatedProperties", "unevaluatedItems",
@@ -649,7 +651,10 @@ static const char *gen(sctx *c, const cJSON *s, const char *hint, const char *pa
     const cJSON *ref = kw(s, "$ref"), *en = kw(s, "enum"), *cn = kw(s, "const"), *type = kw(s, "type"), *nullable = kw(s, "nullable");
     const cJSON *any = kw(s, "anyOf") ? kw(s, "anyOf") : kw(s, "oneOf"), *all = kw(s, "allOf");
     bool or_null = cJSON_IsTrue(nullable);
-    if (all) {
+    if (all && c->lenient && (!cJSON_IsArray(all) || cJSON_GetArraySize(all) != 1 || any || ref || type)) {
+        rule_begin(c, name); /* not enforced: any value */
+        puts_(c, &c->out, prim(c, P_VALUE));
+    } else if (all) {
         if (!cJSON_IsArray(all) || cJSON_GetArraySize(all) != 1 || any || ref || type)
             die(c, HAI_ERR_UNSUPPORTED, "'allOf' (at %s) is supported only with one schema", path);
         snprintf(sub, sizeof sub, "%.280s/allOf/0", path);
@@ -743,13 +748,15 @@ static void sctx_free(sctx *c) {
     free(c->names), free(c->refs), free(c->own), free(c->out.p);
 }
 
-hai_status schema_to_gbnf(const char *schema, size_t len, char **out, hai_error *err) {
-    *out = NULL;
-    sctx c = {.err = err};
+/* Parses one schema (UTF-8 checked, nothing after the value); NULL with the error set. */
+static cJSON *parse_schema(const char *schema, size_t len, hai_status *st, hai_error *err) {
     /* the grammar describes UTF-8 text: a key or value that is not UTF-8 could never be written */
     for (size_t i = 0; i < len;) {
         int k = hai_utf8_valid_len((const unsigned char *)schema + i, len - i, NULL);
-        if (!k) return hai_fail(err, HAI_ERR_FORMAT, "json schema: not valid UTF-8 (byte %zu)", i);
+        if (!k) {
+            *st = hai_fail(err, HAI_ERR_FORMAT, "json schema: not valid UTF-8 (byte %zu)", i);
+            return NULL;
+        }
         i += (size_t)k;
     }
     const char *end = NULL;
@@ -759,18 +766,33 @@ hai_status schema_to_gbnf(const char *schema, size_t len, char **out, hai_error 
         cJSON_Delete(root);
         root = NULL;
     }
-    if (!root) return hai_fail(err, HAI_ERR_FORMAT, "json schema: not valid JSON");
-    c.root = root;
+    if (!root) *st = hai_fail(err, HAI_ERR_FORMAT, "json schema: not valid JSON");
+    return root;
+}
+
+hai_status schema_to_gbnf_rules(const char *const *schemas, const size_t *lens, const char *const *names, size_t n, bool lenient,
+                                char **out, hai_error *err) {
+    *out = NULL;
+    sctx c = {.err = err, .lenient = lenient};
+    cJSON *volatile root = NULL; /* the one being converted (freed on an error's longjmp) */
     if (setjmp(c.fail)) {
         cJSON_Delete(root);
         sctx_free(&c);
         free(c.all.p);
         return c.st;
     }
-    const char *top = gen(&c, root, "root-value", "#");
-    /* root, then the primitives used (with what they use) */
     sbuf *all = &c.all;
-    putf(&c, all, "root ::= %s\n", top);
+    for (size_t i = 0; i < n; i++) {
+        if (!(root = parse_schema(schemas[i], lens[i], &c.st, err))) longjmp(c.fail, 1);
+        c.root = root;
+        for (uint32_t k = 0; k < c.n_refs; k++) free(c.refs[k].ptr); /* a pointer means a place in its own schema */
+        c.n_refs = 0;
+        const char *top = gen(&c, root, "root-value", "#");
+        putf(&c, all, "%s ::= %s\n", names[i], top);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    /* the schemas' rules, then the primitives used (with what they use) */
     put(&c, all, c.out.p, c.out.n);
     for (unsigned changed = 1; changed;) {
         changed = 0;
@@ -779,10 +801,14 @@ hai_status schema_to_gbnf(const char *schema, size_t len, char **out, hai_error 
     }
     for (int p = 0; p < P_COUNT; p++)
         if (c.used >> p & 1) puts_(&c, all, prim_rule[p]);
-    cJSON_Delete(root);
     sctx_free(&c);
     *out = all->p;
     return HAI_OK;
+}
+
+hai_status schema_to_gbnf(const char *schema, size_t len, char **out, hai_error *err) {
+    static const char *const root[] = {"root"};
+    return schema_to_gbnf_rules(&schema, &len, root, 1, false, out, err);
 }
 
 hai_status hai_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, hai_error *err) {

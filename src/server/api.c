@@ -8,7 +8,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "../unicode.h"
 
@@ -252,6 +254,89 @@ static bool parse_constraint(const cJSON *root, api_request *r, api_error *e) {
     return true;
 }
 
+static bool tool_name_ok(const char *s) {
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_' || s[n] == '-'))
+            return false;
+    return n >= 1 && n <= 64;
+}
+
+/* tools (function tools: name, description, parameters, strict), tool_choice, parallel_tool_calls. */
+static bool parse_tools(const cJSON *root, api_kind kind, api_request *r, api_error *e) {
+    const cJSON *tools = field(root, "tools"), *tc = field(root, "tool_choice"), *par = field(root, "parallel_tool_calls");
+    r->parallel = true;
+    if (!get_bool(root, "parallel_tool_calls", &r->parallel, e)) return false;
+    if (tc && !tools) /* OpenAI's answer, word for word */
+        return fail(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
+    if (par && !tools)
+        return fail(e, "parallel_tool_calls", "Invalid value for 'parallel_tool_calls': only allowed when 'tools' are specified.");
+    if (!tools) return true;
+    if (kind != API_CHAT) return fail(e, "tools", "'tools' belongs to chat completions");
+    if (!cJSON_IsArray(tools)) return fail(e, "tools", "'tools' must be an array");
+    int n = cJSON_GetArraySize(tools);
+    if (n == 0) { /* as OpenAI: an empty list is no tools, but not with a tool_choice */
+        if (tc) return fail(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
+        return true;
+    }
+    if (n > API_MAX_TOOLS) return fail(e, "tools", "'tools' has %d entries (at most %d)", n, API_MAX_TOOLS);
+    r->tools = calloc((size_t)n, sizeof *r->tools);
+    r->tools_own = calloc((size_t)n * 2, sizeof *r->tools_own);
+    if (!r->tools || !r->tools_own) return oom(e);
+    r->n_tools_own = (size_t)n * 2;
+    const cJSON *t;
+    int i = 0;
+    cJSON_ArrayForEach(t, tools) {
+        char param[64];
+        snprintf(param, sizeof param, "tools[%d]", i);
+        const cJSON *type = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "type") : NULL;
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function"))
+            return fail(e, param, "'%s' must be an object of type \"function\" (the only tools chat completions run)", param);
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "function");
+        snprintf(param, sizeof param, "tools[%d].function", i);
+        if (!cJSON_IsObject(f)) return fail(e, param, "Missing required parameter: '%s' (an object)", param);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name"), *desc = field(f, "description"), *params = field(f, "parameters");
+        snprintf(param, sizeof param, "tools[%d].function.name", i);
+        if (!cJSON_IsString(name) || !tool_name_ok(name->valuestring))
+            return fail(e, param, "'%s' must be 1 to 64 letters, digits, '_' or '-'", param);
+        for (size_t k = 0; k < r->n_tools; k++)
+            if (!strcmp(r->tools[k].name, name->valuestring)) return fail(e, param, "'%s': the tool name '%s' is given twice", param, name->valuestring);
+        snprintf(param, sizeof param, "tools[%d].function.description", i);
+        if (desc && (!cJSON_IsString(desc) || !api_valid_utf8(desc->valuestring, strlen(desc->valuestring))))
+            return fail(e, param, "'%s' must be a string of UTF-8 text", param);
+        snprintf(param, sizeof param, "tools[%d].function.parameters", i);
+        if (params && !cJSON_IsObject(params)) return fail(e, param, "'%s' must be a JSON Schema object", param);
+        const cJSON *strict = field(f, "strict");
+        snprintf(param, sizeof param, "tools[%d].function.strict", i);
+        if (strict && !cJSON_IsBool(strict)) return fail(e, param, "'%s' must be a boolean", param);
+        char *nm = strdup(name->valuestring), *ps = params ? cJSON_PrintUnformatted(params) : NULL;
+        r->tools_own[2 * i] = nm, r->tools_own[2 * i + 1] = ps;
+        if (!nm || (params && !ps)) return oom(e);
+        r->tools[i] = (tool_def){.name = nm, .params = ps, .strict = cJSON_IsTrue(strict)};
+        r->n_tools = (size_t)++i;
+    }
+    if (!(r->tools_json = cJSON_PrintUnformatted(tools))) return oom(e);
+    r->choice = TOOL_CHOICE_AUTO;
+    if (cJSON_IsString(tc)) {
+        const char *v = tc->valuestring;
+        if (!strcmp(v, "none")) r->choice = TOOL_CHOICE_NONE;
+        else if (!strcmp(v, "required")) r->choice = TOOL_CHOICE_REQUIRED;
+        else if (strcmp(v, "auto")) return fail(e, "tool_choice", "'tool_choice' must be none, auto, required or a function to call");
+    } else if (tc) {
+        const cJSON *type = cJSON_IsObject(tc) ? cJSON_GetObjectItemCaseSensitive(tc, "type") : NULL;
+        const cJSON *f = cJSON_IsObject(tc) ? cJSON_GetObjectItemCaseSensitive(tc, "function") : NULL;
+        const cJSON *name = f ? cJSON_GetObjectItemCaseSensitive(f, "name") : NULL;
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") || !cJSON_IsString(name))
+            return fail(e, "tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        bool found = false;
+        for (size_t k = 0; k < r->n_tools && !found; k++) found = !strcmp(r->tools[k].name, name->valuestring);
+        if (!found) return fail(e, "tool_choice", "'tool_choice' names the function '%.64s', which is not among 'tools'", name->valuestring);
+        r->choice = TOOL_CHOICE_NAMED;
+        snprintf(r->named, sizeof r->named, "%s", name->valuestring);
+    }
+    return true;
+}
+
 bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_error *e) {
     memset(r, 0, sizeof *r);
     memset(e, 0, sizeof *e);
@@ -375,16 +460,12 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
         if (!get_int(root, "logprobs", 0, 20, &v, &given, e)) goto out;
         r->top_logprobs = (int)v;
     }
-    const cJSON *tools = field(root, "tools"), *tool_choice = field(root, "tool_choice");
-    if (tools && !(cJSON_IsArray(tools) && cJSON_GetArraySize(tools) == 0)) {
-        fail(e, "tools", "'tools' (function calling) is not supported");
-        goto out;
-    }
-    if (tool_choice && !cJSON_IsNull(tool_choice) && !tools) { /* OpenAI's answer, word for word */
-        fail(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
-        goto out;
-    }
+    if (!parse_tools(root, kind, r, e)) goto out;
     if (!parse_constraint(root, r, e)) goto out;
+    if (r->grammar && r->tools_json && r->choice != TOOL_CHOICE_NONE) {
+        fail(e, r->grammar_param, "'%s' together with 'tools' is not supported yet", r->grammar_param);
+        goto out;
+    }
     const cJSON *lb = field(root, "logit_bias");
     if (lb) { /* {"token id": bias in [-100, 100]} */
         if (!cJSON_IsObject(lb)) {
@@ -465,6 +546,10 @@ void api_request_free(api_request *r) {
     for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->bias);
     free(r->grammar);
+    for (size_t i = 0; i < r->n_tools_own; i++) free(r->tools_own[i]);
+    free(r->tools_own);
+    free(r->tools);
+    free(r->tools_json);
     memset(r, 0, sizeof *r);
 }
 
@@ -589,6 +674,23 @@ static cJSON *text_string(const char *text, size_t len) {
     return v;
 }
 
+/* A message's tool_calls: [{"id", "type": "function", "function": {"name", "arguments"}}]. */
+static cJSON *calls_json(const api_result *r) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < r->n_calls; i++) {
+        cJSON *c = cJSON_CreateObject(), *f = cJSON_AddObjectToObject(c, "function"); /* c owns f */
+        bool ok = f && cJSON_AddStringToObject(c, "id", r->call_ids[i]) && cJSON_AddStringToObject(c, "type", "function") &&
+                  cJSON_AddItemToObject(f, "name", text_string(r->calls[i].name, strlen(r->calls[i].name))) &&
+                  cJSON_AddItemToObject(f, "arguments", text_string(r->calls[i].args, r->calls[i].args_len)) && cJSON_AddItemToArray(a, c);
+        if (!ok) {
+            cJSON_Delete(c);
+            cJSON_Delete(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 char *api_response_json(api_kind kind, const api_result *total, const api_result *ch, size_t n) {
     cJSON *o = base(kind, total, false), *choices = cJSON_AddArrayToObject(o, "choices");
     bool ok = o && choices; /* every answer's text is in the response, or there is no response */
@@ -599,7 +701,10 @@ char *api_response_json(api_kind kind, const api_result *total, const api_result
         if (kind == API_CHAT) {
             cJSON *m = cJSON_AddObjectToObject(c, "message");
             cJSON_AddStringToObject(m, "role", "assistant");
-            ok = cJSON_AddItemToObject(m, "content", text_string(r->text, r->text_len));
+            if (r->n_calls && !r->text_len) ok = cJSON_AddNullToObject(m, "content") != NULL; /* as OpenAI answers a call */
+            else ok = cJSON_AddItemToObject(m, "content", text_string(r->text, r->text_len));
+            if (ok && r->reasoning_len) ok = cJSON_AddItemToObject(m, "reasoning_content", text_string(r->reasoning, r->reasoning_len));
+            if (ok && r->n_calls) ok = cJSON_AddItemToObject(m, "tool_calls", calls_json(r));
             cJSON_AddNullToObject(m, "refusal");
         } else {
             ok = cJSON_AddItemToObject(c, "text", text_string(r->text, r->text_len));
@@ -681,6 +786,51 @@ char *api_chunk_finish(api_kind kind, const api_result *r) {
     cJSON_AddStringToObject(c, "finish_reason", r->finish);
     add_route(o, r);
     return sse(o);
+}
+
+char *api_chunk_delta(const api_result *r, const char *reasoning, size_t rlen, const char *content, size_t clen,
+                      const api_call_delta *calls, size_t n_calls) {
+    cJSON *o = base(API_CHAT, r, true), *c = chunk_choice(o, r->index), *d = cJSON_AddObjectToObject(c, "delta");
+    bool ok = o && d;
+    if (ok && rlen) ok = cJSON_AddItemToObject(d, "reasoning_content", text_string(reasoning, rlen));
+    if (ok && clen) ok = cJSON_AddItemToObject(d, "content", text_string(content, clen));
+    cJSON *tc = ok && n_calls ? cJSON_AddArrayToObject(d, "tool_calls") : NULL;
+    if (n_calls && !tc) ok = false;
+    for (size_t i = 0; ok && i < n_calls; i++) {
+        const api_call_delta *x = &calls[i];
+        cJSON *e = cJSON_CreateObject();
+        ok = e && cJSON_AddItemToArray(tc, e); /* tc owns e from here */
+        if (!ok) cJSON_Delete(e);
+        ok = ok && cJSON_AddNumberToObject(e, "index", x->index);
+        if (ok && x->id) ok = cJSON_AddStringToObject(e, "id", x->id) && cJSON_AddStringToObject(e, "type", "function");
+        cJSON *f = ok ? cJSON_AddObjectToObject(e, "function") : NULL;
+        ok = f != NULL;
+        if (ok && x->name) ok = cJSON_AddItemToObject(f, "name", text_string(x->name, strlen(x->name)));
+        if (ok) ok = cJSON_AddItemToObject(f, "arguments", text_string(x->args ? x->args : "", x->args_len));
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    if (r->want_logprobs) cJSON_AddItemToObject(c, "logprobs", logprobs_json(API_CHAT, r));
+    else cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddNullToObject(c, "finish_reason");
+    return sse(o);
+}
+
+void api_call_id(tool_syntax syn, char out[40]) {
+    static const char an[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static _Atomic uint64_t ctr;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ (ctr += 0x632BE59BD9B4E019ull);
+    int n = syn == TOOLS_MISTRAL ? 9 : 24, w = 0;
+    if (syn != TOOLS_MISTRAL) w = snprintf(out, 40, "call_");
+    for (int i = 0; i < n; i++) {
+        x ^= x >> 12, x ^= x << 25, x ^= x >> 27; /* xorshift64*: ids need to be distinct, not secret */
+        out[w++] = an[(x * 0x2545F4914F6CDD1Dull >> 58) % 62];
+    }
+    out[w] = 0;
 }
 
 char *api_chunk_usage(api_kind kind, const api_result *r) {

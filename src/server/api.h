@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "hai.h"
+#include "../chat_tools.h"
 
 #define API_MAX_LOGIT_BIAS 1024 /* entries of logit_bias */
 #define API_MAX_N 8             /* choices per prompt */
@@ -15,6 +16,7 @@
 #define API_MAX_CHOICES (API_MAX_N * API_MAX_PROMPTS)
 #define API_MAX_STOP 4
 #define API_MAX_MESSAGES 1024
+#define API_MAX_TOOLS 128
 
 typedef enum api_kind { API_CHAT, API_COMPLETION } api_kind;
 
@@ -39,6 +41,14 @@ typedef struct api_request {
     char *grammar;            /* GBNF the output must follow (owned; response_format's schema converted), or NULL;
                                  compiled against the model's vocabulary by the caller */
     char grammar_param[24];   /* the field it came from, for errors */
+    char *tools_json;         /* chat: the tools the model may call (OpenAI's array, checked), or NULL */
+    tool_def *tools;          /* [n_tools] their names and schemas (strings owned, see tools_own) */
+    size_t n_tools;
+    char **tools_own;         /* [n_tools_own] */
+    size_t n_tools_own;
+    tool_choice choice;       /* tool_choice (auto when tools are given and it is not) */
+    char named[72];           /* the function tool_choice names */
+    bool parallel;            /* parallel_tool_calls (default true) */
 } api_request;
 
 typedef struct api_error {
@@ -85,6 +95,11 @@ typedef struct api_result {
     size_t n_lp;
     size_t text_offset;     /* completions: where this chunk's text starts in the whole text */
     int index;              /* the choice's index */
+    const char *reasoning;  /* chat: the model's reasoning (a <think> block), or NULL */
+    size_t reasoning_len;
+    const chat_call *calls; /* chat: the tool calls it made, and their ids */
+    size_t n_calls;
+    char (*call_ids)[40];
 } api_result;
 
 /* The non-streaming response body: id, model, usage and route from total, a choice from each of
@@ -96,6 +111,19 @@ char *api_response_json(api_kind kind, const api_result *total, const api_result
 char *api_chunk_role(api_kind kind, const api_result *r);
 char *api_chunk_text(api_kind kind, const api_result *r, const char *text, size_t len);
 char *api_chunk_finish(api_kind kind, const api_result *r);
+/* A chat delta of parsed output: reasoning and content text (either may be empty), and tool-call
+ * pieces (the first of a call with its id and name, then argument text); r's logprobs go with it. */
+typedef struct api_call_delta {
+    int index;
+    const char *id, *name; /* the call's first delta; NULL after */
+    const char *args;
+    size_t args_len;
+} api_call_delta;
+char *api_chunk_delta(const api_result *r, const char *reasoning, size_t rlen, const char *content, size_t clen,
+                      const api_call_delta *calls, size_t n_calls);
+/* A tool call id: "call_" and 24 letters and digits, or 9 of them for Mistral (its template
+ * refuses other ids when they come back). */
+void api_call_id(tool_syntax syn, char out[40]);
 char *api_chunk_usage(api_kind kind, const api_result *r);
 
 /* True when s[0..n) is valid UTF-8. */

@@ -230,7 +230,9 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     s->sampler = NULL;
     s->generating = false;
     s->gp = (hai_generate_params){.max_tokens = j->max_tokens, .stop = j->stop, .n_stop = j->n_stop, .on_text = on_text,
-                                  .on_token = on_token, .user = j, .grammar = j->grammar};
+                                  .on_token = on_token, .user = j, .grammar = j->grammar,
+                                  .grammar_triggers = j->trigger.text ? &j->trigger : NULL, .n_grammar_triggers = j->trigger.text ? 1 : 0,
+                                  .special_text = j->special_text};
     if (atomic_load(&j->cancelled)) s->status = hai_fail(&s->err, HAI_ERR_CANCELLED, "cancelled before it started");
     else if (!j->greedy || j->sp.n_logit_bias) /* greedy with a bias: the sampler's greedy path applies it */
         s->status = hai_sampler_create(&j->sp, hai_model_n_vocab(e->m), &s->sampler, &s->err);

@@ -51,6 +51,8 @@ typedef struct srv_job {
     hai_grammar *grammar; /* constrains the output (owned; back to gpool when the job is freed), or NULL */
     char *grammar_text;   /* its GBNF (owned) */
     struct grammar_pool *gpool;
+    hai_grammar_trigger trigger; /* the grammar waits for this text (a tool call's marker; static), or text NULL */
+    bool special_text;    /* control tokens come out as their text (tool-call markers) */
     int top_logprobs;     /* -1: no logprobs; else each token's and this many alternatives */
     const float *cur_logits; /* the worker's: the logits the token being emitted was picked from */
     int32_t n_vocab;

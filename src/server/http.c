@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "grammars.h"
 #include "metrics.h"
+#include "output.h"
 #include "server.h"
 
 #ifndef MHD_HTTP_CONTENT_TOO_LARGE
@@ -273,6 +274,7 @@ typedef struct choice {
     srv_job *job;
     size_t sent_text, sent_lp, text_off; /* text_off: the completions API's text_offset */
     int state;                           /* 0 role chunk due, 1 text, 2 finished */
+    out_sent sent;                       /* parsed answers: what the client has of them */
 } choice;
 
 typedef struct stream {
@@ -282,6 +284,7 @@ typedef struct stream {
     api_result res;
     char id[48];
     bool include_usage;
+    out_mode om;        /* chat answers parsed into content, reasoning, tool calls */
     choice *ch;         /* [n_ch] (owned; each job a reference) */
     int n_ch;
     srv_notify *note;   /* every choice's job wakes it (a reference) */
@@ -329,13 +332,36 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
         if (c->state != 1) continue;
         pthread_mutex_lock(&j->mu);
         lp_set lp = {0};
+        if (st->om.on && !j->status && (j->text_len > c->sent_text || (j->done && !c->sent.final))) {
+            /* a parsed answer: what is new of its reasoning, content and calls */
+            bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + c->sent_lp, j->n_lp - c->sent_lp, &lp);
+            api_result r = st->res;
+            r.index = j->index;
+            r.lp = lp.v, r.n_lp = lp.n;
+            char *ev = NULL;
+            bool ok = lp_ok && out_delta(&st->om, &c->sent, &r, j->text ? j->text : "", j->text_len, j->done, &ev);
+            c->sent_text = j->text_len;
+            if (ev) c->sent_lp = j->n_lp; /* logprobs go with the text they came with */
+            pthread_mutex_unlock(&j->mu);
+            lp_free(&lp);
+            if (!ok) {
+                *failed = true;
+                return NULL;
+            }
+            if (ev) return ev;
+            if (!j->done) {
+                *more = true; /* held back for now */
+                continue;
+            }
+            pthread_mutex_lock(&j->mu); /* all of it sent: the finish */
+        }
         if (j->text_len > c->sent_text || j->done) {
             bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + c->sent_lp, j->n_lp - c->sent_lp, &lp);
             api_result r = st->res;
             r.index = j->index;
             r.lp = lp.v, r.n_lp = lp.n, r.text_offset = c->text_off;
             char *ev = NULL;
-            if (j->text_len > c->sent_text) {
+            if (j->text_len > c->sent_text && !st->om.on) {
                 ev = lp_ok ? api_chunk_text(st->kind, &r, j->text + c->sent_text, j->text_len - c->sent_text) : NULL;
                 c->text_off += j->text_len - c->sent_text;
                 c->sent_text = j->text_len;
@@ -348,7 +374,7 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
                 metrics_request(&st->s->met, "stream_error", hs);
                 *failed = true;
             } else {
-                r.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
+                r.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : c->sent.n_calls ? "tool_calls" : "stop";
                 if (j->route_json && !st->route_json) st->route_json = strdup(j->route_json);
                 r.route_json = st->route_json;
                 ev = lp_ok ? api_chunk_finish(st->kind, &r) : NULL;
@@ -448,7 +474,7 @@ static void stream_free(void *cls) {
         cancel_all(st->ch, st->n_ch);
         if (!st->left) metrics_disconnect(&st->s->met);
     }
-    for (int i = 0; i < st->n_ch; i++) srv_job_release(st->ch[i].job);
+    for (int i = 0; i < st->n_ch; i++) srv_job_release(st->ch[i].job), out_sent_free(&st->ch[i].sent);
     free(st->ch);
     srv_notify_release(st->note);
     free(st->pending);
@@ -458,7 +484,7 @@ static void stream_free(void *cls) {
 
 /* Starts the SSE response over the jobs (their references go to the stream; freed on failure). */
 static enum MHD_Result start_stream(server *s, struct MHD_Connection *c, request *rq, api_kind kind, const api_result *res, bool usage,
-                                    srv_job **jobs, int n, srv_notify *note, const char *route_header) {
+                                    const out_mode *om, srv_job **jobs, int n, srv_notify *note, const char *route_header) {
     stream *st = calloc(1, sizeof *st);
     choice *ch = calloc((size_t)n, sizeof *ch);
     if (!st || !ch) {
@@ -477,6 +503,7 @@ static enum MHD_Result start_stream(server *s, struct MHD_Connection *c, request
     st->res.id = st->id;
     st->res.prompt_tokens = st->res.completion_tokens = st->res.cached_tokens = 0;
     st->include_usage = usage;
+    if (om) st->om = *om;
     st->ch = ch;
     st->n_ch = n;
     st->note = note;
@@ -759,7 +786,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     j->notify = note; /* the runner signals through the job from here on */
     srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
-    if (stream_req) return start_stream(s, c, rq, API_CHAT, &res, usage, &j, 1, note, header);
+    if (stream_req) return start_stream(s, c, rq, API_CHAT, &res, usage, NULL, &j, 1, note, header);
     bool here = wait_all(c, &j, 1, note);
     srv_notify_release(note);
     pthread_mutex_lock(&j->mu);
@@ -798,8 +825,22 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
 
 /* A prompt's tokens: the chat format's, or a completions prompt (its special tokens parsed: the
  * raw prompt is the app's own template). */
-static hai_status prompt_tokens(server *s, api_kind kind, const api_request *ar, size_t i, hai_token **ids, size_t *n, hai_error *err) {
-    if (kind == API_CHAT) return hai_chat_tokenize(s->m, NULL, ar->msgs, ar->n_msgs, ids, n, err);
+static hai_status prompt_tokens(server *s, api_kind kind, const api_request *ar, const out_mode *om, size_t i, hai_token **ids, size_t *n,
+                                hai_error *err) {
+    if (kind == API_CHAT && om->tools && om->syn == TOOLS_GENERIC) { /* a template that cannot show tools: hai's system message */
+        hai_chat_message *m = NULL;
+        char **own = NULL;
+        size_t nm = 0, no = 0;
+        hai_status st = tools_generic_messages(ar->tools_json, ar->msgs, ar->n_msgs, &m, &nm, &own, &no, err);
+        if (!st) st = hai_chat_tokenize(s->m, NULL, m, nm, ids, n, err);
+        tools_messages_free(m, own, no);
+        return st;
+    }
+    if (kind == API_CHAT) {
+        hai_chat_params cp = hai_chat_default_params();
+        if (om->tools) cp.tools = ar->tools_json;
+        return hai_chat_tokenize(s->m, &cp, ar->msgs, ar->n_msgs, ids, n, err);
+    }
     size_t pl = strlen(ar->prompts[i]), cap = pl + 8;
     if (!(*ids = malloc(cap * sizeof **ids))) return hai_fail(err, HAI_ERR_NOMEM, "out of memory");
     return hai_tokenize(hai_model_tokenizer(s->m), ar->prompts[i], pl, HAI_TOKENIZE_ADD_SPECIAL | HAI_TOKENIZE_PARSE_SPECIAL, *ids, cap, n, err);
@@ -860,6 +901,23 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
             api_request_free(&ar);
             return r;
         }
+    /* tools: how the answer is read, and the grammar that keeps its calls valid */
+    out_mode om = {.tools = kind == API_CHAT && ar.tools_json && ar.choice != TOOL_CHOICE_NONE};
+    const char *tpl = hai_tokenizer_chat_template(hai_model_tokenizer(s->m));
+    hai_grammar_trigger trig = {0};
+    if (om.tools && !s->hyb) {
+        om.syn = tools_syntax(tpl);
+        hai_error te = {0};
+        hai_status ts = tools_grammar(om.syn, ar.tools, ar.n_tools, ar.choice, ar.named, ar.parallel, &ar.grammar, &trig, &te);
+        if (ts) {
+            enum MHD_Result r = send_error(s, c, rq->endpoint, ts == HAI_ERR_NOMEM ? 500 : 400, ts == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error",
+                                           "tools", "'tools': %s", te.msg);
+            api_request_free(&ar);
+            return r;
+        }
+        snprintf(ar.grammar_param, sizeof ar.grammar_param, "tools");
+    }
+    om.on = kind == API_CHAT && (om.tools || (tpl && strstr(tpl, "<think>")));
     if (ar.grammar) { /* compiled against this model's vocabulary now, so a bad grammar is a 400 (kept for the jobs) */
         hai_error gerr = {0};
         hai_grammar *g = NULL;
@@ -874,8 +932,8 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     }
     bool tool_turns = false;
     for (size_t i = 0; i < ar.n_msgs; i++) tool_turns |= ar.msgs[i].tool_calls || !strcmp(ar.msgs[i].role, "tool");
-    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1 || ar.grammar || tool_turns)) { /* the router's answers may come from a cloud: not yet */
-        const char *f = ar.n > 1 ? "n" : ar.grammar ? ar.grammar_param : tool_turns ? "messages" : "logprobs";
+    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1 || ar.grammar || tool_turns || ar.tools_json)) { /* the router's answers may come from a cloud: not yet */
+        const char *f = ar.n > 1 ? "n" : ar.grammar ? ar.grammar_param : tool_turns ? "messages" : ar.tools_json ? "tools" : "logprobs";
         api_request_free(&ar);
         return send_error(s, c, rq->endpoint, 400, "invalid_request_error", f, "'%s' is not supported with --route-config yet", f);
     }
@@ -897,7 +955,15 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         hai_error err = {0};
         hai_token *ids = NULL;
         size_t n = 0;
-        hai_status st = prompt_tokens(s, kind, &ar, p, &ids, &n, &err);
+        hai_status st = prompt_tokens(s, kind, &ar, &om, p, &ids, &n, &err);
+        if (!st && om.on && n) { /* a prompt that ends by opening <think> (R1 distills): the answer starts inside it */
+            char tail[64];
+            size_t tl = 0, k = n < 3 ? n : 3;
+            if (!hai_detokenize(hai_model_tokenizer(s->m), ids + n - k, k, HAI_DETOK_SPECIAL, tail, sizeof tail, &tl, NULL)) {
+                while (tl && (tail[tl - 1] == '\n' || tail[tl - 1] == ' ')) tl--;
+                om.in_think = tl >= 7 && !memcmp(tail + tl - 7, "<think>", 7);
+            }
+        }
         const char *field = kind == API_CHAT ? "messages" : "prompt";
         if (st) {
             ret = send_error(s, c, rq->endpoint, st == HAI_ERR_NOMEM ? 500 : 400, st == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error", field, "%s", err.msg);
@@ -916,6 +982,10 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
             int idx = (int)p * ar.n + k;
             /* each choice a seed of its own: reproducible with the request's seed, different from the others */
             jobs[idx] = choice_job(s, &ar, ids, n, idx, seed0 + (uint64_t)idx * 0x9E3779B97F4A7C15ull, k ? jobs[p * (size_t)ar.n] : NULL, note);
+            if (jobs[idx] && om.tools) {
+                jobs[idx]->trigger = trig; /* static text */
+                jobs[idx]->special_text = om.syn != TOOLS_HERMES && om.syn != TOOLS_GENERIC; /* markers that are control tokens */
+            }
             if (!jobs[idx]) {
                 ret = send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
                 replied = true;
@@ -944,12 +1014,14 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     snprintf(id, sizeof id, "%s-%lx%06lx", kind == API_CHAT ? "chatcmpl" : "cmpl", (unsigned long)time(NULL),
              (unsigned long)atomic_fetch_add(&s->next_id, 1));
     api_result total = {.id = id, .model = s->model_id, .created = (long)time(NULL), .want_logprobs = want_lp};
-    if (stream_req) return start_stream(s, c, rq, kind, &total, usage, jobs, n_jobs, note, NULL);
+    if (stream_req) return start_stream(s, c, rq, kind, &total, usage, &om, jobs, n_jobs, note, NULL);
     /* non-streaming: wait here, watching the socket */
     bool here = wait_all(c, jobs, n_jobs, note);
     srv_notify_release(note);
     api_result ch[API_MAX_CHOICES];
     lp_set lp[API_MAX_CHOICES] = {{0}};
+    chat_out parsed[API_MAX_CHOICES] = {{0}};
+    char(*ids[API_MAX_CHOICES])[40] = {0};
     hai_status status = HAI_OK;
     char msg[HAI_ERROR_MSG_SIZE] = "";
     bool down = false;
@@ -969,10 +1041,14 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         }
         if (!status && j->top_logprobs >= 0 && !lp_render(s, j->lp, j->n_lp, &lp[i])) status = HAI_ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
         ch[i].lp = lp[i].v, ch[i].n_lp = lp[i].n;
+        if (!status && om.on && !out_final(&om, ch[i].text, ch[i].text_len, &ch[i], &parsed[i], &ids[i]))
+            status = HAI_ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
     }
     char *body = status || !here ? NULL : api_response_json(kind, &total, ch, (size_t)n_jobs);
     for (int i = 0; i < n_jobs; i++) {
         lp_free(&lp[i]);
+        chat_out_free(&parsed[i]);
+        free(ids[i]);
         srv_job_release(jobs[i]);
     }
     if (!here) {

@@ -72,7 +72,7 @@ test('wrong types name the field', async () => {
     [{ stop: 5 }, 'stop'], [{ stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop'], [{ seed: 'x' }, 'seed'],
     [{ presence_penalty: 9 }, 'presence_penalty'], [{ messages: [{ role: 'robot', content: 'x' }] }, 'messages[0].role'],
     [{ messages: [{ role: 'user', content: 123 }] }, 'messages[0].content'], [{ messages: 'hi' }, 'messages'],
-    [{ model: 7 }, 'model'], [{ logprobs: 'yes' }, 'logprobs'], [{ top_logprobs: 3 }, 'top_logprobs'], [{ tools: [{ type: 'function' }] }, 'tools'],
+    [{ model: 7 }, 'model'], [{ logprobs: 'yes' }, 'logprobs'], [{ top_logprobs: 3 }, 'top_logprobs'], [{ tools: [{ type: 'function' }] }, 'tools[0].function'], [{ tools: [{ type: 'function', function: { name: 'a b' } }] }, 'tools[0].function.name'],
     [{ stream_options: 3 }, 'stream_options'],
   ];
   for (const [extra, param] of cases) {

@@ -1,0 +1,36 @@
+/* A chat answer in its parsed shape (chat_tools.h): content, reasoning_content and tool_calls,
+ * for a whole response and as the deltas of a stream. */
+#ifndef HAI_SERVER_OUTPUT_H
+#define HAI_SERVER_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../chat_tools.h"
+#include "api.h"
+
+typedef struct out_mode {
+    bool on;       /* the answer is parsed (tools given, or a model that reasons) */
+    bool tools;    /* tool calls are looked for */
+    bool in_think; /* the prompt opened a <think> block */
+    tool_syntax syn;
+} out_mode;
+
+/* What a stream has sent of one choice. */
+typedef struct out_sent {
+    size_t content, reasoning, n_calls, cap;
+    size_t *args;      /* [n_calls] argument bytes sent */
+    char (*ids)[40];   /* [n_calls] */
+    bool final;        /* the whole answer has been parsed and sent */
+} out_sent;
+
+/* The next delta chunk of a choice whose text so far is text[0..len) (done: it is all there) in
+ * *ev, or NULL when there is nothing new to send. false: out of memory. */
+bool out_delta(const out_mode *m, out_sent *s, const api_result *r, const char *text, size_t len, bool done, char **ev);
+void out_sent_free(out_sent *s);
+
+/* The whole answer parsed into r (content, reasoning, calls and new ids, owned by *o and *ids;
+ * free with chat_out_free and free). false: out of memory. */
+bool out_final(const out_mode *m, const char *text, size_t len, api_result *r, chat_out *o, char (**ids)[40]);
+
+#endif
