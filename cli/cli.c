@@ -62,3 +62,27 @@ const char *cli_count(int64_t n, char *buf, int cap) {
 void cli_error(const char *cmd, const hai_error *err) {
     fprintf(stderr, "hai %s: error: %s\n", cmd, err->msg[0] ? err->msg : hai_status_name(err->status));
 }
+
+char *cli_read_stream(FILE *f, size_t *len) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t k; buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += k;
+        if (n + 1 == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) free(buf);
+            buf = b;
+        }
+    }
+    if (buf) buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+char *cli_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *s = cli_read_stream(f, len);
+    fclose(f);
+    return s;
+}

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include "hai.h"
 
 int cmd_info(int argc, char **argv);
@@ -38,5 +40,10 @@ const char *cli_count(int64_t n, char *buf, int cap);
 
 /* Prints "hai <cmd>: <message>" to stderr. */
 void cli_error(const char *cmd, const hai_error *err);
+
+/* All of a stream / a file, NUL-terminated (len, if given, gets the byte count); NULL when it
+ * cannot be read or memory runs out. */
+char *cli_read_stream(FILE *f, size_t *len);
+char *cli_read_file(const char *path, size_t *len);
 
 #endif

@@ -24,29 +24,6 @@ static void usage(FILE *f) {
             "                      template variables (the template is rendered either way, unless --format)\n");
 }
 
-static char *read_stream(FILE *f) {
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += k;
-        if (n + 1 == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) free(buf);
-            buf = b;
-        }
-    }
-    if (buf) buf[n] = '\0';
-    return buf;
-}
-
-static char *read_path(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *s = read_stream(f);
-    fclose(f);
-    return s;
-}
-
 /* --jinja: the template rendered with the messages (or the object of variables) on stdin; the
  * options fill in what the object does not set */
 static int render_jinja(const hai_chat_params *p, const char *tmpl) {
@@ -54,7 +31,7 @@ static int render_jinja(const hai_chat_params *p, const char *tmpl) {
         fprintf(stderr, "hai chat-format: --jinja needs a template (--template or -m)\n");
         return 2;
     }
-    char *input = read_stream(stdin);
+    char *input = cli_read_stream(stdin, NULL);
     cJSON *j = input ? cJSON_Parse(input) : NULL;
     free(input);
     cJSON *vars = NULL;
@@ -123,7 +100,7 @@ int cmd_chat_format(int argc, char **argv) {
     hai_error err = {0};
     char *tmpl = NULL;
     hai_tokenizer *t = NULL;
-    if (tmpl_path && !(tmpl = read_path(tmpl_path))) {
+    if (tmpl_path && !(tmpl = cli_read_file(tmpl_path, NULL))) {
         fprintf(stderr, "hai chat-format: cannot read %s\n", tmpl_path);
         return 1;
     }
@@ -156,7 +133,7 @@ int cmd_chat_format(int argc, char **argv) {
     }
     if (!p.format && !tmpl) fprintf(stderr, "hai chat-format: warning: no chat template; using the chatml format\n");
 
-    char *input = read_stream(stdin);
+    char *input = cli_read_stream(stdin, NULL);
     cJSON *j = input ? cJSON_Parse(input) : NULL;
     free(input);
     int rc = 1;

@@ -172,24 +172,6 @@ static void close_session(session *ss) {
     hai_model_free(ss->m);
 }
 
-static char *read_file_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += k;
-        if (n + 1 == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) free(buf);
-            buf = b;
-        }
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    return buf;
-}
-
 /* ---- hai chat ------------------------------------------------------------------------------------- */
 
 typedef struct reply {
@@ -331,7 +313,7 @@ static int run_routed(const run_opts *o, session *ss, const char *prompt) {
 /* The grammar of --grammar FILE, or of --json-schema FILE converted. */
 static hai_status open_grammar(const run_opts *o, session *ss, hai_grammar **g, hai_error *err) {
     const char *path = o->grammar_file ? o->grammar_file : o->schema_file;
-    char *text = read_file_text(path), *gbnf = NULL;
+    char *text = cli_read_file(path, NULL), *gbnf = NULL;
     if (!text) {
         snprintf(err->msg, sizeof err->msg, "cannot read %s", path);
         return err->status = HAI_ERR_IO;
@@ -364,7 +346,7 @@ int cmd_run(int argc, char **argv) {
         return rc;
     }
     char *owned = NULL;
-    if (o.prompt_file && !(owned = read_file_text(o.prompt_file))) {
+    if (o.prompt_file && !(owned = cli_read_file(o.prompt_file, NULL))) {
         fprintf(stderr, "hai run: cannot read %s\n", o.prompt_file);
         return 1;
     }

@@ -1,5 +1,6 @@
 /* hai synth: write a model with random weights in a real architecture's layout. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@ static void usage(FILE *f) {
             "  --type T          weight type of the matrices (F32, F16, BF16, Q8_0, Q4_0, ...)\n"
             "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --head-dim N --ctx N\n"
             "  --vocab FILE      copy the tokenizer from this GGUF (default: a byte-level vocabulary)\n"
+            "  --chat-template FILE  the model's chat template (Jinja), instead of the vocabulary's\n"
             "  --tied            reuse the token embedding as the output matrix\n"
             "  --std X           weight standard deviation (default 0.02)\n"
             "  --seed S          random seed (default 42)\n");
@@ -27,6 +29,7 @@ static void progress(void *user, int64_t done, int64_t total, const char *what) 
 int cmd_synth(int argc, char **argv) {
     hai_synth_params p = hai_synth_default_params();
     const char *out = NULL;
+    char *tpl = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         int64_t n;
@@ -43,6 +46,13 @@ int cmd_synth(int argc, char **argv) {
         if (!strcmp(a, "-o")) out = v;
         else if (!strcmp(a, "--arch")) p.arch = v;
         else if (!strcmp(a, "--vocab")) p.vocab_path = v;
+        else if (!strcmp(a, "--chat-template")) {
+            if (!(tpl = cli_read_file(v, NULL))) {
+                fprintf(stderr, "hai synth: cannot read '%s'\n", v);
+                return 2;
+            }
+            p.chat_template = tpl;
+        }
         else if (!strcmp(a, "--preset")) {
             if (!strcmp(v, "tinyllama")) {
                 p.n_embd = 2048, p.n_layer = 22, p.n_head = 32, p.n_head_kv = 4, p.n_ff = 5632, p.n_ctx_train = 2048;
@@ -88,7 +98,9 @@ int cmd_synth(int argc, char **argv) {
     }
     p.progress = progress;
     hai_error err = {0};
-    if (hai_synth_write(out, &p, &err) != HAI_OK) {
+    hai_status st = hai_synth_write(out, &p, &err);
+    free(tpl);
+    if (st != HAI_OK) {
         cli_error("synth", &err);
         return 1;
     }

@@ -44,28 +44,6 @@ static void print_piece(const char *p, size_t n) {
     putchar('\'');
 }
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += k;
-        if (n == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-            } else {
-                buf = b;
-            }
-        }
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 /* Loads a tokenizer from a GGUF file or a tokenizer.json; shared by the subcommands. */
 hai_tokenizer *cli_load_tokenizer(const char *model, const char *tok_json, hai_error *err) {
     hai_tokenizer *t = NULL;
@@ -128,7 +106,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     size_t len = text ? strlen(text) : 0;
     char *owned = NULL;
-    if (file && !(owned = read_all(file, &len))) {
+    if (file && !(owned = cli_read_file(file, &len))) {
         fprintf(stderr, "hai tokenize: cannot read %s\n", file);
         hai_tokenizer_free(t);
         return 1;

@@ -783,6 +783,7 @@ typedef struct hai_synth_params {
     uint64_t seed;
     bool tied_output;         /* no output.weight: the token embedding is reused */
     const char *vocab_path;   /* copy the tokenizer from this GGUF; NULL = byte-level SPM vocab */
+    const char *chat_template; /* tokenizer.chat_template (Jinja text); NULL = the vocabulary's, if any */
     hai_progress_fn progress; /* called after each tensor; may be NULL */
     void *progress_user;
 } hai_synth_params;

@@ -84,7 +84,7 @@ static hai_status write_byte_vocab(hai_gguf_writer *w, uint32_t *n_vocab, hai_er
     return HAI_OK;
 }
 
-static hai_status copy_vocab(hai_gguf_writer *w, const char *path, uint32_t *n_vocab, hai_error *err) {
+static hai_status copy_vocab(hai_gguf_writer *w, const char *path, bool own_template, uint32_t *n_vocab, hai_error *err) {
     hai_gguf *v;
     hai_status st = hai_gguf_open(path, &v, err);
     if (st) return st;
@@ -94,6 +94,7 @@ static hai_status copy_vocab(hai_gguf_writer *w, const char *path, uint32_t *n_v
         st = hai_fail(err, HAI_ERR_FORMAT, "%s: vocabulary of %llu tokens", path, (unsigned long long)tokens->arr.n);
     for (int64_t i = 0; !st && i < hai_gguf_n_kv(v); i++) {
         const hai_gguf_kv *kv = hai_gguf_kv_at(v, i);
+        if (own_template && !strcmp(kv->key, "tokenizer.chat_template")) continue;
         if (strncmp(kv->key, "tokenizer.", 10) == 0) st = hai_gguf_writer_set(w, kv->key, &kv->value, err);
     }
     if (!st) *n_vocab = (uint32_t)tokens->arr.n;
@@ -202,7 +203,8 @@ hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_erro
     if (!st) st = set_hparams(w, p, hd, err);
     if (!st) st = hai_gguf_writer_set_u32(w, "general.file_type", ftype_of(p->type), err);
     if (!st) st = hai_gguf_writer_set_u32(w, "general.quantization_version", 2, err);
-    if (!st) st = p->vocab_path ? copy_vocab(w, p->vocab_path, &n_vocab, err) : write_byte_vocab(w, &n_vocab, err);
+    if (!st) st = p->vocab_path ? copy_vocab(w, p->vocab_path, p->chat_template != NULL, &n_vocab, err) : write_byte_vocab(w, &n_vocab, err);
+    if (!st && p->chat_template) st = hai_gguf_writer_set_str(w, "tokenizer.chat_template", p->chat_template, err);
     if (!st) st = build_plan(p, hd, n_vocab, &pl, err);
     int64_t max_n = 0;
     for (int i = 0; !st && i < pl.n; i++) {
