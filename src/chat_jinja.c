@@ -14,13 +14,14 @@
 
 /* OpenAI's tool_calls as templates expect them: arguments a JSON object (OpenAI sends it as text
  * holding one; text that is not an object stays text). NULL: not a JSON array. */
-static cJSON *template_calls(const char *json) {
+static cJSON *template_calls(const char *json, bool string_args) {
     cJSON *calls = cJSON_Parse(json);
     if (!cJSON_IsArray(calls)) {
         cJSON_Delete(calls);
         return NULL;
     }
     cJSON *c;
+    if (string_args) return calls;
     cJSON_ArrayForEach(c, calls) {
         cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function"), *a = f ? cJSON_GetObjectItemCaseSensitive(f, "arguments") : NULL;
         if (!cJSON_IsString(a)) continue;
@@ -31,7 +32,7 @@ static cJSON *template_calls(const char *json) {
     return calls;
 }
 
-static cJSON *make_vars(const hai_chat_params *p, const hai_chat_message *msgs, size_t n, bool null_content) {
+static cJSON *make_vars(const hai_chat_params *p, const hai_chat_message *msgs, size_t n, bool null_content, bool string_args) {
     cJSON *v = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(v, "messages");
     bool ok = v && arr;
     for (size_t i = 0; ok && i < n; i++) {
@@ -42,7 +43,7 @@ static cJSON *make_vars(const hai_chat_params *p, const hai_chat_message *msgs, 
         if (ok) ok = null_content && msgs[i].tool_calls && !*msgs[i].content ? cJSON_AddNullToObject(m, "content") != NULL
                                                               : cJSON_AddStringToObject(m, "content", msgs[i].content) != NULL;
         if (ok && msgs[i].tool_calls) {
-            cJSON *calls = template_calls(msgs[i].tool_calls);
+            cJSON *calls = template_calls(msgs[i].tool_calls, string_args);
             ok = calls && cJSON_AddItemToObject(m, "tool_calls", calls);
         }
         if (ok && msgs[i].tool_call_id) ok = cJSON_AddStringToObject(m, "tool_call_id", msgs[i].tool_call_id) != NULL;
@@ -66,20 +67,27 @@ static cJSON *make_vars(const hai_chat_params *p, const hai_chat_message *msgs, 
 
 /* Renders the messages; a tool-calling turn's content is null, as in OpenAI's and Hugging Face's
  * conversations, unless the template fails on that (Qwen3's looks for '</think>' in it): then it
- * is rendered again with "" there, as other servers do. */
+ * is rendered again with "" there, as other servers do. Arguments go as objects (what most
+ * templates write with tojson); a template that joins them to text instead (DeepSeek R1's) would
+ * write a map's name for them, so it gets them as OpenAI's text. */
 static hai_status render(const hai_tpl *t, const hai_chat_params *p, const hai_chat_message *msgs, size_t n, char **out, size_t *len,
                          size_t (**data)[2], size_t *n_data, hai_error *err) {
     static const char *const trusted[] = {"bos_token", "eos_token", NULL}; /* markup hai supplies */
     size_t (*d)[2] = NULL, nd = 0;
-    bool empty_calls = false;
-    for (size_t i = 0; i < n; i++) empty_calls |= msgs[i].tool_calls && !*msgs[i].content;
+    bool empty_calls = false, calls = false;
+    for (size_t i = 0; i < n; i++) empty_calls |= msgs[i].tool_calls && !*msgs[i].content, calls |= msgs[i].tool_calls != NULL;
     hai_status st = HAI_OK;
-    for (int pass = 0; pass < (empty_calls ? 2 : 1); pass++) {
-        cJSON *vars = make_vars(p, msgs, n, pass == 0);
-        if (!vars) return hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
-        st = hai_tpl_render_marked(t, vars, trusted, out, len, &d, &nd, err);
-        cJSON_Delete(vars);
-        if (st != HAI_ERR_INVALID) break; /* rendered, or a limit / out of memory (not the null) */
+    for (int as_text = 0; as_text < (calls ? 2 : 1); as_text++) {
+        for (int pass = 0; pass < (empty_calls ? 2 : 1); pass++) {
+            cJSON *vars = make_vars(p, msgs, n, pass == 0, as_text);
+            if (!vars) return hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
+            free(d), d = NULL;
+            st = hai_tpl_render_marked(t, vars, trusted, out, len, &d, &nd, err);
+            cJSON_Delete(vars);
+            if (st != HAI_ERR_INVALID) break; /* rendered, or a limit / out of memory (not the null) */
+        }
+        if (st || as_text || !calls || !memmem(*out, *len, "[object Map]", 12)) break;
+        free(*out), *out = NULL; /* arguments joined as text: again, with them as text */
     }
     if (data) *data = d, *n_data = nd;
     else free(d);

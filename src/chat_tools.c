@@ -25,13 +25,15 @@
 #define DS_SEP "<｜tool▁sep｜>"
 
 tool_syntax tools_syntax(const char *tpl) {
-    if (!tpl || !strstr(tpl, "tools")) return TOOLS_GENERIC;
+    if (!tpl) return TOOLS_GENERIC;
     if (strstr(tpl, DS_CALLS_BEGIN) || strstr(tpl, DS_CALL_BEGIN)) return TOOLS_DEEPSEEK;
     if (strstr(tpl, MISTRAL_OPEN)) return TOOLS_MISTRAL;
     if (strstr(tpl, HERMES_OPEN)) return TOOLS_HERMES;
-    if (strstr(tpl, LLAMA_TAG) || strstr(tpl, "<|start_header_id|>")) return TOOLS_LLAMA3;
+    if (strstr(tpl, LLAMA_TAG) || (strstr(tpl, "<|start_header_id|>") && strstr(tpl, "tools"))) return TOOLS_LLAMA3;
     return TOOLS_GENERIC;
 }
+
+bool tools_shown(const char *tpl) { return tpl && strstr(tpl, "tools"); }
 
 const char *tools_syntax_name(tool_syntax s) {
     static const char *const names[] = {"hermes", "llama3", "mistral", "deepseek", "generic"};
@@ -168,6 +170,10 @@ static const char generic_how[] =
     "\"arguments\": {\"an argument\": \"its value\"}}\n</tool_call>\nYou may make several calls, one after "
     "the other. Their results come back as <tool_response> messages. When no tool is needed, answer in "
     "plain text.";
+static const char deepseek_how[] =
+    "\n</tools>\n\nTo use one, write its name and its arguments (a JSON object) like this, and nothing else:\n" DS_CALLS_BEGIN
+    DS_CALL_BEGIN "function" DS_SEP "the function's name\n```json\n{\"an argument\": \"its value\"}\n```" DS_CALL_END DS_CALLS_END
+    "\nWhen no tool is needed, answer in plain text.";
 
 void tools_messages_free(hai_chat_message *m, char **owned, size_t n_owned) {
     for (size_t i = 0; i < n_owned; i++) free(owned[i]);
@@ -203,8 +209,8 @@ static char *calls_text(const char *tool_calls, const char *content) {
     return b.p ? b.p : strdup("");
 }
 
-hai_status tools_generic_messages(const char *tools_json, const hai_chat_message *msgs, size_t n, hai_chat_message **out,
-                                  size_t *n_out, char ***owned, size_t *n_owned, hai_error *err) {
+hai_status tools_prompt_messages(tool_syntax syn, const char *tools_json, const hai_chat_message *msgs, size_t n, hai_chat_message **out,
+                                 size_t *n_out, char ***owned, size_t *n_owned, hai_error *err) {
     *out = NULL, *owned = NULL, *n_out = *n_owned = 0;
     hai_chat_message *m = calloc(n + 1, sizeof *m);
     char **own = calloc(n + 1, sizeof *own);
@@ -225,7 +231,7 @@ hai_status tools_generic_messages(const char *tools_json, const hai_chat_message
         first = false;
     }
     cJSON_Delete(tools);
-    gput(&b, generic_how);
+    gput(&b, syn == TOOLS_DEEPSEEK ? deepseek_how : generic_how);
     size_t k = 0, i = 0;
     if (n && !strcmp(msgs[0].role, "system")) {
         gput(&b, "\n\n");
@@ -240,12 +246,13 @@ hai_status tools_generic_messages(const char *tools_json, const hai_chat_message
     m[k++] = (hai_chat_message){.role = "system", .content = b.p};
     for (; i < n; i++) {
         hai_chat_message x = msgs[i];
-        if (x.tool_calls) {
+        /* other syntaxes' templates write calls and results themselves; they only cannot show the tools */
+        if (syn == TOOLS_GENERIC && x.tool_calls) {
             char *txt = calls_text(x.tool_calls, x.content);
             if (!txt) goto nomem;
             own[no++] = txt;
             x = (hai_chat_message){.role = "assistant", .content = txt};
-        } else if (!strcmp(x.role, "tool")) {
+        } else if (syn == TOOLS_GENERIC && !strcmp(x.role, "tool")) {
             gbuf r = {0};
             gput(&r, "<tool_response>\n");
             gput(&r, x.content);
@@ -584,6 +591,11 @@ static void parse_deepseek(pout *o, const char *s, size_t n, bool partial) {
         while (ne < n && s[ne] != '\n') ne++;
         if (ne >= n) break; /* the name is not whole yet */
         size_t a = ne + 1;
+        if (prefix_of(s, n, a, "```json")) { /* the name is whole, the arguments not begun */
+            span none = {0};
+            add_call(o, s, s + ns, ne - ns, &none);
+            return;
+        }
         if (at(s, n, a, "```json")) a += 7;
         else if (at(s, n, a, "```")) a += 3;
         a = skip_ws(s, n, a);

@@ -18,7 +18,8 @@ typedef enum tool_syntax {
     TOOLS_GENERIC,  /* a template that cannot show tools: hai describes them in a system message; Hermes tags */
 } tool_syntax;
 
-/* The syntax of the family a chat template belongs to (GENERIC when it never mentions tools). */
+/* The syntax of the family a chat template belongs to, by the call markers it writes (GENERIC
+ * when it has none). */
 tool_syntax tools_syntax(const char *template_text);
 const char *tools_syntax_name(tool_syntax s);
 
@@ -38,12 +39,16 @@ typedef enum tool_choice { TOOL_CHOICE_AUTO, TOOL_CHOICE_NONE, TOOL_CHOICE_REQUI
 hai_status tools_grammar(tool_syntax syn, const tool_def *tools, size_t n, tool_choice choice, const char *named, bool parallel,
                          char **gbnf, hai_grammar_trigger *trigger, hai_error *err);
 
-/* For GENERIC: the messages with the tools described in a system message (the first one's text
- * kept after it), earlier calls written as the model writes them, and tool results as user turns
- * (a template without tools knows no "tool" role). *out and each new content are malloc'd in
- * *owned (free with tools_messages_free). tools_json: OpenAI's tools array. */
-hai_status tools_generic_messages(const char *tools_json, const hai_chat_message *msgs, size_t n, hai_chat_message **out,
-                                  size_t *n_out, char ***owned, size_t *n_owned, hai_error *err);
+/* Whether a template shows the tools it is given (it uses `tools`). */
+bool tools_shown(const char *template_text);
+
+/* For a template that does not show tools: the messages with the tools described in a system
+ * message (the first message's system text kept after it) and how to call them in the syntax;
+ * for GENERIC (a template that knows nothing of tools) also earlier calls written as the model
+ * writes them and tool results as user turns. *out and each new content are malloc'd in *owned
+ * (free with tools_messages_free). tools_json: OpenAI's tools array. */
+hai_status tools_prompt_messages(tool_syntax syn, const char *tools_json, const hai_chat_message *msgs, size_t n, hai_chat_message **out,
+                                 size_t *n_out, char ***owned, size_t *n_owned, hai_error *err);
 void tools_messages_free(hai_chat_message *m, char **owned, size_t n_owned);
 
 typedef struct chat_call {

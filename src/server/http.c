@@ -827,11 +827,12 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
  * raw prompt is the app's own template). */
 static hai_status prompt_tokens(server *s, api_kind kind, const api_request *ar, const out_mode *om, size_t i, hai_token **ids, size_t *n,
                                 hai_error *err) {
-    if (kind == API_CHAT && om->tools && om->syn == TOOLS_GENERIC) { /* a template that cannot show tools: hai's system message */
+    if (kind == API_CHAT && om->tools && !tools_shown(hai_tokenizer_chat_template(hai_model_tokenizer(s->m)))) {
+        /* a template that cannot show tools: hai's system message describes them */
         hai_chat_message *m = NULL;
         char **own = NULL;
         size_t nm = 0, no = 0;
-        hai_status st = tools_generic_messages(ar->tools_json, ar->msgs, ar->n_msgs, &m, &nm, &own, &no, err);
+        hai_status st = tools_prompt_messages(om->syn, ar->tools_json, ar->msgs, ar->n_msgs, &m, &nm, &own, &no, err);
         if (!st) st = hai_chat_tokenize(s->m, NULL, m, nm, ids, n, err);
         tools_messages_free(m, own, no);
         return st;

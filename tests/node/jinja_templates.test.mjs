@@ -149,7 +149,8 @@ test('jinja: constructs one at a time', () => {
 // The server's path: a conversation as OpenAI's API sends it (an assistant turn with content null
 // and tool_calls whose arguments are JSON text, tool results with tool_call_id) through
 // `hai chat-format` (hai_chat_message, as hai serve builds them) must render as @huggingface/jinja
-// renders the same conversation in Hugging Face's shape (arguments as an object).
+// renders the same conversation in Hugging Face's shape (arguments as an object) - or, for a
+// template that joins arguments to text, with the arguments as text.
 test('jinja: an OpenAI-shaped tool history renders as the Hugging Face-shaped one', () => {
   const openai = [U('Weather in Paris?'),
     { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris", "unit": "celsius"}' } }] },
@@ -162,7 +163,10 @@ test('jinja: an OpenAI-shaped tool history renders as the Hugging Face-shaped on
     writeFileSync(file, tmpl);
     const got = spawnSync(hai, ['chat-format', '--template', file], { input: JSON.stringify(openai), encoding: 'utf8' });
     let want = null, why = null;
-    try { want = new Template(tmpl).render({ messages: structuredClone(hf), add_generation_prompt: true, bos_token: '', eos_token: '' }); } catch (e) { why = String(e.message || e); }
+    const render = (messages) => new Template(tmpl).render({ messages: structuredClone(messages), add_generation_prompt: true, bos_token: '', eos_token: '' });
+    try { want = render(hf); } catch (e) { why = String(e.message || e); }
+    // a template that joins the arguments to text (DeepSeek R1's) gets them as OpenAI's text, not a map's name
+    if (want !== null && want.includes('[object Map]')) want = render(openai);
     if (want === null) continue; // a template that refuses the history (checked above, with the variables given whole)
     if (/strftime_now|Today Date/.test(tmpl)) continue; // the date line is the template's own default; the rest is covered above
     assert.equal(got.status, 0, `${name}: hai failed: ${got.stderr}`);
