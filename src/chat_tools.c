@@ -83,54 +83,66 @@ static void put_calls(gbuf *b, const tool_def *tools, size_t n, const bool *use,
     }
 }
 
+/* Text that does not contain </think>, then </think>: the matcher of the word as rules, state k
+ * having matched its first k bytes (the word's only overlap with itself is its '<'). */
+static const char think_rules[] =
+    "think_0 ::= [^<] think_0 | \"<\" think_1 | \"\"\n"
+    "think_1 ::= [^/<] think_0 | \"<\" think_1 | \"/\" think_2 | \"\"\n"
+    "think_2 ::= [^t<] think_0 | \"<\" think_1 | \"t\" think_3 | \"\"\n"
+    "think_3 ::= [^h<] think_0 | \"<\" think_1 | \"h\" think_4 | \"\"\n"
+    "think_4 ::= [^i<] think_0 | \"<\" think_1 | \"i\" think_5 | \"\"\n"
+    "think_5 ::= [^n<] think_0 | \"<\" think_1 | \"n\" think_6 | \"\"\n"
+    "think_6 ::= [^k<] think_0 | \"<\" think_1 | \"k\" think_7 | \"\"\n"
+    "think_7 ::= [^><] think_0 | \"<\" think_1 | \"\"\n";
+
 hai_status tools_grammar(tool_syntax syn, const tool_def *tools, size_t n, tool_choice choice, const char *named, bool parallel,
-                         char **gbnf, hai_grammar_trigger *trigger, hai_error *err) {
+                         bool in_think, char **gbnf, hai_grammar_trigger *trigger, hai_error *err) {
     *gbnf = NULL;
     *trigger = (hai_grammar_trigger){0};
     if (!n) return hai_fail(err, HAI_ERR_INVALID, "tools: no tools");
     const char **schemas = calloc(n, sizeof *schemas);
     size_t *lens = calloc(n, sizeof *lens);
     char **names = calloc(n, sizeof *names);
-    bool *use = calloc(n, sizeof *use);
-    hai_status st = schemas && lens && names && use ? HAI_OK : hai_fail(err, HAI_ERR_NOMEM, "tools: out of memory");
-    bool strict = false, any = false;
+    bool *use = calloc(n, sizeof *use), *lenient = calloc(n, sizeof *lenient);
+    hai_status st = schemas && lens && names && use && lenient ? HAI_OK : hai_fail(err, HAI_ERR_NOMEM, "tools: out of memory");
+    bool any = false;
     for (size_t i = 0; !st && i < n; i++) {
         use[i] = choice != TOOL_CHOICE_NAMED || !strcmp(tools[i].name, named);
         any |= use[i];
         schemas[i] = tools[i].params ? tools[i].params : "{\"type\": \"object\"}";
         lens[i] = strlen(schemas[i]);
-        strict |= use[i] && tools[i].strict;
+        lenient[i] = !tools[i].strict; /* tools that are not strict get what the grammar can enforce; a strict one is refused */
         if (!(names[i] = malloc(32))) st = hai_fail(err, HAI_ERR_NOMEM, "tools: out of memory");
         else snprintf(names[i], 32, "targs_%zu", i);
     }
     if (!st && !any) st = hai_fail(err, HAI_ERR_INVALID, "tools: no tool is named '%.64s'", named);
     char *rules = NULL;
     hai_error e = {0};
-    /* tools that are not strict get what the grammar can enforce; a strict one is refused */
-    if (!st && (st = schema_to_gbnf_rules(schemas, lens, (const char *const *)names, n, !strict, &rules, &e)))
+    if (!st && (st = schema_to_gbnf_rules(schemas, lens, (const char *const *)names, n, lenient, &rules, &e)))
         hai_fail(err, st, "%s", e.msg);
     gbuf b = {0};
     if (!st) {
-        const char *more = parallel ? "*" : "";
+        /* more calls: "(sep call)*" when parallel, else none */
+        const char *more = parallel ? "*" : "{0}";
         switch (syn) {
         case TOOLS_HERMES:
         case TOOLS_GENERIC:
             gput(&b, "tcall_ ::= ");
             put_calls(&b, tools, n, use, "\"{\\\"name\\\": \\\"", "\\\", \\\"arguments\\\": \" ", " \"}\"");
-            gput(&b, "\nroot ::= \"" HERMES_OPEN "\\n\" tcall_ \"\\n" HERMES_CLOSE "\" (\"\\n" HERMES_OPEN "\\n\" tcall_ \"\\n" HERMES_CLOSE "\")");
+            gput(&b, "\ncalls_ ::= \"" HERMES_OPEN "\\n\" tcall_ \"\\n" HERMES_CLOSE "\" (\"\\n" HERMES_OPEN "\\n\" tcall_ \"\\n" HERMES_CLOSE "\")");
             gput(&b, more);
             *trigger = (hai_grammar_trigger){HERMES_OPEN, false};
             break;
         case TOOLS_LLAMA3:
             gput(&b, "tcall_ ::= ");
             put_calls(&b, tools, n, use, "\"{\\\"name\\\": \\\"", "\\\", \\\"parameters\\\": \" ", " \"}\"");
-            gput(&b, "\nroot ::= tcall_"); /* Llama 3 calls one function at a time */
+            gput(&b, "\ncalls_ ::= tcall_"); /* Llama 3 calls one function at a time */
             *trigger = (hai_grammar_trigger){"{", true};
             break;
         case TOOLS_MISTRAL:
             gput(&b, "tcall_ ::= ");
             put_calls(&b, tools, n, use, "\"{\\\"name\\\": \\\"", "\\\", \\\"arguments\\\": \" ", " \"}\"");
-            gput(&b, "\nroot ::= \"" MISTRAL_OPEN "[\" tcall_ (\", \" tcall_)");
+            gput(&b, "\ncalls_ ::= \"" MISTRAL_OPEN "[\" tcall_ (\", \" tcall_)");
             gput(&b, more);
             gput(&b, " \"]\"");
             *trigger = (hai_grammar_trigger){MISTRAL_OPEN, false};
@@ -138,19 +150,22 @@ hai_status tools_grammar(tool_syntax syn, const tool_def *tools, size_t n, tool_
         case TOOLS_DEEPSEEK:
             gput(&b, "tcall_ ::= \"" DS_CALL_BEGIN "function" DS_SEP "\" (");
             put_calls(&b, tools, n, use, "\"", "\\n```json\\n\" ", "");
-            gput(&b, ") \"\\n```" DS_CALL_END "\"\nroot ::= \"" DS_CALLS_BEGIN "\" tcall_ (\"\\n\" tcall_)");
+            gput(&b, ") \"\\n```" DS_CALL_END "\"\ncalls_ ::= \"" DS_CALLS_BEGIN "\" tcall_ (\"\\n\" tcall_)");
             gput(&b, more);
             gput(&b, " \"" DS_CALLS_END "\"");
             *trigger = (hai_grammar_trigger){DS_CALLS_BEGIN, false};
             break;
         }
-        gput(&b, "\n");
+        /* a forced call after the reasoning a prompt opened (R1 distills): think, close, call */
+        bool think = in_think && choice != TOOL_CHOICE_AUTO;
+        gput(&b, think ? "\nroot ::= think_0 \"</think>\" [ \\n]{0,3} calls_\n" : "\nroot ::= calls_\n");
+        if (think) gput(&b, think_rules);
         gput(&b, rules);
         if (b.failed) st = hai_fail(err, HAI_ERR_NOMEM, "tools: out of memory");
     }
     if (choice != TOOL_CHOICE_AUTO) *trigger = (hai_grammar_trigger){0};
     for (size_t i = 0; names && i < n; i++) free(names[i]);
-    free(schemas), free(lens), free(names), free(use), free(rules);
+    free(schemas), free(lens), free(names), free(use), free(lenient), free(rules);
     if (st) {
         free(b.p);
         return st;
@@ -216,6 +231,8 @@ hai_status tools_prompt_messages(tool_syntax syn, const char *tools_json, const 
     char **own = calloc(n + 1, sizeof *own);
     size_t no = 0;
     if (!m || !own) goto nomem;
+    size_t k = 0, i = 0;
+    if (!tools_json) goto history;
     /* the system message: the tools, then the app's own system text */
     cJSON *tools = cJSON_Parse(tools_json), *t;
     gbuf b = {0};
@@ -232,7 +249,6 @@ hai_status tools_prompt_messages(tool_syntax syn, const char *tools_json, const 
     }
     cJSON_Delete(tools);
     gput(&b, syn == TOOLS_DEEPSEEK ? deepseek_how : generic_how);
-    size_t k = 0, i = 0;
     if (n && !strcmp(msgs[0].role, "system")) {
         gput(&b, "\n\n");
         gput(&b, msgs[0].content);
@@ -244,6 +260,7 @@ hai_status tools_prompt_messages(tool_syntax syn, const char *tools_json, const 
     }
     own[no++] = b.p;
     m[k++] = (hai_chat_message){.role = "system", .content = b.p};
+history:
     for (; i < n; i++) {
         hai_chat_message x = msgs[i];
         /* other syntaxes' templates write calls and results themselves; they only cannot show the tools */

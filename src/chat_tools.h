@@ -34,10 +34,11 @@ typedef enum tool_choice { TOOL_CHOICE_AUTO, TOOL_CHOICE_NONE, TOOL_CHOICE_REQUI
 /* GBNF for the calls the model may write in this syntax (root "root"): each call names one of
  * the tools (only `named` with TOOL_CHOICE_NAMED) and its arguments follow that tool's schema;
  * several calls when parallel. *trigger: for AUTO, where in the output the grammar takes over
- * (the call's opening marker); NULL for REQUIRED/NAMED (it applies from the first token). A
- * schema the grammar cannot enforce on a strict tool is HAI_ERR_UNSUPPORTED naming it. */
+ * (the call's opening marker); NULL for REQUIRED/NAMED (it applies from the first token, after
+ * free reasoning up to </think> when in_think: the prompt opened a <think> block). A schema the
+ * grammar cannot enforce on a strict tool is HAI_ERR_UNSUPPORTED naming it. */
 hai_status tools_grammar(tool_syntax syn, const tool_def *tools, size_t n, tool_choice choice, const char *named, bool parallel,
-                         char **gbnf, hai_grammar_trigger *trigger, hai_error *err);
+                         bool in_think, char **gbnf, hai_grammar_trigger *trigger, hai_error *err);
 
 /* Whether a template shows the tools it is given (it uses `tools`). */
 bool tools_shown(const char *template_text);
@@ -46,7 +47,8 @@ bool tools_shown(const char *template_text);
  * message (the first message's system text kept after it) and how to call them in the syntax;
  * for GENERIC (a template that knows nothing of tools) also earlier calls written as the model
  * writes them and tool results as user turns. *out and each new content are malloc'd in *owned
- * (free with tools_messages_free). tools_json: OpenAI's tools array. */
+ * (free with tools_messages_free). tools_json: OpenAI's tools array; NULL: no tools to show, only
+ * the history written for GENERIC. */
 hai_status tools_prompt_messages(tool_syntax syn, const char *tools_json, const hai_chat_message *msgs, size_t n, hai_chat_message **out,
                                  size_t *n_out, char ***owned, size_t *n_owned, hai_error *err);
 void tools_messages_free(hai_chat_message *m, char **owned, size_t n_owned);

@@ -178,7 +178,7 @@ static void test_grammars(const hai_tokenizer *tok) {
             char *gbnf = NULL;
             hai_grammar_trigger trig;
             hai_error err = {0};
-            if (!CHECK_MSG(tools_grammar(c->syn, tools, 3, tc, "set_timer", true, &gbnf, &trig, &err) == HAI_OK, "%s: %s", tools_syntax_name(c->syn), err.msg))
+            if (!CHECK_MSG(tools_grammar(c->syn, tools, 3, tc, "set_timer", true, false, &gbnf, &trig, &err) == HAI_OK, "%s: %s", tools_syntax_name(c->syn), err.msg))
                 continue;
             hai_grammar *g = NULL;
             if (!CHECK_MSG(hai_grammar_create(tok, gbnf, strlen(gbnf), NULL, &g, &err) == HAI_OK, "%s: %s\n%s", tools_syntax_name(c->syn), err.msg, gbnf)) {
@@ -208,16 +208,60 @@ static void test_grammars(const hai_tokenizer *tok) {
             free(gbnf);
         }
     }
+    /* a forced call after reasoning the prompt opened: anything but </think>, then </think>, then the call */
+    {
+        char *gbnf = NULL;
+        hai_grammar_trigger trig;
+        hai_error err = {0};
+        hai_grammar *g = NULL;
+        if (CHECK(tools_grammar(TOOLS_DEEPSEEK, tools, 3, TOOL_CHOICE_REQUIRED, NULL, false, true, &gbnf, &trig, &err) == HAI_OK) &&
+            CHECK_MSG(hai_grammar_create(tok, gbnf, strlen(gbnf), NULL, &g, &err) == HAI_OK, "%s", err.msg)) {
+            const char *call = DSB DCB "function" DSEP "ping\n```json\n{}\n```" DCE DSE;
+            char t[512];
+            const char *think[] = {"", "Let me think.\n", "a < b and </thin k> <</think", "<<<"};
+            for (size_t i = 0; i < 4; i++) {
+                snprintf(t, sizeof t, "%s</think>\n\n%s", think[i], call);
+                CHECK_MSG(classify(g, t) == 0, "think '%s' then the call: %d", think[i], classify(g, t));
+            }
+            snprintf(t, sizeof t, "x</think>y</think>%s", call);
+            CHECK(classify(g, t) == 2);
+            CHECK(classify(g, call) == 1); /* a call inside the reasoning is still reasoning */
+        }
+        hai_grammar_free(g);
+        free(gbnf);
+    }
+    /* parallel_tool_calls false: one call, not two */
+    for (size_t gi = 0; gi < sizeof gcases / sizeof *gcases; gi++) {
+        const gcase *c = &gcases[gi];
+        char *gbnf = NULL;
+        hai_grammar_trigger trig;
+        hai_error err = {0};
+        hai_grammar *g = NULL;
+        if (!CHECK(tools_grammar(c->syn, tools, 3, TOOL_CHOICE_REQUIRED, NULL, false, false, &gbnf, &trig, &err) == HAI_OK) ||
+            !CHECK_MSG(hai_grammar_create(tok, gbnf, strlen(gbnf), NULL, &g, &err) == HAI_OK, "%s", err.msg)) {
+            free(gbnf);
+            continue;
+        }
+        for (size_t k = 0; k < 3 && c->good[k]; k++) {
+            chat_out o;
+            if (!CHECK(chat_parse(c->syn, true, false, c->good[k], strlen(c->good[k]), false, &o, NULL) == HAI_OK)) continue;
+            int r = classify(g, c->good[k]);
+            CHECK_MSG(o.n_calls == 1 ? r == 0 : r != 0, "%s, one call: '%s' (%zu calls) gives %d", tools_syntax_name(c->syn), c->good[k], o.n_calls, r);
+            chat_out_free(&o);
+        }
+        hai_grammar_free(g);
+        free(gbnf);
+    }
     /* a strict tool whose schema has a keyword the grammar cannot enforce is refused by name; a
      * tool that is not strict gets the rest enforced */
     tool_def pat[] = {{"f", "{\"type\": \"object\", \"properties\": {\"email\": {\"type\": \"string\", \"pattern\": \"^.+@.+$\"}}}", true}};
     char *gbnf = NULL;
     hai_grammar_trigger trig;
     hai_error err = {0};
-    CHECK(tools_grammar(TOOLS_HERMES, pat, 1, TOOL_CHOICE_REQUIRED, NULL, false, &gbnf, &trig, &err) == HAI_ERR_UNSUPPORTED && strstr(err.msg, "pattern"));
+    CHECK(tools_grammar(TOOLS_HERMES, pat, 1, TOOL_CHOICE_REQUIRED, NULL, false, false, &gbnf, &trig, &err) == HAI_ERR_UNSUPPORTED && strstr(err.msg, "pattern"));
     free(gbnf);
     pat[0].strict = false;
-    CHECK_MSG(tools_grammar(TOOLS_HERMES, pat, 1, TOOL_CHOICE_REQUIRED, NULL, false, &gbnf, &trig, &err) == HAI_OK, "%s", err.msg);
+    CHECK_MSG(tools_grammar(TOOLS_HERMES, pat, 1, TOOL_CHOICE_REQUIRED, NULL, false, false, &gbnf, &trig, &err) == HAI_OK, "%s", err.msg);
     free(gbnf);
 }
 
@@ -297,7 +341,7 @@ static void test_generate(const char *vocab) {
             char *gbnf = NULL;
             hai_grammar_trigger trig;
             hai_grammar *g = NULL;
-            if (!CHECK_MSG(tools_grammar((tool_syntax)syn, tools, 3, TOOL_CHOICE_REQUIRED, NULL, seed & 1, &gbnf, &trig, &err) == HAI_OK, "%s", err.msg)) continue;
+            if (!CHECK_MSG(tools_grammar((tool_syntax)syn, tools, 3, TOOL_CHOICE_REQUIRED, NULL, seed & 1, seed == 3, &gbnf, &trig, &err) == HAI_OK, "%s", err.msg)) continue;
             if (!CHECK_MSG(hai_grammar_create(tok, gbnf, strlen(gbnf), NULL, &g, &err) == HAI_OK, "%s", err.msg)) {
                 free(gbnf);
                 continue;
@@ -311,8 +355,9 @@ static void test_generate(const char *vocab) {
             hai_generate_result res;
             hai_status st = hai_generate(c, prompt, np, &gp, &res, &err);
             chat_out out;
+            /* seed 3: the prompt opened <think> (R1 distills): reasoning, </think>, then the calls */
             if (CHECK_MSG(st == HAI_OK, "%s", err.msg) && CHECK_MSG(res.finish == HAI_FINISH_STOP, "%s seed %d: not finished: '%.*s'", tools_syntax_name((tool_syntax)syn), seed, (int)o->n, o->p) &&
-                CHECK(chat_parse((tool_syntax)syn, true, false, o->p, o->n, false, &out, NULL) == HAI_OK)) {
+                CHECK(chat_parse((tool_syntax)syn, true, seed == 3, o->p, o->n, false, &out, NULL) == HAI_OK)) {
                 CHECK_MSG(out.n_calls >= 1 && !out.content_len, "%s seed %d: %zu calls, content '%s' from '%.*s'", tools_syntax_name((tool_syntax)syn), seed, out.n_calls, out.content, (int)o->n, o->p);
                 for (size_t k = 0; k < out.n_calls; k++) {
                     cJSON *a = cJSON_Parse(out.calls[k].args);

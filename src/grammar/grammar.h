@@ -57,9 +57,10 @@ uint32_t grammar_dist_after(hai_grammar *g, hai_token t);
  * enforce is HAI_ERR_UNSUPPORTED naming it. *out is malloc'd. */
 hai_status schema_to_gbnf(const char *schema, size_t len, char **out, hai_error *err);
 /* Several schemas in one grammar: rule names[i] (names with '_', which schema rules never have)
- * for the values schemas[i] allows, the primitives shared; no root rule. lenient: keywords that
- * are not enforced are ignored instead of refused (the values stay JSON of the right shape). */
-hai_status schema_to_gbnf_rules(const char *const *schemas, const size_t *lens, const char *const *names, size_t n, bool lenient,
+ * for the values schemas[i] allows, the primitives shared; no root rule. lenient[i] (lenient may
+ * be NULL): keywords of schema i that are not enforced are ignored instead of refused (the values
+ * stay JSON of the right shape). */
+hai_status schema_to_gbnf_rules(const char *const *schemas, const size_t *lens, const char *const *names, size_t n, const bool *lenient,
                                 char **out, hai_error *err);
 
 #endif

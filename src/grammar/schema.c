@@ -770,10 +770,10 @@ static cJSON *parse_schema(const char *schema, size_t len, hai_status *st, hai_e
     return root;
 }
 
-hai_status schema_to_gbnf_rules(const char *const *schemas, const size_t *lens, const char *const *names, size_t n, bool lenient,
+hai_status schema_to_gbnf_rules(const char *const *schemas, const size_t *lens, const char *const *names, size_t n, const bool *lenient,
                                 char **out, hai_error *err) {
     *out = NULL;
-    sctx c = {.err = err, .lenient = lenient};
+    sctx c = {.err = err};
     cJSON *volatile root = NULL; /* the one being converted (freed on an error's longjmp) */
     if (setjmp(c.fail)) {
         cJSON_Delete(root);
@@ -785,6 +785,7 @@ hai_status schema_to_gbnf_rules(const char *const *schemas, const size_t *lens, 
     for (size_t i = 0; i < n; i++) {
         if (!(root = parse_schema(schemas[i], lens[i], &c.st, err))) longjmp(c.fail, 1);
         c.root = root;
+        c.lenient = lenient && lenient[i];
         for (uint32_t k = 0; k < c.n_refs; k++) free(c.refs[k].ptr); /* a pointer means a place in its own schema */
         c.n_refs = 0;
         const char *top = gen(&c, root, "root-value", "#");
@@ -808,7 +809,7 @@ hai_status schema_to_gbnf_rules(const char *const *schemas, const size_t *lens, 
 
 hai_status schema_to_gbnf(const char *schema, size_t len, char **out, hai_error *err) {
     static const char *const root[] = {"root"};
-    return schema_to_gbnf_rules(&schema, &len, root, 1, false, out, err);
+    return schema_to_gbnf_rules(&schema, &len, root, 1, NULL, out, err);
 }
 
 hai_status hai_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, hai_error *err) {

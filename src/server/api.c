@@ -753,7 +753,8 @@ char *api_chunk_role(api_kind kind, const api_result *r) {
     if (kind == API_CHAT) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
         cJSON_AddStringToObject(d, "role", "assistant");
-        cJSON_AddStringToObject(d, "content", "");
+        if (r->calls_only) cJSON_AddNullToObject(d, "content");
+        else cJSON_AddStringToObject(d, "content", "");
     } else {
         cJSON_AddStringToObject(c, "text", "");
     }
@@ -820,10 +821,10 @@ char *api_chunk_delta(const api_result *r, const char *reasoning, size_t rlen, c
 
 void api_call_id(tool_syntax syn, char out[40]) {
     static const char an[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    static _Atomic uint64_t ctr;
+    static atomic_uint_fast64_t ctr;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ (ctr += 0x632BE59BD9B4E019ull);
+    uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ (uint64_t)atomic_fetch_add(&ctr, 0x632BE59BD9B4E019ull);
     int n = syn == TOOLS_MISTRAL ? 9 : 24, w = 0;
     if (syn != TOOLS_MISTRAL) w = snprintf(out, 40, "call_");
     for (int i = 0; i < n; i++) {

@@ -100,6 +100,7 @@ typedef struct api_result {
     const chat_call *calls; /* chat: the tool calls it made, and their ids */
     size_t n_calls;
     char (*call_ids)[40];
+    bool calls_only;        /* chat stream: the answer will be tool calls (content null in its role chunk) */
 } api_result;
 
 /* The non-streaming response body: id, model, usage and route from total, a choice from each of

@@ -504,6 +504,7 @@ static enum MHD_Result start_stream(server *s, struct MHD_Connection *c, request
     st->res.prompt_tokens = st->res.completion_tokens = st->res.cached_tokens = 0;
     st->include_usage = usage;
     if (om) st->om = *om;
+    st->res.calls_only = om && om->forced;
     st->ch = ch;
     st->n_ch = n;
     st->note = note;
@@ -827,12 +828,15 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
  * raw prompt is the app's own template). */
 static hai_status prompt_tokens(server *s, api_kind kind, const api_request *ar, const out_mode *om, size_t i, hai_token **ids, size_t *n,
                                 hai_error *err) {
-    if (kind == API_CHAT && om->tools && !tools_shown(hai_tokenizer_chat_template(hai_model_tokenizer(s->m)))) {
-        /* a template that cannot show tools: hai's system message describes them */
+    bool turns = false; /* calls and results in the history */
+    for (size_t k = 0; kind == API_CHAT && k < ar->n_msgs; k++) turns |= ar->msgs[k].tool_calls || !strcmp(ar->msgs[k].role, "tool");
+    if (kind == API_CHAT && !tools_shown(hai_tokenizer_chat_template(hai_model_tokenizer(s->m))) && (om->tools || (turns && om->syn == TOOLS_GENERIC))) {
+        /* a template that cannot show tools: hai's system message describes them (and, for one
+         * that knows nothing of tools, the history's calls and results are written as text) */
         hai_chat_message *m = NULL;
         char **own = NULL;
         size_t nm = 0, no = 0;
-        hai_status st = tools_prompt_messages(om->syn, ar->tools_json, ar->msgs, ar->n_msgs, &m, &nm, &own, &no, err);
+        hai_status st = tools_prompt_messages(om->syn, om->tools ? ar->tools_json : NULL, ar->msgs, ar->n_msgs, &m, &nm, &own, &no, err);
         if (!st) st = hai_chat_tokenize(s->m, NULL, m, nm, ids, n, err);
         tools_messages_free(m, own, no);
         return st;
@@ -904,21 +908,36 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         }
     /* tools: how the answer is read, and the grammar that keeps its calls valid */
     out_mode om = {.tools = kind == API_CHAT && ar.tools_json && ar.choice != TOOL_CHOICE_NONE};
+    om.forced = om.tools && (ar.choice == TOOL_CHOICE_REQUIRED || ar.choice == TOOL_CHOICE_NAMED);
     const char *tpl = hai_tokenizer_chat_template(hai_model_tokenizer(s->m));
     hai_grammar_trigger trig = {0};
+    om.syn = tools_syntax(tpl);
+    om.on = kind == API_CHAT && (om.tools || (tpl && strstr(tpl, "<think>")));
+    /* a chat's prompt first: whether it opens <think> (R1 distills) shapes the answer's parse and the calls' grammar */
+    hai_token *chat_ids = NULL;
+    size_t chat_n = 0;
+    hai_error chat_err = {0};
+    hai_status chat_st = kind == API_CHAT && !s->hyb ? prompt_tokens(s, kind, &ar, &om, 0, &chat_ids, &chat_n, &chat_err) : HAI_OK;
+    if (!chat_st && om.on && chat_n) {
+        char tail[64];
+        size_t tl = 0, k = chat_n < 3 ? chat_n : 3;
+        if (!hai_detokenize(hai_model_tokenizer(s->m), chat_ids + chat_n - k, k, HAI_DETOK_SPECIAL, tail, sizeof tail, &tl, NULL)) {
+            while (tl && (tail[tl - 1] == '\n' || tail[tl - 1] == ' ')) tl--;
+            om.in_think = tl >= 7 && !memcmp(tail + tl - 7, "<think>", 7);
+        }
+    }
     if (om.tools && !s->hyb) {
-        om.syn = tools_syntax(tpl);
         hai_error te = {0};
-        hai_status ts = tools_grammar(om.syn, ar.tools, ar.n_tools, ar.choice, ar.named, ar.parallel, &ar.grammar, &trig, &te);
+        hai_status ts = tools_grammar(om.syn, ar.tools, ar.n_tools, ar.choice, ar.named, ar.parallel, om.in_think, &ar.grammar, &trig, &te);
         if (ts) {
             enum MHD_Result r = send_error(s, c, rq->endpoint, ts == HAI_ERR_NOMEM ? 500 : 400, ts == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error",
                                            "tools", "'tools': %s", te.msg);
             api_request_free(&ar);
+            free(chat_ids);
             return r;
         }
         snprintf(ar.grammar_param, sizeof ar.grammar_param, "tools");
     }
-    om.on = kind == API_CHAT && (om.tools || (tpl && strstr(tpl, "<think>")));
     if (ar.grammar) { /* compiled against this model's vocabulary now, so a bad grammar is a 400 (kept for the jobs) */
         hai_error gerr = {0};
         hai_grammar *g = NULL;
@@ -927,6 +946,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
             enum MHD_Result r = send_error(s, c, rq->endpoint, gst == HAI_ERR_NOMEM ? 500 : 400, gst == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error",
                                            ar.grammar_param, "'%s': %s", ar.grammar_param, gerr.msg);
             api_request_free(&ar);
+            free(chat_ids);
             return r;
         }
         gpool_give(s->gpool, ar.grammar, g);
@@ -956,15 +976,8 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         hai_error err = {0};
         hai_token *ids = NULL;
         size_t n = 0;
-        hai_status st = prompt_tokens(s, kind, &ar, &om, p, &ids, &n, &err);
-        if (!st && om.on && n) { /* a prompt that ends by opening <think> (R1 distills): the answer starts inside it */
-            char tail[64];
-            size_t tl = 0, k = n < 3 ? n : 3;
-            if (!hai_detokenize(hai_model_tokenizer(s->m), ids + n - k, k, HAI_DETOK_SPECIAL, tail, sizeof tail, &tl, NULL)) {
-                while (tl && (tail[tl - 1] == '\n' || tail[tl - 1] == ' ')) tl--;
-                om.in_think = tl >= 7 && !memcmp(tail + tl - 7, "<think>", 7);
-            }
-        }
+        hai_status st = kind == API_CHAT ? chat_st : prompt_tokens(s, kind, &ar, &om, p, &ids, &n, &err);
+        if (kind == API_CHAT) ids = chat_ids, n = chat_n, err = chat_err, chat_ids = NULL;
         const char *field = kind == API_CHAT ? "messages" : "prompt";
         if (st) {
             ret = send_error(s, c, rq->endpoint, st == HAI_ERR_NOMEM ? 500 : 400, st == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error", field, "%s", err.msg);
@@ -994,6 +1007,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         }
         free(ids);
     }
+    free(chat_ids); /* not taken by the loop when it ended early */
     /* all or none: a choice that finds no room cancels the others */
     for (int i = 0; !replied && i < n_jobs; i++) {
         srv_submit sub = srv_engine_submit(s->eng, jobs[i]);

@@ -13,6 +13,7 @@ typedef struct out_mode {
     bool on;       /* the answer is parsed (tools given, or a model that reasons) */
     bool tools;    /* tool calls are looked for */
     bool in_think; /* the prompt opened a <think> block */
+    bool forced;   /* tool_choice required or named: the answer is calls (its role chunk has content null) */
     tool_syntax syn;
 } out_mode;
 
