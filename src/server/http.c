@@ -24,6 +24,7 @@
 #include "grammars.h"
 #include "metrics.h"
 #include "output.h"
+#include "responses.h"
 #include "server.h"
 
 #ifndef MHD_HTTP_CONTENT_TOO_LARGE
@@ -49,6 +50,7 @@ typedef struct server {
     atomic_ulong next_id;
     hybrid *hyb;              /* the router, with --route-config */
     grammar_pool *gpool;      /* compiled grammars between requests (grammars.h) */
+    resp_store *rstore;       /* recent responses of /v1/responses (previous_response_id, item_reference) */
     conns *cs;                /* who holds the sockets (conns.h) */
     atomic_bool draining;     /* shutting down: new requests get 503 */
     atomic_int in_flight;     /* completion requests between their headers and their last byte */
@@ -285,6 +287,8 @@ typedef struct stream {
     char id[48];
     bool include_usage;
     out_mode om;        /* chat answers parsed into content, reasoning, tool calls */
+    resp_req *rr;       /* a /v1/responses stream (owned): its events instead of chat chunks; else NULL */
+    resp_stream rs;
     choice *ch;         /* [n_ch] (owned; each job a reference) */
     int n_ch;
     srv_notify *note;   /* every choice's job wakes it (a reference) */
@@ -313,6 +317,24 @@ static char *error_event(const srv_job *j, hai_status status, const char *msg, i
     return out;
 }
 
+/* A /v1/responses stream's events for what is new of its one answer; at its end, the items
+ * closed and response.completed (the answer counted in the usage). The caller holds j->mu. */
+static bool resp_events(stream *st, choice *c, srv_job *j, char **ev) {
+    out_step d;
+    *ev = NULL;
+    if (!out_next(&st->om, &c->sent, j->text ? j->text : "", j->text_len, j->done, &d)) return false;
+    bool ok = resp_stream_step(&st->rs, &d, c->sent.ids, ev);
+    if (ok && j->done) {
+        resp_end end = {.input_tokens = j->res.n_prompt + j->res.n_cached, .output_tokens = j->res.n_generated, .cached_tokens = j->res.n_cached,
+                        .incomplete = j->res.finish == HAI_FINISH_LENGTH};
+        ok = resp_stream_end(&st->rs, st->s->rstore, st->rr, &d.parsed, c->sent.ids, &end, ev);
+        c->state = 2; /* nothing follows the completed event */
+    }
+    out_step_free(&d);
+    if (!ok) free(*ev), *ev = NULL;
+    return ok;
+}
+
 /* The next event of the choices: a role chunk due, new text, a finish, an error; NULL with *more
  * false when every choice is finished, with *more true when there is nothing yet. */
 static char *next_choice_event(stream *st, bool *more, bool *failed) {
@@ -323,6 +345,11 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
         if (c->state == 0) {
             c->state = 1;
             st->res.index = c->job->index;
+            if (st->rr) {
+                char *buf = NULL;
+                if (!resp_stream_begin(&st->rs, st->rr, st->id, st->res.model, st->res.created, &buf)) free(buf), buf = NULL;
+                return buf;
+            }
             return api_chunk_role(st->kind, &st->res);
         }
     }
@@ -339,7 +366,7 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
             r.index = j->index;
             r.lp = lp.v, r.n_lp = lp.n;
             char *ev = NULL;
-            bool ok = lp_ok && out_delta(&st->om, &c->sent, &r, j->text ? j->text : "", j->text_len, j->done, &ev);
+            bool ok = lp_ok && (st->rr ? resp_events(st, c, j, &ev) : out_delta(&st->om, &c->sent, &r, j->text ? j->text : "", j->text_len, j->done, &ev));
             c->sent_text = j->text_len;
             if (ev) c->sent_lp = j->n_lp; /* logprobs go with the text they came with */
             pthread_mutex_unlock(&j->mu);
@@ -349,8 +376,8 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
                 return NULL;
             }
             if (ev) return ev;
-            if (!j->done) {
-                *more = true; /* held back for now */
+            if (!j->done || c->state == 2) { /* held back for now (or, a response, finished) */
+                if (!j->done) *more = true;
                 continue;
             }
             pthread_mutex_lock(&j->mu); /* all of it sent: the finish */
@@ -422,8 +449,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             }
             if (st->pending) goto have_event;
-            if (!more) { /* every choice finished */
-                st->phase = st->include_usage ? 3 : 4;
+            if (!more) { /* every choice finished (a response's stream has no usage chunk or [DONE]) */
+                st->phase = st->rr ? 5 : st->include_usage ? 3 : 4;
                 continue;
             }
             /* nothing new: wait for a change, watching the client */
@@ -479,17 +506,22 @@ static void stream_free(void *cls) {
     srv_notify_release(st->note);
     free(st->pending);
     free(st->route_json);
+    if (st->rr) resp_req_free(st->rr), free(st->rr);
+    resp_stream_free(&st->rs);
     free(st);
 }
 
 /* Starts the SSE response over the jobs (their references go to the stream; freed on failure). */
 static enum MHD_Result start_stream(server *s, struct MHD_Connection *c, request *rq, api_kind kind, const api_result *res, bool usage,
-                                    const out_mode *om, srv_job **jobs, int n, srv_notify *note, const char *route_header) {
+                                    const out_mode *om, resp_req *rr, srv_job **jobs, int n, srv_notify *note, const char *route_header) {
     stream *st = calloc(1, sizeof *st);
     choice *ch = calloc((size_t)n, sizeof *ch);
-    if (!st || !ch) {
+    resp_req *rr_own = rr ? malloc(sizeof *rr_own) : NULL;
+    if (rr_own) *rr_own = *rr, memset(rr, 0, sizeof *rr); /* the stream's now */
+    if (!st || !ch || (rr && !rr_own)) {
         free(st);
         free(ch);
+        if (rr_own) resp_req_free(rr_own), free(rr_own);
         for (int i = 0; i < n; i++) atomic_store(&jobs[i]->cancelled, true), srv_job_release(jobs[i]);
         srv_notify_release(note);
         return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
@@ -504,6 +536,7 @@ static enum MHD_Result start_stream(server *s, struct MHD_Connection *c, request
     st->res.prompt_tokens = st->res.completion_tokens = st->res.cached_tokens = 0;
     st->include_usage = usage;
     if (om) st->om = *om;
+    st->rr = rr_own;
     st->res.calls_only = om && om->forced;
     st->ch = ch;
     st->n_ch = n;
@@ -787,7 +820,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     j->notify = note; /* the runner signals through the job from here on */
     srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
-    if (stream_req) return start_stream(s, c, rq, API_CHAT, &res, usage, NULL, &j, 1, note, header);
+    if (stream_req) return start_stream(s, c, rq, API_CHAT, &res, usage, NULL, NULL, &j, 1, note, header);
     bool here = wait_all(c, &j, 1, note);
     srv_notify_release(note);
     pthread_mutex_lock(&j->mu);
@@ -830,20 +863,23 @@ static hai_status prompt_tokens(server *s, api_kind kind, const api_request *ar,
                                 hai_error *err) {
     bool turns = false; /* calls and results in the history */
     for (size_t k = 0; kind == API_CHAT && k < ar->n_msgs; k++) turns |= ar->msgs[k].tool_calls || !strcmp(ar->msgs[k].role, "tool");
-    if (kind == API_CHAT && !tools_shown(hai_tokenizer_chat_template(hai_model_tokenizer(s->m))) && (om->tools || (turns && om->syn == TOOLS_GENERIC))) {
+    /* tools are shown with tool_choice none too (the model knows them, as OpenAI's do, and a tool
+     * loop's prompts keep the same start, so the cache serves them): only calls are not read */
+    bool show = kind == API_CHAT && ar->tools_json;
+    if (kind == API_CHAT && !tools_shown(hai_tokenizer_chat_template(hai_model_tokenizer(s->m))) && (show || (turns && om->syn == TOOLS_GENERIC))) {
         /* a template that cannot show tools: hai's system message describes them (and, for one
          * that knows nothing of tools, the history's calls and results are written as text) */
         hai_chat_message *m = NULL;
         char **own = NULL;
         size_t nm = 0, no = 0;
-        hai_status st = tools_prompt_messages(om->syn, om->tools ? ar->tools_json : NULL, ar->msgs, ar->n_msgs, &m, &nm, &own, &no, err);
+        hai_status st = tools_prompt_messages(om->syn, show ? ar->tools_json : NULL, ar->msgs, ar->n_msgs, &m, &nm, &own, &no, err);
         if (!st) st = hai_chat_tokenize(s->m, NULL, m, nm, ids, n, err);
         tools_messages_free(m, own, no);
         return st;
     }
     if (kind == API_CHAT) {
         hai_chat_params cp = hai_chat_default_params();
-        if (om->tools) cp.tools = ar->tools_json;
+        if (show) cp.tools = ar->tools_json;
         return hai_chat_tokenize(s->m, &cp, ar->msgs, ar->n_msgs, ids, n, err);
     }
     size_t pl = strlen(ar->prompts[i]), cap = pl + 8;
@@ -894,11 +930,35 @@ static srv_job *choice_job(server *s, const api_request *ar, const hai_token *id
     return j;
 }
 
-static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *rq, api_kind kind) {
+/* Chat and text completions, and the Responses API (responses: the request translated into a
+ * chat request first, the answer written as a response object or its stream of events). */
+static enum MHD_Result run_completion(server *s, struct MHD_Connection *c, request *rq, api_kind kind, api_request ar, resp_req *rrp);
+
+static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *rq, api_kind kind, bool responses) {
     api_request ar;
     api_error ae;
-    if (!api_parse(kind, rq->body, rq->len, &ar, &ae))
+    resp_req rr = {0};
+    char *chat_body = NULL;
+    size_t chat_len = 0;
+    if (responses && !resp_translate(s->rstore, rq->body, rq->len, &chat_body, &chat_len, &rr, &ae))
         return send_body(s, c, rq->endpoint, ae.status, "application/json", api_error_json(&ae));
+    bool parsed_ok = api_parse(kind, responses ? chat_body : rq->body, responses ? chat_len : rq->len, &ar, &ae);
+    free(chat_body);
+    enum MHD_Result ret;
+    if (!parsed_ok) {
+        ret = send_body(s, c, rq->endpoint, ae.status, "application/json", api_error_json(&ae));
+    } else if (responses && s->hyb) {
+        api_request_free(&ar);
+        ret = send_error(s, c, rq->endpoint, 400, "invalid_request_error", NULL, "/v1/responses is not supported with --route-config yet");
+    } else {
+        ret = run_completion(s, c, rq, kind, ar, responses ? &rr : NULL); /* it frees ar; a stream takes rr */
+    }
+    resp_req_free(&rr);
+    return ret;
+}
+
+static enum MHD_Result run_completion(server *s, struct MHD_Connection *c, request *rq, api_kind kind, api_request ar, resp_req *rrp) {
+    bool responses = rrp != NULL;
     for (size_t i = 0; i < ar.n_bias; i++) /* ids of this model's vocabulary */
         if (ar.bias[i].token >= hai_model_n_vocab(s->m)) {
             enum MHD_Result r = send_error(s, c, rq->endpoint, 400, "invalid_request_error", "logit_bias",
@@ -912,7 +972,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     const char *tpl = hai_tokenizer_chat_template(hai_model_tokenizer(s->m));
     hai_grammar_trigger trig = {0};
     om.syn = tools_syntax(tpl);
-    om.on = kind == API_CHAT && (om.tools || (tpl && strstr(tpl, "<think>")));
+    om.on = kind == API_CHAT && (om.tools || responses || (tpl && strstr(tpl, "<think>")));
     /* a chat's prompt first: whether it opens <think> (R1 distills) shapes the answer's parse and the calls' grammar */
     hai_token *chat_ids = NULL;
     size_t chat_n = 0;
@@ -1026,10 +1086,10 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         return ret;
     }
     char id[48];
-    snprintf(id, sizeof id, "%s-%lx%06lx", kind == API_CHAT ? "chatcmpl" : "cmpl", (unsigned long)time(NULL),
+    snprintf(id, sizeof id, "%s%lx%06lx", responses ? "resp_" : kind == API_CHAT ? "chatcmpl-" : "cmpl-", (unsigned long)time(NULL),
              (unsigned long)atomic_fetch_add(&s->next_id, 1));
     api_result total = {.id = id, .model = s->model_id, .created = (long)time(NULL), .want_logprobs = want_lp};
-    if (stream_req) return start_stream(s, c, rq, kind, &total, usage, &om, jobs, n_jobs, note, NULL);
+    if (stream_req) return start_stream(s, c, rq, kind, &total, usage, &om, rrp, jobs, n_jobs, note, NULL);
     /* non-streaming: wait here, watching the socket */
     bool here = wait_all(c, jobs, n_jobs, note);
     srv_notify_release(note);
@@ -1059,7 +1119,14 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
         if (!status && om.on && !out_final(&om, ch[i].text, ch[i].text_len, &ch[i], &parsed[i], &ids[i]))
             status = HAI_ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
     }
-    char *body = status || !here ? NULL : api_response_json(kind, &total, ch, (size_t)n_jobs);
+    char *body = NULL;
+    if (!status && here && responses) { /* one answer, as a response object */
+        resp_end end = {.input_tokens = total.prompt_tokens, .output_tokens = total.completion_tokens, .cached_tokens = total.cached_tokens,
+                        .incomplete = !strcmp(ch[0].finish, "length")};
+        body = resp_object(s->rstore, rrp, id, s->model_id, total.created, &parsed[0], ids[0], NULL, 0, &end);
+    } else if (!status && here) {
+        body = api_response_json(kind, &total, ch, (size_t)n_jobs);
+    }
     for (int i = 0; i < n_jobs; i++) {
         lp_free(&lp[i]);
         chat_out_free(&parsed[i]);
@@ -1097,7 +1164,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         const char *has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (!has_body) has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
         conns_set_state(s->cs, conn_of(c), has_body && strcmp(has_body, "0") ? CONN_BODY : CONN_BUSY, now_s());
-        bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/models") ||
+        bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/v1/models") ||
                      !strncmp(url, "/v1/models/", 11) || !strcmp(url, "/health") || !strcmp(url, "/metrics");
         if (!strncmp(url, "/v1/models/", 11)) snprintf(rq->endpoint, sizeof rq->endpoint, "/v1/models/{id}");
         if (!known) {
@@ -1129,7 +1196,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                                   "missing or wrong API key (send Authorization: Bearer <key>)");
             }
         }
-        bool post = !strncmp(url, "/v1/c", 5);
+        bool post = !strncmp(url, "/v1/c", 5) || !strcmp(url, "/v1/responses");
         if (strcmp(method, post ? "POST" : "GET")) {
             rq->headers_done = true;
             return send_error(s, c, rq->endpoint, 405, "invalid_request_error", NULL, "%s needs %s", url, post ? "POST" : "GET");
@@ -1203,7 +1270,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (atomic_load(&s->draining)) return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "the server is shutting down");
     rq->counted = true;
     atomic_fetch_add(&s->in_flight, 1);
-    return completion(s, c, rq, !strcmp(url, "/v1/chat/completions") ? API_CHAT : API_COMPLETION);
+    if (!strcmp(url, "/v1/responses")) return completion(s, c, rq, API_CHAT, true);
+    return completion(s, c, rq, !strcmp(url, "/v1/chat/completions") ? API_CHAT : API_COMPLETION, false);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode code) {
@@ -1303,7 +1371,8 @@ int srv_run(const srv_options *opt) {
     mp.mmap_weights = s->o.mmap_weights;
     if (hai_model_load(s->o.model_path, &mp, &s->m, &err) != HAI_OK) goto fail;
     model_id_from_path(s->o.model_path, s->model_id, sizeof s->model_id);
-    if (!(s->gpool = gpool_new(hai_model_tokenizer(s->m), 16))) {
+    /* the last 1024 responses' conversations and items, up to 64 MiB */
+    if (!(s->gpool = gpool_new(hai_model_tokenizer(s->m), 16)) || !(s->rstore = resp_store_new(1024, 64u << 20))) {
         hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -1365,6 +1434,7 @@ out:
     reap_runners(s, true);
     srv_engine_stop(s->eng);
     gpool_free(s->gpool); /* after the engine: its jobs give their grammars back */
+    resp_store_free(s->rstore);
     hybrid_free(s->hyb);
     hai_model_free(s->m);
     conns_free(s->cs);

@@ -20,37 +20,49 @@ static bool grow(out_sent *s, size_t n) {
     return true;
 }
 
-bool out_delta(const out_mode *m, out_sent *s, const api_result *r, const char *text, size_t len, bool done, char **ev) {
-    *ev = NULL;
-    chat_out o;
-    if (chat_parse(m->syn, m->tools, m->in_think, text, len, !done, &o, NULL)) return false;
+bool out_next(const out_mode *m, out_sent *s, const char *text, size_t len, bool done, out_step *d) {
+    memset(d, 0, sizeof *d);
+    if (chat_parse(m->syn, m->tools, m->in_think, text, len, !done, &d->parsed, NULL)) return false;
     if (done) s->final = true;
-    bool ok = grow(s, o.n_calls);
-    api_call_delta *d = ok && o.n_calls ? calloc(o.n_calls, sizeof *d) : NULL;
-    size_t nd = 0;
-    ok = ok && (d || !o.n_calls);
-    for (size_t i = 0; ok && i < o.n_calls; i++) {
-        const chat_call *c = &o.calls[i];
+    const chat_out *o = &d->parsed;
+    if (!grow(s, o->n_calls) || (o->n_calls && !(d->calls = calloc(o->n_calls, sizeof *d->calls)))) {
+        out_step_free(d);
+        return false;
+    }
+    for (size_t i = 0; i < o->n_calls; i++) {
+        const chat_call *c = &o->calls[i];
         if (i >= s->n_calls) { /* a new call: its id and name, arguments from the start */
             api_call_id(m->syn, s->ids[i]);
-            s->args[i] = 0;
             s->n_calls = i + 1;
-            d[nd++] = (api_call_delta){(int)i, s->ids[i], c->name, c->args, c->args_len};
+            d->calls[d->n_calls++] = (api_call_delta){(int)i, s->ids[i], c->name, c->args, c->args_len};
             s->args[i] = c->args_len;
         } else if (c->args_len > s->args[i]) {
-            d[nd++] = (api_call_delta){(int)i, NULL, NULL, c->args + s->args[i], c->args_len - s->args[i]};
+            d->calls[d->n_calls++] = (api_call_delta){(int)i, NULL, NULL, c->args + s->args[i], c->args_len - s->args[i]};
             s->args[i] = c->args_len;
         }
     }
-    size_t rl = o.reasoning_len > s->reasoning ? o.reasoning_len - s->reasoning : 0;
-    size_t cl = o.content_len > s->content ? o.content_len - s->content : 0;
-    if (ok && (rl || cl || nd)) {
-        *ev = api_chunk_delta(r, o.reasoning + s->reasoning, rl, o.content + s->content, cl, d, nd);
+    if (o->reasoning_len > s->reasoning) d->reasoning = o->reasoning + s->reasoning, d->reasoning_len = o->reasoning_len - s->reasoning;
+    if (o->content_len > s->content) d->content = o->content + s->content, d->content_len = o->content_len - s->content;
+    s->reasoning += d->reasoning_len, s->content += d->content_len;
+    return true;
+}
+
+void out_step_free(out_step *d) {
+    chat_out_free(&d->parsed);
+    free(d->calls);
+    memset(d, 0, sizeof *d);
+}
+
+bool out_delta(const out_mode *m, out_sent *s, const api_result *r, const char *text, size_t len, bool done, char **ev) {
+    *ev = NULL;
+    out_step d;
+    if (!out_next(m, s, text, len, done, &d)) return false;
+    bool ok = true;
+    if (d.reasoning_len || d.content_len || d.n_calls) {
+        *ev = api_chunk_delta(r, d.reasoning, d.reasoning_len, d.content, d.content_len, d.calls, d.n_calls);
         ok = *ev != NULL;
     }
-    if (ok) s->reasoning += rl, s->content += cl;
-    free(d);
-    chat_out_free(&o);
+    out_step_free(&d);
     return ok;
 }
 

@@ -25,8 +25,22 @@ typedef struct out_sent {
     bool final;        /* the whole answer has been parsed and sent */
 } out_sent;
 
-/* The next delta chunk of a choice whose text so far is text[0..len) (done: it is all there) in
- * *ev, or NULL when there is nothing new to send. false: out of memory. */
+/* What is new of a parsed answer since the last step: reasoning and content text, and call
+ * pieces (a new call's first piece has its id and name). Points into d->parsed. */
+typedef struct out_step {
+    chat_out parsed;
+    const char *reasoning, *content;
+    size_t reasoning_len, content_len;
+    api_call_delta *calls;
+    size_t n_calls;
+} out_step;
+
+/* Parses text[0..len) (done: it is all there) and fills d with what s has not sent yet, then
+ * counts it as sent. false: out of memory. Free d with out_step_free. */
+bool out_next(const out_mode *m, out_sent *s, const char *text, size_t len, bool done, out_step *d);
+void out_step_free(out_step *d);
+
+/* The next chat delta chunk of a choice in *ev, or NULL when there is nothing new to send. */
 bool out_delta(const out_mode *m, out_sent *s, const api_result *r, const char *text, size_t len, bool done, char **ev);
 void out_sent_free(out_sent *s);
 
