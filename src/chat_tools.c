@@ -312,7 +312,10 @@ static bool at(const char *s, size_t n, size_t i, const char *lit) {
     return n - i >= l && !memcmp(s + i, lit, l);
 }
 
-/* A JSON string at s[*i] == '"': *i past its closing quote. */
+/* The scanners below leave *i past what they matched (SC_OK), or at the byte that ruled it out
+ * (SC_BAD); SC_MORE: the text ended first. */
+
+/* A JSON string at s[*i] == '"'. */
 static int scan_string(const char *s, size_t n, size_t *i) {
     size_t k = *i + 1;
     while (k < n) {
@@ -320,14 +323,16 @@ static int scan_string(const char *s, size_t n, size_t *i) {
         else if (s[k] == '"') {
             *i = k + 1;
             return SC_OK;
-        } else if ((unsigned char)s[k] < 0x20) return SC_BAD;
-        else k++;
+        } else if ((unsigned char)s[k] < 0x20) {
+            *i = k;
+            return SC_BAD;
+        } else k++;
     }
     return SC_MORE;
 }
 
-/* A JSON value at s[*i]: *i past it. Objects and arrays are matched by their brackets (the
- * arguments are checked by a real JSON parser once whole); numbers and words end at a delimiter. */
+/* A JSON value at s[*i]. Objects and arrays are matched by their brackets (the arguments are
+ * checked by a real JSON parser once whole); numbers and words end at a delimiter. */
 static int scan_value(const char *s, size_t n, size_t *i) {
     size_t k = *i;
     if (k >= n) return SC_MORE;
@@ -340,15 +345,16 @@ static int scan_value(const char *s, size_t n, size_t *i) {
             if (c == '"') {
                 size_t j = k;
                 int r = scan_string(s, n, &j);
+                if (r == SC_BAD) *i = j;
                 if (r != SC_OK) return r;
                 k = j;
                 continue;
             }
             if (c == '{' || c == '[') {
-                if (depth == (int)sizeof stack) return SC_BAD;
+                if (depth == (int)sizeof stack) return *i = k, SC_BAD;
                 stack[depth++] = c == '{' ? '}' : ']';
             } else if (c == '}' || c == ']') {
-                if (!depth || stack[depth - 1] != c) return SC_BAD;
+                if (!depth || stack[depth - 1] != c) return *i = k, SC_BAD;
                 if (--depth == 0) {
                     *i = k + 1;
                     return SC_OK;
@@ -359,11 +365,10 @@ static int scan_value(const char *s, size_t n, size_t *i) {
         return SC_MORE;
     }
     size_t st = k;
-    while (k < n && (strchr("+-.eE", s[k]) || (s[k] >= '0' && s[k] <= '9') || (s[k] >= 'a' && s[k] <= 'z'))) k++;
+    while (k < n && s[k] && (strchr("+-.eE", s[k]) || (s[k] >= '0' && s[k] <= '9') || (s[k] >= 'a' && s[k] <= 'z'))) k++;
     if (k == n) return SC_MORE;
-    if (k == st) return SC_BAD;
     *i = k;
-    return SC_OK;
+    return k == st ? SC_BAD : SC_OK;
 }
 
 typedef struct span {
@@ -372,48 +377,43 @@ typedef struct span {
 } span;
 
 /* A call object {"name": "N", "arguments"|"parameters": V, ...} at s[*i] (members in any order):
- * the name's and the arguments' spans as far as written; *i past the object when SC_OK. */
+ * the name's and the arguments' spans as far as written (arguments that went wrong: up to where). */
 static int scan_call(const char *s, size_t n, size_t *i, span *name, span *args) {
     *name = *args = (span){0};
     size_t k = skip_ws(s, n, *i);
     if (k >= n) return SC_MORE;
-    if (s[k] != '{') return SC_BAD;
+    if (s[k] != '{') return *i = k, SC_BAD;
     k++;
     for (bool first = true;; first = false) {
         k = skip_ws(s, n, k);
         if (k >= n) return SC_MORE;
-        if (s[k] == '}' && first) return SC_BAD; /* a call has members */
-        if (s[k] == '"') {
-            size_t ks = k;
-            int r = scan_string(s, n, &k);
-            if (r != SC_OK) return r;
-            size_t kl = k - ks - 2;
-            bool is_name = kl == 4 && !memcmp(s + ks + 1, "name", 4);
-            bool is_args = (kl == 9 && !memcmp(s + ks + 1, "arguments", 9)) || (kl == 10 && !memcmp(s + ks + 1, "parameters", 10));
-            k = skip_ws(s, n, k);
-            if (k >= n) return SC_MORE;
-            if (s[k] != ':') return SC_BAD;
-            k = skip_ws(s, n, k + 1);
-            if (k >= n) return SC_MORE;
-            size_t vs = k;
-            if (is_name && s[k] != '"') return SC_BAD;
-            r = scan_value(s, n, &k);
-            if (r == SC_BAD) return r;
-            if (is_name && r == SC_OK) *name = (span){vs, k, true, true};
-            if (is_args) *args = (span){vs, r == SC_OK ? k : n, true, r == SC_OK};
-            if (r == SC_MORE) return r;
-            k = skip_ws(s, n, k);
-            if (k >= n) return SC_MORE;
-            if (s[k] == ',') {
-                k++;
-                continue;
-            }
-            if (s[k] != '}') return SC_BAD;
-            if (!name->set || !args->set) return SC_BAD;
-            *i = k + 1;
-            return SC_OK;
+        if (s[k] != '"' || (s[k] == '}' && first)) return *i = k, SC_BAD; /* a call has members, each a key */
+        size_t ks = k;
+        int r = scan_string(s, n, &k);
+        if (r != SC_OK) return *i = k, r;
+        size_t kl = k - ks - 2;
+        bool is_name = kl == 4 && !memcmp(s + ks + 1, "name", 4);
+        bool is_args = (kl == 9 && !memcmp(s + ks + 1, "arguments", 9)) || (kl == 10 && !memcmp(s + ks + 1, "parameters", 10));
+        k = skip_ws(s, n, k);
+        if (k >= n) return SC_MORE;
+        if (s[k] != ':') return *i = k, SC_BAD;
+        k = skip_ws(s, n, k + 1);
+        if (k >= n) return SC_MORE;
+        size_t vs = k;
+        if (is_name && s[k] != '"') return *i = k, SC_BAD;
+        r = scan_value(s, n, &k);
+        if (is_name && r == SC_OK) *name = (span){vs, k, true, true};
+        if (is_args) *args = (span){vs, r == SC_MORE ? n : k, true, r == SC_OK};
+        if (r != SC_OK) return *i = k, r;
+        k = skip_ws(s, n, k);
+        if (k >= n) return SC_MORE;
+        if (s[k] == ',') {
+            k++;
+            continue;
         }
-        return SC_BAD;
+        if (s[k] != '}' || !name->set || !args->set) return *i = k, SC_BAD;
+        *i = k + 1;
+        return SC_OK;
     }
 }
 
@@ -523,9 +523,11 @@ static void parse_marked(pout *o, const char *s, size_t n, bool partial, tool_sy
             span name, args;
             size_t j = k;
             r = scan_call(s, n, &j, &name, &args);
-            if (r == SC_BAD) break;
+            /* a call whose name has been seen stays a call (a stream has sent it): what goes wrong
+             * after that ends it, and the text from there is read on */
             if (name.set) add_json_call(o, s, &name, &args);
-            if (r == SC_MORE) break;
+            if (r == SC_BAD && name.set) k = j;
+            if (r != SC_OK) break;
             k = skip_ws(s, n, j);
             if (list) {
                 if (k < n && s[k] == ',') {
@@ -561,11 +563,7 @@ static void parse_marked(pout *o, const char *s, size_t n, bool partial, tool_sy
             if (!partial && o->n_calls == calls0) put_n(&o->content, s + m, n - m); /* cut before a name: text */
             return;
         }
-        i = skip_ws(s, n, k);
-        if (r == SC_BAD) { /* calls, then something else: the rest is content */
-            put_n(&o->content, s + i, n - i);
-            return;
-        }
+        i = skip_ws(s, n, k); /* calls, then on: content or more calls */
     }
 }
 
@@ -578,11 +576,12 @@ static void parse_llama(pout *o, const char *s, size_t n, bool partial) {
         span name, args;
         size_t j = k;
         int r = scan_call(s, n, &j, &name, &args);
-        if (r != SC_BAD && (name.set || partial)) {
-            if (name.set) add_json_call(o, s, &name, &args);
-            if (r == SC_OK) put_n(&o->content, s + skip_ws(s, n, j), n - skip_ws(s, n, j));
+        if (name.set) { /* a call (a stream may have sent it); what follows it is content */
+            add_json_call(o, s, &name, &args);
+            if (r != SC_MORE) put_n(&o->content, s + skip_ws(s, n, j), n - skip_ws(s, n, j));
             return;
         }
+        if (r == SC_MORE && partial) return; /* it may still become one */
     }
     if (partial && k == n) return;
     put_n(&o->content, s, n);
@@ -618,10 +617,13 @@ static void parse_deepseek(pout *o, const char *s, size_t n, bool partial) {
         a = skip_ws(s, n, a);
         size_t j = a;
         int r = scan_value(s, n, &j);
-        if (r == SC_BAD) break;
-        span args = {a, r == SC_OK ? j : n, a < n, r == SC_OK};
+        span args = {a, r == SC_MORE ? n : j, a < n, r == SC_OK}; /* wrong arguments end the call where they went wrong */
         add_call(o, s, s + ns, ne - ns, &args);
         if (r == SC_MORE) return;
+        if (r == SC_BAD) {
+            k = j;
+            break;
+        }
         k = skip_ws(s, n, j);
         if (at(s, n, k, "```")) k += 3;
         k = skip_ws(s, n, k);

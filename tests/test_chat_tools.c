@@ -50,6 +50,9 @@ static const pcase cases[] = {
     {TOOLS_HERMES, true, false, "Use <tool_call> tags like <b>this</b>.", "Use <tool_call> tags like <b>this</b>.", "", {{0}}},
     {TOOLS_HERMES, true, false, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"n\": 1}}\n</tool_call>\nDone.", "Done.", "",
      {{"f", "{\"n\": 1}"}}},
+    /* a call whose name was written stays a call (a stream has sent it); arguments that go wrong end it there */
+    {TOOLS_HERMES, true, false, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1]}\nthen text", "]}\nthen text", "", {{"f", "{\"a\": 1"}}},
+    {TOOLS_DEEPSEEK, true, false, DSB DCB "function" DSEP "g\n```json\n{\"a\": [}\n```" DCE DSE, "}\n```" DCE DSE, "", {{"g", "{\"a\": ["}}},
     {TOOLS_HERMES, false, false, "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>",
      "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>", "", {{0}}},
     {TOOLS_GENERIC, true, false, "Sure.\n<tool_call>\n{\"name\": \"convert\", \"arguments\": {\"value\": 2.5e3, \"to\": \"km\"}}\n</tool_call>",
@@ -93,10 +96,9 @@ static void test_parse(void) {
         if (CHECK_MSG(fin.n_calls == nw, "case %zu: %zu calls, want %zu", ci, fin.n_calls, nw))
             for (size_t k = 0; k < nw; k++) {
                 CHECK_MSG(!strcmp(fin.calls[k].name, c->calls[k].name), "case %zu call %zu: name '%s'", ci, k, fin.calls[k].name);
-                CHECK_MSG(!strcmp(fin.calls[k].args, c->calls[k].args) && fin.calls[k].args_done, "case %zu call %zu: args '%s'", ci, k,
-                          fin.calls[k].args);
+                CHECK_MSG(!strcmp(fin.calls[k].args, c->calls[k].args), "case %zu call %zu: args '%s'", ci, k, fin.calls[k].args);
                 cJSON *a = cJSON_Parse(fin.calls[k].args);
-                CHECK_MSG(a != NULL, "case %zu call %zu: arguments are not JSON", ci, k);
+                CHECK_MSG((a != NULL) == fin.calls[k].args_done, "case %zu call %zu: arguments JSON %d, done %d", ci, k, a != NULL, fin.calls[k].args_done);
                 cJSON_Delete(a);
             }
         /* every prefix (at character boundaries) extends the one before and leads to the whole */

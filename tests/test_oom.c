@@ -12,6 +12,7 @@
 #include "router/hybrid.h"
 #include "router/privacy.h"
 #include "server/api.h"
+#include "server/responses.h"
 
 static long fail_at = 0, calls = 0; /* 0: never fail */
 
@@ -184,6 +185,149 @@ static int prompt_run(void *arg) {
     return out;
 }
 
+/* ---- tool calls: a request with tools, their grammar, the prompt without template support, the
+ * parse of an answer; the Responses API's translation and response object ------------------------ */
+
+static const char tools_req[] =
+    "{\"messages\": [{\"role\": \"user\", \"content\": \"timer\"}, {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+    " \"type\": \"function\", \"function\": {\"name\": \"set_timer\", \"arguments\": \"{\\\"minutes\\\": 5}\"}}]}, {\"role\": \"tool\","
+    " \"tool_call_id\": \"c1\", \"content\": \"ok\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"set_timer\","
+    " \"parameters\": {\"type\": \"object\", \"properties\": {\"minutes\": {\"type\": \"integer\", \"minimum\": 1}}, \"required\": [\"minutes\"]}}},"
+    " {\"type\": \"function\", \"function\": {\"name\": \"ping\", \"strict\": true}}], \"tool_choice\": \"required\"}";
+
+typedef struct tools_case {
+    api_request r;
+    char *want_gbnf;
+    hai_chat_message *want_msgs;
+    size_t n_want;
+    chat_out want_out;
+    const char *answer;
+    char *want_chat, *want_object;
+} tools_case;
+
+static int tools_req_run(void *arg) {
+    (void)arg;
+    api_request r;
+    api_error e;
+    if (!api_parse(API_CHAT, tools_req, sizeof tools_req - 1, &r, &e)) return e.status == 500 && e.message[0] ? 0 : -1;
+    bool ok = r.n_tools == 2 && r.tools_json && !strcmp(r.tools[1].name, "ping") && r.tools[0].params && strstr(r.tools[0].params, "minimum") &&
+              r.tools[1].strict && r.choice == TOOL_CHOICE_REQUIRED && r.msgs[1].tool_calls && r.msgs[2].tool_call_id;
+    api_request_free(&r);
+    return ok ? 1 : -1;
+}
+
+static int tools_grammar_run(void *arg) {
+    tools_case *t = arg;
+    char *g = NULL;
+    hai_grammar_trigger trig;
+    hai_error err = {0};
+    hai_status st = tools_grammar(TOOLS_HERMES, t->r.tools, t->r.n_tools, TOOL_CHOICE_AUTO, NULL, true, false, &g, &trig, &err);
+    if (st) return st == HAI_ERR_NOMEM && err.msg[0] && !g ? 0 : -1;
+    int out = !strcmp(g, t->want_gbnf) && trig.text ? 1 : -1;
+    free(g);
+    return out;
+}
+
+static int tools_prompt_run(void *arg) {
+    tools_case *t = arg;
+    hai_chat_message *m = NULL;
+    char **own = NULL;
+    size_t n = 0, no = 0;
+    hai_error err = {0};
+    if (tools_prompt_messages(TOOLS_GENERIC, t->r.tools_json, t->r.msgs, t->r.n_msgs, &m, &n, &own, &no, &err)) return err.msg[0] && !m ? 0 : -1;
+    bool ok = n == t->n_want;
+    for (size_t i = 0; ok && i < n; i++) ok = !strcmp(m[i].role, t->want_msgs[i].role) && !strcmp(m[i].content, t->want_msgs[i].content);
+    tools_messages_free(m, own, no);
+    return ok ? 1 : -1;
+}
+
+static int parse_run(void *arg) {
+    tools_case *t = arg;
+    chat_out o;
+    hai_error err = {0};
+    if (chat_parse(TOOLS_HERMES, true, false, t->answer, strlen(t->answer), false, &o, &err)) return err.msg[0] ? 0 : -1;
+    bool ok = !strcmp(o.content, t->want_out.content) && !strcmp(o.reasoning, t->want_out.reasoning) && o.n_calls == t->want_out.n_calls;
+    for (size_t i = 0; ok && i < o.n_calls; i++) ok = !strcmp(o.calls[i].name, t->want_out.calls[i].name) && !strcmp(o.calls[i].args, t->want_out.calls[i].args);
+    chat_out_free(&o);
+    return ok ? 1 : -1;
+}
+
+static const char resp_body[] = "{\"model\": \"m\", \"instructions\": \"Be brief.\", \"input\": [{\"role\": \"user\", \"content\": [{\"type\": "
+                                "\"input_text\", \"text\": \"a\"}, {\"type\": \"input_text\", \"text\": \"b\"}]}, {\"type\": \"function_call\", \"call_id\": "
+                                "\"c\", \"name\": \"f\", \"arguments\": \"{}\"}, {\"type\": \"function_call_output\", \"call_id\": \"c\", \"output\": \"done\"}],"
+                                " \"tools\": [{\"type\": \"function\", \"name\": \"f\"}], \"tool_choice\": {\"type\": \"function\", \"name\": \"f\"},"
+                                " \"text\": {\"format\": {\"type\": \"json_schema\", \"name\": \"x\", \"schema\": {\"type\": \"object\"}}}, \"max_output_tokens\": 9}";
+
+static int resp_translate_run(void *arg) {
+    tools_case *t = arg;
+    char *chat = NULL;
+    size_t n = 0;
+    resp_req rr;
+    api_error e;
+    if (!resp_translate(NULL, resp_body, sizeof resp_body - 1, &chat, &n, &rr, &e)) return e.status == 500 && !chat ? 0 : -1;
+    bool ok = !strcmp(chat, t->want_chat) && rr.items && rr.echo && strstr(rr.echo, "Be brief.");
+    free(chat);
+    resp_req_free(&rr);
+    return ok ? 1 : -1;
+}
+
+static int resp_object_run(void *arg) {
+    tools_case *t = arg;
+    resp_req rr = {.echo = "{\"store\": false}", .items = "[]"};
+    resp_item items[] = {{.kind = 'r', .id = "rs_1", .a = 0, .b = t->want_out.reasoning_len}, {.kind = 'm', .id = "msg_1", .a = 0, .b = t->want_out.content_len},
+                         {.kind = 'f', .id = "fc_1", .call = 0}, {.kind = 'f', .id = "fc_2", .call = 1}};
+    char ids[2][40] = {"call_1", "call_2"};
+    resp_end end = {10, 5, 2, false};
+    char *o = resp_object(NULL, &rr, "resp_1", "m", 1, &t->want_out, ids, items, 4, &end);
+    if (!o) return 0;
+    int out = !strcmp(o, t->want_object) ? 1 : -1;
+    free(o);
+    return out;
+}
+
+static void tools_sweeps(void) {
+    sweep("tools request", tools_req_run, NULL);
+    tools_case t = {.answer = "<think>\nplan\n</think>\n\nSure.\n<tool_call>\n{\"name\": \"set_timer\", \"arguments\": {\"minutes\": 5}}\n</tool_call>\n"
+                              "<tool_call>\n{\"name\": \"ping\", \"arguments\": {}}\n</tool_call>"};
+    api_error e;
+    hai_error err = {0};
+    hai_grammar_trigger trig;
+    char **own = NULL;
+    size_t no = 0, n = 0;
+    resp_req rr;
+    if (!CHECK(api_parse(API_CHAT, tools_req, sizeof tools_req - 1, &t.r, &e)) ||
+        !CHECK(tools_grammar(TOOLS_HERMES, t.r.tools, t.r.n_tools, TOOL_CHOICE_AUTO, NULL, true, false, &t.want_gbnf, &trig, &err) == HAI_OK) ||
+        !CHECK(tools_prompt_messages(TOOLS_GENERIC, t.r.tools_json, t.r.msgs, t.r.n_msgs, &t.want_msgs, &t.n_want, &own, &no, &err) == HAI_OK) ||
+        !CHECK(chat_parse(TOOLS_HERMES, true, false, t.answer, strlen(t.answer), false, &t.want_out, &err) == HAI_OK) ||
+        !CHECK(t.want_out.n_calls == 2 && t.n_want == 4) || !CHECK(resp_translate(NULL, resp_body, sizeof resp_body - 1, &t.want_chat, &n, &rr, &e))) {
+        api_request_free(&t.r);
+        return;
+    }
+    resp_req_free(&rr);
+    sweep("tools grammar", tools_grammar_run, &t);
+    sweep("tools prompt", tools_prompt_run, &t);
+    sweep("output parse", parse_run, &t);
+    sweep("responses request", resp_translate_run, &t);
+    fail_at = 0;
+    t.want_object = NULL;
+    {
+        resp_req r0 = {.echo = "{\"store\": false}", .items = "[]"};
+        resp_item items[] = {{.kind = 'r', .id = "rs_1", .a = 0, .b = t.want_out.reasoning_len}, {.kind = 'm', .id = "msg_1", .a = 0, .b = t.want_out.content_len},
+                             {.kind = 'f', .id = "fc_1", .call = 0}, {.kind = 'f', .id = "fc_2", .call = 1}};
+        char ids[2][40] = {"call_1", "call_2"};
+        resp_end end = {10, 5, 2, false};
+        t.want_object = resp_object(NULL, &r0, "resp_1", "m", 1, &t.want_out, ids, items, 4, &end);
+    }
+    if (CHECK(t.want_object && strstr(t.want_object, "\"call_2\"") && strstr(t.want_object, "plan")))
+        sweep("response object", resp_object_run, &t);
+    free(t.want_object);
+    free(t.want_chat);
+    chat_out_free(&t.want_out);
+    tools_messages_free(t.want_msgs, own, no);
+    free(t.want_gbnf);
+    api_request_free(&t.r);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_oom HAI-TINY.gguf\n");
@@ -205,6 +349,7 @@ int main(int argc, char **argv) {
     pii_scan_result_free(&s.want);
     pii_scanner_free(s.sc);
     sweep("request", api_run, NULL);
+    tools_sweeps();
     prompt_case p = {0};
     if (CHECK_MSG(hai_model_load(argv[1], NULL, &p.m, &err) == HAI_OK, "%s", err.msg) &&
         CHECK(hai_chat_tokenize(p.m, NULL, convo, 4, &p.want, &p.n_want, &err) == HAI_OK))
