@@ -23,3 +23,15 @@ qwen05_model() {
 
 # Waits until a server on 127.0.0.1:PORT answers /health (60 s at most).
 wait_up() { for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+
+# Starts a server in the background (its log in LOG, killed when the script ends) and waits until
+# 127.0.0.1:PORT answers; on failure shows the log's end and exits. usage: start_server PORT LOG CMD...
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+start_server() {
+  local port=$1 log=$2
+  shift 2
+  "$@" >"$log" 2>&1 &
+  pids+=($!)
+  wait_up "$port" || { tail -20 "$log"; exit 1; }
+}

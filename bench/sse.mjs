@@ -1,6 +1,5 @@
 // One streamed chat completion against an OpenAI-compatible server, timed as a client sees it:
-// when each content (or tool-call argument) chunk arrived, the text, the tool calls, and the
-// completion tokens of the usage chunk.
+// when each content chunk arrived, the text, and the completion tokens of the usage chunk.
 export async function streamChat(url, body) {
   const t0 = performance.now();
   const r = await fetch(url + '/v1/chat/completions', {
@@ -10,7 +9,6 @@ export async function streamChat(url, body) {
   if (r.status !== 200) throw new Error(`status ${r.status}: ${await r.text()}`);
   const reader = r.body.getReader(), dec = new TextDecoder();
   let buf = '', first = 0, last = 0, tokens = 0, text = '';
-  const calls = [];
   const gaps = [];
   for (;;) {
     const { value, done } = await reader.read();
@@ -23,20 +21,15 @@ export async function streamChat(url, body) {
       if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
       const j = JSON.parse(ev.slice(6));
       if (j.usage && j.usage.completion_tokens) tokens = j.usage.completion_tokens;
-      const d = j.choices?.[0]?.delta;
-      for (const t of d?.tool_calls ?? []) {
-        if (!calls[t.index]) calls[t.index] = { name: t.function?.name, arguments: '' };
-        calls[t.index].arguments += t.function?.arguments ?? '';
-      }
-      const c = d?.content || (d?.tool_calls?.length ? 'call' : ''); /* a call's first piece (its name) counts as output */
+      const c = j.choices?.[0]?.delta?.content;
       if (c) {
         const now = performance.now();
         if (!first) first = now;
         else gaps.push(now - last);
         last = now;
-        if (d?.content) text += c;
+        text += c;
       }
     }
   }
-  return { ttft: first - t0, decodeS: (last - first) / 1000, tokens, gaps, text, calls };
+  return { ttft: first - t0, decodeS: (last - first) / 1000, tokens, gaps, text };
 }

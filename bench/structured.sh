@@ -13,10 +13,7 @@ echo "== the mask per token ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2
 ./build/bench_grammar "$shared/vocab/ggml-vocab-qwen2.gguf" "${OUTPUTS:-10}"
 model=$(qwen05_model)
 port=$((20000 + RANDOM % 20000))
-./build/hai serve -m "$model" --port "$port" -t "$threads" --parallel 1 --ctx 1024 2>"$dir/serve-structured.log" &
-pids=($!)
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-wait_up "$port" || { cat "$dir/serve-structured.log"; exit 1; }
+start_server "$port" "$dir/serve-structured.log" ./build/hai serve -m "$model" --port "$port" -t "$threads" --parallel 1 --ctx 1024
 echo
 echo "== decode through hai serve, with and without response_format (streamed, temperature 1, top_p 1)"
 node bench/structured.mjs "http://127.0.0.1:$port" --tokens "${TOKENS:-256}" --rounds "${ROUNDS:-4}"
@@ -24,9 +21,7 @@ kill "${pids[0]}"
 wait "${pids[0]}" 2>/dev/null || true
 if [ -n "${LLAMA_SERVER:-}" ] && [ -x "$LLAMA_SERVER" ]; then
   port=$((port + 1))
-  "$LLAMA_SERVER" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -np 1 -c 1024 >"$dir/serve-structured-llama.log" 2>&1 &
-  pids+=($!)
-  wait_up "$port" || { tail -20 "$dir/serve-structured-llama.log"; exit 1; }
+  start_server "$port" "$dir/serve-structured-llama.log" "$LLAMA_SERVER" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -np 1 -c 1024
   echo
   echo "== the same against llama-server"
   node bench/structured.mjs "http://127.0.0.1:$port" --tokens "${TOKENS:-256}" --rounds "${ROUNDS:-4}"

@@ -9,19 +9,14 @@
 source "$(dirname "$0")/common.sh"
 model=$(qwen05_model)
 port=$((20000 + RANDOM % 20000))
-./build/hai serve -m "$model" --port "$port" -t "$threads" --parallel 1 --ctx 2048 2>"$dir/serve-tools.log" &
-pids=($!)
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-wait_up "$port" || { cat "$dir/serve-tools.log"; exit 1; }
+start_server "$port" "$dir/serve-tools.log" ./build/hai serve -m "$model" --port "$port" -t "$threads" --parallel 1 --ctx 2048
 echo "== tool calls through hai serve ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $threads threads; streamed, temperature 1, top_p 1)"
 node bench/tools.mjs "http://127.0.0.1:$port" --tokens "${TOKENS:-256}" --rounds "${ROUNDS:-4}"
 kill "${pids[0]}"
 wait "${pids[0]}" 2>/dev/null || true
 if [ -n "${LLAMA_SERVER:-}" ] && [ -x "$LLAMA_SERVER" ]; then
   port=$((port + 1))
-  "$LLAMA_SERVER" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -np 1 -c 2048 --jinja >"$dir/serve-tools-llama.log" 2>&1 &
-  pids+=($!)
-  wait_up "$port" || { tail -20 "$dir/serve-tools-llama.log"; exit 1; }
+  start_server "$port" "$dir/serve-tools-llama.log" "$LLAMA_SERVER" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -np 1 -c 2048 --jinja
   echo
   echo "== the same against llama-server (--jinja)"
   node bench/tools.mjs "http://127.0.0.1:$port" --tokens "${TOKENS:-256}" --rounds "${ROUNDS:-4}"

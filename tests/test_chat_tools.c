@@ -17,6 +17,7 @@
 
 #include "chat_tools.h"
 #include "check.h"
+#include "random_model.h"
 
 static const char *shared;
 
@@ -317,23 +318,11 @@ static bool on_text(void *user, const char *s, size_t n) {
 }
 
 static void test_generate(const char *vocab) {
-    char path[] = "/tmp/hai-test-tools-XXXXXX";
-    int fd = mkstemp(path);
-    if (!CHECK(fd >= 0)) return;
-    close(fd);
-    hai_synth_params sp = hai_synth_default_params();
-    sp.arch = "qwen2", sp.n_embd = 64, sp.n_layer = 1, sp.n_head = 2, sp.n_head_kv = 1, sp.n_ff = 128, sp.std = 0.5f, sp.tied_output = true;
-    sp.vocab_path = vocab;
+    random_model rm;
     hai_error err = {0};
-    hai_model *m = NULL;
-    hai_context *c = NULL;
-    if (!CHECK_MSG(hai_synth_write(path, &sp, &err) == HAI_OK, "%s", err.msg) || !CHECK_MSG(hai_model_load(path, NULL, &m, &err) == HAI_OK, "%s", err.msg)) {
-        unlink(path);
-        return;
-    }
-    hai_context_params cp = hai_context_default_params();
-    cp.n_ctx = 2048;
-    if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) goto out;
+    if (!random_model_open(&rm, vocab)) goto out;
+    hai_model *m = rm.m;
+    hai_context *c = rm.c;
     const hai_tokenizer *tok = hai_model_tokenizer(m);
     hai_token prompt[8];
     size_t np = 0;
@@ -380,9 +369,7 @@ static void test_generate(const char *vocab) {
             free(gbnf);
         }
 out:
-    hai_context_free(c);
-    hai_model_free(m);
-    unlink(path);
+    random_model_free(&rm);
 }
 
 int main(int argc, char **argv) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "random_model.h"
 #include "rng.h"
 
 static hai_tokenizer *tok;
@@ -427,28 +428,12 @@ static void on_tok(void *u, hai_token t) {
     if (c->n < 1500) c->ids[c->n++] = t;
 }
 
-static void random_model(void) {
-    char path[] = "/tmp/hai-test-grammar-XXXXXX";
-    int fd = mkstemp(path);
-    if (!CHECK(fd >= 0)) return;
-    close(fd);
-    hai_synth_params sp = hai_synth_default_params();
-    sp.arch = "qwen2";
-    sp.n_embd = 64, sp.n_layer = 1, sp.n_head = 2, sp.n_head_kv = 1, sp.n_ff = 128;
-    sp.tied_output = true;
-    sp.type = HAI_TYPE_Q8_0;
-    sp.std = 0.5f;
-    sp.vocab_path = vocab_path;
+static void random_model_outputs(void) {
+    random_model rm;
     hai_error err = {0};
-    hai_model *m = NULL;
-    hai_context *c = NULL;
-    if (!CHECK_MSG(hai_synth_write(path, &sp, &err) == HAI_OK, "%s", err.msg) || !CHECK_MSG(hai_model_load(path, NULL, &m, &err) == HAI_OK, "%s", err.msg)) {
-        unlink(path);
-        return;
-    }
-    hai_context_params cp = hai_context_default_params();
-    cp.n_ctx = 2048;
-    if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) goto out;
+    if (!random_model_open(&rm, vocab_path)) goto out;
+    hai_model *m = rm.m;
+    hai_context *c = rm.c;
     hai_token prompt[4];
     size_t np = 0;
     hai_tokenize(hai_model_tokenizer(m), "Data:", 5, 0, prompt, 4, &np, &err);
@@ -485,9 +470,7 @@ static void random_model(void) {
         hai_free(gbnf);
     }
 out:
-    hai_context_free(c);
-    hai_model_free(m);
-    unlink(path);
+    random_model_free(&rm);
 }
 
 int main(int argc, char **argv) {
@@ -504,7 +487,7 @@ int main(int argc, char **argv) {
     int_ranges();
     schema_errors();
     schema_walks();
-    random_model();
+    random_model_outputs();
     hai_tokenizer_free(tok);
     hai_gguf_free(gg);
     return check_done("test_grammar");

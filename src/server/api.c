@@ -23,7 +23,7 @@ bool api_valid_utf8(const char *s, size_t n) {
     return true;
 }
 
-static bool fail(api_error *e, const char *param, const char *fmt, ...) {
+bool api_fail(api_error *e, const char *param, const char *fmt, ...) {
     e->status = 400;
     e->type = "invalid_request_error";
     snprintf(e->param, sizeof e->param, "%s", param ? param : "");
@@ -34,8 +34,7 @@ static bool fail(api_error *e, const char *param, const char *fmt, ...) {
     return false;
 }
 
-/* The server's own failure, not the client's: 500. */
-static bool oom(api_error *e) {
+bool api_oom(api_error *e) {
     e->status = 500;
     e->type = "server_error";
     e->param[0] = '\0';
@@ -53,7 +52,7 @@ static bool get_number(const cJSON *o, const char *k, double lo, double hi, doub
     if (given) *given = v != NULL;
     if (!v) return true;
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
-        return fail(e, k, "'%s' must be a number from %g to %g", k, lo, hi);
+        return api_fail(e, k, "'%s' must be a number from %g to %g", k, lo, hi);
     *out = v->valuedouble;
     return true;
 }
@@ -63,7 +62,7 @@ static bool get_int(const cJSON *o, const char *k, double lo, double hi, double 
     if (given) *given = v != NULL;
     if (!v) return true;
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
-        return fail(e, k, "'%s' must be an integer from %.0f to %.0f", k, lo, hi);
+        return api_fail(e, k, "'%s' must be an integer from %.0f to %.0f", k, lo, hi);
     *out = v->valuedouble;
     return true;
 }
@@ -71,7 +70,7 @@ static bool get_int(const cJSON *o, const char *k, double lo, double hi, double 
 static bool get_bool(const cJSON *o, const char *k, bool *out, api_error *e) {
     const cJSON *v = field(o, k);
     if (!v) return true;
-    if (!cJSON_IsBool(v)) return fail(e, k, "'%s' must be a boolean", k);
+    if (!cJSON_IsBool(v)) return api_fail(e, k, "'%s' must be a boolean", k);
     *out = cJSON_IsTrue(v);
     return true;
 }
@@ -79,30 +78,30 @@ static bool get_bool(const cJSON *o, const char *k, bool *out, api_error *e) {
 /* A text string: valid UTF-8, owned copy. */
 static bool dup_text(const cJSON *v, const char *param, char **out, api_error *e) {
     size_t n = strlen(v->valuestring);
-    if (!api_valid_utf8(v->valuestring, n)) return fail(e, param, "'%s' is not valid UTF-8", param);
+    if (!api_valid_utf8(v->valuestring, n)) return api_fail(e, param, "'%s' is not valid UTF-8", param);
     *out = strdup(v->valuestring);
-    return *out ? true : oom(e);
+    return *out ? true : api_oom(e);
 }
 
 /* Message content: a string, or an array of {"type": "text", "text": ...} parts (joined). */
 static bool content_text(const cJSON *c, const char *param, char **out, api_error *e) {
     if (!c) {
         *out = strdup("");
-        return *out ? true : oom(e);
+        return *out ? true : api_oom(e);
     }
     if (cJSON_IsString(c)) return dup_text(c, param, out, e);
-    if (!cJSON_IsArray(c)) return fail(e, param, "'%s' must be a string or an array of text parts", param);
+    if (!cJSON_IsArray(c)) return api_fail(e, param, "'%s' must be a string or an array of text parts", param);
     size_t total = 0;
     const cJSON *p;
     cJSON_ArrayForEach(p, c) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "type"), *x = cJSON_GetObjectItemCaseSensitive(p, "text");
         if (!cJSON_IsString(t) || strcmp(t->valuestring, "text"))
-            return fail(e, param, "'%s' parts must be of type \"text\" (images and audio are not supported)", param);
-        if (!cJSON_IsString(x)) return fail(e, param, "'%s' text parts need a string \"text\"", param);
+            return api_fail(e, param, "'%s' parts must be of type \"text\" (images and audio are not supported)", param);
+        if (!cJSON_IsString(x)) return api_fail(e, param, "'%s' text parts need a string \"text\"", param);
         total += strlen(x->valuestring);
     }
     char *buf = malloc(total + 1), *w = buf;
-    if (!buf) return oom(e);
+    if (!buf) return api_oom(e);
     cJSON_ArrayForEach(p, c) {
         const char *x = cJSON_GetObjectItemCaseSensitive(p, "text")->valuestring;
         size_t l = strlen(x);
@@ -112,7 +111,7 @@ static bool content_text(const cJSON *c, const char *param, char **out, api_erro
     *w = '\0';
     if (!api_valid_utf8(buf, total)) {
         free(buf);
-        return fail(e, param, "'%s' is not valid UTF-8", param);
+        return api_fail(e, param, "'%s' is not valid UTF-8", param);
     }
     *out = buf;
     return true;
@@ -125,8 +124,8 @@ static bool message_tools(const cJSON *m, char role, int i, hai_chat_message *ou
     const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
     if (calls && !cJSON_IsNull(calls)) {
         snprintf(param, sizeof param, "messages[%d].tool_calls", i);
-        if (role != 'a') return fail(e, param, "'%s' is only for assistant messages", param);
-        if (!cJSON_IsArray(calls)) return fail(e, param, "'%s' must be an array", param);
+        if (role != 'a') return api_fail(e, param, "'%s' is only for assistant messages", param);
+        if (!cJSON_IsArray(calls)) return api_fail(e, param, "'%s' must be an array", param);
         const cJSON *c;
         int k = 0;
         cJSON_ArrayForEach(c, calls) {
@@ -135,19 +134,19 @@ static bool message_tools(const cJSON *m, char role, int i, hai_chat_message *ou
             const cJSON *cid = cJSON_IsObject(c) ? cJSON_GetObjectItemCaseSensitive(c, "id") : NULL;
             const cJSON *type = cJSON_IsObject(c) ? cJSON_GetObjectItemCaseSensitive(c, "type") : NULL;
             if (!cJSON_IsObject(f) || !cJSON_IsString(name) || !cJSON_IsString(args))
-                return fail(e, param, "'%s[%d]' must have a function with a string name and string arguments", param, k);
+                return api_fail(e, param, "'%s[%d]' must have a function with a string name and string arguments", param, k);
             if ((cid && !cJSON_IsString(cid)) || (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "function"))))
-                return fail(e, param, "'%s[%d]' must have a string id and type \"function\"", param, k);
+                return api_fail(e, param, "'%s[%d]' must have a string id and type \"function\"", param, k);
             if (!api_valid_utf8(name->valuestring, strlen(name->valuestring)) || !api_valid_utf8(args->valuestring, strlen(args->valuestring)) ||
                 (cid && !api_valid_utf8(cid->valuestring, strlen(cid->valuestring))))
-                return fail(e, param, "'%s[%d]' is not valid UTF-8", param, k);
+                return api_fail(e, param, "'%s[%d]' is not valid UTF-8", param, k);
             k++;
         }
-        if (!(out->tool_calls = cJSON_PrintUnformatted(calls))) return oom(e);
+        if (!(out->tool_calls = cJSON_PrintUnformatted(calls))) return api_oom(e);
     }
     if (id && !cJSON_IsNull(id)) {
         snprintf(param, sizeof param, "messages[%d].tool_call_id", i);
-        if (!cJSON_IsString(id)) return fail(e, param, "'%s' must be a string", param);
+        if (!cJSON_IsString(id)) return api_fail(e, param, "'%s' must be a string", param);
         char *dup = NULL;
         if (!dup_text(id, param, &dup, e)) return false;
         out->tool_call_id = dup;
@@ -157,25 +156,25 @@ static bool message_tools(const cJSON *m, char role, int i, hai_chat_message *ou
 
 static bool parse_messages(const cJSON *root, api_request *r, api_error *e) {
     const cJSON *msgs = field(root, "messages");
-    if (!msgs) return fail(e, "messages", "'messages' is required");
-    if (!cJSON_IsArray(msgs)) return fail(e, "messages", "'messages' must be an array");
+    if (!msgs) return api_fail(e, "messages", "'messages' is required");
+    if (!cJSON_IsArray(msgs)) return api_fail(e, "messages", "'messages' must be an array");
     int n = cJSON_GetArraySize(msgs);
-    if (n == 0) return fail(e, "messages", "'messages' must not be empty");
-    if (n > API_MAX_MESSAGES) return fail(e, "messages", "'messages' has %d entries (at most %d)", n, API_MAX_MESSAGES);
+    if (n == 0) return api_fail(e, "messages", "'messages' must not be empty");
+    if (n > API_MAX_MESSAGES) return api_fail(e, "messages", "'messages' has %d entries (at most %d)", n, API_MAX_MESSAGES);
     r->msgs = calloc((size_t)n, sizeof *r->msgs);
-    if (!r->msgs) return oom(e);
+    if (!r->msgs) return api_oom(e);
     int i = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         char param[48];
         snprintf(param, sizeof param, "messages[%d].role", i);
-        if (!cJSON_IsObject(m)) return fail(e, "messages", "'messages[%d]' must be an object", i);
+        if (!cJSON_IsObject(m)) return api_fail(e, "messages", "'messages[%d]' must be an object", i);
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (!cJSON_IsString(role)) return fail(e, param, "'%s' must be a string", param);
+        if (!cJSON_IsString(role)) return api_fail(e, param, "'%s' must be a string", param);
         const char *rs = role->valuestring;
         if (!strcmp(rs, "developer")) rs = "system"; /* the newer name of the same thing */
         if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "tool"))
-            return fail(e, param, "'%s' must be one of system, developer, user, assistant, tool", param);
+            return api_fail(e, param, "'%s' must be one of system, developer, user, assistant, tool", param);
         snprintf(param, sizeof param, "messages[%d].content", i);
         char *content = NULL;
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
@@ -192,12 +191,12 @@ static bool parse_messages(const cJSON *root, api_request *r, api_error *e) {
 /* A JSON Schema (a cJSON subtree) as GBNF in r->grammar; errors name param. */
 static bool schema_grammar(const cJSON *schema, const char *param, api_request *r, api_error *e) {
     char *txt = cJSON_PrintUnformatted(schema);
-    if (!txt) return oom(e);
+    if (!txt) return api_oom(e);
     hai_error err = {0};
     hai_status st = hai_json_schema_to_gbnf(txt, strlen(txt), &r->grammar, &err);
     free(txt);
-    if (st == HAI_ERR_NOMEM) return oom(e);
-    if (st) return fail(e, param, "'%s': %s", param, err.msg);
+    if (st == HAI_ERR_NOMEM) return api_oom(e);
+    if (st) return api_fail(e, param, "'%s': %s", param, err.msg);
     snprintf(r->grammar_param, sizeof r->grammar_param, "%s", param);
     return true;
 }
@@ -209,19 +208,19 @@ static bool parse_constraint(const cJSON *root, api_request *r, api_error *e) {
     const char *rtype = NULL;
     if (rf && !cJSON_IsNull(rf)) {
         const cJSON *t = cJSON_IsObject(rf) ? cJSON_GetObjectItemCaseSensitive(rf, "type") : NULL;
-        if (!cJSON_IsString(t)) return fail(e, "response_format", "'response_format' must be an object with a 'type'");
+        if (!cJSON_IsString(t)) return api_fail(e, "response_format", "'response_format' must be an object with a 'type'");
         rtype = t->valuestring;
         if (strcmp(rtype, "text") && strcmp(rtype, "json_object") && strcmp(rtype, "json_schema"))
-            return fail(e, "response_format", "'response_format' type '%.40s' is not supported (text, json_object, json_schema are)", rtype);
+            return api_fail(e, "response_format", "'response_format' type '%.40s' is not supported (text, json_object, json_schema are)", rtype);
         if (!strcmp(rtype, "text")) rtype = NULL;
     }
     int given = (rtype != NULL) + (gr && !cJSON_IsNull(gr)) + (js && !cJSON_IsNull(js));
-    if (given > 1) return fail(e, rtype ? "response_format" : "grammar", "give one of 'response_format', 'grammar' and 'json_schema'");
+    if (given > 1) return api_fail(e, rtype ? "response_format" : "grammar", "give one of 'response_format', 'grammar' and 'json_schema'");
     if (rtype && !strcmp(rtype, "json_object")) {
         cJSON *obj = cJSON_CreateObject();
         if (!obj || !cJSON_AddStringToObject(obj, "type", "object")) {
             cJSON_Delete(obj);
-            return oom(e);
+            return api_oom(e);
         }
         bool ok = schema_grammar(obj, "response_format", r, e);
         cJSON_Delete(obj);
@@ -229,26 +228,26 @@ static bool parse_constraint(const cJSON *root, api_request *r, api_error *e) {
     }
     if (rtype) { /* json_schema: {"name", "schema", "strict", "description"} */
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
-        if (!cJSON_IsObject(j)) return fail(e, "response_format", "'response_format' of type json_schema needs a 'json_schema' object");
+        if (!cJSON_IsObject(j)) return api_fail(e, "response_format", "'response_format' of type json_schema needs a 'json_schema' object");
         const cJSON *schema = cJSON_GetObjectItemCaseSensitive(j, "schema");
         if (!schema) {
             cJSON *any = cJSON_CreateObject();
-            if (!any) return oom(e);
+            if (!any) return api_oom(e);
             bool ok = schema_grammar(any, "response_format", r, e);
             cJSON_Delete(any);
             return ok;
         }
-        if (!cJSON_IsObject(schema) && !cJSON_IsBool(schema)) return fail(e, "response_format", "'response_format.json_schema.schema' must be an object");
+        if (!cJSON_IsObject(schema) && !cJSON_IsBool(schema)) return api_fail(e, "response_format", "'response_format.json_schema.schema' must be an object");
         return schema_grammar(schema, "response_format", r, e);
     }
     if (js && !cJSON_IsNull(js)) {
-        if (!cJSON_IsObject(js) && !cJSON_IsBool(js)) return fail(e, "json_schema", "'json_schema' must be an object");
+        if (!cJSON_IsObject(js) && !cJSON_IsBool(js)) return api_fail(e, "json_schema", "'json_schema' must be an object");
         return schema_grammar(js, "json_schema", r, e);
     }
     if (gr && !cJSON_IsNull(gr)) {
-        if (!cJSON_IsString(gr)) return fail(e, "grammar", "'grammar' must be a string (GBNF)");
+        if (!cJSON_IsString(gr)) return api_fail(e, "grammar", "'grammar' must be a string (GBNF)");
         if (!*gr->valuestring) return true; /* llama.cpp's servers take "" as none */
-        if (!(r->grammar = strdup(gr->valuestring))) return oom(e);
+        if (!(r->grammar = strdup(gr->valuestring))) return api_oom(e);
         snprintf(r->grammar_param, sizeof r->grammar_param, "grammar");
     }
     return true;
@@ -268,21 +267,21 @@ static bool parse_tools(const cJSON *root, api_kind kind, api_request *r, api_er
     r->parallel = true;
     if (!get_bool(root, "parallel_tool_calls", &r->parallel, e)) return false;
     if (tc && !tools) /* OpenAI's answer, word for word */
-        return fail(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
+        return api_fail(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
     if (par && !tools)
-        return fail(e, "parallel_tool_calls", "Invalid value for 'parallel_tool_calls': only allowed when 'tools' are specified.");
+        return api_fail(e, "parallel_tool_calls", "Invalid value for 'parallel_tool_calls': only allowed when 'tools' are specified.");
     if (!tools) return true;
-    if (kind != API_CHAT) return fail(e, "tools", "'tools' belongs to chat completions");
-    if (!cJSON_IsArray(tools)) return fail(e, "tools", "'tools' must be an array");
+    if (kind != API_CHAT) return api_fail(e, "tools", "'tools' belongs to chat completions");
+    if (!cJSON_IsArray(tools)) return api_fail(e, "tools", "'tools' must be an array");
     int n = cJSON_GetArraySize(tools);
     if (n == 0) { /* as OpenAI: an empty list is no tools, but not with a tool_choice */
-        if (tc) return fail(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
+        if (tc) return api_fail(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
         return true;
     }
-    if (n > API_MAX_TOOLS) return fail(e, "tools", "'tools' has %d entries (at most %d)", n, API_MAX_TOOLS);
+    if (n > API_MAX_TOOLS) return api_fail(e, "tools", "'tools' has %d entries (at most %d)", n, API_MAX_TOOLS);
     r->tools = calloc((size_t)n, sizeof *r->tools);
     r->tools_own = calloc((size_t)n * 2, sizeof *r->tools_own);
-    if (!r->tools || !r->tools_own) return oom(e);
+    if (!r->tools || !r->tools_own) return api_oom(e);
     r->n_tools_own = (size_t)n * 2;
     const cJSON *t;
     int i = 0;
@@ -291,46 +290,46 @@ static bool parse_tools(const cJSON *root, api_kind kind, api_request *r, api_er
         snprintf(param, sizeof param, "tools[%d]", i);
         const cJSON *type = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "type") : NULL;
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "function"))
-            return fail(e, param, "'%s' must be an object of type \"function\" (the only tools chat completions run)", param);
+            return api_fail(e, param, "'%s' must be an object of type \"function\" (the only tools chat completions run)", param);
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "function");
         snprintf(param, sizeof param, "tools[%d].function", i);
-        if (!cJSON_IsObject(f)) return fail(e, param, "Missing required parameter: '%s' (an object)", param);
+        if (!cJSON_IsObject(f)) return api_fail(e, param, "Missing required parameter: '%s' (an object)", param);
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name"), *desc = field(f, "description"), *params = field(f, "parameters");
         snprintf(param, sizeof param, "tools[%d].function.name", i);
         if (!cJSON_IsString(name) || !tool_name_ok(name->valuestring))
-            return fail(e, param, "'%s' must be 1 to 64 letters, digits, '_' or '-'", param);
+            return api_fail(e, param, "'%s' must be 1 to 64 letters, digits, '_' or '-'", param);
         for (size_t k = 0; k < r->n_tools; k++)
-            if (!strcmp(r->tools[k].name, name->valuestring)) return fail(e, param, "'%s': the tool name '%s' is given twice", param, name->valuestring);
+            if (!strcmp(r->tools[k].name, name->valuestring)) return api_fail(e, param, "'%s': the tool name '%s' is given twice", param, name->valuestring);
         snprintf(param, sizeof param, "tools[%d].function.description", i);
         if (desc && (!cJSON_IsString(desc) || !api_valid_utf8(desc->valuestring, strlen(desc->valuestring))))
-            return fail(e, param, "'%s' must be a string of UTF-8 text", param);
+            return api_fail(e, param, "'%s' must be a string of UTF-8 text", param);
         snprintf(param, sizeof param, "tools[%d].function.parameters", i);
-        if (params && !cJSON_IsObject(params)) return fail(e, param, "'%s' must be a JSON Schema object", param);
+        if (params && !cJSON_IsObject(params)) return api_fail(e, param, "'%s' must be a JSON Schema object", param);
         const cJSON *strict = field(f, "strict");
         snprintf(param, sizeof param, "tools[%d].function.strict", i);
-        if (strict && !cJSON_IsBool(strict)) return fail(e, param, "'%s' must be a boolean", param);
+        if (strict && !cJSON_IsBool(strict)) return api_fail(e, param, "'%s' must be a boolean", param);
         char *nm = strdup(name->valuestring), *ps = params ? cJSON_PrintUnformatted(params) : NULL;
         r->tools_own[2 * i] = nm, r->tools_own[2 * i + 1] = ps;
-        if (!nm || (params && !ps)) return oom(e);
+        if (!nm || (params && !ps)) return api_oom(e);
         r->tools[i] = (tool_def){.name = nm, .params = ps, .strict = cJSON_IsTrue(strict)};
         r->n_tools = (size_t)++i;
     }
-    if (!(r->tools_json = cJSON_PrintUnformatted(tools))) return oom(e);
+    if (!(r->tools_json = cJSON_PrintUnformatted(tools))) return api_oom(e);
     r->choice = TOOL_CHOICE_AUTO;
     if (cJSON_IsString(tc)) {
         const char *v = tc->valuestring;
         if (!strcmp(v, "none")) r->choice = TOOL_CHOICE_NONE;
         else if (!strcmp(v, "required")) r->choice = TOOL_CHOICE_REQUIRED;
-        else if (strcmp(v, "auto")) return fail(e, "tool_choice", "'tool_choice' must be none, auto, required or a function to call");
+        else if (strcmp(v, "auto")) return api_fail(e, "tool_choice", "'tool_choice' must be none, auto, required or a function to call");
     } else if (tc) {
         const cJSON *type = cJSON_IsObject(tc) ? cJSON_GetObjectItemCaseSensitive(tc, "type") : NULL;
         const cJSON *f = cJSON_IsObject(tc) ? cJSON_GetObjectItemCaseSensitive(tc, "function") : NULL;
         const cJSON *name = f ? cJSON_GetObjectItemCaseSensitive(f, "name") : NULL;
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") || !cJSON_IsString(name))
-            return fail(e, "tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+            return api_fail(e, "tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}");
         bool found = false;
         for (size_t k = 0; k < r->n_tools && !found; k++) found = !strcmp(r->tools[k].name, name->valuestring);
-        if (!found) return fail(e, "tool_choice", "'tool_choice' names the function '%.64s', which is not among 'tools'", name->valuestring);
+        if (!found) return api_fail(e, "tool_choice", "'tool_choice' names the function '%.64s', which is not among 'tools'", name->valuestring);
         r->choice = TOOL_CHOICE_NAMED;
         snprintf(r->named, sizeof r->named, "%s", name->valuestring);
     }
@@ -346,30 +345,30 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
     r->sp.top_p = 1.0f;
     r->sp.top_k = 0;
     r->sp.min_p = 0;
-    if (len == 0) return fail(e, NULL, "the request body is empty; send a JSON object");
+    if (len == 0) return api_fail(e, NULL, "the request body is empty; send a JSON object");
     /* cJSON would end a string at an escaped NUL without saying so */
     for (const char *p = body; (p = memmem(p, len - (size_t)(p - body), "\\u0000", 6)); p += 6) {
         size_t bs = 0; /* an odd run of backslashes makes this an escape; an even one is text */
         while (p - (ptrdiff_t)bs > body && p[-1 - (ptrdiff_t)bs] == '\\') bs++;
-        if (bs % 2 == 0) return fail(e, NULL, "NUL characters (\\u0000) are not allowed in requests");
+        if (bs % 2 == 0) return api_fail(e, NULL, "NUL characters (\\u0000) are not allowed in requests");
     }
-    if (memchr(body, 0, len)) return fail(e, NULL, "the request body contains a NUL byte");
+    if (memchr(body, 0, len)) return api_fail(e, NULL, "the request body contains a NUL byte");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false); /* cJSON caps nesting (CJSON_NESTING_LIMIT) */
-    if (!root) return fail(e, NULL, "the request body is not valid JSON");
+    if (!root) return api_fail(e, NULL, "the request body is not valid JSON");
     while (end && end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) end++;
     if (end && end < body + len) {
         cJSON_Delete(root);
-        return fail(e, NULL, "the request body has data after its JSON value");
+        return api_fail(e, NULL, "the request body has data after its JSON value");
     }
     bool ok = false;
     if (!cJSON_IsObject(root)) {
-        fail(e, NULL, "the request body must be a JSON object");
+        api_fail(e, NULL, "the request body must be a JSON object");
         goto out;
     }
     const cJSON *model = field(root, "model");
     if (model && !cJSON_IsString(model)) {
-        fail(e, "model", "'model' must be a string");
+        api_fail(e, "model", "'model' must be a string");
         goto out;
     }
     if (model && !dup_text(model, "model", &r->model, e)) goto out;
@@ -378,27 +377,27 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
     } else {
         const cJSON *p = field(root, "prompt");
         if (!p) {
-            fail(e, "prompt", "'prompt' is required");
+            api_fail(e, "prompt", "'prompt' is required");
             goto out;
         }
         /* a string, or an array of strings: a choice (or n) per prompt */
         int np = cJSON_IsArray(p) ? cJSON_GetArraySize(p) : 1;
         if (!cJSON_IsString(p) && !cJSON_IsArray(p)) {
-            fail(e, "prompt", "'prompt' must be a string or an array of strings");
+            api_fail(e, "prompt", "'prompt' must be a string or an array of strings");
             goto out;
         }
         if (np < 1 || np > API_MAX_PROMPTS) {
-            fail(e, "prompt", "'prompt' has %d strings (1 to %d)", np, API_MAX_PROMPTS);
+            api_fail(e, "prompt", "'prompt' has %d strings (1 to %d)", np, API_MAX_PROMPTS);
             goto out;
         }
         if (!(r->prompts = calloc((size_t)np, sizeof *r->prompts))) {
-            oom(e);
+            api_oom(e);
             goto out;
         }
         for (int i = 0; i < np; i++) {
             const cJSON *pi = cJSON_IsArray(p) ? cJSON_GetArrayItem(p, i) : p;
             if (!cJSON_IsString(pi)) {
-                fail(e, "prompt", "'prompt' must be a string or an array of strings (token arrays are not supported)");
+                api_fail(e, "prompt", "'prompt' must be a string or an array of strings (token arrays are not supported)");
                 goto out;
             }
             if (!dup_text(pi, "prompt", &r->prompts[i], e)) goto out;
@@ -411,7 +410,7 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
     if (!get_bool(root, "stream", &r->stream, e)) goto out;
     const cJSON *so = field(root, "stream_options");
     if (so && !cJSON_IsObject(so)) {
-        fail(e, "stream_options", "'stream_options' must be an object");
+        api_fail(e, "stream_options", "'stream_options' must be an object");
         goto out;
     }
     if (so && !get_bool(so, "include_usage", &r->include_usage, e)) goto out;
@@ -423,7 +422,7 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
     if (!get_number(root, "top_p", 0, 1, &v, &r->has_top_p, e)) goto out;
     if (r->has_top_p) {
         if (v == 0) {
-            fail(e, "top_p", "'top_p' must be above 0");
+            api_fail(e, "top_p", "'top_p' must be above 0");
             goto out;
         }
         /* a top_p below float's range (1e-300) means what the smallest float means: the most
@@ -452,7 +451,7 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
         bool want = lp && cJSON_IsTrue(lp);
         if (!get_int(root, "top_logprobs", 0, 20, &v, &given, e)) goto out;
         if (given && !want) {
-            fail(e, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+            api_fail(e, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
             goto out;
         }
         if (want) r->top_logprobs = given ? (int)v : 0;
@@ -463,22 +462,22 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
     if (!parse_tools(root, kind, r, e)) goto out;
     if (!parse_constraint(root, r, e)) goto out;
     if (r->grammar && r->tools_json && r->choice != TOOL_CHOICE_NONE) {
-        fail(e, r->grammar_param, "'%s' together with 'tools' is not supported yet", r->grammar_param);
+        api_fail(e, r->grammar_param, "'%s' together with 'tools' is not supported yet", r->grammar_param);
         goto out;
     }
     const cJSON *lb = field(root, "logit_bias");
     if (lb) { /* {"token id": bias in [-100, 100]} */
         if (!cJSON_IsObject(lb)) {
-            fail(e, "logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+            api_fail(e, "logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
             goto out;
         }
         int nb = cJSON_GetArraySize(lb);
         if (nb > API_MAX_LOGIT_BIAS) {
-            fail(e, "logit_bias", "'logit_bias' has %d entries (at most %d)", nb, API_MAX_LOGIT_BIAS);
+            api_fail(e, "logit_bias", "'logit_bias' has %d entries (at most %d)", nb, API_MAX_LOGIT_BIAS);
             goto out;
         }
         if (nb && !(r->bias = calloc((size_t)nb, sizeof *r->bias))) {
-            oom(e);
+            api_oom(e);
             goto out;
         }
         const cJSON *it;
@@ -486,11 +485,11 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
             char *rest = NULL;
             long id = strtol(it->string, &rest, 10);
             if (!*it->string || *rest || id < 0 || id > INT32_MAX || it->string[0] == '+' || it->string[0] == ' ') {
-                fail(e, "logit_bias", "'logit_bias' keys must be token ids (non-negative integers), not '%.32s'", it->string);
+                api_fail(e, "logit_bias", "'logit_bias' keys must be token ids (non-negative integers), not '%.32s'", it->string);
                 goto out;
             }
             if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < -100 || it->valuedouble > 100) {
-                fail(e, "logit_bias", "'logit_bias' values must be numbers from -100 to 100 (token %ld)", id);
+                api_fail(e, "logit_bias", "'logit_bias' values must be numbers from -100 to 100 (token %ld)", id);
                 goto out;
             }
             r->bias[r->n_bias++] = (hai_logit_bias){(hai_token)id, (float)it->valuedouble};
@@ -504,24 +503,24 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
             if (*stop->valuestring && !dup_text(stop, "stop", &r->stop[r->n_stop++], e)) goto out;
         } else if (cJSON_IsArray(stop)) {
             if (cJSON_GetArraySize(stop) > API_MAX_STOP) {
-                fail(e, "stop", "'stop' has more than %d strings", API_MAX_STOP);
+                api_fail(e, "stop", "'stop' has more than %d strings", API_MAX_STOP);
                 goto out;
             }
             const cJSON *s;
             cJSON_ArrayForEach(s, stop) {
                 if (!cJSON_IsString(s) || !*s->valuestring) {
-                    fail(e, "stop", "'stop' must hold non-empty strings");
+                    api_fail(e, "stop", "'stop' must hold non-empty strings");
                     goto out;
                 }
                 if (!dup_text(s, "stop", &r->stop[r->n_stop++], e)) goto out;
             }
         } else {
-            fail(e, "stop", "'stop' must be a string or an array of strings");
+            api_fail(e, "stop", "'stop' must be a string or an array of strings");
             goto out;
         }
         for (size_t i = 0; i < r->n_stop; i++)
             if (strlen(r->stop[i]) > 256) {
-                fail(e, "stop", "'stop' strings are limited to 256 bytes");
+                api_fail(e, "stop", "'stop' strings are limited to 256 bytes");
                 goto out;
             }
     }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "hai.h"
+#include "../error.h"
 #include "../chat_tools.h"
 
 #define API_MAX_LOGIT_BIAS 1024 /* entries of logit_bias */
@@ -58,6 +59,11 @@ typedef struct api_error {
     char message[512];
     const char *code;    /* OpenAI's machine-readable code ("context_length_exceeded", ...), or NULL */
 } api_error;
+
+/* Fills e with a 400 naming param and returns false (for parsers' "return api_fail(...)"). */
+bool api_fail(api_error *e, const char *param, const char *fmt, ...) HAI_PRINTF(3, 4);
+/* The server's own failure, not the client's: a 500, "out of memory"; returns false. */
+bool api_oom(api_error *e);
 
 /* Parses a request body. On failure fills err (status 400 with the field named) and returns
  * false; on success the caller frees with api_request_free. */

@@ -3,7 +3,6 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,25 +82,6 @@ static cJSON *store_get(resp_store *st, const char *key) {
 
 /* ---- requests -------------------------------------------------------------------------------- */
 
-static bool fail(api_error *e, const char *param, const char *fmt, ...) {
-    e->status = 400;
-    e->type = "invalid_request_error";
-    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-static bool oom(api_error *e) {
-    e->status = 500;
-    e->type = "server_error";
-    e->param[0] = 0;
-    snprintf(e->message, sizeof e->message, "out of memory");
-    return false;
-}
-
 static const cJSON *get(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return v && !cJSON_IsNull(v) ? v : NULL;
@@ -109,20 +89,20 @@ static const cJSON *get(const cJSON *o, const char *k) {
 
 /* A message's content as text: a string, or parts of type input_text / output_text / text. */
 static bool content_text(const cJSON *c, const char *param, char **out, api_error *e) {
-    if (!c) return (*out = strdup("")) ? true : oom(e);
-    if (cJSON_IsString(c)) return (*out = strdup(c->valuestring)) ? true : oom(e);
-    if (!cJSON_IsArray(c)) return fail(e, param, "'%s' must be a string or an array of content parts", param);
+    if (!c) return (*out = strdup("")) ? true : api_oom(e);
+    if (cJSON_IsString(c)) return (*out = strdup(c->valuestring)) ? true : api_oom(e);
+    if (!cJSON_IsArray(c)) return api_fail(e, param, "'%s' must be a string or an array of content parts", param);
     size_t n = 0;
     const cJSON *p;
     cJSON_ArrayForEach(p, c) {
         const cJSON *t = get(p, "type"), *x = get(p, "text");
         if (!cJSON_IsString(t) || (strcmp(t->valuestring, "input_text") && strcmp(t->valuestring, "output_text") && strcmp(t->valuestring, "text")))
-            return fail(e, param, "'%s' parts must be input_text or output_text (images, audio and files are not supported)", param);
-        if (!cJSON_IsString(x)) return fail(e, param, "'%s' text parts need a string 'text'", param);
+            return api_fail(e, param, "'%s' parts must be input_text or output_text (images, audio and files are not supported)", param);
+        if (!cJSON_IsString(x)) return api_fail(e, param, "'%s' text parts need a string 'text'", param);
         n += strlen(x->valuestring);
     }
     char *s = malloc(n + 1), *w = s;
-    if (!s) return oom(e);
+    if (!s) return api_oom(e);
     cJSON_ArrayForEach(p, c) {
         size_t l = strlen(get(p, "text")->valuestring);
         memcpy(w, get(p, "text")->valuestring, l);
@@ -138,13 +118,13 @@ static bool content_text(const cJSON *c, const char *param, char **out, api_erro
 static bool item_to_chat(const cJSON *it, int i, cJSON *msgs, api_error *e) {
     char param[48];
     snprintf(param, sizeof param, "input[%d]", i);
-    if (!cJSON_IsObject(it)) return fail(e, param, "'%s' must be an object", param);
+    if (!cJSON_IsObject(it)) return api_fail(e, param, "'%s' must be an object", param);
     const cJSON *type = get(it, "type"), *role = get(it, "role");
     const char *t = cJSON_IsString(type) ? type->valuestring : role ? "message" : "";
     if (!strcmp(t, "message")) {
         if (!cJSON_IsString(role) || (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "developer") &&
                                       strcmp(role->valuestring, "user") && strcmp(role->valuestring, "assistant")))
-            return fail(e, param, "'%s.role' must be system, developer, user or assistant", param);
+            return api_fail(e, param, "'%s.role' must be system, developer, user or assistant", param);
         char cp[64], *text = NULL;
         snprintf(cp, sizeof cp, "%s.content", param);
         if (!content_text(get(it, "content"), cp, &text, e)) return false;
@@ -152,31 +132,31 @@ static bool item_to_chat(const cJSON *it, int i, cJSON *msgs, api_error *e) {
         bool ok = m && cJSON_AddItemToArray(msgs, m) && cJSON_AddStringToObject(m, "role", role->valuestring) &&
                   cJSON_AddStringToObject(m, "content", text);
         free(text);
-        return ok ? true : oom(e);
+        return ok ? true : api_oom(e);
     }
     if (!strcmp(t, "function_call")) {
         const cJSON *id = get(it, "call_id"), *name = get(it, "name"), *args = get(it, "arguments");
         if (!cJSON_IsString(id) || !cJSON_IsString(name) || !cJSON_IsString(args))
-            return fail(e, param, "'%s' (a function_call) needs string call_id, name and arguments", param);
+            return api_fail(e, param, "'%s' (a function_call) needs string call_id, name and arguments", param);
         cJSON *last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), *calls = NULL;
         const cJSON *lr = last ? get(last, "role") : NULL;
         if (lr && !strcmp(lr->valuestring, "assistant")) calls = cJSON_GetObjectItemCaseSensitive(last, "tool_calls");
         else {
             last = cJSON_CreateObject();
             if (!last || !cJSON_AddItemToArray(msgs, last) || !cJSON_AddStringToObject(last, "role", "assistant") || !cJSON_AddNullToObject(last, "content"))
-                return oom(e);
+                return api_oom(e);
         }
-        if (!calls && !(calls = cJSON_AddArrayToObject(last, "tool_calls"))) return oom(e);
+        if (!calls && !(calls = cJSON_AddArrayToObject(last, "tool_calls"))) return api_oom(e);
         cJSON *c = cJSON_CreateObject(), *f = cJSON_AddObjectToObject(c, "function");
         bool ok = f && cJSON_AddStringToObject(c, "id", id->valuestring) && cJSON_AddStringToObject(c, "type", "function") &&
                   cJSON_AddStringToObject(f, "name", name->valuestring) && cJSON_AddStringToObject(f, "arguments", args->valuestring) &&
                   cJSON_AddItemToArray(calls, c);
         if (!ok) cJSON_Delete(c);
-        return ok ? true : oom(e);
+        return ok ? true : api_oom(e);
     }
     if (!strcmp(t, "function_call_output")) {
         const cJSON *id = get(it, "call_id");
-        if (!cJSON_IsString(id)) return fail(e, param, "'%s' (a function_call_output) needs a string call_id", param);
+        if (!cJSON_IsString(id)) return api_fail(e, param, "'%s' (a function_call_output) needs a string call_id", param);
         char op[64], *text = NULL;
         snprintf(op, sizeof op, "%s.output", param);
         if (!content_text(get(it, "output"), op, &text, e)) return false;
@@ -184,10 +164,10 @@ static bool item_to_chat(const cJSON *it, int i, cJSON *msgs, api_error *e) {
         bool ok = m && cJSON_AddItemToArray(msgs, m) && cJSON_AddStringToObject(m, "role", "tool") &&
                   cJSON_AddStringToObject(m, "tool_call_id", id->valuestring) && cJSON_AddStringToObject(m, "content", text);
         free(text);
-        return ok ? true : oom(e);
+        return ok ? true : api_oom(e);
     }
     if (!strcmp(t, "reasoning")) return true; /* the model's earlier thoughts: not fed back, as templates drop them */
-    return fail(e, param, "'%s': input items of type '%.40s' are not supported (message, function_call, function_call_output, "
+    return api_fail(e, param, "'%s': input items of type '%.40s' are not supported (message, function_call, function_call_output, "
                           "item_reference and reasoning are)", param, t);
 }
 
@@ -207,24 +187,24 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false), *out = NULL, *items = NULL, *echo = NULL;
     bool ok = false;
     if (!cJSON_IsObject(root)) {
-        fail(e, NULL, "the request body must be a JSON object");
+        api_fail(e, NULL, "the request body must be a JSON object");
         goto done;
     }
     out = cJSON_CreateObject(), items = cJSON_CreateArray(), echo = cJSON_CreateObject();
     cJSON *msgs = out ? cJSON_AddArrayToObject(out, "messages") : NULL;
     if (!msgs || !items || !echo) {
-        oom(e);
+        api_oom(e);
         goto done;
     }
     const cJSON *ins = get(root, "instructions"), *prev = get(root, "previous_response_id"), *input = get(root, "input");
     if (ins && !cJSON_IsString(ins)) {
-        fail(e, "instructions", "'instructions' must be a string");
+        api_fail(e, "instructions", "'instructions' must be a string");
         goto done;
     }
     if (ins) {
         cJSON *m = cJSON_CreateObject();
         if (!m || !cJSON_AddItemToArray(msgs, m) || !cJSON_AddStringToObject(m, "role", "system") || !cJSON_AddStringToObject(m, "content", ins->valuestring)) {
-            oom(e);
+            api_oom(e);
             goto done;
         }
     }
@@ -232,7 +212,7 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
     if (prev) {
         cJSON *old = cJSON_IsString(prev) ? store_get(st, prev->valuestring) : NULL;
         if (!old) {
-            fail(e, "previous_response_id", "Previous response with id '%.64s' not found.", cJSON_IsString(prev) ? prev->valuestring : "?");
+            api_fail(e, "previous_response_id", "Previous response with id '%.64s' not found.", cJSON_IsString(prev) ? prev->valuestring : "?");
             goto done;
         }
         cJSON *it;
@@ -240,13 +220,13 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
         cJSON_Delete(old);
     }
     if (!input) {
-        fail(e, "input", "'input' is required");
+        api_fail(e, "input", "'input' is required");
         goto done;
     }
     if (cJSON_IsString(input)) {
         cJSON *m = cJSON_CreateObject();
         if (!m || !cJSON_AddItemToArray(items, m) || !cJSON_AddStringToObject(m, "role", "user") || !cJSON_AddStringToObject(m, "content", input->valuestring)) {
-            oom(e);
+            api_oom(e);
             goto done;
         }
     } else if (cJSON_IsArray(input)) {
@@ -260,22 +240,22 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
                 if (!cJSON_IsString(id) || !(copy_it = store_get(st, id->valuestring))) {
                     char param[32];
                     snprintf(param, sizeof param, "input[%d]", i);
-                    fail(e, param, "Item with id '%.64s' not found.", cJSON_IsString(id) ? id->valuestring : "?");
+                    api_fail(e, param, "Item with id '%.64s' not found.", cJSON_IsString(id) ? id->valuestring : "?");
                     goto done;
                 }
             } else if (!(copy_it = cJSON_Duplicate(it, true))) {
-                oom(e);
+                api_oom(e);
                 goto done;
             }
             cJSON_AddItemToArray(items, copy_it);
             i++;
         }
     } else {
-        fail(e, "input", "'input' must be a string or an array of items");
+        api_fail(e, "input", "'input' must be a string or an array of items");
         goto done;
     }
     if (cJSON_GetArraySize(items) == 0) {
-        fail(e, "input", "'input' must not be empty");
+        api_fail(e, "input", "'input' must not be empty");
         goto done;
     }
     int n_items = cJSON_GetArraySize(items);
@@ -287,13 +267,13 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
               copy(out, "seed", root, "seed") && copy(out, "top_k", root, "top_k") && copy(out, "min_p", root, "min_p") &&
               copy(out, "logit_bias", root, "logit_bias") && copy(out, "stop", root, "stop");
     if (!cp) {
-        oom(e);
+        api_oom(e);
         goto done;
     }
     const cJSON *tools = get(root, "tools");
     if (tools) {
         if (!cJSON_IsArray(tools)) {
-            fail(e, "tools", "'tools' must be an array");
+            api_fail(e, "tools", "'tools' must be an array");
             goto done;
         }
         cJSON *ct = cJSON_AddArrayToObject(out, "tools");
@@ -304,7 +284,7 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
             snprintf(param, sizeof param, "tools[%d]", i++);
             const cJSON *type = get(t, "type");
             if (!cJSON_IsString(type) || strcmp(type->valuestring, "function")) {
-                fail(e, param, "'%s' is of type '%.40s': only function tools run here (web search, file search and the like "
+                api_fail(e, param, "'%s' is of type '%.40s': only function tools run here (web search, file search and the like "
                                "are OpenAI's hosted tools)", param, cJSON_IsString(type) ? type->valuestring : "?");
                 goto done;
             }
@@ -313,7 +293,7 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
                        copy(f, "parameters", t, "parameters") && copy(f, "strict", t, "strict") && cJSON_AddItemToArray(ct, w);
             if (!ok2) {
                 cJSON_Delete(w);
-                oom(e);
+                api_oom(e);
                 goto done;
             }
         }
@@ -322,27 +302,27 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
     if (tc && cJSON_IsObject(tc)) { /* {"type": "function", "name"} -> chat's {"type": "function", "function": {"name"}} */
         const cJSON *type = get(tc, "type"), *name = get(tc, "name");
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") || !cJSON_IsString(name)) {
-            fail(e, "tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"name\": ...}");
+            api_fail(e, "tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"name\": ...}");
             goto done;
         }
         cJSON *w = cJSON_AddObjectToObject(out, "tool_choice");
         if (!w || !cJSON_AddStringToObject(w, "type", "function") || !cJSON_AddStringToObject(cJSON_AddObjectToObject(w, "function"), "name", name->valuestring)) {
-            oom(e);
+            api_oom(e);
             goto done;
         }
     } else if (tc && !copy(out, "tool_choice", root, "tool_choice")) {
-        oom(e);
+        api_oom(e);
         goto done;
     }
     const cJSON *text = get(root, "text"), *fmt = text ? get(text, "format") : NULL;
     if (text && !cJSON_IsObject(text)) {
-        fail(e, "text", "'text' must be an object");
+        api_fail(e, "text", "'text' must be an object");
         goto done;
     }
     if (fmt) { /* {"type": "json_schema", "name", "schema", "strict"} -> response_format */
         const cJSON *type = get(fmt, "type");
         if (!cJSON_IsString(type)) {
-            fail(e, "text.format", "'text.format' needs a 'type'");
+            api_fail(e, "text.format", "'text.format' needs a 'type'");
             goto done;
         }
         cJSON *rf = cJSON_AddObjectToObject(out, "response_format");
@@ -352,12 +332,12 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
             ok2 = js && copy(js, "name", fmt, "name") && copy(js, "schema", fmt, "schema") && copy(js, "strict", fmt, "strict");
         }
         if (!ok2) {
-            oom(e);
+            api_oom(e);
             goto done;
         }
     }
     if (get(root, "background") && cJSON_IsTrue(get(root, "background"))) {
-        fail(e, "background", "'background' responses are not supported: ask with stream instead");
+        api_fail(e, "background", "'background' responses are not supported: ask with stream instead");
         goto done;
     }
     const cJSON *store = get(root, "store");
@@ -379,7 +359,7 @@ bool resp_translate(resp_store *st, const char *body, size_t len, char **chat, s
     cp = te && cJSON_AddItemToObject(te, "format", fmt ? cJSON_Duplicate(fmt, true) : cJSON_CreateObject());
     if (cp && !fmt) cp = cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(te, "format"), "type", "text") != NULL;
     if (!cp || !(rr->items = cJSON_PrintUnformatted(items)) || !(rr->echo = cJSON_PrintUnformatted(echo)) || !(*chat = cJSON_PrintUnformatted(out))) {
-        oom(e);
+        api_oom(e);
         goto done;
     }
     *chat_len = strlen(*chat);
