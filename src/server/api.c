@@ -460,6 +460,27 @@ bool api_parse(api_kind kind, const char *body, size_t len, api_request *r, api_
         r->top_logprobs = (int)v;
     }
     if (!parse_tools(root, kind, r, e)) goto out;
+    /* llama.cpp's server fields for reasoning models */
+    const cJSON *rf = field(root, "reasoning_format"), *kw = field(root, "chat_template_kwargs");
+    if (rf && (!cJSON_IsString(rf) || (strcmp(rf->valuestring, "none") && strcmp(rf->valuestring, "auto") && strcmp(rf->valuestring, "deepseek")))) {
+        api_fail(e, "reasoning_format", "'reasoning_format' must be none, auto or deepseek");
+        goto out;
+    }
+    r->raw_reasoning = rf && !strcmp(rf->valuestring, "none");
+    if (r->raw_reasoning && r->tools_json && r->choice != TOOL_CHOICE_NONE) {
+        api_fail(e, "reasoning_format", "'reasoning_format' none leaves the output unread: it cannot go with tools");
+        goto out;
+    }
+    if (kw && !cJSON_IsObject(kw)) {
+        api_fail(e, "chat_template_kwargs", "'chat_template_kwargs' must be an object");
+        goto out;
+    }
+    const cJSON *think = kw ? field(kw, "enable_thinking") : NULL;
+    if (think && !cJSON_IsBool(think)) {
+        api_fail(e, "chat_template_kwargs", "'chat_template_kwargs.enable_thinking' must be a boolean");
+        goto out;
+    }
+    r->no_thinking = think && cJSON_IsFalse(think);
     if (!parse_constraint(root, r, e)) goto out;
     if (r->grammar && r->tools_json && r->choice != TOOL_CHOICE_NONE) {
         api_fail(e, r->grammar_param, "'%s' together with 'tools' is not supported yet", r->grammar_param);

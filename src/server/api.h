@@ -50,6 +50,8 @@ typedef struct api_request {
     tool_choice choice;       /* tool_choice (auto when tools are given and it is not) */
     char named[72];           /* the function tool_choice names */
     bool parallel;            /* parallel_tool_calls (default true) */
+    bool raw_reasoning;       /* reasoning_format "none": <think> stays in content, calls are not read */
+    bool no_thinking;         /* chat_template_kwargs.enable_thinking false (Qwen3: answer without thinking) */
 } api_request;
 
 typedef struct api_error {

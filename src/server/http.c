@@ -398,6 +398,11 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
                 snprintf(msg, sizeof msg, "%s", j->error);
                 int hs;
                 ev = error_event(j, j->status, msg, &hs);
+                if (ev && st->rr) { /* a response's stream ends in its own error event */
+                    free(ev), ev = NULL;
+                    const char *code = hs == 503 ? "server_shutting_down" : j->status == HAI_ERR_CANCELLED ? "timeout" : "server_error";
+                    if (!resp_stream_error(&st->rs, code, msg, &ev)) free(ev), ev = NULL;
+                }
                 metrics_request(&st->s->met, "stream_error", hs);
                 *failed = true;
             } else {
@@ -873,12 +878,15 @@ static hai_status prompt_tokens(server *s, api_kind kind, const api_request *ar,
         char **own = NULL;
         size_t nm = 0, no = 0;
         hai_status st = tools_prompt_messages(om->syn, show ? ar->tools_json : NULL, ar->msgs, ar->n_msgs, &m, &nm, &own, &no, err);
-        if (!st) st = hai_chat_tokenize(s->m, NULL, m, nm, ids, n, err);
+        hai_chat_params cp = hai_chat_default_params();
+        cp.disable_thinking = ar->no_thinking;
+        if (!st) st = hai_chat_tokenize(s->m, &cp, m, nm, ids, n, err);
         tools_messages_free(m, own, no);
         return st;
     }
     if (kind == API_CHAT) {
         hai_chat_params cp = hai_chat_default_params();
+        cp.disable_thinking = ar->no_thinking;
         if (show) cp.tools = ar->tools_json;
         return hai_chat_tokenize(s->m, &cp, ar->msgs, ar->n_msgs, ids, n, err);
     }
@@ -972,7 +980,7 @@ static enum MHD_Result run_completion(server *s, struct MHD_Connection *c, reque
     const char *tpl = hai_tokenizer_chat_template(hai_model_tokenizer(s->m));
     hai_grammar_trigger trig = {0};
     om.syn = tools_syntax(tpl);
-    om.on = kind == API_CHAT && (om.tools || responses || (tpl && strstr(tpl, "<think>")));
+    om.on = kind == API_CHAT && (responses || (!ar.raw_reasoning && (om.tools || (tpl && strstr(tpl, "<think>")))));
     /* a chat's prompt first: whether it opens <think> (R1 distills) shapes the answer's parse and the calls' grammar */
     hai_token *chat_ids = NULL;
     size_t chat_n = 0;

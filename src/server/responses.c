@@ -685,6 +685,15 @@ bool resp_stream_end(resp_stream *rs, resp_store *st, const resp_req *rr, const 
     return emit(rs, buf, end->incomplete ? "response.incomplete" : "response.completed", e);
 }
 
+bool resp_stream_error(resp_stream *rs, const char *code, const char *message, char **buf) {
+    cJSON *e = cJSON_CreateObject();
+    if (!e || !cJSON_AddStringToObject(e, "code", code) || !cJSON_AddStringToObject(e, "message", message) || !cJSON_AddNullToObject(e, "param")) {
+        cJSON_Delete(e);
+        return false;
+    }
+    return emit(rs, buf, "error", e);
+}
+
 void resp_stream_free(resp_stream *rs) {
     free(rs->items);
     memset(rs, 0, sizeof *rs);

@@ -65,6 +65,8 @@ bool resp_stream_begin(resp_stream *rs, const resp_req *rr, const char *id, cons
 bool resp_stream_step(resp_stream *rs, const out_step *d, char (*call_ids)[40], char **buf);
 bool resp_stream_end(resp_stream *rs, resp_store *st, const resp_req *rr, const chat_out *o, char (*call_ids)[40], const resp_end *end,
                      char **buf);
+/* The stream's end when the answer fails: an error event (code: server_error, timeout, ...). */
+bool resp_stream_error(resp_stream *rs, const char *code, const char *message, char **buf);
 void resp_stream_free(resp_stream *rs);
 
 #endif

@@ -204,7 +204,14 @@ test('reasoning models: the <think> part is reasoning_content, streamed and whol
   }
   assert.equal(reasoning, m.reasoning_content);
   assert.equal(content, m.content);
-  // </think> made certain after a few tokens would end it: the rest is the answer
+  // llama.cpp's reasoning_format "none": the text as the model wrote it, all in content
+  const raw = await clients.deepseek.chat.completions.create({ ...req, reasoning_format: 'none' });
+  assert.equal(raw.choices[0].message.reasoning_content, undefined);
+  assert.ok(raw.choices[0].message.content.includes(m.reasoning_content));
+  // chat_template_kwargs.enable_thinking false (Qwen3's template): the prompt closes an empty <think> block
+  const on = await clients.qwen.chat.completions.create({ ...req, max_tokens: 1 });
+  const off = await clients.qwen.chat.completions.create({ ...req, max_tokens: 1, chat_template_kwargs: { enable_thinking: false } });
+  assert.equal(off.usage.prompt_tokens, on.usage.prompt_tokens + 4, 'the prompt ends with <think>\n\n</think>\n\n');
 });
 
 test('bad tool requests are 400s naming the field', async () => {
