@@ -1173,8 +1173,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!has_body) has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
         conns_set_state(s->cs, conn_of(c), has_body && strcmp(has_body, "0") ? CONN_BODY : CONN_BUSY, now_s());
         bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/v1/models") ||
-                     !strncmp(url, "/v1/models/", 11) || !strcmp(url, "/health") || !strcmp(url, "/metrics");
+                     !strncmp(url, "/v1/models/", 11) || !strncmp(url, "/v1/responses/", 14) || !strcmp(url, "/health") || !strcmp(url, "/metrics");
         if (!strncmp(url, "/v1/models/", 11)) snprintf(rq->endpoint, sizeof rq->endpoint, "/v1/models/{id}");
+        if (!strncmp(url, "/v1/responses/", 14)) snprintf(rq->endpoint, sizeof rq->endpoint, "/v1/responses/{id}");
         if (!known) {
             snprintf(rq->endpoint, sizeof rq->endpoint, "other");
             rq->headers_done = true;
@@ -1205,9 +1206,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             }
         }
         bool post = !strncmp(url, "/v1/c", 5) || !strcmp(url, "/v1/responses");
-        if (strcmp(method, post ? "POST" : "GET")) {
+        bool one_response = !strncmp(url, "/v1/responses/", 14); /* GET or DELETE */
+        if (strcmp(method, post ? "POST" : "GET") && !(one_response && !strcmp(method, "DELETE"))) {
             rq->headers_done = true;
-            return send_error(s, c, rq->endpoint, 405, "invalid_request_error", NULL, "%s needs %s", url, post ? "POST" : "GET");
+            return send_error(s, c, rq->endpoint, 405, "invalid_request_error", NULL, "%s needs %s", url,
+                              post ? "POST" : one_response ? "GET or DELETE" : "GET");
         }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
@@ -1256,6 +1259,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         srv_engine_load(s->eng, &q, &busy);
         metrics_gauges(&s->met, q, busy);
         return send_body(s, c, "/metrics", 200, "text/plain; version=0.0.4", metrics_text(&s->met));
+    }
+    if (!strncmp(url, "/v1/responses/", 14)) { /* a stored response: retrieved or deleted */
+        const char *id = url + 14;
+        bool del = !strcmp(method, "DELETE");
+        char *body = del ? resp_store_delete(s->rstore, id) : resp_store_object(s->rstore, id);
+        if (!body) {
+            api_error e = {.status = 404, .type = "invalid_request_error"};
+            snprintf(e.message, sizeof e.message, "Response with id '%.64s' not found.", id);
+            return send_body(s, c, rq->endpoint, 404, "application/json", api_error_json(&e));
+        }
+        return send_body(s, c, rq->endpoint, 200, "application/json", body);
     }
     if (!strncmp(url, "/v1/models/", 11)) { /* one model: this one, or 404 as OpenAI words it */
         const char *id = url + 11;

@@ -71,13 +71,52 @@ static cJSON *store_get(resp_store *st, const char *key) {
     pthread_mutex_lock(&st->mu);
     for (size_t i = st->n; i-- > 0;) {
         entry *e = &st->e[(st->first + i) % st->cap];
-        if (!strcmp(e->key, key)) {
+        if (e->json && !strcmp(e->key, key)) {
             v = cJSON_Parse(e->json);
             break;
         }
     }
     pthread_mutex_unlock(&st->mu);
     return v;
+}
+
+/* Forgets every entry under key; whether there was one. */
+static bool store_drop(resp_store *st, const char *key) {
+    bool found = false;
+    pthread_mutex_lock(&st->mu);
+    for (size_t i = 0; i < st->n; i++) {
+        entry *e = &st->e[(st->first + i) % st->cap];
+        if (e->json && !strcmp(e->key, key)) { /* emptied in place; its slot goes with the oldest */
+            st->bytes -= e->size;
+            free(e->json);
+            e->json = NULL, e->size = 0, e->key[0] = 0;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+    return found;
+}
+
+char *resp_store_object(resp_store *st, const char *id) {
+    char key[80];
+    snprintf(key, sizeof key, "object:%.64s", id);
+    cJSON *o = strlen(id) < 64 ? store_get(st, key) : NULL;
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+char *resp_store_delete(resp_store *st, const char *id) {
+    char key[80];
+    snprintf(key, sizeof key, "object:%.64s", id);
+    if (strlen(id) >= 64 || !store_drop(st, key)) return NULL;
+    store_drop(st, id);
+    cJSON *o = cJSON_CreateObject();
+    char *s = o && cJSON_AddStringToObject(o, "id", id) && cJSON_AddStringToObject(o, "object", "response") && cJSON_AddBoolToObject(o, "deleted", true)
+                  ? cJSON_PrintUnformatted(o)
+                  : NULL;
+    cJSON_Delete(o);
+    return s;
 }
 
 /* ---- requests -------------------------------------------------------------------------------- */
@@ -482,7 +521,10 @@ static resp_item *whole_items(const chat_out *o, size_t *n) {
 }
 
 /* Stores the response: its conversation (for previous_response_id) and each output item. */
-static void store_response(resp_store *st, const char *id, const char *items_json, const cJSON *output) {
+static void store_response(resp_store *st, const char *id, const char *items_json, const cJSON *output, const char *object_json) {
+    char key[80];
+    snprintf(key, sizeof key, "object:%.64s", id);
+    if (object_json) store_put(st, key, object_json);
     cJSON *conv = cJSON_Parse(items_json);
     const cJSON *it;
     cJSON_ArrayForEach(it, output) {
@@ -506,8 +548,8 @@ char *resp_object(resp_store *st, const resp_req *rr, const char *id, const char
     cJSON *r = object(rr, id, model, created, end->incomplete ? "incomplete" : "completed", o, call_ids, items, n_items, end);
     free(own);
     if (!r) return NULL;
-    if (rr->store) store_response(st, id, rr->items, cJSON_GetObjectItemCaseSensitive(r, "output"));
     char *s = cJSON_PrintUnformatted(r);
+    if (rr->store) store_response(st, id, rr->items, cJSON_GetObjectItemCaseSensitive(r, "output"), s);
     cJSON_Delete(r);
     return s;
 }
@@ -681,7 +723,11 @@ bool resp_stream_end(resp_stream *rs, resp_store *st, const resp_req *rr, const 
         cJSON_Delete(r), cJSON_Delete(e);
         return false;
     }
-    if (rr->store) store_response(st, rs->id, rr->items, cJSON_GetObjectItemCaseSensitive(r, "output"));
+    if (rr->store) {
+        char *whole = cJSON_PrintUnformatted(r);
+        store_response(st, rs->id, rr->items, cJSON_GetObjectItemCaseSensitive(r, "output"), whole);
+        free(whole);
+    }
     return emit(rs, buf, end->incomplete ? "response.incomplete" : "response.completed", e);
 }
 

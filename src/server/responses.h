@@ -17,6 +17,11 @@
 typedef struct resp_store resp_store;
 resp_store *resp_store_new(size_t max_entries, size_t max_bytes);
 void resp_store_free(resp_store *st);
+/* A stored response object by its id (malloc'd), or NULL. */
+char *resp_store_object(resp_store *st, const char *id);
+/* Forgets a response (its object and conversation); OpenAI's deletion object (malloc'd), or NULL
+ * when there was none. */
+char *resp_store_delete(resp_store *st, const char *id);
 
 typedef struct resp_req {
     bool stream, store;

@@ -144,6 +144,18 @@ test('Vercel AI SDK (its default provider calls the Responses API): text, stream
   assert.deepEqual(schema.parse(object), object);
 });
 
+test('stored responses are retrieved and deleted; unstored ones are not kept', async () => {
+  const r = await client.responses.create({ model: 'm', input: 'Hi', max_output_tokens: 4, temperature: 0 });
+  const back = await client.responses.retrieve(r.id);
+  assert.deepEqual(back, r);
+  const del = await client.responses.delete(r.id);
+  assert.equal((await fetch(srv.url + '/v1/responses/' + r.id)).status, 404, JSON.stringify(del));
+  await assert.rejects(client.responses.create({ model: 'm', previous_response_id: r.id, input: 'again', max_output_tokens: 2 }), (e) => e.status === 400);
+  const unstored = await client.responses.create({ model: 'm', input: 'Hi', max_output_tokens: 2, store: false });
+  assert.equal((await fetch(srv.url + '/v1/responses/' + unstored.id)).status, 404);
+  assert.equal((await fetch(srv.url + '/v1/responses/' + r.id, { method: 'PUT' })).status, 405);
+});
+
 test('bad Responses requests are 400s naming the field', async () => {
   const bad = [
     [{ input: 'x', previous_response_id: 'resp_nope' }, 'previous_response_id'],
