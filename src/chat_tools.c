@@ -567,11 +567,143 @@ static void parse_marked(pout *o, const char *s, size_t n, bool partial, tool_sy
     }
 }
 
-/* Llama 3: a call is the whole output: {"name": .., "parameters": ..}, maybe after <|python_tag|>. */
+static bool ident_char(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
+
+/* A Python literal at s[*i] (a string in either quotes, a number, True/False/None) as JSON text
+ * appended to b; false when it is none of those (or the text ends first: *more). */
+static bool py_literal(gbuf *b, const char *s, size_t n, size_t *i, bool *more) {
+    size_t k = *i;
+    *more = false;
+    if (k < n && (s[k] == '"' || s[k] == '\'')) {
+        char q = s[k++];
+        gbuf v = {0};
+        while (k < n && s[k] != q) {
+            char c[3] = {s[k], 0, 0};
+            if (s[k] == '\\' && k + 1 < n) c[1] = s[++k];
+            else if (s[k] == '\\') break;
+            if (c[0] == '\\') { /* the escapes JSON shares; others as the character itself */
+                char e = c[1];
+                c[0] = e == 'n' ? '\n' : e == 't' ? '\t' : e;
+                c[1] = 0;
+            }
+            gput(&v, c);
+            k++;
+        }
+        if (k >= n) {
+            free(v.p);
+            *more = true;
+            return false;
+        }
+        cJSON *str = cJSON_CreateString(v.p ? v.p : "");
+        char *j = str ? cJSON_PrintUnformatted(str) : NULL;
+        if (j) gput(b, j);
+        else b->failed = true;
+        free(j), free(v.p);
+        cJSON_Delete(str);
+        *i = k + 1;
+        return true;
+    }
+    static const char *const words[][2] = {{"True", "true"}, {"False", "false"}, {"None", "null"}};
+    for (int w = 0; w < 3; w++) {
+        size_t wl = strlen(words[w][0]);
+        if (prefix_of(s, n, k, words[w][0]) || (at(s, n, k, words[w][0]) && k + wl == n)) { /* the word may go on */
+            *more = true;
+            return false;
+        }
+        if (at(s, n, k, words[w][0]) && !ident_char(s[k + wl])) {
+            gput(b, words[w][1]);
+            *i = k + wl;
+            return true;
+        }
+    }
+    size_t st = k;
+    if (k < n && (s[k] == '-' || s[k] == '+')) k++;
+    while (k < n && ((s[k] >= '0' && s[k] <= '9') || s[k] == '.' || s[k] == 'e' || s[k] == 'E')) k++;
+    if (k == n) *more = true;
+    if (k == st || k == n) return false;
+    char num[64];
+    snprintf(num, sizeof num, "%.*s", (int)(k - st < 63 ? k - st : 63), s + st);
+    char *end;
+    double d = strtod(num, &end);
+    if (*end || d != d) return false;
+    gput(b, num[0] == '+' ? num + 1 : num);
+    *i = k;
+    return true;
+}
+
+/* Llama 3.1's built-in tool form after <|python_tag|>: NAME.call(key=value, ...) with Python
+ * literals, as a call whose arguments are the JSON object of the keys. The arguments appear whole
+ * when the call closes. SC_OK (with *end past it), SC_MORE, SC_BAD. */
+static int parse_py_call(pout *o, const char *s, size_t n, size_t k, size_t *end) {
+    size_t ns = k;
+    while (k < n && ident_char(s[k])) k++;
+    if (k == n) return SC_MORE;
+    size_t ne = k;
+    if (ne == ns || !at(s, n, k, ".call(")) return prefix_of(s, n, k, ".call(") ? SC_MORE : SC_BAD;
+    k += 6;
+    gbuf args = {0};
+    gput(&args, "{");
+    int r = SC_MORE;
+    for (bool first = true; k < n; first = false) {
+        k = skip_ws(s, n, k);
+        if (k < n && s[k] == ')') {
+            r = SC_OK;
+            k++;
+            break;
+        }
+        if (!first) {
+            if (k >= n) break;
+            if (s[k] != ',') {
+                r = SC_BAD;
+                break;
+            }
+            k = skip_ws(s, n, k + 1);
+        }
+        size_t ks = k;
+        while (k < n && ident_char(s[k])) k++;
+        size_t ke = k;
+        k = skip_ws(s, n, k);
+        if (k >= n) break;
+        if (ke == ks || s[k] != '=') {
+            r = SC_BAD;
+            break;
+        }
+        k = skip_ws(s, n, k + 1);
+        char key[80];
+        snprintf(key, sizeof key, "%s\"%.*s\": ", first ? "" : ", ", (int)(ke - ks < 64 ? ke - ks : 64), s + ks);
+        gput(&args, key);
+        bool more;
+        if (!py_literal(&args, s, n, &k, &more)) {
+            r = more ? SC_MORE : SC_BAD;
+            break;
+        }
+    }
+    gput(&args, "}");
+    if (args.failed) o->failed = true;
+    /* the name and "(" are written: a call (a stream may have sent it); arguments that go wrong
+     * leave it without them, and the text from there is content */
+    span whole = {0, args.n, true, true}, none = {0};
+    add_call(o, r == SC_OK ? args.p : "", s + ns, ne - ns, r == SC_OK ? &whole : &none);
+    free(args.p);
+    *end = k;
+    return r == SC_BAD ? SC_OK : r;
+}
+
+/* Llama 3: a call is the whole output: {"name": .., "parameters": ..}, maybe after <|python_tag|>,
+ * or a built-in tool's NAME.call(...) after <|python_tag|>. */
 static void parse_llama(pout *o, const char *s, size_t n, bool partial) {
     size_t k = skip_ws(s, n, 0);
     if (partial && prefix_of(s, n, k, LLAMA_TAG)) return;
-    if (at(s, n, k, LLAMA_TAG)) k = skip_ws(s, n, k + strlen(LLAMA_TAG));
+    if (at(s, n, k, LLAMA_TAG)) {
+        k = skip_ws(s, n, k + strlen(LLAMA_TAG));
+        if (k < n && s[k] != '{') {
+            size_t end = k;
+            int r = parse_py_call(o, s, n, k, &end);
+            if (r == SC_OK) put_n(&o->content, s + skip_ws(s, n, end), n - skip_ws(s, n, end));
+            if (r != SC_BAD) return;
+        }
+        if (partial && k == n) return;
+    }
     if (k < n && s[k] == '{') {
         span name, args;
         size_t j = k;

@@ -64,6 +64,10 @@ static const pcase cases[] = {
     {TOOLS_LLAMA3, true, false, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\", \"days\": [1, 2]}}", "", "",
      {{"get_weather", "{\"city\": \"Oslo\", \"days\": [1, 2]}"}}},
     {TOOLS_LLAMA3, true, false, "<|python_tag|>{\"name\": \"search\", \"parameters\": {\"q\": \"hai\"}}", "", "", {{"search", "{\"q\": \"hai\"}"}}},
+    {TOOLS_LLAMA3, true, false, "<|python_tag|>brave_search.call(query=\"weather in Paris\", n=3, fresh=True, tag='a\\'b')", "", "",
+     {{"brave_search", "{\"query\": \"weather in Paris\", \"n\": 3, \"fresh\": true, \"tag\": \"a'b\"}"}}},
+    {TOOLS_LLAMA3, true, false, "<|python_tag|>wolfram_alpha.call(query=\"2+2\") and then? ", "and then? ", "", {{"wolfram_alpha", "{\"query\": \"2+2\"}"}}},
+    {TOOLS_LLAMA3, true, false, "<|python_tag|>calc.call(x=[1, 2])", "[1, 2])", "", {{"calc", ""}}},
     {TOOLS_LLAMA3, true, false, "The set {1, 2} has two members.", "The set {1, 2} has two members.", "", {{0}}},
     {TOOLS_LLAMA3, true, false, "{\"x\": 1}", "{\"x\": 1}", "", {{0}}},
     {TOOLS_MISTRAL, true, false, "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": 1}}, {\"name\": \"g\", \"arguments\": {\"b\": [true, null]}}]", "",
@@ -100,6 +104,7 @@ static void test_parse(void) {
                 CHECK_MSG(!strcmp(fin.calls[k].args, c->calls[k].args), "case %zu call %zu: args '%s'", ci, k, fin.calls[k].args);
                 cJSON *a = cJSON_Parse(fin.calls[k].args);
                 CHECK_MSG((a != NULL) == fin.calls[k].args_done, "case %zu call %zu: arguments JSON %d, done %d", ci, k, a != NULL, fin.calls[k].args_done);
+                if (a && !fin.calls[k].args_done) cJSON_Delete(a), a = NULL;
                 cJSON_Delete(a);
             }
         /* every prefix (at character boundaries) extends the one before and leads to the whole */
