@@ -83,8 +83,7 @@ static bool dup_text(const cJSON *v, const char *param, char **out, api_error *e
     return *out ? true : api_oom(e);
 }
 
-/* Message content: a string, or an array of {"type": "text", "text": ...} parts (joined). */
-static bool content_text(const cJSON *c, const char *param, char **out, api_error *e) {
+bool api_content_text(const cJSON *c, const char *param, const char *const *types, const char *refused, char **out, api_error *e) {
     if (!c) {
         *out = strdup("");
         return *out ? true : api_oom(e);
@@ -95,8 +94,9 @@ static bool content_text(const cJSON *c, const char *param, char **out, api_erro
     const cJSON *p;
     cJSON_ArrayForEach(p, c) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "type"), *x = cJSON_GetObjectItemCaseSensitive(p, "text");
-        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text"))
-            return api_fail(e, param, "'%s' parts must be of type \"text\" (images and audio are not supported)", param);
+        bool known = false;
+        for (const char *const *k = types; cJSON_IsString(t) && *k && !known; k++) known = !strcmp(t->valuestring, *k);
+        if (!known) return api_fail(e, param, "'%s' parts must be %s", param, refused);
         if (!cJSON_IsString(x)) return api_fail(e, param, "'%s' text parts need a string \"text\"", param);
         total += strlen(x->valuestring);
     }
@@ -115,6 +115,12 @@ static bool content_text(const cJSON *c, const char *param, char **out, api_erro
     }
     *out = buf;
     return true;
+}
+
+/* Message content: a string, or an array of {"type": "text", "text": ...} parts (joined). */
+static bool content_text(const cJSON *c, const char *param, char **out, api_error *e) {
+    static const char *const text[] = {"text", NULL};
+    return api_content_text(c, param, text, "of type \"text\" (images and audio are not supported)", out, e);
 }
 
 /* An assistant turn's tool_calls (OpenAI's shape: id, type "function", function {name,

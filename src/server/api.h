@@ -67,6 +67,12 @@ bool api_fail(api_error *e, const char *param, const char *fmt, ...) HAI_PRINTF(
 /* The server's own failure, not the client's: a 500, "out of memory"; returns false. */
 bool api_oom(api_error *e);
 
+/* A message's content as one text (owned copy, valid UTF-8): a string, or an array of parts whose
+ * type is one of types (NULL-terminated), their "text" joined; refused: what the error says parts
+ * must be. NULL content is "". */
+typedef struct cJSON cJSON;
+bool api_content_text(const cJSON *c, const char *param, const char *const *types, const char *refused, char **out, api_error *e);
+
 /* Parses a request body. On failure fills err (status 400 with the field named) and returns
  * false; on success the caller frees with api_request_free. */
 bool api_parse(api_kind kind, const char *body, size_t len, api_request *out, api_error *err);

@@ -128,28 +128,8 @@ static const cJSON *get(const cJSON *o, const char *k) {
 
 /* A message's content as text: a string, or parts of type input_text / output_text / text. */
 static bool content_text(const cJSON *c, const char *param, char **out, api_error *e) {
-    if (!c) return (*out = strdup("")) ? true : api_oom(e);
-    if (cJSON_IsString(c)) return (*out = strdup(c->valuestring)) ? true : api_oom(e);
-    if (!cJSON_IsArray(c)) return api_fail(e, param, "'%s' must be a string or an array of content parts", param);
-    size_t n = 0;
-    const cJSON *p;
-    cJSON_ArrayForEach(p, c) {
-        const cJSON *t = get(p, "type"), *x = get(p, "text");
-        if (!cJSON_IsString(t) || (strcmp(t->valuestring, "input_text") && strcmp(t->valuestring, "output_text") && strcmp(t->valuestring, "text")))
-            return api_fail(e, param, "'%s' parts must be input_text or output_text (images, audio and files are not supported)", param);
-        if (!cJSON_IsString(x)) return api_fail(e, param, "'%s' text parts need a string 'text'", param);
-        n += strlen(x->valuestring);
-    }
-    char *s = malloc(n + 1), *w = s;
-    if (!s) return api_oom(e);
-    cJSON_ArrayForEach(p, c) {
-        size_t l = strlen(get(p, "text")->valuestring);
-        memcpy(w, get(p, "text")->valuestring, l);
-        w += l;
-    }
-    *w = 0;
-    *out = s;
-    return true;
+    static const char *const types[] = {"input_text", "output_text", "text", NULL};
+    return api_content_text(c, param, types, "input_text or output_text (images, audio and files are not supported)", out, e);
 }
 
 /* Appends an item as chat messages: messages as they are, function calls to the assistant turn
