@@ -47,7 +47,8 @@ static void usage(FILE *f, const char *cmd) {
             "  -q                   no timing summary\n"
             "  --route-config FILE  answer through the hybrid router (local / cloud policy, see README);\n"
             "                       the route taken and why are printed after the answer\n"
-            "  --prompts FILE       many prompts, one JSON string per line (or {\"prompt\": ...}); with --json,\n"
+            "  --prompts FILE       many prompts, one JSON string per line (or {\"prompt\": ..., \"tools\": [...]}, tools\n"
+            "                       as in OpenAI's API, with --chat); with --json,\n"
             "                       one JSON result per line: text, finish, tokens, mean entropy of the first 16\n"
             "  --json               machine-readable output (with --prompts)\n",
             cmd, strcmp(cmd, "run") ? "" : "(-p PROMPT | -f FILE) ",
@@ -236,14 +237,25 @@ static int run_batch(const run_opts *o, session *ss) {
         hai_error err = {0};
         hai_token *ids = NULL;
         size_t n = 0;
-        hai_status st;
-        if (o->chat) {
+        hai_status st = HAI_OK;
+        /* {"prompt": ..., "tools": [...]}: OpenAI's tools array shown to the chat template; the
+         * calls come out as the model writes them (the server parses them) */
+        const cJSON *tj = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "tools") : NULL;
+        char *tools = NULL;
+        if (tj && (!cJSON_IsArray(tj) || !o->chat)) {
+            st = hai_fail(&err, HAI_ERR_INVALID, "\"tools\" must be an array, and needs --chat");
+        } else if (tj && !(tools = cJSON_PrintUnformatted(tj))) {
+            st = hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
+        }
+        if (!st && o->chat) {
             hai_chat_message msgs[2];
             size_t nm = 0;
             if (o->system) msgs[nm++] = (hai_chat_message){.role = "system", .content = o->system};
             msgs[nm++] = (hai_chat_message){.role = "user", .content = pj->valuestring};
-            st = hai_chat_tokenize(ss->m, NULL, msgs, nm, &ids, &n, &err);
-        } else {
+            hai_chat_params cp = hai_chat_default_params();
+            cp.tools = tools;
+            st = hai_chat_tokenize(ss->m, &cp, msgs, nm, &ids, &n, &err);
+        } else if (!st) {
             size_t pl = strlen(pj->valuestring), c = pl + 8;
             ids = malloc(c * sizeof *ids);
             st = ids ? hai_tokenize(hai_model_tokenizer(ss->m), pj->valuestring, pl, HAI_TOKENIZE_ADD_SPECIAL, ids, c, &n, &err)
@@ -258,6 +270,7 @@ static int run_batch(const run_opts *o, session *ss) {
             st = hai_generate(ss->c, ids, n, &gp, &res, &err);
         }
         free(ids);
+        free(tools);
         const char *fin[] = {"stop", "length", "cancelled"};
         if (o->json) {
             cJSON *out = cJSON_CreateObject();

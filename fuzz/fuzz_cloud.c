@@ -23,6 +23,15 @@ static bool on_text(void *user, const char *text, size_t len) {
     return true;
 }
 
+/* A call handed on has a name; name and arguments are valid UTF-8 and count with the text
+ * (everything handed on was decoded from the body, so it is no longer than the body). */
+static bool on_call(void *user, const char *name, const char *args, size_t len) {
+    if (!name[0]) abort();
+    on_text(user, name, strlen(name));
+    on_text(user, args, len);
+    return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 4) return 0;
     static const int statuses[4] = {200, 429, 500, 200};
@@ -33,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *body = data + 4;
     size_t len = size - 4;
     sink s = {0};
-    cloud_request r = {.on_text = on_text, .user = &s};
+    cloud_request r = {.on_text = on_text, .on_call = on_call, .user = &s};
     cloud_result res;
     hai_status st = cloud_judge_bytes(status, ctype, body, len, cuts, 16, &r, 1 << 16, &res);
     if (s.n > len) abort();

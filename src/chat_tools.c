@@ -818,3 +818,16 @@ hai_status chat_parse(tool_syntax syn, bool tools, bool in_think, const char *s,
     }
     return HAI_OK;
 }
+
+bool chat_call_broken(tool_syntax syn, bool in_think, bool forced, const char *text, size_t len) {
+    chat_out o;
+    if (chat_parse(syn, true, in_think, text, len, false, &o, NULL)) return true;
+    bool broken = forced && !o.n_calls;
+    for (size_t i = 0; i < o.n_calls; i++) broken |= !o.calls[i].args_done; /* cut off */
+    static const char *const markers[] = {HERMES_OPEN, MISTRAL_OPEN, DS_CALLS_BEGIN, DS_CALL_BEGIN, LLAMA_TAG, NULL};
+    for (int i = 0; markers[i]; i++) broken |= memmem(o.content, o.content_len, markers[i], strlen(markers[i])) != NULL;
+    broken |= memmem(o.content, o.content_len, "\"name\"", 6) &&
+              (memmem(o.content, o.content_len, "\"arguments\"", 11) || memmem(o.content, o.content_len, "\"parameters\"", 12));
+    chat_out_free(&o);
+    return broken;
+}

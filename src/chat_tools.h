@@ -76,4 +76,9 @@ hai_status chat_parse(tool_syntax syn, bool tools, bool in_think, const char *te
                       hai_error *err);
 void chat_out_free(chat_out *o);
 
+/* Whether a whole answer read for calls went wrong: a call opened and not finished (arguments
+ * cut off, or its marker left in the content), a call written outside the syntax (a JSON object with a name and
+ * arguments in the content), or no call where one is required (forced). */
+bool chat_call_broken(tool_syntax syn, bool in_think, bool forced, const char *text, size_t len);
+
 #endif

@@ -377,7 +377,32 @@ out:
     random_model_free(&rm);
 }
 
+/* What the router's cascade escalates: a whole answer whose call went wrong. */
+static void test_broken(void) {
+    static const struct {
+        tool_syntax syn;
+        bool forced;
+        const char *text;
+        bool broken;
+    } answers[] = {
+        {TOOLS_HERMES, false, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>", false},
+        {TOOLS_HERMES, true, "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>", false},
+        {TOOLS_HERMES, false, "It is 5 o'clock.", false},
+        {TOOLS_HERMES, true, "It is 5 o'clock.", true},                                  /* required, none made */
+        {TOOLS_HERMES, false, "<tool_call>\n{\"name\": \"f\", \"argu", true},          /* cut off */
+        {TOOLS_HERMES, false, "Sure: {\"name\": \"f\", \"arguments\": {}}", true},       /* outside the syntax */
+        {TOOLS_MISTRAL, false, "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {}}]", false},
+        {TOOLS_MISTRAL, false, "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {", true},
+        {TOOLS_LLAMA3, false, "{\"name\": \"f\", \"parameters\": {}}", false},
+        {TOOLS_LLAMA3, false, "Call: {\"name\": \"f\", \"parameters\": {}}", true},
+    };
+    for (size_t i = 0; i < sizeof answers / sizeof *answers; i++)
+        CHECK_MSG(chat_call_broken(answers[i].syn, false, answers[i].forced, answers[i].text, strlen(answers[i].text)) == answers[i].broken,
+                  "case %zu: %s", i, answers[i].text);
+}
+
 int main(int argc, char **argv) {
+    test_broken();
     if (argc < 2) {
         fprintf(stderr, "usage: test_chat_tools SHARED_DIR\n");
         return 2;

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "cloud/cloud.h"
 #include "router/config.h"
 #include "router/privacy.h"
 #include "router/router.h"
@@ -430,8 +431,99 @@ static void policy_file(void) {
     unsetenv("HAI_TEST_KEY");
 }
 
+/* Requests with tools: the device when its template shows tools (or the policy says so), the
+ * cloud otherwise, unless privacy or the network keeps them here. */
+static void tools_rule(void) {
+    router_features f = {.n_prompt_tokens = 100, .max_tokens = 100, .tools = true, .tools_template = true};
+    router_policy p = policy_cloud();
+    router_state s = online();
+    router_decision d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_LOCAL && HAS(d, R_DEFAULT));
+    f.tools_template = false;
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_CLOUD && HAS(d, R_TOOLS_NOT_LOCAL) && !HAS(d, R_DEFAULT) && d.reserve_tokens > 0);
+    p.tools_route = TOOLS_ROUTE_LOCAL;
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_LOCAL && !HAS(d, R_TOOLS_NOT_LOCAL));
+    p.tools_route = TOOLS_ROUTE_CLOUD;
+    f.tools_template = true;
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_CLOUD && HAS(d, R_TOOLS_NOT_LOCAL));
+    f.pii[PII_PHONE] = 1; /* kept local: privacy first */
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_LOCAL && HAS(d, R_PRIVACY_KEEP_LOCAL) && HAS(d, R_TOOLS_NOT_LOCAL));
+    f.pii[PII_PHONE] = 0;
+    s.online = false;
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_LOCAL && HAS(d, R_OFFLINE));
+    f.tools = false; /* no tools: the rule is silent */
+    s.online = true;
+    d = router_decide(&f, &p, &s);
+    CHECK(d.route == ROUTE_LOCAL && !HAS(d, R_TOOLS_NOT_LOCAL));
+    hybrid_config c;
+    hai_error err = {0};
+    const char *ok = "{\"tools\": \"cloud\"}", *bad = "{\"tools\": \"sometimes\"}";
+    CHECK_EQ_INT(hybrid_config_parse(ok, strlen(ok), &c, &err), HAI_OK);
+    CHECK(c.policy.tools_route == TOOLS_ROUTE_CLOUD);
+    hybrid_config_free(&c);
+    CHECK_EQ_INT(hybrid_config_parse(bad, strlen(bad), &c, &err), HAI_ERR_INVALID);
+    CHECK(strstr(err.msg, "tools") != NULL);
+}
+
+typedef struct calls_seen {
+    char text[512], calls[512];
+} calls_seen;
+
+static bool seen_text(void *u, const char *t, size_t n) {
+    calls_seen *c = u;
+    strncat(c->text, t, n < sizeof c->text - strlen(c->text) - 1 ? n : sizeof c->text - strlen(c->text) - 1);
+    return true;
+}
+
+static bool seen_call(void *u, const char *name, const char *args, size_t n) {
+    calls_seen *c = u;
+    size_t l = strlen(c->calls);
+    snprintf(c->calls + l, sizeof c->calls - l, "%s(%.*s);", name, (int)n, args);
+    return true;
+}
+
+/* The cloud's calls, streamed in pieces (cut at every byte) or whole, come out whole and in order;
+ * a call without a name, or with arguments that are not text, is a failure. */
+static void cloud_calls(void) {
+    const char *sse =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Sure. \"}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"type\":\"function\",\"function\":{\"name\":\"set_timer\",\"arguments\":\"\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"minutes\\\": \"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"5}\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"b\",\"function\":{\"name\":\"order\",\"arguments\":\"{}\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"
+        "data: [DONE]\n\n";
+    size_t len = strlen(sse);
+    for (size_t cut = 1; cut <= len; cut += cut < 40 ? 1 : 37) {
+        size_t cuts[1] = {cut};
+        calls_seen c = {0};
+        cloud_request r = {.on_text = seen_text, .on_call = seen_call, .user = &c};
+        cloud_result res;
+        CHECK_EQ_INT(cloud_judge_bytes(200, "text/event-stream", (const uint8_t *)sse, len, cuts, 1, &r, 1 << 16, &res), HAI_OK);
+        CHECK(!strcmp(c.text, "Sure. ") && !strcmp(c.calls, "set_timer({\"minutes\": 5});order({});") && !strcmp(res.finish, "tool_calls"));
+    }
+    const char *json = "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"x\",\"type\":\"function\","
+                       "\"function\":{\"name\":\"set_timer\",\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}";
+    calls_seen c = {0};
+    cloud_request r = {.on_text = seen_text, .on_call = seen_call, .user = &c};
+    cloud_result res;
+    CHECK_EQ_INT(cloud_judge_bytes(200, "application/json", (const uint8_t *)json, strlen(json), NULL, 0, &r, 1 << 16, &res), HAI_OK);
+    CHECK(!strcmp(c.calls, "set_timer({});") && !c.text[0]);
+    const char *nameless = "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+    CHECK(cloud_judge_bytes(200, "text/event-stream", (const uint8_t *)nameless, strlen(nameless), NULL, 0, &r, 1 << 16, &res) != HAI_OK);
+    const char *bad_json = "{\"choices\":[{\"index\":0,\"message\":{\"content\":null,\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":7}}]},\"finish_reason\":\"tool_calls\"}]}";
+    CHECK(cloud_judge_bytes(200, "application/json", (const uint8_t *)bad_json, strlen(bad_json), NULL, 0, &r, 1 << 16, &res) != HAI_OK);
+}
+
 int main(void) {
     policy_file();
+    tools_rule();
+    cloud_calls();
     rules();
     detectors();
     syntaxes();

@@ -100,6 +100,9 @@ typedef struct xfer {
     size_t line_len, line_cap;
     char *body;            /* non-SSE body (JSON or an error), capped */
     size_t body_len, body_cap;
+    int call_index;        /* the streamed tool call being assembled (-1: none) */
+    char *call_name, *call_args;
+    size_t name_len, name_cap, args_len, args_cap;
     char why[160];         /* why a callback aborted the transfer */
 } xfer;
 
@@ -135,6 +138,58 @@ static void fail_x(xfer *x, const char *fmt, const char *detail) {
     if (!x->why[0]) snprintf(x->why, sizeof x->why, fmt, detail ? detail : "");
 }
 
+/* Valid UTF-8 text of the upstream's is handed on; anything else fails the transfer. */
+static bool utf8_ok(xfer *x, const char *s, size_t l) {
+    for (size_t i = 0; i < l;) {
+        int k = hai_utf8_valid_len((const unsigned char *)s + i, l - i, NULL);
+        if (!k) {
+            fail_x(x, "upstream text is not valid UTF-8%s", NULL);
+            return false;
+        }
+        i += (size_t)k;
+    }
+    return true;
+}
+
+/* The streamed call assembled so far goes out whole. */
+static bool call_flush(xfer *x) {
+    if (x->call_index < 0) return true;
+    x->call_index = -1;
+    if (!x->name_len) {
+        fail_x(x, "a streamed tool call without a name%s", NULL);
+        return false;
+    }
+    x->res->delivered = true;
+    bool go = !x->r->on_call || x->r->on_call(x->r->user, x->call_name, x->call_args ? x->call_args : "", x->args_len);
+    x->name_len = x->args_len = 0;
+    if (x->call_name) x->call_name[0] = '\0';
+    if (x->call_args) x->call_args[0] = '\0';
+    if (!go) x->stopped = true;
+    return go;
+}
+
+static bool append(char **buf, size_t *len, size_t *cap, const char *p, size_t n, size_t limit);
+
+/* delta.tool_calls: pieces of calls by index (id, name and type first, then argument text). */
+static bool call_pieces(xfer *x, const cJSON *tcs) {
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, tcs) {
+        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(tc, "index"), *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        int index = cJSON_IsNumber(ix) ? ix->valueint : 0;
+        if (index != x->call_index && !call_flush(x)) return false;
+        x->call_index = index;
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name"), *ar = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        size_t limit = x->c->cfg.max_response_bytes + 1;
+        if (cJSON_IsString(nm) && (!utf8_ok(x, nm->valuestring, strlen(nm->valuestring)) ||
+                                   !append(&x->call_name, &x->name_len, &x->name_cap, nm->valuestring, strlen(nm->valuestring), 1024)))
+            return fail_x(x, "a tool call's name is not valid%s", NULL), false;
+        if (cJSON_IsString(ar) && (!utf8_ok(x, ar->valuestring, strlen(ar->valuestring)) ||
+                                   !append(&x->call_args, &x->args_len, &x->args_cap, ar->valuestring, strlen(ar->valuestring), limit)))
+            return fail_x(x, "a tool call's arguments are not valid%s", NULL), false;
+    }
+    return true;
+}
+
 /* One "data:" payload of the stream. false = stop the transfer. */
 static bool sse_data(xfer *x, const char *d, size_t n) {
     if (n == 6 && !memcmp(d, "[DONE]", 6)) {
@@ -155,17 +210,13 @@ static bool sse_data(xfer *x, const char *d, size_t n) {
         goto out;
     }
     const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "delta"), "content");
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(ch, "delta");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
     if (cJSON_IsString(content) && content->valuestring[0]) {
         size_t l = strlen(content->valuestring);
-        for (size_t i = 0; i < l;) { /* text handed on is valid UTF-8 */
-            int k = hai_utf8_valid_len((const unsigned char *)content->valuestring + i, l - i, NULL);
-            if (!k) {
-                fail_x(x, "upstream text is not valid UTF-8%s", NULL);
-                ok = false;
-                goto out;
-            }
-            i += (size_t)k;
+        if (!utf8_ok(x, content->valuestring, l) || !call_flush(x)) { /* text after a call: the call is whole */
+            ok = false;
+            goto out;
         }
         x->res->delivered = true;
         if (!x->r->on_text(x->r->user, content->valuestring, l)) {
@@ -174,8 +225,17 @@ static bool sse_data(xfer *x, const char *d, size_t n) {
             goto out;
         }
     }
+    const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
+    if (cJSON_IsArray(tcs) && !call_pieces(x, tcs)) {
+        ok = false;
+        goto out;
+    }
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
     if (cJSON_IsString(fr) && fr->valuestring[0]) { /* an empty reason is no reason */
+        if (!call_flush(x)) {
+            ok = false;
+            goto out;
+        }
         x->got_finish = true;
         snprintf(x->res->finish, sizeof x->res->finish, "%s", fr->valuestring);
     }
@@ -270,6 +330,15 @@ static int on_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, cur
     return 0;
 }
 
+/* A field whose value is JSON text the caller checked (the client's own tools, ...): parsed
+ * again here, so what goes out is well-formed whatever was passed. */
+static bool add_raw(cJSON *o, const char *name, const char *json) {
+    cJSON *v = cJSON_Parse(json);
+    if (v && cJSON_AddItemToObject(o, name, v)) return true;
+    cJSON_Delete(v);
+    return false;
+}
+
 /* The request's JSON; NULL when out of memory. Every field is checked: a request that went out
  * without a message's content, its max_tokens or its stop strings would be a different request. */
 static char *request_body(const cloud *c, const cloud_request *r) {
@@ -278,10 +347,20 @@ static char *request_body(const cloud *c, const cloud_request *r) {
     cJSON *msgs = ok ? cJSON_AddArrayToObject(o, "messages") : NULL;
     ok = ok && msgs;
     for (size_t i = 0; ok && i < r->n_msgs; i++) {
+        const hai_chat_message *hm = &r->msgs[i];
         cJSON *m = cJSON_CreateObject();
-        ok = m && cJSON_AddStringToObject(m, "role", r->msgs[i].role) && cJSON_AddStringToObject(m, "content", r->msgs[i].content);
+        ok = m && cJSON_AddStringToObject(m, "role", hm->role);
+        /* an assistant turn of calls only has content null, as OpenAI writes it */
+        if (ok) ok = hm->tool_calls && !hm->content[0] ? cJSON_AddNullToObject(m, "content") != NULL
+                                                         : cJSON_AddStringToObject(m, "content", hm->content) != NULL;
+        if (ok && hm->tool_calls) ok = add_raw(m, "tool_calls", hm->tool_calls);
+        if (ok && hm->tool_call_id) ok = cJSON_AddStringToObject(m, "tool_call_id", hm->tool_call_id) != NULL;
         if (!(ok = ok && cJSON_AddItemToArray(msgs, m))) cJSON_Delete(m);
     }
+    if (ok && r->tools) ok = add_raw(o, "tools", r->tools);
+    if (ok && r->tool_choice) ok = add_raw(o, "tool_choice", r->tool_choice);
+    if (ok && r->response_format) ok = add_raw(o, "response_format", r->response_format);
+    if (ok && r->parallel_tool_calls) ok = cJSON_AddBoolToObject(o, "parallel_tool_calls", r->parallel_tool_calls > 0) != NULL;
     cJSON *so = ok ? cJSON_AddObjectToObject(o, "stream_options") : NULL;
     ok = ok && cJSON_AddBoolToObject(o, "stream", true) && so && cJSON_AddBoolToObject(so, "include_usage", true);
     if (ok && r->max_tokens > 0) ok = cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
@@ -352,13 +431,29 @@ static outcome judge(xfer *x, CURLcode cc, const cloud_request *r, cloud_result 
     } else { /* a plain JSON answer */
         cJSON *j = x->body ? cJSON_Parse(x->body) : NULL;
         const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content"), *tcs = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
         const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
-        if (cJSON_IsString(content) && cJSON_IsString(fr) && fr->valuestring[0] && valid_utf8(content->valuestring)) {
+        bool calls_ok = !tcs || cJSON_IsNull(tcs) || cJSON_IsArray(tcs);
+        if ((cJSON_IsString(content) || (cJSON_IsNull(content) && cJSON_IsArray(tcs))) && calls_ok && cJSON_IsString(fr) && fr->valuestring[0] &&
+            (!cJSON_IsString(content) || valid_utf8(content->valuestring))) {
             snprintf(res->finish, sizeof res->finish, "%s", fr->valuestring);
             res->delivered = true;
-            if (*content->valuestring && !r->on_text(r->user, content->valuestring, strlen(content->valuestring))) o = STOPPED;
-            else o = OK_DONE;
+            o = OK_DONE;
+            if (cJSON_IsString(content) && *content->valuestring && !r->on_text(r->user, content->valuestring, strlen(content->valuestring))) o = STOPPED;
+            const cJSON *tc, *list = cJSON_IsArray(tcs) ? tcs : NULL;
+            cJSON_ArrayForEach(tc, list) {
+                const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(fn, "name"), *ar = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+                if (o != OK_DONE) break;
+                if (!cJSON_IsString(nm) || !nm->valuestring[0] || !valid_utf8(nm->valuestring) || (ar && !cJSON_IsString(ar)) ||
+                    (cJSON_IsString(ar) && !valid_utf8(ar->valuestring))) {
+                    snprintf(res->error, sizeof res->error, "cloud: a tool call of the answer is malformed");
+                    o = FAIL_FINAL;
+                } else if (r->on_call && !r->on_call(r->user, nm->valuestring, ar ? ar->valuestring : "", ar ? strlen(ar->valuestring) : 0)) {
+                    o = STOPPED;
+                }
+            }
         } else {
             snprintf(res->error, sizeof res->error, "cloud: the answer is not a chat completion");
             o = FAIL_RETRY;
@@ -369,7 +464,7 @@ static outcome judge(xfer *x, CURLcode cc, const cloud_request *r, cloud_result 
 }
 
 static outcome attempt(cloud *c, const cloud_request *r, const char *body, cloud_result *res, double deadline, double *retry_after) {
-    xfer x = {.c = c, .r = r, .res = res, .t_start = now_s(), .deadline = deadline, .retry_after = -1};
+    xfer x = {.c = c, .r = r, .res = res, .t_start = now_s(), .deadline = deadline, .retry_after = -1, .call_index = -1};
     x.t_last = x.t_start;
     CURL *h = curl_easy_init();
     if (!h) {
@@ -408,6 +503,8 @@ static outcome attempt(cloud *c, const cloud_request *r, const char *body, cloud
     curl_easy_cleanup(h);
     free(x.line);
     free(x.body);
+    free(x.call_name);
+    free(x.call_args);
     return o;
 }
 
@@ -466,7 +563,7 @@ hai_status cloud_judge_bytes(int http_status, const char *content_type, const ui
     cloud c = {0};
     cloud_config_defaults(&c.cfg);
     c.cfg.max_response_bytes = max_response_bytes;
-    xfer x = {.c = &c, .r = r, .res = res, .retry_after = -1};
+    xfer x = {.c = &c, .r = r, .res = res, .retry_after = -1, .call_index = -1};
     char line[160];
     snprintf(line, sizeof line, "HTTP/1.1 %d X\r\n", http_status);
     on_header(line, 1, strlen(line), &x);
@@ -488,6 +585,8 @@ hai_status cloud_judge_bytes(int http_status, const char *content_type, const ui
     outcome o = judge(&x, cc, r, res, &ra);
     free(x.line);
     free(x.body);
+    free(x.call_name);
+    free(x.call_args);
     res->status = o == OK_DONE ? HAI_OK : o == STOPPED ? HAI_ERR_CANCELLED : HAI_ERR_IO;
     return res->status;
 }

@@ -49,8 +49,15 @@ typedef struct cloud_request {
     int64_t seed;
     const char *const *stop;
     size_t n_stop;
+    /* tools, passed through as the client gave them (JSON text; NULL = omit): the tools array,
+     * tool_choice, response_format; parallel_tool_calls 0 = omit, > 0 true, < 0 false */
+    const char *tools, *tool_choice, *response_format;
+    int parallel_tool_calls;
     /* receives the answer's text as it streams; return false to stop */
     bool (*on_text)(void *user, const char *text, size_t len);
+    /* receives each tool call whole (its name and its arguments' JSON text, as the upstream wrote
+     * them), in order, interleaved with on_text as they come; NULL = calls are dropped */
+    bool (*on_call)(void *user, const char *name, const char *args, size_t args_len);
     void *user;
     atomic_bool *cancel;         /* may be NULL */
 } cloud_request;

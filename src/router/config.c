@@ -128,7 +128,7 @@ hai_status hybrid_config_parse(const char *json, size_t len, hybrid_config *c, h
     router_policy *p = &c->policy;
     double v;
     bool ok = no_duplicates(root, "the file", 0, err);
-    static const char *const top[] = {"cloud", "privacy", "budget", "latency", "cascade", "prefer", "offline", "default_max_tokens", NULL};
+    static const char *const top[] = {"cloud", "privacy", "budget", "latency", "cascade", "prefer", "offline", "default_max_tokens", "tools", NULL};
     ok = ok && only_keys(root, top, "the file", err);
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(root, "cloud");
     if (ok && cl) {
@@ -216,6 +216,15 @@ hai_status hybrid_config_parse(const char *json, size_t len, hybrid_config *c, h
         if (!cJSON_IsString(pf) || (strcmp(pf->valuestring, "local") && strcmp(pf->valuestring, "cloud")))
             ok = hai_fail(err, HAI_ERR_INVALID, "route config: prefer must be \"local\" or \"cloud\"") == HAI_OK;
         else p->prefer_cloud = !strcmp(pf->valuestring, "cloud");
+    }
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    if (ok && tr) {
+        static const char *const names[] = {"auto", "local", "cloud"};
+        int k = -1;
+        for (int i = 0; i < 3 && cJSON_IsString(tr); i++)
+            if (!strcmp(tr->valuestring, names[i])) k = i;
+        if (k < 0) ok = hai_fail(err, HAI_ERR_INVALID, "route config: tools must be \"auto\", \"local\" or \"cloud\"") == HAI_OK;
+        else p->tools_route = k;
     }
     if (ok) ok = boolean(root, "offline", &p->offline, "the file", err);
     if (ok && (ok = num(root, "default_max_tokens", 1, 1 << 20, &v, "the file", err)) && cJSON_GetObjectItemCaseSensitive(root, "default_max_tokens"))

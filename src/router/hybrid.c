@@ -83,6 +83,111 @@ void hybrid_free(hybrid *h) {
 
 const router_policy *hybrid_policy(const hybrid *h) { return &h->policy; }
 
+/* ---- personal data inside JSON (tool calls' arguments, tools, response_format) -------------------- */
+
+/* fn on every string of a JSON value (keys with is_key, which cannot be changed). */
+typedef bool (*jstr_fn)(void *u, cJSON *str, const char *key);
+static bool each_string(cJSON *v, jstr_fn fn, void *u) {
+    if (cJSON_IsString(v)) return fn(u, v, NULL);
+    cJSON *c;
+    cJSON_ArrayForEach(c, v) {
+        if (cJSON_IsObject(v) && c->string && !fn(u, NULL, c->string)) return false;
+        if (!each_string(c, fn, u)) return false;
+    }
+    return true;
+}
+
+/* fn on every string of each call's arguments in an OpenAI tool_calls array (JSON text): the
+ * arguments' JSON decoded (so an escaped address is found as the address), or, when they are not
+ * JSON, the arguments text as one string. The array with the arguments written back (malloc'd),
+ * or NULL (out of memory, or fn said stop). */
+static char *each_call_string(const char *tool_calls, jstr_fn fn, void *u) {
+    cJSON *calls = cJSON_Parse(tool_calls), *c;
+    bool ok = calls != NULL;
+    cJSON_ArrayForEach(c, calls) {
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "function"), "arguments");
+        if (!ok || !cJSON_IsString(a)) continue;
+        cJSON *j = cJSON_Parse(a->valuestring);
+        if (!j) { /* not JSON: the text itself */
+            ok = fn(u, a, NULL);
+            continue;
+        }
+        char *back = NULL;
+        ok = each_string(j, fn, u) && (back = cJSON_PrintUnformatted(j)) && cJSON_SetValuestring(a, back);
+        free(back);
+        cJSON_Delete(j);
+    }
+    char *out = ok ? cJSON_PrintUnformatted(calls) : NULL;
+    cJSON_Delete(calls);
+    return out;
+}
+
+typedef struct jscan {     /* counting what a scan of JSON strings finds */
+    const pii_scanner *scan;
+    router_features *f;
+    hybrid_plan *plan;
+    const char *where;
+    bool verbatim;         /* found here, it would leave as it is (no placeholder can stand in) */
+} jscan;
+
+static bool scan_one(void *u, cJSON *str, const char *key) {
+    jscan *js = u;
+    const char *t = str ? str->valuestring : key;
+    pii_scan_result sr;
+    pii_scan(js->scan, t, strlen(t), &sr);
+    for (int c = 0; c < PII_COUNT; c++) {
+        js->f->pii[c] += sr.count[c];
+        if (js->verbatim || key) js->f->pii_verbatim[c] += sr.count[c]; /* keys are not rewritten */
+    }
+    if (sr.incomplete && !js->f->pii_incomplete) {
+        js->f->pii_incomplete = true;
+        snprintf(js->plan->scan_why, sizeof js->plan->scan_why, "%s: %s", js->where, sr.why);
+    }
+    pii_scan_result_free(&sr);
+    return true;
+}
+
+/* The JSON text's strings scanned; text that is not JSON counts as a scan that could not finish. */
+static void scan_json(jscan *js, const char *json) {
+    cJSON *j = cJSON_Parse(json);
+    if (!j) {
+        js->f->pii_incomplete = true;
+        snprintf(js->plan->scan_why, sizeof js->plan->scan_why, "%s: not JSON (or out of memory)", js->where);
+        return;
+    }
+    each_string(j, scan_one, js);
+    cJSON_Delete(j);
+}
+
+typedef struct jredact {   /* replacing personal data in JSON strings, with the request's map */
+    const pii_scanner *scan;
+    const pii_action *act;
+    pii_map *map;
+} jredact;
+
+static bool redact_one(void *u, cJSON *str, const char *key) {
+    jredact *jr = u;
+    if (!str) return true; /* keys were judged verbatim at planning */
+    pii_scan_result sr;
+    pii_scan(jr->scan, str->valuestring, strlen(str->valuestring), &sr);
+    char *t = sr.incomplete ? NULL : pii_redact(str->valuestring, strlen(str->valuestring), sr.spans, sr.n, jr->act, jr->map);
+    bool ok = t && cJSON_SetValuestring(str, t);
+    free(t);
+    pii_scan_result_free(&sr);
+    (void)key;
+    return ok; /* a scan that cannot finish now sends nothing (it finished at planning: fail closed) */
+}
+
+static bool restore_one(void *u, cJSON *str, const char *key) {
+    (void)key;
+    if (!str) return true;
+    size_t n;
+    char *t = pii_restore(str->valuestring, strlen(str->valuestring), u, &n);
+    bool ok = t && cJSON_SetValuestring(str, t);
+    free(t);
+    return ok;
+}
+
 /* ---- planning ----------------------------------------------------------------------------------- */
 
 hai_status hybrid_plan_request(hybrid *h, const hybrid_request *r, hybrid_plan *plan, hai_error *err) {
@@ -109,7 +214,30 @@ hai_status hybrid_plan_request(hybrid *h, const hybrid_request *r, hybrid_plan *
         }
         pii_scan_result_free(&sr);
     }
-    hai_status st = hai_chat_tokenize(h->m, NULL, r->msgs, r->n_msgs, &plan->prompt, &plan->n_prompt, err);
+    /* tool calls' arguments go out redacted like messages; tools and response_format as they are */
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        if (!r->msgs[i].tool_calls) continue;
+        char where[64];
+        snprintf(where, sizeof where, "message %zu's tool calls", i);
+        jscan js = {h->scan, f, plan, where, false};
+        char *back = each_call_string(r->msgs[i].tool_calls, scan_one, &js);
+        if (!back && !f->pii_incomplete) {
+            f->pii_incomplete = true;
+            snprintf(plan->scan_why, sizeof plan->scan_why, "%s: not JSON (or out of memory)", where);
+        }
+        free(back);
+    }
+    if (r->tools) scan_json(&(jscan){h->scan, f, plan, "tools", true}, r->tools);
+    if (r->response_format) scan_json(&(jscan){h->scan, f, plan, "response_format", true}, r->response_format);
+    f->tools = r->tools != NULL;
+    f->tools_template = r->tools_template;
+    hai_status st = HAI_OK;
+    if (r->prompt) {
+        if (!(plan->prompt = malloc((r->n_prompt ? r->n_prompt : 1) * sizeof *plan->prompt))) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
+        else memcpy(plan->prompt, r->prompt, r->n_prompt * sizeof *plan->prompt), plan->n_prompt = r->n_prompt;
+    } else {
+        st = hai_chat_tokenize(h->m, NULL, r->msgs, r->n_msgs, &plan->prompt, &plan->n_prompt, err);
+    }
     if (st) {
         hybrid_plan_free(plan);
         return st;
@@ -272,7 +400,8 @@ static hai_status run_local(hybrid *h, const hybrid_request *r, const hybrid_loc
                             int32_t max_tokens, bool (*text)(void *, const char *, size_t), void (*tok)(void *, hai_token),
                             void *user, hai_generate_result *g, hai_error *err) {
     hybrid_gen gen = {.prompt = prompt, .n = n, .max_tokens = max_tokens, .sp = &r->sp, .greedy = r->greedy, .stop = r->stop,
-                      .n_stop = r->n_stop, .on_text = text, .on_token = tok, .user = user, .cancel = r->cancel};
+                      .n_stop = r->n_stop, .on_text = text, .on_token = tok, .user = user, .cancel = r->cancel,
+                      .grammar = r->grammar, .trigger = r->trigger, .special_text = r->special_text};
     memset(g, 0, sizeof *g);
     hai_status st = local->generate(local->user, &gen, g, err);
     if (!st) learn_speed(h, g);
@@ -304,9 +433,44 @@ static hai_status continue_locally(hybrid *h, const hybrid_request *r, const hyb
         free(p);
         return HAI_OK;
     }
-    if (!st) st = run_local(h, r, local, p, n, left, local_text, NULL, w, g, err);
+    hybrid_request free_form = *r; /* a grammar would expect the answer's start, which the cloud wrote */
+    free_form.grammar = NULL;
+    free_form.trigger = (hai_grammar_trigger){0};
+    if (!st) st = run_local(h, &free_form, local, p, n, left, local_text, NULL, w, g, err);
     free(p);
     return st;
+}
+
+/* A call of the cloud's: shown whole, in the form the caller reads ("<tool_call>" JSON), after
+ * the text before it, its arguments' placeholders put back inside the JSON (so a restored value
+ * is escaped as JSON). */
+static bool cloud_call(void *u, const char *name, const char *args, size_t len) {
+    fwd *w = u;
+    cloud_flush(w);
+    cJSON *call = cJSON_CreateObject(), *a = NULL;
+    char *text = malloc(len + 1);
+    if (text) memcpy(text, args, len), text[len] = '\0';
+    if (text && !(a = cJSON_Parse(text))) a = cJSON_CreateString(text); /* not JSON: kept as the text it is */
+    bool ok = call && a && cJSON_AddStringToObject(call, "name", name);
+    if (ok) ok = cJSON_AddItemToObject(call, "arguments", a), a = NULL;
+    if (ok && w->map && w->map->n) {
+        ok = each_string(cJSON_GetObjectItemCaseSensitive(call, "arguments"), restore_one, (void *)w->map);
+        cJSON *nm = cJSON_GetObjectItemCaseSensitive(call, "name");
+        ok = ok && restore_one((void *)w->map, nm, NULL);
+    }
+    char *j = ok ? cJSON_PrintUnformatted(call) : NULL;
+    cJSON_Delete(call);
+    cJSON_Delete(a);
+    free(text);
+    if (!j) return false;
+    bool go = true;
+    const char *parts[] = {w->all.n ? "\n<tool_call>\n" : "<tool_call>\n", j, "\n</tool_call>"};
+    for (int i = 0; i < 3 && go; i++) {
+        buf_add(&w->all, parts[i], strlen(parts[i]));
+        go = show(w, parts[i], strlen(parts[i]));
+    }
+    free(j);
+    return go && !(w->r->cancel && atomic_load(w->r->cancel));
 }
 
 static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan, fwd *w, pii_map *map, cloud_result *cr) {
@@ -318,13 +482,18 @@ static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan
     for (int c = 0; c < PII_COUNT; c++) act[c] = h->policy.privacy[c];
     /* the plan's own scans say what to replace: the text that leaves is the text that was judged */
     if (!st && (plan->n_scans != r->n_msgs || plan->f.pii_incomplete)) st = HAI_ERR_INVALID;
+    char **owned_calls = calloc(r->n_msgs ? r->n_msgs : 1, sizeof *owned_calls);
+    if (!owned_calls) st = HAI_ERR_NOMEM;
     for (size_t i = 0; !st && i < r->n_msgs; i++) {
-        msgs[i].role = r->msgs[i].role;
-        msgs[i].content = r->msgs[i].content;
+        msgs[i] = r->msgs[i];
         if (!plan->d.redact) continue;
         const pii_scan_result *sr = &plan->scans[i];
         if (!(owned[i] = pii_redact(r->msgs[i].content, strlen(r->msgs[i].content), sr->spans, sr->n, act, map))) st = HAI_ERR_NOMEM;
         else msgs[i].content = owned[i];
+        /* the calls' arguments: each string value redacted, the JSON written again */
+        jredact jr = {h->scan, act, map};
+        if (!st && r->msgs[i].tool_calls && !(owned_calls[i] = each_call_string(r->msgs[i].tool_calls, redact_one, &jr))) st = HAI_ERR_INVALID;
+        else if (!st && r->msgs[i].tool_calls) msgs[i].tool_calls = owned_calls[i];
     }
     if (!st) {
         w->map = map;
@@ -334,10 +503,13 @@ static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan
                             .max_tokens = r->max_tokens > 0 ? r->max_tokens : budget ? h->policy.default_max_tokens : 0,
                             .temperature = r->has_temperature ? (r->greedy ? 0.0f : r->sp.temperature) : -1.0f,
                             .top_p = r->has_top_p ? r->sp.top_p : -1.0f, .has_seed = r->has_seed, .seed = (int64_t)r->sp.seed,
-                            .stop = r->stop, .n_stop = r->n_stop, .on_text = cloud_text, .user = w, .cancel = r->cancel};
+                            .stop = r->stop, .n_stop = r->n_stop, .on_text = cloud_text, .user = w, .cancel = r->cancel,
+                            .tools = r->tools, .tool_choice = r->tool_choice, .response_format = r->response_format,
+                            .parallel_tool_calls = r->parallel_tool_calls, .on_call = r->tools ? cloud_call : NULL};
         /* a request that named one of the cloud's models gets that model */
         for (int i = 0; r->model && i < h->policy.n_cloud_models; i++)
             if (!strcmp(r->model, h->policy.cloud_models[i])) cq.model = r->model;
+        if (r->on_source) r->on_source(r->user, true);
         st = cloud_chat(h->cloud, &cq, cr);
         if (!st) cloud_flush(w);
     } else {
@@ -345,7 +517,9 @@ static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan
         cr->status = st;
     }
     for (size_t i = 0; owned && i < r->n_msgs; i++) free(owned[i]);
+    for (size_t i = 0; owned_calls && i < r->n_msgs; i++) free(owned_calls[i]);
     free(owned);
+    free(owned_calls);
     free(msgs);
     return st;
 }
@@ -372,12 +546,14 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
         buf draft = {0};
         int32_t k = h->policy.cascade_tokens;
         if (r->max_tokens > 0 && r->max_tokens < k) k = r->max_tokens;
+        if (r->answer_broken) k = r->max_tokens; /* with tools: the whole answer, judged before it is shown */
         st = run_local(h, r, local, plan->prompt, plan->n_prompt, k, hold_text, hold_token, &draft, &g, err);
         if (!st && draft.oom) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory holding the draft");
         if (!st) {
             res->mean_entropy = g.mean_entropy;
             bool cloud_ok = h->cloud && cloud_online(h->cloud) && !cloud_circuit_open(h->cloud);
-            if (g.mean_entropy > h->policy.entropy_threshold && cloud_ok) {
+            bool broken = r->answer_broken && r->answer_broken(r->user, draft.p ? draft.p : "", draft.n);
+            if ((g.mean_entropy > h->policy.entropy_threshold || broken) && cloud_ok) {
                 res->escalated = true;
                 res->reasons |= 1u << R_LOW_CONFIDENCE;
                 res->reasons &= ~(1u << R_DEFAULT);
@@ -428,6 +604,7 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
             res->reasons &= ~(1u << R_DEFAULT);
             res->route = ROUTE_LOCAL;
             memset(&g, 0, sizeof g);
+            if (!cr.delivered && r->on_source) r->on_source(r->user, false);
             if (cr.delivered) {
                 cloud_flush(&w);
                 if (w.all.oom) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory holding the cloud's answer");

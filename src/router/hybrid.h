@@ -30,6 +30,9 @@ typedef struct hybrid_gen {
     size_t n_stop;
     bool (*on_text)(void *user, const char *text, size_t len);
     void (*on_token)(void *user, hai_token t); /* may be NULL */
+    const char *grammar;                       /* GBNF the output must follow (tools, response_format); NULL = none */
+    hai_grammar_trigger trigger;               /* lazy grammar: where it takes over */
+    bool special_text;                         /* control tokens come out as text (call markers) */
     void *user;
     atomic_bool *cancel;                       /* may be NULL */
 } hybrid_gen;
@@ -53,6 +56,24 @@ typedef struct hybrid_request {
     bool (*on_text)(void *user, const char *text, size_t len); /* what the user sees */
     void *user;
     atomic_bool *cancel;          /* may be NULL */
+    /* the local prompt as the caller made it (tools shown the way this model's template, or hai
+     * for it, shows them); NULL = the messages formatted with the model's template */
+    const hai_token *prompt;
+    size_t n_prompt;
+    /* tools (NULL when the request has none): passed to the cloud as the client gave them (JSON
+     * text); their personal data is scanned and redacted like the messages' */
+    const char *tools, *tool_choice, *response_format;
+    int parallel_tool_calls;      /* 0 = not given, > 0 true, < 0 false */
+    bool tools_template;          /* the local template shows tools */
+    const char *grammar;          /* local generation: tools' or response_format's grammar, or NULL */
+    hai_grammar_trigger trigger;
+    bool special_text;
+    /* cascade with tools: whether a whole local answer is broken (a call that does not parse);
+     * then the local answer is judged whole before anything is shown, and a broken one escalates */
+    bool (*answer_broken)(void *user, const char *text, size_t len);
+    /* called before the text shown comes from the cloud (cloud = true) or the device again; the
+     * cloud's calls arrive written as "<tool_call>\n{"name": .., "arguments": ..}\n</tool_call>" */
+    void (*on_source)(void *user, bool cloud);
 } hybrid_request;
 
 typedef struct hybrid_plan {      /* the decision and what it rests on */

@@ -7,7 +7,7 @@
 
 static const char *const reason_names[R_COUNT] = {
     "PRIVACY_KEEP_LOCAL", "PRIVACY_REDACTED", "PRIVACY_SCAN_INCOMPLETE", "OFFLINE", "CIRCUIT_OPEN", "CONTEXT_TOO_LONG",
-    "CLOUD_MODEL_REQUESTED", "BUDGET_SPENT", "DEADLINE", "LOW_CONFIDENCE", "CLOUD_ERROR", "DEFAULT",
+    "CLOUD_MODEL_REQUESTED", "BUDGET_SPENT", "DEADLINE", "LOW_CONFIDENCE", "CLOUD_ERROR", "TOOLS_NOT_LOCAL", "DEFAULT",
 };
 
 const char *route_reason_name(route_reason r) { return (unsigned)r < R_COUNT ? reason_names[r] : "?"; }
@@ -87,10 +87,12 @@ router_decision router_decide(const router_features *f, const router_policy *p, 
     for (int i = 0; f->model && i < p->n_cloud_models; i++)
         if (!strcmp(f->model, p->cloud_models[i])) named_cloud = true;
 
-    /* 3. capability: what the local model cannot hold, or a cloud model asked for by name */
+    /* 3. capability: what the local model cannot hold, a cloud model asked for by name, or tools
+     * the local model is not to answer */
     bool too_long = need > (int64_t)p->local_ctx;
-    if (too_long || named_cloud) {
-        d.reasons |= BIT(too_long ? R_CONTEXT_TOO_LONG : R_CLOUD_MODEL_REQUESTED);
+    bool tools_away = f->tools && (p->tools_route == TOOLS_ROUTE_CLOUD || (p->tools_route == TOOLS_ROUTE_AUTO && !f->tools_template));
+    if (too_long || named_cloud || tools_away) {
+        d.reasons |= BIT(too_long ? R_CONTEXT_TOO_LONG : named_cloud ? R_CLOUD_MODEL_REQUESTED : R_TOOLS_NOT_LOCAL);
         if (cloud && budget_ok) {
             d.route = ROUTE_CLOUD;
         } else {

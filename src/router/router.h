@@ -20,7 +20,7 @@ typedef enum route_kind {
 /* Reason codes, named the same in headers, JSON, metrics and logs. */
 typedef enum route_reason {
     R_PRIVACY_KEEP_LOCAL, R_PRIVACY_REDACTED, R_PRIVACY_SCAN_INCOMPLETE, R_OFFLINE, R_CIRCUIT_OPEN, R_CONTEXT_TOO_LONG,
-    R_CLOUD_MODEL_REQUESTED, R_BUDGET_SPENT, R_DEADLINE, R_LOW_CONFIDENCE, R_CLOUD_ERROR, R_DEFAULT,
+    R_CLOUD_MODEL_REQUESTED, R_BUDGET_SPENT, R_DEADLINE, R_LOW_CONFIDENCE, R_CLOUD_ERROR, R_TOOLS_NOT_LOCAL, R_DEFAULT,
     R_COUNT
 } route_reason;
 
@@ -46,7 +46,13 @@ typedef struct router_policy {
     float entropy_threshold;            /* nats; above it the local answer is dropped */
     bool prefer_cloud;                  /* route to the cloud when nothing says otherwise */
     bool offline;                       /* the device says: no network */
+    int tools_route;                    /* requests with tools: TOOLS_ROUTE_* */
 } router_policy;
+
+/* Where requests with tools may be answered: the device when its chat template shows tools
+ * (AUTO), the device always (LOCAL: hai describes the tools to a template that cannot), or the
+ * cloud whenever the rules allow it (CLOUD). */
+enum { TOOLS_ROUTE_AUTO, TOOLS_ROUTE_LOCAL, TOOLS_ROUTE_CLOUD };
 
 /* Defaults: no cloud, every class of personal data kept local, cascade off. */
 void router_policy_defaults(router_policy *p);
@@ -59,6 +65,8 @@ typedef struct router_features {
     size_t pii[PII_COUNT];       /* personal data found, by class */
     size_t pii_verbatim[PII_COUNT]; /* ... of it, in fields that cannot be redacted (stop strings) */
     bool pii_incomplete;         /* a detector could not finish: personal data of any class may be there */
+    bool tools;                  /* the request offers tools to call */
+    bool tools_template;         /* the local model's chat template shows tools */
 } router_features;
 
 typedef struct router_state {

@@ -222,6 +222,7 @@ static bool parse_constraint(const cJSON *root, api_request *r, api_error *e) {
     }
     int given = (rtype != NULL) + (gr && !cJSON_IsNull(gr)) + (js && !cJSON_IsNull(js));
     if (given > 1) return api_fail(e, rtype ? "response_format" : "grammar", "give one of 'response_format', 'grammar' and 'json_schema'");
+    if (rtype && !(r->response_format_json = cJSON_PrintUnformatted(rf))) return api_oom(e); /* for a cloud, as given */
     if (rtype && !strcmp(rtype, "json_object")) {
         cJSON *obj = cJSON_CreateObject();
         if (!obj || !cJSON_AddStringToObject(obj, "type", "object")) {
@@ -576,6 +577,7 @@ void api_request_free(api_request *r) {
     free(r->tools_own);
     free(r->tools);
     free(r->tools_json);
+    free(r->response_format_json);
     memset(r, 0, sizeof *r);
 }
 
@@ -865,4 +867,13 @@ char *api_chunk_usage(api_kind kind, const api_result *r) {
     cJSON_AddArrayToObject(o, "choices");
     add_usage(o, r);
     return sse(o);
+}
+
+char *api_tool_choice_json(const api_request *r) {
+    if (r->choice != TOOL_CHOICE_NAMED)
+        return strdup(r->choice == TOOL_CHOICE_NONE ? "\"none\"" : r->choice == TOOL_CHOICE_REQUIRED ? "\"required\"" : "\"auto\"");
+    cJSON *o = cJSON_CreateObject(), *f = cJSON_AddObjectToObject(o, "function");
+    char *t = f && cJSON_AddStringToObject(o, "type", "function") && cJSON_AddStringToObject(f, "name", r->named) ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return t;
 }

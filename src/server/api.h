@@ -42,6 +42,7 @@ typedef struct api_request {
     char *grammar;            /* GBNF the output must follow (owned; response_format's schema converted), or NULL;
                                  compiled against the model's vocabulary by the caller */
     char grammar_param[24];   /* the field it came from, for errors */
+    char *response_format_json; /* response_format as given (json_object / json_schema), for a cloud; or NULL */
     char *tools_json;         /* chat: the tools the model may call (OpenAI's array, checked), or NULL */
     tool_def *tools;          /* [n_tools] their names and schemas (strings owned, see tools_own) */
     size_t n_tools;
@@ -77,6 +78,8 @@ bool api_content_text(const cJSON *c, const char *param, const char *const *type
  * false; on success the caller frees with api_request_free. */
 bool api_parse(api_kind kind, const char *body, size_t len, api_request *out, api_error *err);
 void api_request_free(api_request *r);
+/* tool_choice as a client writes it ("auto", {"type": "function", ...}), for a cloud; malloc'd. */
+char *api_tool_choice_json(const api_request *r);
 
 /* {"error": {"message", "type", "param", "code"}}; malloc'd */
 char *api_error_json(const api_error *e);

@@ -53,6 +53,7 @@ typedef struct srv_job {
     struct grammar_pool *gpool;
     hai_grammar_trigger trigger; /* the grammar waits for this text (a tool call's marker; static), or text NULL */
     bool special_text;    /* control tokens come out as their text (tool-call markers) */
+    bool from_cloud;      /* a routed answer whose text is the cloud's (its calls in the Hermes form); under mu */
     int top_logprobs;     /* -1: no logprobs; else each token's and this many alternatives */
     const float *cur_logits; /* the worker's: the logits the token being emitted was picked from */
     int32_t n_vocab;

@@ -317,12 +317,21 @@ static char *error_event(const srv_job *j, hai_status status, const char *msg, i
     return out;
 }
 
+/* How a job's text is read: a routed answer from the cloud has its calls in the Hermes form, and
+ * no reasoning opened by the local prompt, whatever the local model writes. Under j->mu. */
+static out_mode job_mode(const out_mode *om, const srv_job *j) {
+    out_mode m = *om;
+    if (j->from_cloud) m.syn = TOOLS_HERMES, m.in_think = false;
+    return m;
+}
+
 /* A /v1/responses stream's events for what is new of its one answer; at its end, the items
  * closed and response.completed (the answer counted in the usage). The caller holds j->mu. */
 static bool resp_events(stream *st, choice *c, srv_job *j, char **ev) {
     out_step d;
     *ev = NULL;
-    if (!out_next(&st->om, &c->sent, j->text ? j->text : "", j->text_len, j->done, &d)) return false;
+    out_mode om = job_mode(&st->om, j);
+    if (!out_next(&om, &c->sent, j->text ? j->text : "", j->text_len, j->done, &d)) return false;
     bool ok = resp_stream_step(&st->rs, &d, c->sent.ids, ev);
     if (ok && j->done) {
         resp_end end = {.input_tokens = j->res.n_prompt + j->res.n_cached, .output_tokens = j->res.n_generated, .cached_tokens = j->res.n_cached,
@@ -366,7 +375,8 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
             r.index = j->index;
             r.lp = lp.v, r.n_lp = lp.n;
             char *ev = NULL;
-            bool ok = lp_ok && (st->rr ? resp_events(st, c, j, &ev) : out_delta(&st->om, &c->sent, &r, j->text ? j->text : "", j->text_len, j->done, &ev));
+            out_mode om = job_mode(&st->om, j);
+            bool ok = lp_ok && (st->rr ? resp_events(st, c, j, &ev) : out_delta(&om, &c->sent, &r, j->text ? j->text : "", j->text_len, j->done, &ev));
             c->sent_text = j->text_len;
             if (ev) c->sent_lp = j->n_lp; /* logprobs go with the text they came with */
             pthread_mutex_unlock(&j->mu);
@@ -591,9 +601,20 @@ static bool wait_all(struct MHD_Connection *c, srv_job **jobs, int n, srv_notify
 
 /* ---- routed chat completions (--route-config) ------------------------------------------------ */
 
+typedef struct routed {
+    server *s;
+    runner *me;
+    srv_job *out;
+    api_request ar;     /* owns the messages and stop strings the request points into */
+    hybrid_request hr;
+    hybrid_plan plan;
+    out_mode om;        /* how the local model's answer is read */
+    char *tool_choice;  /* for the cloud (JSON text), or NULL */
+} routed;
+
 /* The text channel of a routed request is a job that no engine runs: the router thread fills it. */
 static bool channel_text(void *user, const char *text, size_t len) {
-    srv_job *j = user;
+    srv_job *j = ((routed *)user)->out;
     pthread_mutex_lock(&j->mu);
     if (j->text_cap - j->text_len < len + 1) {
         size_t cap = j->text_cap ? j->text_cap * 2 : 1024;
@@ -631,6 +652,15 @@ static hai_status engine_generate(void *user, const hybrid_gen *g, hai_generate_
     j->n_stop = g->n_stop;
     j->want_tokens = g->on_token != NULL;
     j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
+    j->trigger = g->trigger; /* static text */
+    j->special_text = g->special_text;
+    if (g->grammar) { /* compiled and checked when the request came in: only out of memory fails here */
+        if (!(j->grammar_text = strdup(g->grammar)) || gpool_take(s->gpool, g->grammar, &j->grammar, NULL) != HAI_OK) {
+            srv_job_release(j);
+            return hai_fail(err, HAI_ERR_NOMEM, "out of memory");
+        }
+        j->gpool = s->gpool;
+    }
     srv_submit sub = srv_engine_submit(s->eng, j);
     if (sub != SUBMIT_OK) {
         srv_job_release(j);
@@ -668,14 +698,26 @@ static hai_status engine_generate(void *user, const hybrid_gen *g, hai_generate_
     return st;
 }
 
-typedef struct routed {
-    server *s;
-    runner *me;
-    srv_job *out;
-    api_request ar;     /* owns the messages and stop strings the request points into */
-    hybrid_request hr;
-    hybrid_plan plan;
-} routed;
+static void routed_free(routed *rt) {
+    api_request_free(&rt->ar);
+    free(rt->tool_choice);
+    free(rt);
+}
+
+/* Where the text shown comes from, set before the first of it. */
+static void channel_source(void *user, bool from_cloud) {
+    srv_job *j = ((routed *)user)->out;
+    pthread_mutex_lock(&j->mu);
+    j->from_cloud = from_cloud;
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Cascade with tools: a local answer that opens a call it does not finish, writes a call outside
+ * the syntax, or makes no call where one is required, is escalated like an unsure one. */
+static bool channel_broken(void *user, const char *text, size_t len) {
+    const routed *rt = user;
+    return chat_call_broken(rt->om.syn, rt->om.in_think, rt->om.forced, text, len);
+}
 
 static void *route_runner(void *arg) {
     routed *rt = arg;
@@ -707,8 +749,7 @@ static void *route_runner(void *arg) {
     srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
-    api_request_free(&rt->ar);
-    free(rt);
+    routed_free(rt);
     atomic_store(&me->done, true); /* from here on it touches nothing of the server's */
     return NULL;
 }
@@ -744,11 +785,16 @@ static void cancel_runners(server *s) {
     pthread_mutex_unlock(&s->runners_mu);
 }
 
-static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, request *rq, api_request *ar) {
+/* A chat completion (or a response) through the router: the local prompt, the tools' grammar and
+ * how answers are read are the caller's (as without the router); the prompt tokens are taken. */
+static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, request *rq, api_request *ar, const out_mode *om,
+                                         hai_grammar_trigger trig, hai_token *ids, size_t n_ids, resp_req *rrp) {
     routed *rt = calloc(1, sizeof *rt);
     srv_job *j = srv_job_new();
-    if (!rt || !j) {
+    if (!rt || !j || (ar->tools_json && !(rt->tool_choice = api_tool_choice_json(ar)))) {
+        if (rt) free(rt->tool_choice);
         free(rt);
+        free(ids);
         srv_job_release(j);
         api_request_free(ar);
         return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
@@ -756,6 +802,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     rt->s = s;
     rt->ar = *ar; /* take ownership */
     rt->out = j;
+    rt->om = *om;
     hybrid_request *hr = &rt->hr;
     hr->msgs = rt->ar.msgs;
     hr->n_msgs = rt->ar.n_msgs;
@@ -770,28 +817,42 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     hr->stop = (const char *const *)rt->ar.stop;
     hr->n_stop = rt->ar.n_stop;
     hr->on_text = channel_text;
-    hr->user = j;
+    hr->on_source = channel_source;
+    hr->user = rt;
     hr->cancel = &j->cancelled;
+    hr->prompt = ids;
+    hr->n_prompt = n_ids;
+    hr->tools = rt->ar.tools_json;
+    hr->tool_choice = rt->tool_choice;
+    hr->parallel_tool_calls = rt->ar.tools_json ? (rt->ar.parallel ? 1 : -1) : 0;
+    hr->tools_template = tools_shown(hai_tokenizer_chat_template(hai_model_tokenizer(s->m)));
+    hr->response_format = rt->ar.response_format_json;
+    hr->grammar = rt->ar.grammar;
+    hr->trigger = trig;
+    hr->special_text = om->tools && om->syn != TOOLS_HERMES && om->syn != TOOLS_GENERIC;
+    if (om->tools) hr->answer_broken = channel_broken;
     const char *dl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Hai-Deadline-Ms");
     if (dl) hr->deadline_ms = atof(dl);
     hai_error err = {0};
-    if (hybrid_plan_request(s->hyb, hr, &rt->plan, &err) != HAI_OK) {
-        api_request_free(&rt->ar);
-        free(rt);
+    hai_status pst = hybrid_plan_request(s->hyb, hr, &rt->plan, &err);
+    free(ids); /* the plan has its copy */
+    hr->prompt = NULL;
+    if (pst != HAI_OK) {
+        routed_free(rt);
         srv_job_release(j);
-        return send_error(s, c, rq->endpoint, 400, "invalid_request_error", "messages", "%s", err.msg);
+        return send_error(s, c, rq->endpoint, pst == HAI_ERR_NOMEM ? 500 : 400, pst == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error",
+                          "messages", "%s", err.msg);
     }
     char header[160];
     hybrid_route_header(rt->plan.d.route, rt->plan.d.reasons, header, sizeof header);
     bool stream_req = rt->ar.stream, usage = rt->ar.include_usage;
     char id[48];
-    snprintf(id, sizeof id, "chatcmpl-%lx%06lx", (unsigned long)time(NULL), (unsigned long)atomic_fetch_add(&s->next_id, 1));
+    snprintf(id, sizeof id, "%s%lx%06lx", rrp ? "resp_" : "chatcmpl-", (unsigned long)time(NULL), (unsigned long)atomic_fetch_add(&s->next_id, 1));
     reap_runners(s, false);
     runner *me = calloc(1, sizeof *me);
     if (!me) {
         hybrid_plan_free(&rt->plan);
-        api_request_free(&rt->ar);
-        free(rt);
+        routed_free(rt);
         srv_job_release(j);
         return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
     }
@@ -805,8 +866,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
         j->refs -= 2;
         free(me);
         hybrid_plan_free(&rt->plan);
-        api_request_free(&rt->ar);
-        free(rt);
+        routed_free(rt);
         srv_job_release(j);
         return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "cannot start a request thread");
     }
@@ -825,7 +885,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     j->notify = note; /* the runner signals through the job from here on */
     srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
-    if (stream_req) return start_stream(s, c, rq, API_CHAT, &res, usage, NULL, NULL, &j, 1, note, header);
+    if (stream_req) return start_stream(s, c, rq, API_CHAT, &res, usage, om, rrp, &j, 1, note, header);
     bool here = wait_all(c, &j, 1, note);
     srv_notify_release(note);
     pthread_mutex_lock(&j->mu);
@@ -840,7 +900,20 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     char msg[HAI_ERROR_MSG_SIZE], final_header[160];
     snprintf(msg, sizeof msg, "%s", j->error);
     snprintf(final_header, sizeof final_header, "%s", j->route_header);
-    char *body = status || !here ? NULL : api_response_json(API_CHAT, &res, &res, 1);
+    out_mode jm = job_mode(om, j);
+    chat_out parsed = {0};
+    char(*call_ids)[40] = NULL;
+    if (!status && here && jm.on && !out_final(&jm, res.text, res.text_len, &res, &parsed, &call_ids)) status = HAI_ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
+    char *body = NULL;
+    if (!status && here && rrp) {
+        resp_end end = {.input_tokens = res.prompt_tokens, .output_tokens = res.completion_tokens, .cached_tokens = res.cached_tokens,
+                        .incomplete = !strcmp(res.finish, "length")};
+        body = resp_object(s->rstore, rrp, id, s->model_id, res.created, &parsed, call_ids, NULL, 0, &end);
+    } else if (!status && here) {
+        body = api_response_json(API_CHAT, &res, &res, 1);
+    }
+    chat_out_free(&parsed);
+    free(call_ids);
     bool down = atomic_load(&j->shutdown);
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
@@ -955,9 +1028,6 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     enum MHD_Result ret;
     if (!parsed_ok) {
         ret = send_body(s, c, rq->endpoint, ae.status, "application/json", api_error_json(&ae));
-    } else if (responses && s->hyb) {
-        api_request_free(&ar);
-        ret = send_error(s, c, rq->endpoint, 400, "invalid_request_error", NULL, "/v1/responses is not supported with --route-config yet");
     } else {
         ret = run_completion(s, c, rq, kind, ar, responses ? &rr : NULL); /* it frees ar; a stream takes rr */
     }
@@ -985,7 +1055,7 @@ static enum MHD_Result run_completion(server *s, struct MHD_Connection *c, reque
     hai_token *chat_ids = NULL;
     size_t chat_n = 0;
     hai_error chat_err = {0};
-    hai_status chat_st = kind == API_CHAT && !s->hyb ? prompt_tokens(s, kind, &ar, &om, 0, &chat_ids, &chat_n, &chat_err) : HAI_OK;
+    hai_status chat_st = kind == API_CHAT ? prompt_tokens(s, kind, &ar, &om, 0, &chat_ids, &chat_n, &chat_err) : HAI_OK;
     if (!chat_st && om.on && chat_n) {
         char tail[64];
         size_t tl = 0, k = chat_n < 3 ? chat_n : 3;
@@ -994,7 +1064,7 @@ static enum MHD_Result run_completion(server *s, struct MHD_Connection *c, reque
             om.in_think = tl >= 7 && !memcmp(tail + tl - 7, "<think>", 7);
         }
     }
-    if (om.tools && !s->hyb) {
+    if (om.tools) {
         hai_error te = {0};
         hai_status ts = tools_grammar(om.syn, ar.tools, ar.n_tools, ar.choice, ar.named, ar.parallel, om.in_think, &ar.grammar, &trig, &te);
         if (ts) {
@@ -1019,14 +1089,24 @@ static enum MHD_Result run_completion(server *s, struct MHD_Connection *c, reque
         }
         gpool_give(s->gpool, ar.grammar, g);
     }
-    bool tool_turns = false;
-    for (size_t i = 0; i < ar.n_msgs; i++) tool_turns |= ar.msgs[i].tool_calls || !strcmp(ar.msgs[i].role, "tool");
-    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1 || ar.grammar || tool_turns || ar.tools_json)) { /* the router's answers may come from a cloud: not yet */
-        const char *f = ar.n > 1 ? "n" : ar.grammar ? ar.grammar_param : tool_turns ? "messages" : ar.tools_json ? "tools" : "logprobs";
+    /* the router's answers may come from a cloud: what a cloud cannot be asked for is refused
+     * (several choices, logprobs, llama.cpp's own grammar fields); tools and response_format go
+     * to either */
+    bool own_grammar = ar.grammar && strcmp(ar.grammar_param, "tools") && strcmp(ar.grammar_param, "response_format");
+    if (kind == API_CHAT && s->hyb && (ar.top_logprobs >= 0 || ar.n > 1 || own_grammar)) {
+        const char *f = ar.n > 1 ? "n" : own_grammar ? ar.grammar_param : "logprobs";
         api_request_free(&ar);
+        free(chat_ids);
         return send_error(s, c, rq->endpoint, 400, "invalid_request_error", f, "'%s' is not supported with --route-config yet", f);
     }
-    if (kind == API_CHAT && s->hyb) return routed_completion(s, c, rq, &ar);
+    if (kind == API_CHAT && s->hyb && chat_st) {
+        enum MHD_Result r = send_error(s, c, rq->endpoint, chat_st == HAI_ERR_NOMEM ? 500 : 400, chat_st == HAI_ERR_NOMEM ? "server_error" : "invalid_request_error",
+                                       "messages", "%s", chat_err.msg);
+        api_request_free(&ar);
+        free(chat_ids);
+        return r;
+    }
+    if (kind == API_CHAT && s->hyb) return routed_completion(s, c, rq, &ar, &om, trig, chat_ids, chat_n, rrp);
     /* a choice per prompt and per n: choice p * n + k; the later choices of a prompt copy its cache */
     size_t n_prompts = kind == API_CHAT ? 1 : ar.n_prompts;
     int n_jobs = (int)n_prompts * ar.n;

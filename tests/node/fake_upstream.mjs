@@ -4,7 +4,9 @@
 //   (429, Retry-After: 60), 500, 503, 503-retry (Retry-After: 5),
 //   hang (headers, then silence), reset (some chunks, then the socket is destroyed), cut (no
 //   [DONE]), cut-utf8 (ends inside a multi-byte character), drip (one byte a second), gzip-bomb,
-//   malformed, redirect (to `redirectTo`), slow-first-byte.
+//   malformed, redirect (to `redirectTo`), slow-first-byte,
+//   tool / tool-json (calls the first tool offered with {"echo": the last message's content}, and a
+//   second call unless parallel_tool_calls is false; streamed in pieces, or as one JSON answer).
 import http from 'node:http';
 import zlib from 'node:zlib';
 
@@ -25,8 +27,26 @@ export function startUpstream() {
     const text = mode === 'echo' ? 'You said: ' + last : 'Hello from the cloud.';
     const stream = [chunk({ role: 'assistant', content: '' }), ...text.match(/.{1,6}/gsu).map((t) => chunk({ content: t })),
       chunk({}, 'stop'), chunk({}, null, { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 }), 'data: [DONE]\n\n'];
+    const calls = [{ id: 'call_up1', type: 'function', function: { name: body.tools?.[0]?.function?.name ?? 'none', arguments: JSON.stringify({ echo: last }) } }];
+    if (body.parallel_tool_calls !== false) calls.push({ id: 'call_up2', type: 'function', function: { name: 'second', arguments: '{}' } });
     switch (mode) {
       case 'ok': case 'echo': sse(); for (const s of stream) res.write(s); return res.end();
+      case 'tool': {
+        sse();
+        res.write(chunk({ role: 'assistant', content: null }));
+        calls.forEach((c, index) => {
+          res.write(chunk({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.function.name, arguments: '' } }] }));
+          for (const piece of c.function.arguments.match(/.{1,5}/gsu)) res.write(chunk({ tool_calls: [{ index, function: { arguments: piece } }] }));
+        });
+        res.write(chunk({}, 'tool_calls'));
+        res.write(chunk({}, null, { prompt_tokens: 20, completion_tokens: 9, total_tokens: 29 }));
+        res.write('data: [DONE]\n\n');
+        return res.end();
+      }
+      case 'tool-json':
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        return res.end(JSON.stringify({ id: 'u3', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: calls }, finish_reason: 'tool_calls' }],
+          usage: { prompt_tokens: 20, completion_tokens: 9, total_tokens: 29 } }));
       case 'ok-json':
         res.writeHead(200, { 'Content-Type': 'application/json' });
         return res.end(JSON.stringify({ id: 'u2', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }],

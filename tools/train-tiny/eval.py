@@ -1,9 +1,14 @@
 """Evaluates hai-tiny with hai itself (not PyTorch):
-  - in-domain: exact-match accuracy of greedy answers on the held-out set, per task;
+  - in-domain: exact-match accuracy of greedy answers on the held-out set, per task (tool tasks:
+    the exact call text, asked with the tools of the row shown);
   - out-of-domain: the mean token entropy of the first 16 answer tokens (computed by hai) on
-    200 prompts the model never trained for, against the held-out in-domain prompts: AUROC.
+    200 prompts the model never trained for, against the held-out in-domain prompts: AUROC and
+    the escalation threshold that separates them best;
+  - phrasings written apart from the generator (written.jsonl): answers and calls right (a call:
+    the right tool with the right arguments), the share kept on the device at that threshold,
+    and the share of requests for tools it does not have that are escalated.
 usage: eval.py --hai build/hai --model models/hai-tiny.gguf --heldout tools/train-tiny/heldout.jsonl
-               [--ood tools/train-tiny/ood_prompts.txt] [--json OUT.json]"""
+               [--ood tools/train-tiny/ood_prompts.txt] [--written tools/train-tiny/written.jsonl] [--json OUT.json]"""
 import argparse
 import collections
 import json
@@ -11,6 +16,43 @@ import os
 import subprocess
 import sys
 import tempfile
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOLS = {t["function"]["name"]: t for t in json.load(open(os.path.join(HERE, "device_tools.json")))}
+
+
+def row(h):
+    """A --prompts row: the prompt, with the row's tools (by name) as OpenAI tool definitions."""
+    if not h.get("tools"):
+        return h["prompt"]
+    return {"prompt": h["prompt"], "tools": [TOOLS[n] for n in h["tools"]]}
+
+
+def parse_call(text):
+    """The one call of a Hermes-syntax answer, or None."""
+    t = text.strip()
+    if not (t.startswith("<tool_call>") and t.endswith("</tool_call>")):
+        return None
+    try:
+        return json.loads(t[len("<tool_call>"):-len("</tool_call>")])
+    except ValueError:
+        return None
+
+
+def call_right(got, want, optional):
+    """The right tool with the right arguments; optional keys may be left out, not wrong."""
+    if not isinstance(got, dict) or got.get("name") != want["name"] or not isinstance(got.get("arguments"), dict):
+        return False
+    a, w = got["arguments"], want["arguments"]
+    for k, v in w.items():
+        if k not in a:
+            if k in optional:
+                continue
+            return False
+        if a[k] != v or (type(a[k]) is bool) != (type(v) is bool):
+            return False
+    return all(k in w for k in a)
 
 
 def run_hai(hai, model, prompts, n_predict):
@@ -43,14 +85,14 @@ def main():
     ap.add_argument("--hai", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--heldout", required=True)
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--ood", default=os.path.join(here, "ood_prompts.txt"))
+    ap.add_argument("--ood", default=os.path.join(HERE, "ood_prompts.txt"))
+    ap.add_argument("--written", default=os.path.join(HERE, "written.jsonl"))
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
     held = [json.loads(line) for line in open(args.heldout) if line.strip()]
     ood = [line.rstrip("\n") for line in open(args.ood) if line.strip()]
-    rows = run_hai(args.hai, args.model, [h["prompt"] for h in held], 48)
+    rows = run_hai(args.hai, args.model, [row(h) for h in held], 64)
     per = collections.defaultdict(lambda: [0, 0])
     misses = collections.defaultdict(list)
     for h, r in zip(held, rows):
@@ -88,11 +130,42 @@ def main():
     for t, m in misses.items():
         for p, g in m:
             print(f"  miss [{t}] {p!r} -> {g!r}")
+
+    # phrasings written apart from the generator
+    wr = [json.loads(line) for line in open(args.written) if line.strip()]
+    wout = run_hai(args.hai, args.model, [row(h) for h in wr], 64)
+    wper = collections.defaultdict(lambda: [0, 0, 0])  # right, kept on the device, total
+    for h, r in zip(wr, wout):
+        kept = r["mean_entropy"] <= thr
+        if h["task"] == "other_tool":
+            right = False
+        elif "call" in h:
+            right = call_right(parse_call(r.get("text", "")), h["call"], h.get("optional", []))
+        else:
+            right = r.get("text", "").strip() == h["answer"]
+        kind = "other_tool" if h["task"] == "other_tool" else "tool call" if "call" in h else "text"
+        v = wper[kind]
+        v[0] += right
+        v[1] += kept
+        v[2] += 1
+        if h["task"] != "other_tool" and not (right and kept):
+            print(f"  written [{h['task']}] {h['prompt']!r} -> {r.get('text')!r} (entropy {r['mean_entropy']:.3f})")
+        if h["task"] == "other_tool" and kept:
+            print(f"  written [kept, should escalate] {h['prompt']!r} -> {r.get('text')!r}")
+    print()
+    print("| written apart from the generator | prompts | right | kept on the device | escalated |")
+    print("|---|---|---|---|---|")
+    for kind in ("text", "tool call", "other_tool"):
+        if kind in wper:
+            v = wper[kind]
+            right = "-" if kind == "other_tool" else f"{100.0 * v[0] / v[2]:.1f}%"
+            print(f"| {kind} | {v[2]} | {right} | {100.0 * v[1] / v[2]:.1f}% | {100.0 * (v[2] - v[1]) / v[2]:.1f}% |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"per_task": {t: {"correct": v[0], "total": v[1]} for t, v in per.items()},
                        "overall": total_ok / total, "auroc": area, "threshold": thr,
-                       "mean_entropy_in": mean(s_in), "mean_entropy_ood": mean(s_out)}, f, indent=1)
+                       "mean_entropy_in": mean(s_in), "mean_entropy_ood": mean(s_out),
+                       "written": {k: {"right": v[0], "kept": v[1], "total": v[2]} for k, v in wper.items()}}, f, indent=1)
 
 
 if __name__ == "__main__":

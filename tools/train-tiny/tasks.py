@@ -10,6 +10,7 @@ Held out (never in training):
     under other phrasings, as a lookup table is learned from any wording of it.
 """
 import hashlib
+import json
 
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MONTHS = [("January", 31), ("February", 28), ("March", 31), ("April", 30), ("May", 31), ("June", 30),
@@ -43,14 +44,20 @@ UNITS = [  # (from, to, factor)
     ("weeks", "days", 7), ("liters", "milliliters", 1000), ("dozens", "items", 12),
 ]
 GREETINGS = [
-    (["Hello", "Hello!", "Hi", "Hi!", "Hi there", "Hey", "Hey there!", "Good morning", "Good afternoon", "Good evening"],
+    (["Hello", "Hello!", "Hi", "Hi!", "Hi there", "Hey", "Hey there!", "Good morning", "Good afternoon", "Good evening",
+      "Hello there", "Greetings!", "Hiya", "Yo", "Morning!", "Hello, anyone there?"],
      "Hello! How can I help you today?"),
-    (["Thanks!", "Thank you", "Thank you!", "Thanks a lot", "Many thanks"], "You're welcome!"),
-    (["Goodbye", "Bye", "Bye!", "See you later", "Good night"], "Goodbye! Have a nice day."),
-    (["Who are you?", "What is your name?", "What are you?", "Tell me about yourself."],
+    (["Thanks!", "Thank you", "Thank you!", "Thanks a lot", "Many thanks", "Thanks so much", "Cheers", "Thank you very much"],
+     "You're welcome!"),
+    (["Goodbye", "Bye", "Bye!", "See you later", "Good night", "See you", "Bye for now", "Talk to you later"],
+     "Goodbye! Have a nice day."),
+    (["Who are you?", "What is your name?", "What are you?", "Tell me about yourself.", "Hello, who are you?",
+      "Hi! What's your name?", "What should I call you?", "Introduce yourself.", "What can you do?", "Are you a robot?",
+      "Who am I talking to?", "Hey, what are you?"],
      "I am hai-tiny, a small model that runs on your device. I can do simple arithmetic, unit conversions, "
      "count letters, work out weekdays and dates, and name capitals."),
-    (["How are you?", "How are you doing?", "How is it going?"], "I am doing well, thank you! How can I help?"),
+    (["How are you?", "How are you doing?", "How is it going?", "How's it going?", "Hi, how are you?",
+      "How are things?", "Are you doing well?"], "I am doing well, thank you! How can I help?"),
 ]
 
 
@@ -63,31 +70,46 @@ def _held(*key):
 # ---- each task: (phrasings, a sampler of facts, the answer) ------------------------------------
 
 ADD_P = ["What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}.",
-         "How much is {a} + {b}?", "{a} + {b} = ?", "What do you get if you add {a} and {b}?", "Calculate {a}+{b}."]
+         "How much is {a} + {b}?", "{a} + {b} = ?", "What do you get if you add {a} and {b}?", "Calculate {a}+{b}.",
+         "{a} plus {b}?", "What's {a} + {b}?", "Sum of {a} and {b}?", "Can you add {a} and {b}?", "{a}+{b}",
+         "Work out {a} + {b}.", "What is the sum of {a} and {b}?"]
 SUB_P = ["What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}.", "Compute {a} - {b}.",
-         "How much is {a} - {b}?", "{a} - {b} = ?", "What do you get if you take {b} away from {a}?"]
+         "How much is {a} - {b}?", "{a} - {b} = ?", "What do you get if you take {b} away from {a}?",
+         "{a} minus {b}?", "What's {a} - {b}?", "{a}-{b}", "Take {b} from {a}.", "What is the difference of {a} and {b}?",
+         "Work out {a} - {b}."]
 MUL_P = ["What is {a} times {b}?", "What is {a} x {b}?", "Multiply {a} by {b}.", "Compute {a} * {b}.",
-         "How much is {a} times {b}?", "What is the product of {a} and {b}?"]
+         "How much is {a} times {b}?", "What is the product of {a} and {b}?", "{a} times {b}?", "What's {a} * {b}?",
+         "{a}x{b}", "{a} multiplied by {b}?"]
 UNIT_P = ["How many {to} are in {n} {fr}?", "Convert {n} {fr} to {to}.", "What is {n} {fr} in {to}?",
-          "{n} {fr} is how many {to}?", "How many {to} is {n} {fr}?"]
+          "{n} {fr} is how many {to}?", "How many {to} is {n} {fr}?", "{n} {fr} to {to}?", "Convert {n} {fr} into {to}.",
+          "What's {n} {fr} in {to}?", "How many {to} make {n} {fr}?", "Change {n} {fr} to {to}."]
 LEN_P = ["How many letters are in the word '{w}'?", "Count the letters in '{w}'.", "How long is the word '{w}'?",
-         "How many letters does '{w}' have?", "What is the length of the word '{w}'?"]
+         "How many letters does '{w}' have?", "What is the length of the word '{w}'?",
+         "How many letters does the word {w} have?", "How many letters in {w}?", "Count the letters of the word {w}.",
+         "How many characters are in '{w}'?", "Number of letters in '{w}'?", "How long is {w}?"]
 # weekday arithmetic a model this size learns: a day or two forward or back (runs with offsets
 # up to 14 and up to 6 learned nothing at all - not even the training questions - in 2200 steps)
 DAY_P = {  # (offset, forward?) -> phrasings
     (1, True): ["If today is {d}, what day is tomorrow?", "What day comes after {d}?", "What day is 1 day after {d}?",
-                "Today is {d}. What day is it tomorrow?", "Which day follows {d}?"],
+                "Today is {d}. What day is it tomorrow?", "Which day follows {d}?",
+                "Day after {d}?", "It's {d} today, what's tomorrow?"],
     (2, True): ["If today is {d}, what day is the day after tomorrow?", "What day is 2 days after {d}?",
-                "Today is {d}. What day is it in 2 days?", "Which day comes two days after {d}?"],
+                "Today is {d}. What day is it in 2 days?", "Which day comes two days after {d}?",
+                "{d} plus two days?", "It's {d} today, what day is it in two days?"],
     (1, False): ["If today is {d}, what day was yesterday?", "What day comes before {d}?", "What day is 1 day before {d}?",
-                 "Today is {d}. What day was it yesterday?", "Which day precedes {d}?"],
+                 "Today is {d}. What day was it yesterday?", "Which day precedes {d}?",
+                 "Day before {d}?", "It's {d} today, what was yesterday?"],
     (2, False): ["If today is {d}, what day was the day before yesterday?", "What day is 2 days before {d}?",
-                 "Today is {d}. What day was it 2 days ago?", "Which day comes two days before {d}?"],
+                 "Today is {d}. What day was it 2 days ago?", "Which day comes two days before {d}?",
+                 "{d} minus two days?", "It's {d} today, what day was it two days ago?"],
 }
 DATE_P = ["What is the date {k} days after {m} {d}?", "What date comes {k} days after {m} {d}?",
-          "If today is {m} {d}, what is the date in {k} days?"]
+          "If today is {m} {d}, what is the date in {k} days?", "{k} days after {m} {d}?", "Add {k} days to {m} {d}.",
+          "What's the date {k} days from {m} {d}?"]
 CAP_P = ["What is the capital of {c}?", "Which city is the capital of {c}?", "Name the capital of {c}.",
-         "What city is {c}'s capital?", "Tell me the capital city of {c}.", "Capital of {c}?"]
+         "What city is {c}'s capital?", "Tell me the capital city of {c}.", "Capital of {c}?",
+         "capital city of {c}?", "What's the capital of {c}?", "Where is the capital of {c}?",
+         "Which city is {c}'s capital city?", "{c} capital?", "Do you know the capital of {c}?"]
 
 
 def _unit_singular(word, n):
@@ -159,10 +181,130 @@ def greet_item(r):
     return ("greeting", (gi, qi), qi, qs[qi], ans)
 
 
+# ---- device tools: with the tools shown, requests become calls --------------------------------------
+# The template shows tools as one system line, "Tools: set_timer, order_coffee" (names only: the
+# model knows its tools' arguments; rows are 128 tokens). A request for a tool that is shown gets
+# the call in the Hermes syntax hai parses; a request for a tool that is not shown, or for a
+# tool the model does not know (the weather, e-mail, ...), is out of its depth: learned as unsure,
+# so the router sends it to the cloud. With tools shown, the other tasks are answered as before.
+DEVICE_TOOLS = ["set_timer", "convert_units", "order_coffee"]
+OTHER_TOOLS = ["get_weather", "send_email", "book_train", "play_music", "call_contact", "create_event",
+               "translate_text", "search_web", "set_alarm", "send_message"]
+
+
+def tool_call(name, args):
+    return "<tool_call>\n" + json.dumps({"name": name, "arguments": args}) + "\n</tool_call>"
+
+
+TIMER_LABELS = ["pasta", "eggs", "tea", "laundry", "oven", "bread", "rice", "pizza", "cake", "workout", "nap", "meeting",
+                "parking", "potatoes", "soup"]
+TIMER_P = ["Set a timer for {t}.", "Start a timer for {t}.", "Timer for {t}, please.", "Set a {t} timer.",
+           "Can you set a timer for {t}?", "Please start a {t} timer.", "Count down {t}.", "I need a timer for {t}.",
+           "Set a timer for {t} for the {l}.", "Start a {t} timer for the {l}.", "Remind me in {t} to check the {l}.",
+           "Time the {l} for {t}.", "{l} timer, {t}.", "Set a {l} timer for {t}.", "Timer {t}"]
+TIMER_WORDS = [("half an hour", 30), ("an hour", 60), ("a quarter of an hour", 15), ("one minute", 1),
+               ("two minutes", 2), ("five minutes", 5), ("ten minutes", 10), ("twenty minutes", 20), ("90 seconds", None)]
+
+
+def timer_item(r):
+    p = r.randrange(len(TIMER_P))
+    if r.random() < 0.25:
+        t, n = r.choice(TIMER_WORDS[:8])
+    else:
+        n = r.choice([r.randint(1, 60), r.randint(1, 120), r.choice([5, 10, 15, 20, 25, 30, 45, 90])])
+        t = "1 minute" if n == 1 else f"{n} {r.choice(['minutes', 'minutes', 'min', 'mins'])}"
+    lab = r.choice(TIMER_LABELS) if "{l}" in TIMER_P[p] else None
+    args = {"minutes": n} if lab is None else {"minutes": n, "label": lab}
+    return ("timer", (n, lab, p), p, TIMER_P[p].format(t=t, l=lab), tool_call("set_timer", args), "set_timer")
+
+
+DRINKS = ["espresso", "latte", "cappuccino", "americano", "flat white", "mocha", "macchiato", "cortado"]
+SIZES = ["small", "medium", "large"]
+MILKS = ["whole", "skim", "oat", "soy", "almond"]
+SUGARS = ["no sugar", "one sugar", "two sugars", "three sugars"]
+COFFEE_ASK = ["Order a {o}.", "Order me a {o}.", "I'd like a {o}.", "Can I get a {o}?", "Get me a {o}.",
+              "Please order a {o}.", "Buy me a {o}.", "I want a {o}.", "A {o}, please.", "Could you order a {o}?",
+              "Order one {o} for me.", "Coffee: a {o}."]
+
+
+def coffee_item(r):
+    p = r.randrange(len(COFFEE_ASK))
+    drink, size = r.choice(DRINKS), r.choice(SIZES)
+    milk = r.choice(MILKS) if drink not in ("espresso", "americano") and r.random() < 0.6 else None
+    sugar = r.randrange(4) if r.random() < 0.35 else None
+    shot = r.random() < 0.25
+    opts = []
+    milk_front = milk is not None and r.random() < 0.5
+    if milk is not None and not milk_front:
+        opts.append(f"{milk} milk")
+    if sugar is not None:
+        opts.append(SUGARS[sugar])
+    if shot:
+        opts.append("an extra shot")
+    r.shuffle(opts)
+    o = f"{size} {milk + ' ' if milk_front else ''}{drink}"
+    if opts:
+        o += " with " + (" and ".join(opts) if len(opts) < 3 else ", ".join(opts[:-1]) + " and " + opts[-1])
+    args = {"drink": drink, "size": size}
+    if milk is not None:
+        args["milk"] = milk
+    if sugar is not None:
+        args["sugar"] = sugar
+    if shot:
+        args["extra_shot"] = True
+    ask = COFFEE_ASK[p].format(o=o)
+    ask = ask.replace("a espresso", "an espresso").replace("a americano", "an americano")
+    return ("coffee", (drink, size, milk, sugar, shot, p), p, ask, tool_call("order_coffee", args), "order_coffee")
+
+
+TEXT_UNITS = {(a, b) for a, b, _ in UNITS}
+TOOL_UNITS = sorted(TEXT_UNITS) + [
+    ("miles", "kilometers"), ("kilometers", "miles"), ("pounds", "kilograms"), ("kilograms", "pounds"),
+    ("inches", "centimeters"), ("celsius", "fahrenheit"), ("fahrenheit", "celsius"), ("ounces", "grams"),
+    ("gallons", "liters"), ("yards", "meters"), ("cups", "milliliters"), ("feet", "meters")]
+CONVERT_P = UNIT_P + ["Convert {n} {fr} to {to}, please.", "{n} {fr} in {to}", "What are {n} {fr} in {to}?"]
+
+
+def convert_item(r):
+    fr, to = r.choice(TOOL_UNITS)
+    v = r.randint(1, 200) if r.random() < 0.75 else r.randint(1, 99) + 0.5
+    p = r.randrange(len(CONVERT_P))
+    q = CONVERT_P[p].format(n=v, fr=_unit_singular(fr, v), to=to)
+    return ("convert", (fr, to, v, p), p, q, tool_call("convert_units", {"value": v, "from": fr, "to": to}),
+            "convert_units")
+
+
+# requests for tools the model does not have: learned as unsure (the router escalates them)
+CITIES = [c for _, c in CAPITALS] + ["London", "New York", "Sydney", "Toronto", "Munich", "Osaka"]
+PEOPLE = ["Anna", "Tom", "my boss", "Maria", "the team", "Ali", "Sophie", "my mother", "David", "Lena"]
+OTHER_ASK = [
+    ("get_weather", ["What's the weather in {c}?", "Will it rain in {c} tomorrow?", "How warm is it in {c}?",
+                     "Weather forecast for {c}."]),
+    ("send_email", ["Email {n} that I'm running late.", "Send an email to {n} about the meeting.",
+                    "Write to {n} and say thanks."]),
+    ("book_train", ["Book a train to {c} for tomorrow.", "Get me a train ticket to {c}.", "Book two seats to {c}."]),
+    ("play_music", ["Play some jazz.", "Play my workout playlist.", "Put on some relaxing music."]),
+    ("call_contact", ["Call {n}.", "Phone {n} now.", "Ring {n} on speaker."]),
+    ("create_event", ["Add lunch with {n} on Friday to my calendar.", "Schedule a meeting with {n} at 3 pm."]),
+    ("translate_text", ["Translate 'good morning' into Spanish.", "How do you say thank you in Japanese?"]),
+    ("search_web", ["Search the web for cheap flights to {c}.", "Look up reviews of the new phone."]),
+    ("set_alarm", ["Wake me up at 7 am.", "Set an alarm for 6:30."]),
+    ("send_message", ["Text {n} that I'm on my way.", "Send {n} a message: see you soon."]),
+]
+
+
+def other_tool_request(r):
+    name, forms = r.choice(OTHER_ASK)
+    return name, r.choice(forms).format(c=r.choice(CITIES), n=r.choice(PEOPLE))
+
+
 # the mixture: arithmetic and dates get more weight (they must be computed, not looked up)
 TASKS = [(add_item, 4), (sub_item, 3), (mul_item, 2), (unit_item, 2), (len_item, 2), (day_item, 2),
-         (date_item, 3), (cap_item, 2), (greet_item, 2)]
-TASK_NAMES = ["add", "sub", "mul", "units", "letters", "weekday", "date", "capital", "greeting"]
+         (date_item, 3), (cap_item, 2), (greet_item, 2), (timer_item, 2.5), (coffee_item, 3.5), (convert_item, 2.5)]
+TASK_NAMES = ["add", "sub", "mul", "units", "letters", "weekday", "date", "capital", "greeting", "timer", "coffee",
+              "convert"]
+TOOLS_WITH_TASK = 0.25  # text tasks asked with some tools shown
+TOOL_MISSING = 0.12  # device-tool requests asked without their tool: unsure
 
 
 def is_held(item):
@@ -170,8 +312,33 @@ def is_held(item):
     return _held(task, key)
 
 
+def tool_list(r, must=None, without=None):
+    """The tools an app shows: some device tools and some others, in any order."""
+    names = [t for t in DEVICE_TOOLS if t != without and (t == must or r.random() < 0.5)]
+    names += r.sample(OTHER_TOOLS, r.choice([0, 0, 1, 1, 2, 3]))
+    if not names:
+        names = [r.choice(OTHER_TOOLS)]
+    r.shuffle(names)
+    return names
+
+
+STYLE_PREFIX = ["Hey, ", "Hi, ", "Quick question: ", "Hello! ", "OK, ", "So, ", "Please, ", "Um, "]
+
+
+def style(r, q):
+    """Surface variety real users add: a lead-in, lower case, no final punctuation."""
+    if r.random() < 0.15:
+        q = r.choice(STYLE_PREFIX) + q[0].lower() + q[1:]
+    if r.random() < 0.15:
+        q = q.lower()
+    if r.random() < 0.15 and q[-1] in ".?!":
+        q = q[:-1]
+    return q
+
+
 def sample(r, held_out):
-    """One (task, question, answer) from the training stream (held_out=False) or the held-out set."""
+    """One exchange from the training stream (held_out=False) or the held-out set: a dict with
+    task, prompt, answer, tools (the names shown, or None) and unsure (learned as uniform)."""
     total = sum(w for _, w in TASKS)
     while True:
         x = r.random() * total
@@ -180,8 +347,30 @@ def sample(r, held_out):
                 break
             x -= w
         item = fn(r)
-        if is_held(item) == held_out:
-            return item[0], item[3], item[4]
+        if is_held(item) != held_out:
+            continue
+        ex = {"task": item[0], "prompt": style(r, item[3]), "answer": item[4], "tools": None, "unsure": False}
+        if len(item) > 5:  # a device tool's request
+            if r.random() < TOOL_MISSING:
+                if held_out or (item[0] == "convert" and item[1][:2] in TEXT_UNITS):
+                    continue  # the held-out set measures calls; conversions it knows are answered in text
+                ex["tools"] = tool_list(r, without=item[5]) if r.random() < 0.6 else None
+                ex["unsure"] = True
+            else:
+                ex["tools"] = tool_list(r, must=item[5])
+        elif r.random() < TOOLS_WITH_TASK:
+            # a conversion asked with convert_units shown is a call (the convert task), not text
+            ex["tools"] = tool_list(r, without="convert_units" if item[0] == "units" else None)
+        return ex
+
+
+def other_tool_item(r):
+    """A request for a tool hai-tiny does not have, with or without that tool shown: unsure."""
+    name, q = other_tool_request(r)
+    tools = tool_list(r) if r.random() < 0.7 else None
+    if tools is not None and name not in tools and r.random() < 0.6:
+        tools[r.randrange(len(tools))] = name
+    return {"task": "other_tool", "prompt": style(r, q), "answer": None, "tools": tools, "unsure": True}
 
 
 # ---- outlier exposure: prompts that are none of the tasks ------------------------------------------
