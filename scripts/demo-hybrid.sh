@@ -16,31 +16,42 @@ hai=./build/hai
 [ -f "$model" ] || { echo "demo-hybrid: $model not found (tools/train-tiny/run.sh makes it)" >&2; exit 1; }
 
 work=$(mktemp -d)
-cloud_pid=
-cleanup() { [ -n "$cloud_pid" ] && kill "$cloud_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-# the "cloud": another hai serve, on a free loopback port
-"$hai" serve -m "$cloud_model" --port 0 -t 1 --parallel 1 2>"$work/cloud.log" &
-cloud_pid=$!
-url=
-for _ in $(seq 1 100); do
-  url=$(sed -n 's/.* on \(http:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$work/cloud.log" | head -1)
-  [ -n "$url" ] && break
-  kill -0 "$cloud_pid" 2>/dev/null || { cat "$work/cloud.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "demo-hybrid: the cloud server did not start" >&2; cat "$work/cloud.log" >&2; exit 1; }
+# start_serve NAME ARGS...: a hai serve on a free loopback port; its URL in $url
+start_serve() {
+  local name=$1
+  shift
+  "$hai" serve --port 0 "$@" 2>"$work/$name.log" &
+  pids+=($!)
+  url=
+  for _ in $(seq 1 100); do
+    url=$(sed -n 's/.* on \(http:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$work/$name.log" | head -1)
+    [ -n "$url" ] && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "demo-hybrid: the $name server did not start" >&2
+  cat "$work/$name.log" >&2
+  exit 1
+}
+
+# the "cloud": another hai serve, on loopback - a stand-in: a real deployment names any
+# OpenAI-compatible endpoint here (a hosted API, a vLLM cluster), which answers what hai-tiny cannot
+start_serve cloud -m "$cloud_model" -t 1 --parallel 1
+cloud_url=$url
 
 cat > "$work/policy.json" <<JSON
 {
-  "cloud": {"base_url": "$url/v1", "model": "cloud-model", "rtt_ms": 300, "tokens_per_s": 80},
+  "cloud": {"base_url": "$cloud_url/v1", "model": "cloud-model", "rtt_ms": 300, "tokens_per_s": 80},
   "privacy": {"email": "redact", "phone": "keep_local", "bank_card": "keep_local"},
   "cascade": {"enabled": true, "tokens": 16, "entropy_threshold": $threshold},
   "budget": {"daily_tokens": 100000}
 }
 JSON
-echo "== hybrid demo: local $model, cloud $url (another hai serve), escalation above $threshold nats"
+echo "== hybrid demo: local $model, cloud $cloud_url (a stand-in: another hai serve of $cloud_model), escalation above $threshold nats"
 echo
 while IFS= read -r prompt; do
   [ -n "$prompt" ] || continue
@@ -58,3 +69,15 @@ Explain how a transformer neural network works.
 My email is li.wei@example.com - what is 12 + 9?
 My card number is 4111 1111 1111 1111, is it safe to share?
 PROMPTS
+
+# Tool calls, as an app makes them: OpenAI's chat completions with the device's tools, sent to a
+# hai serve with the same policy. hai-tiny calls the tools it knows on the device; a request for one
+# it does not know (an alarm) leaves it unsure, and the router hands it to the cloud.
+echo "== tool calls through hai serve --route-config (the same policy)"
+start_serve device -m "$model" --route-config "$work/policy.json" -t 2 --parallel 1
+node scripts/demo-tools.mjs "$url" tools/train-tiny/device_tools.json set_timer,convert_units,order_coffee,set_alarm \
+  "Set a timer for 12 minutes for the pasta." \
+  "Order a large oat latte with an extra shot." \
+  "Wake me up at 6:30 tomorrow."
+echo "(the cloud here is a stand-in that knows no more than hai-tiny: a real endpoint would answer the"
+echo " escalated request with its own set_alarm call, returned to the app in the same shape)"

@@ -1,8 +1,10 @@
 /* hai-tiny, the project's own model: it loads, and answers held-out in-domain prompts (never seen
- * in training) exactly, greedy, through hai's chat format and generation. The first 4 held-out
- * prompts of every task are asked; at least 85% must be exact (the card reports the full set)
- * and at least three tasks must have a correct answer.
- * usage: test_tiny MODEL.gguf HELDOUT.jsonl */
+ * in training) exactly, greedy, through hai's chat format and generation; a row with "tools" (their
+ * names) is asked with those tools shown to the template (definitions from TOOLS.json), and its
+ * answer is the call's exact text. The first 4 held-out prompts of every task are asked; at least
+ * 85% must be exact (the card reports the full set) and at least three tasks must have a correct
+ * answer.
+ * usage: test_tiny MODEL.gguf HELDOUT.jsonl TOOLS.json */
 #include <cjson/cJSON.h>
 
 #include "check.h"
@@ -20,10 +22,23 @@ static bool collect(void *user, const char *text, size_t len) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_tiny MODEL.gguf HELDOUT.jsonl\n");
+    if (argc < 4) {
+        fprintf(stderr, "usage: test_tiny MODEL.gguf HELDOUT.jsonl TOOLS.json\n");
         return 2;
     }
+    char *defs_text = NULL;
+    size_t defs_len = 0;
+    FILE *df = fopen(argv[3], "r");
+    if (df) {
+        fseek(df, 0, SEEK_END);
+        long sz = ftell(df);
+        rewind(df);
+        if (sz > 0 && (defs_text = calloc(1, (size_t)sz + 1))) defs_len = fread(defs_text, 1, (size_t)sz, df);
+        fclose(df);
+    }
+    cJSON *defs = defs_text ? cJSON_ParseWithLength(defs_text, defs_len) : NULL;
+    free(defs_text);
+    if (!CHECK_MSG(cJSON_IsArray(defs), "cannot read the tool definitions %s", argv[3])) return check_done("test_tiny");
     hai_error err = {0};
     hai_model *m = NULL;
     if (!CHECK_MSG(hai_model_load(argv[1], NULL, &m, &err) == HAI_OK, "%s", err.msg)) return check_done("test_tiny");
@@ -53,9 +68,26 @@ int main(int argc, char **argv) {
             hai_token *ids = NULL;
             size_t n = 0;
             char out[512] = "";
-            hai_generate_params gp = {.max_tokens = 48, .on_text = collect, .user = out};
+            hai_generate_params gp = {.max_tokens = 64, .on_text = collect, .user = out};
             hai_generate_result res;
-            if (CHECK(hai_chat_tokenize(m, NULL, &msg, 1, &ids, &n, &err) == HAI_OK) &&
+            /* the row's tools, by name, as an app would send them */
+            hai_chat_params cp2 = hai_chat_default_params();
+            const cJSON *names_j = cJSON_GetObjectItemCaseSensitive(j, "tools"), *nm, *d;
+            cJSON *shown = cJSON_CreateArray();
+            cJSON_ArrayForEach(nm, names_j) {
+                cJSON_ArrayForEach(d, defs) {
+                    const cJSON *fname = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "function"), "name");
+                    if (cJSON_IsString(nm) && cJSON_IsString(fname) && !strcmp(nm->valuestring, fname->valuestring))
+                        cJSON_AddItemToArray(shown, cJSON_Duplicate(d, true));
+                }
+            }
+            char *tools_text = names_j ? cJSON_PrintUnformatted(shown) : NULL;
+            cJSON_Delete(shown);
+            CHECK_MSG(!names_j || cJSON_GetArraySize(names_j) > 0, "a row with no tools named: %s", line);
+            cp2.tools = tools_text;
+            bool tok_ok = CHECK(hai_chat_tokenize(m, &cp2, &msg, 1, &ids, &n, &err) == HAI_OK);
+            free(tools_text);
+            if (tok_ok &&
                 CHECK_MSG(hai_generate(c, ids, n, &gp, &res, &err) == HAI_OK, "%s", err.msg)) {
                 char *s = out;
                 while (*s == ' ' || *s == '\n') s++;
@@ -80,6 +112,7 @@ int main(int argc, char **argv) {
     CHECK_MSG(total >= 3 * PER_TASK, "only %d held-out prompts", total);
     CHECK_MSG(correct * 100 >= 85 * total, "%d of %d exact", correct, total);
     CHECK_MSG(tasks_right >= 3, "only %d tasks answered correctly", tasks_right);
+    cJSON_Delete(defs);
     hai_context_free(c);
     hai_model_free(m);
     return check_done("test_tiny");
