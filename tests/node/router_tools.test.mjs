@@ -176,6 +176,27 @@ test('tools "local" answers on the device; a template that shows tools is local 
   } finally { await srv.stop(); }
 });
 
+test('cascade: a local call cut off is escalated like an unsure answer, before anything is shown', async () => {
+  // the entropy threshold is out of reach: only the broken call can escalate
+  const srv = await serverWith({ tools: 'local', cascade: { enabled: true, tokens: 4, entropy_threshold: 100 } });
+  try {
+    up.requests.length = 0;
+    up.script = ['tool'];
+    // 5 tokens cannot finish a forced call: broken, so the cloud answers
+    const { json } = await post(srv, '/v1/chat/completions', { messages: [{ role: 'user', content: 'cut' }], tools, tool_choice: 'required', max_tokens: 5, temperature: 0 });
+    assert.equal(json.hai_route.route, 'cloud');
+    assert.ok(json.hai_route.reasons.includes('LOW_CONFIDENCE'), JSON.stringify(json.hai_route));
+    assert.equal(up.requests.length, 1);
+    checkCloudCalls(json.choices[0].message, 'cut');
+    // room to finish it: a whole call, kept on the device
+    up.requests.length = 0;
+    const kept = await post(srv, '/v1/chat/completions', { messages: [{ role: 'user', content: 'room' }], tools, tool_choice: 'required', max_tokens: 200, temperature: 0 });
+    assert.equal(kept.json.hai_route.route, 'local', JSON.stringify(kept.json));
+    assert.equal(up.requests.length, 0);
+    JSON.parse(kept.json.choices[0].message.tool_calls[0].function.arguments);
+  } finally { await srv.stop(); }
+});
+
 test('the Responses API through the router: function calls from the cloud as items, streamed and whole', async () => {
   const srv = await serverWith({ privacy: { email: 'redact' } });
   try {
