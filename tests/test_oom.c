@@ -74,6 +74,59 @@ static int hybrid_run(void *arg) {
     return 1;
 }
 
+/* ---- the router with tools: personal data found in calls' arguments, tool results and tools,
+ * redacted inside the arguments' JSON for a cloud that refuses the connection, then the device
+ * answers; every run ends in the device's answer or a clean error ------------------------------- */
+
+static const char routed_policy[] = "{\"cloud\": {\"base_url\": \"http://127.0.0.1:9/v1\", \"model\": \"m\", \"max_retries\": 0},"
+                                    " \"privacy\": {\"email\": \"redact\"}, \"tools\": \"cloud\"}";
+static const hai_chat_message routed_msgs[] = {
+    {.role = "user", .content = "mail li.wei@example.com"},
+    {.role = "assistant", .content = "", .tool_calls = "[{\"id\": \"c1\", \"type\": \"function\", \"function\": {\"name\": \"send_email\","
+                                                      " \"arguments\": \"{\\\"to\\\": [\\\"li.wei\\\\u0040example.com\\\"]}\"}}]"},
+    {.role = "tool", .content = "sent to li.wei@example.com", .tool_call_id = "c1"},
+};
+static const char routed_tools[] = "[{\"type\": \"function\", \"function\": {\"name\": \"send_email\", \"description\": \"Mail someone.\"}}]";
+
+static hai_status fake_local(void *user, const hybrid_gen *g, hai_generate_result *res, hai_error *err) {
+    (void)user, (void)err;
+    memset(res, 0, sizeof *res);
+    res->n_generated = 1;
+    return g->on_text(g->user, "done", 4) ? HAI_OK : HAI_ERR_CANCELLED;
+}
+
+static bool routed_text(void *u, const char *t, size_t n) {
+    char *out = u;
+    size_t have = strlen(out);
+    if (have + n >= 64) return false;
+    memcpy(out + have, t, n);
+    out[have + n] = '\0';
+    return true;
+}
+
+static int routed_run(void *arg) {
+    hybrid_config *c = arg;
+    hybrid *h = NULL;
+    hai_error err = {0};
+    if (hybrid_create(c, NULL, 2048, &h, &err) != HAI_OK) return h == NULL && err.msg[0] ? 0 : -1;
+    char out[64] = "";
+    hai_token prompt[4] = {1, 2, 3, 4};
+    hybrid_request r = {.msgs = routed_msgs, .n_msgs = 3, .on_text = routed_text, .user = out, .prompt = prompt, .n_prompt = 4,
+                        .tools = routed_tools, .tool_choice = "\"auto\"", .parallel_tool_calls = 1, .sp = hai_sampler_default_params()};
+    hybrid_plan plan;
+    int ret;
+    if (hybrid_plan_request(h, &r, &plan, &err) != HAI_OK) {
+        ret = err.msg[0] ? 0 : -1;
+    } else {
+        hybrid_result res;
+        hybrid_local local = {fake_local, NULL};
+        hai_status st = hybrid_execute(h, &r, &plan, &local, &res, &err);
+        ret = st ? (err.msg[0] ? 0 : -1) : !strcmp(out, "done") ? 1 : -1;
+    }
+    hybrid_free(h);
+    return ret;
+}
+
 /* ---- the privacy scan ------------------------------------------------------------------------------ */
 
 typedef struct scan_case {
@@ -338,6 +391,9 @@ int main(int argc, char **argv) {
     hai_error err = {0};
     CHECK_EQ_INT(hybrid_config_parse(policy, sizeof policy - 1, &c, &err), HAI_OK);
     sweep("router", hybrid_run, &c);
+    hybrid_config_free(&c);
+    CHECK_EQ_INT(hybrid_config_parse(routed_policy, sizeof routed_policy - 1, &c, &err), HAI_OK);
+    sweep("router with tools", routed_run, &c);
     hybrid_config_free(&c);
     sweep("scanner", scanner_run, NULL);
     scan_case s = {.text = "mail O'Brien@example.org or +44 20 7946 0958, key sk-proj-abcdefghijklmnopqrstuvwx123, EMP-123456"};

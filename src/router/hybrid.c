@@ -474,6 +474,7 @@ static bool cloud_call(void *u, const char *name, const char *args, size_t len) 
 }
 
 static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan, fwd *w, pii_map *map, cloud_result *cr) {
+    memset(cr, 0, sizeof *cr); /* a request that cannot be prepared never reaches cloud_chat, which would clear it */
     hai_chat_message *msgs = calloc(r->n_msgs ? r->n_msgs : 1, sizeof *msgs);
     char **owned = calloc(r->n_msgs ? r->n_msgs : 1, sizeof *owned);
     hai_status st = HAI_OK;
