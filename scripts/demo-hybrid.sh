@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 [ "${SKIP_BUILD:-}" = 1 ] || { scripts/install-deps.sh && scripts/build.sh; }
 model=${MODEL:-models/hai-tiny.gguf}
 cloud_model=${CLOUD_MODEL:-$model}
-threshold=${THRESHOLD:-0.424} # hai-tiny's calibrated threshold (models/hai-tiny.md)
+threshold=${THRESHOLD:-0.477} # hai-tiny's calibrated threshold (models/hai-tiny.md)
 hai=./build/hai
 [ -f "$model" ] || { echo "demo-hybrid: $model not found (tools/train-tiny/run.sh makes it)" >&2; exit 1; }
 
@@ -66,7 +66,7 @@ How many letters are in the word 'elephant'?
 Convert 3 kilometers to meters.
 Write a short poem about the ocean at night.
 Explain how a transformer neural network works.
-My email is li.wei@example.com - what is 12 + 9?
+My email is li.wei@example.com - draft a note to my landlord about the broken heating.
 My card number is 4111 1111 1111 1111, is it safe to share?
 PROMPTS
 

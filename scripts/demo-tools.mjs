@@ -12,7 +12,7 @@ for (const prompt of prompts) {
   console.log(`> ${prompt}`);
   const r = await fetch(url + '/v1/chat/completions', {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ model: 'hai-tiny', messages: [{ role: 'user', content: prompt }], tools, temperature: 0, max_tokens: 64 }),
+    body: JSON.stringify({ model: 'hai-tiny', messages: [{ role: 'user', content: prompt }], tools, temperature: 0, max_tokens: 256 }),
   });
   const j = await r.json();
   if (!r.ok) {

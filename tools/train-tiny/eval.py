@@ -134,7 +134,7 @@ def main():
     # phrasings written apart from the generator
     wr = [json.loads(line) for line in open(args.written) if line.strip()]
     wout = run_hai(args.hai, args.model, [row(h) for h in wr], 64)
-    wper = collections.defaultdict(lambda: [0, 0, 0])  # right, kept on the device, total
+    wper = collections.defaultdict(lambda: [0, 0, 0, 0])  # right, kept on the device, total, right and kept
     for h, r in zip(wr, wout):
         kept = r["mean_entropy"] <= thr
         if h["task"] == "other_tool":
@@ -148,24 +148,28 @@ def main():
         v[0] += right
         v[1] += kept
         v[2] += 1
+        v[3] += right and kept
         if h["task"] != "other_tool" and not (right and kept):
             print(f"  written [{h['task']}] {h['prompt']!r} -> {r.get('text')!r} (entropy {r['mean_entropy']:.3f})")
         if h["task"] == "other_tool" and kept:
             print(f"  written [kept, should escalate] {h['prompt']!r} -> {r.get('text')!r}")
     print()
-    print("| written apart from the generator | prompts | right | kept on the device | escalated |")
-    print("|---|---|---|---|---|")
+    # what a user of the router gets: the answers kept on the device, and how many of them are right
+    print("| written apart from the generator | prompts | right | kept on the device | escalated | right among those kept |")
+    print("|---|---|---|---|---|---|")
     for kind in ("text", "tool call", "other_tool"):
         if kind in wper:
             v = wper[kind]
             right = "-" if kind == "other_tool" else f"{100.0 * v[0] / v[2]:.1f}%"
-            print(f"| {kind} | {v[2]} | {right} | {100.0 * v[1] / v[2]:.1f}% | {100.0 * (v[2] - v[1]) / v[2]:.1f}% |")
+            kept_right = "-" if kind == "other_tool" or not v[1] else f"{100.0 * v[3] / v[1]:.1f}% ({v[3]}/{v[1]})"
+            print(f"| {kind} | {v[2]} | {right} | {100.0 * v[1] / v[2]:.1f}% | {100.0 * (v[2] - v[1]) / v[2]:.1f}% | {kept_right} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"per_task": {t: {"correct": v[0], "total": v[1]} for t, v in per.items()},
                        "overall": total_ok / total, "auroc": area, "threshold": thr,
                        "mean_entropy_in": mean(s_in), "mean_entropy_ood": mean(s_out),
-                       "written": {k: {"right": v[0], "kept": v[1], "total": v[2]} for k, v in wper.items()}}, f, indent=1)
+                       "written": {k: {"right": v[0], "kept": v[1], "total": v[2], "right_kept": v[3]} for k, v in wper.items()}},
+                      f, indent=1)
 
 
 if __name__ == "__main__":

@@ -200,22 +200,27 @@ TIMER_LABELS = ["pasta", "eggs", "tea", "laundry", "oven", "bread", "rice", "piz
                 "parking", "potatoes", "soup"]
 TIMER_P = ["Set a timer for {t}.", "Start a timer for {t}.", "Timer for {t}, please.", "Set a {t} timer.",
            "Can you set a timer for {t}?", "Please start a {t} timer.", "Count down {t}.", "I need a timer for {t}.",
-           "Set a timer for {t} for the {l}.", "Start a {t} timer for the {l}.", "Remind me in {t} to check the {l}.",
-           "Time the {l} for {t}.", "{l} timer, {t}.", "Set a {l} timer for {t}.", "Timer {t}"]
+           "Timer {t}", "Give me a {t} timer.", "Wake me in {t}.", "Ping me in {t}.", "Tell me when {t} are up.",
+           "Put on a timer of {t}.", "Run a {t} countdown.", "Time {t} for me."]
+TIMER_LP = ["Set a timer for {t} for the {l}.", "Start a {t} timer for the {l}.", "Remind me in {t} to check the {l}.",
+            "Time the {l} for {t}.", "{l} timer, {t}.", "Set a {l} timer for {t}.", "The {l} needs {t}, set a timer."]
+TIMER_LABEL_SHARE = 0.3  # a label only when the request names one (the model must not invent one)
 TIMER_WORDS = [("half an hour", 30), ("an hour", 60), ("a quarter of an hour", 15), ("one minute", 1),
                ("two minutes", 2), ("five minutes", 5), ("ten minutes", 10), ("twenty minutes", 20), ("90 seconds", None)]
 
 
 def timer_item(r):
-    p = r.randrange(len(TIMER_P))
+    labelled = r.random() < TIMER_LABEL_SHARE
+    phr = TIMER_LP if labelled else TIMER_P
+    p = r.randrange(len(phr))
     if r.random() < 0.25:
         t, n = r.choice(TIMER_WORDS[:8])
     else:
         n = r.choice([r.randint(1, 60), r.randint(1, 120), r.choice([5, 10, 15, 20, 25, 30, 45, 90])])
         t = "1 minute" if n == 1 else f"{n} {r.choice(['minutes', 'minutes', 'min', 'mins'])}"
-    lab = r.choice(TIMER_LABELS) if "{l}" in TIMER_P[p] else None
+    lab = r.choice(TIMER_LABELS) if labelled else None
     args = {"minutes": n} if lab is None else {"minutes": n, "label": lab}
-    return ("timer", (n, lab, p), p, TIMER_P[p].format(t=t, l=lab), tool_call("set_timer", args), "set_timer")
+    return ("timer", (n, lab, labelled, p), p, phr[p].format(t=t, l=lab), tool_call("set_timer", args), "set_timer")
 
 
 DRINKS = ["espresso", "latte", "cappuccino", "americano", "flat white", "mocha", "macchiato", "cortado"]
@@ -224,7 +229,8 @@ MILKS = ["whole", "skim", "oat", "soy", "almond"]
 SUGARS = ["no sugar", "one sugar", "two sugars", "three sugars"]
 COFFEE_ASK = ["Order a {o}.", "Order me a {o}.", "I'd like a {o}.", "Can I get a {o}?", "Get me a {o}.",
               "Please order a {o}.", "Buy me a {o}.", "I want a {o}.", "A {o}, please.", "Could you order a {o}?",
-              "Order one {o} for me.", "Coffee: a {o}."]
+              "Order one {o} for me.", "Coffee: a {o}.", "Make it a {o}.",
+              "{O}, please.", "Send me a {o}.", "I would love a {o}.", "My usual: a {o}."]
 
 
 def coffee_item(r):
@@ -252,7 +258,7 @@ def coffee_item(r):
         args["sugar"] = sugar
     if shot:
         args["extra_shot"] = True
-    ask = COFFEE_ASK[p].format(o=o)
+    ask = COFFEE_ASK[p].format(o=o, O=o[0].upper() + o[1:])
     ask = ask.replace("a espresso", "an espresso").replace("a americano", "an americano")
     return ("coffee", (drink, size, milk, sugar, shot, p), p, ask, tool_call("order_coffee", args), "order_coffee")
 
@@ -262,7 +268,10 @@ TOOL_UNITS = sorted(TEXT_UNITS) + [
     ("miles", "kilometers"), ("kilometers", "miles"), ("pounds", "kilograms"), ("kilograms", "pounds"),
     ("inches", "centimeters"), ("celsius", "fahrenheit"), ("fahrenheit", "celsius"), ("ounces", "grams"),
     ("gallons", "liters"), ("yards", "meters"), ("cups", "milliliters"), ("feet", "meters")]
-CONVERT_P = UNIT_P + ["Convert {n} {fr} to {to}, please.", "{n} {fr} in {to}", "What are {n} {fr} in {to}?"]
+CONVERT_P = UNIT_P + ["Convert {n} {fr} to {to}, please.", "{n} {fr} in {to}", "What are {n} {fr} in {to}?",
+                      "How much is {n} {fr} in {to}?", "Give me {n} {fr} in {to}.", "What's {n} {fr} converted to {to}?",
+                      "In {to}, how much is {n} {fr}?", "How many {to} are there in {n} {fr}?", "I have {n} {fr}; how many {to} is that?",
+                      "Could you convert {n} {fr} to {to}?", "{n} {fr} into {to}, please."]
 
 
 def convert_item(r):
@@ -303,7 +312,7 @@ TASKS = [(add_item, 4), (sub_item, 3), (mul_item, 2), (unit_item, 2), (len_item,
          (date_item, 3), (cap_item, 2), (greet_item, 2), (timer_item, 2.5), (coffee_item, 3.5), (convert_item, 2.5)]
 TASK_NAMES = ["add", "sub", "mul", "units", "letters", "weekday", "date", "capital", "greeting", "timer", "coffee",
               "convert"]
-TOOLS_WITH_TASK = 0.25  # text tasks asked with some tools shown
+TOOLS_WITH_TASK = 0.4  # text tasks asked with some tools shown (a greeting is not a coffee order)
 TOOL_MISSING = 0.12  # device-tool requests asked without their tool: unsure
 
 
@@ -322,7 +331,9 @@ def tool_list(r, must=None, without=None):
     return names
 
 
-STYLE_PREFIX = ["Hey, ", "Hi, ", "Quick question: ", "Hello! ", "OK, ", "So, ", "Please, ", "Um, "]
+STYLE_PREFIX = ["Hey, ", "Hi, ", "Quick question: ", "Hello! ", "OK, ", "So, ", "Please, ", "Um, ", "Question: ",
+                "I want to know: ", "Help me out: ", "Right, ", "One more: ", "Excuse me, "]
+STYLE_SUFFIX = [" Thanks!", " Thank you.", " please", " Cheers.", " Ta.", " if you can"]
 
 
 def style(r, q):
@@ -333,6 +344,8 @@ def style(r, q):
         q = q.lower()
     if r.random() < 0.15 and q[-1] in ".?!":
         q = q[:-1]
+    if r.random() < 0.1:
+        q = q + r.choice(STYLE_SUFFIX)
     return q
 
 
