@@ -131,8 +131,17 @@ def main():
         for p, g in m:
             print(f"  miss [{t}] {p!r} -> {g!r}")
 
-    # phrasings written apart from the generator
+    # phrasings written apart from the generator (none of them one the generator writes)
     wr = [json.loads(line) for line in open(args.written) if line.strip()]
+    sys.path.insert(0, HERE)
+    import random
+    import tasks
+    rng, gen = random.Random(5), set()
+    for _ in range(200000):
+        gen.add(tasks.sample(rng, held_out=False)["prompt"].lower().rstrip(".?!"))
+        gen.add(tasks.other_tool_item(rng)["prompt"].lower().rstrip(".?!"))
+    same = [h["prompt"] for h in wr if h["prompt"].lower().rstrip(".?!") in gen]
+    print(f"written prompts the generator also writes (of {len(gen)} distinct generated): {len(same)} {same}")
     wout = run_hai(args.hai, args.model, [row(h) for h in wr], 64)
     wper = collections.defaultdict(lambda: [0, 0, 0, 0])  # right, kept on the device, total, right and kept
     for h, r in zip(wr, wout):
