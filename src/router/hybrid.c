@@ -85,7 +85,7 @@ const router_policy *hybrid_policy(const hybrid *h) { return &h->policy; }
 
 /* ---- personal data inside JSON (tool calls' arguments, tools, response_format) -------------------- */
 
-/* fn on every string of a JSON value (keys with is_key, which cannot be changed). */
+/* fn on every string of a JSON value, and on every object key (str NULL, key set: keys are read, never rewritten). */
 typedef bool (*jstr_fn)(void *u, cJSON *str, const char *key);
 static bool each_string(cJSON *v, jstr_fn fn, void *u) {
     if (cJSON_IsString(v)) return fn(u, v, NULL);
