@@ -394,6 +394,8 @@ static int scan_call(const char *s, size_t n, size_t *i, span *name, span *args)
         size_t kl = k - ks - 2;
         bool is_name = kl == 4 && !memcmp(s + ks + 1, "name", 4);
         bool is_args = (kl == 9 && !memcmp(s + ks + 1, "arguments", 9)) || (kl == 10 && !memcmp(s + ks + 1, "parameters", 10));
+        /* a stream has sent the first name and arguments already: a key written again ends the call */
+        if ((is_name && name->set) || (is_args && args->set)) return *i = ks, SC_BAD;
         k = skip_ws(s, n, k);
         if (k >= n) return SC_MORE;
         if (s[k] != ':') return *i = k, SC_BAD;

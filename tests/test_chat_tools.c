@@ -54,6 +54,11 @@ static const pcase cases[] = {
     /* a call whose name was written stays a call (a stream has sent it); arguments that go wrong end it there */
     {TOOLS_HERMES, true, false, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1]}\nthen text", "]}\nthen text", "", {{"f", "{\"a\": 1"}}},
     {TOOLS_DEEPSEEK, true, false, DSB DCB "function" DSEP "g\n```json\n{\"a\": [}\n```" DCE DSE, "}\n```" DCE DSE, "", {{"g", "{\"a\": ["}}},
+    /* a key written twice: the first name and arguments were sent already, so the second ends the call */
+    {TOOLS_HERMES, true, false, "<tool_call>\n{\"name\": \"a\", \"name\": \"b\", \"arguments\": {}}\n</tool_call>",
+     "\"name\": \"b\", \"arguments\": {}}\n</tool_call>", "", {{"a", ""}}},
+    {TOOLS_MISTRAL, true, false, "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": 1}, \"arguments\": {\"b\": 2}}]",
+     "\"arguments\": {\"b\": 2}}]", "", {{"f", "{\"a\": 1}"}}},
     {TOOLS_HERMES, false, false, "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>",
      "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>", "", {{0}}},
     {TOOLS_GENERIC, true, false, "Sure.\n<tool_call>\n{\"name\": \"convert\", \"arguments\": {\"value\": 2.5e3, \"to\": \"km\"}}\n</tool_call>",
