@@ -4,11 +4,11 @@
   - out-of-domain: the mean token entropy of the first 16 answer tokens (computed by hai) on
     200 prompts the model never trained for, against the held-out in-domain prompts: AUROC and
     the escalation threshold that separates them best;
-  - phrasings written apart from the generator (written.jsonl): answers and calls right (a call:
+  - phrasings written apart from the generator (written.jsonl, written2.jsonl): answers and calls right (a call:
     the right tool with the right arguments), the share kept on the device at that threshold,
     and the share of requests for tools it does not have that are escalated.
 usage: eval.py --hai build/hai --model models/hai-tiny.gguf --heldout tools/train-tiny/heldout.jsonl
-               [--ood tools/train-tiny/ood_prompts.txt] [--written tools/train-tiny/written.jsonl] [--json OUT.json]"""
+               [--ood tools/train-tiny/ood_prompts.txt] [--written SET.jsonl ...] [--json OUT.json]"""
 import argparse
 import collections
 import json
@@ -80,13 +80,52 @@ def auroc(pos, neg):
     return wins / (len(pos) * len(neg))
 
 
+def eval_written(args, path, thr, gen):
+    """One set of phrasings written apart: answers and calls right, kept on the device at the
+    threshold, requests for other tools escalated; per kind [right, kept, total, right and kept]."""
+    wr = [json.loads(line) for line in open(path) if line.strip()]
+    same = [h["prompt"] for h in wr if h["prompt"].lower().rstrip(".?!") in gen]
+    print(f"\n{os.path.basename(path)}: written prompts the generator also writes (of {len(gen)} distinct generated): {len(same)} {same}")
+    wout = run_hai(args.hai, args.model, [row(h) for h in wr], 64)
+    wper = collections.defaultdict(lambda: [0, 0, 0, 0])  # right, kept on the device, total, right and kept
+    for h, r in zip(wr, wout):
+        kept = r["mean_entropy"] <= thr
+        if h["task"] == "other_tool":
+            right = False
+        elif "call" in h:
+            right = call_right(parse_call(r.get("text", "")), h["call"], h.get("optional", []))
+        else:
+            right = r.get("text", "").strip() == h["answer"]
+        kind = "other_tool" if h["task"] == "other_tool" else "tool call" if "call" in h else "text"
+        v = wper[kind]
+        v[0] += right
+        v[1] += kept
+        v[2] += 1
+        v[3] += right and kept
+        if h["task"] != "other_tool" and not (right and kept):
+            print(f"  written [{h['task']}] {h['prompt']!r} -> {r.get('text')!r} (entropy {r['mean_entropy']:.3f})")
+        if h["task"] == "other_tool" and kept:
+            print(f"  written [kept, should escalate] {h['prompt']!r} -> {r.get('text')!r}")
+    print()
+    # what a user of the router gets: the answers kept on the device, and how many of them are right
+    print(f"| {os.path.basename(path)} | prompts | right | kept on the device | escalated | right among those kept |")
+    print("|---|---|---|---|---|---|")
+    for kind in ("text", "tool call", "other_tool"):
+        if kind in wper:
+            v = wper[kind]
+            right = "-" if kind == "other_tool" else f"{100.0 * v[0] / v[2]:.1f}%"
+            kept_right = "-" if kind == "other_tool" or not v[1] else f"{100.0 * v[3] / v[1]:.1f}% ({v[3]}/{v[1]})"
+            print(f"| {kind} | {v[2]} | {right} | {100.0 * v[1] / v[2]:.1f}% | {100.0 * (v[2] - v[1]) / v[2]:.1f}% | {kept_right} |")
+    return wper
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hai", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--heldout", required=True)
     ap.add_argument("--ood", default=os.path.join(HERE, "ood_prompts.txt"))
-    ap.add_argument("--written", default=os.path.join(HERE, "written.jsonl"))
+    ap.add_argument("--written", nargs="+", default=[os.path.join(HERE, n) for n in ("written.jsonl", "written2.jsonl")])
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
@@ -132,7 +171,6 @@ def main():
             print(f"  miss [{t}] {p!r} -> {g!r}")
 
     # phrasings written apart from the generator (none of them one the generator writes)
-    wr = [json.loads(line) for line in open(args.written) if line.strip()]
     sys.path.insert(0, HERE)
     import random
     import tasks
@@ -140,44 +178,16 @@ def main():
     for _ in range(200000):
         gen.add(tasks.sample(rng, held_out=False)["prompt"].lower().rstrip(".?!"))
         gen.add(tasks.other_tool_item(rng)["prompt"].lower().rstrip(".?!"))
-    same = [h["prompt"] for h in wr if h["prompt"].lower().rstrip(".?!") in gen]
-    print(f"written prompts the generator also writes (of {len(gen)} distinct generated): {len(same)} {same}")
-    wout = run_hai(args.hai, args.model, [row(h) for h in wr], 64)
-    wper = collections.defaultdict(lambda: [0, 0, 0, 0])  # right, kept on the device, total, right and kept
-    for h, r in zip(wr, wout):
-        kept = r["mean_entropy"] <= thr
-        if h["task"] == "other_tool":
-            right = False
-        elif "call" in h:
-            right = call_right(parse_call(r.get("text", "")), h["call"], h.get("optional", []))
-        else:
-            right = r.get("text", "").strip() == h["answer"]
-        kind = "other_tool" if h["task"] == "other_tool" else "tool call" if "call" in h else "text"
-        v = wper[kind]
-        v[0] += right
-        v[1] += kept
-        v[2] += 1
-        v[3] += right and kept
-        if h["task"] != "other_tool" and not (right and kept):
-            print(f"  written [{h['task']}] {h['prompt']!r} -> {r.get('text')!r} (entropy {r['mean_entropy']:.3f})")
-        if h["task"] == "other_tool" and kept:
-            print(f"  written [kept, should escalate] {h['prompt']!r} -> {r.get('text')!r}")
-    print()
-    # what a user of the router gets: the answers kept on the device, and how many of them are right
-    print("| written apart from the generator | prompts | right | kept on the device | escalated | right among those kept |")
-    print("|---|---|---|---|---|---|")
-    for kind in ("text", "tool call", "other_tool"):
-        if kind in wper:
-            v = wper[kind]
-            right = "-" if kind == "other_tool" else f"{100.0 * v[0] / v[2]:.1f}%"
-            kept_right = "-" if kind == "other_tool" or not v[1] else f"{100.0 * v[3] / v[1]:.1f}% ({v[3]}/{v[1]})"
-            print(f"| {kind} | {v[2]} | {right} | {100.0 * v[1] / v[2]:.1f}% | {100.0 * (v[2] - v[1]) / v[2]:.1f}% | {kept_right} |")
+    written = {}
+    for path in args.written:
+        written[os.path.basename(path)] = eval_written(args, path, thr, gen)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"per_task": {t: {"correct": v[0], "total": v[1]} for t, v in per.items()},
                        "overall": total_ok / total, "auroc": area, "threshold": thr,
                        "mean_entropy_in": mean(s_in), "mean_entropy_ood": mean(s_out),
-                       "written": {k: {"right": v[0], "kept": v[1], "total": v[2], "right_kept": v[3]} for k, v in wper.items()}},
+                       "written": {name: {k: {"right": v[0], "kept": v[1], "total": v[2], "right_kept": v[3]} for k, v in wper.items()}
+                                   for name, wper in written.items()}},
                       f, indent=1)
 
 
