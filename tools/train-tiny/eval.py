@@ -116,6 +116,11 @@ def eval_written(args, path, thr, gen):
             right = "-" if kind == "other_tool" else f"{100.0 * v[0] / v[2]:.1f}%"
             kept_right = "-" if kind == "other_tool" or not v[1] else f"{100.0 * v[3] / v[1]:.1f}% ({v[3]}/{v[1]})"
             print(f"| {kind} | {v[2]} | {right} | {100.0 * v[1] / v[2]:.1f}% | {100.0 * (v[2] - v[1]) / v[2]:.1f}% | {kept_right} |")
+    if same:  # the same figures without the prompts the generator happens to write too
+        apart = [(h, r) for h, r in zip(wr, wout) if h["prompt"] not in same and "call" in h]
+        ok = sum(call_right(parse_call(r.get("text", "")), h["call"], h.get("optional", [])) for h, r in apart)
+        if apart:
+            print(f"tool calls right without the {len(same)} prompts the generator writes too: {ok}/{len(apart)} = {100.0 * ok / len(apart):.1f}%")
     return wper
 
 
