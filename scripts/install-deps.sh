@@ -9,11 +9,12 @@ pkgs=(
   libcurl4-openssl-dev                    # cloud client
   libmicrohttpd-dev libcjson-dev          # server
   clang libclang-rt-14-dev                # libFuzzer, sanitizers
+  python3 python3-numpy                   # the float64 reference forward (tools/reference)
 )
 # `install-deps.sh train`: also what tools/train-tiny needs (PyTorch from Debian, with OpenBLAS:
 # Debian's torch otherwise calls the reference BLAS, about 10x slower)
 if [ "${1:-}" = train ]; then
-  pkgs+=(python3 python3-torch python3-numpy python3-regex libopenblas0-pthread)
+  pkgs+=(python3-torch python3-regex libopenblas0-pthread)
 fi
 # `install-deps.sh arm`: also the AArch64 cross compiler, qemu and the arm64 libraries the core
 # needs (scripts/test-arm.sh); arm64 is added to dpkg's architectures first

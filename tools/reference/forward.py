@@ -1,0 +1,99 @@
+"""The reference forward pass in float64: the exact logits hai is measured against.
+Written from the public model definitions (the papers and the Hugging Face modeling code as the
+specification), one function per architecture step, nothing fused or approximated.
+usage: forward.py MODEL.gguf TOKENS.txt OUT.f32   (logits [n_tokens][n_vocab], little-endian float32)"""
+import sys
+
+import numpy as np
+
+from gguf_read import Reader
+
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope(x, pos, n_rot, base, neox):
+    """Rotary position embedding on the first n_rot dims of each head: x [T][H][D].
+    neox: dimension i pairs with i + n_rot/2 (GPT-NeoX, Qwen); otherwise 2i with 2i+1 (the GGUF
+    llama layout, whose converter permuted Q and K to that)."""
+    half = n_rot // 2
+    inv = base ** (-np.arange(half, dtype=np.float64) * 2 / n_rot)
+    ang = pos[:, None] * inv[None, :]  # [T][half]
+    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    out = x.copy()
+    if neox:
+        a, b = x[..., :half], x[..., half:n_rot]
+        out[..., :half] = a * cos - b * sin
+        out[..., half:n_rot] = a * sin + b * cos
+    else:
+        a, b = x[..., 0:n_rot:2], x[..., 1:n_rot:2]
+        out[..., 0:n_rot:2] = a * cos - b * sin
+        out[..., 1:n_rot:2] = a * sin + b * cos
+    return out
+
+
+def attention(q, k, v, scale):
+    """Causal softmax attention with grouped KV heads: q [T][H][D], k/v [T][Hkv][D]."""
+    T, H, _ = q.shape
+    rep = H // k.shape[1]
+    k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
+    s = np.einsum("thd,shd->hts", q, k) * scale
+    s = s + np.triu(np.full((T, T), -np.inf), 1)[None]
+    s = np.exp(s - s.max(axis=-1, keepdims=True))
+    s /= s.sum(axis=-1, keepdims=True)
+    return np.einsum("hts,shd->thd", s, v)
+
+
+def silu(x):
+    return x / (1 + np.exp(-x))
+
+
+def forward(m, tokens):
+    """llama, qwen2, qwen3: logits [T][n_vocab]."""
+    arch = m.arch()
+    if arch not in ("llama", "qwen2", "qwen3"):
+        raise ValueError(f"architecture {arch} not in the reference yet")
+    n_layer, n_head = m.get("block_count"), m.get("attention.head_count")
+    n_kv = m.get("attention.head_count_kv", n_head)
+    eps = m.get("attention.layer_norm_rms_epsilon")
+    base = m.get("rope.freq_base", 10000.0)
+    emb = m.tensor("token_embd.weight")
+    x = emb[tokens]
+    T, n_embd = x.shape
+    hd = m.get("attention.key_length", n_embd // n_head)
+    n_rot = m.get("rope.dimension_count", hd)
+    neox = arch != "llama"
+    pos = np.arange(T, dtype=np.float64)
+
+    def lin(name, h):
+        y = h @ m.tensor(name + ".weight").T
+        return y + m.tensor(name + ".bias") if m.has(name + ".bias") else y
+
+    for L in range(n_layer):
+        p = f"blk.{L}."
+        h = rms_norm(x, m.tensor(p + "attn_norm.weight"), eps)
+        q = lin(p + "attn_q", h).reshape(T, n_head, hd)
+        k = lin(p + "attn_k", h).reshape(T, n_kv, hd)
+        v = lin(p + "attn_v", h).reshape(T, n_kv, hd)
+        if m.has(p + "attn_q_norm.weight"):
+            q = rms_norm(q, m.tensor(p + "attn_q_norm.weight"), eps)
+            k = rms_norm(k, m.tensor(p + "attn_k_norm.weight"), eps)
+        q, k = rope(q, pos, n_rot, base, neox), rope(k, pos, n_rot, base, neox)
+        a = attention(q, k, v, 1 / np.sqrt(hd)).reshape(T, n_head * hd)
+        x = x + lin(p + "attn_output", a)
+        h = rms_norm(x, m.tensor(p + "ffn_norm.weight"), eps)
+        x = x + lin(p + "ffn_down", silu(lin(p + "ffn_gate", h)) * lin(p + "ffn_up", h))
+    x = rms_norm(x, m.tensor("output_norm.weight"), eps)
+    out = m.tensor("output.weight") if m.has("output.weight") else emb
+    return x @ out.T
+
+
+def main():
+    m = Reader(sys.argv[1])
+    tokens = [int(t) for t in open(sys.argv[2]).read().split()]
+    forward(m, tokens).astype("<f4").tofile(sys.argv[3])
+
+
+if __name__ == "__main__":
+    main()
