@@ -41,6 +41,32 @@ static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
     return p;
 }
 
+/* The rotary frequency of each dimension pair: base^(-2i/n_rot), divided by llama3's factors; with
+ * YaRN, between itself (the pairs that turn more than beta_fast times in the original context)
+ * and itself / factor (fewer than beta_slow times), linearly over the pairs between. */
+static void rope_frequencies(const hai_model *m, double *inv) {
+    const hai_hparams *hp = &m->hp;
+    uint32_t half = hp->n_rot / 2;
+    double lo = 0, hi = 0;
+    if (hp->yarn) { /* the pair index at which a dimension turns `r` times in the original context */
+        double n = hp->n_rot, lb = 2.0 * log((double)hp->rope_base);
+        lo = floor(n * log(hp->yarn_orig_ctx / (hp->yarn_beta_fast * 2.0 * M_PI)) / lb);
+        hi = ceil(n * log(hp->yarn_orig_ctx / (hp->yarn_beta_slow * 2.0 * M_PI)) / lb);
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > n - 1 ? n - 1 : hi;
+        if (hi == lo) hi += 0.001;
+    }
+    for (uint32_t i = 0; i < half; i++) {
+        double f = pow((double)hp->rope_base, -2.0 * i / (double)hp->n_rot);
+        if (m->rope_freq_factors) f /= m->rope_freq_factors[i];
+        if (hp->yarn) {
+            double ramp = (i - lo) / (hi - lo), keep = 1.0 - (ramp < 0 ? 0 : ramp > 1 ? 1 : ramp);
+            f = f / hp->yarn_factor * (1.0 - keep) + f * keep;
+        }
+        inv[i] = f;
+    }
+}
+
 hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, hai_context **out, hai_error *err) {
     if (!m || !out) return hai_fail(err, HAI_ERR_INVALID, "context: NULL argument");
     *out = NULL;
@@ -134,11 +160,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     memset(c->act, 0, (size_t)n_batch * c->act_row_bytes);
     memset(c->seq_past, 0, (size_t)n_seq * sizeof *c->seq_past);
     for (uint32_t i = 0; c->all_logits && i < n_batch; i++) c->all_logits[i] = true;
-    for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
-        double f = pow((double)hp->rope_base, -2.0 * i / (double)hp->n_rot);
-        if (m->rope_freq_factors) f /= m->rope_freq_factors[i];
-        c->inv_freq[i] = f;
-    }
+    rope_frequencies(m, c->inv_freq);
     *out = c;
     return HAI_OK;
 }

@@ -424,8 +424,8 @@ static void rope_table(hai_context *c, uint32_t n) {
         float *cs = c->rope_cs + (size_t)i * hp->n_rot;
         for (uint32_t d = 0; d < half; d++) {
             double ang = pos * c->inv_freq[d];
-            cs[2 * d] = (float)cos(ang);
-            cs[2 * d + 1] = (float)sin(ang);
+            cs[2 * d] = (float)(cos(ang) * hp->rope_mscale);
+            cs[2 * d + 1] = (float)(sin(ang) * hp->rope_mscale);
         }
     }
 }

@@ -3,6 +3,7 @@
  * the embedding table stays in the read-only mapping; 1-D tensors (norms, biases) become float. */
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@ static hai_status arch_f32(const hai_gguf *g, const char *arch, const char *suff
     return st;
 }
 
+static hai_status read_rope_scaling(const hai_gguf *g, const char *an, hai_hparams *hp, hai_error *err);
+
 static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error *err) {
     const hai_gguf *g = m->gguf;
     hai_hparams *hp = &m->hp;
@@ -86,22 +89,54 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
     if (!(hp->rope_base >= 1.0f && hp->rope_base <= 1e12f))
         return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.freq_base %g is not plausible (1 to 1e12)", an, hp->rope_base);
     hp->rope = a->rope;
+    return read_rope_scaling(g, an, hp, err);
+}
+
+static bool is_str(hai_gguf_str s, const char *lit) { return s.size == strlen(lit) && !memcmp(s.data, lit, s.size); }
+
+/* RoPE scaling as the converters write it: linear (positions / factor), llama3 (the rope_freqs
+ * tensor, read with the weights) or YaRN (transformers' definition; llama.cpp's keys and
+ * defaults: betas 32 and 1, cos and sin times attn_factor * (1 + 0.1 ln factor)). */
+static hai_status read_rope_scaling(const hai_gguf *g, const char *an, hai_hparams *hp, hai_error *err) {
     hp->rope_pos_scale = 1.0f;
+    hp->rope_mscale = 1.0f;
     char key[128];
     hai_gguf_str type;
+    hai_status st;
     snprintf(key, sizeof key, "%s.rope.scaling.type", an);
-    if (hai_gguf_get_str(g, key, &type, NULL) == HAI_OK && !(type.size == 4 && !memcmp(type.data, "none", 4))) {
-        if (type.size == 6 && !memcmp(type.data, "linear", 6)) {
-            float f;
-            if ((st = arch_f32(g, an, "rope.scaling.factor", 1.0f, &f, err))) return st;
-            if (!(f >= 1e-3f && f <= 1e4f)) /* 1e-40's inverse is inf: every position becomes inf */
-                return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.scaling.factor %g is not plausible (0.001 to 10000)", an, f);
-            hp->rope_pos_scale = 1.0f / f;
-        } else if (!(type.size == 6 && !memcmp(type.data, "llama3", 6))) { /* llama3 uses rope_freqs */
-            return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported", (int)(type.size < 32 ? type.size : 32),
-                            type.data);
-        }
+    if (hai_gguf_get_str(g, key, &type, NULL) != HAI_OK || is_str(type, "none") || is_str(type, "llama3")) return HAI_OK;
+    if (!is_str(type, "linear") && !is_str(type, "yarn"))
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported (linear, llama3, yarn are)",
+                        (int)(type.size < 32 ? type.size : 32), type.data);
+    float f;
+    if ((st = arch_f32(g, an, "rope.scaling.factor", 1.0f, &f, err))) return st;
+    if (!(f >= 1e-3f && f <= 1e4f)) /* 1e-40's inverse is inf: every position becomes inf */
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.scaling.factor %g is not plausible (0.001 to 10000)", an, f);
+    if (is_str(type, "linear")) {
+        hp->rope_pos_scale = 1.0f / f;
+        return HAI_OK;
     }
+    float attn, ext, logmul;
+    hp->yarn = true;
+    hp->yarn_factor = f;
+    if ((st = arch_u32(g, an, "rope.scaling.original_context_length", true, 0, &hp->yarn_orig_ctx, err)) ||
+        (st = arch_f32(g, an, "rope.scaling.yarn_beta_fast", 32.0f, &hp->yarn_beta_fast, err)) ||
+        (st = arch_f32(g, an, "rope.scaling.yarn_beta_slow", 1.0f, &hp->yarn_beta_slow, err)) ||
+        (st = arch_f32(g, an, "rope.scaling.attn_factor", 1.0f, &attn, err)) ||
+        (st = arch_f32(g, an, "rope.scaling.yarn_ext_factor", 1.0f, &ext, err)) ||
+        (st = arch_f32(g, an, "rope.scaling.yarn_log_multiplier", 0.0f, &logmul, err)))
+        return st;
+    if (hp->yarn_orig_ctx < 1 || hp->yarn_orig_ctx > (1u << 24))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.scaling.original_context_length %u is not plausible", an, hp->yarn_orig_ctx);
+    if (!(hp->yarn_beta_fast >= 1e-3f && hp->yarn_beta_fast <= 1e4f && hp->yarn_beta_slow >= 1e-3f && hp->yarn_beta_slow <= hp->yarn_beta_fast))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: YaRN betas fast %g, slow %g are not plausible (0.001 <= slow <= fast <= 10000)",
+                        hp->yarn_beta_fast, hp->yarn_beta_slow);
+    if (!(attn > 0.0f && attn <= 100.0f))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.scaling.attn_factor %g is not plausible (0 to 100)", an, attn);
+    if (ext != 1.0f || logmul != 0.0f) /* DeepSeek-V2's variant and llama.cpp's runtime knob: not in the definition */
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: YaRN with yarn_ext_factor %g / yarn_log_multiplier %g is not supported", ext,
+                        logmul);
+    hp->rope_mscale = (float)((f > 1.0f ? 0.1 * log(f) + 1.0 : 1.0) * attn);
     return HAI_OK;
 }
 

@@ -34,7 +34,13 @@ typedef struct hai_hparams {
     float rms_eps;
     float rope_base;
     float rope_pos_scale; /* positions are multiplied by this (linear scaling: 1/factor) */
+    float rope_mscale;    /* cos and sin are multiplied by this (YaRN's attention factor), else 1 */
     rope_style rope;
+    /* YaRN: frequencies between extrapolated and interpolated (/ yarn_factor) by a ramp over the
+     * dimensions that turn between beta_fast and beta_slow times in the original context */
+    bool yarn;
+    float yarn_factor, yarn_beta_fast, yarn_beta_slow;
+    uint32_t yarn_orig_ctx;
 } hai_hparams;
 
 struct hai_model {

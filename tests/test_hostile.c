@@ -17,6 +17,8 @@ typedef struct edit {
     const char *tensor;   /* NULL: none; F32 tensors only */
     void (*fill)(float *v, int64_t rows, int64_t cols);
     bool add_linear;      /* also set rope.scaling.type = "linear" */
+    bool add_yarn;        /* also set rope.scaling.type = "yarn", with original_context_length unless no_orig */
+    bool no_orig;
     bool add_freqs;       /* add rope_freqs.weight (NaN in the middle) */
 } edit;
 
@@ -29,6 +31,8 @@ static bool write_edited(const edit *e) {
     for (int64_t i = 0; i < hai_gguf_n_kv(g); i++) hai_gguf_writer_set(w, hai_gguf_kv_at(g, i)->key, &hai_gguf_kv_at(g, i)->value, &err);
     if (e->key) CHECK_EQ_INT(hai_gguf_writer_set_f32(w, e->key, e->value, &err), HAI_OK);
     if (e->add_linear) CHECK_EQ_INT(hai_gguf_writer_set_str(w, "llama.rope.scaling.type", "linear", &err), HAI_OK);
+    if (e->add_yarn) CHECK_EQ_INT(hai_gguf_writer_set_str(w, "llama.rope.scaling.type", "yarn", &err), HAI_OK);
+    if (e->add_yarn && !e->no_orig) CHECK_EQ_INT(hai_gguf_writer_set_u32(w, "llama.rope.scaling.original_context_length", 4096, &err), HAI_OK);
     float *owned[4] = {0};
     int n_owned = 0;
     for (int64_t i = 0; i < hai_gguf_n_tensors(g); i++) {
@@ -60,7 +64,7 @@ static void refused(const char *what, const edit *e, const char *want) {
     hai_model *m = NULL;
     hai_error err = {0};
     hai_status st = hai_model_load(edited, NULL, &m, &err);
-    CHECK_MSG(st == HAI_ERR_FORMAT && strstr(err.msg, want), "%s: status %s, '%s' (want '%s')", what, hai_status_name(st), err.msg, want);
+    CHECK_MSG((st == HAI_ERR_FORMAT || st == HAI_ERR_UNSUPPORTED) && strstr(err.msg, want), "%s: status %s, '%s' (want '%s')", what, hai_status_name(st), err.msg, want);
     hai_model_free(m);
 }
 
@@ -149,6 +153,14 @@ int main(void) {
     refused("base NaN", &(edit){.key = "llama.rope.freq_base", .value = NAN}, "rope.freq_base nan");
     refused("scaling", &(edit){.key = "llama.rope.scaling.factor", .value = 1e-40f, .add_linear = true}, "rope.scaling.factor 9.99995e-41"); /* the float nearest 1e-40 */
     refused("freqs", &(edit){.add_freqs = true}, "rope_freqs.weight[7] = nan");
+    refused("yarn factor", &(edit){.key = "llama.rope.scaling.factor", .value = NAN, .add_yarn = true}, "rope.scaling.factor nan");
+    refused("yarn context", &(edit){.key = "llama.rope.scaling.factor", .value = 4, .add_yarn = true, .no_orig = true},
+            "missing hyperparameter llama.rope.scaling.original_context_length");
+    refused("yarn beta", &(edit){.key = "llama.rope.scaling.yarn_beta_fast", .value = INFINITY, .add_yarn = true}, "fast inf");
+    refused("yarn betas", &(edit){.key = "llama.rope.scaling.yarn_beta_slow", .value = 64, .add_yarn = true}, "slow 64");
+    refused("yarn attention", &(edit){.key = "llama.rope.scaling.attn_factor", .value = -1, .add_yarn = true}, "attn_factor -1");
+    refused("yarn variant", &(edit){.key = "llama.rope.scaling.yarn_log_multiplier", .value = 0.1f, .add_yarn = true},
+            "yarn_log_multiplier 0.1 is not supported");
 
     write_edited(&(edit){.tensor = "output_norm.weight", .fill = all_nan});
     sample_survives("every logit NaN", 259, false);

@@ -13,14 +13,46 @@ def rms_norm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, pos, n_rot, base, neox):
+def rope_params(m, n_rot, base):
+    """The rotary frequencies [n_rot/2], a factor on the positions and one on cos and sin, from
+    the GGUF's rope scaling: linear (positions / factor), llama3 (the rope_freqs tensor divides
+    the frequencies) or YaRN (transformers' _compute_yarn_parameters: each frequency between its
+    extrapolated and interpolated value by a linear ramp over the correction range of beta_fast
+    and beta_slow rotations in the original context; cos and sin times the attention factor,
+    0.1 ln(factor) + 1, times the file's attn_factor)."""
+    half = n_rot // 2
+    inv = base ** (-np.arange(half, dtype=np.float64) * 2 / n_rot)
+    if m.has("rope_freqs.weight"):
+        inv = inv / m.tensor("rope_freqs.weight")
+    kind = m.get("rope.scaling.type", "none")
+    factor = m.get("rope.scaling.factor", 1.0)
+    if kind == "linear":
+        return inv, 1 / factor, 1.0
+    if kind != "yarn":
+        return inv, 1.0, 1.0
+    orig = m.get("rope.scaling.original_context_length")
+    fast, slow = m.get("rope.scaling.yarn_beta_fast", 32.0), m.get("rope.scaling.yarn_beta_slow", 1.0)
+
+    def corr_dim(rotations):
+        return n_rot * np.log(orig / (rotations * 2 * np.pi)) / (2 * np.log(base))
+
+    low, high = max(np.floor(corr_dim(fast)), 0), min(np.ceil(corr_dim(slow)), n_rot - 1)
+    if low == high:
+        high += 0.001
+    ramp = np.clip((np.arange(half, dtype=np.float64) - low) / (high - low), 0, 1)
+    extrapolate = 1 - ramp  # 1: the frequency kept (high frequencies), 0: interpolated
+    inv = inv / factor * (1 - extrapolate) + inv * extrapolate
+    mscale = (0.1 * np.log(factor) + 1 if factor > 1 else 1.0) * m.get("rope.scaling.attn_factor", 1.0)
+    return inv, 1.0, mscale
+
+
+def rope(x, pos, n_rot, inv, mscale, neox):
     """Rotary position embedding on the first n_rot dims of each head: x [T][H][D].
     neox: dimension i pairs with i + n_rot/2 (GPT-NeoX, Qwen); otherwise 2i with 2i+1 (the GGUF
     llama layout, whose converter permuted Q and K to that)."""
     half = n_rot // 2
-    inv = base ** (-np.arange(half, dtype=np.float64) * 2 / n_rot)
     ang = pos[:, None] * inv[None, :]  # [T][half]
-    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    cos, sin = np.cos(ang)[:, None, :] * mscale, np.sin(ang)[:, None, :] * mscale
     out = x.copy()
     if neox:
         a, b = x[..., :half], x[..., half:n_rot]
@@ -64,7 +96,8 @@ def forward(m, tokens):
     hd = m.get("attention.key_length", n_embd // n_head)
     n_rot = m.get("rope.dimension_count", hd)
     neox = arch != "llama"
-    pos = np.arange(T, dtype=np.float64)
+    inv, pos_scale, mscale = rope_params(m, n_rot, base)
+    pos = np.arange(T, dtype=np.float64) * pos_scale
 
     def lin(name, h):
         y = h @ m.tensor(name + ".weight").T
@@ -79,7 +112,7 @@ def forward(m, tokens):
         if m.has(p + "attn_q_norm.weight"):
             q = rms_norm(q, m.tensor(p + "attn_q_norm.weight"), eps)
             k = rms_norm(k, m.tensor(p + "attn_k_norm.weight"), eps)
-        q, k = rope(q, pos, n_rot, base, neox), rope(k, pos, n_rot, base, neox)
+        q, k = rope(q, pos, n_rot, inv, mscale, neox), rope(k, pos, n_rot, inv, mscale, neox)
         a = attention(q, k, v, 1 / np.sqrt(hd)).reshape(T, n_head * hd)
         x = x + lin(p + "attn_output", a)
         h = rms_norm(x, m.tensor(p + "ffn_norm.weight"), eps)

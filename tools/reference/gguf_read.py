@@ -20,17 +20,21 @@ class Reader:
         version, n_tensors, n_kv = self._u32(), self._u64(), self._u64()
         if version not in (2, 3):
             raise ValueError(f"{path}: GGUF version {version}")
-        self.meta = {}
+        self.meta, self.kv_raw = {}, []
         for _ in range(n_kv):
             key = self._str()
+            at = self.pos
             self.meta[key] = self._value(self._u32())
-        infos = []
+            self.kv_raw.append((key, self.buf[at:self.pos]))  # the type and value as stored
+        infos, self.infos_at = [], self.pos
         for _ in range(n_tensors):
             name = self._str()
             dims = [self._u64() for _ in range(self._u32())]
             infos.append((name, dims, self._u32(), self._u64()))
+        self.infos_end = self.pos
         align = self.meta.get("general.alignment", 32)
         base = (self.pos + align - 1) // align * align
+        self.data_at, self.n_tensors = base, n_tensors
         self.tensors = {name: (dims, t, base + off) for name, dims, t, off in infos}
 
     def _take(self, fmt):
@@ -159,3 +163,31 @@ def _q6_k(b):
             out[:, base + k + 96] = ((l[:, k + 32] >> 4) | (((h[:, k] >> 6) & 3) << 4)) - 32
     scale = np.repeat(sc, 16, axis=1)
     return (d * scale * out).reshape(-1)
+
+
+def _pack_value(v):
+    """A new metadata value: str, bool, int (uint32) or float (float32)."""
+    if isinstance(v, str):
+        b = v.encode()
+        return struct.pack("<IQ", 8, len(b)) + b
+    if isinstance(v, bool):
+        return struct.pack("<I?", 7, v)
+    if isinstance(v, int):
+        return struct.pack("<II", 4, v)
+    return struct.pack("<If", 6, v)
+
+
+def write_with_meta(src, dst, changes):
+    """dst: src with metadata keys set (value) or removed (None); tensors and data as they were."""
+    r = Reader(src)
+    kv = [(k, raw) for k, raw in r.kv_raw if k not in changes]
+    kv += [(k, _pack_value(v)) for k, v in changes.items() if v is not None]
+    head = b"GGUF" + struct.pack("<IQQ", 3, r.n_tensors, len(kv))
+    for k, raw in kv:
+        kb = k.encode()
+        head += struct.pack("<Q", len(kb)) + kb + raw
+    head += r.buf[r.infos_at:r.infos_end]
+    align = r.meta.get("general.alignment", 32)
+    head += b"\0" * ((-len(head)) % align)
+    with open(dst, "wb") as f:
+        f.write(head + r.buf[r.data_at:])

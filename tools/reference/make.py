@@ -1,0 +1,58 @@
+"""Generates reference cases beyond ../shared/reference, in its layout (OUT/reference/: models,
+tokens.txt, <model>.exact.f32, summary.json), so that test_reference checks hai on them as on
+the shared ones: `test_reference OUT`.
+Cases: the shared models with each RoPE scaling a GGUF can ask for (YaRN with default and with
+explicit betas and attention factor, linear) on each architecture. The exact logits come from the
+float64 forward of this directory; the bars (max_kl, min_top1) are those of the model the case
+derives from, so hai must be as exact with the scaling as without it.
+usage: make.py SHARED_DIR OUT"""
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from forward import forward  # noqa: E402
+from gguf_read import Reader, write_with_meta  # noqa: E402
+
+# (new file, the shared file it derives from, metadata set on it: the architecture's prefix added)
+CASES = [
+    ("llama-s-yarn-F16.gguf", "llama-s-F16.gguf",
+     {"rope.scaling.type": "yarn", "rope.scaling.factor": 4.0, "rope.scaling.original_context_length": 32}),
+    ("qwen2-s-yarn-Q8_0.gguf", "qwen2-s-Q8_0.gguf",
+     {"rope.scaling.type": "yarn", "rope.scaling.factor": 8.0, "rope.scaling.original_context_length": 16,
+      "rope.scaling.yarn_beta_fast": 24.0, "rope.scaling.yarn_beta_slow": 2.0}),
+    ("qwen3-s-yarn-Q4_K_M.gguf", "qwen3-s-Q4_K_M.gguf",
+     {"rope.scaling.type": "yarn", "rope.scaling.factor": 2.5, "rope.scaling.original_context_length": 40,
+      "rope.scaling.attn_factor": 0.9}),
+    ("qwen3-s-linear-F16.gguf", "qwen3-s-F16.gguf", {"rope.scaling.type": "linear", "rope.scaling.factor": 2.0}),
+    ("llama-s-linear-Q4_0.gguf", "llama-s-Q4_0.gguf", {"rope.scaling.type": "linear", "rope.scaling.factor": 3.0}),
+]
+
+
+def main():
+    shared, out = sys.argv[1], os.path.join(sys.argv[2], "reference")
+    os.makedirs(out, exist_ok=True)
+    src = os.path.join(shared, "reference")
+    bars = {e["file"]: e for e in json.load(open(os.path.join(src, "summary.json")))}
+    tokens_txt = open(os.path.join(src, "tokens.txt")).read()
+    tokens = [int(t) for t in tokens_txt.split()]
+    with open(os.path.join(out, "tokens.txt"), "w") as f:
+        f.write(tokens_txt)
+    summary = []
+    for name, base, meta in CASES:
+        arch = Reader(os.path.join(src, base)).arch()
+        path = os.path.join(out, name)
+        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta.items()})
+        forward(Reader(path), tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
+        b = bars[base]
+        summary.append({"file": name, "type": b["type"], "n_tokens": len(tokens), "llamacpp_kl": None,
+                        "max_kl": b["max_kl"], "min_top1": b["min_top1"], "derived_from": base, "meta": meta})
+        print(f"make.py: {name} ({base} + {meta})", flush=True)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
