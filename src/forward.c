@@ -322,7 +322,7 @@ static void att_task(void *arg, int ith, int nth) {
     float *acc = scores + (size_t)group * HAI_ATT_TILE;                  /* [group][hdv] */
     float *mx = acc + (size_t)group * hdv, *sum = mx + group;        /* [group] each */
     float *kblk = sum + group;                                        /* [hd][16]: a block of keys as floats (no attn_tile) */
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = c->m->hp.attn_scale;
     int64_t total = (int64_t)j->n * nkv, a, b;
     split_range(total, ith, nth, &a, &b);
     for (int64_t w = a; w < b; w++) {
@@ -394,6 +394,19 @@ static void embd_task(void *arg, int ith, int nth) {
             hai_repacked_row(e->type, e->data, e->n_in, j->tokens[i], j->c->x + i * e->n_in);
         else
             hai_dequantize(e->type, e->data + (size_t)j->tokens[i] * e->row_bytes, j->c->x + i * e->n_in, e->n_in, NULL);
+    float s = j->c->m->hp.embd_scale;
+    if (s != 1.0f)
+        for (int64_t i = a * e->n_in; i < b * e->n_in; i++) j->c->x[i] *= s;
+}
+
+/* A block's output added to the residual stream: by the matmul itself, or (a multiplier, granite)
+ * into `tmp` first and then scaled. */
+static void add_residual(hai_context *c, const hai_weight *w, const float *in, uint32_t n, float *tmp) {
+    float s = c->m->hp.resid_scale;
+    mm_out o = {w, s == 1.0f ? c->x : tmp, s == 1.0f};
+    matmul(c, in, n, &o, 1);
+    if (s != 1.0f)
+        for (size_t i = 0; i < (size_t)n * w->n_out; i++) c->x[i] += s * tmp[i];
 }
 
 typedef struct swiglu_job {
@@ -463,8 +476,7 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         att_job aj = {c, l, n};
         hai_pool_run(c->pool, att_task, &aj);
         norm_quant(c, c->attn, odim, NULL, c->attn, (int64_t)odim, n, act_of(&L->wo));
-        mm_out oo = {&L->wo, c->x, true};
-        matmul(c, c->attn, n, &oo, 1);
+        add_residual(c, &L->wo, c->attn, n, c->xn);
         /* feed-forward block */
         norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, act_of(&L->gate));
         if (act_of(&L->up) == act_of(&L->gate)) {
@@ -478,8 +490,7 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         }
         swiglu_job gj = {c, n, act_of(&L->down)};
         hai_pool_run(c->pool, swiglu_task, &gj);
-        mm_out od = {&L->down, c->x, true};
-        matmul(c, c->gate, n, &od, 1);
+        add_residual(c, &L->down, c->gate, n, c->xn);
     }
     /* output: the rows whose logits are kept */
     if (!n_rows) return HAI_OK;
@@ -487,5 +498,7 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
     hai_pool_run(c->pool, norm_task, &oj);
     mm_out ol = {&m->output, c->logits + (size_t)row0 * hp->n_vocab, false};
     matmul(c, c->xn, n_rows, &ol, 1);
+    if (hp->logit_scale != 1.0f)
+        for (size_t i = 0; i < (size_t)n_rows * hp->n_vocab; i++) ol.out[i] /= hp->logit_scale;
     return HAI_OK;
 }

@@ -24,6 +24,7 @@ static const struct arch_def {
     {"llama", ROPE_NORMAL},
     {"qwen2", ROPE_NEOX},
     {"qwen3", ROPE_NEOX},
+    {"granite", ROPE_NORMAL}, /* llama with four multipliers */
 };
 
 hai_model_params hai_model_default_params(void) { return (hai_model_params){0}; }
@@ -53,6 +54,23 @@ static hai_status arch_f32(const hai_gguf *g, const char *arch, const char *suff
 }
 
 static hai_status read_rope_scaling(const hai_gguf *g, const char *an, hai_hparams *hp, hai_error *err);
+
+/* granite's embedding, residual, attention and logit multipliers (llama.cpp's keys; the others'
+ * values where a file leaves one out); every architecture may carry them */
+static hai_status read_multipliers(const hai_gguf *g, const char *an, hai_hparams *hp, hai_error *err) {
+    hai_status st;
+    if ((st = arch_f32(g, an, "embedding_scale", 1.0f, &hp->embd_scale, err)) ||
+        (st = arch_f32(g, an, "residual_scale", 1.0f, &hp->resid_scale, err)) ||
+        (st = arch_f32(g, an, "attention.scale", 1.0f / sqrtf((float)hp->head_dim), &hp->attn_scale, err)) ||
+        (st = arch_f32(g, an, "logit_scale", 1.0f, &hp->logit_scale, err)))
+        return st;
+    const float v[4] = {hp->embd_scale, hp->resid_scale, hp->attn_scale, hp->logit_scale};
+    static const char *const names[4] = {"embedding_scale", "residual_scale", "attention.scale", "logit_scale"};
+    for (int i = 0; i < 4; i++)
+        if (!(v[i] >= 1e-6f && v[i] <= 1e6f)) /* 0 or inf: every activation or logit 0, inf or NaN */
+            return hai_fail(err, HAI_ERR_FORMAT, "model: %s.%s %g is not plausible (1e-6 to 1e6)", an, names[i], v[i]);
+    return HAI_OK;
+}
 
 static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error *err) {
     const hai_gguf *g = m->gguf;
@@ -89,6 +107,7 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
     if (!(hp->rope_base >= 1.0f && hp->rope_base <= 1e12f))
         return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.freq_base %g is not plausible (1 to 1e12)", an, hp->rope_base);
     hp->rope = a->rope;
+    if ((st = read_multipliers(g, an, hp, err))) return st;
     return read_rope_scaling(g, an, hp, err);
 }
 
@@ -315,7 +334,7 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
         snprintf(m->arch, sizeof m->arch, "%.*s", (int)(arch.size < 31 ? arch.size : 31), arch.data);
         for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
             if (!strcmp(archs[i].name, m->arch) && strlen(archs[i].name) == arch.size) a = &archs[i];
-        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3)", m->arch);
+        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite)", m->arch);
     }
     if (!st) st = read_hparams(m, a, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");

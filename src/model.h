@@ -35,6 +35,9 @@ typedef struct hai_hparams {
     float rope_base;
     float rope_pos_scale; /* positions are multiplied by this (linear scaling: 1/factor) */
     float rope_mscale;    /* cos and sin are multiplied by this (YaRN's attention factor), else 1 */
+    /* granite's multipliers (1 and 1/sqrt(head_dim) elsewhere): on the embeddings, on what each
+     * block adds to the residual stream, on the attention scores; the logits divided by logit_scale */
+    float embd_scale, resid_scale, attn_scale, logit_scale;
     rope_style rope;
     /* YaRN: frequencies between extrapolated and interpolated (/ yarn_factor) by a ramp over the
      * dimensions that turn between beta_fast and beta_slow times in the original context */

@@ -82,20 +82,22 @@ def silu(x):
 
 
 def forward(m, tokens):
-    """llama, qwen2, qwen3: logits [T][n_vocab]."""
+    """llama, qwen2, qwen3, granite: logits [T][n_vocab]."""
     arch = m.arch()
-    if arch not in ("llama", "qwen2", "qwen3"):
+    if arch not in ("llama", "qwen2", "qwen3", "granite"):
         raise ValueError(f"architecture {arch} not in the reference yet")
     n_layer, n_head = m.get("block_count"), m.get("attention.head_count")
     n_kv = m.get("attention.head_count_kv", n_head)
     eps = m.get("attention.layer_norm_rms_epsilon")
     base = m.get("rope.freq_base", 10000.0)
     emb = m.tensor("token_embd.weight")
-    x = emb[tokens]
+    x = emb[tokens] * m.get("embedding_scale", 1.0)  # granite's multipliers: 1 elsewhere
     T, n_embd = x.shape
     hd = m.get("attention.key_length", n_embd // n_head)
     n_rot = m.get("rope.dimension_count", hd)
-    neox = arch != "llama"
+    neox = arch in ("qwen2", "qwen3")
+    resid, logit_scale = m.get("residual_scale", 1.0), m.get("logit_scale", 1.0)
+    attn_scale = m.get("attention.scale", 1 / np.sqrt(hd))
     inv, pos_scale, mscale = rope_params(m, n_rot, base)
     pos = np.arange(T, dtype=np.float64) * pos_scale
 
@@ -113,13 +115,13 @@ def forward(m, tokens):
             q = rms_norm(q, m.tensor(p + "attn_q_norm.weight"), eps)
             k = rms_norm(k, m.tensor(p + "attn_k_norm.weight"), eps)
         q, k = rope(q, pos, n_rot, inv, mscale, neox), rope(k, pos, n_rot, inv, mscale, neox)
-        a = attention(q, k, v, 1 / np.sqrt(hd)).reshape(T, n_head * hd)
-        x = x + lin(p + "attn_output", a)
+        a = attention(q, k, v, attn_scale).reshape(T, n_head * hd)
+        x = x + lin(p + "attn_output", a) * resid
         h = rms_norm(x, m.tensor(p + "ffn_norm.weight"), eps)
-        x = x + lin(p + "ffn_down", silu(lin(p + "ffn_gate", h)) * lin(p + "ffn_up", h))
+        x = x + lin(p + "ffn_down", silu(lin(p + "ffn_gate", h)) * lin(p + "ffn_up", h)) * resid
     x = rms_norm(x, m.tensor("output_norm.weight"), eps)
     out = m.tensor("output.weight") if m.has("output.weight") else emb
-    return x @ out.T
+    return x @ out.T / logit_scale
 
 
 def main():

@@ -177,10 +177,16 @@ def _pack_value(v):
     return struct.pack("<If", 6, v)
 
 
-def write_with_meta(src, dst, changes):
-    """dst: src with metadata keys set (value) or removed (None); tensors and data as they were."""
+def write_with_meta(src, dst, changes, arch=None):
+    """dst: src with metadata keys set (value) or removed (None), and with arch: the architecture
+    renamed (general.architecture and every key under the old name); tensors and data as they were."""
     r = Reader(src)
-    kv = [(k, raw) for k, raw in r.kv_raw if k not in changes]
+    kv = r.kv_raw
+    if arch:
+        old = r.arch() + "."
+        kv = [(arch + "." + k[len(old):] if k.startswith(old) else k, raw) for k, raw in kv if k != "general.architecture"]
+        kv.append(("general.architecture", _pack_value(arch)))
+    kv = [(k, raw) for k, raw in kv if k not in changes]
     kv += [(k, _pack_value(v)) for k, v in changes.items() if v is not None]
     head = b"GGUF" + struct.pack("<IQQ", 3, r.n_tensors, len(kv))
     for k, raw in kv:

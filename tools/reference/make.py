@@ -2,7 +2,8 @@
 tokens.txt, <model>.exact.f32, summary.json), so that test_reference checks hai on them as on
 the shared ones: `test_reference OUT`.
 Cases: the shared models with each RoPE scaling a GGUF can ask for (YaRN with default and with
-explicit betas and attention factor, linear) on each architecture. The exact logits come from the
+explicit betas and attention factor, linear) on each architecture, and as other architectures
+of the same layout (granite: llama with multipliers). The exact logits come from the
 float64 forward of this directory; the bars (max_kl, min_top1) are those of the model the case
 derives from, so hai must be as exact with the scaling as without it.
 usage: make.py SHARED_DIR OUT"""
@@ -28,6 +29,13 @@ CASES = [
       "rope.scaling.attn_factor": 0.9}),
     ("qwen3-s-linear-F16.gguf", "qwen3-s-F16.gguf", {"rope.scaling.type": "linear", "rope.scaling.factor": 2.0}),
     ("llama-s-linear-Q4_0.gguf", "llama-s-Q4_0.gguf", {"rope.scaling.type": "linear", "rope.scaling.factor": 3.0}),
+    # granite: llama's layout with multipliers on the embeddings, the residual additions, the
+    # attention scores and the logits (Granite 3's values)
+    ("granite-s-F16.gguf", "llama-s-F16.gguf",
+     {"embedding_scale": 12.0, "residual_scale": 0.22, "attention.scale": 0.0078125, "logit_scale": 8.0}, "granite"),
+    ("granite-s-Q4_K_M.gguf", "llama-s-Q4_K_M.gguf",
+     {"embedding_scale": 6.0, "residual_scale": 0.5, "attention.scale": 0.03125, "logit_scale": 4.0,
+      "rope.scaling.type": "yarn", "rope.scaling.factor": 2.0, "rope.scaling.original_context_length": 32}, "granite"),
 ]
 
 
@@ -41,10 +49,10 @@ def main():
     with open(os.path.join(out, "tokens.txt"), "w") as f:
         f.write(tokens_txt)
     summary = []
-    for name, base, meta in CASES:
-        arch = Reader(os.path.join(src, base)).arch()
+    for name, base, meta, *rename in CASES:
+        arch = rename[0] if rename else Reader(os.path.join(src, base)).arch()
         path = os.path.join(out, name)
-        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta.items()})
+        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta.items()}, arch=arch if rename else None)
         forward(Reader(path), tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
         b = bars[base]
         summary.append({"file": name, "type": b["type"], "n_tokens": len(tokens), "llamacpp_kl": None,
