@@ -153,6 +153,8 @@ int main(void) {
     refused("base NaN", &(edit){.key = "llama.rope.freq_base", .value = NAN}, "rope.freq_base nan");
     refused("scaling", &(edit){.key = "llama.rope.scaling.factor", .value = 1e-40f, .add_linear = true}, "rope.scaling.factor 9.99995e-41"); /* the float nearest 1e-40 */
     refused("freqs", &(edit){.add_freqs = true}, "rope_freqs.weight[7] = nan");
+    refused("logit scale", &(edit){.key = "llama.logit_scale", .value = 0}, "logit_scale 0 is not plausible");
+    refused("residual scale", &(edit){.key = "llama.residual_scale", .value = NAN}, "residual_scale nan");
     refused("yarn factor", &(edit){.key = "llama.rope.scaling.factor", .value = NAN, .add_yarn = true}, "rope.scaling.factor nan");
     refused("yarn context", &(edit){.key = "llama.rope.scaling.factor", .value = 4, .add_yarn = true, .no_orig = true},
             "missing hyperparameter llama.rope.scaling.original_context_length");
