@@ -261,7 +261,7 @@ static void qk_task(void *arg, int ith, int nth) {
         if (bias)
             for (uint32_t d = 0; d < hd; d++) x[d] += bias[d];
         if (norm) rmsnorm(x, norm, x, hd, hp->rms_eps);
-        rope_apply(hp, cs, x);
+        if (!hp->nope_step || (j->layer + 1) % hp->nope_step) rope_apply(hp, cs, x);
     }
 }
 

@@ -20,11 +20,13 @@
 static const struct arch_def {
     const char *name;
     rope_style rope;
+    uint32_t nope_step; /* layers (l + 1) % step == 0 without RoPE: no GGUF key says so (llama.cpp fixes it too) */
 } archs[] = {
-    {"llama", ROPE_NORMAL},
-    {"qwen2", ROPE_NEOX},
-    {"qwen3", ROPE_NEOX},
-    {"granite", ROPE_NORMAL}, /* llama with four multipliers */
+    {"llama", ROPE_NORMAL, 0},
+    {"qwen2", ROPE_NEOX, 0},
+    {"qwen3", ROPE_NEOX, 0},
+    {"granite", ROPE_NORMAL, 0}, /* llama with four multipliers */
+    {"smollm3", ROPE_NORMAL, 4}, /* llama with every fourth layer without RoPE */
 };
 
 hai_model_params hai_model_default_params(void) { return (hai_model_params){0}; }
@@ -107,6 +109,7 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
     if (!(hp->rope_base >= 1.0f && hp->rope_base <= 1e12f))
         return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.freq_base %g is not plausible (1 to 1e12)", an, hp->rope_base);
     hp->rope = a->rope;
+    hp->nope_step = a->nope_step;
     if ((st = read_multipliers(g, an, hp, err))) return st;
     return read_rope_scaling(g, an, hp, err);
 }
@@ -334,7 +337,7 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
         snprintf(m->arch, sizeof m->arch, "%.*s", (int)(arch.size < 31 ? arch.size : 31), arch.data);
         for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
             if (!strcmp(archs[i].name, m->arch) && strlen(archs[i].name) == arch.size) a = &archs[i];
-        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite)", m->arch);
+        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite, smollm3)", m->arch);
     }
     if (!st) st = read_hparams(m, a, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");

@@ -38,6 +38,7 @@ typedef struct hai_hparams {
     /* granite's multipliers (1 and 1/sqrt(head_dim) elsewhere): on the embeddings, on what each
      * block adds to the residual stream, on the attention scores; the logits divided by logit_scale */
     float embd_scale, resid_scale, attn_scale, logit_scale;
+    uint32_t nope_step;   /* every nope_step-th layer has no RoPE (smollm3: 4), 0: all have it */
     rope_style rope;
     /* YaRN: frequencies between extrapolated and interpolated (/ yarn_factor) by a ramp over the
      * dimensions that turn between beta_fast and beta_slow times in the original context */

@@ -82,9 +82,9 @@ def silu(x):
 
 
 def forward(m, tokens):
-    """llama, qwen2, qwen3, granite: logits [T][n_vocab]."""
+    """llama, qwen2, qwen3, granite, smollm3: logits [T][n_vocab]."""
     arch = m.arch()
-    if arch not in ("llama", "qwen2", "qwen3", "granite"):
+    if arch not in ("llama", "qwen2", "qwen3", "granite", "smollm3"):
         raise ValueError(f"architecture {arch} not in the reference yet")
     n_layer, n_head = m.get("block_count"), m.get("attention.head_count")
     n_kv = m.get("attention.head_count_kv", n_head)
@@ -114,7 +114,8 @@ def forward(m, tokens):
         if m.has(p + "attn_q_norm.weight"):
             q = rms_norm(q, m.tensor(p + "attn_q_norm.weight"), eps)
             k = rms_norm(k, m.tensor(p + "attn_k_norm.weight"), eps)
-        q, k = rope(q, pos, n_rot, inv, mscale, neox), rope(k, pos, n_rot, inv, mscale, neox)
+        if not (arch == "smollm3" and (L + 1) % 4 == 0):  # SmolLM3: every fourth layer without RoPE
+            q, k = rope(q, pos, n_rot, inv, mscale, neox), rope(k, pos, n_rot, inv, mscale, neox)
         a = attention(q, k, v, attn_scale).reshape(T, n_head * hd)
         x = x + lin(p + "attn_output", a) * resid
         h = rms_norm(x, m.tensor(p + "ffn_norm.weight"), eps)

@@ -26,15 +26,13 @@ class Reader:
             at = self.pos
             self.meta[key] = self._value(self._u32())
             self.kv_raw.append((key, self.buf[at:self.pos]))  # the type and value as stored
-        infos, self.infos_at = [], self.pos
+        infos = []
         for _ in range(n_tensors):
             name = self._str()
             dims = [self._u64() for _ in range(self._u32())]
             infos.append((name, dims, self._u32(), self._u64()))
-        self.infos_end = self.pos
         align = self.meta.get("general.alignment", 32)
         base = (self.pos + align - 1) // align * align
-        self.data_at, self.n_tensors = base, n_tensors
         self.tensors = {name: (dims, t, base + off) for name, dims, t, off in infos}
 
     def _take(self, fmt):
@@ -177,23 +175,44 @@ def _pack_value(v):
     return struct.pack("<If", 6, v)
 
 
-def write_with_meta(src, dst, changes, arch=None):
-    """dst: src with metadata keys set (value) or removed (None), and with arch: the architecture
-    renamed (general.architecture and every key under the old name); tensors and data as they were."""
+def write_with_meta(src, dst, changes, arch=None, layers=None):
+    """dst: src with metadata keys set (value) or removed (None); with arch, the architecture
+    renamed (general.architecture and every key under the old name); with layers, that many
+    blocks, block i a copy of the source's block i % block_count. Tensor data as it was."""
     r = Reader(src)
     kv = r.kv_raw
+    old = r.arch() + "."
     if arch:
-        old = r.arch() + "."
         kv = [(arch + "." + k[len(old):] if k.startswith(old) else k, raw) for k, raw in kv if k != "general.architecture"]
         kv.append(("general.architecture", _pack_value(arch)))
+    names = list(r.tensors)
+    if layers:
+        n0 = r.meta[old + "block_count"]
+        kv = [(k, raw) for k, raw in kv if not k.endswith(".block_count")]
+        kv.append(((arch or r.arch()) + ".block_count", _pack_value(layers)))
+        names = [(n, n) for n in names if not n.startswith("blk.")]
+        for i in range(layers):
+            names += [(n.replace(f"blk.{i % n0}.", f"blk.{i}.", 1), n) for n in r.tensors if n.startswith(f"blk.{i % n0}.")]
+    else:
+        names = [(n, n) for n in names]
     kv = [(k, raw) for k, raw in kv if k not in changes]
     kv += [(k, _pack_value(v)) for k, v in changes.items() if v is not None]
-    head = b"GGUF" + struct.pack("<IQQ", 3, r.n_tensors, len(kv))
+    align = r.meta.get("general.alignment", 32)
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(names), len(kv))
     for k, raw in kv:
         kb = k.encode()
         head += struct.pack("<Q", len(kb)) + kb + raw
-    head += r.buf[r.infos_at:r.infos_end]
-    align = r.meta.get("general.alignment", 32)
+    data, off = [], 0
+    for new, src_name in names:
+        dims, t, at = r.tensors[src_name]
+        be, bb = TYPES[t][1], TYPES[t][2]
+        size = int(np.prod(dims)) // be * bb
+        nb = new.encode()
+        head += struct.pack("<Q", len(nb)) + nb + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
+        head += struct.pack("<IQ", t, off)
+        pad = (-size) % align
+        data.append(r.buf[at:at + size] + b"\0" * pad)
+        off += size + pad
     head += b"\0" * ((-len(head)) % align)
     with open(dst, "wb") as f:
-        f.write(head + r.buf[r.data_at:])
+        f.write(head + b"".join(data))

@@ -3,7 +3,8 @@ tokens.txt, <model>.exact.f32, summary.json), so that test_reference checks hai 
 the shared ones: `test_reference OUT`.
 Cases: the shared models with each RoPE scaling a GGUF can ask for (YaRN with default and with
 explicit betas and attention factor, linear) on each architecture, and as other architectures
-of the same layout (granite: llama with multipliers). The exact logits come from the
+of the same layout (granite: llama with multipliers; smollm3: llama without RoPE in every
+fourth layer, on eight and five layers copied from the shared model's two). The exact logits come from the
 float64 forward of this directory; the bars (max_kl, min_top1) are those of the model the case
 derives from, so hai must be as exact with the scaling as without it.
 usage: make.py SHARED_DIR OUT"""
@@ -36,6 +37,9 @@ CASES = [
     ("granite-s-Q4_K_M.gguf", "llama-s-Q4_K_M.gguf",
      {"embedding_scale": 6.0, "residual_scale": 0.5, "attention.scale": 0.03125, "logit_scale": 4.0,
       "rope.scaling.type": "yarn", "rope.scaling.factor": 2.0, "rope.scaling.original_context_length": 32}, "granite"),
+    # smollm3: llama's layout, every fourth layer without RoPE (eight layers: the shared model's two, repeated)
+    ("smollm3-s-F16.gguf", "llama-s-F16.gguf", {}, "smollm3", 8),
+    ("smollm3-s-Q8_0.gguf", "llama-s-Q8_0.gguf", {"rope.freq_base": 2000000.0}, "smollm3", 5),
 ]
 
 
@@ -49,10 +53,11 @@ def main():
     with open(os.path.join(out, "tokens.txt"), "w") as f:
         f.write(tokens_txt)
     summary = []
-    for name, base, meta, *rename in CASES:
-        arch = rename[0] if rename else Reader(os.path.join(src, base)).arch()
+    for name, base, meta, *other in CASES:  # other: the architecture it becomes, its number of layers
+        arch = other[0] if other else Reader(os.path.join(src, base)).arch()
         path = os.path.join(out, name)
-        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta.items()}, arch=arch if rename else None)
+        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta.items()}, arch=arch if other else None,
+                        layers=other[1] if len(other) > 1 else None)
         forward(Reader(path), tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
         b = bars[base]
         summary.append({"file": name, "type": b["type"], "n_tokens": len(tokens), "llamacpp_kl": None,
