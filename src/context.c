@@ -41,10 +41,13 @@ static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
     return p;
 }
 
-/* The rotary frequency of each dimension pair: base^(-2i/n_rot), divided by llama3's factors; with
+/* The rotary frequency of each dimension pair: base^(-2i/n_rot), divided by llama3's factors or
+ * LongRoPE's (the long ones when the context is longer than the original one: per context, as
+ * llama.cpp chooses; transformers chooses per sequence length, which changes a sequence's keys
+ * as it grows); with
  * YaRN, between itself (the pairs that turn more than beta_fast times in the original context)
  * and itself / factor (fewer than beta_slow times), linearly over the pairs between. */
-static void rope_frequencies(const hai_model *m, double *inv) {
+static void rope_frequencies(const hai_model *m, uint32_t n_ctx, double *inv) {
     const hai_hparams *hp = &m->hp;
     uint32_t half = hp->n_rot / 2;
     double lo = 0, hi = 0;
@@ -59,6 +62,7 @@ static void rope_frequencies(const hai_model *m, double *inv) {
     for (uint32_t i = 0; i < half; i++) {
         double f = pow((double)hp->rope_base, -2.0 * i / (double)hp->n_rot);
         if (m->rope_freq_factors) f /= m->rope_freq_factors[i];
+        if (m->rope_long) f /= n_ctx > hp->rope_orig_ctx ? m->rope_long[i] : m->rope_short[i];
         if (hp->yarn) {
             double ramp = (i - lo) / (hi - lo), keep = 1.0 - (ramp < 0 ? 0 : ramp > 1 ? 1 : ramp);
             f = f / hp->yarn_factor * (1.0 - keep) + f * keep;
@@ -160,7 +164,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     memset(c->act, 0, (size_t)n_batch * c->act_row_bytes);
     memset(c->seq_past, 0, (size_t)n_seq * sizeof *c->seq_past);
     for (uint32_t i = 0; c->all_logits && i < n_batch; i++) c->all_logits[i] = true;
-    rope_frequencies(m, c->inv_freq);
+    rope_frequencies(m, n_ctx, c->inv_freq);
     *out = c;
     return HAI_OK;
 }

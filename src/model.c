@@ -27,6 +27,7 @@ static const struct arch_def {
     {"qwen3", ROPE_NEOX, 0},
     {"granite", ROPE_NORMAL, 0}, /* llama with four multipliers */
     {"smollm3", ROPE_NORMAL, 4}, /* llama with every fourth layer without RoPE */
+    {"phi3", ROPE_NEOX, 0},      /* fused QKV and gate/up, LongRoPE */
 };
 
 hai_model_params hai_model_default_params(void) { return (hai_model_params){0}; }
@@ -178,6 +179,12 @@ static hai_status get_weight(hai_model *m, const char *name, int64_t n_in, int64
     return HAI_OK;
 }
 
+/* Rows [r0, r0 + n) of a weight: a weight of its own (fused tensors; each is placed and repacked
+ * on its own). */
+static hai_weight rows_of(const hai_weight *w, int64_t r0, int64_t n) {
+    return (hai_weight){w->type, w->n_in, n, w->row_bytes, w->data + (size_t)r0 * w->row_bytes};
+}
+
 static hai_status get_vec(hai_model *m, const char *name, int64_t n, bool required, float **out, hai_error *err) {
     const hai_gguf_tensor *t = hai_gguf_find_tensor(m->gguf, name);
     *out = NULL;
@@ -191,6 +198,37 @@ static hai_status get_vec(hai_model *m, const char *name, int64_t n, bool requir
     if (!(*out = malloc((size_t)n * sizeof **out))) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
     m->weights_bytes += t->size;
     return hai_dequantize(t->type, t->data, *out, n, err);
+}
+
+/* LongRoPE (phi3): two sets of frequency divisors, the long ones for contexts longer than the
+ * original one; cos and sin times the file's attn_factor, or sqrt(1 + ln s / ln original) with
+ * s = context_length / original (transformers' default). */
+static hai_status read_longrope(hai_model *m, hai_error *err) {
+    hai_hparams *hp = &m->hp;
+    const hai_gguf_tensor *lt = hai_gguf_find_tensor(m->gguf, "rope_factors_long.weight");
+    hai_status st;
+    if (!lt) return HAI_OK;
+    if ((st = get_vec(m, "rope_factors_long.weight", hp->n_rot / 2, true, &m->rope_long, err)) ||
+        (st = get_vec(m, "rope_factors_short.weight", hp->n_rot / 2, true, &m->rope_short, err)) ||
+        (st = arch_u32(m->gguf, m->arch, "rope.scaling.original_context_length", true, 0, &hp->rope_orig_ctx, err)))
+        return st;
+    for (uint32_t i = 0; i < hp->n_rot; i++) {
+        float f = i < hp->n_rot / 2 ? m->rope_long[i] : m->rope_short[i - hp->n_rot / 2];
+        if (!(f >= 1e-3f && f <= 1e6f))
+            return hai_fail(err, HAI_ERR_FORMAT, "model: rope_factors_%s.weight[%u] = %g is not plausible (0.001 to 1e6)",
+                            i < hp->n_rot / 2 ? "long" : "short", i % (hp->n_rot / 2), f);
+    }
+    if (hp->rope_orig_ctx < 2 || hp->rope_orig_ctx > (1u << 24))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.scaling.original_context_length %u is not plausible", m->arch, hp->rope_orig_ctx);
+    double s = (double)hp->n_ctx_train / hp->rope_orig_ctx;
+    float attn;
+    if ((st = arch_f32(m->gguf, m->arch, "rope.scaling.attn_factor", s > 1 ? (float)sqrt(1.0 + log(s) / log(hp->rope_orig_ctx)) : 1.0f,
+                       &attn, err)))
+        return st;
+    if (!(attn > 0.0f && attn <= 100.0f))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.scaling.attn_factor %g is not plausible (0 to 100)", m->arch, attn);
+    hp->rope_mscale *= attn;
+    return HAI_OK;
 }
 
 static hai_status load_tensors(hai_model *m, hai_error *err) {
@@ -212,16 +250,31 @@ static hai_status load_tensors(hai_model *m, hai_error *err) {
     for (uint32_t i = 0; rf && i < hp->n_rot / 2; i++) /* each divides a frequency: Llama 3.1's are 1 to 8 */
         if (!(m->rope_freq_factors[i] >= 1e-3f && m->rope_freq_factors[i] <= 1e6f))
             return hai_fail(err, HAI_ERR_FORMAT, "model: rope_freqs.weight[%u] = %g is not plausible (0.001 to 1e6)", i, m->rope_freq_factors[i]);
+    if ((st = read_longrope(m, err))) return st;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         hai_layer *L = &m->layers[l];
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%u." s, l), n)
+        bool fused_qkv = hai_gguf_find_tensor(m->gguf, NAME("attn_qkv.weight")) != NULL;
+        bool fused_up = !hai_gguf_find_tensor(m->gguf, NAME("ffn_gate.weight")) && !strcmp(m->arch, "phi3");
+        if (fused_qkv) { /* one tensor, the rows of Q, then K, then V (phi3): three views of it */
+            hai_weight all;
+            if ((st = get_weight(m, NAME("attn_qkv.weight"), E, Q + K + V, true, &all, err))) return st;
+            if (V * hp->head_dim != K * hp->head_dim_v || hp->head_dim != hp->head_dim_v)
+                return hai_fail(err, HAI_ERR_FORMAT, "model: a fused attn_qkv needs value heads as wide as key heads");
+            L->wq = rows_of(&all, 0, Q), L->wk = rows_of(&all, Q, K), L->wv = rows_of(&all, Q + K, V);
+        }
+        if (fused_up) { /* the gate's rows, then the up projection's (phi3) */
+            hai_weight all;
+            if ((st = get_weight(m, NAME("ffn_up.weight"), E, 2 * F, true, &all, err))) return st;
+            L->gate = rows_of(&all, 0, F), L->up = rows_of(&all, F, F);
+        }
         if ((st = get_vec(m, NAME("attn_norm.weight"), E, true, &L->attn_norm, err)) ||
-            (st = get_weight(m, NAME("attn_q.weight"), E, Q, true, &L->wq, err)) ||
-            (st = get_weight(m, NAME("attn_k.weight"), E, K, true, &L->wk, err)) ||
-            (st = get_weight(m, NAME("attn_v.weight"), E, V, true, &L->wv, err)) ||
+            (!fused_qkv && (st = get_weight(m, NAME("attn_q.weight"), E, Q, true, &L->wq, err))) ||
+            (!fused_qkv && (st = get_weight(m, NAME("attn_k.weight"), E, K, true, &L->wk, err))) ||
+            (!fused_qkv && (st = get_weight(m, NAME("attn_v.weight"), E, V, true, &L->wv, err))) ||
             (st = get_weight(m, NAME("attn_output.weight"), O, E, true, &L->wo, err)) ||
             (st = get_vec(m, NAME("attn_q.bias"), Q, false, &L->bq, err)) ||
             (st = get_vec(m, NAME("attn_k.bias"), K, false, &L->bk, err)) ||
@@ -229,8 +282,8 @@ static hai_status load_tensors(hai_model *m, hai_error *err) {
             (st = get_vec(m, NAME("attn_q_norm.weight"), hp->head_dim, false, &L->q_norm, err)) ||
             (st = get_vec(m, NAME("attn_k_norm.weight"), hp->head_dim, false, &L->k_norm, err)) ||
             (st = get_vec(m, NAME("ffn_norm.weight"), E, true, &L->ffn_norm, err)) ||
-            (st = get_weight(m, NAME("ffn_gate.weight"), E, F, true, &L->gate, err)) ||
-            (st = get_weight(m, NAME("ffn_up.weight"), E, F, true, &L->up, err)) ||
+            (!fused_up && (st = get_weight(m, NAME("ffn_gate.weight"), E, F, true, &L->gate, err))) ||
+            (!fused_up && (st = get_weight(m, NAME("ffn_up.weight"), E, F, true, &L->up, err))) ||
             (st = get_weight(m, NAME("ffn_down.weight"), F, E, true, &L->down, err)))
             return st;
 #undef NAME
@@ -337,7 +390,7 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
         snprintf(m->arch, sizeof m->arch, "%.*s", (int)(arch.size < 31 ? arch.size : 31), arch.data);
         for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
             if (!strcmp(archs[i].name, m->arch) && strlen(archs[i].name) == arch.size) a = &archs[i];
-        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite, smollm3)", m->arch);
+        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite, smollm3, phi3)", m->arch);
     }
     if (!st) st = read_hparams(m, a, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");
@@ -371,6 +424,7 @@ void hai_model_free(hai_model *m) {
     free(m->arena);
     free(m->output_norm);
     free(m->rope_freq_factors);
+    free(m->rope_long), free(m->rope_short);
     hai_tokenizer_free(m->tok);
     hai_gguf_free(m->gguf);
     free(m);

@@ -45,6 +45,7 @@ typedef struct hai_hparams {
     bool yarn;
     float yarn_factor, yarn_beta_fast, yarn_beta_slow;
     uint32_t yarn_orig_ctx;
+    uint32_t rope_orig_ctx; /* LongRoPE: the context the short factors serve */
 } hai_hparams;
 
 struct hai_model {
@@ -55,6 +56,8 @@ struct hai_model {
     hai_weight tok_embd, output; /* output may alias tok_embd (tied embeddings) */
     float *output_norm;
     float *rope_freq_factors;    /* [n_rot/2] divisors of each frequency (Llama 3.1), or NULL */
+    float *rope_long, *rope_short; /* LongRoPE (phi3): [n_rot/2] divisors for contexts longer than
+                                    * rope_orig_ctx and the others, or NULL */
     hai_layer *layers;
     hai_tokenizer *tok;
     uint64_t weights_bytes;

@@ -13,7 +13,7 @@ def rms_norm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope_params(m, n_rot, base):
+def rope_params(m, n_rot, base, n_ctx):
     """The rotary frequencies [n_rot/2], a factor on the positions and one on cos and sin, from
     the GGUF's rope scaling: linear (positions / factor), llama3 (the rope_freqs tensor divides
     the frequencies) or YaRN (transformers' _compute_yarn_parameters: each frequency between its
@@ -24,6 +24,15 @@ def rope_params(m, n_rot, base):
     inv = base ** (-np.arange(half, dtype=np.float64) * 2 / n_rot)
     if m.has("rope_freqs.weight"):
         inv = inv / m.tensor("rope_freqs.weight")
+    if m.has("rope_factors_long.weight"):
+        # LongRoPE (Phi-3): per-frequency divisors, the long ones when the context is longer than
+        # the original one (as llama.cpp chooses: per context; transformers: per sequence length);
+        # cos and sin times sqrt(1 + ln(s) / ln(original)), s = context_length / original
+        orig = m.get("rope.scaling.original_context_length")
+        inv = inv / m.tensor("rope_factors_long.weight" if n_ctx > orig else "rope_factors_short.weight")
+        s = m.get("context_length") / orig
+        default = np.sqrt(1 + np.log(s) / np.log(orig)) if s > 1 else 1.0
+        return inv, 1.0, m.get("rope.scaling.attn_factor", default)
     kind = m.get("rope.scaling.type", "none")
     factor = m.get("rope.scaling.factor", 1.0)
     if kind == "linear":
@@ -81,10 +90,11 @@ def silu(x):
     return x / (1 + np.exp(-x))
 
 
-def forward(m, tokens):
-    """llama, qwen2, qwen3, granite, smollm3: logits [T][n_vocab]."""
+def forward(m, tokens, n_ctx=None):
+    """llama, qwen2, qwen3, granite, smollm3, phi3: logits [T][n_vocab] of the tokens at positions
+    0.. in a context of n_ctx (default: as many as the tokens)."""
     arch = m.arch()
-    if arch not in ("llama", "qwen2", "qwen3", "granite", "smollm3"):
+    if arch not in ("llama", "qwen2", "qwen3", "granite", "smollm3", "phi3"):
         raise ValueError(f"architecture {arch} not in the reference yet")
     n_layer, n_head = m.get("block_count"), m.get("attention.head_count")
     n_kv = m.get("attention.head_count_kv", n_head)
@@ -95,22 +105,27 @@ def forward(m, tokens):
     T, n_embd = x.shape
     hd = m.get("attention.key_length", n_embd // n_head)
     n_rot = m.get("rope.dimension_count", hd)
-    neox = arch in ("qwen2", "qwen3")
+    neox = arch in ("qwen2", "qwen3", "phi3")
     resid, logit_scale = m.get("residual_scale", 1.0), m.get("logit_scale", 1.0)
     attn_scale = m.get("attention.scale", 1 / np.sqrt(hd))
-    inv, pos_scale, mscale = rope_params(m, n_rot, base)
+    inv, pos_scale, mscale = rope_params(m, n_rot, base, n_ctx or len(tokens))
     pos = np.arange(T, dtype=np.float64) * pos_scale
 
-    def lin(name, h):
-        y = h @ m.tensor(name + ".weight").T
+    def lin(name, h, rows=None):
+        w = m.tensor(name + ".weight")
+        y = h @ (w if rows is None else w[rows[0]:rows[1]]).T
         return y + m.tensor(name + ".bias") if m.has(name + ".bias") else y
+
+    Q, K, F = n_head * hd, n_kv * hd, m.get("feed_forward_length")
 
     for L in range(n_layer):
         p = f"blk.{L}."
         h = rms_norm(x, m.tensor(p + "attn_norm.weight"), eps)
-        q = lin(p + "attn_q", h).reshape(T, n_head, hd)
-        k = lin(p + "attn_k", h).reshape(T, n_kv, hd)
-        v = lin(p + "attn_v", h).reshape(T, n_kv, hd)
+        if m.has(p + "attn_qkv.weight"):  # fused (phi3): the rows of Q, then K, then V
+            q, k, v = (lin(p + "attn_qkv", h, (a, b)) for a, b in ((0, Q), (Q, Q + K), (Q + K, Q + 2 * K)))
+        else:
+            q, k, v = lin(p + "attn_q", h), lin(p + "attn_k", h), lin(p + "attn_v", h)
+        q, k, v = q.reshape(T, n_head, hd), k.reshape(T, n_kv, hd), v.reshape(T, n_kv, hd)
         if m.has(p + "attn_q_norm.weight"):
             q = rms_norm(q, m.tensor(p + "attn_q_norm.weight"), eps)
             k = rms_norm(k, m.tensor(p + "attn_k_norm.weight"), eps)
@@ -119,7 +134,11 @@ def forward(m, tokens):
         a = attention(q, k, v, attn_scale).reshape(T, n_head * hd)
         x = x + lin(p + "attn_output", a) * resid
         h = rms_norm(x, m.tensor(p + "ffn_norm.weight"), eps)
-        x = x + lin(p + "ffn_down", silu(lin(p + "ffn_gate", h)) * lin(p + "ffn_up", h)) * resid
+        if m.has(p + "ffn_gate.weight"):
+            gate, up = lin(p + "ffn_gate", h), lin(p + "ffn_up", h)
+        else:  # fused (phi3): the gate's rows, then the up projection's
+            gate, up = lin(p + "ffn_up", h, (0, F)), lin(p + "ffn_up", h, (F, 2 * F))
+        x = x + lin(p + "ffn_down", silu(gate) * up) * resid
     x = rms_norm(x, m.tensor("output_norm.weight"), eps)
     out = m.tensor("output.weight") if m.has("output.weight") else emb
     return x @ out.T / logit_scale

@@ -175,10 +175,12 @@ def _pack_value(v):
     return struct.pack("<If", 6, v)
 
 
-def write_with_meta(src, dst, changes, arch=None, layers=None):
+def write_with_meta(src, dst, changes, arch=None, layers=None, fuse=(), extra=None):
     """dst: src with metadata keys set (value) or removed (None); with arch, the architecture
     renamed (general.architecture and every key under the old name); with layers, that many
-    blocks, block i a copy of the source's block i % block_count. Tensor data as it was."""
+    blocks, block i a copy of the source's block i % block_count; fuse: (name, [names]) of each
+    block, tensors of one type stacked into one (rows after rows, as the converters fuse QKV);
+    extra: {name: float32 vector} added. Tensor data as it was."""
     r = Reader(src)
     kv = r.kv_raw
     old = r.arch() + "."
@@ -195,6 +197,15 @@ def write_with_meta(src, dst, changes, arch=None, layers=None):
             names += [(n.replace(f"blk.{i % n0}.", f"blk.{i}.", 1), n) for n in r.tensors if n.startswith(f"blk.{i % n0}.")]
     else:
         names = [(n, n) for n in names]
+    for fused, parts in fuse:  # the parts' places taken by one tensor naming them all
+        for i in range(layers or r.meta[old + "block_count"]):
+            group = [(nn, sn) for nn, sn in names if nn in [f"blk.{i}.{p}" for p in parts]]
+            group.sort(key=lambda e: parts.index(e[0].split(".", 2)[2]))
+            at = names.index(group[0])
+            names = [e for e in names if e not in group]
+            names.insert(at, (f"blk.{i}.{fused}", [sn for _, sn in group]))
+    for name, vec in (extra or {}).items():
+        names.append((name, np.asarray(vec, dtype="<f4").tobytes()))
     kv = [(k, raw) for k, raw in kv if k not in changes]
     kv += [(k, _pack_value(v)) for k, v in changes.items() if v is not None]
     align = r.meta.get("general.alignment", 32)
@@ -204,14 +215,23 @@ def write_with_meta(src, dst, changes, arch=None, layers=None):
         head += struct.pack("<Q", len(kb)) + kb + raw
     data, off = [], 0
     for new, src_name in names:
-        dims, t, at = r.tensors[src_name]
-        be, bb = TYPES[t][1], TYPES[t][2]
-        size = int(np.prod(dims)) // be * bb
+        if isinstance(src_name, bytes):  # an extra F32 vector
+            dims, t, blob = [len(src_name) // 4], 0, src_name
+        else:
+            srcs = src_name if isinstance(src_name, list) else [src_name]
+            infos = [r.tensors[n] for n in srcs]
+            if len({i[1] for i in infos}) != 1 or len({i[0][0] for i in infos}) != 1:
+                raise ValueError(f"{new}: parts of different types or row lengths cannot be fused")
+            t = infos[0][1]
+            dims = [infos[0][0][0], sum(i[0][1] for i in infos)] if len(srcs) > 1 else infos[0][0]
+            be, bb = TYPES[t][1], TYPES[t][2]
+            blob = b"".join(r.buf[i[2]:i[2] + int(np.prod(i[0])) // be * bb] for i in infos)
+        size = len(blob)
         nb = new.encode()
         head += struct.pack("<Q", len(nb)) + nb + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
         head += struct.pack("<IQ", t, off)
         pad = (-size) % align
-        data.append(r.buf[at:at + size] + b"\0" * pad)
+        data.append(blob + b"\0" * pad)
         off += size + pad
     head += b"\0" * ((-len(head)) % align)
     with open(dst, "wb") as f:

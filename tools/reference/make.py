@@ -4,7 +4,8 @@ the shared ones: `test_reference OUT`.
 Cases: the shared models with each RoPE scaling a GGUF can ask for (YaRN with default and with
 explicit betas and attention factor, linear) on each architecture, and as other architectures
 of the same layout (granite: llama with multipliers; smollm3: llama without RoPE in every
-fourth layer, on eight and five layers copied from the shared model's two). The exact logits come from the
+fourth layer, on eight and five layers copied from the shared model's two; phi3: Q, K, V and
+gate, up fused, NeoX RoPE with LongRoPE factors, partial rotary). The exact logits come from the
 float64 forward of this directory; the bars (max_kl, min_top1) are those of the model the case
 derives from, so hai must be as exact with the scaling as without it.
 usage: make.py SHARED_DIR OUT"""
@@ -18,7 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forward import forward  # noqa: E402
 from gguf_read import Reader, write_with_meta  # noqa: E402
 
-# (new file, the shared file it derives from, metadata set on it: the architecture's prefix added)
+PHI3_FUSE = [("attn_qkv.weight", ["attn_q.weight", "attn_k.weight", "attn_v.weight"]), ("ffn_up.weight", ["ffn_gate.weight", "ffn_up.weight"])]
+# (new file, the shared file it derives from, metadata set on it (the architecture's prefix added)
+#  [, the architecture it becomes, its number of layers, tensors fused, tensors added])
 CASES = [
     ("llama-s-yarn-F16.gguf", "llama-s-F16.gguf",
      {"rope.scaling.type": "yarn", "rope.scaling.factor": 4.0, "rope.scaling.original_context_length": 32}),
@@ -40,6 +43,14 @@ CASES = [
     # smollm3: llama's layout, every fourth layer without RoPE (eight layers: the shared model's two, repeated)
     ("smollm3-s-F16.gguf", "llama-s-F16.gguf", {}, "smollm3", 8),
     ("smollm3-s-Q8_0.gguf", "llama-s-Q8_0.gguf", {"rope.freq_base": 2000000.0}, "smollm3", 5),
+    # phi3: fused QKV and gate/up, NeoX RoPE with LongRoPE factors: the long ones (the tests'
+    # context of 64 is longer than the original 16, default attention factor), the short ones
+    # with partial rotary (48 of 64 dims, as Phi-4-mini) and an explicit attention factor
+    ("phi3-s-F16.gguf", "llama-s-F16.gguf", {"rope.scaling.original_context_length": 16, "context_length": 256},
+     "phi3", None, PHI3_FUSE, {"rope_factors_long.weight": 1 + np.arange(32) ** 1.5 / 20, "rope_factors_short.weight": 1 + np.arange(32) / 64}),
+    ("phi3-s-Q4_0.gguf", "llama-s-Q4_0.gguf",
+     {"rope.scaling.original_context_length": 4096, "context_length": 131072, "rope.dimension_count": 48, "rope.scaling.attn_factor": 1.19},
+     "phi3", 3, PHI3_FUSE, {"rope_factors_long.weight": 2 + np.arange(24) / 3, "rope_factors_short.weight": 1 + np.sin(np.arange(24)) ** 2}),
 ]
 
 
@@ -53,16 +64,17 @@ def main():
     with open(os.path.join(out, "tokens.txt"), "w") as f:
         f.write(tokens_txt)
     summary = []
-    for name, base, meta, *other in CASES:  # other: the architecture it becomes, its number of layers
-        arch = other[0] if other else Reader(os.path.join(src, base)).arch()
+    for name, base, meta, *other in CASES:
+        other += [None] * (4 - len(other))
+        arch = other[0] or Reader(os.path.join(src, base)).arch()
         path = os.path.join(out, name)
-        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta.items()}, arch=arch if other else None,
-                        layers=other[1] if len(other) > 1 else None)
+        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta.items()}, arch=other[0],
+                        layers=other[1], fuse=other[2] or (), extra=other[3])
         forward(Reader(path), tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
         b = bars[base]
         summary.append({"file": name, "type": b["type"], "n_tokens": len(tokens), "llamacpp_kl": None,
-                        "max_kl": b["max_kl"], "min_top1": b["min_top1"], "derived_from": base, "meta": meta})
-        print(f"make.py: {name} ({base} + {meta})", flush=True)
+                        "max_kl": b["max_kl"], "min_top1": b["min_top1"], "derived_from": base, "meta": meta, "arch": arch})
+        print(f"make.py: {name} ({base} as {arch} + {meta})", flush=True)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
 
