@@ -20,6 +20,9 @@ typedef struct edit {
     bool add_yarn;        /* also set rope.scaling.type = "yarn", with original_context_length unless no_orig */
     bool no_orig;
     bool add_freqs;       /* add rope_freqs.weight (NaN in the middle) */
+    bool add_longrope;    /* add LongRoPE's factors (the short ones with a 0 in the middle), and with
+                           * orig_ctx its original context length */
+    uint32_t orig_ctx;
 } edit;
 
 static bool write_edited(const edit *e) {
@@ -51,6 +54,14 @@ static bool write_edited(const edit *e) {
         for (int i = 0; i < 32; i++) freqs[i] = i == 7 ? NAN : 1.0f;
         int64_t ne[1] = {32}; /* head_dim 64 / 2 */
         CHECK_EQ_INT(hai_gguf_writer_add_tensor(w, "rope_freqs.weight", HAI_TYPE_F32, 1, ne, freqs, &err), HAI_OK);
+    }
+    static float longf[32], shortf[32];
+    if (e->add_longrope) {
+        for (int i = 0; i < 32; i++) longf[i] = 1.0f + i, shortf[i] = i == 9 ? 0.0f : 1.0f;
+        int64_t ne[1] = {32};
+        CHECK_EQ_INT(hai_gguf_writer_add_tensor(w, "rope_factors_long.weight", HAI_TYPE_F32, 1, ne, longf, &err), HAI_OK);
+        CHECK_EQ_INT(hai_gguf_writer_add_tensor(w, "rope_factors_short.weight", HAI_TYPE_F32, 1, ne, shortf, &err), HAI_OK);
+        if (e->orig_ctx) CHECK_EQ_INT(hai_gguf_writer_set_u32(w, "llama.rope.scaling.original_context_length", e->orig_ctx, &err), HAI_OK);
     }
     bool ok = CHECK_MSG(hai_gguf_writer_write(w, edited, &err) == HAI_OK, "%s", err.msg);
     for (int i = 0; i < n_owned; i++) free(owned[i]);
@@ -153,6 +164,8 @@ int main(void) {
     refused("base NaN", &(edit){.key = "llama.rope.freq_base", .value = NAN}, "rope.freq_base nan");
     refused("scaling", &(edit){.key = "llama.rope.scaling.factor", .value = 1e-40f, .add_linear = true}, "rope.scaling.factor 9.99995e-41"); /* the float nearest 1e-40 */
     refused("freqs", &(edit){.add_freqs = true}, "rope_freqs.weight[7] = nan");
+    refused("longrope context", &(edit){.add_longrope = true}, "missing hyperparameter llama.rope.scaling.original_context_length");
+    refused("longrope factor", &(edit){.add_longrope = true, .orig_ctx = 4096}, "rope_factors_short.weight[9] = 0");
     refused("logit scale", &(edit){.key = "llama.logit_scale", .value = 0}, "logit_scale 0 is not plausible");
     refused("residual scale", &(edit){.key = "llama.residual_scale", .value = NAN}, "residual_scale nan");
     refused("yarn factor", &(edit){.key = "llama.rope.scaling.factor", .value = NAN, .add_yarn = true}, "rope.scaling.factor nan");
