@@ -19,7 +19,7 @@ hai_synth_params hai_synth_default_params(void) {
     };
 }
 
-typedef enum { FILL_NORMAL, FILL_ONES } fill_kind;
+typedef enum { FILL_NORMAL, FILL_ONES, FILL_RAMP } fill_kind;
 
 typedef struct planned {
     char name[64];
@@ -117,8 +117,16 @@ static hai_status set_hparams(hai_gguf_writer *w, const hai_synth_params *p, uin
     U32("attention.head_count", p->n_head);
     U32("attention.head_count_kv", p->n_head_kv);
     F32("attention.layer_norm_rms_epsilon", 1e-6f);
-    F32("rope.freq_base", strcmp(a, "llama") == 0 ? 10000.0f : 1000000.0f);
+    F32("rope.freq_base", strncmp(a, "qwen", 4) ? 10000.0f : 1000000.0f);
     U32("rope.dimension_count", hd);
+    if (strcmp(a, "granite") == 0) { /* Granite 3's multipliers */
+        F32("embedding_scale", 12.0f);
+        F32("residual_scale", 0.22f);
+        F32("attention.scale", 1.0f / (float)hd);
+        F32("logit_scale", 8.0f);
+    }
+    if (strcmp(a, "phi3") == 0) /* LongRoPE: the long factors serve contexts past 1/32 of the trained one */
+        U32("rope.scaling.original_context_length", p->n_ctx_train / 32 ? p->n_ctx_train / 32 : 1);
     if (hd * p->n_head != p->n_embd || strcmp(a, "qwen3") == 0) {
         U32("attention.key_length", hd);
         U32("attention.value_length", hd);
@@ -150,23 +158,25 @@ static uint32_t ftype_of(uint32_t type) {
 }
 
 static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_vocab, plan *pl, hai_error *err) {
-    bool q2 = strcmp(p->arch, "qwen2") == 0, q3 = strcmp(p->arch, "qwen3") == 0;
+    bool q2 = strcmp(p->arch, "qwen2") == 0, q3 = strcmp(p->arch, "qwen3") == 0, phi3 = strcmp(p->arch, "phi3") == 0;
     uint32_t wt = p->type, F = HAI_TYPE_F32;
     int64_t qd = (int64_t)p->n_head * hd, kvd = (int64_t)p->n_head_kv * hd;
     bool ok = add(pl, "token_embd.weight", wt, 2, p->n_embd, n_vocab, FILL_NORMAL) &&
               add(pl, "output_norm.weight", F, 1, p->n_embd, 1, FILL_ONES);
     if (!p->tied_output) ok = ok && add(pl, "output.weight", wt, 2, p->n_embd, n_vocab, FILL_NORMAL);
+    if (phi3) /* LongRoPE's factors: 1 (short) and between 1 and 4 (long) */
+        ok = ok && add(pl, "rope_factors_long.weight", F, 1, hd / 2, 1, FILL_RAMP) && add(pl, "rope_factors_short.weight", F, 1, hd / 2, 1, FILL_ONES);
     for (uint32_t l = 0; ok && l < p->n_layer; l++) {
         char n[64];
 #define ADD(suffix, type, nd, a, b, fill) (snprintf(n, sizeof n, "blk.%u." suffix, l), add(pl, n, type, nd, a, b, fill))
         ok = ADD("attn_norm.weight", F, 1, p->n_embd, 1, FILL_ONES) &&
-             ADD("attn_q.weight", wt, 2, p->n_embd, qd, FILL_NORMAL) &&
-             ADD("attn_k.weight", wt, 2, p->n_embd, kvd, FILL_NORMAL) &&
-             ADD("attn_v.weight", wt, 2, p->n_embd, kvd, FILL_NORMAL) &&
+             (phi3 ? ADD("attn_qkv.weight", wt, 2, p->n_embd, qd + 2 * kvd, FILL_NORMAL) /* fused, as the converter writes phi3 */
+                   : ADD("attn_q.weight", wt, 2, p->n_embd, qd, FILL_NORMAL) && ADD("attn_k.weight", wt, 2, p->n_embd, kvd, FILL_NORMAL) &&
+                         ADD("attn_v.weight", wt, 2, p->n_embd, kvd, FILL_NORMAL)) &&
              ADD("attn_output.weight", wt, 2, qd, p->n_embd, FILL_NORMAL) &&
              ADD("ffn_norm.weight", F, 1, p->n_embd, 1, FILL_ONES) &&
-             ADD("ffn_gate.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL) &&
-             ADD("ffn_up.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL) &&
+             (phi3 ? ADD("ffn_up.weight", wt, 2, p->n_embd, 2 * (int64_t)p->n_ff, FILL_NORMAL)
+                   : ADD("ffn_gate.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL) && ADD("ffn_up.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL)) &&
              ADD("ffn_down.weight", wt, 2, p->n_ff, p->n_embd, FILL_NORMAL);
         if (ok && q2)
             ok = ADD("attn_q.bias", F, 1, qd, 1, FILL_NORMAL) && ADD("attn_k.bias", F, 1, kvd, 1, FILL_NORMAL) &&
@@ -181,8 +191,11 @@ static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_
 
 hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_error *err) {
     if (!path || !p || !p->arch) return hai_fail(err, HAI_ERR_INVALID, "synth: NULL argument");
-    if (strcmp(p->arch, "llama") && strcmp(p->arch, "qwen2") && strcmp(p->arch, "qwen3"))
-        return hai_fail(err, HAI_ERR_UNSUPPORTED, "synth: architecture '%s' (known: llama, qwen2, qwen3)", p->arch);
+    static const char *const known[] = {"llama", "qwen2", "qwen3", "granite", "smollm3", "phi3"};
+    bool is_known = false;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) is_known |= strcmp(p->arch, known[i]) == 0;
+    if (!is_known)
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "synth: architecture '%s' (known: llama, qwen2, qwen3, granite, smollm3, phi3)", p->arch);
     if (!p->n_embd || !p->n_layer || !p->n_head || !p->n_head_kv || !p->n_ff || p->n_head % p->n_head_kv)
         return hai_fail(err, HAI_ERR_INVALID, "synth: sizes must be positive and n_head a multiple of n_head_kv");
     uint32_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
@@ -227,6 +240,8 @@ hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_erro
         hai_rng_seed(&rng, p->seed * 1000003u + (uint64_t)i);
         if (t->fill == FILL_ONES) {
             for (int64_t j = 0; j < n; j++) buf[j] = 1.0f;
+        } else if (t->fill == FILL_RAMP) {
+            for (int64_t j = 0; j < n; j++) buf[j] = 1.0f + 3.0f * (float)j / (float)(n > 1 ? n - 1 : 1);
         } else {
             for (int64_t j = 0; j < n; j += 2) {
                 float a, b;
