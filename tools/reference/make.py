@@ -2,7 +2,7 @@
 tokens.txt, <model>.exact.f32, summary.json), so that test_reference checks hai on them as on
 the shared ones: `test_reference OUT`.
 Cases: the shared models with each RoPE scaling a GGUF can ask for (YaRN with default and with
-explicit betas and attention factor, linear) on each architecture, and as other architectures
+explicit betas and attention factor, linear, llama3's factors) on each architecture, and as other architectures
 of the same layout (granite: llama with multipliers; smollm3: llama without RoPE in every
 fourth layer, on eight and five layers copied from the shared model's two; phi3: Q, K, V and
 gate, up fused, NeoX RoPE with LongRoPE factors, partial rotary). The exact logits come from the
@@ -33,6 +33,9 @@ CASES = [
       "rope.scaling.attn_factor": 0.9}),
     ("qwen3-s-linear-F16.gguf", "qwen3-s-F16.gguf", {"rope.scaling.type": "linear", "rope.scaling.factor": 2.0}),
     ("llama-s-linear-Q4_0.gguf", "llama-s-Q4_0.gguf", {"rope.scaling.type": "linear", "rope.scaling.factor": 3.0}),
+    # llama3's frequency divisors (rope_freqs.weight, Llama 3.1's shape: 1 for high frequencies to 8 for low) on qwen2
+    ("qwen2-s-llama3-F16.gguf", "qwen2-s-F16.gguf", {"rope.scaling.type": "llama3"}, None, None, None,
+     {"rope_freqs.weight": np.clip(1 + (np.arange(32) - 10) / 3, 1, 8)}),
     # granite: llama's layout with multipliers on the embeddings, the residual additions, the
     # attention scores and the logits (Granite 3's values)
     ("granite-s-F16.gguf", "llama-s-F16.gguf",
