@@ -125,6 +125,10 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->act = alloc_checked(n_batch, c->act_row_bytes, &total, &ok);
     c->inv_freq = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &total, &ok);
     c->rope_cs = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &total, &ok);
+    if (hp->rope_base_swa > 0) {
+        c->inv_freq_swa = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &total, &ok);
+        c->rope_cs_swa = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &total, &ok);
+    }
     /* per thread, for the query heads of one KV group: a tile of scores, an accumulator, the
      * running maximum and sum, a block of keys as floats (64-float padding keeps threads off each
      * other's cache lines) */
@@ -165,6 +169,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     memset(c->seq_past, 0, (size_t)n_seq * sizeof *c->seq_past);
     for (uint32_t i = 0; c->all_logits && i < n_batch; i++) c->all_logits[i] = true;
     rope_frequencies(m, n_ctx, c->inv_freq);
+    for (uint32_t i = 0; c->inv_freq_swa && i < hp->n_rot / 2; i++) c->inv_freq_swa[i] = pow((double)hp->rope_base_swa, -2.0 * i / (double)hp->n_rot);
     *out = c;
     return HAI_OK;
 }
@@ -173,7 +178,7 @@ void hai_context_free(hai_context *c) {
     if (!c) return;
     if (c->own_pool) hai_pool_free(c->pool);
     free(c->k_cache), free(c->v_cache), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
-    free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->att_tile);
+    free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->inv_freq_swa), free(c->rope_cs_swa), free(c->att_tile);
     free(c->gemm_prep), free(c->gemm_scratch), free(c->few_scratch), free(c->act_dec);
     free(c->logits), free(c->kept);
     free(c->tokens), free(c->seq_past), free(c->b_seq), free(c->b_pos), free(c->b_rows), free(c->all_logits);

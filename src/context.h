@@ -43,6 +43,8 @@ struct hai_context {
     size_t act_row_bytes;
     double *inv_freq; /* [n_rot/2] RoPE frequencies */
     float *rope_cs;   /* [n_batch][n_rot/2][2] cos, sin for the batch's positions */
+    double *inv_freq_swa; /* the same for the sliding-window layers with a RoPE base of their own (gemma3), or NULL */
+    float *rope_cs_swa;
     void *gemm_prep;          /* activations in the gemm kernels' layout (when the kernels have gemm) */
     uint8_t *gemm_scratch;    /* [n_threads][gemm_scratch_stride] */
     size_t gemm_scratch_stride;

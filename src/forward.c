@@ -246,7 +246,7 @@ static void qk_task(void *arg, int ith, int nth) {
     split_range(total, ith, nth, &a, &b);
     for (int64_t w = a; w < b; w++) {
         uint32_t i = (uint32_t)(w / per_tok), h = (uint32_t)(w % per_tok);
-        const float *cs = c->rope_cs + (size_t)i * hp->n_rot;
+        const float *cs = (L->swa && c->rope_cs_swa ? c->rope_cs_swa : c->rope_cs) + (size_t)i * hp->n_rot;
         float *x;
         const float *bias, *norm;
         if (h < nq) {
@@ -307,6 +307,7 @@ static void store_task(void *arg, int ith, int nth) {
 
 typedef struct att_job {
     hai_context *c;
+    const hai_layer *L;
     uint32_t layer, n;
 } att_job;
 
@@ -329,13 +330,17 @@ static void att_task(void *arg, int ith, int nth) {
         uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
         const float *q = c->q + (size_t)i * nq * hd + (size_t)g * group * hd; /* the group's heads, adjacent */
         uint32_t n_keys = (uint32_t)c->b_pos[i] + 1; /* causal: keys 0 .. own position, of its own sequence */
+        /* a sliding-window layer sees keys from `first` on; its scores, and soft-capped ones, go
+         * the scalar way (the tiles start at a block of keys; the ones before `first` masked) */
+        uint32_t first = j->L->swa && n_keys > hp->swa_window ? n_keys - hp->swa_window : 0;
+        bool plain = !first && !hp->attn_softcap;
         const uint16_t *Kg = hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g); /* the group's keys, contiguous */
         const uint16_t *Vg = hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g);
         for (uint32_t h = 0; h < group; h++) mx[h] = -INFINITY, sum[h] = 0;
         memset(acc, 0, (size_t)group * hdv * sizeof *acc);
-        for (uint32_t t0 = 0; t0 < n_keys; t0 += HAI_ATT_TILE) {
+        for (uint32_t t0 = first / HAI_KT * HAI_KT; t0 < n_keys; t0 += HAI_ATT_TILE) {
             uint32_t tn = n_keys - t0 < HAI_ATT_TILE ? n_keys - t0 : HAI_ATT_TILE;
-            if (k->attn_tile) {
+            if (k->attn_tile && plain) {
                 k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)t0 * hd, Vg + (size_t)t0 * hdv, hdv, (int)tn, scale, mx, sum, acc,
                              scores);
                 continue;
@@ -349,6 +354,10 @@ static void att_task(void *arg, int ith, int nth) {
                     for (uint32_t d = 0; d < hd; d++)
                         for (uint32_t u = 0; u < HAI_KT; u++) s[u] += q[(size_t)h * hd + d] * kblk[d * HAI_KT + u];
                     for (uint32_t u = 0; u < nb; u++) scores[h * HAI_ATT_TILE + tb + u] = s[u] * scale;
+                    if (hp->attn_softcap)
+                        for (uint32_t u = 0; u < nb; u++)
+                            scores[h * HAI_ATT_TILE + tb + u] = hp->attn_softcap * tanhf(scores[h * HAI_ATT_TILE + tb + u] / hp->attn_softcap);
+                    for (uint32_t u = 0; u < nb && t0 + tb + u < first; u++) scores[h * HAI_ATT_TILE + tb + u] = -INFINITY;
                 }
             }
             for (uint32_t h = 0; h < group; h++) {
@@ -401,12 +410,17 @@ static void embd_task(void *arg, int ith, int nth) {
 
 /* A block's output added to the residual stream: by the matmul itself, or (a multiplier, granite)
  * into `tmp` first and then scaled. */
-static void add_residual(hai_context *c, const hai_weight *w, const float *in, uint32_t n, float *tmp) {
+static void add_residual(hai_context *c, const hai_weight *w, const float *in, uint32_t n, float *tmp, const float *post_norm) {
     float s = c->m->hp.resid_scale;
-    mm_out o = {w, s == 1.0f ? c->x : tmp, s == 1.0f};
+    bool direct = s == 1.0f && !post_norm;
+    mm_out o = {w, direct ? c->x : tmp, direct};
     matmul(c, in, n, &o, 1);
-    if (s != 1.0f)
-        for (size_t i = 0; i < (size_t)n * w->n_out; i++) c->x[i] += s * tmp[i];
+    if (direct) return;
+    for (uint32_t r = 0; r < n; r++) {
+        float *t = tmp + (size_t)r * w->n_out, *x = c->x + (size_t)r * w->n_out;
+        if (post_norm) rmsnorm(t, post_norm, t, w->n_out, c->m->hp.rms_eps); /* gemma: normed before it is added */
+        for (int64_t i = 0; i < w->n_out; i++) x[i] += s * t[i];
+    }
 }
 
 typedef struct swiglu_job {
@@ -422,7 +436,10 @@ static void swiglu_task(void *arg, int ith, int nth) {
     split_range(j->n, ith, nth, &a, &b);
     for (int64_t i = a; i < b; i++) {
         float *g = c->gate + i * f, *u = c->up + i * f;
-        if (c->k->swiglu) c->k->swiglu(f, g, u);
+        if (c->m->hp.geglu) /* gelu, tanh form (gemma's gelu_pytorch_tanh) */
+            for (int64_t d = 0; d < f; d++)
+                g[d] = 0.5f * g[d] * (1.0f + tanhf(0.7978845608f * (g[d] + 0.044715f * g[d] * g[d] * g[d]))) * u[d];
+        else if (c->k->swiglu) c->k->swiglu(f, g, u);
         else
             for (int64_t d = 0; d < f; d++) g[d] = g[d] / (1.0f + expf(-g[d])) * u[d];
         if (j->act != HAI_ACT_F32) quantize_row(c->k, j->act, g, (uint8_t *)c->act + (size_t)i * c->act_row_bytes, f);
@@ -439,6 +456,13 @@ static void rope_table(hai_context *c, uint32_t n) {
             double ang = pos * c->inv_freq[d];
             cs[2 * d] = (float)(cos(ang) * hp->rope_mscale);
             cs[2 * d + 1] = (float)(sin(ang) * hp->rope_mscale);
+        }
+        if (!c->rope_cs_swa) continue;
+        cs = c->rope_cs_swa + (size_t)i * hp->n_rot; /* the sliding layers' own base, unscaled */
+        for (uint32_t d = 0; d < half; d++) {
+            double ang = (double)c->b_pos[i] * c->inv_freq_swa[d];
+            cs[2 * d] = (float)cos(ang);
+            cs[2 * d + 1] = (float)sin(ang);
         }
     }
 }
@@ -473,10 +497,10 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         hai_pool_run(c->pool, qk_task, &qj);
         store_job sj = {c, L, l, n};
         hai_pool_run(c->pool, store_task, &sj);
-        att_job aj = {c, l, n};
+        att_job aj = {c, L, l, n};
         hai_pool_run(c->pool, att_task, &aj);
         norm_quant(c, c->attn, odim, NULL, c->attn, (int64_t)odim, n, act_of(&L->wo));
-        add_residual(c, &L->wo, c->attn, n, c->xn);
+        add_residual(c, &L->wo, c->attn, n, c->xn, L->post_attn_norm);
         /* feed-forward block */
         norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, act_of(&L->gate));
         if (act_of(&L->up) == act_of(&L->gate)) {
@@ -490,7 +514,7 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         }
         swiglu_job gj = {c, n, act_of(&L->down)};
         hai_pool_run(c->pool, swiglu_task, &gj);
-        add_residual(c, &L->down, c->gate, n, c->xn);
+        add_residual(c, &L->down, c->gate, n, c->xn, L->post_ffn_norm);
     }
     /* output: the rows whose logits are kept */
     if (!n_rows) return HAI_OK;
@@ -500,5 +524,7 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
     matmul(c, c->xn, n_rows, &ol, 1);
     if (hp->logit_scale != 1.0f)
         for (size_t i = 0; i < (size_t)n_rows * hp->n_vocab; i++) ol.out[i] /= hp->logit_scale;
+    if (hp->final_softcap) /* gemma2 */
+        for (size_t i = 0; i < (size_t)n_rows * hp->n_vocab; i++) ol.out[i] = hp->final_softcap * tanhf(ol.out[i] / hp->final_softcap);
     return HAI_OK;
 }

@@ -21,13 +21,16 @@ static const struct arch_def {
     const char *name;
     rope_style rope;
     uint32_t nope_step; /* layers (l + 1) % step == 0 without RoPE: no GGUF key says so (llama.cpp fixes it too) */
+    uint32_t swa_period; /* gemma: of each swa_period layers the last is global, the others slide */
 } archs[] = {
-    {"llama", ROPE_NORMAL, 0},
-    {"qwen2", ROPE_NEOX, 0},
-    {"qwen3", ROPE_NEOX, 0},
-    {"granite", ROPE_NORMAL, 0}, /* llama with four multipliers */
-    {"smollm3", ROPE_NORMAL, 4}, /* llama with every fourth layer without RoPE */
-    {"phi3", ROPE_NEOX, 0},      /* fused QKV and gate/up, LongRoPE */
+    {"llama", ROPE_NORMAL, 0, 0},
+    {"qwen2", ROPE_NEOX, 0, 0},
+    {"qwen3", ROPE_NEOX, 0, 0},
+    {"granite", ROPE_NORMAL, 0, 0}, /* llama with four multipliers */
+    {"smollm3", ROPE_NORMAL, 4, 0}, /* llama with every fourth layer without RoPE */
+    {"phi3", ROPE_NEOX, 0, 0},      /* fused QKV and gate/up, LongRoPE */
+    {"gemma2", ROPE_NEOX, 0, 2}, /* GeGLU, post norms, soft-capping, every other layer sliding */
+    {"gemma3", ROPE_NEOX, 0, 6}, /* GeGLU, post norms, q/k norms, five sliding layers to one global */
 };
 
 hai_model_params hai_model_default_params(void) { return (hai_model_params){0}; }
@@ -57,6 +60,50 @@ static hai_status arch_f32(const hai_gguf *g, const char *arch, const char *suff
 }
 
 static hai_status read_rope_scaling(const hai_gguf *g, const char *an, hai_hparams *hp, hai_error *err);
+
+/* Gemma 2/3: embeddings times sqrt(n_embd), GeGLU, soft-capping (gemma2), sliding-window layers
+ * (the window from the file; which layers: a period from the file or the family's, or a per-layer
+ * array), the sliding layers' own RoPE base (gemma3), and the query scale of the 27B models
+ * (n_embd / n_head, their query_pre_attn_scalar; llama.cpp decides it by size too) unless the
+ * file gives one. */
+static hai_status read_gemma(hai_model *m, const struct arch_def *a, hai_error *err) {
+    const hai_gguf *g = m->gguf;
+    hai_hparams *hp = &m->hp;
+    const char *an = m->arch;
+    hai_status st;
+    char key[128];
+    float v;
+    hp->geglu = true;
+    snprintf(key, sizeof key, "%s.embedding_scale", an);
+    if (hai_gguf_get_f32(g, key, &v, NULL) != HAI_OK) hp->embd_scale = sqrtf((float)hp->n_embd);
+    snprintf(key, sizeof key, "%s.attention.scale", an);
+    if (hai_gguf_get_f32(g, key, &v, NULL) != HAI_OK && (hp->n_layer == 46 || hp->n_layer == 62))
+        hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
+    if ((st = arch_f32(g, an, "attn_logit_softcapping", 0.0f, &hp->attn_softcap, err)) ||
+        (st = arch_f32(g, an, "final_logit_softcapping", 0.0f, &hp->final_softcap, err)) ||
+        (st = arch_u32(g, an, "attention.sliding_window", false, 0, &hp->swa_window, err)) ||
+        (st = arch_f32(g, an, "rope.freq_base_swa", strcmp(an, "gemma3") ? 0.0f : 10000.0f, &hp->rope_base_swa, err)))
+        return st;
+    if (!(hp->attn_softcap >= 0 && hp->attn_softcap <= 1e4f && hp->final_softcap >= 0 && hp->final_softcap <= 1e4f))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: soft-capping %g / %g is not plausible (0 to 10000)", hp->attn_softcap, hp->final_softcap);
+    if (hp->rope_base_swa && !(hp->rope_base_swa >= 1.0f && hp->rope_base_swa <= 1e12f))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.freq_base_swa %g is not plausible (1 to 1e12)", an, hp->rope_base_swa);
+    m->swa_pattern = NULL;
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", an);
+    uint32_t period = a->swa_period;
+    const hai_gguf_value *arr = NULL;
+    if (hai_gguf_get_arr(g, key, HAI_GGUF_BOOL, &arr, NULL) == HAI_OK) {
+        if (arr->arr.n != hp->n_layer)
+            return hai_fail(err, HAI_ERR_FORMAT, "model: %s has %llu entries for %u layers", key, (unsigned long long)arr->arr.n, hp->n_layer);
+        m->swa_pattern = arr;
+    } else if ((st = arch_u32(g, an, "attention.sliding_window_pattern", false, a->swa_period, &period, err))) {
+        return st;
+    }
+    if (period < 1 || period > hp->n_layer + 1)
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s %u is not plausible (1 to n_layer + 1)", key, period);
+    hp->swa_period = period;
+    return HAI_OK;
+}
 
 /* granite's embedding, residual, attention and logit multipliers (llama.cpp's keys; the others'
  * values where a file leaves one out); every architecture may carry them */
@@ -112,6 +159,7 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
     hp->rope = a->rope;
     hp->nope_step = a->nope_step;
     if ((st = read_multipliers(g, an, hp, err))) return st;
+    if (a->swa_period && (st = read_gemma(m, a, err))) return st;
     return read_rope_scaling(g, an, hp, err);
 }
 
@@ -271,6 +319,11 @@ static hai_status load_tensors(hai_model *m, hai_error *err) {
             if ((st = get_weight(m, NAME("ffn_up.weight"), E, 2 * F, true, &all, err))) return st;
             L->gate = rows_of(&all, 0, F), L->up = rows_of(&all, F, F);
         }
+        if ((st = get_vec(m, NAME("post_attention_norm.weight"), E, false, &L->post_attn_norm, err)) ||
+            (st = get_vec(m, NAME("post_ffw_norm.weight"), E, false, &L->post_ffn_norm, err)))
+            return st;
+        if (hp->swa_window)
+            L->swa = m->swa_pattern ? ((const uint8_t *)m->swa_pattern->arr.data)[l] != 0 : l % hp->swa_period < hp->swa_period - 1;
         if ((st = get_vec(m, NAME("attn_norm.weight"), E, true, &L->attn_norm, err)) ||
             (!fused_qkv && (st = get_weight(m, NAME("attn_q.weight"), E, Q, true, &L->wq, err))) ||
             (!fused_qkv && (st = get_weight(m, NAME("attn_k.weight"), E, K, true, &L->wk, err))) ||
@@ -390,7 +443,7 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
         snprintf(m->arch, sizeof m->arch, "%.*s", (int)(arch.size < 31 ? arch.size : 31), arch.data);
         for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
             if (!strcmp(archs[i].name, m->arch) && strlen(archs[i].name) == arch.size) a = &archs[i];
-        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite, smollm3, phi3)", m->arch);
+        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3)", m->arch);
     }
     if (!st) st = read_hparams(m, a, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");
@@ -418,6 +471,7 @@ void hai_model_free(hai_model *m) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             hai_layer *L = &m->layers[l];
             free(L->attn_norm), free(L->ffn_norm), free(L->bq), free(L->bk), free(L->bv), free(L->q_norm), free(L->k_norm);
+            free(L->post_attn_norm), free(L->post_ffn_norm);
         }
     }
     free(m->layers);

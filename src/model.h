@@ -22,6 +22,8 @@ typedef struct hai_layer {
     float *attn_norm, *ffn_norm; /* [n_embd] */
     float *bq, *bk, *bv;         /* optional biases [n_head*head_dim], [n_head_kv*head_dim], .. */
     float *q_norm, *k_norm;      /* optional per-head RMSNorm weights [head_dim] (qwen3) */
+    float *post_attn_norm, *post_ffn_norm; /* optional RMSNorms of what attention and FFN add (gemma) */
+    bool swa;                    /* attends to the last swa_window positions only (gemma) */
     hai_weight wq, wk, wv, wo, gate, up, down;
 } hai_layer;
 
@@ -39,6 +41,11 @@ typedef struct hai_hparams {
      * block adds to the residual stream, on the attention scores; the logits divided by logit_scale */
     float embd_scale, resid_scale, attn_scale, logit_scale;
     uint32_t nope_step;   /* every nope_step-th layer has no RoPE (smollm3: 4), 0: all have it */
+    bool geglu;           /* gelu(gate) * up (gemma), else silu(gate) * up */
+    float attn_softcap, final_softcap; /* scores, logits through cap * tanh(x / cap) (gemma2); 0: not */
+    uint32_t swa_window;  /* of the layers marked swa */
+    uint32_t swa_period;  /* of each swa_period layers the last is global (unless swa_pattern) */
+    float rope_base_swa;  /* RoPE base of the swa layers, without scaling (gemma3); 0: as the others */
     rope_style rope;
     /* YaRN: frequencies between extrapolated and interpolated (/ yarn_factor) by a ramp over the
      * dimensions that turn between beta_fast and beta_slow times in the original context */
@@ -56,6 +63,7 @@ struct hai_model {
     hai_weight tok_embd, output; /* output may alias tok_embd (tied embeddings) */
     float *output_norm;
     float *rope_freq_factors;    /* [n_rot/2] divisors of each frequency (Llama 3.1), or NULL */
+    const struct hai_gguf_value *swa_pattern; /* per layer: sliding (gemma, from the file), or NULL */
     float *rope_long, *rope_short; /* LongRoPE (phi3): [n_rot/2] divisors for contexts longer than
                                     * rope_orig_ctx and the others, or NULL */
     hai_layer *layers;

@@ -13,7 +13,7 @@ def rms_norm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope_params(m, n_rot, base, n_ctx):
+def rope_params(m, n_rot, base, n_ctx, local=False):
     """The rotary frequencies [n_rot/2], a factor on the positions and one on cos and sin, from
     the GGUF's rope scaling: linear (positions / factor), llama3 (the rope_freqs tensor divides
     the frequencies) or YaRN (transformers' _compute_yarn_parameters: each frequency between its
@@ -22,6 +22,8 @@ def rope_params(m, n_rot, base, n_ctx):
     0.1 ln(factor) + 1, times the file's attn_factor)."""
     half = n_rot // 2
     inv = base ** (-np.arange(half, dtype=np.float64) * 2 / n_rot)
+    if local:  # Gemma 3's sliding-window layers: their own base, no scaling
+        return inv, 1.0, 1.0
     if m.has("rope_freqs.weight"):
         inv = inv / m.tensor("rope_freqs.weight")
     if m.has("rope_factors_long.weight"):
@@ -74,13 +76,19 @@ def rope(x, pos, n_rot, inv, mscale, neox):
     return out
 
 
-def attention(q, k, v, scale):
-    """Causal softmax attention with grouped KV heads: q [T][H][D], k/v [T][Hkv][D]."""
+def attention(q, k, v, scale, window=0, softcap=0):
+    """Causal softmax attention with grouped KV heads: q [T][H][D], k/v [T][Hkv][D]. window: each
+    query sees only the keys less than `window` positions back (itself included); softcap: scores
+    through cap * tanh(s / cap) (Gemma 2)."""
     T, H, _ = q.shape
     rep = H // k.shape[1]
     k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
     s = np.einsum("thd,shd->hts", q, k) * scale
+    if softcap:
+        s = softcap * np.tanh(s / softcap)
     s = s + np.triu(np.full((T, T), -np.inf), 1)[None]
+    if window:
+        s = s + np.tril(np.full((T, T), -np.inf), -window)[None]
     s = np.exp(s - s.max(axis=-1, keepdims=True))
     s /= s.sum(axis=-1, keepdims=True)
     return np.einsum("hts,shd->thd", s, v)
@@ -90,11 +98,15 @@ def silu(x):
     return x / (1 + np.exp(-x))
 
 
+def gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
 def forward(m, tokens, n_ctx=None):
-    """llama, qwen2, qwen3, granite, smollm3, phi3: logits [T][n_vocab] of the tokens at positions
+    """llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3: logits [T][n_vocab] of the tokens at positions
     0.. in a context of n_ctx (default: as many as the tokens)."""
     arch = m.arch()
-    if arch not in ("llama", "qwen2", "qwen3", "granite", "smollm3", "phi3"):
+    if arch not in ("llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3"):
         raise ValueError(f"architecture {arch} not in the reference yet")
     n_layer, n_head = m.get("block_count"), m.get("attention.head_count")
     n_kv = m.get("attention.head_count_kv", n_head)
@@ -103,11 +115,20 @@ def forward(m, tokens, n_ctx=None):
     emb = m.tensor("token_embd.weight")
     x = emb[tokens] * m.get("embedding_scale", 1.0)  # granite's multipliers: 1 elsewhere
     T, n_embd = x.shape
+    gemma = arch in ("gemma2", "gemma3")
+    if gemma:  # Gemma: embeddings times sqrt(n_embd); GeGLU; norms after attention and FFN too
+        x = x * np.sqrt(n_embd)
     hd = m.get("attention.key_length", n_embd // n_head)
     n_rot = m.get("rope.dimension_count", hd)
-    neox = arch in ("qwen2", "qwen3", "phi3")
+    neox = arch in ("qwen2", "qwen3", "phi3", "gemma2", "gemma3")
     resid, logit_scale = m.get("residual_scale", 1.0), m.get("logit_scale", 1.0)
-    attn_scale = m.get("attention.scale", 1 / np.sqrt(hd))
+    # Gemma 2/3 27B scale queries by n_embd / n_head (query_pre_attn_scalar), the others by head_dim
+    big_gemma = gemma and n_layer in (46, 62)
+    attn_scale = m.get("attention.scale", 1 / np.sqrt(n_embd / n_head if big_gemma else hd))
+    window = m.get("attention.sliding_window", 0) if gemma else 0
+    period = m.get("attention.sliding_window_pattern", 2 if arch == "gemma2" else 6)
+    softcap, final_cap = m.get("attn_logit_softcapping", 0.0), m.get("final_logit_softcapping", 0.0)
+    local = rope_params(m, n_rot, m.get("rope.freq_base_swa", 10000.0), n_ctx or len(tokens), local=True)
     inv, pos_scale, mscale = rope_params(m, n_rot, base, n_ctx or len(tokens))
     pos = np.arange(T, dtype=np.float64) * pos_scale
 
@@ -129,19 +150,29 @@ def forward(m, tokens, n_ctx=None):
         if m.has(p + "attn_q_norm.weight"):
             q = rms_norm(q, m.tensor(p + "attn_q_norm.weight"), eps)
             k = rms_norm(k, m.tensor(p + "attn_k_norm.weight"), eps)
+        swa = window and L % period < period - 1  # Gemma: all layers but every period-th slide
+        li, lm = (local[0], local[2]) if swa and arch == "gemma3" else (inv, mscale)
+        lpos = np.arange(T, dtype=np.float64) if swa and arch == "gemma3" else pos
         if not (arch == "smollm3" and (L + 1) % 4 == 0):  # SmolLM3: every fourth layer without RoPE
-            q, k = rope(q, pos, n_rot, inv, mscale, neox), rope(k, pos, n_rot, inv, mscale, neox)
-        a = attention(q, k, v, attn_scale).reshape(T, n_head * hd)
-        x = x + lin(p + "attn_output", a) * resid
+            q, k = rope(q, lpos, n_rot, li, lm, neox), rope(k, lpos, n_rot, li, lm, neox)
+        a = attention(q, k, v, attn_scale, window if swa else 0, softcap).reshape(T, n_head * hd)
+        a = lin(p + "attn_output", a)
+        if m.has(p + "post_attention_norm.weight"):
+            a = rms_norm(a, m.tensor(p + "post_attention_norm.weight"), eps)
+        x = x + a * resid
         h = rms_norm(x, m.tensor(p + "ffn_norm.weight"), eps)
         if m.has(p + "ffn_gate.weight"):
             gate, up = lin(p + "ffn_gate", h), lin(p + "ffn_up", h)
         else:  # fused (phi3): the gate's rows, then the up projection's
             gate, up = lin(p + "ffn_up", h, (0, F)), lin(p + "ffn_up", h, (F, 2 * F))
-        x = x + lin(p + "ffn_down", silu(gate) * up) * resid
+        f = lin(p + "ffn_down", (gelu_tanh(gate) if gemma else silu(gate)) * up)
+        if m.has(p + "post_ffw_norm.weight"):
+            f = rms_norm(f, m.tensor(p + "post_ffw_norm.weight"), eps)
+        x = x + f * resid
     x = rms_norm(x, m.tensor("output_norm.weight"), eps)
     out = m.tensor("output.weight") if m.has("output.weight") else emb
-    return x @ out.T / logit_scale
+    logits = x @ out.T / logit_scale
+    return final_cap * np.tanh(logits / final_cap) if final_cap else logits
 
 
 def main():

@@ -5,7 +5,8 @@ Cases: the shared models with each RoPE scaling a GGUF can ask for (YaRN with de
 explicit betas and attention factor, linear, llama3's factors) on each architecture, and as other architectures
 of the same layout (granite: llama with multipliers; smollm3: llama without RoPE in every
 fourth layer, on eight and five layers copied from the shared model's two; phi3: Q, K, V and
-gate, up fused, NeoX RoPE with LongRoPE factors, partial rotary). The exact logits come from the
+gate, up fused, NeoX RoPE with LongRoPE factors, partial rotary; gemma2 and gemma3 with norms
+after attention and FFN added). The exact logits come from the
 float64 forward of this directory; the bars (max_kl, min_top1) are those of the model the case
 derives from, so hai must be as exact with the scaling as without it.
 usage: make.py SHARED_DIR OUT"""
@@ -18,6 +19,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forward import forward  # noqa: E402
 from gguf_read import Reader, write_with_meta  # noqa: E402
+
+def post_norms(n_layer, n_embd=256):
+    """Gemma's norms after attention and after the FFN: weights around 1 (the converter adds
+    Gemma's 1 to them), different in every layer."""
+    i = np.arange(n_embd)
+    return {f"blk.{L}.{n}.weight": 1 + 0.3 * np.sin(0.37 * i + 1.3 * L + k) for L in range(n_layer)
+            for k, n in enumerate(("post_attention_norm", "post_ffw_norm"))}
+
 
 PHI3_FUSE = [("attn_qkv.weight", ["attn_q.weight", "attn_k.weight", "attn_v.weight"]), ("ffn_up.weight", ["ffn_gate.weight", "ffn_up.weight"])]
 # (new file, the shared file it derives from, metadata set on it (the architecture's prefix added)
@@ -51,6 +60,21 @@ CASES = [
     # with partial rotary (48 of 64 dims, as Phi-4-mini) and an explicit attention factor
     ("phi3-s-F16.gguf", "llama-s-F16.gguf", {"rope.scaling.original_context_length": 16, "context_length": 256},
      "phi3", None, PHI3_FUSE, {"rope_factors_long.weight": 1 + np.arange(32) ** 1.5 / 20, "rope_factors_short.weight": 1 + np.arange(32) / 64}),
+    # gemma2: GeGLU, norms after attention and FFN, embeddings times sqrt(n_embd), sliding window
+    # on every other layer (8 of 64 tokens), attention and final logit soft-capping (small caps
+    # that bind on these scores; Gemma 2's own 50 and 30 on the Q8_0 one)
+    ("gemma2-s-F16.gguf", "llama-s-F16.gguf",
+     {"attention.sliding_window": 8, "attn_logit_softcapping": 1.5, "final_logit_softcapping": 10.0}, "gemma2", 6, None, post_norms(6)),
+    ("gemma2-s-Q8_0.gguf", "llama-s-Q8_0.gguf",
+     {"attention.sliding_window": 12, "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0}, "gemma2", 4, None, post_norms(4)),
+    # gemma3: q/k norms, five sliding layers to one global, the sliding ones with RoPE base 10000
+    # and the global ones with the file's base and scaling (linear 8, as Gemma 3 4B+); and a period
+    # from the metadata
+    ("gemma3-s-Q8_0.gguf", "qwen3-s-Q8_0.gguf",
+     {"attention.sliding_window": 12, "rope.freq_base": 1000000.0, "rope.scaling.type": "linear", "rope.scaling.factor": 8.0},
+     "gemma3", 7, None, post_norms(7)),
+    ("gemma3-s-F16.gguf", "qwen3-s-F16.gguf", {"attention.sliding_window": 20, "attention.sliding_window_pattern": 3},
+     "gemma3", 6, None, post_norms(6)),
     ("phi3-s-Q4_0.gguf", "llama-s-Q4_0.gguf",
      {"rope.scaling.original_context_length": 4096, "context_length": 131072, "rope.dimension_count": 48, "rope.scaling.attn_factor": 1.19},
      "phi3", 3, PHI3_FUSE, {"rope_factors_long.weight": 2 + np.arange(24) / 3, "rope_factors_short.weight": 1 + np.sin(np.arange(24)) ** 2}),
