@@ -10,7 +10,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hai synth -o OUT.gguf [options]\n"
             "  --preset NAME     tiny (default: 256 wide, 2 layers) or tinyllama (TinyLlama-1.1B geometry)\n"
-            "  --arch A          llama, qwen2, qwen3, granite, smollm3 or phi3\n"
+            "  --arch A          llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3\n"
             "  --type T          weight type of the matrices (F32, F16, BF16, Q8_0, Q4_0, ...)\n"
             "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --head-dim N --ctx N\n"
             "  --vocab FILE      copy the tokenizer from this GGUF (default: a byte-level vocabulary)\n"

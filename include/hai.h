@@ -773,7 +773,7 @@ hai_status hai_chat_tokenize(const hai_model *m, const hai_chat_params *p, const
  * ------------------------------------------------------------------------------------- */
 
 typedef struct hai_synth_params {
-    const char *arch;         /* "llama" (default), "qwen2", "qwen3", "granite", "smollm3" or "phi3" */
+    const char *arch;         /* "llama" (default), "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3" */
     const char *name;         /* general.name; NULL = "hai-synth" */
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff;
     uint32_t head_dim;        /* 0 = n_embd / n_head */

@@ -99,8 +99,8 @@ static hai_status read_gemma(hai_model *m, const struct arch_def *a, hai_error *
     } else if ((st = arch_u32(g, an, "attention.sliding_window_pattern", false, a->swa_period, &period, err))) {
         return st;
     }
-    if (period < 1 || period > hp->n_layer + 1)
-        return hai_fail(err, HAI_ERR_FORMAT, "model: %s %u is not plausible (1 to n_layer + 1)", key, period);
+    if (period < 1 || period > 65536)
+        return hai_fail(err, HAI_ERR_FORMAT, "model: %s %u is not plausible (1 to 65536)", key, period);
     hp->swa_period = period;
     return HAI_OK;
 }

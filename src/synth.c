@@ -125,9 +125,14 @@ static hai_status set_hparams(hai_gguf_writer *w, const hai_synth_params *p, uin
         F32("attention.scale", 1.0f / (float)hd);
         F32("logit_scale", 8.0f);
     }
+    if (strcmp(a, "gemma2") == 0) { /* Gemma 2's caps; a window of 1/8 of the context */
+        F32("attn_logit_softcapping", 50.0f);
+        F32("final_logit_softcapping", 30.0f);
+    }
+    if (strncmp(a, "gemma", 5) == 0) U32("attention.sliding_window", p->n_ctx_train / 8 ? p->n_ctx_train / 8 : 1);
     if (strcmp(a, "phi3") == 0) /* LongRoPE: the long factors serve contexts past 1/32 of the trained one */
         U32("rope.scaling.original_context_length", p->n_ctx_train / 32 ? p->n_ctx_train / 32 : 1);
-    if (hd * p->n_head != p->n_embd || strcmp(a, "qwen3") == 0) {
+    if (hd * p->n_head != p->n_embd || strcmp(a, "qwen3") == 0 || strcmp(a, "gemma3") == 0) {
         U32("attention.key_length", hd);
         U32("attention.value_length", hd);
     }
@@ -158,7 +163,8 @@ static uint32_t ftype_of(uint32_t type) {
 }
 
 static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_vocab, plan *pl, hai_error *err) {
-    bool q2 = strcmp(p->arch, "qwen2") == 0, q3 = strcmp(p->arch, "qwen3") == 0, phi3 = strcmp(p->arch, "phi3") == 0;
+    bool q2 = strcmp(p->arch, "qwen2") == 0, q3 = strcmp(p->arch, "qwen3") == 0 || strcmp(p->arch, "gemma3") == 0,
+         phi3 = strcmp(p->arch, "phi3") == 0, gemma = strncmp(p->arch, "gemma", 5) == 0;
     uint32_t wt = p->type, F = HAI_TYPE_F32;
     int64_t qd = (int64_t)p->n_head * hd, kvd = (int64_t)p->n_head_kv * hd;
     bool ok = add(pl, "token_embd.weight", wt, 2, p->n_embd, n_vocab, FILL_NORMAL) &&
@@ -183,6 +189,8 @@ static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_
                  ADD("attn_v.bias", F, 1, kvd, 1, FILL_NORMAL);
         if (ok && q3)
             ok = ADD("attn_q_norm.weight", F, 1, hd, 1, FILL_ONES) && ADD("attn_k_norm.weight", F, 1, hd, 1, FILL_ONES);
+        if (ok && gemma)
+            ok = ADD("post_attention_norm.weight", F, 1, p->n_embd, 1, FILL_ONES) && ADD("post_ffw_norm.weight", F, 1, p->n_embd, 1, FILL_ONES);
 #undef ADD
     }
     if (!ok) return hai_fail(err, HAI_ERR_NOMEM, "synth: out of memory");
@@ -191,11 +199,11 @@ static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_
 
 hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_error *err) {
     if (!path || !p || !p->arch) return hai_fail(err, HAI_ERR_INVALID, "synth: NULL argument");
-    static const char *const known[] = {"llama", "qwen2", "qwen3", "granite", "smollm3", "phi3"};
+    static const char *const known[] = {"llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3"};
     bool is_known = false;
     for (size_t i = 0; i < sizeof known / sizeof *known; i++) is_known |= strcmp(p->arch, known[i]) == 0;
     if (!is_known)
-        return hai_fail(err, HAI_ERR_UNSUPPORTED, "synth: architecture '%s' (known: llama, qwen2, qwen3, granite, smollm3, phi3)", p->arch);
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "synth: architecture '%s' (known: llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3)", p->arch);
     if (!p->n_embd || !p->n_layer || !p->n_head || !p->n_head_kv || !p->n_ff || p->n_head % p->n_head_kv)
         return hai_fail(err, HAI_ERR_INVALID, "synth: sizes must be positive and n_head a multiple of n_head_kv");
     uint32_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
