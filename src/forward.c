@@ -330,17 +330,19 @@ static void att_task(void *arg, int ith, int nth) {
         uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
         const float *q = c->q + (size_t)i * nq * hd + (size_t)g * group * hd; /* the group's heads, adjacent */
         uint32_t n_keys = (uint32_t)c->b_pos[i] + 1; /* causal: keys 0 .. own position, of its own sequence */
-        /* a sliding-window layer sees keys from `first` on; its scores, and soft-capped ones, go
-         * the scalar way (the tiles start at a block of keys; the ones before `first` masked) */
+        /* a sliding-window layer sees keys from `first` on: the block of keys that holds it goes
+         * the scalar way with the keys before it masked (the kernel takes whole blocks), then
+         * tiles from the next block; soft-capped scores go the scalar way */
         uint32_t first = j->L->swa && n_keys > hp->swa_window ? n_keys - hp->swa_window : 0;
-        bool plain = !first && !hp->attn_softcap;
         const uint16_t *Kg = hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g); /* the group's keys, contiguous */
         const uint16_t *Vg = hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g);
         for (uint32_t h = 0; h < group; h++) mx[h] = -INFINITY, sum[h] = 0;
         memset(acc, 0, (size_t)group * hdv * sizeof *acc);
-        for (uint32_t t0 = first / HAI_KT * HAI_KT; t0 < n_keys; t0 += HAI_ATT_TILE) {
-            uint32_t tn = n_keys - t0 < HAI_ATT_TILE ? n_keys - t0 : HAI_ATT_TILE;
-            if (k->attn_tile && plain) {
+        for (uint32_t t0 = first / HAI_KT * HAI_KT, tn; t0 < n_keys; t0 += tn) {
+            bool masked = t0 < first;
+            tn = masked ? HAI_KT : HAI_ATT_TILE;
+            tn = n_keys - t0 < tn ? n_keys - t0 : tn;
+            if (k->attn_tile && !masked && !hp->attn_softcap) {
                 k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)t0 * hd, Vg + (size_t)t0 * hdv, hdv, (int)tn, scale, mx, sum, acc,
                              scores);
                 continue;
