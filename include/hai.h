@@ -286,6 +286,7 @@ typedef struct hai_model_info {
     uint32_t n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
     uint32_t head_dim_k, head_dim_v;        /* per-head sizes of K and V */
     uint32_t n_vocab;
+    uint32_t swa_window, n_swa_layers;      /* sliding-window layers (gemma) and their window */
     char tokenizer_model[32];
     char tokenizer_pre[64];
     bool has_chat_template;
@@ -295,7 +296,7 @@ hai_status hai_model_info_read(const hai_gguf *g, hai_model_info *out, hai_error
 
 typedef struct hai_memory_estimate {
     uint64_t weights;  /* mapped tensor data */
-    uint64_t kv_cache; /* F16 K and V for n_ctx positions */
+    uint64_t kv_cache; /* F16 K and V for n_ctx positions (a sliding-window layer: its window and a batch) */
     uint64_t scratch;  /* activations, logits and attention tiles for a batch of n_batch */
     uint64_t total;
 } hai_memory_estimate;
@@ -579,7 +580,9 @@ hai_status hai_eval(hai_context *c, const hai_token *tokens, size_t n, hai_error
  * logits_all off only the last is kept. NULL if i is out of range. Valid until the next eval. */
 const float *hai_logits(const hai_context *c, int32_t i);
 
-/* Forgets positions n_past.. (to reuse a shared prefix of the cache). */
+/* Forgets positions n_past.. (to reuse a shared prefix of the cache). A model with sliding-window
+ * layers (Gemma) keeps only their window and a pass in the cache: when that no longer holds the
+ * window before n_past, the whole sequence is forgotten (n_past 0; hai_context_n_past says). */
 hai_status hai_context_truncate(hai_context *c, uint32_t n_past, hai_error *err);
 
 /* ---- several sequences in one context (n_seq > 1): one forward pass serves them all ----------
@@ -606,9 +609,11 @@ uint32_t hai_context_n_seq(const hai_context *c);
 uint32_t hai_seq_n_past(const hai_context *c, int32_t seq);
 /* The tokens sequence seq holds (borrowed, valid until it changes). */
 const hai_token *hai_seq_tokens(const hai_context *c, int32_t seq, uint32_t *n);
-/* Keeps the first n_past positions of seq (cache removal). */
+/* Keeps the first n_past positions of seq (cache removal); as hai_context_truncate, it may keep
+ * none where sliding-window layers no longer hold the window before n_past. */
 hai_status hai_seq_truncate(hai_context *c, int32_t seq, uint32_t n_past, hai_error *err);
-/* dst becomes a copy of the first n positions of src (a shared prompt for several choices). */
+/* dst becomes a copy of the first n positions of src (a shared prompt for several choices);
+ * HAI_ERR_INVALID where src's sliding-window layers no longer hold the window before n. */
 hai_status hai_seq_copy(hai_context *c, int32_t src, int32_t dst, uint32_t n, hai_error *err);
 
 /* Called between layers during hai_eval; returning true cancels the evaluation. */

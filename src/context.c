@@ -71,6 +71,32 @@ static void rope_frequencies(const hai_model *m, uint32_t n_ctx, double *inv) {
     }
 }
 
+/* Each layer's share of the KV cache. A sliding-window layer needs the window before the first
+ * token of a pass and the pass itself (n_batch), so it keeps that many positions as a ring: the
+ * cache grows with the context only for the global layers (Gemma 3 1B at 32K: 5 of 26 layers). */
+static void kv_plan(hai_context *c) {
+    const hai_hparams *hp = &c->m->hp;
+    uint64_t ring = 0;
+    if (hp->swa_window) {
+        ring = ((uint64_t)hp->swa_window - 1 + c->n_batch + HAI_KT - 1) / HAI_KT * HAI_KT;
+        if (ring >= c->n_ctx_kt) ring = 0;
+    }
+    c->ring = (uint32_t)ring;
+    c->k_seq = c->v_seq = 0;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        c->kv_cap[l] = ring && c->m->layers[l].swa ? (uint32_t)ring : c->n_ctx_kt;
+        c->k_off[l] = c->k_seq, c->v_off[l] = c->v_seq;
+        c->k_seq += (size_t)hp->n_head_kv * c->kv_cap[l] * hp->head_dim;
+        c->v_seq += (size_t)hp->n_head_kv * c->kv_cap[l] * hp->head_dim_v;
+    }
+}
+
+/* Whether sequence seq's rings still hold what a token at position n needs (the window before it). */
+static bool rings_hold(const hai_context *c, int32_t seq, uint32_t n) {
+    uint32_t w = c->m->hp.swa_window;
+    return !c->ring || (n >= w ? n - w + 1 : 0) >= c->seq_lo[seq];
+}
+
 hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, hai_context **out, hai_error *err) {
     if (!m || !out) return hai_fail(err, HAI_ERR_INVALID, "context: NULL argument");
     *out = NULL;
@@ -100,11 +126,17 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
              vdim = (uint64_t)hp->n_head_kv * hp->head_dim_v, qdim = (uint64_t)hp->n_head * hp->head_dim,
              odim = (uint64_t)hp->n_head * hp->head_dim_v, total = 0, cache;
     c->n_ctx_kt = (n_ctx + HAI_KT - 1) / HAI_KT * HAI_KT;
-    bool ok = hai_mul_u64((uint64_t)n_seq * hp->n_layer * c->n_ctx_kt, kdim, &cache);
+    bool ok = true;
+    c->kv_cap = alloc_checked(hp->n_layer, sizeof *c->kv_cap, &total, &ok);
+    c->k_off = alloc_checked(hp->n_layer, sizeof *c->k_off, &total, &ok);
+    c->v_off = alloc_checked(hp->n_layer, sizeof *c->v_off, &total, &ok);
+    c->seq_lo = alloc_checked(n_seq, sizeof *c->seq_lo, &total, &ok);
+    if (ok) kv_plan(c);
+    ok = ok && hai_mul_u64(n_seq, c->k_seq, &cache);
     c->k_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
     c->tokens = alloc_checked((uint64_t)n_seq * n_ctx, sizeof *c->tokens, &total, &ok);
     c->seq_past = alloc_checked(n_seq, sizeof *c->seq_past, &total, &ok);
-    ok = ok && hai_mul_u64((uint64_t)n_seq * hp->n_layer * n_ctx, vdim, &cache);
+    ok = ok && hai_mul_u64(n_seq, c->v_seq, &cache);
     c->v_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
     c->b_seq = alloc_checked(n_batch, sizeof *c->b_seq, &total, &ok);
     c->b_pos = alloc_checked(n_batch, sizeof *c->b_pos, &total, &ok);
@@ -167,6 +199,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     }
     memset(c->act, 0, (size_t)n_batch * c->act_row_bytes);
     memset(c->seq_past, 0, (size_t)n_seq * sizeof *c->seq_past);
+    memset(c->seq_lo, 0, (size_t)n_seq * sizeof *c->seq_lo);
     for (uint32_t i = 0; c->all_logits && i < n_batch; i++) c->all_logits[i] = true;
     rope_frequencies(m, n_ctx, c->inv_freq);
     for (uint32_t i = 0; c->inv_freq_swa && i < hp->n_rot / 2; i++) c->inv_freq_swa[i] = pow((double)hp->rope_base_swa, -2.0 * i / (double)hp->n_rot);
@@ -177,7 +210,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
 void hai_context_free(hai_context *c) {
     if (!c) return;
     if (c->own_pool) hai_pool_free(c->pool);
-    free(c->k_cache), free(c->v_cache), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
+    free(c->k_cache), free(c->v_cache), free(c->kv_cap), free(c->k_off), free(c->v_off), free(c->seq_lo), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
     free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->inv_freq_swa), free(c->rope_cs_swa), free(c->att_tile);
     free(c->gemm_prep), free(c->gemm_scratch), free(c->few_scratch), free(c->act_dec);
     free(c->logits), free(c->kept);
@@ -267,7 +300,11 @@ hai_status hai_decode(hai_context *c, const hai_batch *b, hai_error *err) {
         /* a sequence's tokens at its next positions, in order */
         uint32_t next[256];
         for (uint32_t i = 0; i < k; i++) next[c->b_seq[i]] = c->seq_past[c->b_seq[i]];
-        for (uint32_t i = 0; i < k; i++) c->b_pos[i] = (int32_t)next[c->b_seq[i]]++;
+        for (uint32_t i = 0; i < k; i++) {
+            c->b_pos[i] = (int32_t)next[c->b_seq[i]]++;
+            if (c->ring && (uint32_t)c->b_pos[i] + 1 > c->ring + c->seq_lo[c->b_seq[i]]) /* its slot held that position */
+                c->seq_lo[c->b_seq[i]] = (uint32_t)c->b_pos[i] + 1 - c->ring;
+        }
         st = hai_forward(c, b->tokens + done, k, rows, row0, err);
         if (st) {
             c->n_kept = 0;
@@ -315,6 +352,8 @@ hai_status hai_seq_truncate(hai_context *c, int32_t seq, uint32_t n_past, hai_er
     if (!c || seq < 0 || (uint32_t)seq >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "truncate: no sequence %d", seq);
     if (n_past > c->seq_past[seq])
         return hai_fail(err, HAI_ERR_INVALID, "truncate: %u is beyond the %u positions sequence %d holds", n_past, c->seq_past[seq], seq);
+    if (!rings_hold(c, seq, n_past)) n_past = 0; /* the window before n_past is overwritten: start over */
+    if (n_past == 0) c->seq_lo[seq] = 0;
     c->seq_past[seq] = n_past; /* the last decode's logits stay: they belong to tokens, not to the cache */
     return HAI_OK;
 }
@@ -328,15 +367,20 @@ hai_status hai_seq_copy(hai_context *c, int32_t src, int32_t dst, uint32_t n, ha
     if (!c || src < 0 || dst < 0 || (uint32_t)src >= c->n_seq || (uint32_t)dst >= c->n_seq)
         return hai_fail(err, HAI_ERR_INVALID, "copy: no sequence %d or %d", src, dst);
     if (n > c->seq_past[src]) return hai_fail(err, HAI_ERR_INVALID, "copy: %u positions asked, sequence %d holds %u", n, src, c->seq_past[src]);
+    if (n && !rings_hold(c, src, n))
+        return hai_fail(err, HAI_ERR_INVALID, "copy: the sliding-window layers of sequence %d no longer hold the window before position %u", src, n);
     if (src != dst) {
         const hai_hparams *hp = &c->m->hp;
-        size_t kn = (size_t)(n + HAI_KT - 1) / HAI_KT * HAI_KT * hp->head_dim; /* whole blocks of transposed keys */
-        for (uint32_t l = 0; l < hp->n_layer; l++)
+        for (uint32_t l = 0; l < hp->n_layer; l++) {
+            /* whole blocks of transposed keys; a ring whole */
+            uint32_t m = c->kv_cap[l] < c->n_ctx_kt ? c->kv_cap[l] : (n + HAI_KT - 1) / HAI_KT * HAI_KT;
             for (uint32_t g = 0; g < hp->n_head_kv; g++) {
-                memcpy(hai_kv_keys(c, (uint32_t)dst, l, g), hai_kv_keys(c, (uint32_t)src, l, g), kn * sizeof(uint16_t));
-                memcpy(hai_kv_values(c, (uint32_t)dst, l, g), hai_kv_values(c, (uint32_t)src, l, g), (size_t)n * hp->head_dim_v * sizeof(uint16_t));
+                memcpy(hai_kv_keys(c, (uint32_t)dst, l, g), hai_kv_keys(c, (uint32_t)src, l, g), (size_t)m * hp->head_dim * sizeof(uint16_t));
+                memcpy(hai_kv_values(c, (uint32_t)dst, l, g), hai_kv_values(c, (uint32_t)src, l, g), (size_t)m * hp->head_dim_v * sizeof(uint16_t));
             }
+        }
         memcpy(c->tokens + (size_t)dst * c->n_ctx, c->tokens + (size_t)src * c->n_ctx, (size_t)n * sizeof *c->tokens);
+        c->seq_lo[dst] = n ? c->seq_lo[src] : 0;
     }
     c->seq_past[dst] = n;
     return HAI_OK;

@@ -21,9 +21,15 @@ struct hai_context {
     uint32_t *seq_past; /* [n_seq] positions each sequence holds */
     hai_token *tokens;  /* [n_seq][n_ctx] the tokens whose keys/values the cache holds */
 
-    uint16_t *k_cache; /* [n_seq][n_layer][n_head_kv][n_ctx_kt / 16][head_dim][16] f16: keys transposed in blocks (hai_kt_index) */
-    uint16_t *v_cache; /* [n_seq][n_layer][n_head_kv][n_ctx][head_dim_v] f16 */
+    uint16_t *k_cache; /* [n_seq][n_layer][n_head_kv][kv_cap[l] / 16][head_dim][16] f16: keys transposed in blocks (hai_kt_index) */
+    uint16_t *v_cache; /* [n_seq][n_layer][n_head_kv][kv_cap[l]][head_dim_v] f16 */
     uint32_t n_ctx_kt; /* n_ctx rounded up to a whole block of keys */
+    /* positions each layer's cache holds: n_ctx_kt, or for a sliding-window layer (gemma) `ring`:
+     * its window and a pass of n_batch, position p in slot p % ring; 0 when that is no smaller */
+    uint32_t *kv_cap, ring;
+    size_t *k_off, *v_off; /* [n_layer] where a layer starts in a sequence's keys / values */
+    size_t k_seq, v_seq;   /* a sequence's keys / values, elements */
+    uint32_t *seq_lo;      /* [n_seq] the first position the rings still hold */
 
     /* one forward pass's tokens: their sequence, position, and which keep logits */
     int32_t *b_seq, *b_pos; /* [n_batch] */
@@ -73,12 +79,12 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
 
 /* Where sequence s's keys / values of layer l, KV group g start. */
 static inline uint16_t *hai_kv_keys(const hai_context *c, uint32_t s, uint32_t l, uint32_t g) {
-    const hai_hparams *hp = &c->m->hp;
-    return c->k_cache + (((size_t)s * hp->n_layer + l) * hp->n_head_kv + g) * c->n_ctx_kt * hp->head_dim;
+    return c->k_cache + (size_t)s * c->k_seq + c->k_off[l] + (size_t)g * c->kv_cap[l] * c->m->hp.head_dim;
 }
 static inline uint16_t *hai_kv_values(const hai_context *c, uint32_t s, uint32_t l, uint32_t g) {
-    const hai_hparams *hp = &c->m->hp;
-    return c->v_cache + (((size_t)s * hp->n_layer + l) * hp->n_head_kv + g) * c->n_ctx * hp->head_dim_v;
+    return c->v_cache + (size_t)s * c->v_seq + c->v_off[l] + (size_t)g * c->kv_cap[l] * c->m->hp.head_dim_v;
 }
+/* The slot of position pos in layer l's cache. */
+static inline uint32_t hai_kv_slot(const hai_context *c, uint32_t l, uint32_t pos) { return pos % c->kv_cap[l]; }
 
 #endif

@@ -285,6 +285,7 @@ static void store_task(void *arg, int ith, int nth) {
     for (int64_t w = a; w < b; w++) {
         uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
         size_t pos = (size_t)c->b_pos[i]; /* head-major: [seq][layer][kv head][position][...] */
+        pos = hai_kv_slot(c, j->layer, (uint32_t)pos); /* a ring's slot (sliding-window layers) */
         uint16_t *kg = hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g); /* keys: the group's blocks of positions, transposed */
         uint16_t *vd = hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g) + pos * hdv;
         for (uint32_t d = 0; d < hd; d += 2) __builtin_prefetch(kg + hai_kt_index((int64_t)pos, d, hd), 1, 3);
@@ -340,15 +341,17 @@ static void att_task(void *arg, int ith, int nth) {
         memset(acc, 0, (size_t)group * hdv * sizeof *acc);
         for (uint32_t t0 = first / HAI_KT * HAI_KT, tn; t0 < n_keys; t0 += tn) {
             bool masked = t0 < first;
+            uint32_t p0 = hai_kv_slot(c, j->layer, t0), room = c->kv_cap[j->layer] - p0; /* a ring: a tile stops at its end */
             tn = masked ? HAI_KT : HAI_ATT_TILE;
             tn = n_keys - t0 < tn ? n_keys - t0 : tn;
+            tn = room < tn ? room : tn;
             if (k->attn_tile && !masked && !hp->attn_softcap) {
-                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)t0 * hd, Vg + (size_t)t0 * hdv, hdv, (int)tn, scale, mx, sum, acc,
+                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)p0 * hd, Vg + (size_t)p0 * hdv, hdv, (int)tn, scale, mx, sum, acc,
                              scores);
                 continue;
             }
             for (uint32_t tb = 0; tb < tn; tb += HAI_KT) { /* a block of keys, converted once for the group's heads */
-                const uint16_t *kb = Kg + (size_t)(t0 + tb) * hd;
+                const uint16_t *kb = Kg + (size_t)(p0 + tb) * hd;
                 uint32_t nb = tn - tb < HAI_KT ? tn - tb : HAI_KT;
                 for (size_t e = 0; e < (size_t)hd * HAI_KT; e++) kblk[e] = hai_f16_to_f32(kb[e]);
                 for (uint32_t h = 0; h < group; h++) {
@@ -376,7 +379,7 @@ static void att_task(void *arg, int ith, int nth) {
                     for (uint32_t d = 0; d < hdv; d++) acc[(size_t)h * hdv + d] *= corr;
             }
             for (uint32_t t = 0; t < tn; t++) {
-                const uint16_t *vr = Vg + (size_t)(t0 + t) * hdv;
+                const uint16_t *vr = Vg + (size_t)(p0 + t) * hdv;
                 for (uint32_t h = 0; h < group; h++) k->scale_axpy_f16(hdv, 1.0f, scores[h * HAI_ATT_TILE + t], vr, acc + (size_t)h * hdv);
             }
         }

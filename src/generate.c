@@ -278,6 +278,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     uint32_t common = 0;
     while (common < c->seq_past[0] && common < n_prompt - 1 && c->tokens[common] == prompt[common]) common++;
     hai_status st = hai_context_truncate(c, common, err);
+    common = c->seq_past[0]; /* less when a sliding-window cache no longer holds the window before it */
     if (!st) st = hai_eval(c, prompt + common, n_prompt - common, err);
     if (st) return st;
     res->n_cached = (int32_t)common;

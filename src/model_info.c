@@ -37,6 +37,25 @@ static uint32_t arch_u32(const hai_gguf *g, const char *arch, const char *suffix
     return v;
 }
 
+/* Gemma's sliding-window layers, as the model counts them (model.c): the file's window; every
+ * layer but each period-th (the family's period, or the file's), or the file's per-layer flags. */
+static void count_swa(const hai_gguf *g, hai_model_info *mi) {
+    bool g2 = !strcmp(mi->arch, "gemma2"), g3 = !strcmp(mi->arch, "gemma3");
+    if (!g2 && !g3) return;
+    mi->swa_window = arch_u32(g, mi->arch, "attention.sliding_window");
+    if (!mi->swa_window) return;
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", mi->arch);
+    const hai_gguf_value *arr = NULL;
+    if (hai_gguf_get_arr(g, key, HAI_GGUF_BOOL, &arr, NULL) == HAI_OK) {
+        for (uint64_t i = 0; i < arr->arr.n && i < mi->n_layer; i++) mi->n_swa_layers += ((const uint8_t *)arr->arr.data)[i] != 0;
+        return;
+    }
+    uint32_t period = arch_u32(g, mi->arch, "attention.sliding_window_pattern");
+    if (!period) period = g2 ? 2 : 6;
+    for (uint32_t l = 0; l < mi->n_layer; l++) mi->n_swa_layers += l % period < period - 1;
+}
+
 hai_status hai_model_info_read(const hai_gguf *g, hai_model_info *mi, hai_error *err) {
     if (!g || !mi) return hai_fail(err, HAI_ERR_INVALID, "model info: NULL argument");
     memset(mi, 0, sizeof *mi);
@@ -64,6 +83,7 @@ hai_status hai_model_info_read(const hai_gguf *g, hai_model_info *mi, hai_error 
         if (!mi->head_dim_k && mi->n_head) mi->head_dim_k = mi->n_embd / mi->n_head;
         if (!mi->head_dim_v) mi->head_dim_v = mi->head_dim_k;
         mi->n_vocab = arch_u32(g, mi->arch, "vocab_size");
+        count_swa(g, mi);
     }
     const hai_gguf_value *tokens = hai_gguf_get(g, "tokenizer.ggml.tokens");
     if (tokens && tokens->arr.n <= UINT32_MAX) mi->n_vocab = (uint32_t)tokens->arr.n;
@@ -81,7 +101,10 @@ hai_memory_estimate hai_model_memory(const hai_model_info *mi, uint32_t n_ctx, u
     uint64_t q_dim = (uint64_t)mi->n_head * mi->head_dim_k;
     if (n_batch > n_ctx) n_batch = n_ctx;
     m.weights = mi->weights_bytes;
-    m.kv_cache = (uint64_t)mi->n_layer * n_ctx * kv_dim * 2; /* F16 */
+    /* F16; a sliding-window layer keeps its window and a batch (context.c's ring) */
+    uint64_t ctx_kt = (n_ctx + 15) / 16 * 16, ring = mi->swa_window ? ((uint64_t)mi->swa_window - 1 + n_batch + 15) / 16 * 16 : ctx_kt;
+    if (ring > ctx_kt) ring = ctx_kt;
+    m.kv_cache = ((uint64_t)(mi->n_layer - mi->n_swa_layers) * ctx_kt + (uint64_t)mi->n_swa_layers * ring) * kv_dim * 2;
     /* per batch row: residual + normed input + attention output + q + k,v + gate + up (floats),
      * plus the row quantized for integer dot products; logits for one row at a time */
     uint64_t per_row = 4 * (3ull * mi->n_embd + q_dim + kv_dim + 2ull * mi->n_ff) + (uint64_t)mi->n_embd + mi->n_ff;

@@ -224,6 +224,7 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     }
     if (from && hai_seq_copy(e->ctx, from->seq, s->seq, (uint32_t)best, NULL) == HAI_OK) keep = best;
     hai_seq_truncate(e->ctx, s->seq, (uint32_t)keep, NULL);
+    keep = hai_seq_n_past(e->ctx, s->seq); /* less when a sliding-window cache no longer holds the window before it */
     s->n_fed = keep;
     s->res.n_cached = (int32_t)keep;
     s->res.n_prompt = (int32_t)(j->n_prompt - keep);
