@@ -441,9 +441,9 @@ static void swiglu_task(void *arg, int ith, int nth) {
     split_range(j->n, ith, nth, &a, &b);
     for (int64_t i = a; i < b; i++) {
         float *g = c->gate + i * f, *u = c->up + i * f;
-        if (c->m->hp.geglu) /* gelu, tanh form (gemma's gelu_pytorch_tanh) */
-            for (int64_t d = 0; d < f; d++)
-                g[d] = 0.5f * g[d] * (1.0f + tanhf(0.7978845608f * (g[d] + 0.044715f * g[d] * g[d] * g[d]))) * u[d];
+        if (c->m->hp.geglu && c->k->geglu) c->k->geglu(f, g, u);
+        else if (c->m->hp.geglu) /* gelu, tanh form (gemma's gelu_pytorch_tanh) as x sigmoid(2z): 1 + tanh z cancels */
+            for (int64_t d = 0; d < f; d++) g[d] = g[d] / (1.0f + expf(-g[d] * (1.5957691216f + 0.0713548163f * g[d] * g[d]))) * u[d];
         else if (c->k->swiglu) c->k->swiglu(f, g, u);
         else
             for (int64_t d = 0; d < f; d++) g[d] = g[d] / (1.0f + expf(-g[d])) * u[d];

@@ -394,6 +394,22 @@ static void check_swiglu(const hai_kernels *k) {
     CHECK_MSG(bad == 0, "%s swiglu: %d of %d values off", k->name, bad, N);
 }
 
+/* The vector GELU-gate (tanh form) against the formula in double, the same range (large negative
+ * x: -0 or a denormal, never NaN). */
+static void check_geglu(const hai_kernels *k) {
+    enum { N = 1000 };
+    static float g[N], u[N], g0[N];
+    for (int i = 0; i < N; i++) g0[i] = g[i] = -120.0f + 240.0f * (float)i / N, u[i] = 1.0f + 0.001f * (float)i;
+    k->geglu(N, g, u);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        /* 0.5 x (1 + tanh z) as x / (1 + exp(-2z)): 1 + tanh z cancels to nothing in double for z < -18 */
+        double x = g0[i], want = x / (1.0 + exp(-2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))) * u[i];
+        if (!(fabs(want - g[i]) <= 4e-6 * fabs(want) + 1e-30)) bad++;
+    }
+    CHECK_MSG(bad == 0, "%s geglu: %d of %d values off", k->name, bad, N);
+}
+
 /* The sampler's passes against the reference: NaN, +-inf and huge values in every position of
  * the vector and the tail (n not a multiple of any width), the sums to 1e-5 relative, the
  * collected indices exactly. */
@@ -477,8 +493,10 @@ int main(int argc, char **argv) {
         if (all[i] && all[i]->decode_prep) check_decode(all[i]);
     for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->few_scratch_bytes) check_few(all[i]);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 7; i++) {
         if (all[i] && all[i]->swiglu) check_swiglu(all[i]);
+        if (all[i] && all[i]->geglu) check_geglu(all[i]);
+    }
     for (int i = 0; i < 7; i++)
         if (all[i]) check_logits(all[i]);
     if (!only || one == hai_kernels_ref()) check_logits(hai_kernels_ref());

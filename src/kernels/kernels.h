@@ -193,6 +193,8 @@ typedef struct hai_kernels {
     void (*f32_to_f16)(int64_t n, const float *x, uint16_t *y);
     /* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)) (the gated FFN). NULL: forward.c's loop. */
     void (*swiglu)(int64_t n, float *g, const float *u);
+    /* g[i] = gelu(g[i]) * u[i], gelu's tanh form (Gemma's GeGLU). NULL: forward.c's loop. */
+    void (*geglu)(int64_t n, float *g, const float *u);
     /* The sampler's passes over a vocabulary of logits, each value taken "sane" (NaN as -inf, a
      * NaN is never chosen; +inf as FLT_MAX): at 152K-262K entries a pass must cost tens of
      * microseconds, not the milliseconds of a loop of expf in double.
