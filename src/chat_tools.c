@@ -724,9 +724,11 @@ static void parse_llama(pout *o, const char *s, size_t n, bool partial) {
 /* DeepSeek: <｜tool▁calls▁begin｜>(<｜tool▁call▁begin｜>TYPE<｜tool▁sep｜>NAME\n```json\nARGS\n```<｜tool▁call▁end｜>)+<｜tool▁calls▁end｜> */
 static void parse_deepseek(pout *o, const char *s, size_t n, bool partial) {
     static const char *const markers[] = {DS_CALLS_BEGIN, DS_CALL_BEGIN, NULL};
-    const char *hit = memmem(s, n, DS_CALLS_BEGIN, strlen(DS_CALLS_BEGIN));
+    /* the first marker in the text: the calls' (R1 distills may skip the outer one); which one
+     * must not depend on text further on, or a stream's prefix would read as another parse */
+    const char *hit = memmem(s, n, DS_CALLS_BEGIN, strlen(DS_CALLS_BEGIN)), *one = memmem(s, n, DS_CALL_BEGIN, strlen(DS_CALL_BEGIN));
     size_t m = hit ? (size_t)(hit - s) : n, k = hit ? m + strlen(DS_CALLS_BEGIN) : n;
-    if (!hit && (hit = memmem(s, n, DS_CALL_BEGIN, strlen(DS_CALL_BEGIN)))) m = k = (size_t)(hit - s); /* R1 distills may skip the outer marker */
+    if (one && (!hit || one < hit)) hit = one, m = k = (size_t)(one - s);
     if (!hit) {
         content_tail(o, s, 0, n, partial, markers);
         return;

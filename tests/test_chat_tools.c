@@ -84,6 +84,8 @@ static const pcase cases[] = {
      "Checking.", "", {{"get_weather", "{\"city\": \"Rome\"}"}, {"set_timer", "{\"minutes\": 3}"}}},
     {TOOLS_DEEPSEEK, true, true, "I should check the weather.\n</think>\n\n" DSB DCB "function" DSEP "w\n```json\n{}\n```" DCE DSE, "",
      "I should check the weather.", {{"w", "{}"}}},
+    /* a call marker before the calls' marker: the first one read decides (a stream sees it first) */
+    {TOOLS_DEEPSEEK, true, false, "x" DCB "function" DSEP "f\n```json\n{\"a\": 1}\n```" DCE " then " DSB "y", "xthen " DSB "y", "", {{"f", "{\"a\": 1}"}}},
 };
 
 static size_t n_want(const pcase *c) {
