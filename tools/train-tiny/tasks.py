@@ -189,7 +189,7 @@ def greet_item(r):
 # so the router sends it to the cloud. With tools shown, the other tasks are answered as before.
 DEVICE_TOOLS = ["set_timer", "convert_units", "order_coffee"]
 OTHER_TOOLS = ["get_weather", "send_email", "book_train", "play_music", "call_contact", "create_event",
-               "translate_text", "search_web", "set_alarm", "send_message"]
+               "translate_text", "search_web", "set_alarm", "send_message", "order_food", "set_reminder"]
 
 
 def tool_call(name, args):
@@ -198,39 +198,86 @@ def tool_call(name, args):
 
 TIMER_LABELS = ["pasta", "eggs", "tea", "laundry", "oven", "bread", "rice", "pizza", "cake", "workout", "nap", "meeting",
                 "parking", "potatoes", "soup"]
-TIMER_P = ["Set a timer for {t}.", "Start a timer for {t}.", "Timer for {t}, please.", "Set a {t} timer.",
-           "Can you set a timer for {t}?", "Please start a {t} timer.", "Count down {t}.", "I need a timer for {t}.",
-           "Timer {t}", "Give me a {t} timer.", "Wake me in {t}.", "Ping me in {t}.", "Tell me when {t} are up.",
-           "Put on a timer of {t}.", "Run a {t} countdown.", "Time {t} for me."]
-TIMER_LP = ["Set a timer for {t} for the {l}.", "Start a {t} timer for the {l}.", "Remind me in {t} to check the {l}.",
-            "Time the {l} for {t}.", "{l} timer, {t}.", "Set a {l} timer for {t}.", "The {l} needs {t}, set a timer."]
+# Tool requests are composed from parts (a lead-in, the request's core, the arguments in several
+# forms, a tail), so that the model learns the arguments from any wording around them rather than
+# a list of sentences. The held-out split keys on the core, so held-out requests are worded in
+# cores never trained with those arguments.
+# No greeting's or thanks' words here ("hey, ", "ok, ", " thanks"): in run 6 they taught the
+# model that such words start a call, and greetings fell from 80% to 56% right.
+LEADS = ["", "", "", "please ", "can you ", "could you ", "would you ", "will you ", "go ahead and ", "I want you to ",
+         "just ", "quickly "]
+TAILS = ["", "", "", ".", ".", "?", " please", ", please.", " now", " for me", " right away", " if you can", "!"]
+
+
+def compose(r, lead_ok, core):
+    """A lead-in (when the core is an imperative), the core, a tail; the first letter capitalised
+    most of the time, as people type."""
+    q = (r.choice(LEADS) if lead_ok else "") + core + r.choice(TAILS)
+    q = q.strip()
+    if r.random() < 0.8:
+        q = q[0].upper() + q[1:]
+    return q
+
+
+TIMER_LABELS = ["pasta", "eggs", "tea", "laundry", "oven", "bread", "rice", "pizza", "cake", "workout", "nap", "meeting",
+                "parking", "potatoes", "soup", "cookies", "roast", "yoga", "homework", "steak", "beans", "plants"]
+# (core, an imperative a lead-in may precede); {t}: "25 minutes", {a}: "25-minute"
+TIMER_CORES = [("set a timer for {t}", True), ("start a timer for {t}", True), ("set the timer to {t}", True),
+               ("set a countdown for {t}", True), ("start a countdown of {t}", True), ("count down {t}", True),
+               ("time {t}", True), ("remind me in {t}", True), ("tell me when {t} are up", True),
+               ("alert me in {t}", True), ("ping me in {t}", True), ("notify me in {t}", True), ("buzz me in {t}", True),
+               ("wake me in {t}", True), ("timer for {t}", False), ("timer of {t}", False), ("{t} timer", False),
+               ("countdown: {t}", False), ("I need a timer for {t}", False), ("a timer, {t}", False),
+               ("set a {a} timer", True), ("start a {a} timer", True), ("put on a {a} timer", True),
+               ("give me a {a} timer", True), ("I need a {a} timer", False), ("run a {a} countdown", True),
+               ("a {a} timer", False), ("{a} timer", False), ("I'd like a {a} timer", False)]
+# label forms: the request names what the timer is for ({c}: the core without its label)
+TIMER_LABEL_FORMS = ["{c} for the {l}", "{c} for my {l}", "{c} for {l}", "{l}: {c}", "{l} - {c}",
+                     "{c}, it's for the {l}", "the {l} needs {t}, {c}", "{c} to check the {l}"]
 TIMER_LABEL_SHARE = 0.3  # a label only when the request names one (the model must not invent one)
-TIMER_WORDS = [("half an hour", 30), ("an hour", 60), ("a quarter of an hour", 15), ("one minute", 1),
-               ("two minutes", 2), ("five minutes", 5), ("ten minutes", 10), ("twenty minutes", 20), ("90 seconds", None)]
+TIMER_WORDS = [("half an hour", "half-hour", 30), ("an hour", "one-hour", 60), ("one hour", "one-hour", 60),
+               ("a quarter of an hour", "quarter-hour", 15), ("one minute", "one-minute", 1), ("a minute", "one-minute", 1),
+               ("two minutes", "two-minute", 2), ("three minutes", "three-minute", 3), ("five minutes", "five-minute", 5),
+               ("ten minutes", "ten-minute", 10), ("fifteen minutes", "fifteen-minute", 15),
+               ("twenty minutes", "twenty-minute", 20), ("thirty minutes", "thirty-minute", 30),
+               ("two hours", "two-hour", 120), ("an hour and a half", "90-minute", 90), ("1 hour", "1-hour", 60),
+               ("2 hours", "2-hour", 120)]
 
 
 def timer_item(r):
     labelled = r.random() < TIMER_LABEL_SHARE
-    phr = TIMER_LP if labelled else TIMER_P
-    p = r.randrange(len(phr))
+    p = r.randrange(len(TIMER_CORES))
+    core, lead_ok = TIMER_CORES[p]
     if r.random() < 0.25:
-        t, n = r.choice(TIMER_WORDS[:8])
+        t, adj, n = r.choice(TIMER_WORDS)
     else:
         n = r.choice([r.randint(1, 60), r.randint(1, 120), r.choice([5, 10, 15, 20, 25, 30, 45, 90])])
-        t = "1 minute" if n == 1 else f"{n} {r.choice(['minutes', 'minutes', 'min', 'mins'])}"
+        t = "1 minute" if n == 1 else f"{n} {r.choice(['minutes', 'minutes', 'minutes', 'min', 'mins'])}"
+        adj = f"{n}{r.choice(['-minute', ' minute', ' min', '-min'])}"
+    c = core.format(t=t, a=adj)
     lab = r.choice(TIMER_LABELS) if labelled else None
+    if lab is not None:
+        form = r.choice(TIMER_LABEL_FORMS)
+        c = form.format(c=c, l=lab, t=t)
+        lead_ok = lead_ok and form.startswith("{c}")
     args = {"minutes": n} if lab is None else {"minutes": n, "label": lab}
-    return ("timer", (n, lab, labelled, p), p, phr[p].format(t=t, l=lab), tool_call("set_timer", args), "set_timer")
+    return ("timer", (n, lab, labelled, p), p, compose(r, lead_ok, c), tool_call("set_timer", args), "set_timer")
 
 
 DRINKS = ["espresso", "latte", "cappuccino", "americano", "flat white", "mocha", "macchiato", "cortado"]
 SIZES = ["small", "medium", "large"]
 MILKS = ["whole", "skim", "oat", "soy", "almond"]
-SUGARS = ["no sugar", "one sugar", "two sugars", "three sugars"]
-COFFEE_ASK = ["Order a {o}.", "Order me a {o}.", "I'd like a {o}.", "Can I get a {o}?", "Get me a {o}.",
-              "Please order a {o}.", "Buy me a {o}.", "I want a {o}.", "A {o}, please.", "Could you order a {o}?",
-              "Order one {o} for me.", "Coffee: a {o}.", "Make it a {o}.",
-              "{O}, please.", "Send me a {o}.", "I would love a {o}.", "My usual: a {o}."]
+SUGARS = [["no sugar", "without sugar", "zero sugar"], ["one sugar", "1 sugar", "a sugar"],
+          ["two sugars", "2 sugars"], ["three sugars", "3 sugars"]]
+SHOTS = ["an extra shot", "extra shot", "one extra shot", "an extra espresso shot"]
+# (ask, an imperative a lead-in may precede); {o}: the order ("a large oat latte with one sugar")
+COFFEE_ASK = [("order {o}", True), ("order me {o}", True), ("get me {o}", True), ("buy me {o}", True),
+              ("grab me {o}", True), ("bring me {o}", True), ("send me {o}", True), ("please order {o}", False),
+              ("I'd like {o}", False), ("I would like {o}", False), ("I'll have {o}", False), ("I'll take {o}", False),
+              ("can I get {o}", False), ("can I have {o}", False), ("could I get {o}", False), ("I want {o}", False),
+              ("let me get {o}", False), ("{o}, please", False), ("{o} please", False), ("{o}", False),
+              ("coffee order: {o}", False), ("my order: {o}", False), ("make it {o}", False),
+              ("I could use {o}", False), ("put in an order for {o}", True), ("order {o} from the cafe", True)]
 
 
 def coffee_item(r):
@@ -240,17 +287,26 @@ def coffee_item(r):
     sugar = r.randrange(4) if r.random() < 0.35 else None
     shot = r.random() < 0.25
     opts = []
-    milk_front = milk is not None and r.random() < 0.5
-    if milk is not None and not milk_front:
-        opts.append(f"{milk} milk")
+    milk_form = r.randrange(3) if milk is not None else None  # before the drink, "with .. milk", "made with .. milk"
+    if milk_form == 1:
+        opts.append(f"{milk} milk" if r.random() < 0.8 else milk)
+    elif milk_form == 2:
+        opts.append(f"made with {milk} milk")
     if sugar is not None:
-        opts.append(SUGARS[sugar])
+        opts.append(r.choice(SUGARS[sugar]))
     if shot:
-        opts.append("an extra shot")
+        opts.append(r.choice(SHOTS))
     r.shuffle(opts)
-    o = f"{size} {milk + ' ' if milk_front else ''}{drink}"
-    if opts:
-        o += " with " + (" and ".join(opts) if len(opts) < 3 else ", ".join(opts[:-1]) + " and " + opts[-1])
+    head = r.choice(["a ", "a ", "a ", "one ", ""])
+    o = f"{head}{size} {milk + ' ' + r.choice(['milk ', '']) if milk_form == 0 else ''}{drink}"
+    for k, opt in enumerate(opts):
+        if opt.startswith("made with") or (opt.startswith("without") and k == 0):
+            o += r.choice([" ", ", "]) + opt
+        elif k == 0:
+            o += r.choice([" with ", " with ", ", "])
+            o += opt
+        else:
+            o += r.choice([" and ", ", ", " and "]) + opt
     args = {"drink": drink, "size": size}
     if milk is not None:
         args["milk"] = milk
@@ -258,9 +314,10 @@ def coffee_item(r):
         args["sugar"] = sugar
     if shot:
         args["extra_shot"] = True
-    ask = COFFEE_ASK[p].format(o=o, O=o[0].upper() + o[1:])
-    ask = ask.replace("a espresso", "an espresso").replace("a americano", "an americano")
-    return ("coffee", (drink, size, milk, sugar, shot, p), p, ask, tool_call("order_coffee", args), "order_coffee")
+    ask, lead_ok = COFFEE_ASK[p]
+    q = compose(r, lead_ok, ask.format(o=o))
+    q = q.replace("a espresso", "an espresso").replace("a americano", "an americano")
+    return ("coffee", (drink, size, milk, sugar, shot, p), p, q, tool_call("order_coffee", args), "order_coffee")
 
 
 TEXT_UNITS = {(a, b) for a, b, _ in UNITS}
@@ -271,7 +328,12 @@ TOOL_UNITS = sorted(TEXT_UNITS) + [
 CONVERT_P = UNIT_P + ["Convert {n} {fr} to {to}, please.", "{n} {fr} in {to}", "What are {n} {fr} in {to}?",
                       "How much is {n} {fr} in {to}?", "Give me {n} {fr} in {to}.", "What's {n} {fr} converted to {to}?",
                       "In {to}, how much is {n} {fr}?", "How many {to} are there in {n} {fr}?", "I have {n} {fr}; how many {to} is that?",
-                      "Could you convert {n} {fr} to {to}?", "{n} {fr} into {to}, please."]
+                      "Could you convert {n} {fr} to {to}?", "{n} {fr} into {to}, please.", "Tell me {n} {fr} in {to}.",
+                      "{n} {fr} equals how many {to}?", "What does {n} {fr} make in {to}?", "Switch {n} {fr} to {to}.",
+                      "Please convert {n} {fr} into {to}.", "Can you tell me how many {to} {n} {fr} is?",
+                      "{n} {fr} = how many {to}?", "Convert from {fr} to {to}: {n}", "What is {n} {fr} when converted to {to}?",
+                      "Do the conversion: {n} {fr} to {to}.", "How many {to} would {n} {fr} be?", "{n} {fr} to {to} please",
+                      "Go from {n} {fr} to {to}.", "What's the {to} value of {n} {fr}?"]
 
 
 def convert_item(r):
@@ -297,8 +359,13 @@ OTHER_ASK = [
     ("create_event", ["Add lunch with {n} on Friday to my calendar.", "Schedule a meeting with {n} at 3 pm."]),
     ("translate_text", ["Translate 'good morning' into Spanish.", "How do you say thank you in Japanese?"]),
     ("search_web", ["Search the web for cheap flights to {c}.", "Look up reviews of the new phone."]),
-    ("set_alarm", ["Wake me up at 7 am.", "Set an alarm for 6:30."]),
-    ("send_message", ["Text {n} that I'm on my way.", "Send {n} a message: see you soon."]),
+    ("set_alarm", ["Wake me up at 7 am.", "Set an alarm for 6:30.", "Alarm at 5:45, please.", "Get me up at 8 tomorrow."]),
+    ("send_message", ["Text {n} that I'm on my way.", "Send {n} a message: see you soon.",
+                      "Tell {n} I'll be 10 minutes late.", "Message {n}: meeting in 20 minutes."]),
+    # asks that look like the device tools' but are not theirs: a call would be a wrong action
+    ("order_food", ["Order a pizza for dinner.", "Get me a burger with fries.", "Order sushi for two.",
+                    "I'd like a large pepperoni pizza."]),
+    ("set_reminder", ["Remind me to call {n} tomorrow.", "Remind me about the dentist on Monday."]),
 ]
 
 
@@ -309,7 +376,7 @@ def other_tool_request(r):
 
 # the mixture: arithmetic and dates get more weight (they must be computed, not looked up)
 TASKS = [(add_item, 4), (sub_item, 3), (mul_item, 2), (unit_item, 2), (len_item, 2), (day_item, 2),
-         (date_item, 3), (cap_item, 2), (greet_item, 2), (timer_item, 2.5), (coffee_item, 3.5), (convert_item, 2.5)]
+         (date_item, 3), (cap_item, 2), (greet_item, 3.5), (timer_item, 2.5), (coffee_item, 3.5), (convert_item, 2.5)]
 TASK_NAMES = ["add", "sub", "mul", "units", "letters", "weekday", "date", "capital", "greeting", "timer", "coffee",
               "convert"]
 TOOLS_WITH_TASK = 0.4  # text tasks asked with some tools shown (a greeting is not a coffee order)

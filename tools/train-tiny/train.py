@@ -137,7 +137,7 @@ class Model(torch.nn.Module):
 
 OOD_ANSWER = "I am not sure about that."
 OOD_SHARE = 0.1  # of the exchanges in a row
-OTHER_TOOL_SHARE = 0.05  # requests for tools the model does not have
+OTHER_TOOL_SHARE = 0.08  # requests for tools the model does not have (run 6 kept 2 of 12 as wrong calls at 0.05)
 
 
 def batches(tok, rng, batch, T, pad, ood):
