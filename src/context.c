@@ -152,6 +152,18 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->attn = alloc_checked(n_batch, odim * 4, &total, &ok);
     c->gate = alloc_checked(n_batch, F * 4, &total, &ok);
     c->up = alloc_checked(n_batch, F * 4, &total, &ok);
+    if (hp->n_expert) {
+        uint64_t ne = hp->n_expert, k = hp->n_expert_used;
+        c->moe_logits = alloc_checked(n_batch, ne * 4, &total, &ok);
+        c->moe_sel = alloc_checked(n_batch, k * 4, &total, &ok);
+        c->moe_selw = alloc_checked(n_batch, k * 4, &total, &ok);
+        c->moe_tok = alloc_checked(n_batch, k * 4, &total, &ok);
+        c->moe_w = alloc_checked(n_batch, k * 4, &total, &ok);
+        c->moe_off = alloc_checked(ne + 1, 4, &total, &ok);
+        c->moe_cur = alloc_checked(ne, 4, &total, &ok);
+        c->moe_xg = alloc_checked(n_batch, E * 4, &total, &ok);
+        c->moe_tmp = alloc_checked(n_batch, E * 4, &total, &ok);
+    }
     /* the largest quantized activation row any matmul needs */
     c->act_row_bytes = hai_decode_row_bytes((int64_t)widest) + 64; /* the plain row, or the decode layout's longer one */
     c->act = alloc_checked(n_batch, c->act_row_bytes, &total, &ok);
@@ -213,6 +225,8 @@ void hai_context_free(hai_context *c) {
     free(c->k_cache), free(c->v_cache), free(c->kv_cap), free(c->k_off), free(c->v_off), free(c->seq_lo), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
     free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->inv_freq_swa), free(c->rope_cs_swa), free(c->att_tile);
     free(c->gemm_prep), free(c->gemm_scratch), free(c->few_scratch), free(c->act_dec);
+    free(c->moe_logits), free(c->moe_sel), free(c->moe_selw), free(c->moe_tok), free(c->moe_w), free(c->moe_off), free(c->moe_cur);
+    free(c->moe_xg), free(c->moe_tmp);
     free(c->logits), free(c->kept);
     free(c->tokens), free(c->seq_past), free(c->b_seq), free(c->b_pos), free(c->b_rows), free(c->all_logits);
     free(c);

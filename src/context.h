@@ -45,6 +45,15 @@ struct hai_context {
     float *attn;   /* [n_batch][n_head * head_dim_v] */
     float *gate;   /* [n_batch][n_ff] */
     float *up;     /* [n_batch][n_ff] */
+    /* mixture of experts: the router's logits, each token's experts and weights, the (token,
+     * weight) pairs grouped by expert (expert e's at moe_off[e] ..), gathered inputs, results */
+    float *moe_logits;   /* [n_batch][n_expert] */
+    int32_t *moe_sel;    /* [n_batch][n_expert_used] */
+    float *moe_selw;     /* [n_batch][n_expert_used] */
+    int32_t *moe_tok;    /* [n_batch * n_expert_used] */
+    float *moe_w;        /* [n_batch * n_expert_used] */
+    uint32_t *moe_off, *moe_cur; /* [n_expert + 1], [n_expert] */
+    float *moe_xg, *moe_tmp; /* [n_batch][n_embd] */
     void *act;     /* [n_batch] quantized activation rows (largest format) */
     size_t act_row_bytes;
     double *inv_freq; /* [n_rot/2] RoPE frequencies */

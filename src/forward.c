@@ -432,12 +432,13 @@ typedef struct swiglu_job {
     hai_context *c;
     uint32_t n;
     hai_act_type act;
+    int64_t f; /* the width: n_ff, or an expert's */
 } swiglu_job;
 
 static void swiglu_task(void *arg, int ith, int nth) {
     swiglu_job *j = arg;
     hai_context *c = j->c;
-    int64_t f = c->m->hp.n_ff, a, b;
+    int64_t f = j->f, a, b;
     split_range(j->n, ith, nth, &a, &b);
     for (int64_t i = a; i < b; i++) {
         float *g = c->gate + i * f, *u = c->up + i * f;
@@ -448,6 +449,116 @@ static void swiglu_task(void *arg, int ith, int nth) {
         else
             for (int64_t d = 0; d < f; d++) g[d] = g[d] / (1.0f + expf(-g[d])) * u[d];
         if (j->act != HAI_ACT_F32) quantize_row(c->k, j->act, g, (uint8_t *)c->act + (size_t)i * c->act_row_bytes, f);
+    }
+}
+
+/* ---- mixture of experts ------------------------------------------------------------------------ */
+
+/* Each token's experts: the router's softmax, the n_expert_used largest (ties: the lower index),
+ * their weights renormalised over the chosen when the family does; then the (token, weight)
+ * pairs grouped by expert, so that each expert's weights are read once for all its tokens. */
+static void moe_route(hai_context *c, uint32_t n) {
+    const hai_hparams *hp = &c->m->hp;
+    uint32_t ne = hp->n_expert, k = hp->n_expert_used;
+    memset(c->moe_off, 0, (ne + 1) * sizeof *c->moe_off);
+    for (uint32_t i = 0; i < n; i++) {
+        const float *lg = c->moe_logits + (size_t)i * ne;
+        int32_t *sel = c->moe_sel + (size_t)i * k;
+        float *w = c->moe_selw + (size_t)i * k, mx = lg[0];
+        for (uint32_t e = 1; e < ne; e++) mx = lg[e] > mx ? lg[e] : mx;
+        double sum = 0, kept = 0;
+        for (uint32_t e = 0; e < ne; e++) sum += exp((double)lg[e] - mx);
+        for (uint32_t s = 0; s < k; s++) { /* k is small: a pass over the logits for each */
+            int32_t best = -1;
+            for (uint32_t e = 0; e < ne; e++) {
+                bool taken = false;
+                for (uint32_t t = 0; t < s && !taken; t++) taken = sel[t] == (int32_t)e;
+                if (!taken && (best < 0 || lg[e] > lg[best])) best = (int32_t)e;
+            }
+            sel[s] = best;
+            w[s] = (float)(exp((double)lg[best] - mx) / sum);
+            kept += w[s];
+            c->moe_off[best + 1]++;
+        }
+        if (hp->expert_norm)
+            for (uint32_t s = 0; s < k; s++) w[s] = (float)(w[s] / kept);
+    }
+    for (uint32_t e = 0; e < ne; e++) c->moe_off[e + 1] += c->moe_off[e], c->moe_cur[e] = c->moe_off[e];
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t s = 0; s < k; s++) {
+            uint32_t at = c->moe_cur[c->moe_sel[(size_t)i * k + s]]++;
+            c->moe_tok[at] = (int32_t)i;
+            c->moe_w[at] = c->moe_selw[(size_t)i * k + s];
+        }
+}
+
+typedef struct scatter_job {
+    hai_context *c;
+    const int32_t *rows; /* the residual row each result row goes to (distinct) */
+    const float *w;      /* its weight, or NULL: per-token gates of the shared expert */
+    uint32_t n;
+    const float *gate;   /* the shared expert's gate vector [n_embd], or NULL */
+} scatter_job;
+
+/* x[rows[r]] += scale * tmp[r]: the scale an expert's routing weight, or the shared expert's
+ * sigmoid gate of the normed input, times the residual multiplier. */
+static void scatter_task(void *arg, int ith, int nth) {
+    scatter_job *j = arg;
+    hai_context *c = j->c;
+    int64_t E = c->m->hp.n_embd, a, b;
+    split_range(j->n, ith, nth, &a, &b);
+    for (int64_t r = a; r < b; r++) {
+        int64_t row = j->rows ? j->rows[r] : r;
+        float s = c->m->hp.resid_scale * (j->w ? j->w[r] : 1.0f);
+        if (j->gate) {
+            double d = 0;
+            for (int64_t i = 0; i < E; i++) d += (double)c->xn[row * E + i] * j->gate[i];
+            s *= (float)(1.0 / (1.0 + exp(-d)));
+        }
+        float *x = c->x + row * E;
+        const float *t = c->moe_tmp + r * E;
+        for (int64_t i = 0; i < E; i++) x[i] += s * t[i];
+    }
+}
+
+/* One expert (or the shared one) on rows `in` [n][n_embd], the result into moe_tmp. */
+static void expert_ffn(hai_context *c, const hai_weight *gate, const hai_weight *up, const hai_weight *down, const float *in, uint32_t n) {
+    mm_out o[2] = {{gate, c->gate, false}, {up, c->up, false}};
+    matmul(c, in, n, o, act_of(up) == act_of(gate) ? 2 : 1);
+    if (act_of(up) != act_of(gate)) {
+        norm_quant(c, in, (size_t)gate->n_in, NULL, (float *)in, gate->n_in, n, act_of(up));
+        matmul(c, in, n, &o[1], 1);
+    }
+    swiglu_job gj = {c, n, act_of(down), gate->n_out};
+    hai_pool_run(c->pool, swiglu_task, &gj);
+    mm_out d = {down, c->moe_tmp, false};
+    matmul(c, c->gate, n, &d, 1);
+}
+
+/* The feed-forward block of a mixture-of-experts layer (qwen2moe, qwen3moe): the router, the
+ * shared expert on every token, then each chosen expert on its tokens only. */
+static void moe_block(hai_context *c, const hai_layer *L, uint32_t n) {
+    const hai_hparams *hp = &c->m->hp;
+    int64_t E = hp->n_embd;
+    norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, act_of(&L->router));
+    mm_out r = {&L->router, c->moe_logits, false};
+    matmul(c, c->xn, n, &r, 1);
+    moe_route(c, n);
+    if (L->gate.data) {
+        norm_quant(c, c->xn, (size_t)E, NULL, c->xn, E, n, act_of(&L->gate));
+        expert_ffn(c, &L->gate, &L->up, &L->down, c->xn, n);
+        scatter_job sj = {c, NULL, NULL, n, L->shexp_gate};
+        hai_pool_run(c->pool, scatter_task, &sj);
+    }
+    for (uint32_t e = 0; e < hp->n_expert; e++) {
+        uint32_t off = c->moe_off[e], cnt = c->moe_off[e + 1] - off;
+        if (!cnt) continue;
+        const hai_weight *g = &L->exps[e], *u = &L->exps[hp->n_expert + e], *d = &L->exps[2 * hp->n_expert + e];
+        norm_job gather = {c, c->xn, (size_t)E, NULL, c->moe_xg, E, cnt, act_of(g), c->moe_tok + off};
+        hai_pool_run(c->pool, norm_task, &gather);
+        expert_ffn(c, g, u, d, c->moe_xg, cnt);
+        scatter_job sj = {c, c->moe_tok + off, c->moe_w + off, cnt, NULL};
+        hai_pool_run(c->pool, scatter_task, &sj);
     }
 }
 
@@ -506,6 +617,10 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         hai_pool_run(c->pool, att_task, &aj);
         norm_quant(c, c->attn, odim, NULL, c->attn, (int64_t)odim, n, act_of(&L->wo));
         add_residual(c, &L->wo, c->attn, n, c->xn, L->post_attn_norm);
+        if (L->exps) {
+            moe_block(c, L, n);
+            continue;
+        }
         /* feed-forward block */
         norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, act_of(&L->gate));
         if (act_of(&L->up) == act_of(&L->gate)) {
@@ -517,7 +632,7 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
             norm_quant(c, c->xn, (size_t)E, NULL, c->xn, E, n, act_of(&L->up));
             matmul(c, c->xn, n, &ou, 1);
         }
-        swiglu_job gj = {c, n, act_of(&L->down)};
+        swiglu_job gj = {c, n, act_of(&L->down), hp->n_ff};
         hai_pool_run(c->pool, swiglu_task, &gj);
         add_residual(c, &L->down, c->gate, n, c->xn, L->post_ffn_norm);
     }

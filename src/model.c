@@ -22,15 +22,18 @@ static const struct arch_def {
     rope_style rope;
     uint32_t nope_step; /* layers (l + 1) % step == 0 without RoPE: no GGUF key says so (llama.cpp fixes it too) */
     uint32_t swa_period; /* gemma: of each swa_period layers the last is global, the others slide */
+    int moe;             /* mixture of experts: 1 without, 2 with the chosen experts' weights renormalised */
 } archs[] = {
-    {"llama", ROPE_NORMAL, 0, 0},
-    {"qwen2", ROPE_NEOX, 0, 0},
-    {"qwen3", ROPE_NEOX, 0, 0},
-    {"granite", ROPE_NORMAL, 0, 0}, /* llama with four multipliers */
-    {"smollm3", ROPE_NORMAL, 4, 0}, /* llama with every fourth layer without RoPE */
-    {"phi3", ROPE_NEOX, 0, 0},      /* fused QKV and gate/up, LongRoPE */
-    {"gemma2", ROPE_NEOX, 0, 2}, /* GeGLU, post norms, soft-capping, every other layer sliding */
-    {"gemma3", ROPE_NEOX, 0, 6}, /* GeGLU, post norms, q/k norms, five sliding layers to one global */
+    {"llama", ROPE_NORMAL, 0, 0, 0},
+    {"qwen2", ROPE_NEOX, 0, 0, 0},
+    {"qwen3", ROPE_NEOX, 0, 0, 0},
+    {"granite", ROPE_NORMAL, 0, 0, 0}, /* llama with four multipliers */
+    {"smollm3", ROPE_NORMAL, 4, 0, 0}, /* llama with every fourth layer without RoPE */
+    {"phi3", ROPE_NEOX, 0, 0, 0},      /* fused QKV and gate/up, LongRoPE */
+    {"gemma2", ROPE_NEOX, 0, 2, 0}, /* GeGLU, post norms, soft-capping, every other layer sliding */
+    {"gemma3", ROPE_NEOX, 0, 6, 0}, /* GeGLU, post norms, q/k norms, five sliding layers to one global */
+    {"qwen2moe", ROPE_NEOX, 0, 0, 1}, /* qwen2's attention, experts and a shared expert (Qwen1.5-MoE, Qwen2-57B-A14B) */
+    {"qwen3moe", ROPE_NEOX, 0, 0, 2}, /* qwen3's attention, experts renormalised (Qwen3-30B-A3B) */
 };
 
 hai_model_params hai_model_default_params(void) { return (hai_model_params){0}; }
@@ -122,6 +125,34 @@ static hai_status read_multipliers(const hai_gguf *g, const char *an, hai_hparam
     return HAI_OK;
 }
 
+/* Mixture of experts: how many, how many a token, their width; the chosen experts' weights
+ * renormalised as the family does unless the file says (expert_weights_norm); a gating other
+ * than softmax (DeepSeek's sigmoid) is refused, not run wrong. */
+static hai_status read_moe(hai_model *m, const struct arch_def *a, hai_error *err) {
+    const hai_gguf *g = m->gguf;
+    hai_hparams *hp = &m->hp;
+    const char *an = m->arch;
+    hai_status st;
+    uint32_t gating;
+    char key[128];
+    bool norm;
+    if ((st = arch_u32(g, an, "expert_count", true, 0, &hp->n_expert, err)) ||
+        (st = arch_u32(g, an, "expert_used_count", true, 0, &hp->n_expert_used, err)) ||
+        (st = arch_u32(g, an, "expert_feed_forward_length", true, 0, &hp->n_ff_exp, err)) ||
+        (st = arch_u32(g, an, "expert_shared_feed_forward_length", false, 0, &hp->n_ff_shexp, err)) ||
+        (st = arch_u32(g, an, "expert_gating_func", false, 1, &gating, err)))
+        return st;
+    if (hp->n_expert < 1 || hp->n_expert > 1024 || hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert ||
+        hp->n_expert_used > 64 || hp->n_ff_exp < 1 || hp->n_ff_exp > (1u << 20) || hp->n_ff_shexp > (1u << 20))
+        return hai_fail(err, HAI_ERR_FORMAT, "model: experts %u, used %u, width %u, shared width %u are not usable", hp->n_expert,
+                        hp->n_expert_used, hp->n_ff_exp, hp->n_ff_shexp);
+    if (gating != 1) return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: %s.expert_gating_func %u is not supported (1: softmax)", an, gating);
+    snprintf(key, sizeof key, "%s.expert_weights_norm", an);
+    hp->expert_norm = hai_gguf_get_bool(g, key, &norm, NULL) == HAI_OK ? norm : a->moe == 2;
+    hp->n_ff = hp->n_ff_exp > hp->n_ff_shexp ? hp->n_ff_exp : hp->n_ff_shexp;
+    return HAI_OK;
+}
+
 static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error *err) {
     const hai_gguf *g = m->gguf;
     hai_hparams *hp = &m->hp;
@@ -160,6 +191,7 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
     hp->nope_step = a->nope_step;
     if ((st = read_multipliers(g, an, hp, err))) return st;
     if (a->swa_period && (st = read_gemma(m, a, err))) return st;
+    if (a->moe && (st = read_moe(m, a, err))) return st;
     return read_rope_scaling(g, an, hp, err);
 }
 
@@ -233,6 +265,25 @@ static hai_weight rows_of(const hai_weight *w, int64_t r0, int64_t n) {
     return (hai_weight){w->type, w->n_in, n, w->row_bytes, w->data + (size_t)r0 * w->row_bytes};
 }
 
+/* A stacked expert tensor [n_in, n_out, n_expert]: one view of n_out rows an expert. */
+static hai_status get_experts(hai_model *m, const char *name, int64_t n_in, int64_t n_out, hai_weight *views, hai_error *err) {
+    const hai_gguf_tensor *t = hai_gguf_find_tensor(m->gguf, name);
+    uint32_t ne = m->hp.n_expert;
+    if (!t) return hai_fail(err, HAI_ERR_FORMAT, "model: tensor '%s' is missing", name);
+    if (t->n_dims != 3 || t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != ne)
+        return hai_fail(err, HAI_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld, %lld], expected [%lld, %lld, %u]", name,
+                        (long long)t->ne[0], (long long)t->ne[1], (long long)(t->n_dims > 2 ? t->ne[2] : 1), (long long)n_in,
+                        (long long)n_out, ne);
+    if (!hai_kernels_ref()->vec_dot[t->type] || !hai_type_supported(t->type))
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, which hai cannot compute with", name,
+                        hai_type_name(t->type) ? hai_type_name(t->type) : "?");
+    hai_weight all = {t->type, n_in, n_out * ne, hai_row_bytes(t->type, n_in), t->data};
+    for (uint32_t e = 0; e < ne; e++) views[e] = rows_of(&all, (int64_t)e * n_out, n_out);
+    m->weights_bytes += t->size;
+    m->expert_bytes += t->size;
+    return HAI_OK;
+}
+
 static hai_status get_vec(hai_model *m, const char *name, int64_t n, bool required, float **out, hai_error *err) {
     const hai_gguf_tensor *t = hai_gguf_find_tensor(m->gguf, name);
     *out = NULL;
@@ -276,6 +327,31 @@ static hai_status read_longrope(hai_model *m, hai_error *err) {
     if (!(attn > 0.0f && attn <= 100.0f))
         return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.scaling.attn_factor %g is not plausible (0 to 100)", m->arch, attn);
     hp->rope_mscale *= attn;
+    return HAI_OK;
+}
+
+/* A mixture-of-experts layer: the router, the stacked experts, the shared expert and its gate
+ * when the family has one (qwen2moe). */
+static hai_status load_experts(hai_model *m, uint32_t l, hai_error *err) {
+    const hai_hparams *hp = &m->hp;
+    hai_layer *L = &m->layers[l];
+    int64_t E = hp->n_embd, X = hp->n_ff_exp, S = hp->n_ff_shexp;
+    char n[96];
+    hai_status st;
+#define NAME(s) (snprintf(n, sizeof n, "blk.%u." s, l), n)
+    if (!(L->exps = calloc(3 * (size_t)hp->n_expert, sizeof *L->exps))) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    if ((st = get_weight(m, NAME("ffn_gate_inp.weight"), E, hp->n_expert, true, &L->router, err)) ||
+        (st = get_experts(m, NAME("ffn_gate_exps.weight"), E, X, L->exps, err)) ||
+        (st = get_experts(m, NAME("ffn_up_exps.weight"), E, X, L->exps + hp->n_expert, err)) ||
+        (st = get_experts(m, NAME("ffn_down_exps.weight"), X, E, L->exps + 2 * hp->n_expert, err)))
+        return st;
+    if (!S) return HAI_OK;
+    if ((st = get_weight(m, NAME("ffn_gate_shexp.weight"), E, S, true, &L->gate, err)) ||
+        (st = get_weight(m, NAME("ffn_up_shexp.weight"), E, S, true, &L->up, err)) ||
+        (st = get_weight(m, NAME("ffn_down_shexp.weight"), S, E, true, &L->down, err)) ||
+        (st = get_vec(m, NAME("ffn_gate_inp_shexp.weight"), E, false, &L->shexp_gate, err)))
+        return st;
+#undef NAME
     return HAI_OK;
 }
 
@@ -334,14 +410,18 @@ static hai_status load_tensors(hai_model *m, hai_error *err) {
             (st = get_vec(m, NAME("attn_v.bias"), V, false, &L->bv, err)) ||
             (st = get_vec(m, NAME("attn_q_norm.weight"), hp->head_dim, false, &L->q_norm, err)) ||
             (st = get_vec(m, NAME("attn_k_norm.weight"), hp->head_dim, false, &L->k_norm, err)) ||
-            (st = get_vec(m, NAME("ffn_norm.weight"), E, true, &L->ffn_norm, err)) ||
-            (!fused_up && (st = get_weight(m, NAME("ffn_gate.weight"), E, F, true, &L->gate, err))) ||
-            (!fused_up && (st = get_weight(m, NAME("ffn_up.weight"), E, F, true, &L->up, err))) ||
-            (st = get_weight(m, NAME("ffn_down.weight"), F, E, true, &L->down, err)))
+            (st = get_vec(m, NAME("ffn_norm.weight"), E, true, &L->ffn_norm, err)))
             return st;
+        if (hp->n_expert) {
+            if ((st = load_experts(m, l, err))) return st;
+        } else if ((!fused_up && (st = get_weight(m, NAME("ffn_gate.weight"), E, F, true, &L->gate, err))) ||
+                   (!fused_up && (st = get_weight(m, NAME("ffn_up.weight"), E, F, true, &L->up, err))) ||
+                   (st = get_weight(m, NAME("ffn_down.weight"), F, E, true, &L->down, err))) {
+            return st;
+        }
 #undef NAME
-        if (!strcmp(m->arch, "qwen3") && (!L->q_norm || !L->k_norm))
-            return hai_fail(err, HAI_ERR_FORMAT, "model: qwen3 layer %u lacks attn_q_norm/attn_k_norm", l);
+        if (!strncmp(m->arch, "qwen3", 5) && (!L->q_norm || !L->k_norm))
+            return hai_fail(err, HAI_ERR_FORMAT, "model: %s layer %u lacks attn_q_norm/attn_k_norm", m->arch, l);
     }
     return HAI_OK;
 }
@@ -363,13 +443,14 @@ typedef struct placed {
 
 static hai_status place_weights(hai_model *m, bool in_place, hai_error *err) {
     const hai_kernels *k = hai_kernels_best();
-    placed *pl = malloc(((size_t)m->hp.n_layer * 7 + 1) * sizeof *pl);
+    size_t per_layer = 8 + (m->hp.n_expert ? 3 * (size_t)m->hp.n_expert : 0), n = 0, total = 0;
+    placed *pl = malloc(((size_t)m->hp.n_layer * per_layer + 1) * sizeof *pl);
     if (!pl) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
-    size_t n = 0, total = 0;
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         hai_layer *L = &m->layers[l];
-        hai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        hai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down, &L->router};
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) pl[n++].w = ws[i];
+        for (size_t e = 0; L->exps && e < 3 * (size_t)m->hp.n_expert; e++) pl[n++].w = &L->exps[e];
     }
     /* the output matrix too. Tied to the embedding table (Qwen2 0.5-3B, Llama 3.2, Gemma) it is
      * the largest matrix a step reads (Qwen2-0.5B: 28% of the bytes), so it moves too (measured,
@@ -414,6 +495,8 @@ uint64_t hai_model_decode_bytes(const hai_model *m) {
     uint64_t b = m->weights_bytes;
     const hai_gguf_tensor *e = hai_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (e && m->output.data != m->tok_embd.data) b -= e->size; /* looked up a row at a time */
+    if (m->hp.n_expert) /* only the chosen experts' weights are read */
+        b -= m->expert_bytes / m->hp.n_expert * (m->hp.n_expert - m->hp.n_expert_used);
     return b;
 }
 
@@ -443,7 +526,7 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
         snprintf(m->arch, sizeof m->arch, "%.*s", (int)(arch.size < 31 ? arch.size : 31), arch.data);
         for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
             if (!strcmp(archs[i].name, m->arch) && strlen(archs[i].name) == arch.size) a = &archs[i];
-        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3)", m->arch);
+        if (!a) st = hai_fail(err, HAI_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3, qwen2moe, qwen3moe)", m->arch);
     }
     if (!st) st = read_hparams(m, a, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");
@@ -471,7 +554,7 @@ void hai_model_free(hai_model *m) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             hai_layer *L = &m->layers[l];
             free(L->attn_norm), free(L->ffn_norm), free(L->bq), free(L->bk), free(L->bv), free(L->q_norm), free(L->k_norm);
-            free(L->post_attn_norm), free(L->post_ffn_norm);
+            free(L->post_attn_norm), free(L->post_ffn_norm), free(L->exps), free(L->shexp_gate);
         }
     }
     free(m->layers);

@@ -24,7 +24,12 @@ typedef struct hai_layer {
     float *q_norm, *k_norm;      /* optional per-head RMSNorm weights [head_dim] (qwen3) */
     float *post_attn_norm, *post_ffn_norm; /* optional RMSNorms of what attention and FFN add (gemma) */
     bool swa;                    /* attends to the last swa_window positions only (gemma) */
+    /* the FFN (gate, up, down); in a mixture-of-experts layer the shared expert (qwen2moe), whose
+     * output is scaled by sigmoid(shexp_gate . x), or no data */
     hai_weight wq, wk, wv, wo, gate, up, down;
+    hai_weight router;           /* MoE: ffn_gate_inp, one row an expert */
+    hai_weight *exps;            /* MoE: [3][n_expert] each expert's gate, up, down: views of the stacked tensors */
+    float *shexp_gate;           /* [n_embd] or NULL */
 } hai_layer;
 
 typedef struct hai_hparams {
@@ -53,6 +58,11 @@ typedef struct hai_hparams {
     float yarn_factor, yarn_beta_fast, yarn_beta_slow;
     uint32_t yarn_orig_ctx;
     uint32_t rope_orig_ctx; /* LongRoPE: the context the short factors serve */
+    /* mixture of experts (qwen2moe, qwen3moe): n_expert experts of n_ff_exp, n_expert_used of them
+     * a token, their softmax weights renormalised over the chosen ones when expert_norm; a shared
+     * expert of n_ff_shexp (0: none). n_ff is then the widest of the two (scratch rows). */
+    uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
+    bool expert_norm;
 } hai_hparams;
 
 struct hai_model {
@@ -69,6 +79,7 @@ struct hai_model {
     hai_layer *layers;
     hai_tokenizer *tok;
     uint64_t weights_bytes;
+    uint64_t expert_bytes;       /* of weights_bytes, the experts' (MoE): a token reads n_expert_used / n_expert of them */
     uint8_t *arena;              /* the matmul weights, copied or repacked at load (see model.c), or NULL */
 };
 

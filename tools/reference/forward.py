@@ -102,11 +102,37 @@ def gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
 
 
+def moe(m, p, h):
+    """A mixture-of-experts FFN (transformers' Qwen2MoeSparseMoeBlock / Qwen3MoeSparseMoeBlock):
+    the router's softmax over the experts, the top expert_used_count of each token, their
+    probabilities renormalised over the chosen (qwen3moe; the file's expert_weights_norm when it
+    says), each chosen expert's SwiGLU weighted; plus the shared expert times the sigmoid of its
+    gate (qwen2moe)."""
+    logits = h @ m.tensor(p + "ffn_gate_inp.weight").T
+    prob = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    prob /= prob.sum(axis=-1, keepdims=True)
+    k = m.get("expert_used_count")
+    norm = m.meta.get(m.arch() + ".expert_weights_norm", m.arch() == "qwen3moe")
+    gate, up, down = (m.tensor(p + f"ffn_{n}_exps.weight") for n in ("gate", "up", "down"))
+    out = np.zeros_like(h)
+    for t in range(h.shape[0]):
+        sel = np.argsort(-prob[t], kind="stable")[:k]
+        w = prob[t, sel] / (prob[t, sel].sum() if norm else 1)
+        for e, we in zip(sel, w):
+            out[t] += we * (down[e] @ (silu(gate[e] @ h[t]) * (up[e] @ h[t])))
+    if m.has(p + "ffn_gate_shexp.weight"):
+        s = (silu(h @ m.tensor(p + "ffn_gate_shexp.weight").T) * (h @ m.tensor(p + "ffn_up_shexp.weight").T)) @ m.tensor(p + "ffn_down_shexp.weight").T
+        if m.has(p + "ffn_gate_inp_shexp.weight"):
+            s = s / (1 + np.exp(-(h @ m.tensor(p + "ffn_gate_inp_shexp.weight"))))[:, None]
+        out += s
+    return out
+
+
 def forward(m, tokens, n_ctx=None):
-    """llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3: logits [T][n_vocab] of the tokens at positions
+    """llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3, qwen2moe, qwen3moe: logits [T][n_vocab] of the tokens at positions
     0.. in a context of n_ctx (default: as many as the tokens)."""
     arch = m.arch()
-    if arch not in ("llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3"):
+    if arch not in ("llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3", "qwen2moe", "qwen3moe"):
         raise ValueError(f"architecture {arch} not in the reference yet")
     n_layer, n_head = m.get("block_count"), m.get("attention.head_count")
     n_kv = m.get("attention.head_count_kv", n_head)
@@ -120,7 +146,7 @@ def forward(m, tokens, n_ctx=None):
         x = x * np.sqrt(n_embd)
     hd = m.get("attention.key_length", n_embd // n_head)
     n_rot = m.get("rope.dimension_count", hd)
-    neox = arch in ("qwen2", "qwen3", "phi3", "gemma2", "gemma3")
+    neox = arch in ("qwen2", "qwen3", "phi3", "gemma2", "gemma3", "qwen2moe", "qwen3moe")
     resid, logit_scale = m.get("residual_scale", 1.0), m.get("logit_scale", 1.0)
     # Gemma 2/3 27B scale queries by n_embd / n_head (query_pre_attn_scalar), the others by head_dim
     big_gemma = gemma and n_layer in (46, 62)
@@ -161,6 +187,9 @@ def forward(m, tokens, n_ctx=None):
             a = rms_norm(a, m.tensor(p + "post_attention_norm.weight"), eps)
         x = x + a * resid
         h = rms_norm(x, m.tensor(p + "ffn_norm.weight"), eps)
+        if m.has(p + "ffn_gate_inp.weight"):
+            x = x + moe(m, p, h) * resid
+            continue
         if m.has(p + "ffn_gate.weight"):
             gate, up = lin(p + "ffn_gate", h), lin(p + "ffn_up", h)
         else:  # fused (phi3): the gate's rows, then the up projection's

@@ -175,12 +175,14 @@ def _pack_value(v):
     return struct.pack("<If", 6, v)
 
 
-def write_with_meta(src, dst, changes, arch=None, layers=None, fuse=(), extra=None):
+def write_with_meta(src, dst, changes, arch=None, layers=None, fuse=(), extra=None, rename=None, raw=None):
     """dst: src with metadata keys set (value) or removed (None); with arch, the architecture
     renamed (general.architecture and every key under the old name); with layers, that many
     blocks, block i a copy of the source's block i % block_count; fuse: (name, [names]) of each
     block, tensors of one type stacked into one (rows after rows, as the converters fuse QKV);
-    extra: {name: float32 vector} added. Tensor data as it was."""
+    extra: {name: float32 array} added (its shape kept); rename: {name: new name, or None to drop
+    it} (names after the layers are made); raw: {name: (dims, ggml type, bytes)} added as given.
+    Tensor data as it was."""
     r = Reader(src)
     kv = r.kv_raw
     old = r.arch() + "."
@@ -204,8 +206,12 @@ def write_with_meta(src, dst, changes, arch=None, layers=None, fuse=(), extra=No
             at = names.index(group[0])
             names = [e for e in names if e not in group]
             names.insert(at, (f"blk.{i}.{fused}", [sn for _, sn in group]))
+    names = [((rename or {}).get(nn, nn), sn) for nn, sn in names if (rename or {}).get(nn, nn) is not None]
     for name, vec in (extra or {}).items():
-        names.append((name, np.asarray(vec, dtype="<f4").tobytes()))
+        a = np.asarray(vec, dtype="<f4")
+        names.append((name, (list(reversed(a.shape)), 0, a.tobytes())))
+    for name, (dims, t, blob) in (raw or {}).items():
+        names.append((name, (list(dims), t, bytes(blob))))
     kv = [(k, raw) for k, raw in kv if k not in changes]
     kv += [(k, _pack_value(v)) for k, v in changes.items() if v is not None]
     align = r.meta.get("general.alignment", 32)
@@ -215,8 +221,8 @@ def write_with_meta(src, dst, changes, arch=None, layers=None, fuse=(), extra=No
         head += struct.pack("<Q", len(kb)) + kb + raw
     data, off = [], 0
     for new, src_name in names:
-        if isinstance(src_name, bytes):  # an extra F32 vector
-            dims, t, blob = [len(src_name) // 4], 0, src_name
+        if isinstance(src_name, tuple):  # a tensor given whole
+            dims, t, blob = src_name
         else:
             srcs = src_name if isinstance(src_name, list) else [src_name]
             infos = [r.tensors[n] for n in srcs]

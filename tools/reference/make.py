@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forward import forward  # noqa: E402
-from gguf_read import Reader, write_with_meta  # noqa: E402
+from gguf_read import TYPES, Reader, write_with_meta  # noqa: E402
 
 def post_norms(n_layer, n_embd=256):
     """Gemma's norms after attention and after the FFN: weights around 1 (the converter adds
@@ -26,6 +26,53 @@ def post_norms(n_layer, n_embd=256):
     i = np.arange(n_embd)
     return {f"blk.{L}.{n}.weight": 1 + 0.3 * np.sin(0.37 * i + 1.3 * L + k) for L in range(n_layer)
             for k, n in enumerate(("post_attention_norm", "post_ffw_norm"))}
+
+
+def moe_tensors(src, n_layer, n_expert, used, shared, width, seed):
+    """A mixture-of-experts layout (qwen2moe / qwen3moe as the converters write it) made from a
+    dense model's FFNs: expert e of layer L is the FFN of the source's block L % n with the rows of
+    its gate, up and down projections in orders of their own (rows of a quantized tensor move
+    whole, so every expert is a different function in the file's own types). With a width smaller
+    than the FFN's (float types only) each expert keeps a subset of the hidden units. A router of
+    random rows (logits of a few units), the dense FFN kept as the shared expert with a random
+    gate vector, or dropped. Returns (renames, raw tensors, extra tensors, metadata)."""
+    r = Reader(src)
+    rng = np.random.default_rng(seed)
+    n0, E = r.get("block_count"), r.get("embedding_length")
+    rename, raw, extra = {}, {}, {}
+    F = r.get("feed_forward_length")
+    X = width or F
+    for L in range(n_layer):
+        s = L % n0
+        parts = {}
+        for kind in ("gate", "up", "down"):
+            dims, t, off = r.tensors[f"blk.{s}.ffn_{kind}.weight"]
+            be, bb = TYPES[t][1], TYPES[t][2]
+            rb = dims[0] // be * bb
+            rows = np.frombuffer(r.buf, np.uint8, dims[1] * rb, off).reshape(dims[1], rb)
+            parts[kind] = (dims, t, rows, bb // be if be == 1 else 0)
+        blobs = {k: [] for k in parts}
+        for e in range(n_expert):
+            keep = np.sort(rng.permutation(F)[:X])  # the expert's hidden units
+            for kind, (dims, t, rows, esize) in parts.items():
+                if kind == "down":
+                    m = rows[rng.permutation(dims[1])]
+                    if X != F:  # columns of a float type: element by element
+                        m = m.reshape(dims[1], F, esize)[:, keep].reshape(dims[1], X * esize)
+                else:
+                    m = rows[keep[rng.permutation(X)]]
+                blobs[kind].append(m.tobytes())
+        for kind, (dims, t, rows, esize) in parts.items():
+            d = [X, dims[1], n_expert] if kind == "down" else [dims[0], X, n_expert]
+            raw[f"blk.{L}.ffn_{kind}_exps.weight"] = (d, t, b"".join(blobs[kind]))
+            rename[f"blk.{L}.ffn_{kind}.weight"] = f"blk.{L}.ffn_{kind}_shexp.weight" if shared else None
+        extra[f"blk.{L}.ffn_gate_inp.weight"] = rng.standard_normal((n_expert, E)) * (2.5 / np.sqrt(E))
+        if shared:
+            extra[f"blk.{L}.ffn_gate_inp_shexp.weight"] = rng.standard_normal(E) * (1.5 / np.sqrt(E))
+    meta = {"expert_count": n_expert, "expert_used_count": used, "expert_feed_forward_length": X}
+    if shared:
+        meta["expert_shared_feed_forward_length"] = F
+    return rename, raw, extra, meta
 
 
 PHI3_FUSE = [("attn_qkv.weight", ["attn_q.weight", "attn_k.weight", "attn_v.weight"]), ("ffn_up.weight", ["ffn_gate.weight", "ffn_up.weight"])]
@@ -78,6 +125,20 @@ CASES = [
     ("phi3-s-Q4_0.gguf", "llama-s-Q4_0.gguf",
      {"rope.scaling.original_context_length": 4096, "context_length": 131072, "rope.dimension_count": 48, "rope.scaling.attn_factor": 1.19},
      "phi3", 3, PHI3_FUSE, {"rope_factors_long.weight": 2 + np.arange(24) / 3, "rope_factors_short.weight": 1 + np.sin(np.arange(24)) ** 2}),
+    # mixture of experts (last: experts, used a token, a shared expert, the experts' width
+    # (None: the FFN's), seed): qwen2moe with qwen2's biases, a shared expert and the top-2
+    # weights as they are; qwen3moe with q/k norms and the chosen renormalised; one with the
+    # renormalisation switched by the file and a single expert a token
+    ("qwen2moe-s-F16.gguf", "qwen2-s-F16.gguf", {}, "qwen2moe", 3, None, None,
+     (8, 2, True, 96, 11)),
+    ("qwen2moe-s-Q4_0.gguf", "qwen2-s-Q4_0.gguf", {}, "qwen2moe", None, None, None,
+     (6, 3, True, None, 12)),
+    ("qwen3moe-s-Q8_0.gguf", "qwen3-s-Q8_0.gguf", {}, "qwen3moe", 3, None, None,
+     (8, 3, False, None, 13)),
+    ("qwen3moe-s-Q4_K_M.gguf", "qwen3-s-Q4_K_M.gguf", {}, "qwen3moe", None, None, None,
+     (16, 4, False, None, 14)),
+    ("qwen3moe-s-F16.gguf", "qwen3-s-F16.gguf", {"expert_weights_norm": False},
+     "qwen3moe", 4, None, None, (5, 1, False, 64, 15)),
 ]
 
 
@@ -92,15 +153,23 @@ def main():
         f.write(tokens_txt)
     summary = []
     for name, base, meta, *other in CASES:
-        other += [None] * (4 - len(other))
+        other += [None] * (5 - len(other))
         arch = other[0] or Reader(os.path.join(src, base)).arch()
         path = os.path.join(out, name)
-        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta.items()}, arch=other[0],
-                        layers=other[1], fuse=other[2] or (), extra=other[3])
+        rename = raw = None
+        extra = dict(other[3] or {})
+        meta_all = dict(meta)
+        if other[4]:
+            n_layer = other[1] or Reader(os.path.join(src, base)).get("block_count")
+            rename, raw, more, mm = moe_tensors(os.path.join(src, base), n_layer, *other[4])
+            extra.update(more)
+            meta_all.update(mm)
+        write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta_all.items()}, arch=other[0],
+                        layers=other[1], fuse=other[2] or (), extra=extra, rename=rename, raw=raw)
         forward(Reader(path), tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
         b = bars[base]
         summary.append({"file": name, "type": b["type"], "n_tokens": len(tokens), "llamacpp_kl": None,
-                        "max_kl": b["max_kl"], "min_top1": b["min_top1"], "derived_from": base, "meta": meta, "arch": arch})
+                        "max_kl": b["max_kl"], "min_top1": b["min_top1"], "derived_from": base, "meta": meta_all, "arch": arch})
         print(f"make.py: {name} ({base} as {arch} + {meta})", flush=True)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
