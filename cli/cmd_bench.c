@@ -253,7 +253,11 @@ int cmd_bench(int argc, char **argv) {
         fflush(stdout);
     }
     bench_sampling(hai_logits(c, -1), nv, tg_tps > 0 ? 1.0 / tg_tps : 0, json);
-    if (!json) printf("peak RSS: %.1f MiB\n", (double)peak_rss() / (1 << 20));
+    if (!json) {
+        char rd[32];
+        printf("peak RSS: %.1f MiB; a decode step reads %s of the weights\n", (double)peak_rss() / (1 << 20),
+               cli_bytes(hai_model_decode_bytes(m), rd, sizeof rd));
+    }
     rc = 0;
     free(v);
     free(bt), free(bs);

@@ -121,6 +121,11 @@ int cmd_info(int argc, char **argv) {
                    cli_count(mi.type_params[t], b1, sizeof b1));
     printf("\n");
     if (mi.n_params) printf("bits/weight:   %.2f\n", 8.0 * (double)mi.weights_bytes / (double)mi.n_params);
+    if (mi.n_expert)
+        printf("experts:       %u a layer, %u used a token: %s active parameters\n", mi.n_expert, mi.n_expert_used,
+               cli_count(mi.n_params_active, b1, sizeof b1));
+    printf("decode reads:  %s a token (the weights; an untied embedding table is looked up a row at a time)\n",
+           cli_bytes(mi.decode_bytes, b1, sizeof b1));
     printf("context:       %u (trained)\n", mi.n_ctx_train);
     printf("layers:        %u, n_embd %u, n_ff %u\n", mi.n_layer, mi.n_embd, mi.n_ff);
     printf("attention:     %u heads, %u KV heads, head_dim %u/%u (K/V)\n", mi.n_head, mi.n_head_kv, mi.head_dim_k,

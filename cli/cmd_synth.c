@@ -10,9 +10,10 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hai synth -o OUT.gguf [options]\n"
             "  --preset NAME     tiny (default: 256 wide, 2 layers) or tinyllama (TinyLlama-1.1B geometry)\n"
-            "  --arch A          llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3\n"
+            "  --arch A          llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3, qwen2moe, qwen3moe\n"
             "  --type T          weight type of the matrices (F32, F16, BF16, Q8_0, Q4_0, ...)\n"
             "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --head-dim N --ctx N\n"
+            "  --n-expert N --n-expert-used N --n-ff-exp N --n-ff-shexp N   mixture of experts (defaults 8, 2, n_ff/4, n_ff)\n"
             "  --vocab FILE      copy the tokenizer from this GGUF (default: a byte-level vocabulary)\n"
             "  --chat-template FILE  the model's chat template (Jinja), instead of the vocabulary's\n"
             "  --tied            reuse the token embedding as the output matrix\n"
@@ -82,6 +83,10 @@ int cmd_synth(int argc, char **argv) {
                             : !strcmp(a, "--n-ff")      ? &p.n_ff
                             : !strcmp(a, "--head-dim")  ? &p.head_dim
                             : !strcmp(a, "--ctx")       ? &p.n_ctx_train
+                            : !strcmp(a, "--n-expert")  ? &p.n_expert
+                            : !strcmp(a, "--n-expert-used") ? &p.n_expert_used
+                            : !strcmp(a, "--n-ff-exp")  ? &p.n_ff_exp
+                            : !strcmp(a, "--n-ff-shexp") ? &p.n_ff_shexp
                                                         : NULL;
             if (!dst) {
                 fprintf(stderr, "hai synth: unknown option '%s'\n", a);

@@ -287,6 +287,10 @@ typedef struct hai_model_info {
     uint32_t head_dim_k, head_dim_v;        /* per-head sizes of K and V */
     uint32_t n_vocab;
     uint32_t swa_window, n_swa_layers;      /* sliding-window layers (gemma) and their window */
+    uint32_t n_expert, n_expert_used;       /* mixture of experts: experts a layer, used a token (0: dense) */
+    int64_t n_params_active;                /* elements a token uses: all but the unchosen experts' */
+    uint64_t decode_bytes;                  /* tensor data a decode step reads: all but an untied embedding
+                                             * table (a row is looked up) and the unchosen experts' */
     char tokenizer_model[32];
     char tokenizer_pre[64];
     bool has_chat_template;
@@ -778,7 +782,8 @@ hai_status hai_chat_tokenize(const hai_model *m, const hai_chat_params *p, const
  * ------------------------------------------------------------------------------------- */
 
 typedef struct hai_synth_params {
-    const char *arch;         /* "llama" (default), "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3" */
+    const char *arch;         /* "llama" (default), "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3",
+                               * "qwen2moe", "qwen3moe" */
     const char *name;         /* general.name; NULL = "hai-synth" */
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff;
     uint32_t head_dim;        /* 0 = n_embd / n_head */
@@ -791,6 +796,9 @@ typedef struct hai_synth_params {
     const char *chat_template; /* tokenizer.chat_template (Jinja text); NULL = the vocabulary's, if any */
     hai_progress_fn progress; /* called after each tensor; may be NULL */
     void *progress_user;
+    /* qwen2moe / qwen3moe: experts (0 = 8), used a token (0 = 2), their width (0 = n_ff / 4), the
+     * shared expert's width (qwen2moe; 0 = n_ff) */
+    uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
 } hai_synth_params;
 
 /* A small llama (n_embd 256, 2 layers, F32). */

@@ -63,13 +63,19 @@ hai_status hai_model_info_read(const hai_gguf *g, hai_model_info *mi, hai_error 
     copy_str(g, "general.name", mi->name, sizeof mi->name);
     mi->has_file_type = hai_gguf_get_u32(g, "general.file_type", &mi->file_type, NULL) == HAI_OK;
     mi->n_tensors = hai_gguf_n_tensors(g);
+    int64_t exp_params = 0;
+    uint64_t exp_bytes = 0;
+    bool tied = !hai_gguf_find_tensor(g, "output.weight");
     for (int64_t i = 0; i < mi->n_tensors; i++) {
         const hai_gguf_tensor *t = hai_gguf_tensor_at(g, i);
         mi->n_params += t->n_elements;
         mi->weights_bytes += t->size;
         mi->type_tensors[t->type]++;
         mi->type_params[t->type] += t->n_elements;
+        if (strstr(t->name, "_exps.weight")) exp_params += t->n_elements, exp_bytes += t->size;
+        if (tied || strcmp(t->name, "token_embd.weight")) mi->decode_bytes += t->size;
     }
+    mi->n_params_active = mi->n_params;
     if (mi->arch[0]) {
         mi->n_ctx_train = arch_u32(g, mi->arch, "context_length");
         mi->n_embd = arch_u32(g, mi->arch, "embedding_length");
@@ -84,6 +90,12 @@ hai_status hai_model_info_read(const hai_gguf *g, hai_model_info *mi, hai_error 
         if (!mi->head_dim_v) mi->head_dim_v = mi->head_dim_k;
         mi->n_vocab = arch_u32(g, mi->arch, "vocab_size");
         count_swa(g, mi);
+        mi->n_expert = arch_u32(g, mi->arch, "expert_count");
+        mi->n_expert_used = arch_u32(g, mi->arch, "expert_used_count");
+        if (mi->n_expert && mi->n_expert_used <= mi->n_expert) { /* a token reads n_expert_used of the experts */
+            mi->n_params_active -= exp_params / mi->n_expert * (mi->n_expert - mi->n_expert_used);
+            mi->decode_bytes -= exp_bytes / mi->n_expert * (mi->n_expert - mi->n_expert_used);
+        }
     }
     const hai_gguf_value *tokens = hai_gguf_get(g, "tokenizer.ggml.tokens");
     if (tokens && tokens->arr.n <= UINT32_MAX) mi->n_vocab = (uint32_t)tokens->arr.n;
@@ -108,6 +120,7 @@ hai_memory_estimate hai_model_memory(const hai_model_info *mi, uint32_t n_ctx, u
     /* per batch row: residual + normed input + attention output + q + k,v + gate + up (floats),
      * plus the row quantized for integer dot products; logits for one row at a time */
     uint64_t per_row = 4 * (3ull * mi->n_embd + q_dim + kv_dim + 2ull * mi->n_ff) + (uint64_t)mi->n_embd + mi->n_ff;
+    if (mi->n_expert) per_row += 4 * (2ull * mi->n_embd + mi->n_expert + 4ull * mi->n_expert_used); /* gathered rows, results, routing */
     m.scratch = (uint64_t)n_batch * per_row + 4ull * mi->n_vocab;
     m.total = m.weights + m.kv_cache + m.scratch;
     return m;

@@ -24,7 +24,7 @@ typedef enum { FILL_NORMAL, FILL_ONES, FILL_RAMP } fill_kind;
 typedef struct planned {
     char name[64];
     uint32_t type, n_dims;
-    int64_t ne[2];
+    int64_t ne[3];
     fill_kind fill;
 } planned;
 
@@ -33,7 +33,7 @@ typedef struct plan {
     int n, cap;
 } plan;
 
-static bool add(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64_t ne0, int64_t ne1, fill_kind fill) {
+static bool add3(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2, fill_kind fill) {
     if (p->n == p->cap) {
         int cap = p->cap ? 2 * p->cap : 64;
         planned *t = realloc(p->t, (size_t)cap * sizeof *t);
@@ -47,8 +47,13 @@ static bool add(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64
     t->n_dims = n_dims;
     t->ne[0] = ne0;
     t->ne[1] = ne1;
+    t->ne[2] = ne2;
     t->fill = fill;
     return true;
+}
+
+static bool add(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64_t ne0, int64_t ne1, fill_kind fill) {
+    return add3(p, name, type, n_dims, ne0, ne1, 1, fill);
 }
 
 /* The byte-level SentencePiece vocabulary used when no vocab file is given:
@@ -132,7 +137,13 @@ static hai_status set_hparams(hai_gguf_writer *w, const hai_synth_params *p, uin
     if (strncmp(a, "gemma", 5) == 0) U32("attention.sliding_window", p->n_ctx_train / 8 ? p->n_ctx_train / 8 : 1);
     if (strcmp(a, "phi3") == 0) /* LongRoPE: the long factors serve contexts past 1/32 of the trained one */
         U32("rope.scaling.original_context_length", p->n_ctx_train / 32 ? p->n_ctx_train / 32 : 1);
-    if (hd * p->n_head != p->n_embd || strcmp(a, "qwen3") == 0 || strcmp(a, "gemma3") == 0) {
+    if (strstr(a, "moe")) {
+        U32("expert_count", p->n_expert);
+        U32("expert_used_count", p->n_expert_used);
+        U32("expert_feed_forward_length", p->n_ff_exp);
+        if (!strcmp(a, "qwen2moe")) U32("expert_shared_feed_forward_length", p->n_ff_shexp);
+    }
+    if (hd * p->n_head != p->n_embd || strncmp(a, "qwen3", 5) == 0 || strcmp(a, "gemma3") == 0) {
         U32("attention.key_length", hd);
         U32("attention.value_length", hd);
     }
@@ -163,8 +174,8 @@ static uint32_t ftype_of(uint32_t type) {
 }
 
 static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_vocab, plan *pl, hai_error *err) {
-    bool q2 = strcmp(p->arch, "qwen2") == 0, q3 = strcmp(p->arch, "qwen3") == 0 || strcmp(p->arch, "gemma3") == 0,
-         phi3 = strcmp(p->arch, "phi3") == 0, gemma = strncmp(p->arch, "gemma", 5) == 0;
+    bool q2 = strncmp(p->arch, "qwen2", 5) == 0, q3 = strncmp(p->arch, "qwen3", 5) == 0 || strcmp(p->arch, "gemma3") == 0,
+         phi3 = strcmp(p->arch, "phi3") == 0, gemma = strncmp(p->arch, "gemma", 5) == 0, moe = strstr(p->arch, "moe") != NULL;
     uint32_t wt = p->type, F = HAI_TYPE_F32;
     int64_t qd = (int64_t)p->n_head * hd, kvd = (int64_t)p->n_head_kv * hd;
     bool ok = add(pl, "token_embd.weight", wt, 2, p->n_embd, n_vocab, FILL_NORMAL) &&
@@ -180,10 +191,21 @@ static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_
                    : ADD("attn_q.weight", wt, 2, p->n_embd, qd, FILL_NORMAL) && ADD("attn_k.weight", wt, 2, p->n_embd, kvd, FILL_NORMAL) &&
                          ADD("attn_v.weight", wt, 2, p->n_embd, kvd, FILL_NORMAL)) &&
              ADD("attn_output.weight", wt, 2, qd, p->n_embd, FILL_NORMAL) &&
-             ADD("ffn_norm.weight", F, 1, p->n_embd, 1, FILL_ONES) &&
-             (phi3 ? ADD("ffn_up.weight", wt, 2, p->n_embd, 2 * (int64_t)p->n_ff, FILL_NORMAL)
-                   : ADD("ffn_gate.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL) && ADD("ffn_up.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL)) &&
-             ADD("ffn_down.weight", wt, 2, p->n_ff, p->n_embd, FILL_NORMAL);
+             ADD("ffn_norm.weight", F, 1, p->n_embd, 1, FILL_ONES);
+        if (ok && moe) /* the router stays F32, as llama.cpp's quantizer leaves it */
+            ok = ADD("ffn_gate_inp.weight", F, 2, p->n_embd, p->n_expert, FILL_NORMAL) &&
+                 (snprintf(n, sizeof n, "blk.%u.ffn_gate_exps.weight", l), add3(pl, n, wt, 3, p->n_embd, p->n_ff_exp, p->n_expert, FILL_NORMAL)) &&
+                 (snprintf(n, sizeof n, "blk.%u.ffn_up_exps.weight", l), add3(pl, n, wt, 3, p->n_embd, p->n_ff_exp, p->n_expert, FILL_NORMAL)) &&
+                 (snprintf(n, sizeof n, "blk.%u.ffn_down_exps.weight", l), add3(pl, n, wt, 3, p->n_ff_exp, p->n_embd, p->n_expert, FILL_NORMAL));
+        if (ok && moe && p->n_ff_shexp)
+            ok = ADD("ffn_gate_inp_shexp.weight", F, 1, p->n_embd, 1, FILL_NORMAL) &&
+                 ADD("ffn_gate_shexp.weight", wt, 2, p->n_embd, p->n_ff_shexp, FILL_NORMAL) &&
+                 ADD("ffn_up_shexp.weight", wt, 2, p->n_embd, p->n_ff_shexp, FILL_NORMAL) &&
+                 ADD("ffn_down_shexp.weight", wt, 2, p->n_ff_shexp, p->n_embd, FILL_NORMAL);
+        if (ok && !moe)
+            ok = (phi3 ? ADD("ffn_up.weight", wt, 2, p->n_embd, 2 * (int64_t)p->n_ff, FILL_NORMAL)
+                       : ADD("ffn_gate.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL) && ADD("ffn_up.weight", wt, 2, p->n_embd, p->n_ff, FILL_NORMAL)) &&
+                 ADD("ffn_down.weight", wt, 2, p->n_ff, p->n_embd, FILL_NORMAL);
         if (ok && q2)
             ok = ADD("attn_q.bias", F, 1, qd, 1, FILL_NORMAL) && ADD("attn_k.bias", F, 1, kvd, 1, FILL_NORMAL) &&
                  ADD("attn_v.bias", F, 1, kvd, 1, FILL_NORMAL);
@@ -197,13 +219,22 @@ static hai_status build_plan(const hai_synth_params *p, uint32_t hd, uint32_t n_
     return HAI_OK;
 }
 
-hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_error *err) {
-    if (!path || !p || !p->arch) return hai_fail(err, HAI_ERR_INVALID, "synth: NULL argument");
-    static const char *const known[] = {"llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3"};
+hai_status hai_synth_write(const char *path, const hai_synth_params *params, hai_error *err) {
+    if (!path || !params || !params->arch) return hai_fail(err, HAI_ERR_INVALID, "synth: NULL argument");
+    hai_synth_params moe = *params, *p = &moe; /* the experts' defaults filled in */
+    if (strstr(p->arch, "moe")) {
+        moe.n_expert = moe.n_expert ? moe.n_expert : 8;
+        moe.n_expert_used = moe.n_expert_used ? moe.n_expert_used : 2;
+        moe.n_ff_exp = moe.n_ff_exp ? moe.n_ff_exp : (moe.n_ff / 4 ? moe.n_ff / 4 : 1);
+        moe.n_ff_shexp = strcmp(p->arch, "qwen2moe") ? 0 : moe.n_ff_shexp ? moe.n_ff_shexp : moe.n_ff;
+        if (moe.n_expert_used > moe.n_expert)
+            return hai_fail(err, HAI_ERR_INVALID, "synth: %u experts used of %u", moe.n_expert_used, moe.n_expert);
+    }
+    static const char *const known[] = {"llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3", "qwen2moe", "qwen3moe"};
     bool is_known = false;
     for (size_t i = 0; i < sizeof known / sizeof *known; i++) is_known |= strcmp(p->arch, known[i]) == 0;
     if (!is_known)
-        return hai_fail(err, HAI_ERR_UNSUPPORTED, "synth: architecture '%s' (known: llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3)", p->arch);
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "synth: architecture '%s' (known: llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3, qwen2moe, qwen3moe)", p->arch);
     if (!p->n_embd || !p->n_layer || !p->n_head || !p->n_head_kv || !p->n_ff || p->n_head % p->n_head_kv)
         return hai_fail(err, HAI_ERR_INVALID, "synth: sizes must be positive and n_head a multiple of n_head_kv");
     uint32_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
@@ -232,7 +263,7 @@ hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_erro
         planned *t = &pl.t[i];
         /* rows that do not fill whole blocks fall back to F32, as converters do */
         if (t->ne[0] % hai_type_block_size(t->type)) t->type = HAI_TYPE_F32;
-        if (t->ne[0] * t->ne[1] > max_n) max_n = t->ne[0] * t->ne[1];
+        if (t->ne[0] * t->ne[1] * t->ne[2] > max_n) max_n = t->ne[0] * t->ne[1] * t->ne[2];
         st = hai_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL, err);
     }
     if (!st) {
@@ -243,7 +274,7 @@ hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_erro
     if (!st) st = hai_gguf_writer_begin(w, path, err);
     for (int i = 0; !st && i < pl.n; i++) {
         planned *t = &pl.t[i];
-        int64_t n = t->ne[0] * t->ne[1];
+        int64_t n = t->ne[0] * t->ne[1] * t->ne[2];
         hai_rng rng;
         hai_rng_seed(&rng, p->seed * 1000003u + (uint64_t)i);
         if (t->fill == FILL_ONES) {
@@ -259,7 +290,7 @@ hai_status hai_synth_write(const char *path, const hai_synth_params *p, hai_erro
             }
         }
         st = hai_quantize_ref(t->type, buf, qbuf, n, err);
-        if (!st) st = hai_gguf_writer_write_data(w, qbuf, hai_row_bytes(t->type, t->ne[0]) * (uint64_t)t->ne[1], err);
+        if (!st) st = hai_gguf_writer_write_data(w, qbuf, hai_row_bytes(t->type, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2]), err);
         if (!st && p->progress) p->progress(p->progress_user, i + 1, pl.n, t->name);
     }
     if (!st) st = hai_gguf_writer_finish(w, err);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "edit_model.h"
 #include "hai.h"
 
 #define N 120      /* tokens: past the ring's 32 positions several times */
@@ -140,33 +141,6 @@ done:
     hai_model_free(m);
 }
 
-/* A gemma3 file with one more key (a float, or with is_u32 a u32) must be refused, naming it. */
-static void refused(const char *base, const char *key, double v, bool is_u32, const char *want) {
-    char path[] = "/tmp/hai-swa-bad-XXXXXX";
-    int fd = mkstemp(path);
-    if (!CHECK(fd >= 0)) return;
-    close(fd);
-    hai_error err = {0};
-    hai_gguf *g = NULL;
-    hai_gguf_writer *w = NULL;
-    if (CHECK_MSG(hai_gguf_open(base, &g, &err) == HAI_OK && hai_gguf_writer_create(3, 32, &w, &err) == HAI_OK, "%s", err.msg)) {
-        for (int64_t i = 0; i < hai_gguf_n_kv(g); i++) hai_gguf_writer_set(w, hai_gguf_kv_at(g, i)->key, &hai_gguf_kv_at(g, i)->value, &err);
-        CHECK_EQ_INT(is_u32 ? hai_gguf_writer_set_u32(w, key, (uint32_t)v, &err) : hai_gguf_writer_set_f32(w, key, (float)v, &err), HAI_OK);
-        for (int64_t i = 0; i < hai_gguf_n_tensors(g); i++) {
-            const hai_gguf_tensor *t = hai_gguf_tensor_at(g, i);
-            CHECK_EQ_INT(hai_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err), HAI_OK);
-        }
-        CHECK_MSG(hai_gguf_writer_write(w, path, &err) == HAI_OK, "%s", err.msg);
-        hai_model *m = NULL;
-        hai_status st = hai_model_load(path, NULL, &m, &err);
-        CHECK_MSG(st == HAI_ERR_FORMAT && strstr(err.msg, want), "%s: status %s, '%s' (want '%s')", key, hai_status_name(st), err.msg, want);
-        hai_model_free(m);
-    }
-    hai_gguf_writer_free(w);
-    hai_gguf_free(g);
-    unlink(path);
-}
-
 static void check_refusals(void) {
     char base[] = "/tmp/hai-swa-base-XXXXXX";
     int fd = mkstemp(base);
@@ -177,10 +151,10 @@ static void check_refusals(void) {
     sp.n_layer = 1;
     hai_error err = {0};
     if (CHECK_MSG(hai_synth_write(base, &sp, &err) == HAI_OK, "%s", err.msg)) {
-        refused(base, "gemma3.attn_logit_softcapping", NAN, false, "soft-capping nan");
-        refused(base, "gemma3.final_logit_softcapping", -1, false, "soft-capping 0 / -1");
-        refused(base, "gemma3.attention.sliding_window_pattern", 0, true, "sliding_window_pattern 0 is not plausible");
-        refused(base, "gemma3.rope.freq_base_swa", INFINITY, false, "rope.freq_base_swa inf");
+        refused_with_key(base, "gemma3.attn_logit_softcapping", NAN, false, "soft-capping nan");
+        refused_with_key(base, "gemma3.final_logit_softcapping", -1, false, "soft-capping 0 / -1");
+        refused_with_key(base, "gemma3.attention.sliding_window_pattern", 0, true, "sliding_window_pattern 0 is not plausible");
+        refused_with_key(base, "gemma3.rope.freq_base_swa", INFINITY, false, "rope.freq_base_swa inf");
     }
     unlink(base);
 }

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forward import forward  # noqa: E402
 from gguf_read import Reader  # noqa: E402
 
-ARCHS = ["llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3"]
+ARCHS = ["llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3", "qwen2moe", "qwen3moe"]
 MAX_KL = 1e-6  # Q8_0 weights, computed exactly from them: hai's own rounding only
 
 
