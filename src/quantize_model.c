@@ -77,6 +77,7 @@ static bool ends_with(const char *s, const char *suffix) {
 static uint32_t choose(const plan *p, const hai_gguf_tensor *t, bool *fell_back) {
     *fell_back = false;
     if (t->n_dims < 2 || !ends_with(t->name, ".weight")) return HAI_TYPE_F32; /* norms, biases: small, sensitive */
+    if (ends_with(t->name, "ffn_gate_inp.weight")) return HAI_TYPE_F32; /* a MoE router: small, and its choices are discrete */
     uint32_t ty = p->base, ft = p->ftype;
     int layer = -1;
     if (!strncmp(t->name, "blk.", 4)) layer = atoi(t->name + 4);
@@ -93,7 +94,7 @@ static uint32_t choose(const plan *p, const hai_gguf_tensor *t, bool *fell_back)
             else if (ft == FT_Q4_K_S && layer < 4) ty = HAI_TYPE_Q5_K;
             else if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && more_bits(layer, n)) ty = HAI_TYPE_Q6_K;
             if (k2or3 && p->gqa >= 4 && ty == HAI_TYPE_Q3_K) ty = HAI_TYPE_Q4_K; /* attn_v is small under GQA */
-        } else if (ends_with(t->name, "ffn_down.weight") && layer >= 0) {
+        } else if ((ends_with(t->name, "ffn_down.weight") || ends_with(t->name, "ffn_down_exps.weight")) && layer >= 0) {
             if (ft == FT_Q2_K) ty = HAI_TYPE_Q3_K;
             else if (ft == FT_Q3_K_M) ty = layer < n / 16 ? HAI_TYPE_Q5_K : more_bits(layer, n) ? HAI_TYPE_Q4_K : HAI_TYPE_Q3_K;
             else if (ft == FT_Q3_K_L) ty = HAI_TYPE_Q5_K;
