@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(
   cmake ninja-build pkg-config make gcc   # build
   libpcre2-dev                            # tokenizer pre-tokenizer regexes
+  libutf8proc-dev                         # tokenizer.json normalizers (NFC, NFKC)
   libcurl4-openssl-dev                    # cloud client
   libmicrohttpd-dev libcjson-dev          # server
   clang libclang-rt-14-dev                # libFuzzer, sanitizers
@@ -19,7 +20,7 @@ fi
 # `install-deps.sh arm`: also the AArch64 cross compiler, qemu and the arm64 libraries the core
 # needs (scripts/test-arm.sh); arm64 is added to dpkg's architectures first
 if [ "${1:-}" = arm ]; then
-  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libpcre2-dev:arm64 libcjson-dev:arm64)
+  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libpcre2-dev:arm64 libcjson-dev:arm64 libutf8proc-dev:arm64)
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     sudo_=""
     [ "$(id -u)" -ne 0 ] && sudo_="sudo"

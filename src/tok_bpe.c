@@ -1,7 +1,8 @@
 /* Byte-level BPE (the "gpt2" vocabularies): the text is cut into pre-tokens by the
  * pre-tokenizer's regexes (PCRE2, run exactly as the reference tokenizers write them), each
  * pre-token's bytes are mapped to characters, and adjacent symbols are merged by rank, lowest
- * first (ties: leftmost). */
+ * first (ties: leftmost). tokenizer.json's BPE over characters (SentencePiece converted, with
+ * byte fallback) goes the same way from the characters themselves. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdlib.h>
@@ -120,14 +121,35 @@ static bool spans_push(spans *s, size_t off, size_t len) {
     return true;
 }
 
-/* Splits each span by the matches of re ("isolated": matches and the gaps between them both
- * become spans). Each span is matched on its own, so anchors and lookarounds see only it. */
-static hai_status split(const pcre2_code *re, const char *text, const spans *in, spans *out, pcre2_match_data *md,
-                        hai_error *err) {
+/* One piece of a span cut by a regex (a match, or inverted a gap, is a delimiter) added to out as
+ * the behavior says, joined to the span's piece before it where the behavior asks: a delimiter to
+ * the piece before (MergedWithPrevious) unless that is a delimiter too, a piece to the delimiter
+ * before it (MergedWithNext), a delimiter to the delimiter before it (Contiguous). floor: the
+ * first piece of this span in out; *prev_delim: whether the piece before was a delimiter. */
+static bool cut(spans *out, size_t floor, tok_split how, size_t off, size_t len, bool delim, bool *prev_delim) {
+    if (!len) return true;
+    bool after = out->n > floor, was = *prev_delim;
+    *prev_delim = delim;
+    if (how == TOK_SPLIT_REMOVED && delim) return true;
+    bool joins = after && ((how == TOK_SPLIT_MERGED_PREV && delim && !was) || (how == TOK_SPLIT_MERGED_NEXT && !delim && was) ||
+                           (how == TOK_SPLIT_CONTIGUOUS && delim && was));
+    if (joins) {
+        out->v[out->n - 1].len = off + len - out->v[out->n - 1].off;
+        return true;
+    }
+    return spans_push(out, off, len);
+}
+
+/* Splits each span by the matches of re, as the pre-tokenizer step's behavior says (tok_split;
+ * inverted: the gaps are the delimiters). Each span is matched on its own, so anchors and
+ * lookarounds see only it. */
+static hai_status split(const pcre2_code *re, tok_split how, bool invert, const char *text, const spans *in, spans *out,
+                        pcre2_match_data *md, hai_error *err) {
     out->n = 0;
     for (size_t i = 0; i < in->n; i++) {
         PCRE2_SPTR subj = (PCRE2_SPTR)(text + in->v[i].off);
-        size_t len = in->v[i].len, pos = 0, last = 0;
+        size_t len = in->v[i].len, pos = 0, last = 0, base = in->v[i].off, floor = out->n;
+        bool open = false, ok = true;
         while (pos < len) {
             int rc = pcre2_match(re, subj, len, pos, 0, md, NULL);
             if (rc == PCRE2_ERROR_NOMATCH) break;
@@ -143,11 +165,11 @@ static hai_status split(const pcre2_code *re, const char *text, const spans *in,
                 pos = s + (l ? (size_t)l : 1);
                 continue;
             }
-            if (!spans_push(out, in->v[i].off + last, s - last) || !spans_push(out, in->v[i].off + s, e - s))
-                return hai_fail(err, HAI_ERR_NOMEM, "tokenize: out of memory");
+            ok = cut(out, floor, how, base + last, s - last, invert, &open) && cut(out, floor, how, base + s, e - s, !invert, &open);
+            if (!ok) return hai_fail(err, HAI_ERR_NOMEM, "tokenize: out of memory");
             last = pos = e;
         }
-        if (!spans_push(out, in->v[i].off + last, len - last)) return hai_fail(err, HAI_ERR_NOMEM, "tokenize: out of memory");
+        if (!cut(out, floor, how, base + last, len - last, invert, &open)) return hai_fail(err, HAI_ERR_NOMEM, "tokenize: out of memory");
     }
     return HAI_OK;
 }
@@ -233,13 +255,29 @@ static bool encode_word(const hai_tokenizer *t, const char *w, size_t wlen, char
     bsym *s = *syms;
     size_t elen = 0;
     int n = 0;
-    for (size_t i = 0; i < wlen; i++) {
-        const char *c = hai_bytelevel_char((uint8_t)w[i]);
-        size_t cl = c[1] ? 2 : 1;
-        memcpy(e + elen, c, cl);
-        s[n] = (bsym){n - 1, i + 1 == wlen ? -1 : n + 1, t->byte_tok[(uint8_t)w[i]], elen, (uint32_t)cl};
-        elen += cl;
-        n++;
+    if (t->bpe_chars) { /* characters as they are; one that is no token: its bytes' tokens, or <unk> */
+        memcpy(e, w, wlen);
+        elen = wlen;
+        for (size_t i = 0; i < wlen;) {
+            int l = hai_utf8_valid_len((const unsigned char *)w + i, wlen - i, NULL);
+            if (!l) l = 1;
+            int32_t id = tok_lookup(t, w + i, (size_t)l);
+            bool bytes = id < 0 && t->byte_fallback;
+            for (int k = 0; bytes && k < l; k++) bytes = t->byte_tok[(uint8_t)w[i + k]] >= 0;
+            for (int k = 0; k < (bytes ? l : 1); k++, n++)
+                s[n] = (bsym){n - 1, n + 1, bytes ? t->byte_tok[(uint8_t)w[i + k]] : id, i + (size_t)k, bytes ? 1u : (uint32_t)l};
+            i += (size_t)l;
+        }
+        if (n) s[n - 1].next = -1;
+    } else {
+        for (size_t i = 0; i < wlen; i++) {
+            const char *c = hai_bytelevel_char((uint8_t)w[i]);
+            size_t cl = c[1] ? 2 : 1;
+            memcpy(e + elen, c, cl);
+            s[n] = (bsym){n - 1, i + 1 == wlen ? -1 : n + 1, t->byte_tok[(uint8_t)w[i]], elen, (uint32_t)cl};
+            elen += cl;
+            n++;
+        }
     }
     if (t->ignore_merges) {
         int32_t whole = tok_lookup(t, e, elen);
@@ -262,12 +300,13 @@ static bool encode_word(const hai_tokenizer *t, const char *w, size_t wlen, char
         if (r->next >= 0) s[r->next].prev = p.left;
         if (!add_pair(t, s, h, l->prev, p.left) || !add_pair(t, s, h, p.left, l->next)) return false;
     }
-    for (int i = 0; i != -1; i = s[i].next) {
+    for (int i = 0, prev_unk = 0; i != -1; i = s[i].next) {
         if (s[i].id >= 0) {
             tok_vec_push(out, s[i].id);
-        } else if (t->special[HAI_SPECIAL_UNK] >= 0) {
+        } else if (t->special[HAI_SPECIAL_UNK] >= 0 && !(t->fuse_unk && prev_unk)) { /* fuse_unk: one for a run */
             tok_vec_push(out, t->special[HAI_SPECIAL_UNK]);
         }
+        prev_unk = s[i].id < 0;
     }
     return true;
 }
@@ -286,7 +325,7 @@ hai_status tok_bpe_encode(const hai_tokenizer *t, const char *text, size_t len, 
         goto done;
     }
     for (int r = 0; r < t->n_regex && !st; r++) {
-        st = split(t->regex[r], text, &a, &b, md, err);
+        st = split(t->regex[r], (tok_split)t->regex_split[r], t->regex_invert[r], text, &a, &b, md, err);
         spans tmp = a;
         a = b;
         b = tmp;

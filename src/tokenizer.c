@@ -178,7 +178,7 @@ hai_status tok_finish(hai_tokenizer *t, const char *const *patterns, int n_patte
     if (!t->map && (st = tok_build_map(t, err))) return st;
     /* byte tokens */
     for (int b = 0; b < 256; b++) {
-        if (t->model == TOK_SPM) {
+        if (t->model == TOK_SPM || t->bpe_chars) {
             char name[8];
             snprintf(name, sizeof name, "<0x%02X>", b);
             t->byte_tok[b] = tok_lookup(t, name, 6);
@@ -269,6 +269,7 @@ void hai_tokenizer_free(hai_tokenizer *t) {
     free(t->sp_all);
     free(t->sp_ud);
     free(t->chat_template);
+    if (t->norm_free) t->norm_free(t->norm);
     free(t);
 }
 
@@ -486,6 +487,13 @@ hai_status tok_tokenize_marked(const hai_tokenizer *t, const char *text, size_t 
             prev_special = true;
             continue;
         }
+        char *normed = NULL;
+        size_t nlen = 0;
+        if (t->normalize) { /* tokenizer.json: each stretch between added tokens on its own */
+            if ((st = t->normalize(t->norm, text + f.off, f.len, i == 0, &normed, &nlen, err))) break;
+            f.off = 0, f.len = nlen;
+        }
+        const char *src = normed ? normed : text;
         if (t->model == TOK_SPM) {
             if (t->add_space_prefix && prev_special) {
                 char *buf = malloc(f.len + 1);
@@ -494,15 +502,16 @@ hai_status tok_tokenize_marked(const hai_tokenizer *t, const char *text, size_t 
                     break;
                 }
                 buf[0] = ' ';
-                memcpy(buf + 1, text + f.off, f.len);
+                memcpy(buf + 1, src + f.off, f.len);
                 tok_spm_encode(t, buf, f.len + 1, &out);
                 free(buf);
             } else {
-                tok_spm_encode(t, text + f.off, f.len, &out);
+                tok_spm_encode(t, src + f.off, f.len, &out);
             }
         } else {
-            st = tok_bpe_encode(t, text + f.off, f.len, &out, err);
+            st = tok_bpe_encode(t, src + f.off, f.len, &out, err);
         }
+        free(normed);
         prev_special = false;
     }
     if (!st && add && t->add_eos && t->special[HAI_SPECIAL_EOS] >= 0) tok_vec_push(&out, t->special[HAI_SPECIAL_EOS]);
@@ -531,10 +540,11 @@ static size_t piece(const hai_tokenizer *t, hai_token id, uint32_t flags, char *
         memcpy(buf, s, e->len);
         return e->len;
     case HAI_TOKEN_USER_DEFINED:
+        if (t->bpe_chars) break; /* tokenizer.json's decoder takes added tokens too: Gemma's "▁▁" is two spaces */
         memcpy(buf, s, e->len);
         return e->len;
     case HAI_TOKEN_BYTE:
-        if (t->model == TOK_SPM && e->len == 6) {
+        if ((t->model == TOK_SPM || t->bpe_chars) && e->len == 6) {
             unsigned v;
             if (sscanf(s, "<0x%2X>", &v) == 1) {
                 buf[0] = (char)v;
@@ -548,7 +558,7 @@ static size_t piece(const hai_tokenizer *t, hai_token id, uint32_t flags, char *
         break;
     }
     size_t n = 0;
-    if (t->model == TOK_SPM) {
+    if (t->model == TOK_SPM || t->bpe_chars) {
         /* U+2581 (E2 96 81) is SentencePiece's space */
         for (uint32_t i = 0; i < e->len;) {
             if (i + 3 <= e->len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
@@ -613,7 +623,7 @@ hai_status hai_detokenize(const hai_tokenizer *t, const hai_token *ids, size_t n
         const char *p = tmp;
         /* drop the space SentencePiece added in front of the text */
         if (first_text && k > 0) {
-            if (t->add_space_prefix && !(flags & HAI_DETOK_KEEP_LEADING_SPACE) && t->tok[ids[i]].attr == HAI_TOKEN_NORMAL &&
+            if ((t->add_space_prefix || t->strip_leading_space) && !(flags & HAI_DETOK_KEEP_LEADING_SPACE) && t->tok[ids[i]].attr == HAI_TOKEN_NORMAL &&
                 p[0] == ' ') {
                 p++;
                 k--;
@@ -700,7 +710,7 @@ hai_status hai_detok_stream_push(const hai_tokenizer *t, hai_detok_stream *s, ha
     size_t k = piece(t, id, s->flags, (char *)tmp + s->n_pending);
     unsigned char *p = tmp + s->n_pending;
     if (!s->started && k > 0) {
-        if (t->add_space_prefix && !(s->flags & HAI_DETOK_KEEP_LEADING_SPACE) && t->tok[id].attr == HAI_TOKEN_NORMAL &&
+        if ((t->add_space_prefix || t->strip_leading_space) && !(s->flags & HAI_DETOK_KEEP_LEADING_SPACE) && t->tok[id].attr == HAI_TOKEN_NORMAL &&
             p[0] == ' ') {
             memmove(p, p + 1, k - 1);
             k--;

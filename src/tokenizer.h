@@ -20,6 +20,16 @@ typedef struct tok_entry {
 
 #define TOK_MAX_REGEX 8
 
+/* How a pre-tokenizer regex cuts (tokenizer.json's Split behaviors): the matches and the gaps
+ * between them each a piece (isolated), the matches dropped (removed), each match joined to the
+ * piece before it or to the one after it, or runs of adjacent matches joined (contiguous). */
+typedef enum tok_split { TOK_SPLIT_ISOLATED, TOK_SPLIT_REMOVED, TOK_SPLIT_MERGED_PREV, TOK_SPLIT_MERGED_NEXT, TOK_SPLIT_CONTIGUOUS } tok_split;
+
+/* A tokenizer.json normalizer (libhai_hf): text of one stretch between added tokens (first: it
+ * starts the input) into *out (malloc'd, the caller frees), before the pre-tokenizer sees it. */
+typedef hai_status (*tok_normalize_fn)(const void *norm, const char *text, size_t len, bool first, char **out, size_t *out_len,
+                                       hai_error *err);
+
 struct hai_tokenizer {
     tok_model model;
     char pre_name[64];
@@ -40,6 +50,14 @@ struct hai_tokenizer {
 
     hai_token special[HAI_SPECIAL_COUNT];
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
+    /* BPE over characters, not bytes (tokenizer.json's SentencePiece-converted BPE): a character
+     * that is no token becomes its bytes' <0xXX> tokens (byte_fallback) or <unk>; its pieces
+     * decode as SentencePiece's do */
+    bool bpe_chars, byte_fallback, fuse_unk;
+    bool strip_leading_space; /* detokenize drops the space the first text starts with (add_space_prefix; tokenizer.json's Strip decoder) */
+    tok_normalize_fn normalize;
+    void *norm;
+    void (*norm_free)(void *);
     hai_token byte_tok[256]; /* SPM: <0xXX>; BPE: the one-character token for the byte */
     uint8_t *eog;            /* [n_vocab] end-of-generation flags */
     hai_token *specials;     /* tokens matched whole in text, longest first */
@@ -51,6 +69,8 @@ struct hai_tokenizer {
     bool spm_split_words;
 
     void *regex[TOK_MAX_REGEX]; /* pcre2_code*: the pre-tokenizer, applied in order */
+    uint8_t regex_split[TOK_MAX_REGEX]; /* tok_split of each */
+    bool regex_invert[TOK_MAX_REGEX];   /* the gaps are what the behavior applies to, not the matches */
     int n_regex;
 
     char *chat_template;
