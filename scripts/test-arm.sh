@@ -18,8 +18,11 @@ run build-arm/tests/test_quant "$shared"
 run build-arm/tests/test_reference "$shared"
 HAI_KERNELS=neon-dotprod run build-arm/tests/test_reference "$shared"
 HAI_KERNELS=neon run build-arm/tests/test_reference "$shared" --paths all
-# the generated reference cases (RoPE scalings, granite, smollm3, phi3): batch on i8mm, decode on dotprod
-/usr/bin/python3 tools/reference/make.py "$shared" build-arm/ref-gen >/dev/null
+# the generated reference cases (RoPE scalings, granite, smollm3, phi3, gemma, MoE; with the x86 hai
+# of scripts/build.sh, also those it quantizes): batch on i8mm, decode on dotprod
+hai_x86=()
+[ -x build/hai ] && hai_x86=(build/hai)
+/usr/bin/python3 tools/reference/make.py "$shared" build-arm/ref-gen "${hai_x86[@]}" >/dev/null
 run build-arm/tests/test_reference build-arm/ref-gen --paths all
 HAI_KERNELS=neon-dotprod run build-arm/tests/test_reference build-arm/ref-gen --paths one-by-one
 echo "test-arm: the AArch64 build passes its kernel, block-format and reference-logits tests under qemu"

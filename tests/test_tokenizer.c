@@ -196,9 +196,57 @@ static void degenerate_vocabs(void) {
         }
 }
 
+/* The pieces a tokenizer.json pre-tokenizer cuts text into, seen through a character BPE whose
+ * vocabulary holds every expected piece and which keeps a piece whole when it is a token
+ * (ignore_merges, no merges): the ids are the pieces. `pre` is the pre_tokenizer's JSON. */
+static void check_pieces(const char *pre, const char *text, const char *const *want, int n_want) {
+    static const char *const extra[] = {"the", "final", "countdown", "the-", "final-", "-final", "-countdown", "--", "\u2581hello",
+                                        "\u2581world", "\u2581"};
+    char json[8192];
+    int w = snprintf(json, sizeof json, "{\"model\": {\"type\": \"BPE\", \"ignore_merges\": true, \"merges\": [], \"vocab\": {");
+    int id = 0;
+    for (const char *c = "abcdefghijklmnopqrstuvwxyz-"; *c; c++) w += snprintf(json + w, sizeof json - (size_t)w, "\"%c\": %d, ", *c, id++);
+    for (size_t i = 0; i < sizeof extra / sizeof *extra; i++)
+        w += snprintf(json + w, sizeof json - (size_t)w, "\"%s\": %d%s", extra[i], id++, i + 1 < sizeof extra / sizeof *extra ? ", " : "");
+    snprintf(json + w, sizeof json - (size_t)w, "}}, \"pre_tokenizer\": %s}", pre);
+    hai_tokenizer *t = NULL;
+    hai_error err = {0};
+    if (!CHECK_MSG(hai_tokenizer_from_hf_text(json, strlen(json), NULL, 0, &t, &err) == HAI_OK, "%s: %s", pre, err.msg)) return;
+    hai_token ids[64];
+    size_t n = 0;
+    CHECK_EQ_INT(hai_tokenize(t, text, strlen(text), 0, ids, 64, &n, &err), HAI_OK);
+    bool same = (int)n == n_want;
+    for (int i = 0; same && i < n_want; i++) {
+        size_t len;
+        const char *s = hai_tokenizer_text(t, ids[i], &len);
+        same = len == strlen(want[i]) && !memcmp(s, want[i], len);
+    }
+    CHECK_MSG(same, "%s on '%s': %zu pieces, not the %d expected", pre, text, n, n_want);
+    hai_tokenizer_free(t);
+}
+
+/* Split's behaviors as the tokenizers library documents them (splitting "the-final--countdown"
+ * on '-'), one inverted, and Metaspace (the replacement for spaces, a prefix, a cut before each). */
+static void split_behaviors(void) {
+    const char *text = "the-final--countdown";
+#define SPLIT(b, inv) "{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"" b "\", \"invert\": " inv "}"
+    check_pieces(SPLIT("Removed", "false"), text, (const char *[]){"the", "final", "countdown"}, 3);
+    check_pieces(SPLIT("Isolated", "false"), text, (const char *[]){"the", "-", "final", "-", "-", "countdown"}, 6);
+    check_pieces(SPLIT("MergedWithPrevious", "false"), text, (const char *[]){"the-", "final-", "-", "countdown"}, 4);
+    check_pieces(SPLIT("MergedWithNext", "false"), text, (const char *[]){"the", "-final", "-", "-countdown"}, 4);
+    check_pieces(SPLIT("Contiguous", "false"), text, (const char *[]){"the", "-", "final", "--", "countdown"}, 5);
+#undef SPLIT
+    /* inverted: the letters are what is kept, the gaps the delimiters (cl100k's Removed) */
+    check_pieces("{\"type\": \"Split\", \"pattern\": {\"Regex\": \"[a-z]+\"}, \"behavior\": \"Removed\", \"invert\": true}", text,
+                 (const char *[]){"the", "final", "countdown"}, 3);
+    check_pieces("{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", \"prepend_scheme\": \"always\", \"split\": true}", "hello  world",
+                 (const char *[]){"\xe2\x96\x81hello", "\xe2\x96\x81", "\xe2\x96\x81world"}, 3);
+}
+
 int main(int argc, char **argv) {
     const char *shared = check_shared_dir(argc, argv);
     degenerate_vocabs();
+    split_behaviors();
     char vdir[4096];
     snprintf(vdir, sizeof vdir, "%s/vocab", shared);
     /* every vocabulary with a GGUF file and vectors, and which hai supports */

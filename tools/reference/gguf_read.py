@@ -5,7 +5,8 @@ import struct
 import numpy as np
 
 # ggml type ids -> (name, block elements, block bytes)
-TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 8: ("Q8_0", 32, 34), 12: ("Q4_K", 256, 144),
+TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24),
+         8: ("Q8_0", 32, 34), 12: ("Q4_K", 256, 144),
          13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 30: ("BF16", 1, 2)}
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
@@ -99,6 +100,24 @@ def dequantize(tname, raw, n):
         q = b[:, 2:]
         vals = np.concatenate([(q & 15), (q >> 4)], axis=1).astype(np.float64) - 8
         return (_f16(b[:, :2]) * vals).reshape(-1)
+    if tname == "Q4_1":  # d, m, 16 bytes of nibbles: d q + m
+        b = raw.reshape(-1, 20)
+        q = b[:, 4:]
+        vals = np.concatenate([(q & 15), (q >> 4)], axis=1).astype(np.float64)
+        return (_f16(b[:, :2]) * vals + _f16(b[:, 2:4])).reshape(-1)
+    if tname in ("Q5_0", "Q5_1"):  # d[, m], 32 high bits, 16 bytes of nibbles: d (q - 16) or d q + m
+        one = tname == "Q5_1"
+        b = raw.reshape(-1, 24 if one else 22)
+        at = 4 if one else 2
+        qh = b[:, at:at + 4].copy().view("<u4").astype(np.int64)  # [blocks, 1]
+        q = b[:, at + 4:].astype(np.int64)
+        j = np.arange(16)
+        lo = (q & 15) | (((qh >> j) & 1) << 4)
+        hi = (q >> 4) | (((qh >> (j + 16)) & 1) << 4)
+        vals = np.concatenate([lo, hi], axis=1).astype(np.float64)
+        if one:
+            return (_f16(b[:, :2]) * vals + _f16(b[:, 2:4])).reshape(-1)
+        return (_f16(b[:, :2]) * (vals - 16)).reshape(-1)
     if tname == "Q4_K":
         return _q4_k(raw.reshape(-1, 144))
     if tname == "Q5_K":

@@ -9,9 +9,13 @@ gate, up fused, NeoX RoPE with LongRoPE factors, partial rotary; gemma2 and gemm
 after attention and FFN added). The exact logits come from the
 float64 forward of this directory; the bars (max_kl, min_top1) are those of the model the case
 derives from, so hai must be as exact with the scaling as without it.
-usage: make.py SHARED_DIR OUT"""
+Then, with the hai binary given, derived F16 cases quantized by `hai quantize` to the types the
+shared set lacks or that a family should be seen in (BF16, Q5_K_M, Q6_K), their exact logits from
+the quantized file; the bars those of the shared model of the nearest type.
+usage: make.py SHARED_DIR OUT [HAI]"""
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -142,6 +146,31 @@ CASES = [
 ]
 
 
+# (new file, the derived case it quantizes, the type, the shared file whose bars apply)
+QUANTIZED = [
+    ("gemma3-s-BF16.gguf", "gemma3-s-F16.gguf", "BF16", "qwen3-s-F16.gguf"),
+    ("qwen2moe-s-BF16.gguf", "qwen2moe-s-F16.gguf", "BF16", "qwen2-s-F16.gguf"),
+    ("granite-s-BF16.gguf", "granite-s-F16.gguf", "BF16", "llama-s-F16.gguf"),
+    ("phi3-s-Q5_K_M.gguf", "phi3-s-F16.gguf", "Q5_K_M", "llama-s-Q4_K_M.gguf"),
+    ("gemma2-s-Q5_K_M.gguf", "gemma2-s-F16.gguf", "Q5_K_M", "llama-s-Q4_K_M.gguf"),
+    ("qwen3moe-s-Q5_K_M.gguf", "qwen3moe-s-F16.gguf", "Q5_K_M", "qwen3-s-Q4_K_M.gguf"),
+    ("smollm3-s-Q6_K.gguf", "smollm3-s-F16.gguf", "Q6_K", "llama-s-Q6_K.gguf"),
+    ("qwen3moe-s-Q6_K.gguf", "qwen3moe-s-F16.gguf", "Q6_K", "qwen3-s-Q6_K.gguf"),
+    ("gemma3-s-Q6_K.gguf", "gemma3-s-F16.gguf", "Q6_K", "qwen3-s-Q6_K.gguf"),
+]
+
+
+def quantized(hai, out, tokens, bars, summary):
+    for name, base, qtype, bar in QUANTIZED:
+        path = os.path.join(out, name)
+        subprocess.run([hai, "quantize", os.path.join(out, base), path, qtype], check=True, capture_output=True)
+        forward(Reader(path), tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
+        b = bars[bar]
+        summary.append({"file": name, "type": qtype, "n_tokens": len(tokens), "llamacpp_kl": None, "max_kl": b["max_kl"],
+                        "min_top1": b["min_top1"], "derived_from": base, "quantized_by": "hai quantize", "arch": Reader(path).arch()})
+        print(f"make.py: {name} ({base} quantized to {qtype} by hai)", flush=True)
+
+
 def main():
     shared, out = sys.argv[1], os.path.join(sys.argv[2], "reference")
     os.makedirs(out, exist_ok=True)
@@ -171,6 +200,8 @@ def main():
         summary.append({"file": name, "type": b["type"], "n_tokens": len(tokens), "llamacpp_kl": None,
                         "max_kl": b["max_kl"], "min_top1": b["min_top1"], "derived_from": base, "meta": meta_all, "arch": arch})
         print(f"make.py: {name} ({base} as {arch} + {meta})", flush=True)
+    if len(sys.argv) > 3:
+        quantized(sys.argv[3], out, tokens, bars, summary)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
 
