@@ -1,10 +1,14 @@
 """Checks that `hai synth` writes each architecture as the converters lay it out and that hai runs
 it exactly: for every architecture synth knows, a small model (quantized to Q8_0), hai's logits
-(`hai logits`, all tokens in one batch and one at a time) against the float64 reference forward.
+(`hai logits`, all tokens in one batch and one at a time) against the float64 reference forward;
+then the model through what users run: `hai run` generates, `hai serve` answers a completion.
 usage: check_synth.py HAI_BINARY WORK_DIR"""
+import json
 import os
+import re
 import subprocess
 import sys
+import urllib.request
 
 import numpy as np
 
@@ -22,6 +26,34 @@ def kl(exact, got):
     q = np.exp(got - got.max(1, keepdims=True))
     q /= q.sum(1, keepdims=True)
     return float((p * (np.log(p) - np.log(q))).sum(1).mean())
+
+
+def runs(hai, model):
+    """hai run generates (up to 8 tokens: a random model may draw its end token); hai serve (any free
+    port) answers /v1/completions with the same tokens, greedy both."""
+    r = subprocess.run([hai, "run", "-m", model, "-p", "Hello", "-n", "8", "--temp", "0"], capture_output=True, text=True, timeout=120)
+    got = re.search(r"generated (\d+) tok", r.stderr)
+    if r.returncode != 0 or not got or not 1 <= int(got.group(1)) <= 8:
+        return f"hai run: exit {r.returncode}, {r.stderr.strip()[-200:]}"
+    srv = subprocess.Popen([hai, "serve", "-m", model, "--port", "0", "--parallel", "1"], stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in srv.stderr:  # "hai serve: MODEL on http://127.0.0.1:PORT  (..."
+            m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                port = m.group(1)
+                break
+        if not port:
+            return "hai serve: no address printed"
+        body = json.dumps({"prompt": "Hello", "max_tokens": 8, "temperature": 0}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"})
+        out = json.load(urllib.request.urlopen(req, timeout=60))
+        if out["usage"]["completion_tokens"] != int(got.group(1)):
+            return f"hai serve: {out['usage']}, hai run generated {got.group(1)}"
+        return None
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
 
 
 def main():
@@ -46,6 +78,9 @@ def main():
             ok = d <= MAX_KL and top1 == 1.0
             bad += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {arch:8s} batch {batch:>2s}: KL {d:.2e} (max {MAX_KL:g}), top1 {top1:.3f}", flush=True)
+        why = runs(hai, model)
+        bad += why is not None
+        print(f"{'ok  ' if why is None else 'FAIL'} {arch:8s} hai run and hai serve{': ' + why if why else ''}", flush=True)
     sys.exit(1 if bad else 0)
 
 
