@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 [ "${SKIP_BUILD:-}" = 1 ] || { scripts/install-deps.sh && scripts/build.sh; }
 model=${MODEL:-models/hai-tiny.gguf}
 cloud_model=${CLOUD_MODEL:-$model}
-threshold=${THRESHOLD:-0.477} # hai-tiny's calibrated threshold (models/hai-tiny.md)
+threshold=${THRESHOLD:-0.439} # hai-tiny's calibrated threshold (models/hai-tiny.md)
 hai=./build/hai
 [ -f "$model" ] || { echo "demo-hybrid: $model not found (tools/train-tiny/run.sh makes it)" >&2; exit 1; }
 
