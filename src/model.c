@@ -21,19 +21,20 @@ static const struct arch_def {
     const char *name;
     rope_style rope;
     uint32_t nope_step; /* layers (l + 1) % step == 0 without RoPE: no GGUF key says so (llama.cpp fixes it too) */
-    uint32_t swa_period; /* gemma: of each swa_period layers the last is global, the others slide */
+    int32_t swa_period; /* where the file gives a window: -1 no layer slides, 0 all (phi3), n of each n the last is global (gemma) */
+    bool gemma;         /* embeddings scaled, GeGLU, soft-capping, the sliding layers' own RoPE base */
     int moe;             /* mixture of experts: 1 without, 2 with the chosen experts' weights renormalised */
 } archs[] = {
-    {"llama", ROPE_NORMAL, 0, 0, 0},
-    {"qwen2", ROPE_NEOX, 0, 0, 0},
-    {"qwen3", ROPE_NEOX, 0, 0, 0},
-    {"granite", ROPE_NORMAL, 0, 0, 0}, /* llama with four multipliers */
-    {"smollm3", ROPE_NORMAL, 4, 0, 0}, /* llama with every fourth layer without RoPE */
-    {"phi3", ROPE_NEOX, 0, 0, 0},      /* fused QKV and gate/up, LongRoPE */
-    {"gemma2", ROPE_NEOX, 0, 2, 0}, /* GeGLU, post norms, soft-capping, every other layer sliding */
-    {"gemma3", ROPE_NEOX, 0, 6, 0}, /* GeGLU, post norms, q/k norms, five sliding layers to one global */
-    {"qwen2moe", ROPE_NEOX, 0, 0, 1}, /* qwen2's attention, experts and a shared expert (Qwen1.5-MoE, Qwen2-57B-A14B) */
-    {"qwen3moe", ROPE_NEOX, 0, 0, 2}, /* qwen3's attention, experts renormalised (Qwen3-30B-A3B) */
+    {"llama", ROPE_NORMAL, 0, -1, false, 0},
+    {"qwen2", ROPE_NEOX, 0, -1, false, 0},
+    {"qwen3", ROPE_NEOX, 0, -1, false, 0},
+    {"granite", ROPE_NORMAL, 0, -1, false, 0}, /* llama with four multipliers */
+    {"smollm3", ROPE_NORMAL, 4, -1, false, 0}, /* llama with every fourth layer without RoPE */
+    {"phi3", ROPE_NEOX, 0, 0, false, 0},       /* fused QKV and gate/up, LongRoPE, every layer sliding (Phi-3-mini-4k: 2047) */
+    {"gemma2", ROPE_NEOX, 0, 2, true, 0}, /* GeGLU, post norms, soft-capping, every other layer sliding */
+    {"gemma3", ROPE_NEOX, 0, 6, true, 0}, /* GeGLU, post norms, q/k norms, five sliding layers to one global */
+    {"qwen2moe", ROPE_NEOX, 0, -1, false, 1}, /* qwen2's attention, experts and a shared expert (Qwen1.5-MoE, Qwen2-57B-A14B) */
+    {"qwen3moe", ROPE_NEOX, 0, -1, false, 2}, /* qwen3's attention, experts renormalised (Qwen3-30B-A3B) */
 };
 
 hai_model_params hai_model_default_params(void) { return (hai_model_params){0}; }
@@ -64,12 +65,45 @@ static hai_status arch_f32(const hai_gguf *g, const char *arch, const char *suff
 
 static hai_status read_rope_scaling(const hai_gguf *g, const char *an, hai_hparams *hp, hai_error *err);
 
-/* Gemma 2/3: embeddings times sqrt(n_embd), GeGLU, soft-capping (gemma2), sliding-window layers
- * (the window from the file; which layers: a period from the file or the family's, or a per-layer
- * array), the sliding layers' own RoPE base (gemma3), and the query scale of the 27B models
- * (n_embd / n_head, their query_pre_attn_scalar; llama.cpp decides it by size too) unless the
- * file gives one. */
-static hai_status read_gemma(hai_model *m, const struct arch_def *a, hai_error *err) {
+int32_t hai_arch_swa_period(const char *arch) {
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (!strcmp(archs[i].name, arch)) return archs[i].swa_period;
+    return -1;
+}
+
+hai_status hai_swa_read(const hai_gguf *g, const char *arch, uint32_t n_layer, hai_swa_rule *r, hai_error *err) {
+    *r = (hai_swa_rule){0};
+    int32_t def = hai_arch_swa_period(arch);
+    if (def < 0) return HAI_OK;
+    char key[128];
+    uint32_t period = (uint32_t)def;
+    hai_status st = arch_u32(g, arch, "attention.sliding_window", false, 0, &r->window, err);
+    if (st || !r->window) return st;
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+    const hai_gguf_value *arr = NULL;
+    if (hai_gguf_get_arr(g, key, HAI_GGUF_BOOL, &arr, NULL) == HAI_OK) {
+        if (arr->arr.n != n_layer)
+            return hai_fail(err, HAI_ERR_FORMAT, "model: %s has %llu entries for %u layers", key, (unsigned long long)arr->arr.n, n_layer);
+        r->pattern = arr->arr.data;
+        return HAI_OK;
+    }
+    if ((st = arch_u32(g, arch, "attention.sliding_window_pattern", false, period, &period, err))) return st;
+    if (period > 65536) return hai_fail(err, HAI_ERR_FORMAT, "model: %s %u is not plausible (0 to 65536)", key, period);
+    r->period = period;
+    return HAI_OK;
+}
+
+/* llama.cpp's convention for the period: 0 every layer slides, 1 none, n all but each n-th */
+bool hai_swa_slides(const hai_swa_rule *r, uint32_t l) {
+    if (!r->window) return false;
+    if (r->pattern) return ((const uint8_t *)r->pattern)[l] != 0;
+    return r->period == 0 || l % r->period < r->period - 1;
+}
+
+/* Gemma 2/3: embeddings times sqrt(n_embd), GeGLU, soft-capping (gemma2), the sliding layers' own
+ * RoPE base (gemma3), and the query scale of the 27B models (n_embd / n_head, their
+ * query_pre_attn_scalar; llama.cpp decides it by size too) unless the file gives one. */
+static hai_status read_gemma(hai_model *m, hai_error *err) {
     const hai_gguf *g = m->gguf;
     hai_hparams *hp = &m->hp;
     const char *an = m->arch;
@@ -84,27 +118,12 @@ static hai_status read_gemma(hai_model *m, const struct arch_def *a, hai_error *
         hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
     if ((st = arch_f32(g, an, "attn_logit_softcapping", 0.0f, &hp->attn_softcap, err)) ||
         (st = arch_f32(g, an, "final_logit_softcapping", 0.0f, &hp->final_softcap, err)) ||
-        (st = arch_u32(g, an, "attention.sliding_window", false, 0, &hp->swa_window, err)) ||
         (st = arch_f32(g, an, "rope.freq_base_swa", strcmp(an, "gemma3") ? 0.0f : 10000.0f, &hp->rope_base_swa, err)))
         return st;
     if (!(hp->attn_softcap >= 0 && hp->attn_softcap <= 1e4f && hp->final_softcap >= 0 && hp->final_softcap <= 1e4f))
         return hai_fail(err, HAI_ERR_FORMAT, "model: soft-capping %g / %g is not plausible (0 to 10000)", hp->attn_softcap, hp->final_softcap);
     if (hp->rope_base_swa && !(hp->rope_base_swa >= 1.0f && hp->rope_base_swa <= 1e12f))
         return hai_fail(err, HAI_ERR_FORMAT, "model: %s.rope.freq_base_swa %g is not plausible (1 to 1e12)", an, hp->rope_base_swa);
-    m->swa_pattern = NULL;
-    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", an);
-    uint32_t period = a->swa_period;
-    const hai_gguf_value *arr = NULL;
-    if (hai_gguf_get_arr(g, key, HAI_GGUF_BOOL, &arr, NULL) == HAI_OK) {
-        if (arr->arr.n != hp->n_layer)
-            return hai_fail(err, HAI_ERR_FORMAT, "model: %s has %llu entries for %u layers", key, (unsigned long long)arr->arr.n, hp->n_layer);
-        m->swa_pattern = arr;
-    } else if ((st = arch_u32(g, an, "attention.sliding_window_pattern", false, a->swa_period, &period, err))) {
-        return st;
-    }
-    if (period < 1 || period > 65536)
-        return hai_fail(err, HAI_ERR_FORMAT, "model: %s %u is not plausible (1 to 65536)", key, period);
-    hp->swa_period = period;
     return HAI_OK;
 }
 
@@ -190,7 +209,9 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
     hp->rope = a->rope;
     hp->nope_step = a->nope_step;
     if ((st = read_multipliers(g, an, hp, err))) return st;
-    if (a->swa_period && (st = read_gemma(m, a, err))) return st;
+    if (a->gemma && (st = read_gemma(m, err))) return st;
+    if ((st = hai_swa_read(g, an, hp->n_layer, &m->swa, err))) return st;
+    hp->swa_window = m->swa.window;
     if (a->moe && (st = read_moe(m, a, err))) return st;
     return read_rope_scaling(g, an, hp, err);
 }
@@ -398,8 +419,7 @@ static hai_status load_tensors(hai_model *m, hai_error *err) {
         if ((st = get_vec(m, NAME("post_attention_norm.weight"), E, false, &L->post_attn_norm, err)) ||
             (st = get_vec(m, NAME("post_ffw_norm.weight"), E, false, &L->post_ffn_norm, err)))
             return st;
-        if (hp->swa_window)
-            L->swa = m->swa_pattern ? ((const uint8_t *)m->swa_pattern->arr.data)[l] != 0 : l % hp->swa_period < hp->swa_period - 1;
+        L->swa = hai_swa_slides(&m->swa, l);
         if ((st = get_vec(m, NAME("attn_norm.weight"), E, true, &L->attn_norm, err)) ||
             (!fused_qkv && (st = get_weight(m, NAME("attn_q.weight"), E, Q, true, &L->wq, err))) ||
             (!fused_qkv && (st = get_weight(m, NAME("attn_k.weight"), E, K, true, &L->wk, err))) ||

@@ -10,6 +10,17 @@ typedef enum rope_style {
     ROPE_NEOX,   /* rotate halves (i, i + n_rot/2): qwen2, qwen3 */
 } rope_style;
 
+/* Which layers attend to a sliding window only, as the file and the architecture say: window 0
+ * none; else the file's per-layer flags (pattern), or by period (llama.cpp's convention: 0 every
+ * layer slides (phi3), n all but each n-th (gemma)). One rule for the model and for `hai info`. */
+typedef struct hai_swa_rule {
+    uint32_t window, period;
+    const void *pattern; /* n_layer bytes in the file's metadata, or NULL */
+} hai_swa_rule;
+int32_t hai_arch_swa_period(const char *arch); /* the architecture's period; -1: it has no sliding window */
+hai_status hai_swa_read(const hai_gguf *g, const char *arch, uint32_t n_layer, hai_swa_rule *r, hai_error *err);
+bool hai_swa_slides(const hai_swa_rule *r, uint32_t l);
+
 /* A 2-D weight: n_out rows of n_in elements, each row row_bytes of `type` blocks. */
 typedef struct hai_weight {
     uint32_t type;
@@ -23,7 +34,7 @@ typedef struct hai_layer {
     float *bq, *bk, *bv;         /* optional biases [n_head*head_dim], [n_head_kv*head_dim], .. */
     float *q_norm, *k_norm;      /* optional per-head RMSNorm weights [head_dim] (qwen3) */
     float *post_attn_norm, *post_ffn_norm; /* optional RMSNorms of what attention and FFN add (gemma) */
-    bool swa;                    /* attends to the last swa_window positions only (gemma) */
+    bool swa;                    /* attends to the last swa_window positions only (gemma, phi3) */
     /* the FFN (gate, up, down); in a mixture-of-experts layer the shared expert (qwen2moe), whose
      * output is scaled by sigmoid(shexp_gate . x), or no data */
     hai_weight wq, wk, wv, wo, gate, up, down;
@@ -49,7 +60,6 @@ typedef struct hai_hparams {
     bool geglu;           /* gelu(gate) * up (gemma), else silu(gate) * up */
     float attn_softcap, final_softcap; /* scores, logits through cap * tanh(x / cap) (gemma2); 0: not */
     uint32_t swa_window;  /* of the layers marked swa */
-    uint32_t swa_period;  /* of each swa_period layers the last is global (unless swa_pattern) */
     float rope_base_swa;  /* RoPE base of the swa layers, without scaling (gemma3); 0: as the others */
     rope_style rope;
     /* YaRN: frequencies between extrapolated and interpolated (/ yarn_factor) by a ramp over the
@@ -73,7 +83,7 @@ struct hai_model {
     hai_weight tok_embd, output; /* output may alias tok_embd (tied embeddings) */
     float *output_norm;
     float *rope_freq_factors;    /* [n_rot/2] divisors of each frequency (Llama 3.1), or NULL */
-    const struct hai_gguf_value *swa_pattern; /* per layer: sliding (gemma, from the file), or NULL */
+    hai_swa_rule swa;            /* which layers slide (gemma, phi3) */
     float *rope_long, *rope_short; /* LongRoPE (phi3): [n_rot/2] divisors for contexts longer than
                                     * rope_orig_ctx and the others, or NULL */
     hai_layer *layers;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "model.h"
 #include "quant.h"
 
 static const char *ftype_names[] = {
@@ -37,23 +38,12 @@ static uint32_t arch_u32(const hai_gguf *g, const char *arch, const char *suffix
     return v;
 }
 
-/* Gemma's sliding-window layers, as the model counts them (model.c): the file's window; every
- * layer but each period-th (the family's period, or the file's), or the file's per-layer flags. */
+/* The sliding-window layers, by the model's own rule (an unreadable rule: none) */
 static void count_swa(const hai_gguf *g, hai_model_info *mi) {
-    bool g2 = !strcmp(mi->arch, "gemma2"), g3 = !strcmp(mi->arch, "gemma3");
-    if (!g2 && !g3) return;
-    mi->swa_window = arch_u32(g, mi->arch, "attention.sliding_window");
-    if (!mi->swa_window) return;
-    char key[128];
-    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", mi->arch);
-    const hai_gguf_value *arr = NULL;
-    if (hai_gguf_get_arr(g, key, HAI_GGUF_BOOL, &arr, NULL) == HAI_OK) {
-        for (uint64_t i = 0; i < arr->arr.n && i < mi->n_layer; i++) mi->n_swa_layers += ((const uint8_t *)arr->arr.data)[i] != 0;
-        return;
-    }
-    uint32_t period = arch_u32(g, mi->arch, "attention.sliding_window_pattern");
-    if (!period) period = g2 ? 2 : 6;
-    for (uint32_t l = 0; l < mi->n_layer; l++) mi->n_swa_layers += l % period < period - 1;
+    hai_swa_rule r;
+    if (hai_swa_read(g, mi->arch, mi->n_layer, &r, NULL)) return;
+    mi->swa_window = r.window;
+    for (uint32_t l = 0; l < mi->n_layer; l++) mi->n_swa_layers += hai_swa_slides(&r, l);
 }
 
 hai_status hai_model_info_read(const hai_gguf *g, hai_model_info *mi, hai_error *err) {

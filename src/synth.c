@@ -130,11 +130,12 @@ static hai_status set_hparams(hai_gguf_writer *w, const hai_synth_params *p, uin
         F32("attention.scale", 1.0f / (float)hd);
         F32("logit_scale", 8.0f);
     }
-    if (strcmp(a, "gemma2") == 0) { /* Gemma 2's caps; a window of 1/8 of the context */
+    if (strcmp(a, "gemma2") == 0) { /* Gemma 2's caps */
         F32("attn_logit_softcapping", 50.0f);
         F32("final_logit_softcapping", 30.0f);
     }
-    if (strncmp(a, "gemma", 5) == 0) U32("attention.sliding_window", p->n_ctx_train / 8 ? p->n_ctx_train / 8 : 1);
+    if (strncmp(a, "gemma", 5) == 0 || strcmp(a, "phi3") == 0) /* phi3: every layer slides (as Phi-3-mini-4k) */
+        U32("attention.sliding_window", p->n_ctx_train / 8 ? p->n_ctx_train / 8 : 1);
     if (strcmp(a, "phi3") == 0) /* LongRoPE: the long factors serve contexts past 1/32 of the trained one */
         U32("rope.scaling.original_context_length", p->n_ctx_train / 32 ? p->n_ctx_train / 32 : 1);
     if (strstr(a, "moe")) {

@@ -1,5 +1,6 @@
-/* Sliding-window layers (Gemma) keep only their window and a pass of n_batch in the KV cache, as
- * a ring. Checked on synthetic gemma2 and gemma3 models (window 16):
+/* Sliding-window layers (Gemma, Phi-3) keep only their window and a pass of n_batch in the KV
+ * cache, as a ring. Checked on synthetic gemma2, gemma3 and phi3 (every layer slides) models
+ * (window 16):
  *   - a context with rings gives the logits of one without (n_batch as long as the context) far
  *     past the ring's length, whatever the passes;
  *   - the cache is smaller by what the rings save;
@@ -70,6 +71,14 @@ static void check_arch(const char *arch) {
         unlink(path);
         return;
     }
+    /* the layers that slide, as `hai info` counts them: gemma2 every other, gemma3 all but each
+     * sixth, phi3 every one */
+    hai_model_info mi = {0};
+    hai_gguf *g = NULL;
+    if (CHECK_MSG(hai_gguf_open(path, &g, &err) == HAI_OK && hai_model_info_read(g, &mi, &err) == HAI_OK, "%s", err.msg))
+        CHECK_MSG(mi.swa_window == WINDOW && mi.n_swa_layers == (strcmp(arch, "gemma2") ? 4u : 2u), "%s: %u sliding layers, window %u",
+                  arch, mi.n_swa_layers, mi.swa_window);
+    hai_gguf_free(g);
     unlink(path);
     int nv = hai_model_n_vocab(m);
     float *want = calloc((size_t)N * nv, sizeof *want), *got = calloc((size_t)N * nv, sizeof *got);
@@ -81,7 +90,10 @@ static void check_arch(const char *arch) {
     feed(ring, 0, N, 8, nv, got);
     CHECK_MSG(max_diff(want, got, (size_t)N * nv) < 1e-4, "%s: rings change the logits by %g", arch, max_diff(want, got, (size_t)N * nv));
     uint64_t mp = hai_context_memory_bytes(plain), mr = hai_context_memory_bytes(ring);
-    CHECK_MSG(mr < mp, "%s: a context with rings takes %llu bytes, without %llu", arch, (unsigned long long)mr, (unsigned long long)mp);
+    /* each sliding layer keeps 32 positions instead of 128, K and V in F16 */
+    uint64_t saved = (uint64_t)mi.n_swa_layers * (128 - 32) * mi.n_head_kv * (mi.head_dim_k + mi.head_dim_v) * 2;
+    CHECK_MSG(mr + saved <= mp, "%s: a context with rings takes %llu bytes, without %llu (the rings save %llu)", arch,
+              (unsigned long long)mr, (unsigned long long)mp, (unsigned long long)saved);
 
     /* truncation within what the rings hold: the prefix stays, and the rest is evaluated again */
     CHECK_EQ_INT(hai_context_truncate(ring, 110, &err), HAI_OK);
@@ -153,7 +165,7 @@ static void check_refusals(void) {
     if (CHECK_MSG(hai_synth_write(base, &sp, &err) == HAI_OK, "%s", err.msg)) {
         refused_with_key(base, "gemma3.attn_logit_softcapping", NAN, false, "soft-capping nan");
         refused_with_key(base, "gemma3.final_logit_softcapping", -1, false, "soft-capping 0 / -1");
-        refused_with_key(base, "gemma3.attention.sliding_window_pattern", 0, true, "sliding_window_pattern 0 is not plausible");
+        refused_with_key(base, "gemma3.attention.sliding_window_pattern", 70000, true, "sliding_window_pattern 70000 is not plausible");
         refused_with_key(base, "gemma3.rope.freq_base_swa", INFINITY, false, "rope.freq_base_swa inf");
     }
     unlink(base);
@@ -164,5 +176,6 @@ int main(void) {
     for (int i = 0; i < N; i++) toks[i] = (hai_token)((i * 37 + 11) % 250 + 3);
     check_arch("gemma2");
     check_arch("gemma3");
+    check_arch("phi3");
     return check_done("test_swa");
 }

@@ -151,8 +151,9 @@ def forward(m, tokens, n_ctx=None):
     # Gemma 2/3 27B scale queries by n_embd / n_head (query_pre_attn_scalar), the others by head_dim
     big_gemma = gemma and n_layer in (46, 62)
     attn_scale = m.get("attention.scale", 1 / np.sqrt(n_embd / n_head if big_gemma else hd))
-    window = m.get("attention.sliding_window", 0) if gemma else 0
-    period = m.get("attention.sliding_window_pattern", 2 if arch == "gemma2" else 6)
+    # sliding windows: Gemma's (all layers but every period-th), Phi-3's (every layer: period 0)
+    window = m.get("attention.sliding_window", 0) if gemma or arch == "phi3" else 0
+    period = m.get("attention.sliding_window_pattern", {"gemma2": 2, "gemma3": 6}.get(arch, 0))
     softcap, final_cap = m.get("attn_logit_softcapping", 0.0), m.get("final_logit_softcapping", 0.0)
     local = rope_params(m, n_rot, m.get("rope.freq_base_swa", 10000.0), n_ctx or len(tokens), local=True)
     inv, pos_scale, mscale = rope_params(m, n_rot, base, n_ctx or len(tokens))
@@ -176,7 +177,7 @@ def forward(m, tokens, n_ctx=None):
         if m.has(p + "attn_q_norm.weight"):
             q = rms_norm(q, m.tensor(p + "attn_q_norm.weight"), eps)
             k = rms_norm(k, m.tensor(p + "attn_k_norm.weight"), eps)
-        swa = window and L % period < period - 1  # Gemma: all layers but every period-th slide
+        swa = window and (period == 0 or L % period < period - 1)
         li, lm = (local[0], local[2]) if swa and arch == "gemma3" else (inv, mscale)
         lpos = np.arange(T, dtype=np.float64) if swa and arch == "gemma3" else pos
         if not (arch == "smollm3" and (L + 1) % 4 == 0):  # SmolLM3: every fourth layer without RoPE

@@ -107,9 +107,10 @@ CASES = [
     ("smollm3-s-F16.gguf", "llama-s-F16.gguf", {}, "smollm3", 8),
     ("smollm3-s-Q8_0.gguf", "llama-s-Q8_0.gguf", {"rope.freq_base": 2000000.0}, "smollm3", 5),
     # phi3: fused QKV and gate/up, NeoX RoPE with LongRoPE factors: the long ones (the tests'
-    # context of 64 is longer than the original 16, default attention factor), the short ones
-    # with partial rotary (48 of 64 dims, as Phi-4-mini) and an explicit attention factor
-    ("phi3-s-F16.gguf", "llama-s-F16.gguf", {"rope.scaling.original_context_length": 16, "context_length": 256},
+    # context of 64 is longer than the original 16, default attention factor) and every layer
+    # attending to a sliding window (as Phi-3-mini-4k's 2047 of 4096: 11); the short ones with
+    # partial rotary (48 of 64 dims, as Phi-4-mini) and an explicit attention factor
+    ("phi3-s-F16.gguf", "llama-s-F16.gguf", {"rope.scaling.original_context_length": 16, "context_length": 256, "attention.sliding_window": 11},
      "phi3", None, PHI3_FUSE, {"rope_factors_long.weight": 1 + np.arange(32) ** 1.5 / 20, "rope_factors_short.weight": 1 + np.arange(32) / 64}),
     # gemma2: GeGLU, norms after attention and FFN, embeddings times sqrt(n_embd), sliding window
     # on every other layer (8 of 64 tokens), attention and final logit soft-capping (small caps
