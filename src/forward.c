@@ -343,7 +343,7 @@ static void att_task(void *arg, int ith, int nth) {
         uint32_t n_keys = (uint32_t)c->b_pos[i] + 1; /* causal: keys 0 .. own position, of its own sequence */
         /* a sliding-window layer sees keys from `first` on: the block of keys that holds it goes
          * the scalar way with the keys before it masked (the kernel takes whole blocks), then
-         * tiles from the next block; soft-capped scores go the scalar way */
+         * tiles from the next block */
         uint32_t first = j->L->swa && n_keys > hp->swa_window ? n_keys - hp->swa_window : 0;
         const uint16_t *Kg = hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g); /* the group's keys, contiguous */
         const uint16_t *Vg = hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g);
@@ -355,9 +355,9 @@ static void att_task(void *arg, int ith, int nth) {
             tn = masked ? HAI_KT : HAI_ATT_TILE;
             tn = n_keys - t0 < tn ? n_keys - t0 : tn;
             tn = room < tn ? room : tn;
-            if (k->attn_tile && !masked && !hp->attn_softcap) {
-                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)p0 * hd, Vg + (size_t)p0 * hdv, hdv, (int)tn, scale, mx, sum, acc,
-                             scores);
+            if (k->attn_tile && !masked) {
+                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)p0 * hd, Vg + (size_t)p0 * hdv, hdv, (int)tn, scale, hp->attn_softcap,
+                             mx, sum, acc, scores);
                 continue;
             }
             for (uint32_t tb = 0; tb < tn; tb += HAI_KT) { /* a block of keys, converted once for the group's heads */
@@ -702,7 +702,9 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
     matmul(c, c->xn, n_rows, &ol, 1);
     if (hp->logit_scale != 1.0f)
         for (size_t i = 0; i < (size_t)n_rows * hp->n_vocab; i++) ol.out[i] /= hp->logit_scale;
-    if (hp->final_softcap) /* gemma2 */
+    if (hp->final_softcap && c->k->softcap) /* gemma2 */
+        c->k->softcap((int64_t)n_rows * hp->n_vocab, ol.out, hp->final_softcap);
+    else if (hp->final_softcap)
         for (size_t i = 0; i < (size_t)n_rows * hp->n_vocab; i++) ol.out[i] = hp->final_softcap * tanhf(ol.out[i] / hp->final_softcap);
     return HAI_OK;
 }

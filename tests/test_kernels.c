@@ -298,8 +298,10 @@ static void check_few(const hai_kernels *k) {
 /* The attention tile against a direct softmax in double precision, over several tiles (the
  * online rescaling), for head sizes the wide path takes (64, 128) and one it does not (48). */
 static void check_attn(const hai_kernels *k) {
-    static const int dims[] = {64, 128, 48, 64, 64, 128, 64}, heads[] = {8, 8, 8, 4, 6, 1, 12}; /* GQA group sizes */
-    for (int di = 0; di < 7; di++) {
+    static const int dims[] = {64, 128, 48, 64, 64, 128, 64, 256, 48}, heads[] = {8, 8, 8, 4, 6, 1, 12, 2, 3}; /* GQA group sizes */
+    static const float caps[] = {0, 0, 0, 0, 0, 0, 0, 1.5f, 0.7f}; /* Gemma 2's soft-capping (small caps that bind) */
+    for (int di = 0; di < 9; di++) {
+        float cap = caps[di];
         int nh = heads[di], hd = dims[di], nkeys = 165; /* tiles of 64, 64, 37 */
         size_t stride = (size_t)2 * hd + 16;  /* value rows of a wider cache: the head's part only */
         size_t kn = (size_t)(nkeys + 15) / 16 * 16 * hd; /* keys in blocks of 16, transposed */
@@ -315,7 +317,7 @@ static void check_attn(const hai_kernels *k) {
         float scale = 1.0f / sqrtf((float)hd);
         for (int t0 = 0; t0 < nkeys; t0 += 64) {
             int tn = nkeys - t0 < 64 ? nkeys - t0 : 64;
-            k->attn_tile(nh, hd, hd, q, K + (size_t)t0 * hd, V + (size_t)t0 * stride, stride, tn, scale, m, l, acc, sc);
+            k->attn_tile(nh, hd, hd, q, K + (size_t)t0 * hd, V + (size_t)t0 * stride, stride, tn, scale, cap, m, l, acc, sc);
         }
         double worst = 0;
         for (int h = 0; h < nh; h++) {
@@ -323,7 +325,7 @@ static void check_attn(const hai_kernels *k) {
             for (int t = 0; t < nkeys; t++) {
                 double d = 0;
                 for (int i = 0; i < hd; i++) d += (double)q[h * hd + i] * hai_f16_to_f32(K[hai_kt_index(t, i, hd)]);
-                p[t] = d * scale;
+                p[t] = cap > 0 ? cap * tanh(d * scale / cap) : d * scale;
                 mx = fmax(mx, p[t]);
             }
             for (int t = 0; t < nkeys; t++) sum += (p[t] = exp(p[t] - mx));
@@ -334,7 +336,7 @@ static void check_attn(const hai_kernels *k) {
             }
             free(p);
         }
-        CHECK_MSG(worst < 1e-5, "%s attn_tile head size %d, %d heads: off by %.3g", k->name, hd, nh, worst);
+        CHECK_MSG(worst < 1e-5, "%s attn_tile head size %d, %d heads, cap %g: off by %.3g", k->name, hd, nh, cap, worst);
         free(q), free(acc), free(sc), free(K), free(V);
     }
 }
@@ -408,6 +410,26 @@ static void check_geglu(const hai_kernels *k) {
         if (!(fabs(want - g[i]) <= 4e-6 * fabs(want) + 1e-30)) bad++;
     }
     CHECK_MSG(bad == 0, "%s geglu: %d of %d values off", k->name, bad, N);
+}
+
+/* Soft-capping against cap * tanh(x / cap) in double: within 2e-7 cap (absolute: what a softmax or
+ * a sampler sees), +-inf to +-cap, NaN kept, the tail past the last whole vector too. */
+static void check_softcap(const hai_kernels *k) {
+    enum { N = 1003 };
+    static float x[N], x0[N];
+    static const float caps[] = {0.7f, 30.0f, 50.0f};
+    for (int c = 0; c < 3; c++) {
+        float cap = caps[c];
+        for (int i = 0; i < N; i++) x0[i] = x[i] = cap * (-12.0f + 24.0f * (float)i / N) * (i % 3 ? 1.0f : 0.01f);
+        x0[5] = x[5] = INFINITY, x0[6] = x[6] = -INFINITY, x0[N - 1] = x[N - 1] = NAN, x0[7] = x[7] = 0, x0[N - 2] = x[N - 2] = -1e-30f;
+        k->softcap(N, x, cap);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            double want = cap * tanh((double)x0[i] / cap);
+            if (isnan(x0[i]) ? !isnan(x[i]) : !(fabs(want - x[i]) <= 2e-7 * cap)) bad++;
+        }
+        CHECK_MSG(bad == 0, "%s softcap %g: %d of %d values off", k->name, cap, bad, N);
+    }
 }
 
 /* The sampler's passes against the reference: NaN, +-inf and huge values in every position of
@@ -496,6 +518,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 7; i++) {
         if (all[i] && all[i]->swiglu) check_swiglu(all[i]);
         if (all[i] && all[i]->geglu) check_geglu(all[i]);
+        if (all[i] && all[i]->softcap) check_softcap(all[i]);
     }
     for (int i = 0; i < 7; i++)
         if (all[i]) check_logits(all[i]);

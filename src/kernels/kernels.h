@@ -195,6 +195,8 @@ typedef struct hai_kernels {
     void (*swiglu)(int64_t n, float *g, const float *u);
     /* g[i] = gelu(g[i]) * u[i], gelu's tanh form (Gemma's GeGLU). NULL: forward.c's loop. */
     void (*geglu)(int64_t n, float *g, const float *u);
+    /* x[i] = cap * tanh(x[i] / cap), cap > 0 (Gemma 2's soft-capping of the logits). NULL: forward.c's loop. */
+    void (*softcap)(int64_t n, float *x, float cap);
     /* The sampler's passes over a vocabulary of logits, each value taken "sane" (NaN as -inf, a
      * NaN is never chosen; +inf as FLT_MAX): at 152K-262K entries a pass must cost tens of
      * microseconds, not the milliseconds of a loop of expf in double.
@@ -215,11 +217,11 @@ typedef struct hai_kernels {
      *   q [nh][hd]; keys t < nk in K transposed in blocks of 16 (hai_kt_index; the lanes of the last
      *   block past nk may hold anything), values at V + t * v_stride (f16 rows of hdv);
      *   m[nh], l[nh]: running maximum and sum of exp; acc [nh][hdv]: running weighted values;
-     *   scores: scratch [nh][nk]. For each head: s_t = scale * q.K_t; the maximum m' takes in the
-     *   tile; l = l * exp(m - m') + sum exp(s_t - m'); acc = acc * exp(m - m') + sum exp(s_t - m') V_t.
+     *   scores: scratch [nh][nk]. For each head: s_t = scale * q.K_t, soft-capped where cap > 0
+     *   (s_t = cap * tanh(s_t / cap): Gemma 2); the maximum m' takes in the tile; l = l * exp(m - m') + sum exp(s_t - m'); acc = acc * exp(m - m') + sum exp(s_t - m') V_t.
      * NULL: forward.c does it with dot_f16_f32 and scale_axpy_f16. */
     void (*attn_tile)(int nh, int hd, int hdv, const float *q, const uint16_t *K, const uint16_t *V, size_t v_stride, int nk, float scale,
-                      float *m, float *l, float *acc, float *scores);
+                      float cap, float *m, float *l, float *acc, float *scores);
 } hai_kernels;
 
 /* The portable reference kernels. */
