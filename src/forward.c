@@ -531,8 +531,10 @@ static void scatter_task(void *arg, int ith, int nth) {
     }
 }
 
-/* One expert (or the shared one) on rows `in` [n][n_embd], the result into moe_tmp. */
-static void expert_ffn(hai_context *c, const hai_weight *gate, const hai_weight *up, const hai_weight *down, const float *in, uint32_t n) {
+/* A gated FFN's first half on rows `in` [n][n_in] (quantized for the gate): gate and up into
+ * c->gate and c->up (one job when they take the same activations, else `in` quantized again for
+ * the up), then the gated activation into c->gate, quantized for `down`. */
+static void gate_up(hai_context *c, const hai_weight *gate, const hai_weight *up, const hai_weight *down, const float *in, uint32_t n) {
     mm_out o[2] = {{gate, c->gate, false, 0}, {up, c->up, false, 0}};
     matmul(c, in, n, o, act_of(up) == act_of(gate) ? 2 : 1);
     if (act_of(up) != act_of(gate)) {
@@ -541,6 +543,11 @@ static void expert_ffn(hai_context *c, const hai_weight *gate, const hai_weight 
     }
     swiglu_job gj = {c, n, act_of(down), gate->n_out};
     hai_pool_run(c->pool, swiglu_task, &gj);
+}
+
+/* One expert (or the shared one) on rows `in` [n][n_embd], the result into moe_tmp. */
+static void expert_ffn(hai_context *c, const hai_weight *gate, const hai_weight *up, const hai_weight *down, const float *in, uint32_t n) {
+    gate_up(c, gate, up, down, in, n);
     mm_out d = {down, c->moe_tmp, false, 0};
     matmul(c, c->gate, n, &d, 1);
 }
@@ -681,17 +688,7 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         }
         /* feed-forward block */
         norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, act_of(&L->gate));
-        if (act_of(&L->up) == act_of(&L->gate)) {
-            mm_out o[2] = {{&L->gate, c->gate, false, 0}, {&L->up, c->up, false, 0}};
-            matmul(c, c->xn, n, o, 2);
-        } else {
-            mm_out og = {&L->gate, c->gate, false, 0}, ou = {&L->up, c->up, false, 0};
-            matmul(c, c->xn, n, &og, 1);
-            norm_quant(c, c->xn, (size_t)E, NULL, c->xn, E, n, act_of(&L->up));
-            matmul(c, c->xn, n, &ou, 1);
-        }
-        swiglu_job gj = {c, n, act_of(&L->down), hp->n_ff};
-        hai_pool_run(c->pool, swiglu_task, &gj);
+        gate_up(c, &L->gate, &L->up, &L->down, c->xn, n);
         add_residual(c, &L->down, c->gate, n, c->xn, L->post_ffn_norm);
     }
     /* output: the rows whose logits are kept */

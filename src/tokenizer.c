@@ -336,6 +336,7 @@ hai_status hai_tokenizer_from_gguf(const hai_gguf *g, hai_tokenizer **out, hai_e
     if (hai_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &b, NULL) == HAI_OK) t->add_eos = b;
     if (hai_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b, NULL) == HAI_OK) t->add_space_prefix = b;
     if (m == TOK_BPE) t->add_space_prefix = false;
+    t->strip_leading_space = t->add_space_prefix; /* the space it adds, dropped again when decoding */
     /* Llama 3's tokenizer.json sets ignore_merges: a whole pre-token found in the vocabulary is
      * used as is. GGUF does not carry the flag; the llama3 pre-tokenizer implies it. */
     t->ignore_merges = strcmp(t->pre_name, "llama-bpe") == 0 || strcmp(t->pre_name, "llama3") == 0 ||
@@ -623,7 +624,7 @@ hai_status hai_detokenize(const hai_tokenizer *t, const hai_token *ids, size_t n
         const char *p = tmp;
         /* drop the space SentencePiece added in front of the text */
         if (first_text && k > 0) {
-            if ((t->add_space_prefix || t->strip_leading_space) && !(flags & HAI_DETOK_KEEP_LEADING_SPACE) && t->tok[ids[i]].attr == HAI_TOKEN_NORMAL &&
+            if (t->strip_leading_space && !(flags & HAI_DETOK_KEEP_LEADING_SPACE) && t->tok[ids[i]].attr == HAI_TOKEN_NORMAL &&
                 p[0] == ' ') {
                 p++;
                 k--;
@@ -710,7 +711,7 @@ hai_status hai_detok_stream_push(const hai_tokenizer *t, hai_detok_stream *s, ha
     size_t k = piece(t, id, s->flags, (char *)tmp + s->n_pending);
     unsigned char *p = tmp + s->n_pending;
     if (!s->started && k > 0) {
-        if ((t->add_space_prefix || t->strip_leading_space) && !(s->flags & HAI_DETOK_KEEP_LEADING_SPACE) && t->tok[id].attr == HAI_TOKEN_NORMAL &&
+        if (t->strip_leading_space && !(s->flags & HAI_DETOK_KEEP_LEADING_SPACE) && t->tok[id].attr == HAI_TOKEN_NORMAL &&
             p[0] == ' ') {
             memmove(p, p + 1, k - 1);
             k--;

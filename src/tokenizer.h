@@ -54,7 +54,7 @@ struct hai_tokenizer {
      * that is no token becomes its bytes' <0xXX> tokens (byte_fallback) or <unk>; its pieces
      * decode as SentencePiece's do */
     bool bpe_chars, byte_fallback, fuse_unk;
-    bool strip_leading_space; /* detokenize drops the space the first text starts with (add_space_prefix; tokenizer.json's Strip decoder) */
+    bool strip_leading_space; /* detokenize drops the space the first text starts with (set at load: add_space_prefix; tokenizer.json's Strip decoder) */
     tok_normalize_fn normalize;
     void *norm;
     void (*norm_free)(void *);

@@ -165,10 +165,11 @@ def quantized(hai, out, tokens, bars, summary):
     for name, base, qtype, bar in QUANTIZED:
         path = os.path.join(out, name)
         subprocess.run([hai, "quantize", os.path.join(out, base), path, qtype], check=True, capture_output=True)
-        forward(Reader(path), tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
+        model = Reader(path)
+        forward(model, tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
         b = bars[bar]
         summary.append({"file": name, "type": qtype, "n_tokens": len(tokens), "llamacpp_kl": None, "max_kl": b["max_kl"],
-                        "min_top1": b["min_top1"], "derived_from": base, "quantized_by": "hai quantize", "arch": Reader(path).arch()})
+                        "min_top1": b["min_top1"], "derived_from": base, "quantized_by": "hai quantize", "arch": model.arch()})
         print(f"make.py: {name} ({base} quantized to {qtype} by hai)", flush=True)
 
 
@@ -184,13 +185,14 @@ def main():
     summary = []
     for name, base, meta, *other in CASES:
         other += [None] * (5 - len(other))
-        arch = other[0] or Reader(os.path.join(src, base)).arch()
+        source = Reader(os.path.join(src, base))
+        arch = other[0] or source.arch()
         path = os.path.join(out, name)
         rename = raw = None
         extra = dict(other[3] or {})
         meta_all = dict(meta)
         if other[4]:
-            n_layer = other[1] or Reader(os.path.join(src, base)).get("block_count")
+            n_layer = other[1] or source.get("block_count")
             rename, raw, more, mm = moe_tensors(os.path.join(src, base), n_layer, *other[4])
             extra.update(more)
             meta_all.update(mm)
