@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Each dense architecture at the same size: TinyLlama-1.1B's geometry (n_embd 2048, 22 layers, 32
-# heads, 4 KV heads, n_ff 5632, 32000 rows of embeddings) written by hai synth as llama, qwen2,
+# heads, 4 KV heads, n_ff 5632, the 32000-token llama vocabulary of ../shared) written by hai synth as llama, qwen2,
 # qwen3, granite, smollm3, phi3, gemma2 and gemma3 in Q4_0, random weights. What differs is what
 # each family adds (biases, q/k norms, GeGLU, norms after attention and FFN, soft-capping, sliding
 # windows, fused tensors), so each family's prefill (pp256) and decode (tg64) against llama's, for
@@ -14,10 +14,10 @@ archs=${ARCHS:-"llama qwen2 qwen3 granite smollm3 phi3 gemma2 gemma3"}
 out=$dir/families.jsonl
 : > "$out"
 for a in $archs; do
-  m=$dir/family-$a-Q4_0.gguf
+  m=$dir/family-$a-Q4_0.gguf # (remove build/bench/family-* after changing the geometry)
   if [ ! -f "$m" ]; then
     echo "== generating $m (random weights, TinyLlama geometry as $a)" >&2
-    ./build/hai synth --preset tinyllama --arch "$a" --type Q4_0 -o "$m" >&2
+    ./build/hai synth --preset tinyllama --arch "$a" --type Q4_0 --vocab "$shared/vocab/ggml-vocab-llama-spm.gguf" -o "$m" >&2
   fi
 done
 for r in $(seq 1 "$rounds"); do

@@ -256,10 +256,7 @@ static int run_batch(const run_opts *o, session *ss) {
             cp.tools = tools;
             st = hai_chat_tokenize(ss->m, &cp, msgs, nm, &ids, &n, &err);
         } else if (!st) {
-            size_t pl = strlen(pj->valuestring), c = pl + 8;
-            ids = malloc(c * sizeof *ids);
-            st = ids ? hai_tokenize(hai_model_tokenizer(ss->m), pj->valuestring, pl, HAI_TOKENIZE_ADD_SPECIAL, ids, c, &n, &err)
-                     : HAI_ERR_NOMEM;
+            st = hai_tokenize_alloc(hai_model_tokenizer(ss->m), pj->valuestring, strlen(pj->valuestring), HAI_TOKENIZE_ADD_SPECIAL, &ids, &n, &err);
         }
         reply r = {0};
         hai_generate_result res = {0};
@@ -396,10 +393,8 @@ int cmd_run(int argc, char **argv) {
         msgs[nm++] = (hai_chat_message){.role = "user", .content = prompt};
         st = hai_chat_tokenize(ss.m, NULL, msgs, nm, &ids, &n, &err);
     } else {
-        size_t cap = strlen(prompt) + 8;
-        ids = malloc(cap * sizeof *ids);
         uint32_t flags = HAI_TOKENIZE_ADD_SPECIAL | (o.parse_special ? HAI_TOKENIZE_PARSE_SPECIAL : 0);
-        st = ids ? hai_tokenize(hai_model_tokenizer(ss.m), prompt, strlen(prompt), flags, ids, cap, &n, &err) : HAI_ERR_NOMEM;
+        st = hai_tokenize_alloc(hai_model_tokenizer(ss.m), prompt, strlen(prompt), flags, &ids, &n, &err);
     }
     hai_grammar *grammar = NULL;
     if (!st && (o.grammar_file || o.schema_file)) st = open_grammar(&o, &ss, &grammar, &err);

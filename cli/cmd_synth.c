@@ -15,6 +15,7 @@ static void usage(FILE *f) {
             "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --head-dim N --ctx N\n"
             "  --n-expert N --n-expert-used N --n-ff-exp N --n-ff-shexp N   mixture of experts (defaults 8, 2, n_ff/4, n_ff)\n"
             "  --vocab FILE      copy the tokenizer from this GGUF (default: a byte-level vocabulary)\n"
+            "  --n-vocab N       the byte-level vocabulary padded with plain tokens to N (Gemma: 262144)\n"
             "  --chat-template FILE  the model's chat template (Jinja), instead of the vocabulary's\n"
             "  --tied            reuse the token embedding as the output matrix\n"
             "  --std X           weight standard deviation (default 0.02)\n"
@@ -47,6 +48,10 @@ int cmd_synth(int argc, char **argv) {
         if (!strcmp(a, "-o")) out = v;
         else if (!strcmp(a, "--arch")) p.arch = v;
         else if (!strcmp(a, "--vocab")) p.vocab_path = v;
+        else if (!strcmp(a, "--n-vocab")) {
+            if (!cli_parse_i64(a, v, 1, 1 << 24, &n)) return 2;
+            p.n_vocab = (uint32_t)n;
+        }
         else if (!strcmp(a, "--chat-template")) {
             if (!(tpl = cli_read_file(v, NULL))) {
                 fprintf(stderr, "hai synth: cannot read '%s'\n", v);

@@ -111,10 +111,10 @@ int cmd_tokenize(int argc, char **argv) {
         hai_tokenizer_free(t);
         return 1;
     }
-    size_t n = 0, cap = len + 16;
-    hai_token *ids = malloc(cap * sizeof *ids);
+    size_t n = 0;
+    hai_token *ids = NULL;
     int rc = 0;
-    if (!ids || hai_tokenize(t, owned ? owned : text, len, flags, ids, cap, &n, &err) != HAI_OK) {
+    if (hai_tokenize_alloc(t, owned ? owned : text, len, flags, &ids, &n, &err) != HAI_OK) {
         cli_error("tokenize", &err);
         rc = 1;
     } else if (ids_only) {

@@ -432,6 +432,11 @@ size_t hai_tokenizer_max_piece(const hai_tokenizer *t);
  * Bytes that are not valid UTF-8 become byte tokens (or <unk> where a vocabulary has none). */
 hai_status hai_tokenize(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, hai_token *ids,
                         size_t cap, size_t *n_ids, hai_error *err);
+/* The same into an array it allocates (*ids, freed with free(); NULL when there are none): no
+ * guess of the size needed (text can give more tokens than bytes: a space SentencePiece puts
+ * before each stretch, a normalizer that expands). */
+hai_status hai_tokenize_alloc(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, hai_token **ids, size_t *n_ids,
+                              hai_error *err);
 
 /* Token ids -> text bytes (the exact inverse of hai_tokenize for text that went through it).
  * Writes at most cap bytes (no terminator); *len receives the length; HAI_ERR_LIMIT with the
@@ -799,6 +804,9 @@ typedef struct hai_synth_params {
     /* qwen2moe / qwen3moe: experts (0 = 8), used a token (0 = 2), their width (0 = n_ff / 4), the
      * shared expert's width (qwen2moe; 0 = n_ff) */
     uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
+    /* without vocab_path: the byte-level vocabulary padded with plain tokens to this many rows of
+     * embeddings and logits (Gemma's 262144: what a real vocabulary costs); 0 = 259 */
+    uint32_t n_vocab;
 } hai_synth_params;
 
 /* A small llama (n_embd 256, 2 layers, F32). */

@@ -43,11 +43,10 @@ hai_status hai_chat_tokenize(const hai_model *m, const hai_chat_params *pp, cons
     /* the template decides about BOS when it writes one; otherwise the vocabulary does */
     bool template_bos = p.template_text && strstr(p.template_text, "bos_token");
     uint32_t flags = HAI_TOKENIZE_PARSE_SPECIAL | (template_bos ? 0 : HAI_TOKENIZE_ADD_SPECIAL);
-    size_t cap = len + 8;
     hai_token *out = NULL;
-    if (!st && !(out = malloc(cap * sizeof *out))) st = hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
-    /* the template's markup gives control tokens; the messages' text never does (chat.h) */
-    if (!st) st = tok_tokenize_marked(t, text, len, flags & ~HAI_TOKENIZE_ADD_SPECIAL, (const size_t(*)[2])data, n_data, out + 1, cap - 1, n_ids, err);
+    /* the template's markup gives control tokens; the messages' text never does (chat.h); one
+     * slot before the ids for a BOS */
+    if (!st) st = tok_tokenize_marked_alloc(t, text, len, flags & ~HAI_TOKENIZE_ADD_SPECIAL, (const size_t(*)[2])data, n_data, 1, &out, n_ids, err);
     if (!st) {
         /* BOS only (an EOS at the end of a prompt would end the answer before it starts) */
         hai_token b = hai_tokenizer_special(t, HAI_SPECIAL_BOS);

@@ -56,37 +56,41 @@ static bool add(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64
     return add3(p, name, type, n_dims, ne0, ne1, 1, fill);
 }
 
-/* The byte-level SentencePiece vocabulary used when no vocab file is given:
- * <unk>, <s>, </s>, then the 256 byte tokens <0x00>..<0xFF>. */
-static hai_status write_byte_vocab(hai_gguf_writer *w, uint32_t *n_vocab, hai_error *err) {
-    enum { N = 259 };
-    char names[N][8];
-    const char *ptrs[N];
-    float scores[N];
-    int32_t types[N];
-    snprintf(names[0], 8, "<unk>");
-    snprintf(names[1], 8, "<s>");
-    snprintf(names[2], 8, "</s>");
-    for (int i = 0; i < 256; i++) snprintf(names[3 + i], 8, "<0x%02X>", i);
-    for (int i = 0; i < N; i++) {
-        ptrs[i] = names[i];
-        scores[i] = 0;
-        types[i] = i == 0 ? 2 : i < 3 ? 3 : 6; /* unknown, control, byte */
+/* The byte-level SentencePiece vocabulary used when no vocab file is given: <unk>, <s>, </s>,
+ * then the 256 byte tokens <0x00>..<0xFF>, then (n > 259) plain pieces "\u2581w<i>" up to n
+ * tokens, scored low so that text still tokenizes to bytes. */
+static hai_status write_byte_vocab(hai_gguf_writer *w, uint32_t n, uint32_t *n_vocab, hai_error *err) {
+    enum { BYTES = 259, W = 16 };
+    if (n < BYTES) n = BYTES;
+    if (n > (1u << 24)) return hai_fail(err, HAI_ERR_LIMIT, "synth: a vocabulary of %u tokens is above the limit of %u", n, 1u << 24);
+    char *names = malloc((size_t)n * W);
+    const char **ptrs = malloc((size_t)n * sizeof *ptrs);
+    float *scores = malloc((size_t)n * sizeof *scores);
+    int32_t *types = malloc((size_t)n * sizeof *types);
+    hai_status st = HAI_OK;
+    if (!names || !ptrs || !scores || !types) st = hai_fail(err, HAI_ERR_NOMEM, "synth: out of memory for %u tokens", n);
+    for (uint32_t i = 0; !st && i < n; i++) {
+        char *nm = names + (size_t)i * W;
+        if (i < 3) snprintf(nm, W, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < BYTES) snprintf(nm, W, "<0x%02X>", i - 3);
+        else snprintf(nm, W, "\xe2\x96\x81w%u", i - BYTES);
+        ptrs[i] = nm;
+        scores[i] = i < BYTES ? 0.0f : -1e6f;
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < BYTES ? 6 : 1; /* unknown, control, byte, normal */
     }
-    hai_status st;
-    if ((st = hai_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", err)) ||
-        (st = hai_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err)) ||
-        (st = hai_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, N, err)) ||
-        (st = hai_gguf_writer_set_arr(w, "tokenizer.ggml.scores", HAI_GGUF_FLOAT32, scores, N, err)) ||
-        (st = hai_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", HAI_GGUF_INT32, types, N, err)) ||
-        (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1, err)) ||
-        (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2, err)) ||
-        (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0, err)) ||
-        (st = hai_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true, err)) ||
-        (st = hai_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false, err)))
-        return st;
-    *n_vocab = N;
-    return HAI_OK;
+    if (!st && !((st = hai_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", err)) ||
+                (st = hai_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err)) ||
+                (st = hai_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, n, err)) ||
+                (st = hai_gguf_writer_set_arr(w, "tokenizer.ggml.scores", HAI_GGUF_FLOAT32, scores, n, err)) ||
+                (st = hai_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", HAI_GGUF_INT32, types, n, err)) ||
+                (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1, err)) ||
+                (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2, err)) ||
+                (st = hai_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0, err)) ||
+                (st = hai_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true, err)) ||
+                (st = hai_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false, err))))
+        *n_vocab = n;
+    free(names), free(ptrs), free(scores), free(types);
+    return st;
 }
 
 static hai_status copy_vocab(hai_gguf_writer *w, const char *path, bool own_template, uint32_t *n_vocab, hai_error *err) {
@@ -256,7 +260,9 @@ hai_status hai_synth_write(const char *path, const hai_synth_params *params, hai
     if (!st) st = set_hparams(w, p, hd, err);
     if (!st) st = hai_gguf_writer_set_u32(w, "general.file_type", ftype_of(p->type), err);
     if (!st) st = hai_gguf_writer_set_u32(w, "general.quantization_version", 2, err);
-    if (!st) st = p->vocab_path ? copy_vocab(w, p->vocab_path, p->chat_template != NULL, &n_vocab, err) : write_byte_vocab(w, &n_vocab, err);
+    if (!st && p->vocab_path && p->n_vocab)
+        st = hai_fail(err, HAI_ERR_INVALID, "synth: n_vocab is for the byte-level vocabulary, not with a vocabulary file");
+    if (!st) st = p->vocab_path ? copy_vocab(w, p->vocab_path, p->chat_template != NULL, &n_vocab, err) : write_byte_vocab(w, p->n_vocab, &n_vocab, err);
     if (!st && p->chat_template) st = hai_gguf_writer_set_str(w, "tokenizer.chat_template", p->chat_template, err);
     if (!st) st = build_plan(p, hd, n_vocab, &pl, err);
     int64_t max_n = 0;

@@ -465,12 +465,52 @@ hai_status hai_tokenize(const hai_tokenizer *t, const char *text, size_t len, ui
     return tok_tokenize_marked(t, text, len, flags, NULL, 0, ids, cap, n_ids, err);
 }
 
+hai_status hai_tokenize_alloc(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, hai_token **ids, size_t *n_ids,
+                              hai_error *err) {
+    return tok_tokenize_marked_alloc(t, text, len, flags, NULL, 0, 0, ids, n_ids, err);
+}
+
+static hai_status tokenize_vec(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, const size_t (*plain)[2],
+                               size_t n_plain, tok_vec *outv, hai_error *err);
+
 hai_status tok_tokenize_marked(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, const size_t (*plain)[2],
                                size_t n_plain, hai_token *ids, size_t cap, size_t *n_ids, hai_error *err) {
     if (!t || (!text && len) || !n_ids || (!ids && cap) || (!plain && n_plain))
         return hai_fail(err, HAI_ERR_INVALID, "tokenize: NULL argument");
     *n_ids = 0;
     tok_vec out = {0};
+    hai_status st = tokenize_vec(t, text, len, flags, plain, n_plain, &out, err);
+    if (!st) {
+        *n_ids = out.n;
+        if (out.n > cap) st = hai_fail(err, HAI_ERR_LIMIT, "tokenize: %zu tokens do not fit in %zu", out.n, cap);
+        else if (out.n) memcpy(ids, out.v, out.n * sizeof *ids);
+    }
+    free(out.v);
+    return st;
+}
+
+hai_status tok_tokenize_marked_alloc(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, const size_t (*plain)[2],
+                                     size_t n_plain, size_t room, hai_token **ids, size_t *n_ids, hai_error *err) {
+    if (!t || (!text && len) || !n_ids || !ids || (!plain && n_plain) || room > 16)
+        return hai_fail(err, HAI_ERR_INVALID, "tokenize: NULL argument");
+    *ids = NULL, *n_ids = 0;
+    tok_vec out = {0};
+    for (size_t i = 0; i < room; i++) tok_vec_push(&out, -1);
+    hai_status st = tokenize_vec(t, text, len, flags, plain, n_plain, &out, err);
+    if (!st && !out.n) return HAI_OK;
+    if (st) {
+        free(out.v);
+        return st;
+    }
+    *ids = out.v, *n_ids = out.n - room;
+    return HAI_OK;
+}
+
+/* Text -> ids appended to *outv (which the caller frees, whatever the status). */
+static hai_status tokenize_vec(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, const size_t (*plain)[2],
+                               size_t n_plain, tok_vec *outv, hai_error *err) {
+    if (!t || (!text && len) || (!plain && n_plain)) return hai_fail(err, HAI_ERR_INVALID, "tokenize: NULL argument");
+    tok_vec out = *outv;
     frag_vec frags = {0};
     hai_status st = HAI_OK;
     bool add = flags & HAI_TOKENIZE_ADD_SPECIAL;
@@ -517,13 +557,8 @@ hai_status tok_tokenize_marked(const hai_tokenizer *t, const char *text, size_t 
     }
     if (!st && add && t->add_eos && t->special[HAI_SPECIAL_EOS] >= 0) tok_vec_push(&out, t->special[HAI_SPECIAL_EOS]);
     if (!st && out.oom) st = hai_fail(err, HAI_ERR_NOMEM, "tokenize: out of memory");
-    if (!st) {
-        *n_ids = out.n;
-        if (out.n > cap) st = hai_fail(err, HAI_ERR_LIMIT, "tokenize: %zu tokens do not fit in %zu", out.n, cap);
-        else if (out.n) memcpy(ids, out.v, out.n * sizeof *ids);
-    }
 done:
-    free(out.v);
+    *outv = out;
     free(frags.v);
     return st;
 }

@@ -118,6 +118,10 @@ hai_status tok_bpe_encode(const hai_tokenizer *t, const char *text, size_t len, 
  * hai_tokenize's. */
 hai_status tok_tokenize_marked(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, const size_t (*plain)[2],
                                size_t n_plain, hai_token *ids, size_t cap, size_t *n_ids, hai_error *err);
+/* The same into an array it allocates, `room` free slots before the first id (for a BOS the
+ * caller may put there): *ids (free()) holds room + *n_ids slots. */
+hai_status tok_tokenize_marked_alloc(const hai_tokenizer *t, const char *text, size_t len, uint32_t flags, const size_t (*plain)[2],
+                                     size_t n_plain, size_t room, hai_token **ids, size_t *n_ids, hai_error *err);
 
 /* Pre-tokenizer regexes by tokenizer.ggml.pre name; NULL-terminated list, or NULL if unknown. */
 const char *const *tok_pretok_patterns(const char *pre);

@@ -243,6 +243,27 @@ static void split_behaviors(void) {
                  (const char *[]){"\xe2\x96\x81hello", "\xe2\x96\x81", "\xe2\x96\x81world"}, 3);
 }
 
+/* Text can give more tokens than it has bytes (here NFKC: U+FDFA, 3 bytes, is 18 letters of
+ * Arabic): hai_tokenize with a buffer sized by the bytes says HAI_ERR_LIMIT and how many it needs,
+ * hai_tokenize_alloc gives them all, the same ids as a buffer that is large enough. */
+static void more_tokens_than_bytes(const hai_tokenizer *t) {
+    char text[50 * 3 + 1] = "";
+    for (int i = 0; i < 50; i++) strcat(text, "\xef\xb7\xba");
+    size_t len = strlen(text), n = 0, n2 = 0;
+    hai_error err = {0};
+    hai_token small[50 * 3 + 8], *big = malloc(8192 * sizeof *big), *got = NULL;
+    if (!CHECK(big)) return;
+    CHECK_EQ_INT(hai_tokenize(t, text, len, 0, small, len + 8, &n, &err), HAI_ERR_LIMIT);
+    CHECK_MSG(n > len + 8, "NFKC U+FDFA x50: %zu tokens for %zu bytes", n, len);
+    CHECK_EQ_INT(hai_tokenize(t, text, len, 0, big, 8192, &n, &err), HAI_OK);
+    if (CHECK_MSG(hai_tokenize_alloc(t, text, len, 0, &got, &n2, &err) == HAI_OK, "%s", err.msg))
+        CHECK_MSG(n2 == n && got && !memcmp(got, big, n * sizeof *got), "hai_tokenize_alloc: %zu ids, hai_tokenize %zu", n2, n);
+    free(got);
+    got = NULL;
+    CHECK_MSG(hai_tokenize_alloc(t, "", 0, 0, &got, &n2, &err) == HAI_OK && n2 == 0 && !got, "empty text: %zu ids", n2);
+    free(big);
+}
+
 int main(int argc, char **argv) {
     const char *shared = check_shared_dir(argc, argv);
     degenerate_vocabs();
@@ -296,6 +317,7 @@ int main(int argc, char **argv) {
         bool normalizes = !strcmp(hf_vec[i], "claude") || !strcmp(hf_vec[i], "qwen3");
         if (t) run_vectors_n(argv[3], hf_vec[i], t, normalizes);
         if (t && (i < 2 || !strcmp(hf_vec[i], "claude"))) check_roundtrip_ids(t, hf_vec[i], normalizes); /* Gemma's 262K, Llama 2's, NFKC */
+        if (t && !strcmp(hf_vec[i], "claude")) more_tokens_than_bytes(t);
         hai_tokenizer_free(t);
     }
     return check_done("test_tokenizer");

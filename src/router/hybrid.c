@@ -420,11 +420,16 @@ static size_t truncate_prompt(hai_token *p, size_t n, uint32_t ctx, int32_t want
  * so far with the partial answer already in the assistant's turn. */
 static hai_status continue_locally(hybrid *h, const hybrid_request *r, const hybrid_local *local, hybrid_plan *plan, const char *partial,
                                    size_t plen, fwd *w, hai_generate_result *g, hai_error *err) {
-    size_t cap = plan->n_prompt + plen + 8, n2 = 0;
-    hai_token *p = malloc(cap * sizeof *p);
-    if (!p) return hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
-    memcpy(p, plan->prompt, plan->n_prompt * sizeof *p);
-    hai_status st = hai_tokenize(hai_model_tokenizer(h->m), partial, plen, 0, p + plan->n_prompt, cap - plan->n_prompt, &n2, err);
+    size_t n2 = 0;
+    hai_token *more = NULL, *p = NULL;
+    hai_status st = hai_tokenize_alloc(hai_model_tokenizer(h->m), partial, plen, 0, &more, &n2, err);
+    if (!st && !(p = malloc((plan->n_prompt + n2 + 1) * sizeof *p))) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory");
+    if (!st) {
+        memcpy(p, plan->prompt, plan->n_prompt * sizeof *p);
+        if (n2) memcpy(p + plan->n_prompt, more, n2 * sizeof *p);
+    }
+    free(more);
+    if (st) return st;
     size_t n = plan->n_prompt + n2;
     if (!st) n = truncate_prompt(p, n, h->policy.local_ctx, r->max_tokens);
     int32_t left = r->max_tokens > 0 ? r->max_tokens - (int32_t)n2 : 0;

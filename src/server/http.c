@@ -963,9 +963,8 @@ static hai_status prompt_tokens(server *s, api_kind kind, const api_request *ar,
         if (show) cp.tools = ar->tools_json;
         return hai_chat_tokenize(s->m, &cp, ar->msgs, ar->n_msgs, ids, n, err);
     }
-    size_t pl = strlen(ar->prompts[i]), cap = pl + 8;
-    if (!(*ids = malloc(cap * sizeof **ids))) return hai_fail(err, HAI_ERR_NOMEM, "out of memory");
-    return hai_tokenize(hai_model_tokenizer(s->m), ar->prompts[i], pl, HAI_TOKENIZE_ADD_SPECIAL | HAI_TOKENIZE_PARSE_SPECIAL, *ids, cap, n, err);
+    return hai_tokenize_alloc(hai_model_tokenizer(s->m), ar->prompts[i], strlen(ar->prompts[i]), HAI_TOKENIZE_ADD_SPECIAL | HAI_TOKENIZE_PARSE_SPECIAL, ids, n,
+                              err);
 }
 
 /* One choice's job: its own copy of everything it reads (it may outlive the request). */
