@@ -73,6 +73,9 @@ def moe_tensors(src, n_layer, n_expert, used, shared, width, seed):
         extra[f"blk.{L}.ffn_gate_inp.weight"] = rng.standard_normal((n_expert, E)) * (2.5 / np.sqrt(E))
         if shared:
             extra[f"blk.{L}.ffn_gate_inp_shexp.weight"] = rng.standard_normal(E) * (1.5 / np.sqrt(E))
+    if "output.weight" not in r.tensors:  # Qwen's MoE models are untied: the embeddings again, as their own output
+        dims, t, off = r.tensors["token_embd.weight"]
+        raw["output.weight"] = (dims, t, r.buf[off:off + dims[1] * (dims[0] // TYPES[t][1] * TYPES[t][2])])
     meta = {"expert_count": n_expert, "expert_used_count": used, "expert_feed_forward_length": X}
     if shared:
         meta["expert_shared_feed_forward_length"] = F
@@ -93,8 +96,9 @@ CASES = [
       "rope.scaling.attn_factor": 0.9}),
     ("qwen3-s-linear-F16.gguf", "qwen3-s-F16.gguf", {"rope.scaling.type": "linear", "rope.scaling.factor": 2.0}),
     ("llama-s-linear-Q4_0.gguf", "llama-s-Q4_0.gguf", {"rope.scaling.type": "linear", "rope.scaling.factor": 3.0}),
-    # llama3's frequency divisors (rope_freqs.weight, Llama 3.1's shape: 1 for high frequencies to 8 for low) on qwen2
-    ("qwen2-s-llama3-F16.gguf", "qwen2-s-F16.gguf", {"rope.scaling.type": "llama3"}, None, None, None,
+    # llama3's frequency divisors (rope_freqs.weight, Llama 3.1's shape: 1 for high frequencies to 8 for low) on qwen2;
+    # as the converter writes Llama 3.1: the tensor alone, no scaling type
+    ("qwen2-s-llama3-F16.gguf", "qwen2-s-F16.gguf", {}, None, None, None,
      {"rope_freqs.weight": np.clip(1 + (np.arange(32) - 10) / 3, 1, 8)}),
     # granite: llama's layout with multipliers on the embeddings, the residual additions, the
     # attention scores and the logits (Granite 3's values)
@@ -107,10 +111,12 @@ CASES = [
     ("smollm3-s-F16.gguf", "llama-s-F16.gguf", {}, "smollm3", 8),
     ("smollm3-s-Q8_0.gguf", "llama-s-Q8_0.gguf", {"rope.freq_base": 2000000.0}, "smollm3", 5),
     # phi3: fused QKV and gate/up, NeoX RoPE with LongRoPE factors: the long ones (the tests'
-    # context of 64 is longer than the original 16, default attention factor) and every layer
+    # context of 64 is longer than the original 16, the attention factor the converter writes:
+    # sqrt(1 + ln(256/16) / ln 16)) and every layer
     # attending to a sliding window (as Phi-3-mini-4k's 2047 of 4096: 11); the short ones with
     # partial rotary (48 of 64 dims, as Phi-4-mini) and an explicit attention factor
-    ("phi3-s-F16.gguf", "llama-s-F16.gguf", {"rope.scaling.original_context_length": 16, "context_length": 256, "attention.sliding_window": 11},
+    ("phi3-s-F16.gguf", "llama-s-F16.gguf", {"rope.scaling.original_context_length": 16, "context_length": 256, "attention.sliding_window": 11,
+                                            "rope.scaling.attn_factor": float(np.sqrt(1 + np.log(256 / 16) / np.log(16)))},
      "phi3", None, PHI3_FUSE, {"rope_factors_long.weight": 1 + np.arange(32) ** 1.5 / 20, "rope_factors_short.weight": 1 + np.arange(32) / 64}),
     # gemma2: GeGLU, norms after attention and FFN, embeddings times sqrt(n_embd), sliding window
     # on every other layer (8 of 64 tokens), attention and final logit soft-capping (small caps
@@ -128,7 +134,8 @@ CASES = [
     ("gemma3-s-F16.gguf", "qwen3-s-F16.gguf", {"attention.sliding_window": 20, "attention.sliding_window_pattern": 3},
      "gemma3", 6, None, post_norms(6)),
     ("phi3-s-Q4_0.gguf", "llama-s-Q4_0.gguf",
-     {"rope.scaling.original_context_length": 4096, "context_length": 131072, "rope.dimension_count": 48, "rope.scaling.attn_factor": 1.19},
+     {"rope.scaling.original_context_length": 4096, "context_length": 131072, "rope.dimension_count": 48, "rope.scaling.attn_factor": 1.19,
+      "attention.sliding_window": 262144},  # Phi-3.5/4-mini's window: past any context
      "phi3", 3, PHI3_FUSE, {"rope_factors_long.weight": 2 + np.arange(24) / 3, "rope_factors_short.weight": 1 + np.sin(np.arange(24)) ** 2}),
     # mixture of experts (last: experts, used a token, a shared expert, the experts' width
     # (None: the FFN's), seed): qwen2moe with qwen2's biases, a shared expert and the top-2
@@ -196,6 +203,8 @@ def main():
             rename, raw, more, mm = moe_tensors(os.path.join(src, base), n_layer, *other[4])
             extra.update(more)
             meta_all.update(mm)
+        if arch.startswith("gemma"):  # Gemma's files have no output matrix: the embeddings are tied
+            rename = {**(rename or {}), "output.weight": None}
         write_with_meta(os.path.join(src, base), path, {f"{arch}.{k}": v for k, v in meta_all.items()}, arch=other[0],
                         layers=other[1], fuse=other[2] or (), extra=extra, rename=rename, raw=raw)
         forward(Reader(path), tokens).astype("<f4").tofile(path[:-len(".gguf")] + ".exact.f32")
@@ -205,6 +214,13 @@ def main():
         print(f"make.py: {name} ({base} as {arch} + {meta})", flush=True)
     if len(sys.argv) > 3:
         quantized(sys.argv[3], out, tokens, bars, summary)
+    # llama.cpp's distance on the same cases where it was measured (llamacpp_kl.sh; run it again
+    # when a case changes), printed by test_reference beside hai's
+    lc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "llamacpp_kl.json")
+    measured = json.load(open(lc))["cases"] if os.path.exists(lc) else {}
+    for e in summary:
+        if "kl" in measured.get(e["file"], {}):
+            e["llamacpp_kl"] = measured[e["file"]]["kl"]
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
 
