@@ -8,7 +8,7 @@ shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
 build=build-fuzz
 CC=clang cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAI_FUZZ=ON -DHAI_SANITIZE=ON \
   -DHAI_TESTS=ON -DHAI_WERROR=ON -DHAI_SHARED_DIR="$shared" >/dev/null
-cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_tokenizer_hf fuzz_api fuzz_cloud fuzz_router fuzz_template fuzz_grammar test_gguf_bad -- --quiet
+cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_tokenizer_hf fuzz_api fuzz_cloud fuzz_router fuzz_template fuzz_grammar fuzz_model test_gguf_bad -- --quiet
 
 # seeds: real files from ../shared plus the bad-file corpus the tests generate
 corpus=$build/corpus/gguf
@@ -83,4 +83,13 @@ gcorpus=$build/corpus/grammar
 mkdir -p $gcorpus
 cp tests/corpus/grammar/* $gcorpus/
 HAI_SHARED_DIR="$shared" run fuzz_grammar $gcorpus -max_len=8192 -timeout=20
+# model hyperparameters: each architecture as it is, and with a few hostile edits (byte 0 the
+# architecture, then records of key, kind, value)
+mcorpus=$build/corpus/model
+mkdir -p $mcorpus
+for a in 0 1 2 3 4 5 6 7 8 9; do
+  printf "\\x0$a" > $mcorpus/arch-$a
+  printf "\\x0$a\\x12\\x00\\x00\\x00\\x00\\x00\\x1b\\x00\\x09\\x00\\x00\\x00" > $mcorpus/edits-$a
+done
+run fuzz_model $mcorpus -max_len=64 -timeout=20
 echo "fuzz: ok"
