@@ -19,7 +19,7 @@ typedef struct run_opts {
     bool json;
     const char *stop[16];
     size_t n_stop;
-    int64_t n_predict, threads, ctx;
+    int64_t n_predict, threads, ctx, lookup;
     bool chat, parse_special, quiet, seed_set, mmap_weights;
     hai_sampler_params sp;
 } run_opts;
@@ -37,6 +37,8 @@ static void usage(FILE *f, const char *cmd) {
             "  -t N                 threads (default: all CPUs)\n"
             "  --ctx N              context length (default: min(trained, 4096))\n"
             "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
+            "  --lookup N           prompt lookup: draft up to N tokens a pass from the text so far (same output, faster\n"
+            "                       where the answer repeats its input: edits, summaries, code)\n"
             "  --temp X             temperature (default 0.8; 0 = greedy)\n"
             "  --top-k N --top-p X --min-p X --repeat-penalty X --repeat-last-n N\n"
             "  --presence-penalty X --frequency-penalty X\n"
@@ -89,6 +91,7 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &o->ctx)) return 2; }
         else if (!strcmp(a, "--top-k")) { if (!cli_parse_i64(a, v, 0, 1 << 24, &n)) return 2; o->sp.top_k = (int32_t)n; }
         else if (!strcmp(a, "--repeat-last-n")) { if (!cli_parse_i64(a, v, 0, 1 << 16, &n)) return 2; o->sp.repeat_last_n = (int32_t)n; }
+        else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 0, 64, &o->lookup)) return 2; }
         else if (!strcmp(a, "--seed")) { if (!cli_parse_i64(a, v, 0, INT64_MAX, &n)) return 2; o->sp.seed = (uint64_t)n; o->seed_set = true; }
         else {
             float *dst = !strcmp(a, "--temp") ? &o->sp.temperature : !strcmp(a, "--top-p") ? &o->sp.top_p
@@ -135,6 +138,8 @@ static void report(const hai_generate_result *r, double load_s, int threads) {
             load_s, r->n_prompt, r->n_cached, r->t_prompt_s, r->t_prompt_s > 0 ? r->n_prompt / r->t_prompt_s : 0, r->t_first_token_s,
             r->n_generated, r->t_generate_s > 0 && r->n_generated > 1 ? (r->n_generated - 1) / r->t_generate_s : 0, fin[r->finish],
             (double)ru.ru_maxrss / 1024, hai_kernels_name(), threads);
+    if (r->n_drafted)
+        fprintf(stderr, "[prompt lookup: %d tokens drafted, %d kept (%.0f%%)]\n", r->n_drafted, r->n_accepted, 100.0 * r->n_accepted / r->n_drafted);
 }
 
 typedef struct session {
@@ -155,6 +160,7 @@ static int open_session(const run_opts *o, session *ss) {
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)o->ctx;
     cp.n_threads = (int)o->threads;
+    cp.n_draft = (uint32_t)o->lookup;
     if (hai_context_create(ss->m, &cp, &ss->c, &err) != HAI_OK) goto fail;
     if (hai_sampler_create(&o->sp, hai_model_n_vocab(ss->m), &ss->s, &err) != HAI_OK) goto fail;
     ss->load_s = now_s() - t0;
@@ -401,7 +407,8 @@ int cmd_run(int argc, char **argv) {
     if (!st) {
         signal(SIGINT, on_sigint);
         hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
-                                  .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = print_text, .grammar = grammar};
+                                  .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = print_text, .grammar = grammar,
+                                  .draft_lookup = (int32_t)o.lookup};
         hai_generate_result r;
         st = hai_generate(ss.c, ids, n, &gp, &r, &err);
         if (!st) {
@@ -486,7 +493,8 @@ int cmd_chat(int argc, char **argv) {
             st = cli_router_chat(router, msgs, n_msgs, (int32_t)o.n_predict, &o.sp, o.stop, o.n_stop, collect, &r, &hres, &err);
         } else if (!st) {
             hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
-                                      .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = collect, .user = &r};
+                                      .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = collect, .user = &r,
+                                      .draft_lookup = (int32_t)o.lookup};
             st = hai_generate(ss.c, ids, n, &gp, &res, &err);
         }
         free(ids);

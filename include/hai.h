@@ -567,6 +567,8 @@ typedef struct hai_context_params {
     bool logits_all;    /* keep the logits of every evaluated position, not only the last */
     hai_threadpool *pool; /* share this pool (borrowed; outlives the context); NULL = a pool of its own */
     uint32_t n_seq;     /* sequences, each with its own n_ctx positions of KV cache; 0 = 1 */
+    uint32_t n_draft;   /* logits kept for this many drafted tokens and the one before them a pass
+                         * (speculative decoding: hai_generate_params.draft_lookup); 0 = none */
 } hai_context_params;
 
 hai_context_params hai_context_default_params(void);
@@ -755,6 +757,12 @@ typedef struct hai_generate_params {
     /* Control tokens come out as their text (tool-call markers such as [TOOL_CALLS] or
      * <|python_tag|>), not as nothing. */
     bool special_text;
+    /* Prompt lookup (speculative decoding without a second model): up to this many tokens drafted
+     * a pass from an earlier place where the text so far ends the same way (its last 3, 2 or 1
+     * tokens), checked in one pass with the token before them; the output is what decoding
+     * without it gives, greedy or sampled (a draft is kept only where the model's own pick equals
+     * it). Needs a context with n_draft >= it; off with a grammar. 0 = off. */
+    int32_t draft_lookup;
 } hai_generate_params;
 
 typedef struct hai_generate_result {
@@ -762,6 +770,7 @@ typedef struct hai_generate_result {
     int32_t n_prompt;          /* prompt tokens evaluated (those already in the cache not counted) */
     int32_t n_cached;          /* prompt tokens reused from the cache */
     int32_t n_generated;
+    int32_t n_drafted, n_accepted; /* prompt lookup: tokens drafted, and of them kept */
     double t_prompt_s;         /* prefill time */
     double t_first_token_s;    /* from the call to the first token of text */
     double t_generate_s;       /* decode time after the first token */

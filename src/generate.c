@@ -265,6 +265,76 @@ void gen_end(gen_state *g, hai_status st) {
     g->h.p = NULL;
 }
 
+/* Prompt lookup: the tokens that followed the latest earlier place where hist ends the same way
+ * (its last 3 tokens, else 2, else 1), at most k of them, into d; returns how many. */
+static int lookup_draft(const hai_token *hist, size_t n, int k, hai_token *d) {
+    for (size_t g = 3; g >= 1; g--) {
+        if (n <= g) continue;
+        const hai_token *tail = hist + n - g;
+        for (size_t i = n - g; i-- > 0;) { /* the latest match first */
+            if (memcmp(hist + i, tail, g * sizeof *tail)) continue;
+            int m = 0;
+            for (size_t j = i + g; j < n && m < k; j++) d[m++] = hist[j];
+            if (m) return m;
+        }
+    }
+    return 0;
+}
+
+/* Decoding with prompt lookup: each pass feeds the next token and what the lookup drafts after
+ * it, with the logits of every row kept; the rows are stepped in order as decoding would step them,
+ * so a drafted token is kept only where the pick on the row before it (greedy or sampled, the
+ * sampler's draws in the same order) is that token; the cache is cut back to what was kept. */
+static hai_status generate_lookup(hai_context *c, gen_state *g, hai_token t, const hai_generate_params *p, hai_error *err) {
+    int32_t nv = hai_model_n_vocab(c->m);
+    int kmax = p->draft_lookup < (int32_t)c->n_logit_rows - 1 ? p->draft_lookup : (int32_t)c->n_logit_rows - 1;
+    hai_token *hist = malloc(((size_t)c->n_ctx + 1) * sizeof *hist), *in = malloc(((size_t)kmax + 1) * sizeof *in);
+    bool *keep = malloc(((size_t)kmax + 1) * sizeof *keep);
+    hai_status st = hist && in && keep ? HAI_OK : hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
+    /* what drafting costs when nothing is kept, bounded: the draft length follows what was kept
+     * (all kept: two more; else one past what was), and a pass that kept nothing pauses drafting
+     * for 1, 2, 4 ... 64 tokens (back to none at the first kept draft) */
+    int kcur = kmax, pause = 0, backoff = 0;
+    for (bool more = !st; more;) {
+        uint32_t past = c->seq_past[0];
+        memcpy(hist, c->tokens, past * sizeof *hist);
+        hist[past] = t;
+        int k = pause > 0 ? 0 : kcur;
+        if (pause > 0) pause--;
+        if ((int64_t)k > (int64_t)c->n_ctx - past - 1) k = (int)((int64_t)c->n_ctx - past - 1);
+        if (p->max_tokens > 0 && k > p->max_tokens - g->res->n_generated - 1) k = p->max_tokens - g->res->n_generated - 1;
+        int nd = k > 0 ? lookup_draft(hist, past + 1, k, in + 1) : 0;
+        in[0] = t;
+        for (int i = 0; i <= nd; i++) keep[i] = true;
+        hai_batch b = {.n = (size_t)nd + 1, .tokens = in, .logits = keep};
+        if ((st = hai_decode(c, &b, err))) break;
+        g->res->n_drafted += nd;
+        int taken = 0; /* rows whose token stays in the cache: the fed one, then the drafts kept */
+        for (int i = 0; i <= nd; i++) {
+            taken = i + 1;
+            more = gen_step(g, (float *)hai_batch_logits(c, (size_t)i), nv, (int64_t)c->n_ctx - (past + i + 1), &t, &st, err);
+            if (!more || i == nd || t != in[i + 1]) break;
+            g->res->n_accepted++;
+        }
+        if (nd) {
+            kcur = taken == nd + 1 ? (kcur + 2 < kmax ? kcur + 2 : kmax) : taken;
+            backoff = taken > 1 ? 0 : backoff ? (backoff < 64 ? 2 * backoff : 64) : 1;
+            pause = taken > 1 ? 0 : backoff;
+        }
+        if (taken < nd + 1 && !st) { /* the drafts past the first miss leave the cache */
+            st = hai_context_truncate(c, past + (uint32_t)taken, err);
+            uint32_t got = c->seq_past[0]; /* a sliding window no longer holding what came before: evaluated again */
+            if (!st && got < past + (uint32_t)taken) {
+                memcpy(hist + past + 1, in + 1, (size_t)nd * sizeof *hist);
+                st = hai_eval(c, hist + got, past + (uint32_t)taken - got, err);
+            }
+        }
+        if (st) break;
+    }
+    free(hist), free(in), free(keep);
+    return st;
+}
+
 hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
                         hai_generate_result *res, hai_error *err) {
     if (!c || !p || !res || (!prompt && n_prompt)) return hai_fail(err, HAI_ERR_INVALID, "generate: NULL argument");
@@ -290,8 +360,15 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     int32_t nv = hai_model_n_vocab(c->m);
     hai_token t;
     /* the context's own logits: the step may mask them (they are not read again) */
-    while (gen_step(&g, (float *)hai_logits(c, -1), nv, (int64_t)c->n_ctx - c->seq_past[0], &t, &st, err))
-        if ((st = hai_eval(c, &t, 1, err))) break;
+    bool lookup = p->draft_lookup > 0 && !p->grammar && c->n_seq == 1 && c->n_logit_rows > 1;
+    if (gen_step(&g, (float *)hai_logits(c, -1), nv, (int64_t)c->n_ctx - c->seq_past[0], &t, &st, err)) {
+        if (lookup)
+            st = generate_lookup(c, &g, t, p, err);
+        else
+            do
+                if ((st = hai_eval(c, &t, 1, err))) break;
+            while (gen_step(&g, (float *)hai_logits(c, -1), nv, (int64_t)c->n_ctx - c->seq_past[0], &t, &st, err));
+    }
     gen_end(&g, st);
     return st;
 }

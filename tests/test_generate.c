@@ -1,4 +1,5 @@
 /* Generation and sampling on a reference model: greedy = argmax, seeded sampling reproducible,
+ * prompt lookup giving what decoding without it gives (also with sliding-window rings),
  * stop strings across token boundaries, max_tokens and a full context end with LENGTH, a prompt
  * that does not fit is an error, cancellation, prompt-cache reuse giving identical output, and
  * clear errors for bad model files. */
@@ -44,12 +45,90 @@ static hai_status gen(hai_context *c, const hai_token *p, size_t n, int max_toke
     return st;
 }
 
+typedef struct toks {
+    hai_token t[512];
+    int n;
+} toks;
+
+static void cap_token(void *user, hai_token t) {
+    toks *k = user;
+    if (k->n < 512) k->t[k->n++] = t;
+}
+
+/* Prompt lookup gives what decoding without it gives - the same tokens, text and finish - greedy
+ * and sampled with a seed (OpenAI's defaults, T 1 top_p 1, and a cut one), for several draft
+ * lengths, with stop strings, max_tokens and a context that fills; and it does draft and keep
+ * tokens on a prompt that repeats itself (else the check would compare plain decoding twice). */
+static void check_lookup(hai_model *m, const char *what, uint32_t n_batch) {
+    hai_token prompt[48];
+    for (int i = 0; i < 48; i++) prompt[i] = (hai_token)(i == 0 ? 1 : 100 + (i * 7) % 13); /* a period of 13 */
+    int drafted = 0, kept = 0;
+    for (int setting = 0; setting < 3; setting++)
+        for (int n_ctx = 96; n_ctx <= 256; n_ctx += 160) {
+            static const char *const stop[] = {"zq\xc3"};
+            hai_sampler *sm = NULL;
+            hai_error err = {0};
+            hai_generate_result r0, r1;
+            capture c0 = {0}, c1;
+            toks k0 = {0}, k1;
+            for (int d = 0; d < 4; d++) {
+                static const int drafts[] = {0, 1, 3, 6};
+                hai_sampler_params sp = hai_sampler_default_params();
+                sp.temperature = setting ? 1.0f : 0.0f, sp.top_p = setting == 2 ? 0.9f : 1.0f, sp.seed = 7;
+                if (!CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(m), &sm, &err), HAI_OK)) return;
+                hai_context_params cp = hai_context_default_params();
+                cp.n_ctx = (uint32_t)n_ctx, cp.n_threads = 2, cp.n_draft = 6, cp.n_batch = n_batch;
+                hai_context *c = NULL;
+                if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) return;
+                capture *cc = d ? &c1 : &c0;
+                toks *kk = d ? &k1 : &k0;
+                memset(cc, 0, sizeof *cc), memset(kk, 0, sizeof *kk);
+                /* the text in this run, the tokens in a second one (on_text and on_token share user) */
+                hai_generate_params gp = {.max_tokens = n_ctx == 96 ? 0 : 150, .sampler = sm, .on_text = cap_text, .user = cc,
+                                          .draft_lookup = drafts[d], .stop = stop, .n_stop = 1};
+                hai_generate_result *r = d ? &r1 : &r0;
+                CHECK_MSG(hai_generate(c, prompt, 48, &gp, r, &err) == HAI_OK, "%s: %s", what, err.msg);
+                hai_context_free(c);
+                hai_sampler_free(sm);
+                CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(m), &sm, &err), HAI_OK);
+                CHECK_EQ_INT(hai_context_create(m, &cp, &c, &err), HAI_OK);
+                hai_generate_params gt = gp;
+                gt.on_text = NULL, gt.on_token = cap_token, gt.user = kk, gt.sampler = sm;
+                hai_generate_result rt;
+                CHECK_EQ_INT(hai_generate(c, prompt, 48, &gt, &rt, &err), HAI_OK);
+                hai_context_free(c);
+                hai_sampler_free(sm);
+                if (!d) continue;
+                drafted += r1.n_drafted, kept += r1.n_accepted;
+                CHECK_MSG(k1.n == k0.n && !memcmp(k1.t, k0.t, (size_t)k0.n * sizeof *k0.t) && r1.finish == r0.finish &&
+                              r1.n_generated == r0.n_generated && c1.n == c0.n && !memcmp(c1.buf, c0.buf, c0.n),
+                          "%s: setting %d, n_ctx %d, drafts %d: %d tokens (finish %d) against %d without (finish %d)", what, setting, n_ctx,
+                          drafts[d], k1.n, r1.finish, k0.n, r0.finish);
+            }
+        }
+    CHECK_MSG(drafted > 0 && kept > 0, "%s: prompt lookup drafted %d tokens and kept %d", what, drafted, kept);
+    fprintf(stderr, "%s: prompt lookup drafted %d tokens, kept %d\n", what, drafted, kept);
+}
+
 int main(int argc, char **argv) {
     const char *shared = check_shared_dir(argc, argv);
     char path[4096];
     snprintf(path, sizeof path, "%s/reference/llama-s-Q8_0.gguf", shared);
     hai_error err = {0};
     if (!CHECK_MSG(hai_model_load(path, NULL, &model, &err) == HAI_OK, "%s", err.msg)) return check_done("test_generate");
+    check_lookup(model, "llama-s-Q8_0", 512);
+    {
+        /* sliding-window rings (gemma2: a window of 16, passes of 8): drafts cut back inside the ring */
+        char sw[] = "/tmp/hai-gen-swa-XXXXXX";
+        int fd = mkstemp(sw);
+        hai_synth_params sp = hai_synth_default_params();
+        sp.arch = "gemma2", sp.n_layer = 2, sp.n_ctx_train = 128, sp.std = 0.05f, sp.type = HAI_TYPE_Q8_0;
+        hai_model *gm = NULL;
+        if (CHECK(fd >= 0) && CHECK_MSG(hai_synth_write(sw, &sp, &err) == HAI_OK && hai_model_load(sw, NULL, &gm, &err) == HAI_OK, "%s", err.msg))
+            check_lookup(gm, "gemma2 synth", 8);
+        hai_model_free(gm);
+        if (fd >= 0) close(fd), unlink(sw);
+    }
     const hai_token prompt[] = {1, 450, 996, 1354, 701, 916};
     const size_t np = sizeof prompt / sizeof prompt[0];
     hai_generate_result r;
