@@ -18,6 +18,7 @@ typedef struct run_opts {
     const char *grammar_file, *schema_file; /* constrain the output (hai run) */
     bool json;
     const char *stop[16];
+    const char *draft; /* a draft model's file */
     size_t n_stop;
     int64_t n_predict, threads, ctx, lookup;
     bool chat, parse_special, quiet, seed_set, mmap_weights;
@@ -39,6 +40,7 @@ static void usage(FILE *f, const char *cmd) {
             "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
             "  --lookup N           prompt lookup: draft up to N tokens a pass from the text so far (same output, faster\n"
             "                       where the answer repeats its input: edits, summaries, code)\n"
+            "  --draft FILE         a smaller or lower-bit model of the same vocabulary drafts (up to --lookup N, default 4)\n"
             "  --temp X             temperature (default 0.8; 0 = greedy)\n"
             "  --top-k N --top-p X --min-p X --repeat-penalty X --repeat-last-n N\n"
             "  --presence-penalty X --frequency-penalty X\n"
@@ -92,6 +94,7 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         else if (!strcmp(a, "--top-k")) { if (!cli_parse_i64(a, v, 0, 1 << 24, &n)) return 2; o->sp.top_k = (int32_t)n; }
         else if (!strcmp(a, "--repeat-last-n")) { if (!cli_parse_i64(a, v, 0, 1 << 16, &n)) return 2; o->sp.repeat_last_n = (int32_t)n; }
         else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 0, 64, &o->lookup)) return 2; }
+        else if (!strcmp(a, "--draft")) o->draft = v;
         else if (!strcmp(a, "--seed")) { if (!cli_parse_i64(a, v, 0, INT64_MAX, &n)) return 2; o->sp.seed = (uint64_t)n; o->seed_set = true; }
         else {
             float *dst = !strcmp(a, "--temp") ? &o->sp.temperature : !strcmp(a, "--top-p") ? &o->sp.top_p
@@ -139,12 +142,12 @@ static void report(const hai_generate_result *r, double load_s, int threads) {
             r->n_generated, r->t_generate_s > 0 && r->n_generated > 1 ? (r->n_generated - 1) / r->t_generate_s : 0, fin[r->finish],
             (double)ru.ru_maxrss / 1024, hai_kernels_name(), threads);
     if (r->n_drafted)
-        fprintf(stderr, "[prompt lookup: %d tokens drafted, %d kept (%.0f%%)]\n", r->n_drafted, r->n_accepted, 100.0 * r->n_accepted / r->n_drafted);
+        fprintf(stderr, "[drafts: %d tokens drafted, %d kept (%.0f%%)]\n", r->n_drafted, r->n_accepted, 100.0 * r->n_accepted / r->n_drafted);
 }
 
 typedef struct session {
-    hai_model *m;
-    hai_context *c;
+    hai_model *m, *dm;   /* the model, and a draft model (--draft) */
+    hai_context *c, *dc;
     hai_sampler *s;
     double load_s;
     int threads;
@@ -160,8 +163,13 @@ static int open_session(const run_opts *o, session *ss) {
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)o->ctx;
     cp.n_threads = (int)o->threads;
-    cp.n_draft = (uint32_t)o->lookup;
+    cp.n_draft = (uint32_t)(o->draft && !o->lookup ? 4 : o->lookup);
     if (hai_context_create(ss->m, &cp, &ss->c, &err) != HAI_OK) goto fail;
+    if (o->draft) {
+        if (hai_model_load(o->draft, &mp, &ss->dm, &err) != HAI_OK || hai_draft_check(ss->m, ss->dm, &err) != HAI_OK) goto fail;
+        cp.n_ctx = hai_context_n_ctx(ss->c);
+        if (hai_context_create(ss->dm, &cp, &ss->dc, &err) != HAI_OK) goto fail;
+    }
     if (hai_sampler_create(&o->sp, hai_model_n_vocab(ss->m), &ss->s, &err) != HAI_OK) goto fail;
     ss->load_s = now_s() - t0;
     ss->threads = o->threads ? (int)o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -176,7 +184,9 @@ fail:
 static void close_session(session *ss) {
     hai_sampler_free(ss->s);
     hai_context_free(ss->c);
+    hai_context_free(ss->dc);
     hai_model_free(ss->m);
+    hai_model_free(ss->dm);
 }
 
 /* ---- hai chat ------------------------------------------------------------------------------------- */
@@ -408,7 +418,8 @@ int cmd_run(int argc, char **argv) {
         signal(SIGINT, on_sigint);
         hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
                                   .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = print_text, .grammar = grammar,
-                                  .draft_lookup = (int32_t)o.lookup};
+                                  .draft_lookup = (int32_t)o.lookup, .draft_context = ss.dc,
+                                  .draft_tokens = (int32_t)(o.lookup ? o.lookup : 4)};
         hai_generate_result r;
         st = hai_generate(ss.c, ids, n, &gp, &r, &err);
         if (!st) {
@@ -494,7 +505,8 @@ int cmd_chat(int argc, char **argv) {
         } else if (!st) {
             hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
                                       .sampler = o.sp.temperature > 0 ? ss.s : NULL, .on_text = collect, .user = &r,
-                                      .draft_lookup = (int32_t)o.lookup};
+                                      .draft_lookup = (int32_t)o.lookup, .draft_context = ss.dc,
+                                      .draft_tokens = (int32_t)(o.lookup ? o.lookup : 4)};
             st = hai_generate(ss.c, ids, n, &gp, &res, &err);
         }
         free(ids);

@@ -763,7 +763,17 @@ typedef struct hai_generate_params {
      * without it gives, greedy or sampled (a draft is kept only where the model's own pick equals
      * it). Needs a context with n_draft >= it; off with a grammar. 0 = off. */
     int32_t draft_lookup;
+    /* A draft model (speculative decoding): a context of a smaller or lower-bit model with the
+     * same vocabulary (hai_draft_check), whose greedy picks are drafted, up to draft_tokens a
+     * pass, and checked as above; it takes the place of prompt lookup. The draft context's cache
+     * follows the text (the caller keeps the context for the next call). NULL = none. */
+    hai_context *draft_context;
+    int32_t draft_tokens;
 } hai_generate_params;
+
+/* Whether draft can draft for target: every token the draft's vocabulary has is the same text
+ * with the same id in the target's (HAI_ERR_FORMAT naming the first that differs otherwise). */
+hai_status hai_draft_check(const hai_model *target, const hai_model *draft, hai_error *err);
 
 typedef struct hai_generate_result {
     hai_finish_reason finish;

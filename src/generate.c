@@ -281,13 +281,50 @@ static int lookup_draft(const hai_token *hist, size_t n, int k, hai_token *d) {
     return 0;
 }
 
+hai_status hai_draft_check(const hai_model *target, const hai_model *draft, hai_error *err) {
+    if (!target || !draft) return hai_fail(err, HAI_ERR_INVALID, "draft: NULL argument");
+    const hai_tokenizer *tt = hai_model_tokenizer(target), *td = hai_model_tokenizer(draft);
+    int32_t nt = hai_tokenizer_n_vocab(tt), nd = hai_tokenizer_n_vocab(td);
+    if (nd > nt) return hai_fail(err, HAI_ERR_FORMAT, "draft: its vocabulary has %d tokens, the model's %d", nd, nt);
+    for (int32_t i = 0; i < nd; i++) {
+        size_t la, lb;
+        const char *a = hai_tokenizer_text(tt, i, &la), *b = hai_tokenizer_text(td, i, &lb);
+        if (la != lb || (la && memcmp(a, b, la)))
+            return hai_fail(err, HAI_ERR_FORMAT, "draft: token %d is '%.*s' in the model and '%.*s' in the draft: not the same vocabulary", i,
+                            (int)(la < 40 ? la : 40), a ? a : "", (int)(lb < 40 ? lb : 40), b ? b : "");
+    }
+    return HAI_OK;
+}
+
+/* A draft model's greedy picks after hist[0..n): its cache brought to hist (the common prefix
+ * kept), then up to k tokens, each fed back but the last; stops at an id the model cannot take. */
+static int model_draft(hai_context *dc, int32_t n_rows, const hai_token *hist, size_t n, int k, hai_token *d, hai_status *st, hai_error *err) {
+    if (n + (size_t)k > dc->n_ctx) return 0; /* the draft's context is full: no draft */
+    uint32_t np = 0;
+    const hai_token *have = hai_context_tokens(dc, &np);
+    uint32_t common = 0;
+    while (common < np && common + 1 < n && have[common] == hist[common]) common++;
+    if ((*st = hai_context_truncate(dc, common, err))) return 0;
+    common = hai_context_n_past(dc);
+    if ((*st = hai_eval(dc, hist + common, n - common, err))) return 0;
+    int32_t dv = hai_model_n_vocab(dc->m);
+    int m = 0;
+    while (m < k) {
+        hai_token t = hai_logits_argmax(hai_logits(dc, -1), dv);
+        if (t < 0 || t >= n_rows) break;
+        d[m++] = t;
+        if (m < k && (*st = hai_eval(dc, &t, 1, err))) return 0;
+    }
+    return m;
+}
+
 /* Decoding with prompt lookup: each pass feeds the next token and what the lookup drafts after
  * it, with the logits of every row kept; the rows are stepped in order as decoding would step them,
  * so a drafted token is kept only where the pick on the row before it (greedy or sampled, the
  * sampler's draws in the same order) is that token; the cache is cut back to what was kept. */
 static hai_status generate_lookup(hai_context *c, gen_state *g, hai_token t, const hai_generate_params *p, hai_error *err) {
-    int32_t nv = hai_model_n_vocab(c->m);
-    int kmax = p->draft_lookup < (int32_t)c->n_logit_rows - 1 ? p->draft_lookup : (int32_t)c->n_logit_rows - 1;
+    int32_t nv = hai_model_n_vocab(c->m), want = p->draft_context ? p->draft_tokens : p->draft_lookup;
+    int kmax = want < (int32_t)c->n_logit_rows - 1 ? want : (int32_t)c->n_logit_rows - 1;
     hai_token *hist = malloc(((size_t)c->n_ctx + 1) * sizeof *hist), *in = malloc(((size_t)kmax + 1) * sizeof *in);
     bool *keep = malloc(((size_t)kmax + 1) * sizeof *keep);
     hai_status st = hist && in && keep ? HAI_OK : hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
@@ -303,7 +340,8 @@ static hai_status generate_lookup(hai_context *c, gen_state *g, hai_token t, con
         if (pause > 0) pause--;
         if ((int64_t)k > (int64_t)c->n_ctx - past - 1) k = (int)((int64_t)c->n_ctx - past - 1);
         if (p->max_tokens > 0 && k > p->max_tokens - g->res->n_generated - 1) k = p->max_tokens - g->res->n_generated - 1;
-        int nd = k > 0 ? lookup_draft(hist, past + 1, k, in + 1) : 0;
+        int nd = k <= 0 ? 0 : p->draft_context ? model_draft(p->draft_context, nv, hist, past + 1, k, in + 1, &st, err) : lookup_draft(hist, past + 1, k, in + 1);
+        if (st) break;
         in[0] = t;
         for (int i = 0; i <= nd; i++) keep[i] = true;
         hai_batch b = {.n = (size_t)nd + 1, .tokens = in, .logits = keep};
@@ -360,7 +398,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     int32_t nv = hai_model_n_vocab(c->m);
     hai_token t;
     /* the context's own logits: the step may mask them (they are not read again) */
-    bool lookup = p->draft_lookup > 0 && !p->grammar && c->n_seq == 1 && c->n_logit_rows > 1;
+    bool lookup = (p->draft_context ? p->draft_tokens : p->draft_lookup) > 0 && !p->grammar && c->n_seq == 1 && c->n_logit_rows > 1;
     if (gen_step(&g, (float *)hai_logits(c, -1), nv, (int64_t)c->n_ctx - c->seq_past[0], &t, &st, err)) {
         if (lookup)
             st = generate_lookup(c, &g, t, p, err);

@@ -59,7 +59,7 @@ static void cap_token(void *user, hai_token t) {
  * and sampled with a seed (OpenAI's defaults, T 1 top_p 1, and a cut one), for several draft
  * lengths, with stop strings, max_tokens and a context that fills; and it does draft and keep
  * tokens on a prompt that repeats itself (else the check would compare plain decoding twice). */
-static void check_lookup(hai_model *m, const char *what, uint32_t n_batch) {
+static void check_lookup(hai_model *m, hai_model *draft, const char *what, uint32_t n_batch) {
     hai_token prompt[48];
     for (int i = 0; i < 48; i++) prompt[i] = (hai_token)(i == 0 ? 1 : 100 + (i * 7) % 13); /* a period of 13 */
     int drafted = 0, kept = 0;
@@ -78,14 +78,16 @@ static void check_lookup(hai_model *m, const char *what, uint32_t n_batch) {
                 if (!CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(m), &sm, &err), HAI_OK)) return;
                 hai_context_params cp = hai_context_default_params();
                 cp.n_ctx = (uint32_t)n_ctx, cp.n_threads = 2, cp.n_draft = 6, cp.n_batch = n_batch;
-                hai_context *c = NULL;
+                hai_context *c = NULL, *dc = NULL;
                 if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) return;
+                if (draft && !CHECK_MSG(hai_context_create(draft, &cp, &dc, &err) == HAI_OK, "%s", err.msg)) return;
                 capture *cc = d ? &c1 : &c0;
                 toks *kk = d ? &k1 : &k0;
                 memset(cc, 0, sizeof *cc), memset(kk, 0, sizeof *kk);
                 /* the text in this run, the tokens in a second one (on_text and on_token share user) */
                 hai_generate_params gp = {.max_tokens = n_ctx == 96 ? 0 : 150, .sampler = sm, .on_text = cap_text, .user = cc,
-                                          .draft_lookup = drafts[d], .stop = stop, .n_stop = 1};
+                                          .draft_lookup = drafts[d], .stop = stop, .n_stop = 1,
+                                          .draft_context = dc, .draft_tokens = drafts[d]};
                 hai_generate_result *r = d ? &r1 : &r0;
                 CHECK_MSG(hai_generate(c, prompt, 48, &gp, r, &err) == HAI_OK, "%s: %s", what, err.msg);
                 hai_context_free(c);
@@ -93,10 +95,11 @@ static void check_lookup(hai_model *m, const char *what, uint32_t n_batch) {
                 CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(m), &sm, &err), HAI_OK);
                 CHECK_EQ_INT(hai_context_create(m, &cp, &c, &err), HAI_OK);
                 hai_generate_params gt = gp;
-                gt.on_text = NULL, gt.on_token = cap_token, gt.user = kk, gt.sampler = sm;
+                gt.on_text = NULL, gt.on_token = cap_token, gt.user = kk, gt.sampler = sm; /* the draft context as the last run left it */
                 hai_generate_result rt;
                 CHECK_EQ_INT(hai_generate(c, prompt, 48, &gt, &rt, &err), HAI_OK);
                 hai_context_free(c);
+                hai_context_free(dc);
                 hai_sampler_free(sm);
                 if (!d) continue;
                 drafted += r1.n_drafted, kept += r1.n_accepted;
@@ -106,8 +109,8 @@ static void check_lookup(hai_model *m, const char *what, uint32_t n_batch) {
                           drafts[d], k1.n, r1.finish, k0.n, r0.finish);
             }
         }
-    CHECK_MSG(drafted > 0 && kept > 0, "%s: prompt lookup drafted %d tokens and kept %d", what, drafted, kept);
-    fprintf(stderr, "%s: prompt lookup drafted %d tokens, kept %d\n", what, drafted, kept);
+    CHECK_MSG(drafted > 0 && kept > 0, "%s: drafted %d tokens and kept %d", what, drafted, kept);
+    fprintf(stderr, "%s: drafted %d tokens, kept %d\n", what, drafted, kept);
 }
 
 int main(int argc, char **argv) {
@@ -116,7 +119,30 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/reference/llama-s-Q8_0.gguf", shared);
     hai_error err = {0};
     if (!CHECK_MSG(hai_model_load(path, NULL, &model, &err) == HAI_OK, "%s", err.msg)) return check_done("test_generate");
-    check_lookup(model, "llama-s-Q8_0", 512);
+    check_lookup(model, NULL, "llama-s-Q8_0", 512);
+    check_lookup(model, model, "llama-s-Q8_0 drafting for itself", 512);
+    {
+        /* a draft model: the Q4_0 file drafting for the Q8_0 one; another vocabulary refused */
+        hai_model *q4 = NULL, *qw = NULL;
+        char p2[4096];
+        snprintf(p2, sizeof p2, "%s/reference/llama-s-Q4_0.gguf", shared);
+        if (CHECK_MSG(hai_model_load(p2, NULL, &q4, &err) == HAI_OK, "%s", err.msg)) {
+            CHECK_EQ_INT(hai_draft_check(model, q4, &err), HAI_OK);
+            check_lookup(model, q4, "llama-s-Q4_0 drafting for llama-s-Q8_0", 512);
+        }
+        /* GPT-2's vocabulary on a small synthetic model: larger than llama-s's, and other texts */
+        char gp2[] = "/tmp/hai-gen-gpt2-XXXXXX", vocab[4096];
+        int fd = mkstemp(gp2);
+        snprintf(vocab, sizeof vocab, "%s/vocab/ggml-vocab-gpt-2.gguf", shared);
+        hai_synth_params sp = hai_synth_default_params();
+        sp.n_embd = 64, sp.n_head = 4, sp.n_head_kv = 4, sp.n_ff = 128, sp.n_layer = 1, sp.type = HAI_TYPE_Q8_0, sp.vocab_path = vocab;
+        if (CHECK(fd >= 0) && CHECK_MSG(hai_synth_write(gp2, &sp, &err) == HAI_OK && hai_model_load(gp2, NULL, &qw, &err) == HAI_OK, "%s", err.msg)) {
+            CHECK_MSG(hai_draft_check(model, qw, &err) == HAI_ERR_FORMAT && strstr(err.msg, "its vocabulary has 50257 tokens"), "%s", err.msg);
+            CHECK_MSG(hai_draft_check(qw, model, &err) == HAI_ERR_FORMAT && strstr(err.msg, "not the same vocabulary"), "%s", err.msg);
+        }
+        if (fd >= 0) close(fd), unlink(gp2);
+        hai_model_free(q4), hai_model_free(qw);
+    }
     {
         /* sliding-window rings (gemma2: a window of 16, passes of 8): drafts cut back inside the ring */
         char sw[] = "/tmp/hai-gen-swa-XXXXXX";
@@ -125,7 +151,7 @@ int main(int argc, char **argv) {
         sp.arch = "gemma2", sp.n_layer = 2, sp.n_ctx_train = 128, sp.std = 0.05f, sp.type = HAI_TYPE_Q8_0;
         hai_model *gm = NULL;
         if (CHECK(fd >= 0) && CHECK_MSG(hai_synth_write(sw, &sp, &err) == HAI_OK && hai_model_load(sw, NULL, &gm, &err) == HAI_OK, "%s", err.msg))
-            check_lookup(gm, "gemma2 synth", 8);
+            check_lookup(gm, NULL, "gemma2 synth", 8);
         hai_model_free(gm);
         if (fd >= 0) close(fd), unlink(sw);
     }
