@@ -574,7 +574,7 @@ static void combine_task(void *arg, int ith, int nth) {
  * the activations of all in one pass, the downs in one job each reading its own row; four pool
  * rounds instead of five an expert. False when they do not fit that way (mixed formats, more
  * experts than a job or the scratch rows take). */
-static bool moe_one_token(hai_context *c, const hai_layer *L, bool act_holds_xn) {
+static bool moe_one_token(hai_context *c, const hai_layer *L, int held) {
     const hai_hparams *hp = &c->m->hp;
     uint32_t k = hp->n_expert_used, ne = hp->n_expert;
     int64_t E = hp->n_embd, X = hp->n_ff_exp;
@@ -589,7 +589,7 @@ static bool moe_one_token(hai_context *c, const hai_layer *L, bool act_holds_xn)
         gu[2 * s + 1] = (mm_out){u, c->up + (size_t)s * X, false, 0};
         dn[s] = (mm_out){d, c->moe_tmp + (size_t)s * E, false, s};
     }
-    if (!act_holds_xn || act_of(gu[0].w) != act_of(&L->exps[0]))
+    if (held != (int)act_of(gu[0].w)) /* xn not yet in the activations these experts take */
         norm_quant(c, c->xn, (size_t)E, NULL, c->xn, E, 1, act_of(gu[0].w));
     matmul(c, c->xn, 1, gu, (int)(2 * k));
     swiglu_job gj = {c, k, act_of(dn[0].w), X};
@@ -607,20 +607,19 @@ static void moe_block(hai_context *c, const hai_layer *L, uint32_t n) {
     int64_t E = hp->n_embd;
     /* a router in floats reads xn as floats: the same pass quantizes xn for the experts (a decode
      * step's pool round fewer) */
-    hai_act_type held = act_of(&L->router) != HAI_ACT_F32 ? act_of(&L->router) : act_of(&L->exps[0]);
-    norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, held);
+    int held = (int)(act_of(&L->router) != HAI_ACT_F32 ? act_of(&L->router) : act_of(&L->exps[0])); /* what c->act holds of xn; -1: none */
+    norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, (hai_act_type)held);
     mm_out r = {&L->router, c->moe_logits, false, 0};
     matmul(c, c->xn, n, &r, 1);
     moe_route(c, n);
-    bool act_holds_xn = true;
     if (L->gate.data) {
-        if (held != act_of(&L->gate)) norm_quant(c, c->xn, (size_t)E, NULL, c->xn, E, n, act_of(&L->gate));
+        if (held != (int)act_of(&L->gate)) norm_quant(c, c->xn, (size_t)E, NULL, c->xn, E, n, act_of(&L->gate));
         expert_ffn(c, &L->gate, &L->up, &L->down, c->xn, n);
-        act_holds_xn = false; /* the shared expert's activations took its place */
+        held = -1; /* the shared expert's activations took its place */
         scatter_job sj = {c, NULL, NULL, n, L->shexp_gate};
         hai_pool_run(c->pool, scatter_task, &sj);
     }
-    if (n == 1 && moe_one_token(c, L, act_holds_xn && held == act_of(&L->exps[0]))) return;
+    if (n == 1 && moe_one_token(c, L, held)) return;
     for (uint32_t e = 0; e < hp->n_expert; e++) {
         uint32_t off = c->moe_off[e], cnt = c->moe_off[e + 1] - off;
         if (!cnt) continue;

@@ -318,12 +318,12 @@ static int model_draft(hai_context *dc, int32_t n_rows, const hai_token *hist, s
     return m;
 }
 
-/* Decoding with prompt lookup: each pass feeds the next token and what the lookup drafts after
- * it, with the logits of every row kept; the rows are stepped in order as decoding would step them,
+/* Decoding with drafts (prompt lookup or a draft model): each pass feeds the next token and what
+ * is drafted after it, with the logits of every row kept; the rows are stepped in order as decoding would step them,
  * so a drafted token is kept only where the pick on the row before it (greedy or sampled, the
  * sampler's draws in the same order) is that token; the cache is cut back to what was kept. */
-static hai_status generate_lookup(hai_context *c, gen_state *g, hai_token t, const hai_generate_params *p, hai_error *err) {
-    int32_t nv = hai_model_n_vocab(c->m), want = p->draft_context ? p->draft_tokens : p->draft_lookup;
+static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, const hai_generate_params *p, int32_t want, hai_error *err) {
+    int32_t nv = hai_model_n_vocab(c->m);
     int kmax = want < (int32_t)c->n_logit_rows - 1 ? want : (int32_t)c->n_logit_rows - 1;
     hai_token *hist = malloc(((size_t)c->n_ctx + 1) * sizeof *hist), *in = malloc(((size_t)kmax + 1) * sizeof *in);
     bool *keep = malloc(((size_t)kmax + 1) * sizeof *keep);
@@ -398,10 +398,11 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     int32_t nv = hai_model_n_vocab(c->m);
     hai_token t;
     /* the context's own logits: the step may mask them (they are not read again) */
-    bool lookup = (p->draft_context ? p->draft_tokens : p->draft_lookup) > 0 && !p->grammar && c->n_seq == 1 && c->n_logit_rows > 1;
+    int32_t want = p->draft_context ? p->draft_tokens : p->draft_lookup; /* drafts a pass, at most */
+    bool drafted = want > 0 && !p->grammar && c->n_seq == 1 && c->n_logit_rows > 1;
     if (gen_step(&g, (float *)hai_logits(c, -1), nv, (int64_t)c->n_ctx - c->seq_past[0], &t, &st, err)) {
-        if (lookup)
-            st = generate_lookup(c, &g, t, p, err);
+        if (drafted)
+            st = generate_drafted(c, &g, t, p, want, err);
         else
             do
                 if ((st = hai_eval(c, &t, 1, err))) break;
