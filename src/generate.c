@@ -330,13 +330,17 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
     hai_status st = hist && in && keep ? HAI_OK : hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
     /* what drafting costs when nothing is kept, bounded: the draft length follows what was kept
      * (all kept: two more; else one past what was), and a pass that kept nothing pauses drafting
-     * for 1, 2, 4 ... 64 tokens (back to none at the first kept draft) */
-    int kcur = kmax, pause = 0, backoff = 0;
+     * for 1, 2, 4 ... 64 tokens (back to none at the first kept draft). A draft model is switched
+     * off for the rest of the text after DRAFT_MODEL_MISSES such passes in a row: each pass after
+     * a pause first has it read every token of the pause, which alone costs a tenth of the
+     * model's decode when a Q4_0 copy drafts for Q8_0 - a draft that does not agree never pays. */
+    enum { DRAFT_MODEL_MISSES = 3 };
+    int kcur = p->draft_context && kmax > 2 ? 2 : kmax, pause = 0, backoff = 0, misses = 0;
     for (bool more = !st; more;) {
         uint32_t past = c->seq_past[0];
         memcpy(hist, c->tokens, past * sizeof *hist);
         hist[past] = t;
-        int k = pause > 0 ? 0 : kcur;
+        int k = pause > 0 || (p->draft_context && misses >= DRAFT_MODEL_MISSES) ? 0 : kcur;
         if (pause > 0) pause--;
         if ((int64_t)k > (int64_t)c->n_ctx - past - 1) k = (int)((int64_t)c->n_ctx - past - 1);
         if (p->max_tokens > 0 && k > p->max_tokens - g->res->n_generated - 1) k = p->max_tokens - g->res->n_generated - 1;
@@ -357,6 +361,7 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
         if (nd) {
             kcur = taken == nd + 1 ? (kcur + 2 < kmax ? kcur + 2 : kmax) : taken;
             backoff = taken > 1 ? 0 : backoff ? (backoff < 64 ? 2 * backoff : 64) : 1;
+            misses = taken > 1 ? 0 : misses + 1;
             pause = taken > 1 ? 0 : backoff;
         }
         if (taken < nd + 1 && !st) { /* the drafts past the first miss leave the cache */
@@ -388,6 +393,10 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     hai_status st = hai_context_truncate(c, common, err);
     common = c->seq_past[0]; /* less when a sliding-window cache no longer holds the window before it */
     if (!st) st = hai_eval(c, prompt + common, n_prompt - common, err);
+    int32_t want = p->draft_context ? p->draft_tokens : p->draft_lookup; /* drafts a pass, at most */
+    bool drafted = want > 0 && !p->grammar && c->n_seq == 1 && c->n_logit_rows > 1;
+    if (!st && drafted && p->draft_context) /* the draft model reads the prompt too: prompt time */
+        model_draft(p->draft_context, 0, prompt, n_prompt, 0, NULL, &st, err);
     if (st) return st;
     res->n_cached = (int32_t)common;
     res->n_prompt = (int32_t)(n_prompt - common);
@@ -398,8 +407,6 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     int32_t nv = hai_model_n_vocab(c->m);
     hai_token t;
     /* the context's own logits: the step may mask them (they are not read again) */
-    int32_t want = p->draft_context ? p->draft_tokens : p->draft_lookup; /* drafts a pass, at most */
-    bool drafted = want > 0 && !p->grammar && c->n_seq == 1 && c->n_logit_rows > 1;
     if (gen_step(&g, (float *)hai_logits(c, -1), nv, (int64_t)c->n_ctx - c->seq_past[0], &t, &st, err)) {
         if (drafted)
             st = generate_drafted(c, &g, t, p, want, err);

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bpe  # noqa: E402
+import spelling  # noqa: E402
 import tasks  # noqa: E402
 
 # ChatML; tools shown as one system line of names ("Tools: set_timer, order_coffee"), calls in the
@@ -140,7 +141,7 @@ OOD_SHARE = 0.1  # of the exchanges in a row
 OTHER_TOOL_SHARE = 0.08  # requests for tools the model does not have (run 6 kept 2 of 12 as wrong calls at 0.05)
 
 
-def batches(tok, rng, batch, T, pad, ood):
+def batches(tok, rng, batch, T, pad, ood, task_mod=tasks):
     """Rows of T tokens packed with whole exchanges; the mask marks what is learned: 1 the answer
     tokens, 2 the answer positions of an out-of-domain prompt (learned as uniform: unsure)."""
     sentences, words = ood
@@ -149,14 +150,14 @@ def batches(tok, rng, batch, T, pad, ood):
         for _ in range(batch):
             row, mrow = [], []
             while True:
-                x = rng.random()
+                x = rng.random() if task_mod is tasks else 1.0  # outliers and other tools: hai-tiny's tasks only
                 if x < OOD_SHARE:
                     tools = tasks.tool_list(rng) if rng.random() < 0.2 else None
                     ex = {"prompt": tasks.ood_item(rng, sentences, words), "tools": tools, "unsure": True}
                 elif x < OOD_SHARE + OTHER_TOOL_SHARE:
                     ex = tasks.other_tool_item(rng)
                 else:
-                    ex = tasks.sample(rng, held_out=False)
+                    ex = task_mod.sample(rng, held_out=False)
                 ids, m = chat_tokens(tok, ex["prompt"], OOD_ANSWER if ex["unsure"] else ex["answer"], ex["tools"])
                 if ex["unsure"]:
                     m = [2 * v for v in m]
@@ -188,9 +189,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fp32", action="store_true", help="train in float32 only (3.5x slower; default: bf16 autocast)")
     ap.add_argument("--heldout", type=int, default=120, help="held-out examples per task")
+    ap.add_argument("--task", choices=["tiny", "spelling"], default="tiny",
+                    help="tiny: hai-tiny's tasks (tasks.py); spelling: correct a paragraph's typos (spelling.py)")
     ap.add_argument("--bpe-extra", default="/usr/share/common-licenses",
                     help="general English text for the tokenizer (the task text alone has too few words)")
     args = ap.parse_args()
+    task_mod = spelling if args.task == "spelling" else tasks
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -202,7 +206,7 @@ def main():
     # text outside the tasks does not fall apart into single bytes
     corpus = []
     for _ in range(40000):
-        ex = tasks.sample(rng, held_out=False)
+        ex = task_mod.sample(rng, held_out=False)
         corpus += ["user\n" + ex["prompt"], "assistant\n" + ex["answer"], "\n"]
         if ex["tools"]:
             corpus.append(tools_line(ex["tools"]))
@@ -222,13 +226,13 @@ def main():
 
     # held-out evaluation set: a fixed number per task, from its own seeded stream
     hrng = random.Random(args.seed + 1000)
-    held, per_task = [], {t: 0 for t in tasks.TASK_NAMES}
+    held, per_task = [], {t: 0 for t in task_mod.TASK_NAMES}
     seen = set()
     # small tasks have few held-out questions (greetings: a handful): take what exists
     for _ in range(400000):
         if min(per_task.values()) >= args.heldout:
             break
-        ex = tasks.sample(hrng, held_out=True)
+        ex = task_mod.sample(hrng, held_out=True)
         t, q = ex["task"], ex["prompt"]
         if per_task[t] >= args.heldout or (q, str(ex["tools"])) in seen:
             continue
@@ -259,7 +263,7 @@ def main():
     sentences = [t.strip() for t in " ".join(extra_text).replace("\n", " ").split(". ") if 4 <= len(t.split()) <= 40]
     words = sorted({w.strip(".,;:()\"'") for t in sentences for w in t.split() if w.isalpha() and len(w) > 2})
     print(f"outlier exposure: {len(sentences)} sentences, {len(words)} words", flush=True)
-    stream = batches(tok, rng, args.batch, args.seq, pad, (sentences, words))
+    stream = batches(tok, rng, args.batch, args.seq, pad, (sentences, words), task_mod)
     t1, log_loss = time.time(), 0.0
     for step in range(args.steps):
         xy, m = next(stream)
@@ -296,7 +300,7 @@ def main():
         "n_ff": args.ff, "n_ctx": 2048, "rms_eps": 1e-5, "rope_base": 10000.0},
         "tokenizer": {"tokens": tok.vocab, "specials": bpe.SPECIALS, "merges": [a + " " + b for a, b in tok.merges],
                       "pre": "qwen2", "chat_template": CHAT_TEMPLATE},
-        "training": {"seed": args.seed, "steps": args.steps, "batch": args.batch, "seq": args.seq, "lr": args.lr,
+        "training": {"task": args.task, "seed": args.seed, "steps": args.steps, "batch": args.batch, "seq": args.seq, "lr": args.lr,
                      "params": n_params, "train_seconds": round(train_s, 1), "threads": args.threads,
                      "tokens": args.steps * args.batch * args.seq, "torch": torch.__version__,
                      "precision": "float32" if args.fp32 else "bf16 autocast, float32 weights and output layer",
