@@ -129,6 +129,11 @@ static void mm_task(void *arg, int ith, int nth) {
             r = end;
             continue;
         }
+        if (k->rows_float[w->type] && at == HAI_ACT_F32) { /* each row converted once for a block of tokens */
+            k->rows_float[w->type](w->n_in, w->data, w->row_bytes, r - base, end - base, j->in, (size_t)w->n_in, j->n, out, (size_t)w->n_out, add);
+            r = end;
+            continue;
+        }
         for (int64_t row = r - base; row < end - base; row++) { /* rows outer: a row is read once for all tokens */
             const uint8_t *wr = w->data + (size_t)row * w->row_bytes;
             for (uint32_t i = 0; i < j->n; i++) {

@@ -295,6 +295,49 @@ static void check_few(const hai_kernels *k) {
     CHECK_MSG(types > 0, "%s has few-token kernels but none was tested", k->name);
 }
 
+/* Several tokens on F16/BF16 rows against the reference's dots of each token alone: row ranges
+ * that end inside a block of rows, token counts inside a block of tokens, row lengths with a tail
+ * past the vector width, and the add flag. */
+static void check_rows_float(const hai_kernels *k) {
+    const hai_kernels *ref = hai_kernels_ref();
+    fprintf(stderr, "float rows: %s\n", k->name);
+    const int64_t sizes[] = {16, 96, 203, 2048}, rows = 23, max_toks = 11;
+    const uint32_t types[] = {HAI_TYPE_F16, HAI_TYPE_BF16};
+    int tested = 0;
+    for (int si = 0; si < 4; si++) {
+        int64_t n = sizes[si];
+        float *x = malloc((size_t)max_toks * n * sizeof *x), *out = malloc((size_t)max_toks * rows * sizeof *out);
+        for (int64_t t = 0; t < max_toks; t++) random_acts(x + t * n, n);
+        for (int ti = 0; ti < 2; ti++) {
+            uint32_t type = types[ti];
+            if (!k->rows_float[type]) continue;
+            tested++;
+            size_t rb = hai_row_bytes(type, n);
+            uint8_t *w = malloc(rows * rb);
+            for (int64_t r = 0; r < rows; r++) random_row(type, w + r * rb, n);
+            for (int64_t toks = 1; toks <= max_toks; toks += toks < 6 ? 1 : 5)
+                for (int add = 0; add < 2; add++) {
+                    for (int64_t i = 0; i < max_toks * rows; i++) out[i] = add ? 1.5f : -99.0f;
+                    k->rows_float[type](n, w, rb, 0, 5, x, (size_t)n, toks, out, rows, add);
+                    k->rows_float[type](n, w, rb, 5, rows, x, (size_t)n, toks, out, rows, add);
+                    double worst = 0;
+                    for (int64_t tk = 0; tk < max_toks; tk++)
+                        for (int64_t r = 0; r < rows; r++) {
+                            double want = tk < toks ? ref->vec_dot[type](n, w + r * rb, x + tk * n) + (add ? 1.5 : 0) : add ? 1.5 : -99.0;
+                            double mag = 1e-6;
+                            for (int64_t i = 0; i < n; i++) mag += fabs(x[tk * n + i]) * 4.0; /* |w| < 4: normal draws */
+                            worst = fmax(worst, fabs(out[tk * rows + r] - want) / mag);
+                        }
+                    CHECK_MSG(worst <= 1e-6, "%s rows_float %s n=%lld, %lld tokens (add %d): off by %.3g of the scale", k->name,
+                              type == HAI_TYPE_F16 ? "F16" : "BF16", (long long)n, (long long)toks, add, worst);
+                }
+            free(w);
+        }
+        free(x), free(out);
+    }
+    CHECK_MSG(tested > 0, "%s has float-row kernels but none was tested", k->name);
+}
+
 /* The attention tile against a direct softmax in double precision, over several tiles (the
  * online rescaling), for head sizes the wide path takes (64, 128) and one it does not (48). */
 static void check_attn(const hai_kernels *k) {
@@ -515,6 +558,8 @@ int main(int argc, char **argv) {
         if (all[i] && all[i]->decode_prep) check_decode(all[i]);
     for (int i = 0; i < 7; i++)
         if (all[i] && all[i]->few_scratch_bytes) check_few(all[i]);
+    for (int i = 0; i < 7; i++)
+        if (all[i] && (all[i]->rows_float[HAI_TYPE_F16] || all[i]->rows_float[HAI_TYPE_BF16])) check_rows_float(all[i]);
     for (int i = 0; i < 7; i++) {
         if (all[i] && all[i]->swiglu) check_swiglu(all[i]);
         if (all[i] && all[i]->geglu) check_geglu(all[i]);

@@ -166,6 +166,13 @@ typedef void (*hai_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t r
 typedef void (*hai_few_fn)(int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const void *act, size_t act_stride,
                            int64_t nt, float *out, size_t ldo, bool add, void *scratch);
 
+/* Several tokens on weights that take float activations (F16, BF16: no integer path): for each
+ * weight row, every token's dot with it, the row converted once for a block of tokens - the
+ * per-row dots would convert it again for each token (x: nt rows of n floats, x_stride apart):
+ *   out[t * ldo + r] = (add ? out[t * ldo + r] : 0) + dot(row r of w, x row t), r0 <= r < r1, t < nt */
+typedef void (*hai_rows_float_fn)(int64_t n, const void *w, size_t w_stride, int64_t r0, int64_t r1, const float *x, size_t x_stride,
+                                  int64_t nt, float *out, size_t ldo, bool add);
+
 typedef struct hai_kernels {
     const char *name;
     hai_gemm_fn gemm[HAI_WTYPE_COUNT];                     /* NULL: the driver loops vec_dot */
@@ -176,6 +183,7 @@ typedef struct hai_kernels {
     hai_few_fn few[HAI_WTYPE_COUNT];                        /* NULL: the per-row dots */
     size_t (*few_scratch_bytes)(int64_t n);                 /* per thread, for rows of n elements */
     hai_vec_dot_fn vec_dot[HAI_WTYPE_COUNT];
+    hai_rows_float_fn rows_float[HAI_WTYPE_COUNT];          /* NULL: the per-row dots, token by token */
     /* Decode (matmuls on the per-row dots): a layout of its own for the activation rows
      * (decode_prep: one row to one of hai_decode_row_bytes) and dots that read it, for the types that
      * have one (the others take vec_dot on the plain rows). NULL: none. */
