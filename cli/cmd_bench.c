@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_draft.h"
 #include "cli.h"
 
 static double now_s(void) {
@@ -35,7 +36,12 @@ static void usage(FILE *f) {
                "  --seqs S   also decode S sequences together (tgN xS: tokens/s of all of them, each with its logits)\n"
                "  --mmap     use the weights in place from the file's mapping (4 KiB pages) instead of copying them\n"
                "             (those the kernels take as stored; the others are converted, as without it)\n"
-               "  --json     one JSON object per line per test\n");
+               "  --json     one JSON object per line per test\n"
+               "speculative decoding:\n"
+               "  --verify K         the cost of checking 1..K drafted tokens (one pass of k+1 tokens), in decode steps\n"
+               "  --lookup N         generate -n tokens (greedy) with prompt lookup of up to N drafts, and without, in turns\n"
+               "  --draft FILE       ... with this draft model instead (up to --lookup N drafts, default 4)\n"
+               "  --prompt-file F    the prompt for those (text, special tokens such as <|im_start|> parsed); default: random tokens\n");
 }
 
 typedef struct stats {
@@ -105,7 +111,8 @@ static void bench_sampling(const float *model_logits, int32_t model_nv, double s
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
-    int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3, depth = 0, ctx = 0, seqs = 1;
+    int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3, depth = 0, ctx = 0, seqs = 1, verify = 0, lookup = 0;
+    const char *draft = NULL, *prompt_file = NULL;
     bool json = false;
     hai_model_params mp = hai_model_default_params();
     for (int i = 1; i < argc; i++) {
@@ -131,6 +138,10 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--depth")) { if (!cli_parse_i64(a, v, 0, 1 << 22, &depth)) return 2; }
         else if (!strcmp(a, "--seqs")) { if (!cli_parse_i64(a, v, 1, 64, &seqs)) return 2; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &ctx)) return 2; }
+        else if (!strcmp(a, "--verify")) { if (!cli_parse_i64(a, v, 1, 16, &verify)) return 2; }
+        else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 1, 16, &lookup)) return 2; }
+        else if (!strcmp(a, "--draft")) draft = v;
+        else if (!strcmp(a, "--prompt-file")) prompt_file = v;
         else {
             fprintf(stderr, "hai bench: unknown option '%s'\n", a);
             usage(stderr);
@@ -142,15 +153,31 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     hai_error err = {0};
-    hai_model *m = NULL;
-    hai_context *c = NULL;
-    hai_token *bt = NULL;
+    hai_model *m = NULL, *dm = NULL;
+    hai_context *c = NULL, *dc = NULL;
+    hai_token *bt = NULL, *sp = NULL; /* sp: the speculative tests' prompt */
+    size_t n_sp = 0;
+    char *sp_text = NULL;
+    int64_t draft_n = lookup ? lookup : draft ? 4 : 0;
     int32_t *bs = NULL;
     double *v = NULL;
     int rc = 1;
     if (hai_model_load(model, &mp, &m, &err) != HAI_OK) goto fail;
+    if (prompt_file) {
+        if (!(sp_text = cli_read_file(prompt_file, NULL))) {
+            fprintf(stderr, "hai bench: cannot read %s\n", prompt_file);
+            goto out;
+        }
+        if (hai_tokenize_alloc(hai_model_tokenizer(m), sp_text, strlen(sp_text), HAI_TOKENIZE_ADD_SPECIAL | HAI_TOKENIZE_PARSE_SPECIAL, &sp,
+                               &n_sp, &err) != HAI_OK)
+            goto fail;
+    }
     hai_context_params cp = hai_context_default_params();
     int64_t need = (n_prompt > depth + n_gen ? n_prompt : depth + n_gen) + 8;
+    int64_t n_spec = sp ? (int64_t)n_sp : 64; /* the speculative tests' prompt: the file's, or 64 random tokens */
+    if (draft_n && n_spec + n_gen + 8 > need) need = n_spec + n_gen + 8;
+    if (verify && depth + verify + 8 > need) need = depth + verify + 8;
+    cp.n_draft = (uint32_t)(verify > draft_n ? verify : draft_n);
     cp.n_ctx = (uint32_t)(ctx ? ctx : need);
     cp.n_batch = (uint32_t)(n_prompt > 0 ? n_prompt : 512);
     cp.n_threads = (int)threads;
@@ -160,6 +187,13 @@ int cmd_bench(int argc, char **argv) {
         goto out;
     }
     if (hai_context_create(m, &cp, &c, &err) != HAI_OK) goto fail;
+    if (draft) {
+        hai_context_params dp = cp;
+        dp.n_draft = 0;
+        if (hai_model_load(draft, &mp, &dm, &err) != HAI_OK || hai_draft_check(m, dm, &err) != HAI_OK ||
+            hai_context_create(dm, &dp, &dc, &err) != HAI_OK)
+            goto fail;
+    }
     int nth = threads ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     int32_t nv = hai_model_n_vocab(m);
     int64_t ntok = need + 1;
@@ -252,6 +286,14 @@ int cmd_bench(int argc, char **argv) {
                    s.mean, s.sd);
         fflush(stdout);
     }
+    if (verify && bench_verify(c, toks, (uint32_t)depth, (int)verify, (int)reps, tg_tps > 0 ? 1.0 / tg_tps : 0, json, &err) != HAI_OK)
+        goto fail_free;
+    if (draft_n && n_gen > 0) {
+        const hai_token *pr = sp ? sp : toks;
+        size_t npr = (size_t)n_spec;
+        if (bench_drafted(c, dc, pr, npr, (int)n_gen, (int)draft_n, (int)reps, draft ? "draft model" : "prompt lookup", json, &err) != HAI_OK)
+            goto fail_free;
+    }
     bench_sampling(hai_logits(c, -1), nv, tg_tps > 0 ? 1.0 / tg_tps : 0, json);
     if (!json) {
         char rd[32];
@@ -275,7 +317,11 @@ fail_free_quiet:
 fail:
     cli_error("bench", &err);
 out:
+    hai_context_free(dc);
+    hai_model_free(dm);
     hai_context_free(c);
     hai_model_free(m);
+    hai_free(sp);
+    free(sp_text);
     return rc;
 }
