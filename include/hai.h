@@ -761,7 +761,8 @@ typedef struct hai_generate_params {
      * a pass from an earlier place where the text so far ends the same way (its last 3, 2 or 1
      * tokens), checked in one pass with the token before them; the output is what decoding
      * without it gives, greedy or sampled (a draft is kept only where the model's own pick equals
-     * it). Needs a context with n_draft >= it; off with a grammar. 0 = off. */
+     * it; with a grammar, drafts are checked against it as picks are). Needs a context with
+     * n_draft >= it. 0 = off. */
     int32_t draft_lookup;
     /* A draft model (speculative decoding): a context of a smaller or lower-bit model with the
      * same vocabulary (hai_draft_check), whose greedy picks are drafted, up to draft_tokens a

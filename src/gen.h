@@ -38,6 +38,25 @@ bool gen_step(gen_state *g, float *logits, int32_t n_vocab, int64_t room, hai_to
 /* Ends it: text still held back is passed on unless it was cancelled or failed (st); frees. */
 void gen_end(gen_state *g, hai_status st);
 
+/* Speculative decoding (hai_generate, the server's slots): how many tokens to draft a pass. The
+ * length follows what was kept (all kept: two more, up to kmax; else one past what was), and a
+ * pass that kept nothing pauses drafting for 1, 2, 4 ... 64 tokens (back to none at the first
+ * kept draft). A draft model is switched off for the rest of the text after GEN_DRAFT_MODEL_MISSES
+ * such passes in a row: each pass after a pause first has it read every token of the pause, which
+ * alone costs a tenth of the model's decode when a Q4_0 copy drafts for Q8_0 - a draft model that
+ * does not agree never pays. Prompt lookup drafts only where the text repeats, at no cost. */
+#define GEN_DRAFT_MODEL_MISSES 3
+typedef struct gen_draft {
+    int kmax, kcur, pause, backoff, misses;
+    bool model;
+} gen_draft;
+void gen_draft_begin(gen_draft *d, int kmax, bool model);
+int gen_draft_len(gen_draft *d);                    /* this pass's drafts at most (0: none); counts a paused pass */
+void gen_draft_done(gen_draft *d, int nd, int taken); /* nd drafted; taken rows stepped (the fed token and the drafts kept) */
+/* Prompt lookup: the tokens that followed the latest earlier place where hist ends the same way
+ * (its last 3 tokens, else 2, else 1), at most k of them, into d; returns how many. */
+int gen_lookup(const hai_token *hist, size_t n, int k, hai_token *d);
+
 /* Whether a draw is from the (penalized, biased) logits as they are, with no cut (greedy, or no
  * top-k / top-p / min-p): then a draw that a grammar allows is distributed exactly as a draw from
  * the masked logits (p(t) + (1 - Z) p(t) / Z = p(t) / Z), so the mask is needed only on a miss. */

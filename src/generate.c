@@ -265,9 +265,7 @@ void gen_end(gen_state *g, hai_status st) {
     g->h.p = NULL;
 }
 
-/* Prompt lookup: the tokens that followed the latest earlier place where hist ends the same way
- * (its last 3 tokens, else 2, else 1), at most k of them, into d; returns how many. */
-static int lookup_draft(const hai_token *hist, size_t n, int k, hai_token *d) {
+int gen_lookup(const hai_token *hist, size_t n, int k, hai_token *d) {
     for (size_t g = 3; g >= 1; g--) {
         if (n <= g) continue;
         const hai_token *tail = hist + n - g;
@@ -279,6 +277,28 @@ static int lookup_draft(const hai_token *hist, size_t n, int k, hai_token *d) {
         }
     }
     return 0;
+}
+
+void gen_draft_begin(gen_draft *d, int kmax, bool model) {
+    /* a draft model starts at 2 a pass: each costs one of its decode steps, kept or not */
+    *d = (gen_draft){.kmax = kmax, .kcur = model && kmax > 2 ? 2 : kmax, .model = model};
+}
+
+int gen_draft_len(gen_draft *d) {
+    if (d->model && d->misses >= GEN_DRAFT_MODEL_MISSES) return 0;
+    if (d->pause > 0) {
+        d->pause--;
+        return 0;
+    }
+    return d->kcur;
+}
+
+void gen_draft_done(gen_draft *d, int nd, int taken) {
+    if (!nd) return;
+    d->kcur = taken == nd + 1 ? (d->kcur + 2 < d->kmax ? d->kcur + 2 : d->kmax) : taken;
+    d->backoff = taken > 1 ? 0 : d->backoff ? (d->backoff < 64 ? 2 * d->backoff : 64) : 1;
+    d->misses = taken > 1 ? 0 : d->misses + 1;
+    d->pause = taken > 1 ? 0 : d->backoff;
 }
 
 hai_status hai_draft_check(const hai_model *target, const hai_model *draft, hai_error *err) {
@@ -328,23 +348,16 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
     hai_token *hist = malloc(((size_t)c->n_ctx + 1) * sizeof *hist), *in = malloc(((size_t)kmax + 1) * sizeof *in);
     bool *keep = malloc(((size_t)kmax + 1) * sizeof *keep);
     hai_status st = hist && in && keep ? HAI_OK : hai_fail(err, HAI_ERR_NOMEM, "generate: out of memory");
-    /* what drafting costs when nothing is kept, bounded: the draft length follows what was kept
-     * (all kept: two more; else one past what was), and a pass that kept nothing pauses drafting
-     * for 1, 2, 4 ... 64 tokens (back to none at the first kept draft). A draft model is switched
-     * off for the rest of the text after DRAFT_MODEL_MISSES such passes in a row: each pass after
-     * a pause first has it read every token of the pause, which alone costs a tenth of the
-     * model's decode when a Q4_0 copy drafts for Q8_0 - a draft that does not agree never pays. */
-    enum { DRAFT_MODEL_MISSES = 3 };
-    int kcur = p->draft_context && kmax > 2 ? 2 : kmax, pause = 0, backoff = 0, misses = 0;
+    gen_draft dr;
+    gen_draft_begin(&dr, kmax, p->draft_context != NULL);
     for (bool more = !st; more;) {
         uint32_t past = c->seq_past[0];
         memcpy(hist, c->tokens, past * sizeof *hist);
         hist[past] = t;
-        int k = pause > 0 || (p->draft_context && misses >= DRAFT_MODEL_MISSES) ? 0 : kcur;
-        if (pause > 0) pause--;
+        int k = gen_draft_len(&dr);
         if ((int64_t)k > (int64_t)c->n_ctx - past - 1) k = (int)((int64_t)c->n_ctx - past - 1);
         if (p->max_tokens > 0 && k > p->max_tokens - g->res->n_generated - 1) k = p->max_tokens - g->res->n_generated - 1;
-        int nd = k <= 0 ? 0 : p->draft_context ? model_draft(p->draft_context, nv, hist, past + 1, k, in + 1, &st, err) : lookup_draft(hist, past + 1, k, in + 1);
+        int nd = k <= 0 ? 0 : p->draft_context ? model_draft(p->draft_context, nv, hist, past + 1, k, in + 1, &st, err) : gen_lookup(hist, past + 1, k, in + 1);
         if (st) break;
         in[0] = t;
         for (int i = 0; i <= nd; i++) keep[i] = true;
@@ -358,12 +371,7 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
             if (!more || i == nd || t != in[i + 1]) break;
             g->res->n_accepted++;
         }
-        if (nd) {
-            kcur = taken == nd + 1 ? (kcur + 2 < kmax ? kcur + 2 : kmax) : taken;
-            backoff = taken > 1 ? 0 : backoff ? (backoff < 64 ? 2 * backoff : 64) : 1;
-            misses = taken > 1 ? 0 : misses + 1;
-            pause = taken > 1 ? 0 : backoff;
-        }
+        gen_draft_done(&dr, nd, taken);
         if (taken < nd + 1 && !st) { /* the drafts past the first miss leave the cache */
             st = hai_context_truncate(c, past + (uint32_t)taken, err);
             uint32_t got = c->seq_past[0]; /* a sliding window no longer holding what came before: evaluated again */
@@ -394,7 +402,9 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     common = c->seq_past[0]; /* less when a sliding-window cache no longer holds the window before it */
     if (!st) st = hai_eval(c, prompt + common, n_prompt - common, err);
     int32_t want = p->draft_context ? p->draft_tokens : p->draft_lookup; /* drafts a pass, at most */
-    bool drafted = want > 0 && !p->grammar && c->n_seq == 1 && c->n_logit_rows > 1;
+    /* with a grammar too: each row is stepped (masked, the grammar advanced) only after the rows
+     * before it kept their drafts, so it sees the state plain decoding would */
+    bool drafted = want > 0 && c->n_seq == 1 && c->n_logit_rows > 1;
     if (!st && drafted && p->draft_context) /* the draft model reads the prompt too: prompt time */
         model_draft(p->draft_context, 0, prompt, n_prompt, 0, NULL, &st, err);
     if (st) return st;

@@ -62,8 +62,14 @@ static void cap_token(void *user, hai_token t) {
 static void check_lookup(hai_model *m, hai_model *draft, const char *what, uint32_t n_batch) {
     hai_token prompt[48];
     for (int i = 0; i < 48; i++) prompt[i] = (hai_token)(i == 0 ? 1 : 100 + (i * 7) % 13); /* a period of 13 */
-    int drafted = 0, kept = 0;
-    for (int setting = 0; setting < 3; setting++)
+    int drafted = 0, kept = 0, gram_drafted = 0;
+    /* settings: greedy; T 1; T 1 with top_p 0.9; T 1 under a grammar (letters a-m and spaces, as
+     * the prompt's byte tokens: the drafts are checked against it as picks are) */
+    static const char gbnf[] = "root ::= [a-m ]{100,}";
+    hai_grammar *gram = NULL;
+    hai_error gerr = {0};
+    if (!CHECK_MSG(hai_grammar_create(hai_model_tokenizer(m), gbnf, strlen(gbnf), "root", &gram, &gerr) == HAI_OK, "%s", gerr.msg)) return;
+    for (int setting = 0; setting < 4; setting++)
         for (int n_ctx = 96; n_ctx <= 256; n_ctx += 160) {
             static const char *const stop[] = {"zq\xc3"};
             hai_sampler *sm = NULL;
@@ -87,7 +93,8 @@ static void check_lookup(hai_model *m, hai_model *draft, const char *what, uint3
                 /* the text in this run, the tokens in a second one (on_text and on_token share user) */
                 hai_generate_params gp = {.max_tokens = n_ctx == 96 ? 0 : 150, .sampler = sm, .on_text = cap_text, .user = cc,
                                           .draft_lookup = drafts[d], .stop = stop, .n_stop = 1,
-                                          .draft_context = dc, .draft_tokens = drafts[d]};
+                                          .draft_context = dc, .draft_tokens = drafts[d], .grammar = setting == 3 ? gram : NULL};
+                hai_grammar_reset(gram);
                 hai_generate_result *r = d ? &r1 : &r0;
                 CHECK_MSG(hai_generate(c, prompt, 48, &gp, r, &err) == HAI_OK, "%s: %s", what, err.msg);
                 hai_context_free(c);
@@ -97,19 +104,23 @@ static void check_lookup(hai_model *m, hai_model *draft, const char *what, uint3
                 hai_generate_params gt = gp;
                 gt.on_text = NULL, gt.on_token = cap_token, gt.user = kk, gt.sampler = sm; /* the draft context as the last run left it */
                 hai_generate_result rt;
+                hai_grammar_reset(gram);
                 CHECK_EQ_INT(hai_generate(c, prompt, 48, &gt, &rt, &err), HAI_OK);
                 hai_context_free(c);
                 hai_context_free(dc);
                 hai_sampler_free(sm);
                 if (!d) continue;
                 drafted += r1.n_drafted, kept += r1.n_accepted;
+                if (setting == 3) gram_drafted += r1.n_drafted;
                 CHECK_MSG(k1.n == k0.n && !memcmp(k1.t, k0.t, (size_t)k0.n * sizeof *k0.t) && r1.finish == r0.finish &&
                               r1.n_generated == r0.n_generated && c1.n == c0.n && !memcmp(c1.buf, c0.buf, c0.n),
                           "%s: setting %d, n_ctx %d, drafts %d: %d tokens (finish %d) against %d without (finish %d)", what, setting, n_ctx,
                           drafts[d], k1.n, r1.finish, k0.n, r0.finish);
             }
         }
+    hai_grammar_free(gram);
     CHECK_MSG(drafted > 0 && kept > 0, "%s: drafted %d tokens and kept %d", what, drafted, kept);
+    CHECK_MSG(gram_drafted > 0, "%s: nothing drafted under the grammar", what);
     fprintf(stderr, "%s: drafted %d tokens, kept %d\n", what, drafted, kept);
 }
 
