@@ -63,8 +63,8 @@ static void check_lookup(hai_model *m, hai_model *draft, const char *what, uint3
     hai_token prompt[48];
     for (int i = 0; i < 48; i++) prompt[i] = (hai_token)(i == 0 ? 1 : 100 + (i * 7) % 13); /* a period of 13 */
     int drafted = 0, kept = 0, gram_drafted = 0;
-    /* settings: greedy; T 1; T 1 with top_p 0.9; T 1 under a grammar (letters a-m and spaces, as
-     * the prompt's byte tokens: the drafts are checked against it as picks are) */
+    /* settings: greedy; T 1; T 1 with top_p 0.9; T 1 under a grammar (100 or more of the letters
+     * a-m, as the prompt's byte tokens, and spaces): drafts are checked against it as picks are */
     static const char gbnf[] = "root ::= [a-m ]{100,}";
     hai_grammar *gram = NULL;
     hai_error gerr = {0};
