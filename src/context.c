@@ -110,7 +110,9 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     uint32_t n_seq = p.n_seq ? p.n_seq : 1;
     if (n_seq > 256) return hai_fail(err, HAI_ERR_LIMIT, "context: n_seq %u is above the limit of 256", n_seq);
     if (n_batch > n_ctx * n_seq) n_batch = n_ctx * n_seq;
-    if (p.n_draft >= n_batch) return hai_fail(err, HAI_ERR_INVALID, "context: n_draft %u needs n_batch above it (%u)", p.n_draft, n_batch);
+    if ((uint64_t)n_seq * (p.n_draft + 1ull) > n_batch)
+        return hai_fail(err, HAI_ERR_INVALID, "context: n_draft %u for %u sequences needs n_batch of %llu or more (%u)", p.n_draft, n_seq,
+                        (unsigned long long)n_seq * (p.n_draft + 1ull), n_batch);
     int n_threads = p.pool ? hai_pool_size((hai_pool *)p.pool) : p.n_threads > 0 ? p.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_threads < 1) n_threads = 1;
     if (n_threads > 256) n_threads = 256;
@@ -194,8 +196,8 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
         c->gemm_scratch_stride = (c->k->gemm_scratch_bytes((int64_t)widest) + 127) / 64 * 64;
         c->gemm_scratch = alloc_checked((uint64_t)n_threads, c->gemm_scratch_stride, &total, &ok);
     }
-    c->n_logit_rows = p.logits_all ? n_batch : p.n_draft + 1;
-    if (c->n_logit_rows < n_seq) c->n_logit_rows = n_seq; /* a decode step: the next token of every sequence */
+    /* a decode step: the next token of every sequence and the drafts after it */
+    c->n_logit_rows = p.logits_all ? n_batch : n_seq * (p.n_draft + 1);
     c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &total, &ok);
     c->kept = alloc_checked(c->n_logit_rows, sizeof *c->kept, &total, &ok);
     if (ok && p.pool) {

@@ -20,6 +20,8 @@ typedef struct slot {
     size_t n_fed;        /* prompt tokens in the cache */
     size_t pass_at, pass_len; /* its tokens in this step's batch */
     hai_token next;      /* the token to feed */
+    int n_drafts;        /* drafted tokens after it in this step's batch (prompt lookup) */
+    gen_draft draft;
     hai_sampler *sampler;
     hai_generate_params gp;
     hai_generate_result res;
@@ -35,6 +37,8 @@ struct srv_engine {
     hai_context *ctx;    /* n_seq = n_slots */
     int n_slots, max_queue;
     uint32_t n_batch;
+    int draft_lookup;    /* drafts a step per slot, at most (0: off) */
+    hai_token *hist;     /* [n_ctx + 1] a slot's text so far, for prompt lookup */
     slot *slots;
     hai_token *b_tok;    /* [n_batch + n_slots] this step's batch */
     int32_t *b_seq;
@@ -241,6 +245,8 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     if (!s->status) s->status = gen_begin(&s->gen, hai_model_tokenizer(e->m), j->prompt, j->n_prompt, &s->gp, &s->res, &s->err);
     s->gen_live = !s->status;
     if (s->gen_live) s->gen.t_begin = j->t_start;
+    gen_draft_begin(&s->draft, e->draft_lookup, false);
+    s->n_drafts = 0;
 }
 
 /* A job leaves its slot: its result handed to the HTTP side. The slot (and its cache) is free
@@ -264,6 +270,7 @@ static void slot_end(srv_engine *e, slot *s) {
     if (!s->status) {
         double per_tok = s->res.n_generated > 1 ? s->res.t_generate_s / (s->res.n_generated - 1) : -1;
         metrics_tokens(e->met, s->res.n_prompt, s->res.n_generated, j->t_start - j->t_submit + s->res.t_first_token_s, per_tok);
+        metrics_drafts(e->met, s->res.n_drafted, s->res.n_accepted);
     }
     pthread_mutex_lock(&j->mu);
     j->res = s->res;
@@ -284,6 +291,58 @@ static bool pass_abort(void *user) {
     return true;
 }
 
+/* Prompt lookup for a slot: up to its draft length of tokens that followed an earlier place where
+ * its text (cache and next token) ends the same way, into d; room left in its context kept. */
+static int slot_drafts(srv_engine *e, slot *s, hai_token *d) {
+    uint32_t past;
+    const hai_token *t = hai_seq_tokens(e->ctx, s->seq, &past);
+    int k = gen_draft_len(&s->draft);
+    int64_t room = (int64_t)hai_context_n_ctx(e->ctx) - past - 1, left = s->gp.max_tokens > 0 ? s->gp.max_tokens - s->res.n_generated - 1 : k;
+    if (k > room) k = (int)room;
+    if (k > left) k = (int)left;
+    if (k <= 0) return 0;
+    memcpy(e->hist, t, past * sizeof *t);
+    e->hist[past] = s->next;
+    return gen_lookup(e->hist, past + 1, k, d);
+}
+
+/* A slot's rows after a pass with drafts: stepped in order as decoding would step them, a draft
+ * kept only where the pick on the row before it is that draft; the cache cut back to what was
+ * kept. */
+static void slot_step_drafted(srv_engine *e, slot *s) {
+    int32_t nv = hai_model_n_vocab(e->m);
+    uint32_t n_ctx = hai_context_n_ctx(e->ctx), past = hai_seq_n_past(e->ctx, s->seq) - (uint32_t)s->pass_len;
+    int nd = s->n_drafts, taken = 0;
+    hai_status gst = HAI_OK;
+    bool more = true;
+    for (int i = 0; i <= nd; i++) {
+        taken = i + 1;
+        float *lg = (float *)hai_batch_logits(e->ctx, s->pass_at + (size_t)i);
+        s->job->cur_logits = lg;
+        s->job->n_vocab = nv;
+        more = gen_step(&s->gen, lg, nv, (int64_t)n_ctx - (past + (uint32_t)i + 1), &s->next, &gst, &s->err);
+        if (!more || i == nd || s->next != e->b_tok[s->pass_at + (size_t)i + 1]) break;
+        s->res.n_accepted++;
+    }
+    s->res.n_drafted += nd;
+    gen_draft_done(&s->draft, nd, taken);
+    s->n_fed += (size_t)taken;
+    if (more && taken < nd + 1) {
+        /* a sliding-window ring holds n_batch (512) positions past the window, so cutting back a
+         * few drafts never leaves it without the window before the cut */
+        hai_error err = {0};
+        uint32_t want = past + (uint32_t)taken;
+        hai_status st = hai_seq_truncate(e->ctx, s->seq, want, &err);
+        if (!st && hai_seq_n_past(e->ctx, s->seq) < want)
+            st = hai_fail(&err, HAI_ERR_INTERNAL, "server: the cache lost the window before a cut-back draft");
+        if (st) gst = st, s->err = err, more = false;
+    }
+    if (!more) {
+        s->status = gst;
+        slot_end(e, s);
+    }
+}
+
 /* One step: the batch built, one forward pass, then each slot's next token. */
 static void step(srv_engine *e) {
     int32_t nv = hai_model_n_vocab(e->m);
@@ -301,15 +360,19 @@ static void step(srv_engine *e) {
         if (s->generating) decoding++;
     }
     size_t budget = !decoding ? e->n_batch : decoding + PREFILL_CHUNK_MIN < PREFILL_STEP_BUSY ? PREFILL_STEP_BUSY - decoding : PREFILL_CHUNK_MIN;
-    for (int i = 0; i < e->n_slots; i++) { /* the decode tokens first, one per generating slot */
+    for (int i = 0; i < e->n_slots; i++) { /* the decode tokens first: the next of each generating slot, and its drafts */
         slot *s = &e->slots[i];
         if (!s->job || !s->generating) continue;
         s->pass_at = n;
-        s->pass_len = 1;
         e->b_tok[n] = s->next, e->b_seq[n] = s->seq, e->b_logit[n] = true;
-        n++;
+        s->n_drafts = e->draft_lookup ? slot_drafts(e, s, e->b_tok + n + 1) : 0;
+        for (int d = 1; d <= s->n_drafts; d++) e->b_seq[n + (size_t)d] = s->seq, e->b_logit[n + (size_t)d] = true;
+        s->pass_len = 1 + (size_t)s->n_drafts;
+        n += s->pass_len;
         s->in_pass = true;
     }
+    budget = budget > n - decoding ? budget - (n - decoding) : 0; /* drafts take from the prompt chunks' share */
+    if (decoding && !budget) budget = PREFILL_CHUNK_MIN;
     for (int i = 0; i < e->n_slots && budget; i++) { /* then prompt chunks, slot by slot */
         slot *s = &e->slots[i];
         if (!s->job || s->generating) continue;
@@ -343,6 +406,9 @@ static void step(srv_engine *e) {
             if (s->n_fed < s->job->n_prompt) continue; /* more of the prompt next step */
             s->res.t_prompt_s = now_s() - s->job->t_start;
             s->generating = true;
+        } else if (s->n_drafts) {
+            slot_step_drafted(e, s);
+            continue;
         } else {
             s->n_fed++;
         }
@@ -520,9 +586,13 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     cp.n_ctx = p->n_ctx;
     cp.n_seq = (uint32_t)e->n_slots;
     cp.pool = e->pool;
+    cp.n_draft = (uint32_t)p->draft_lookup;
     if (!st) st = hai_context_create(m, &cp, &e->ctx, err);
+    if (!st && p->draft_lookup && !(e->hist = malloc(((size_t)hai_context_n_ctx(e->ctx) + 1) * sizeof *e->hist)))
+        st = hai_fail(err, HAI_ERR_NOMEM, "server: out of memory");
     e->n_batch = 512;
-    size_t nb = e->n_batch + (size_t)e->n_slots;
+    e->draft_lookup = p->draft_lookup;
+    size_t nb = e->n_batch + (size_t)e->n_slots * (1 + (size_t)p->draft_lookup);
     e->slots = calloc((size_t)e->n_slots, sizeof *e->slots);
     e->b_tok = malloc(nb * sizeof *e->b_tok);
     e->b_seq = malloc(nb * sizeof *e->b_seq);
@@ -569,6 +639,7 @@ void srv_engine_stop(srv_engine *e) {
     free(e->b_tok);
     free(e->b_seq);
     free(e->b_logit);
+    free(e->hist);
     hai_threadpool_free(e->pool);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);

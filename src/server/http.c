@@ -1477,7 +1477,8 @@ int srv_run(const srv_options *opt) {
         hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads};
+    srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads,
+                            .draft_lookup = s->o.draft_lookup};
     if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;
     if (s->o.route_config) {
         hybrid_config hc;

@@ -65,6 +65,13 @@ void metrics_cloud_tokens(metrics *m, int n) {
     pthread_mutex_unlock(&m->mu);
 }
 
+void metrics_drafts(metrics *m, int drafted, int accepted) {
+    pthread_mutex_lock(&m->mu);
+    m->drafted_tokens += (uint64_t)drafted;
+    m->accepted_tokens += (uint64_t)accepted;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void metrics_disconnect(metrics *m) {
     pthread_mutex_lock(&m->mu);
     m->disconnects++;
@@ -127,6 +134,10 @@ char *metrics_text(metrics *m) {
              "hai_prompt_tokens_total %llu\n", (unsigned long long)m->prompt_tokens);
     emit(&o, "# HELP hai_completion_tokens_total Tokens generated locally\n# TYPE hai_completion_tokens_total counter\n"
              "hai_completion_tokens_total %llu\n", (unsigned long long)m->completion_tokens);
+    emit(&o, "# HELP hai_draft_tokens_total Tokens drafted by prompt lookup (speculative decoding)\n# TYPE hai_draft_tokens_total counter\n"
+             "hai_draft_tokens_total %llu\n", (unsigned long long)m->drafted_tokens);
+    emit(&o, "# HELP hai_draft_accepted_tokens_total Drafted tokens the model kept\n# TYPE hai_draft_accepted_tokens_total counter\n"
+             "hai_draft_accepted_tokens_total %llu\n", (unsigned long long)m->accepted_tokens);
     emit(&o, "# HELP hai_cloud_tokens_total Tokens spent on cloud models\n# TYPE hai_cloud_tokens_total counter\n"
              "hai_cloud_tokens_total %llu\n", (unsigned long long)m->cloud_tokens);
     emit(&o, "# HELP hai_client_disconnects_total Requests whose client went away before the end\n"

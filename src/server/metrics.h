@@ -29,7 +29,7 @@ typedef struct metrics {
         uint64_t n;
     } routes[MET_MAX_SERIES];
     int n_routes;
-    uint64_t prompt_tokens, completion_tokens, cloud_tokens, disconnects;
+    uint64_t prompt_tokens, completion_tokens, cloud_tokens, disconnects, drafted_tokens, accepted_tokens;
     met_hist ttft, token_latency;
     int queue_depth, slots_busy, slots_total;
 } metrics;
@@ -40,6 +40,7 @@ void metrics_request(metrics *m, const char *endpoint, int status);
 void metrics_route(metrics *m, const char *route, const char *reason);
 void metrics_tokens(metrics *m, int prompt, int completion, double ttft_s, double per_token_s);
 void metrics_cloud_tokens(metrics *m, int n);
+void metrics_drafts(metrics *m, int drafted, int accepted); /* speculative decoding: tokens drafted, and of them kept */
 void metrics_disconnect(metrics *m);
 void metrics_gauges(metrics *m, int queue_depth, int slots_busy);
 /* The exposition text; malloc'd. */

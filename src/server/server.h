@@ -17,6 +17,7 @@ typedef struct srv_options {
     uint32_t n_ctx;         /* per slot */
     bool mmap_weights;      /* --mmap: weights used in place from the file (see hai_model_params) */
     int n_threads;
+    int draft_lookup; /* prompt lookup: up to this many drafts a step per slot (0: off) */
     const char *api_key;    /* NULL = no auth */
     const char *cors_origin;
     size_t max_body;        /* bytes; default 1 MiB */

@@ -1,0 +1,69 @@
+// Prompt lookup in the server (hai serve --lookup N): each slot drafts from its own text and the
+// drafts ride in the batched step with the other slots' tokens. The answers must be exactly those
+// of a server without drafts - greedy and seeded sampling, requests arriving together - and
+// /metrics must count what was drafted and kept. Also on a model with sliding-window layers
+// (gemma2, a window of 16), whose cut-back drafts leave those layers' caches as well.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hai, refModel, startServer, metrics } from './serve.mjs';
+
+const prompts = [
+  'one two three four five one two three four five one two three',
+  'the cat sat on the mat. the cat sat on the mat. the cat sat',
+  'a b c d e f g a b c d e f g a b c d',
+  'Lorem ipsum dolor sit amet, lorem ipsum dolor sit amet, lorem',
+];
+// greedy, and seeded sampling at OpenAI's defaults (T 1, top_p 1) and with a cut (top_p 0.9)
+const settings = [{ temperature: 0 }, { temperature: 1, seed: 11 }, { temperature: 1, top_p: 0.9, seed: 5 }];
+
+async function complete(url, prompt, s) {
+  const r = await fetch(url + '/v1/completions', {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', prompt, max_tokens: 48, logprobs: 1, ...s }),
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  const j = await r.json();
+  const c = j.choices[0];
+  return { text: c.text, tokens: c.logprobs.tokens, finish: c.finish_reason, n: j.usage.completion_tokens };
+}
+
+async function compare(model, label) {
+  const plain = await startServer(['--parallel', '3'], model);
+  const drafted = await startServer(['--parallel', '3', '--lookup', '6'], model);
+  try {
+    const want = [];
+    for (const s of settings) for (const p of prompts) want.push(await complete(plain.url, p, s)); // one at a time
+    const jobs = [];
+    for (const s of settings) for (const p of prompts) jobs.push(complete(drafted.url, p, s)); // all at once: batched steps
+    const got = await Promise.all(jobs);
+    for (let i = 0; i < want.length; i++)
+      assert.deepEqual(got[i], want[i], `${label}: request ${i} differs with drafts`);
+    const m = await metrics(drafted.url), m0 = await metrics(plain.url);
+    const d = m.hai_draft_tokens_total, k = m.hai_draft_accepted_tokens_total;
+    console.log(`${label}: ${want.length} answers identical; drafted ${d} tokens, kept ${k}`);
+    assert.ok(d > 0 && k > 0 && k <= d, `${label}: drafted ${d}, kept ${k}`);
+    assert.equal(m0.hai_draft_tokens_total, 0);
+  } finally {
+    await drafted.stop();
+    await plain.stop();
+  }
+}
+
+test('prompt lookup in the server: the answers plain decoding gives (llama-s Q8_0), counted in /metrics', async () => {
+  await compare(refModel('llama-s-Q8_0.gguf'), 'llama-s-Q8_0');
+});
+
+test('prompt lookup in the server on sliding-window layers (gemma2, window 16)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hai-lookup-'));
+  try {
+    const model = join(dir, 'gemma2.gguf');
+    execFileSync(hai, ['synth', '--arch', 'gemma2', '--ctx', '128', '--type', 'Q8_0', '--std', '0.05', '-o', model]);
+    await compare(model, 'gemma2 synth');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
