@@ -569,7 +569,7 @@ typedef struct hai_context_params {
     uint32_t n_seq;     /* sequences, each with its own n_ctx positions of KV cache; 0 = 1 */
     uint32_t n_draft;   /* logits kept for this many drafted tokens and the one before them a pass,
                          * per sequence (speculative decoding: hai_generate_params.draft_lookup);
-                         * n_seq * (n_draft + 1) <= n_batch; 0 = none */
+                         * then n_seq * (n_draft + 1) <= n_batch; 0 = none */
 } hai_context_params;
 
 hai_context_params hai_context_default_params(void);

@@ -110,7 +110,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     uint32_t n_seq = p.n_seq ? p.n_seq : 1;
     if (n_seq > 256) return hai_fail(err, HAI_ERR_LIMIT, "context: n_seq %u is above the limit of 256", n_seq);
     if (n_batch > n_ctx * n_seq) n_batch = n_ctx * n_seq;
-    if ((uint64_t)n_seq * (p.n_draft + 1ull) > n_batch)
+    if (p.n_draft && (uint64_t)n_seq * (p.n_draft + 1ull) > n_batch)
         return hai_fail(err, HAI_ERR_INVALID, "context: n_draft %u for %u sequences needs n_batch of %llu or more (%u)", p.n_draft, n_seq,
                         (unsigned long long)n_seq * (p.n_draft + 1ull), n_batch);
     int n_threads = p.pool ? hai_pool_size((hai_pool *)p.pool) : p.n_threads > 0 ? p.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
