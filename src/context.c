@@ -198,6 +198,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     }
     /* a decode step: the next token of every sequence and the drafts after it */
     c->n_logit_rows = p.logits_all ? n_batch : n_seq * (p.n_draft + 1);
+    if (c->n_logit_rows < n_seq) c->n_logit_rows = n_seq;
     c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &total, &ok);
     c->kept = alloc_checked(c->n_logit_rows, sizeof *c->kept, &total, &ok);
     if (ok && p.pool) {
