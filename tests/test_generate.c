@@ -3,6 +3,7 @@
  * stop strings across token boundaries, max_tokens and a full context end with LENGTH, a prompt
  * that does not fit is an error, cancellation, prompt-cache reuse giving identical output, and
  * clear errors for bad model files. */
+#include <math.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -124,6 +125,119 @@ static void check_lookup(hai_model *m, hai_model *draft, const char *what, uint3
     fprintf(stderr, "%s: drafted %d tokens, kept %d\n", what, drafted, kept);
 }
 
+/* Pearson's statistic of n draws (count[v]) against probabilities p[v]: bins of an expected count
+ * of 5 or more, the rest pooled into one; *df = bins - 1. */
+static double chi_square(const int *count, const double *p, int32_t nv, int n, int *df) {
+    double chi = 0, rest_p = 0;
+    int rest_n = 0, bins = 0;
+    for (int32_t v = 0; v < nv; v++) {
+        double e = p[v] * n;
+        if (e < 5) {
+            rest_p += p[v], rest_n += count[v];
+            continue;
+        }
+        chi += (count[v] - e) * (count[v] - e) / e, bins++;
+    }
+    if (rest_p * n >= 5) chi += (rest_n - rest_p * n) * (rest_n - rest_p * n) / (rest_p * n), bins++;
+    *df = bins - 1;
+    return chi;
+}
+
+/* The statistic a chi-square variable with df degrees of freedom exceeds with probability 1e-4
+ * (Wilson-Hilferty: (X/df)^(1/3) is close to normal with mean 1 - 2/(9 df), variance 2/(9 df)). */
+static double chi_square_limit(int df) {
+    double v = 2.0 / (9.0 * df), z = 3.719;
+    return df * pow(1 - v + z * sqrt(v), 3);
+}
+
+/* The model's next-token probabilities after toks at temperature T (a plain context, no drafts). */
+static void next_probs(hai_model *m, const hai_token *t, size_t n, float T, double *p) {
+    hai_context_params cp = hai_context_default_params();
+    cp.n_ctx = 128, cp.n_threads = 2;
+    hai_context *c = NULL;
+    hai_error err = {0};
+    int32_t nv = hai_model_n_vocab(m);
+    if (!CHECK_EQ_INT(hai_context_create(m, &cp, &c, &err), HAI_OK) || !CHECK_EQ_INT(hai_eval(c, t, n, &err), HAI_OK)) return;
+    const float *lg = hai_logits(c, -1);
+    double mx = -INFINITY, z = 0;
+    for (int32_t v = 0; v < nv; v++) mx = fmax(mx, lg[v] / T);
+    for (int32_t v = 0; v < nv; v++) z += p[v] = exp(lg[v] / T - mx);
+    for (int32_t v = 0; v < nv; v++) p[v] /= z;
+    hai_context_free(c);
+}
+
+/* Sampling with drafts draws from the model's own distribution: many seeded generations of three
+ * tokens (T 0.7, no cut) with the model drafting for itself; the second token is drawn from the
+ * row of the fed first token, the third - when the second is the draft - from a drafted row. Both
+ * against the model's probabilities computed without drafts, by chi-square (the statistic must
+ * stay under its 1e-4 quantile), and the same counts against the probabilities after another
+ * token must fail it: the test can tell. */
+static void check_sampled_distribution(hai_model *m) {
+    enum { N = 1000 };
+    const float T = 0.7f;
+    int32_t nv = hai_model_n_vocab(m);
+    hai_token prompt[24], path[26];
+    for (int i = 0; i < 24; i++) prompt[i] = (hai_token)(i == 0 ? 1 : 100 + (i * 5) % 11);
+    hai_context_params cp = hai_context_default_params();
+    cp.n_ctx = 64, cp.n_threads = 1, cp.n_draft = 2; /* a tiny model: one thread, no pool rounds */
+    hai_context *c = NULL, *dc = NULL;
+    hai_error err = {0};
+    if (!CHECK_EQ_INT(hai_context_create(m, &cp, &c, &err), HAI_OK) || !CHECK_EQ_INT(hai_context_create(m, &cp, &dc, &err), HAI_OK)) return;
+    static hai_token got[N][3];
+    int drafted = 0;
+    for (int i = 0; i < N; i++) {
+        hai_sampler_params sp = hai_sampler_default_params();
+        sp.temperature = T, sp.top_k = 0, sp.top_p = 1, sp.min_p = 0, sp.repeat_penalty = 1, sp.seed = 1000 + (uint64_t)i;
+        hai_sampler *sm = NULL;
+        if (!CHECK_EQ_INT(hai_sampler_create(&sp, nv, &sm, &err), HAI_OK)) break;
+        toks k = {0};
+        hai_generate_params gp = {.max_tokens = 3, .sampler = sm, .on_token = cap_token, .user = &k, .draft_context = dc, .draft_tokens = 2};
+        hai_generate_result r;
+        CHECK_EQ_INT(hai_generate(c, prompt, 24, &gp, &r, &err), HAI_OK);
+        hai_sampler_free(sm);
+        drafted += r.n_drafted;
+        for (int j = 0; j < 3; j++) got[i][j] = j < k.n ? k.t[j] : -1;
+    }
+    hai_context_free(c), hai_context_free(dc);
+    CHECK_MSG(drafted > 0, "nothing drafted");
+    /* the most frequent first token; the second given it; the third given both, the second being
+     * the draft (the greedy pick after the first) */
+    int *cnt = calloc((size_t)nv, sizeof *cnt);
+    double *p = malloc((size_t)nv * sizeof *p), *q = malloc((size_t)nv * sizeof *q);
+    for (int i = 0; i < N; i++)
+        if (got[i][0] >= 0) cnt[got[i][0]]++;
+    hai_token t1 = 0;
+    for (int32_t v = 1; v < nv; v++)
+        if (cnt[v] > cnt[t1]) t1 = v;
+    memcpy(path, prompt, sizeof prompt);
+    path[24] = t1;
+    next_probs(m, path, 25, T, p);
+    hai_token d1 = 0;
+    for (int32_t v = 1; v < nv; v++)
+        if (p[v] > p[d1]) d1 = v;
+    for (int stage = 0; stage < 2; stage++) {
+        memset(cnt, 0, (size_t)nv * sizeof *cnt);
+        int n = 0;
+        for (int i = 0; i < N; i++) {
+            if (got[i][0] != t1 || (stage == 1 && got[i][1] != d1) || got[i][1 + stage] < 0) continue;
+            cnt[got[i][1 + stage]]++, n++;
+        }
+        path[25] = d1;
+        if (stage == 1) next_probs(m, path, 26, T, p);
+        path[24 + stage] = (hai_token)(t1 == 200 ? 201 : 200); /* another token in the last place: the wrong distribution */
+        next_probs(m, path, 25 + (size_t)stage, T, q);
+        path[24] = t1;
+        int df, dfq;
+        double chi = chi_square(cnt, p, nv, n, &df), chq = chi_square(cnt, q, nv, n, &dfq);
+        fprintf(stderr, "sampled %s row: %d draws, chi-square %.1f on %d df (limit %.1f); against another token's %.1f on %d df (limit %.1f)\n",
+                stage ? "a drafted" : "the fed token's", n, chi, df, chi_square_limit(df), chq, dfq, chi_square_limit(dfq));
+        CHECK_MSG(n >= 100 && df >= 3, "too few draws (%d) or bins (%d) to test", n, df + 1);
+        CHECK_MSG(chi < chi_square_limit(df), "stage %d: chi-square %.1f on %d df: not the model's distribution", stage, chi, df);
+        CHECK_MSG(chq > chi_square_limit(dfq), "stage %d: the test cannot tell another distribution (%.1f on %d df)", stage, chq, dfq);
+    }
+    free(cnt), free(p), free(q);
+}
+
 int main(int argc, char **argv) {
     const char *shared = check_shared_dir(argc, argv);
     char path[4096];
@@ -132,6 +246,7 @@ int main(int argc, char **argv) {
     if (!CHECK_MSG(hai_model_load(path, NULL, &model, &err) == HAI_OK, "%s", err.msg)) return check_done("test_generate");
     check_lookup(model, NULL, "llama-s-Q8_0", 512);
     check_lookup(model, model, "llama-s-Q8_0 drafting for itself", 512);
+    check_sampled_distribution(model);
     {
         /* a draft model: the Q4_0 file drafting for the Q8_0 one; another vocabulary refused */
         hai_model *q4 = NULL, *qw = NULL;
