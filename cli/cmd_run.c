@@ -19,6 +19,7 @@ typedef struct run_opts {
     bool json;
     const char *stop[16];
     const char *draft; /* a draft model's file */
+    const char *draft_self; /* or a copy of the model in this type, made at start */
     size_t n_stop;
     int64_t n_predict, threads, ctx, lookup;
     bool chat, parse_special, quiet, seed_set, mmap_weights;
@@ -41,6 +42,8 @@ static void usage(FILE *f, const char *cmd) {
             "  --lookup N           prompt lookup: draft up to N tokens a pass from the text so far (same output, faster\n"
             "                       where the answer repeats its input: edits, summaries, code)\n"
             "  --draft FILE         a smaller or lower-bit model of the same vocabulary drafts (up to --lookup N, default 4)\n"
+            "  --draft-self TYPE    a copy of the model quantized to TYPE (e.g. Q4_0) at start drafts (to reuse one,\n"
+            "                       make it with hai quantize and pass --draft FILE)\n"
             "  --temp X             temperature (default 0.8; 0 = greedy)\n"
             "  --top-k N --top-p X --min-p X --repeat-penalty X --repeat-last-n N\n"
             "  --presence-penalty X --frequency-penalty X\n"
@@ -95,6 +98,7 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         else if (!strcmp(a, "--repeat-last-n")) { if (!cli_parse_i64(a, v, 0, 1 << 16, &n)) return 2; o->sp.repeat_last_n = (int32_t)n; }
         else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 0, 64, &o->lookup)) return 2; }
         else if (!strcmp(a, "--draft")) o->draft = v;
+        else if (!strcmp(a, "--draft-self")) o->draft_self = v;
         else if (!strcmp(a, "--seed")) { if (!cli_parse_i64(a, v, 0, INT64_MAX, &n)) return 2; o->sp.seed = (uint64_t)n; o->seed_set = true; }
         else {
             float *dst = !strcmp(a, "--temp") ? &o->sp.temperature : !strcmp(a, "--top-p") ? &o->sp.top_p
@@ -153,6 +157,31 @@ typedef struct session {
     int threads;
 } session;
 
+/* --draft-self TYPE: the model quantized to TYPE into a temporary file, loaded (its weights are
+ * copied into memory at load) and the file removed. */
+static hai_status load_self_draft(const run_opts *o, const hai_model_params *mp, session *ss, hai_error *err) {
+    uint32_t ft, base;
+    if (!hai_quantize_type_info(o->draft_self, &ft, &base))
+        return hai_fail(err, HAI_ERR_INVALID, "--draft-self: unknown type '%s' (see hai quantize --help)", o->draft_self);
+    const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/hai-draft-XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0) return hai_fail(err, HAI_ERR_IO, "--draft-self: cannot create a temporary file in %s", dir);
+    close(fd);
+    double t0 = now_s();
+    hai_quantize_params qp = {.type = o->draft_self, .n_threads = (int)o->threads};
+    hai_status st = hai_quantize_model(o->model, path, &qp, NULL, err);
+    if (!st) {
+        hai_model_params dp = *mp;
+        dp.mmap_weights = false; /* the file goes away */
+        st = hai_model_load(path, &dp, &ss->dm, err);
+    }
+    unlink(path);
+    if (!st && !o->quiet) fprintf(stderr, "[draft: the model as %s, made in %.1f s]\n", o->draft_self, now_s() - t0);
+    return st;
+}
+
 static int open_session(const run_opts *o, session *ss) {
     hai_error err = {0};
     double t0 = now_s();
@@ -163,10 +192,12 @@ static int open_session(const run_opts *o, session *ss) {
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)o->ctx;
     cp.n_threads = (int)o->threads;
-    cp.n_draft = (uint32_t)(o->draft && !o->lookup ? 4 : o->lookup);
+    bool drafter = o->draft || o->draft_self;
+    cp.n_draft = (uint32_t)(drafter && !o->lookup ? 4 : o->lookup);
     if (hai_context_create(ss->m, &cp, &ss->c, &err) != HAI_OK) goto fail;
-    if (o->draft) {
-        if (hai_model_load(o->draft, &mp, &ss->dm, &err) != HAI_OK || hai_draft_check(ss->m, ss->dm, &err) != HAI_OK) goto fail;
+    if (o->draft_self && load_self_draft(o, &mp, ss, &err) != HAI_OK) goto fail;
+    if (o->draft && (hai_model_load(o->draft, &mp, &ss->dm, &err) != HAI_OK || hai_draft_check(ss->m, ss->dm, &err) != HAI_OK)) goto fail;
+    if (drafter) {
         cp.n_ctx = hai_context_n_ctx(ss->c);
         if (hai_context_create(ss->dm, &cp, &ss->dc, &err) != HAI_OK) goto fail;
     }
