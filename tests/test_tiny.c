@@ -3,9 +3,12 @@
  * names) is asked with those tools shown to the template (definitions from TOOLS.json), and its
  * answer is the call's exact text. The first 4 held-out prompts of every task are asked; at least
  * 85% must be exact (the card reports the full set) and at least three tasks must have a correct
- * answer.
+ * answer. Each is asked again with speculative decoding - prompt lookup, and a Q4_0 copy of the
+ * model drafting - and must give the same text.
  * usage: test_tiny MODEL.gguf HELDOUT.jsonl TOOLS.json */
 #include <cjson/cJSON.h>
+
+#include <unistd.h>
 
 #include "check.h"
 
@@ -47,8 +50,19 @@ int main(int argc, char **argv) {
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = 256;
     cp.n_threads = 2;
-    hai_context *c = NULL;
+    cp.n_draft = 6;
+    hai_context *c = NULL, *dc = NULL;
     if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) return check_done("test_tiny");
+    /* the draft: the model quantized to Q4_0 */
+    char q4[] = "/tmp/hai-tiny-q4-XXXXXX";
+    int fd = mkstemp(q4);
+    hai_model *dm = NULL;
+    hai_quantize_params qp = {.type = "Q4_0", .n_threads = 2};
+    if (!CHECK(fd >= 0) || !CHECK_MSG(hai_quantize_model(argv[1], q4, &qp, NULL, &err) == HAI_OK && hai_model_load(q4, NULL, &dm, &err) == HAI_OK &&
+                                          hai_context_create(dm, &cp, &dc, &err) == HAI_OK, "%s", err.msg))
+        return check_done("test_tiny");
+    close(fd), unlink(q4);
+    int drafted[2] = {0}, kept[2] = {0};
     char names[MAX_TASKS][32] = {{0}};
     int asked[MAX_TASKS] = {0}, right[MAX_TASKS] = {0}, n_tasks = 0, total = 0, correct = 0;
     char line[4096];
@@ -96,6 +110,20 @@ int main(int argc, char **argv) {
                 bool ok = !strcmp(s, a->valuestring);
                 right[k] += ok, correct += ok;
                 if (!ok) printf("  miss [%s] %s -> '%s' (want '%s')\n", t->valuestring, p->valuestring, s, a->valuestring);
+                const char *plain = s;
+                for (int dr = 0; dr < 2; dr++) { /* the same text with drafts: prompt lookup, the Q4_0 copy */
+                    char out2[512] = "";
+                    hai_generate_params gd = {.max_tokens = 64, .on_text = collect, .user = out2, .draft_lookup = dr ? 0 : 6,
+                                              .draft_context = dr ? dc : NULL, .draft_tokens = 6};
+                    hai_generate_result rd;
+                    CHECK_MSG(hai_generate(c, ids, n, &gd, &rd, &err) == HAI_OK, "%s", err.msg);
+                    s = out2;
+                    while (*s == ' ' || *s == '\n') s++;
+                    l = strlen(s);
+                    while (l && (s[l - 1] == ' ' || s[l - 1] == '\n')) s[--l] = '\0';
+                    CHECK_MSG(!strcmp(s, plain), "%s: '%s' with %s, '%s' without", p->valuestring, s, dr ? "a Q4_0 draft" : "prompt lookup", plain);
+                    drafted[dr] += rd.n_drafted, kept[dr] += rd.n_accepted;
+                }
             }
             hai_free(ids);
             asked[k]++, total++;
@@ -112,6 +140,10 @@ int main(int argc, char **argv) {
     CHECK_MSG(total >= 3 * PER_TASK, "only %d held-out prompts", total);
     CHECK_MSG(correct * 100 >= 85 * total, "%d of %d exact", correct, total);
     CHECK_MSG(tasks_right >= 3, "only %d tasks answered correctly", tasks_right);
+    printf("  with drafts, the same texts: prompt lookup kept %d of %d drafts, the Q4_0 copy %d of %d\n", kept[0], drafted[0], kept[1], drafted[1]);
+    CHECK_MSG(kept[0] > 0 && kept[1] > 0, "a drafter kept nothing (lookup %d, Q4_0 %d)", kept[0], kept[1]);
+    hai_context_free(dc);
+    hai_model_free(dm);
     cJSON_Delete(defs);
     hai_context_free(c);
     hai_model_free(m);
