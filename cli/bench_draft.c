@@ -93,11 +93,13 @@ hai_status bench_drafted(hai_context *c, hai_context *dc, const hai_token *promp
     if (!st) {
         double a = median(tp, reps), s = median(ts, reps);
         double share = drafted ? (double)kept / (double)drafted : 0;
-        double per_pass = generated ? (double)generated / (double)(generated - kept) : 0; /* tokens a model pass gives */
+        double passes = (double)(generated - kept); /* a pass gives one token and the drafts kept */
+        double per_pass = passes > 0 ? (double)generated / passes : 0, drafts_pass = passes > 0 ? (double)drafted / passes : 0;
         if (json)
             printf("{\"test\":\"drafted\",\"drafter\":\"%s\",\"draft_max\":%d,\"tokens\":%zu,\"plain_tokens_per_s\":%.3f,"
-                   "\"drafted_tokens_per_s\":%.3f,\"speedup\":%.3f,\"drafted\":%lld,\"kept\":%lld,\"kept_share\":%.4f,\"tokens_per_pass\":%.3f}\n",
-                   label, draft_n, plain.n, a, s, a > 0 ? s / a : 0, (long long)drafted, (long long)kept, share, per_pass);
+                   "\"drafted_tokens_per_s\":%.3f,\"speedup\":%.3f,\"drafted\":%lld,\"kept\":%lld,\"kept_share\":%.4f,\"tokens_per_pass\":%.3f,"
+                   "\"drafts_per_pass\":%.3f}\n",
+                   label, draft_n, plain.n, a, s, a > 0 ? s / a : 0, (long long)drafted, (long long)kept, share, per_pass, drafts_pass);
         else
             printf("\n| drafter | up to | tokens | plain t/s | drafted t/s | speed-up | drafts kept | tokens a pass |\n"
                    "|---|---|---|---|---|---|---|---|\n| %s | %d | %zu | %.2f | %.2f | %.2fx | %lld of %lld (%.0f%%) | %.2f |\n",

@@ -25,6 +25,8 @@ static void usage(FILE *f) {
             "  -t N                 compute threads shared by the slots (default: all CPUs)\n"
             "  --lookup N           prompt lookup: draft up to N tokens a step per slot from its text so far (same\n"
             "                       output, faster where answers repeat their input; 0 = off, the default)\n"
+            "  --draft FILE         a smaller or lower-bit model of the same vocabulary drafts for every slot (up to\n"
+            "                       --lookup N tokens a step, default 4), its passes batched over the slots\n"
             "  --api-key KEY        require Authorization: Bearer KEY (all routes but /health)\n"
             "  --cors-origin ORIGIN send CORS headers for this origin (default: none)\n"
             "  --max-body BYTES     largest request body (default 1048576)\n"
@@ -63,6 +65,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &n)) return 2; o.n_ctx = (uint32_t)n; }
         else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &n)) return 2; o.n_threads = (int)n; }
         else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 0, 16, &n)) return 2; o.draft_lookup = (int)n; }
+        else if (!strcmp(a, "--draft")) o.draft_path = v;
         else if (!strcmp(a, "--max-body")) { if (!cli_parse_i64(a, v, 1024, 1 << 30, &n)) return 2; o.max_body = (size_t)n; }
         else if (!strcmp(a, "--timeout")) { if (!cli_parse_f64(a, v, &x) || x <= 0) return 2; o.timeout_s = x; }
         else if (!strcmp(a, "--max-connections")) { if (!cli_parse_i64(a, v, 4, 100000, &n)) return 2; o.max_connections = (int)n; }

@@ -10,6 +10,8 @@
 #include "../gen.h"
 #include "grammars.h"
 
+#define SRV_MAX_DRAFT 16
+
 /* A slot: one sequence of the shared context, and the job using it. */
 typedef struct slot {
     int32_t seq;
@@ -20,8 +22,10 @@ typedef struct slot {
     size_t n_fed;        /* prompt tokens in the cache */
     size_t pass_at, pass_len; /* its tokens in this step's batch */
     hai_token next;      /* the token to feed */
-    int n_drafts;        /* drafted tokens after it in this step's batch (prompt lookup) */
+    int n_drafts;        /* drafted tokens after it in this step's batch */
     gen_draft draft;
+    int draft_want;      /* a draft model's tokens to make this step */
+    hai_token drafts[SRV_MAX_DRAFT];
     hai_sampler *sampler;
     hai_generate_params gp;
     hai_generate_result res;
@@ -39,6 +43,11 @@ struct srv_engine {
     uint32_t n_batch;
     int draft_lookup;    /* drafts a step per slot, at most (0: off) */
     hai_token *hist;     /* [n_ctx + 1] a slot's text so far, for prompt lookup */
+    hai_context *dctx;   /* a draft model's context (a sequence per slot), or NULL */
+    int32_t d_vocab;     /* its vocabulary */
+    hai_token *d_tok;    /* [n_slots * (n_ctx + 1)] the draft model's batch: every slot's catch-up at most */
+    int32_t *d_seq;
+    bool *d_logit;
     slot *slots;
     hai_token *b_tok;    /* [n_batch + n_slots] this step's batch */
     int32_t *b_seq;
@@ -245,7 +254,7 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     if (!s->status) s->status = gen_begin(&s->gen, hai_model_tokenizer(e->m), j->prompt, j->n_prompt, &s->gp, &s->res, &s->err);
     s->gen_live = !s->status;
     if (s->gen_live) s->gen.t_begin = j->t_start;
-    gen_draft_begin(&s->draft, e->draft_lookup, false);
+    gen_draft_begin(&s->draft, e->draft_lookup, e->dctx != NULL);
     s->n_drafts = 0;
 }
 
@@ -293,17 +302,68 @@ static bool pass_abort(void *user) {
 
 /* Prompt lookup for a slot: up to its draft length of tokens that followed an earlier place where
  * its text (cache and next token) ends the same way, into d; room left in its context kept. */
-static int slot_drafts(srv_engine *e, slot *s, hai_token *d) {
-    uint32_t past;
-    const hai_token *t = hai_seq_tokens(e->ctx, s->seq, &past);
+static int slot_draft_len(srv_engine *e, slot *s) {
+    uint32_t past = hai_seq_n_past(e->ctx, s->seq);
     int k = gen_draft_len(&s->draft);
     int64_t room = (int64_t)hai_context_n_ctx(e->ctx) - past - 1, left = s->gp.max_tokens > 0 ? s->gp.max_tokens - s->res.n_generated - 1 : k;
     if (k > room) k = (int)room;
     if (k > left) k = (int)left;
+    return k > 0 ? k : 0;
+}
+
+static int slot_drafts(srv_engine *e, slot *s, hai_token *d) {
+    uint32_t past;
+    const hai_token *t = hai_seq_tokens(e->ctx, s->seq, &past);
+    int k = slot_draft_len(e, s);
     if (k <= 0) return 0;
     memcpy(e->hist, t, past * sizeof *t);
     e->hist[past] = s->next;
     return gen_lookup(e->hist, past + 1, k, d);
+}
+
+/* A draft model's tokens for the slots that draft this step (draft_want set): each slot's draft
+ * sequence brought to its text (cache and next token; the common prefix kept), all slots in one
+ * pass, then one token a pass for all of them, greedy; into s->drafts, s->n_drafts. */
+static void draft_model_step(srv_engine *e) {
+    int32_t nv = hai_model_n_vocab(e->m);
+    size_t n = 0;
+    int active = 0;
+    for (int i = 0; i < e->n_slots; i++) {
+        slot *s = &e->slots[i];
+        s->n_drafts = 0;
+        if (!s->job || !s->generating || s->draft_want <= 0) continue;
+        uint32_t past, dpast;
+        const hai_token *t = hai_seq_tokens(e->ctx, s->seq, &past), *dt = hai_seq_tokens(e->dctx, s->seq, &dpast);
+        uint32_t common = 0;
+        while (common < dpast && common < past && dt[common] == t[common]) common++;
+        if (hai_seq_truncate(e->dctx, s->seq, common, NULL) != HAI_OK) continue;
+        common = hai_seq_n_past(e->dctx, s->seq);
+        for (uint32_t k = common; k < past; k++) e->d_tok[n] = t[k], e->d_seq[n] = s->seq, e->d_logit[n++] = false;
+        e->d_tok[n] = s->next, e->d_seq[n] = s->seq, e->d_logit[n++] = true;
+        s->pass_at = n - 1; /* the row of its logits */
+        active++;
+    }
+    while (active) {
+        hai_batch b = {.n = n, .tokens = e->d_tok, .seq = e->d_seq, .logits = e->d_logit};
+        if (hai_decode(e->dctx, &b, NULL) != HAI_OK) { /* no drafts this step: decoding goes on without them */
+            for (int i = 0; i < e->n_slots; i++) e->slots[i].n_drafts = 0;
+            return;
+        }
+        size_t m = 0;
+        active = 0;
+        for (int i = 0; i < e->n_slots; i++) {
+            slot *s = &e->slots[i];
+            if (!s->job || !s->generating || s->draft_want <= s->n_drafts) continue;
+            hai_token d = hai_logits_argmax(hai_batch_logits(e->dctx, s->pass_at), e->d_vocab);
+            if (d < 0 || d >= nv) { s->draft_want = s->n_drafts; continue; } /* a token the model does not have */
+            s->drafts[s->n_drafts++] = d;
+            if (s->n_drafts == s->draft_want) continue;
+            e->d_tok[m] = d, e->d_seq[m] = s->seq, e->d_logit[m] = true;
+            s->pass_at = m++;
+            active++;
+        }
+        n = m;
+    }
 }
 
 /* A slot's rows after a pass with drafts: stepped in order as decoding would step them, a draft
@@ -360,12 +420,20 @@ static void step(srv_engine *e) {
         if (s->generating) decoding++;
     }
     size_t budget = !decoding ? e->n_batch : decoding + PREFILL_CHUNK_MIN < PREFILL_STEP_BUSY ? PREFILL_STEP_BUSY - decoding : PREFILL_CHUNK_MIN;
+    if (e->dctx) { /* a draft model's tokens for every slot that drafts, its passes batched over the slots */
+        for (int i = 0; i < e->n_slots; i++) {
+            slot *s = &e->slots[i];
+            s->draft_want = s->job && s->generating ? slot_draft_len(e, s) : 0;
+        }
+        draft_model_step(e);
+    }
     for (int i = 0; i < e->n_slots; i++) { /* the decode tokens first: the next of each generating slot, and its drafts */
         slot *s = &e->slots[i];
         if (!s->job || !s->generating) continue;
         s->pass_at = n;
         e->b_tok[n] = s->next, e->b_seq[n] = s->seq, e->b_logit[n] = true;
-        s->n_drafts = e->draft_lookup ? slot_drafts(e, s, e->b_tok + n + 1) : 0;
+        if (e->dctx) memcpy(e->b_tok + n + 1, s->drafts, (size_t)s->n_drafts * sizeof *s->drafts);
+        else s->n_drafts = e->draft_lookup ? slot_drafts(e, s, e->b_tok + n + 1) : 0;
         for (int d = 1; d <= s->n_drafts; d++) e->b_seq[n + (size_t)d] = s->seq, e->b_logit[n + (size_t)d] = true;
         s->pass_len = 1 + (size_t)s->n_drafts;
         n += s->pass_len;
@@ -586,13 +654,25 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     cp.n_ctx = p->n_ctx;
     cp.n_seq = (uint32_t)e->n_slots;
     cp.pool = e->pool;
-    cp.n_draft = (uint32_t)p->draft_lookup;
+    cp.n_draft = (uint32_t)(p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT);
     if (!st) st = hai_context_create(m, &cp, &e->ctx, err);
     if (!st && p->draft_lookup && !(e->hist = malloc(((size_t)hai_context_n_ctx(e->ctx) + 1) * sizeof *e->hist)))
         st = hai_fail(err, HAI_ERR_NOMEM, "server: out of memory");
     e->n_batch = 512;
-    e->draft_lookup = p->draft_lookup;
-    size_t nb = e->n_batch + (size_t)e->n_slots * (1 + (size_t)p->draft_lookup);
+    e->draft_lookup = p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT;
+    size_t nb = e->n_batch + (size_t)e->n_slots * (1 + (size_t)e->draft_lookup);
+    if (!st && p->draft_model) { /* a sequence per slot, on the same threads */
+        hai_context_params dp = cp;
+        dp.n_ctx = hai_context_n_ctx(e->ctx);
+        dp.n_draft = 0;
+        st = hai_context_create(p->draft_model, &dp, &e->dctx, err);
+        size_t dn = (size_t)e->n_slots * ((size_t)dp.n_ctx + 1);
+        e->d_vocab = hai_model_n_vocab(p->draft_model);
+        e->d_tok = malloc(dn * sizeof *e->d_tok);
+        e->d_seq = malloc(dn * sizeof *e->d_seq);
+        e->d_logit = malloc(dn * sizeof *e->d_logit);
+        if (!st && (!e->d_tok || !e->d_seq || !e->d_logit)) st = hai_fail(err, HAI_ERR_NOMEM, "server: out of memory");
+    }
     e->slots = calloc((size_t)e->n_slots, sizeof *e->slots);
     e->b_tok = malloc(nb * sizeof *e->b_tok);
     e->b_seq = malloc(nb * sizeof *e->b_seq);
@@ -640,6 +720,8 @@ void srv_engine_stop(srv_engine *e) {
     free(e->b_seq);
     free(e->b_logit);
     free(e->hist);
+    hai_context_free(e->dctx);
+    free(e->d_tok), free(e->d_seq), free(e->d_logit);
     hai_threadpool_free(e->pool);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);

@@ -96,7 +96,8 @@ typedef struct srv_engine_params {
     int max_queue;     /* jobs waiting beyond the slots; default 4 * n_slots */
     uint32_t n_ctx;    /* per slot; 0 = min(trained, 4096) */
     int n_threads;     /* compute threads shared by the slots; 0 = all CPUs */
-    int draft_lookup;  /* prompt lookup: up to this many drafts a step per slot (gen_draft); 0 = off */
+    int draft_lookup;  /* drafts a step per slot, at most (gen_draft; 0 = off): prompt lookup, or */
+    const hai_model *draft_model; /* a draft model's greedy picks (same vocabulary: hai_draft_check) */
 } srv_engine_params;
 
 hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metrics *met, srv_engine **out, hai_error *err);

@@ -42,7 +42,7 @@ typedef struct runner {
 
 typedef struct server {
     srv_options o;
-    hai_model *m;
+    hai_model *m, *dm; /* the model, and a draft model (--draft) */
     srv_engine *eng;
     metrics met;
     char model_id[128];
@@ -1477,8 +1477,10 @@ int srv_run(const srv_options *opt) {
         hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    if (s->o.draft_path && (hai_model_load(s->o.draft_path, &mp, &s->dm, &err) != HAI_OK || hai_draft_check(s->m, s->dm, &err) != HAI_OK))
+        goto fail;
     srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads,
-                            .draft_lookup = s->o.draft_lookup};
+                            .draft_lookup = s->o.draft_lookup ? s->o.draft_lookup : s->dm ? 4 : 0, .draft_model = s->dm};
     if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;
     if (s->o.route_config) {
         hybrid_config hc;
@@ -1539,6 +1541,7 @@ out:
     resp_store_free(s->rstore);
     hybrid_free(s->hyb);
     hai_model_free(s->m);
+    hai_model_free(s->dm);
     conns_free(s->cs);
     metrics_destroy(&s->met);
     pthread_mutex_destroy(&s->runners_mu);

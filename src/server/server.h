@@ -17,7 +17,8 @@ typedef struct srv_options {
     uint32_t n_ctx;         /* per slot */
     bool mmap_weights;      /* --mmap: weights used in place from the file (see hai_model_params) */
     int n_threads;
-    int draft_lookup; /* prompt lookup: up to this many drafts a step per slot (0: off) */
+    int draft_lookup; /* drafts a step per slot, at most: prompt lookup (0: off), or the draft model's (default 4) */
+    const char *draft_path; /* a draft model (same vocabulary), or NULL */
     const char *api_key;    /* NULL = no auth */
     const char *cors_origin;
     size_t max_body;        /* bytes; default 1 MiB */

@@ -1,5 +1,6 @@
-// Prompt lookup in the server (hai serve --lookup N): each slot drafts from its own text and the
-// drafts ride in the batched step with the other slots' tokens. The answers must be exactly those
+// Speculative decoding in the server: prompt lookup (hai serve --lookup N), each slot drafting from
+// its own text, and a draft model (--draft FILE), its passes batched over the slots; the drafts
+// ride in the batched step with the other slots' tokens. The answers must be exactly those
 // of a server without drafts - greedy and seeded sampling, requests arriving together - and
 // /metrics must count what was drafted and kept. Also on a model with sliding-window layers
 // (gemma2, a window of 16), whose cut-back drafts leave those layers' caches as well.
@@ -31,9 +32,9 @@ async function complete(url, prompt, s) {
   return { text: c.text, tokens: c.logprobs.tokens, finish: c.finish_reason, n: j.usage.completion_tokens };
 }
 
-async function compare(model, label) {
+async function compare(model, label, draftArgs = ['--lookup', '6']) {
   const plain = await startServer(['--parallel', '3'], model);
-  const drafted = await startServer(['--parallel', '3', '--lookup', '6'], model);
+  const drafted = await startServer(['--parallel', '3', ...draftArgs], model);
   try {
     const want = [];
     for (const s of settings) for (const p of prompts) want.push(await complete(plain.url, p, s)); // one at a time
@@ -55,6 +56,10 @@ async function compare(model, label) {
 
 test('prompt lookup in the server: the answers plain decoding gives (llama-s Q8_0), counted in /metrics', async () => {
   await compare(refModel('llama-s-Q8_0.gguf'), 'llama-s-Q8_0');
+});
+
+test('a draft model in the server (llama-s Q4_0 drafting for Q8_0, batched over the slots): the same answers', async () => {
+  await compare(refModel('llama-s-Q8_0.gguf'), 'llama-s-Q8_0 drafted by Q4_0', ['--draft', refModel('llama-s-Q4_0.gguf'), '--lookup', '5']);
 });
 
 test('prompt lookup in the server on sliding-window layers (gemma2, window 16)', async () => {
