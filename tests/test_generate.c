@@ -125,6 +125,35 @@ static void check_lookup(hai_model *m, hai_model *draft, const char *what, uint3
     fprintf(stderr, "%s: drafted %d tokens, kept %d\n", what, drafted, kept);
 }
 
+/* Cancelled in the middle of drafted passes: the text until then is what decoding without drafts
+ * gives, the finish is CANCELLED, and the cache left behind is sound - a full generation after it
+ * in the same context (the cached prefix reused) gives what a fresh context gives. */
+static void check_lookup_cancel(hai_model *m) {
+    hai_token prompt[48];
+    for (int i = 0; i < 48; i++) prompt[i] = (hai_token)(i == 0 ? 1 : 100 + (i * 7) % 13);
+    capture cut[2], full[2];
+    for (int d = 0; d < 2; d++) {
+        hai_context_params cp = hai_context_default_params();
+        cp.n_ctx = 256, cp.n_threads = 2, cp.n_draft = 6;
+        hai_context *c = NULL;
+        hai_error err = {0};
+        if (!CHECK_EQ_INT(hai_context_create(m, &cp, &c, &err), HAI_OK)) return;
+        memset(&cut[d], 0, sizeof cut[d]), memset(&full[d], 0, sizeof full[d]);
+        cut[d].cancel_after = 40;
+        hai_generate_params gp = {.max_tokens = 120, .on_text = cap_text, .user = &cut[d], .draft_lookup = d ? 6 : 0};
+        hai_generate_result r;
+        CHECK_EQ_INT(hai_generate(c, prompt, 48, &gp, &r, &err), HAI_OK);
+        CHECK_EQ_INT(r.finish, HAI_FINISH_CANCELLED);
+        if (d) CHECK_MSG(r.n_accepted > 0, "no draft kept before the cancel (%d drafted)", r.n_drafted);
+        gp.user = &full[d];
+        CHECK_EQ_INT(hai_generate(c, prompt, 48, &gp, &r, &err), HAI_OK);
+        hai_context_free(c);
+    }
+    CHECK_MSG(cut[0].n == cut[1].n && !memcmp(cut[0].buf, cut[1].buf, cut[0].n), "cancelled: '%s' with drafts, '%s' without", cut[1].buf, cut[0].buf);
+    CHECK_MSG(full[0].n == full[1].n && !memcmp(full[0].buf, full[1].buf, full[0].n), "after a cancel: '%s' with drafts, '%s' without",
+              full[1].buf, full[0].buf);
+}
+
 /* Pearson's statistic of n draws (count[v]) against probabilities p[v]: bins of an expected count
  * of 5 or more, the rest pooled into one; *df = bins - 1. */
 static double chi_square(const int *count, const double *p, int32_t nv, int n, int *df) {
@@ -247,6 +276,7 @@ int main(int argc, char **argv) {
     check_lookup(model, NULL, "llama-s-Q8_0", 512);
     check_lookup(model, model, "llama-s-Q8_0 drafting for itself", 512);
     check_sampled_distribution(model);
+    check_lookup_cancel(model);
     {
         /* a draft model: the Q4_0 file drafting for the Q8_0 one; another vocabulary refused */
         hai_model *q4 = NULL, *qw = NULL;
