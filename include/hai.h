@@ -768,7 +768,10 @@ typedef struct hai_generate_params {
     /* A draft model (speculative decoding): a context of a smaller or lower-bit model with the
      * same vocabulary (hai_draft_check), whose greedy picks are drafted, up to draft_tokens a
      * pass, and checked as above; it takes the place of prompt lookup. The draft context's cache
-     * follows the text (the caller keeps the context for the next call). NULL = none. */
+     * follows the text (it reads the prompt with the model; the caller keeps the context for the
+     * next call). Drafting adapts: the length follows what was kept, a pass that keeps nothing
+     * pauses it, and after 3 such passes in a row the draft model is not used for the rest of the
+     * call. NULL = none. */
     hai_context *draft_context;
     int32_t draft_tokens;
 } hai_generate_params;

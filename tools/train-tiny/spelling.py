@@ -3,7 +3,11 @@ is the paragraph itself with its misspelt words mended, so a model that has lear
 copies most of its input - what prompt lookup drafts. Paragraphs are runs of sentences of general
 English (Debian's license texts, on every Debian machine byte for byte) with typos put in: letters
 swapped, dropped, doubled or replaced. The held-out split is by a hash of the first sentence, so
-no held-out paragraph starts with a sentence the model was trained on.
+no held-out paragraph starts with a sentence the model was trained on. The texts are few (~740
+sentences): a model can learn them by heart instead of copying its input, and one trained on
+them alone did (its held-out answers were remembered paragraphs). So most training paragraphs
+are runs of words drawn at random from the texts' words (SALAD_SHARE), which cannot be
+remembered: only copying them, word by word, mends them.
 
 Same interface as tasks.py: TASK_NAMES and sample(r, held_out)."""
 import hashlib
@@ -14,9 +18,11 @@ TEXT_DIR = "/usr/share/common-licenses"
 FORMS = ["Correct the spelling: {p}", "Fix the typos in this text: {p}", "Please correct the spelling.\n{p}",
          "Spell-check this paragraph: {p}"]
 TYPO_RATE = 0.12  # of the words of four letters or more
+SALAD_SHARE = 0.7  # of the training paragraphs (the held-out ones are all real text)
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 _sentences = None
+_words = None
 
 
 def sentences():
@@ -39,6 +45,14 @@ def sentences():
                 out.append(s + ".")
         _sentences = out
     return _sentences
+
+
+def all_words():
+    """The texts' words as written (punctuation kept), each once."""
+    global _words
+    if _words is None:
+        _words = sorted({w for s in sentences() for w in s.split()})
+    return _words
 
 
 def _held(s):
@@ -78,6 +92,9 @@ def misspell(r, text):
 
 
 def paragraph(r, held_out):
+    if not held_out and r.random() < SALAD_SHARE:
+        ws = all_words()
+        return " ".join(r.choice(ws) for _ in range(r.randint(8, 40)))
     ss = sentences()
     while True:
         i = r.randrange(len(ss))
