@@ -44,15 +44,22 @@ void gen_end(gen_state *g, hai_status st);
  * kept draft). A draft model is switched off for the rest of the text after GEN_DRAFT_MODEL_MISSES
  * such passes in a row: each pass after a pause first has it read every token of the pause, which
  * alone costs a tenth of the model's decode when a Q4_0 copy drafts for Q8_0 - a draft model that
- * does not agree never pays. Prompt lookup drafts only where the text repeats, at no cost. */
+ * does not agree never pays. Prompt lookup drafts only where the text repeats, at no cost. Where
+ * the caller times its passes, a drafted pass also counts as keeping nothing while drafted passes
+ * have so far given tokens more slowly than plain ones (both measured: a draft model that agrees
+ * a fifth of the time keeps something most passes, and still costs more than it gives). */
 #define GEN_DRAFT_MODEL_MISSES 3
 typedef struct gen_draft {
     int kmax, kcur, pause, backoff, misses;
     bool model;
+    double t_drafted, t_plain;     /* seconds of drafted passes (drafting included) and of plain ones */
+    int64_t n_drafted, n_plain;    /* the tokens they gave */
 } gen_draft;
 void gen_draft_begin(gen_draft *d, int kmax, bool model);
 int gen_draft_len(gen_draft *d);                    /* this pass's drafts at most (0: none); counts a paused pass */
-void gen_draft_done(gen_draft *d, int nd, int taken); /* nd drafted; taken rows stepped (the fed token and the drafts kept) */
+/* nd drafted; taken rows stepped (the fed token and the drafts kept); seconds the pass took, < 0
+ * when not timed (the server's passes serve several slots) */
+void gen_draft_done(gen_draft *d, int nd, int taken, double seconds);
 /* Prompt lookup: the tokens that followed the latest earlier place where hist ends the same way
  * (its last 3 tokens, else 2, else 1), at most k of them, into d; returns how many. */
 int gen_lookup(const hai_token *hist, size_t n, int k, hai_token *d);

@@ -293,12 +293,19 @@ int gen_draft_len(gen_draft *d) {
     return d->kcur;
 }
 
-void gen_draft_done(gen_draft *d, int nd, int taken) {
+void gen_draft_done(gen_draft *d, int nd, int taken, double seconds) {
+    if (seconds >= 0) {
+        if (nd) d->t_drafted += seconds, d->n_drafted += taken;
+        else d->t_plain += seconds, d->n_plain += taken;
+    }
     if (!nd) return;
+    /* slower than plain passes so far (at least 4 of each measured): as if nothing was kept */
+    bool slower = d->n_plain >= 4 && d->n_drafted >= 4 && (double)d->n_drafted * d->t_plain < (double)d->n_plain * d->t_drafted;
+    bool kept = taken > 1 && !slower;
     d->kcur = taken == nd + 1 ? (d->kcur + 2 < d->kmax ? d->kcur + 2 : d->kmax) : taken;
-    d->backoff = taken > 1 ? 0 : d->backoff ? (d->backoff < 64 ? 2 * d->backoff : 64) : 1;
-    d->misses = taken > 1 ? 0 : d->misses + 1;
-    d->pause = taken > 1 ? 0 : d->backoff;
+    d->backoff = kept ? 0 : d->backoff ? (d->backoff < 64 ? 2 * d->backoff : 64) : 1;
+    d->misses = kept ? 0 : d->misses + 1;
+    d->pause = kept ? 0 : d->backoff;
 }
 
 hai_status hai_draft_check(const hai_model *target, const hai_model *draft, hai_error *err) {
@@ -354,6 +361,7 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
         uint32_t past = c->seq_past[0];
         memcpy(hist, c->tokens, past * sizeof *hist);
         hist[past] = t;
+        double t0 = now_s();
         int k = gen_draft_len(&dr);
         if ((int64_t)k > (int64_t)c->n_ctx - past - 1) k = (int)((int64_t)c->n_ctx - past - 1);
         if (p->max_tokens > 0 && k > p->max_tokens - g->res->n_generated - 1) k = p->max_tokens - g->res->n_generated - 1;
@@ -371,7 +379,7 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
             if (!more || i == nd || t != in[i + 1]) break;
             g->res->n_accepted++;
         }
-        gen_draft_done(&dr, nd, taken);
+        gen_draft_done(&dr, nd, taken, now_s() - t0);
         if (taken < nd + 1 && !st) { /* the drafts past the first miss leave the cache */
             st = hai_context_truncate(c, past + (uint32_t)taken, err);
             uint32_t got = c->seq_past[0]; /* a sliding window no longer holding what came before: evaluated again */

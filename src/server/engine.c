@@ -385,7 +385,7 @@ static void slot_step_drafted(srv_engine *e, slot *s) {
         s->res.n_accepted++;
     }
     s->res.n_drafted += nd;
-    gen_draft_done(&s->draft, nd, taken);
+    gen_draft_done(&s->draft, nd, taken, -1.0);
     s->n_fed += (size_t)taken;
     if (more && taken < nd + 1) {
         /* a sliding-window ring holds n_batch (512) positions past the window, so cutting back a
