@@ -14,6 +14,15 @@
 extern "C" {
 #endif
 
+/* The version of this header (CMake's project version must match it: the build checks). */
+#define HAI_VERSION_MAJOR 0
+#define HAI_VERSION_MINOR 1
+#define HAI_VERSION_PATCH 0
+#define HAI_VERSION_STRING "0.1.0"
+/* The version of the library linked in (an app built against one header may run with another
+ * build of libhai). */
+const char *hai_version(void);
+
 /* ---------------------------------------------------------------------------------------
  * Status and errors
  * ------------------------------------------------------------------------------------- */

@@ -119,11 +119,19 @@ static void regressions(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) { /* strict: a mistyped flag must not quietly write or skip anything */
+        if (strcmp(argv[i], "--save") && strcmp(argv[i], "--regress")) {
+            fprintf(stderr, "test_gguf_bad: unknown argument '%s' (--save DIR, --regress DIR)\n", argv[i]);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "test_gguf_bad: %s needs a directory\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--save")) {
             corpus_dir = argv[i + 1];
             mkdir(corpus_dir, 0755);
-        } else if (!strcmp(argv[i], "--regress")) {
+        } else {
             regressions(argv[i + 1]);
         }
     }
