@@ -9,12 +9,6 @@
 
 #include "bench_draft.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -40,9 +34,9 @@ hai_status bench_verify(hai_context *c, const hai_token *toks, uint32_t depth, i
         hai_batch b = {.n = (size_t)k + 1, .tokens = in, .logits = keep};
         for (int r = 0; r < reps && !st; r++) {
             if ((st = hai_context_truncate(c, depth, err))) break;
-            double t0 = now_s();
+            double t0 = hai_time_s();
             st = hai_decode(c, &b, err);
-            v[r] = now_s() - t0;
+            v[r] = hai_time_s() - t0;
         }
         if (st) break;
         double t = median(v, reps);

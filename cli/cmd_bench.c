@@ -15,12 +15,6 @@
 #include "bench_draft.h"
 #include "cli.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static uint64_t peak_rss(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -86,12 +80,12 @@ static void bench_sampling(const float *model_logits, int32_t model_nv, double s
             hai_sampler *sm = NULL;
             if (hai_sampler_create(&settings[k].p, n, &sm, NULL) != HAI_OK) continue;
             int reps = 0;
-            double t0 = now_s(), dt = 0;
+            double t0 = hai_time_s(), dt = 0;
             volatile hai_token sink = 0;
             while (reps < 50 || (dt < 0.2 && reps < 5000)) {
                 sink = hai_sampler_sample(sm, lg);
                 reps++;
-                dt = now_s() - t0;
+                dt = hai_time_s() - t0;
             }
             (void)sink;
             double us = dt / reps * 1e6;
@@ -241,9 +235,9 @@ int cmd_bench(int argc, char **argv) {
             if (test == 0 || test == 1) {
                 int64_t k = test == 0 ? n_prompt : depth;
                 hai_context_truncate(c, 0, NULL);
-                t0 = now_s();
+                t0 = hai_time_s();
                 if (hai_eval(c, toks, (size_t)k, &err) != HAI_OK) goto fail_free;
-                dt = now_s() - t0;
+                dt = hai_time_s() - t0;
                 v[r] = (double)k / dt;
             } else if (test == 3) { /* every sequence from the same prefilled context (copied), then decoded together */
                 if (depth && hai_context_n_past(c) != (uint32_t)depth) {
@@ -254,12 +248,12 @@ int cmd_bench(int argc, char **argv) {
                 for (int32_t sq = 1; sq < (int32_t)seqs; sq++)
                     if (hai_seq_copy(c, 0, sq, (uint32_t)depth, &err) != HAI_OK) goto fail_free;
                 hai_batch b = {.n = (size_t)seqs, .tokens = bt, .seq = bs, .logits = NULL};
-                t0 = now_s();
+                t0 = hai_time_s();
                 for (int64_t i = 0; i < n_gen; i++) {
                     for (int32_t sq = 0; sq < (int32_t)seqs; sq++) bt[sq] = toks[(depth + i + 7 * sq) % ntok], bs[sq] = sq;
                     if (hai_decode(c, &b, &err) != HAI_OK) goto fail_free;
                 }
-                dt = now_s() - t0;
+                dt = hai_time_s() - t0;
                 v[r] = (double)(n_gen * seqs) / dt;
             } else {
                 if (depth && hai_context_n_past(c) != (uint32_t)depth) { /* prefill the context once */
@@ -267,10 +261,10 @@ int cmd_bench(int argc, char **argv) {
                     if (hai_eval(c, toks, (size_t)depth, &err) != HAI_OK) goto fail_free;
                 }
                 hai_context_truncate(c, (uint32_t)depth, NULL);
-                t0 = now_s();
+                t0 = hai_time_s();
                 for (int64_t i = 0; i < n_gen; i++)
                     if (hai_eval(c, &toks[depth + i], 1, &err) != HAI_OK) goto fail_free;
-                dt = now_s() - t0;
+                dt = hai_time_s() - t0;
                 v[r] = (double)n_gen / dt;
             }
         }

@@ -28,15 +28,9 @@ typedef struct progress {
     char current[96];
 } progress;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void on_progress(void *user, int64_t done, int64_t total, const char *what) {
     progress *p = user;
-    double t = now_s(), rate = (double)done / (t - p->t0 + 1e-9) / 1e6;
+    double t = hai_time_s(), rate = (double)done / (t - p->t0 + 1e-9) / 1e6;
     double pct = total ? 100.0 * (double)done / (double)total : 100.0;
     if (p->tty) {
         if (t - p->last < 0.1 && done < total) return;
@@ -114,7 +108,7 @@ int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "hai quantize: warning: %d tensors are already quantized (%s...): quantizing them again adds error; "
                         "start from the F16/F32 model when you have it\n", requant, from);
 
-    progress pr = {.tty = isatty(2), .t0 = now_s()};
+    progress pr = {.tty = isatty(2), .t0 = hai_time_s()};
     p.progress = on_progress;
     p.progress_user = &pr;
     hai_quantize_report rep;

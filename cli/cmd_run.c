@@ -129,12 +129,6 @@ static bool print_text(void *user, const char *text, size_t len) {
     return !interrupted;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void report(const hai_generate_result *r, double load_s, int threads) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -169,7 +163,7 @@ static hai_status load_self_draft(const run_opts *o, const hai_model_params *mp,
     int fd = mkstemp(path);
     if (fd < 0) return hai_fail(err, HAI_ERR_IO, "--draft-self: cannot create a temporary file in %s", dir);
     close(fd);
-    double t0 = now_s();
+    double t0 = hai_time_s();
     hai_quantize_params qp = {.type = o->draft_self, .n_threads = (int)o->threads};
     hai_status st = hai_quantize_model(o->model, path, &qp, NULL, err);
     if (!st) {
@@ -178,13 +172,13 @@ static hai_status load_self_draft(const run_opts *o, const hai_model_params *mp,
         st = hai_model_load(path, &dp, &ss->dm, err);
     }
     unlink(path);
-    if (!st && !o->quiet) fprintf(stderr, "[draft: the model as %s, made in %.1f s]\n", o->draft_self, now_s() - t0);
+    if (!st && !o->quiet) fprintf(stderr, "[draft: the model as %s, made in %.1f s]\n", o->draft_self, hai_time_s() - t0);
     return st;
 }
 
 static int open_session(const run_opts *o, session *ss) {
     hai_error err = {0};
-    double t0 = now_s();
+    double t0 = hai_time_s();
     memset(ss, 0, sizeof *ss);
     hai_model_params mp = hai_model_default_params();
     mp.mmap_weights = o->mmap_weights;
@@ -202,7 +196,7 @@ static int open_session(const run_opts *o, session *ss) {
         if (hai_context_create(ss->dm, &cp, &ss->dc, &err) != HAI_OK) goto fail;
     }
     if (hai_sampler_create(&o->sp, hai_model_n_vocab(ss->m), &ss->s, &err) != HAI_OK) goto fail;
-    ss->load_s = now_s() - t0;
+    ss->load_s = hai_time_s() - t0;
     ss->threads = o->threads ? (int)o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (!o->quiet)
         fprintf(stderr, "[%s | n_ctx %u | seed %llu]\n", hai_model_desc(ss->m), hai_context_n_ctx(ss->c), (unsigned long long)o->sp.seed);

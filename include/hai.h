@@ -23,6 +23,10 @@ extern "C" {
  * build of libhai). */
 const char *hai_version(void);
 
+/* Seconds on a monotonic clock (not wall time): what hai's own timings (prefill, first token,
+ * tokens/s, deadlines) are measured with. */
+double hai_time_s(void);
+
 /* ---------------------------------------------------------------------------------------
  * Status and errors
  * ------------------------------------------------------------------------------------- */

@@ -11,12 +11,6 @@
 #include "grammar/grammar.h"
 #include "kernels/kernels.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static bool held_add(gen_held *h, const char *s, size_t n) {
     if (!n) return true; /* a control token's empty piece: h->p may still be NULL */
     if (h->cap - h->n < n) {
@@ -76,7 +70,7 @@ hai_status gen_begin(gen_state *g, const hai_tokenizer *tok, const hai_token *pr
     g->res = res;
     g->ent_n = p->entropy_tokens > 0 ? p->entropy_tokens : 16;
     g->cap = hai_tokenizer_max_piece(tok) + 16;
-    g->t_begin = now_s();
+    g->t_begin = hai_time_s();
     g->gram_on = p->grammar && !p->n_grammar_triggers;
     if (!(g->piece = malloc(g->cap)) || (p->grammar && !g->gram_on && !(g->tpiece = malloc(g->cap)))) {
         free(g->piece);
@@ -218,7 +212,7 @@ bool gen_step(gen_state *g, float *logits, int32_t nv, int64_t room, hai_token *
             t = p->sampler ? hai_sampler_sample(p->sampler, logits) : hai_logits_argmax(logits, nv);
         }
     }
-    if (res->n_generated == 0) g->t_first = now_s();
+    if (res->n_generated == 0) g->t_first = hai_time_s();
     if (hai_tokenizer_is_eog(g->tok, t)) {
         res->finish = HAI_FINISH_STOP;
         return false;
@@ -254,7 +248,7 @@ void gen_end(gen_state *g, hai_status st) {
         size_t k = hai_detok_stream_flush(&g->ds, tail);
         if (held_add(&g->h, tail, k) && g->h.n) emit(g->p, &g->h, g->h.n);
     }
-    double t2 = now_s();
+    double t2 = hai_time_s();
     g->res->t_first_token_s = (g->t_first ? g->t_first : t2) - g->t_begin;
     g->res->t_generate_s = g->t_first ? t2 - g->t_first : 0;
     free(g->piece);
@@ -361,7 +355,7 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
         uint32_t past = c->seq_past[0];
         memcpy(hist, c->tokens, past * sizeof *hist);
         hist[past] = t;
-        double t0 = now_s();
+        double t0 = hai_time_s();
         int k = gen_draft_len(&dr);
         if ((int64_t)k > (int64_t)c->n_ctx - past - 1) k = (int)((int64_t)c->n_ctx - past - 1);
         if (p->max_tokens > 0 && k > p->max_tokens - g->res->n_generated - 1) k = p->max_tokens - g->res->n_generated - 1;
@@ -379,7 +373,7 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
             if (!more || i == nd || t != in[i + 1]) break;
             g->res->n_accepted++;
         }
-        gen_draft_done(&dr, nd, taken, now_s() - t0);
+        gen_draft_done(&dr, nd, taken, hai_time_s() - t0);
         if (taken < nd + 1 && !st) { /* the drafts past the first miss leave the cache */
             st = hai_context_truncate(c, past + (uint32_t)taken, err);
             uint32_t got = c->seq_past[0]; /* a sliding window no longer holding what came before: evaluated again */
@@ -402,7 +396,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     if (n_prompt >= c->n_ctx)
         return hai_fail(err, HAI_ERR_LIMIT, "generate: the prompt has %zu tokens; the context holds %u (and needs room for one more)",
                         n_prompt, c->n_ctx);
-    double t0 = now_s();
+    double t0 = hai_time_s();
     /* reuse the cached prefix; the last prompt token is always evaluated for its logits */
     uint32_t common = 0;
     while (common < c->seq_past[0] && common < n_prompt - 1 && c->tokens[common] == prompt[common]) common++;
@@ -418,7 +412,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     if (st) return st;
     res->n_cached = (int32_t)common;
     res->n_prompt = (int32_t)(n_prompt - common);
-    res->t_prompt_s = now_s() - t0;
+    res->t_prompt_s = hai_time_s() - t0;
     gen_state g;
     if ((st = gen_begin(&g, c->m->tok, prompt, n_prompt, p, res, err))) return st;
     g.t_begin = t0;

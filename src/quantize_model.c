@@ -154,12 +154,6 @@ static void chunk_task(void *arg, int ith, int nth) {
 
 /* ---- the file ---------------------------------------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int meta_int(const hai_gguf *g, const char *arch, const char *key) {
     char k[160];
     snprintf(k, sizeof k, "%s.%s", arch, key);
@@ -175,7 +169,7 @@ void hai_quantize_report_free(hai_quantize_report *rep) {
 
 hai_status hai_quantize_model(const char *in, const char *out, const hai_quantize_params *p, hai_quantize_report *rep_out,
                               hai_error *err) {
-    double t0 = now_s();
+    double t0 = hai_time_s();
     hai_quantize_report rep = {0};
     plan pl = {.pure = p->pure};
     if (!hai_quantize_type_info(p->type, &pl.ftype, &pl.base))
@@ -295,7 +289,7 @@ hai_status hai_quantize_model(const char *in, const char *out, const hai_quantiz
     rep.rmse = rep.n_elements ? sqrt(se_all / (double)rep.n_elements) : 0;
     rep.rel_rmse = sxx_all > 0 ? sqrt(se_all / sxx_all) : 0;
 done:
-    rep.seconds = now_s() - t0;
+    rep.seconds = hai_time_s() - t0;
     hai_gguf_writer_free(w); /* an unfinished write leaves no file behind */
     hai_pool_free(pool);
     hai_gguf_free(g);

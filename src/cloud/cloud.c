@@ -22,12 +22,6 @@ struct cloud {
     double open_until, last_connect_fail;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
@@ -73,14 +67,14 @@ void cloud_free(cloud *c) {
 
 bool cloud_circuit_open(cloud *c) {
     pthread_mutex_lock(&c->mu);
-    bool open = now_s() < c->open_until;
+    bool open = hai_time_s() < c->open_until;
     pthread_mutex_unlock(&c->mu);
     return open;
 }
 
 bool cloud_online(cloud *c) {
     pthread_mutex_lock(&c->mu);
-    bool on = now_s() - c->last_connect_fail > c->cfg.circuit_cooldown_s;
+    bool on = hai_time_s() - c->last_connect_fail > c->cfg.circuit_cooldown_s;
     pthread_mutex_unlock(&c->mu);
     return on;
 }
@@ -270,7 +264,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *u) {
     xfer *x = u;
     size_t len = size * n;
     x->total += len;
-    x->t_last = now_s();
+    x->t_last = hai_time_s();
     x->any_body = true;
     if (x->total > x->c->cfg.max_response_bytes) {
         fail_x(x, "response larger than the limit%s", NULL);
@@ -310,7 +304,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *u) {
 static int on_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
     (void)dt, (void)dn, (void)ut, (void)un;
     xfer *x = u;
-    double now = now_s();
+    double now = hai_time_s();
     if (x->r->cancel && atomic_load(x->r->cancel)) {
         x->stopped = true;
         return 1;
@@ -464,7 +458,7 @@ static outcome judge(xfer *x, CURLcode cc, const cloud_request *r, cloud_result 
 }
 
 static outcome attempt(cloud *c, const cloud_request *r, const char *body, cloud_result *res, double deadline, double *retry_after) {
-    xfer x = {.c = c, .r = r, .res = res, .t_start = now_s(), .deadline = deadline, .retry_after = -1, .call_index = -1};
+    xfer x = {.c = c, .r = r, .res = res, .t_start = hai_time_s(), .deadline = deadline, .retry_after = -1, .call_index = -1};
     x.t_last = x.t_start;
     CURL *h = curl_easy_init();
     if (!h) {
@@ -510,7 +504,7 @@ static outcome attempt(cloud *c, const cloud_request *r, const char *body, cloud
 
 hai_status cloud_chat(cloud *c, const cloud_request *r, cloud_result *res) {
     memset(res, 0, sizeof *res);
-    double t0 = now_s(), deadline = t0 + c->cfg.total_timeout_ms / 1000.0;
+    double t0 = hai_time_s(), deadline = t0 + c->cfg.total_timeout_ms / 1000.0;
     char *body = request_body(c, r);
     if (!body) {
         snprintf(res->error, sizeof res->error, "cloud: out of memory");
@@ -525,13 +519,13 @@ hai_status cloud_chat(cloud *c, const cloud_request *r, cloud_result *res) {
         if (a == c->cfg.max_retries) break;
         if (retry_after > 10) { /* the upstream asks for a long pause: honour it, answer locally meanwhile */
             pthread_mutex_lock(&c->mu);
-            if (c->open_until < now_s() + retry_after) c->open_until = now_s() + retry_after;
+            if (c->open_until < hai_time_s() + retry_after) c->open_until = hai_time_s() + retry_after;
             pthread_mutex_unlock(&c->mu);
             break;
         }
         double wait = retry_after >= 0 ? retry_after : 0.25 * pow(2, a);
-        if (now_s() + wait >= deadline) break;
-        for (double end = now_s() + wait; now_s() < end;) { /* a cancellable sleep */
+        if (hai_time_s() + wait >= deadline) break;
+        for (double end = hai_time_s() + wait; hai_time_s() < end;) { /* a cancellable sleep */
             if (r->cancel && atomic_load(r->cancel)) break;
             usleep(20000);
         }
@@ -544,13 +538,13 @@ hai_status cloud_chat(cloud *c, const cloud_request *r, cloud_result *res) {
         res->connect_failure = false;
     }
     free(body);
-    res->seconds = now_s() - t0;
+    res->seconds = hai_time_s() - t0;
     pthread_mutex_lock(&c->mu);
     if (o == OK_DONE) {
         c->fails = 0;
     } else if (o != STOPPED) {
-        if (res->connect_failure) c->last_connect_fail = now_s();
-        if (++c->fails >= c->cfg.circuit_failures) c->open_until = now_s() + c->cfg.circuit_cooldown_s;
+        if (res->connect_failure) c->last_connect_fail = hai_time_s();
+        if (++c->fails >= c->cfg.circuit_failures) c->open_until = hai_time_s() + c->cfg.circuit_cooldown_s;
     }
     pthread_mutex_unlock(&c->mu);
     res->status = o == OK_DONE ? HAI_OK : o == STOPPED ? HAI_ERR_CANCELLED : HAI_ERR_IO;

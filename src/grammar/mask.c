@@ -274,15 +274,9 @@ static bool list_add(int32_t **v, uint32_t *n, uint32_t *cap, int32_t x) {
 }
 
 /* The walk of the trie from cut state s. */
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static hai_status walk_cut(hai_grammar *g, uint32_t s, cut_mask **out, hai_error *err) {
     const struct gtrie *t = g->trie;
-    double t0 = now_s();
+    double t0 = hai_time_s();
     cut_mask *c = calloc(1, sizeof *c);
     if (!c || !(c->bits = calloc(g->words, sizeof *c->bits))) {
         free(c);
@@ -341,7 +335,7 @@ static hai_status walk_cut(hai_grammar *g, uint32_t s, cut_mask **out, hai_error
         return oom ? hai_fail(err, HAI_ERR_NOMEM, "grammar: out of memory") : matcher_error(g, err);
     }
     g->stats.walks++;
-    g->stats.walk_s += now_s() - t0;
+    g->stats.walk_s += hai_time_s() - t0;
     *out = c;
     return HAI_OK;
 }

@@ -23,12 +23,6 @@ struct hybrid {
     double prefill_tps, decode_tps;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* A copy of a list of n strings; NULL when out of memory (nothing half-copied is left). */
 static char **dup_list(char **v, size_t n) {
     char **o = calloc(n + 1, sizeof *o);
@@ -533,7 +527,7 @@ static hai_status go_cloud(hybrid *h, const hybrid_request *r, hybrid_plan *plan
 hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan, const hybrid_local *local, hybrid_result *res,
                           hai_error *err) {
     memset(res, 0, sizeof *res);
-    double t0 = now_s();
+    double t0 = hai_time_s();
     res->route = plan->d.route;
     res->reasons = plan->d.reasons;
     res->mean_entropy = -1;
@@ -629,7 +623,7 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
     res->prompt_tokens = res->route == ROUTE_CLOUD && g.n_prompt ? g.n_prompt : (int)plan->n_prompt;
     res->completion_tokens = g.n_generated;
     res->cached_tokens = res->route == ROUTE_CLOUD ? 0 : g.n_cached;
-    res->seconds = now_s() - t0;
+    res->seconds = hai_time_s() - t0;
     pii_map_free(&map);
     free(w.pend.p);
     free(w.all.p);

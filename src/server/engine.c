@@ -62,12 +62,6 @@ struct srv_engine {
     bool stopping;       /* the worker exits */
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 srv_job *srv_job_new(void) {
     srv_job *j = calloc(1, sizeof *j);
     if (!j) return NULL;
@@ -163,7 +157,7 @@ static bool on_text(void *user, const char *text, size_t len) {
     j->text[j->text_len] = '\0';
     srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
-    bool late = j->deadline > 0 && now_s() > j->deadline;
+    bool late = j->deadline > 0 && hai_time_s() > j->deadline;
     return !atomic_load(&j->cancelled) && !late;
 }
 
@@ -196,7 +190,7 @@ static void on_token(void *user, hai_token t) {
     pthread_mutex_unlock(&j->mu);
 }
 
-static bool job_stopped(srv_job *j) { return atomic_load(&j->cancelled) || (j->deadline > 0 && now_s() > j->deadline); }
+static bool job_stopped(srv_job *j) { return atomic_load(&j->cancelled) || (j->deadline > 0 && hai_time_s() > j->deadline); }
 
 static void update_gauges(srv_engine *e) {
     int busy = 0;
@@ -221,7 +215,7 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     memset(&s->res, 0, sizeof s->res);
     pthread_mutex_lock(&j->mu);
     j->started = true;
-    j->t_start = now_s();
+    j->t_start = hai_time_s();
     srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
     size_t keep = common_prefix(e->ctx, s->seq, j->prompt, j->n_prompt);
@@ -268,7 +262,7 @@ static void slot_end(srv_engine *e, slot *s) {
     s->sampler = NULL;
     if (!s->status && j->lp_oom) s->status = hai_fail(&s->err, HAI_ERR_NOMEM, "out of memory keeping the logprobs");
     if (s->status == HAI_ERR_CANCELLED || (!s->status && job_stopped(j))) {
-        bool late = j->deadline > 0 && now_s() > j->deadline;
+        bool late = j->deadline > 0 && hai_time_s() > j->deadline;
         /* (a pass that was cancelled advanced no sequence: the cache holds what the slot fed) */
         s->status = hai_fail(&s->err, HAI_ERR_CANCELLED, atomic_load(&j->shutdown) ? "the server is shutting down" : late ? "request timed out" : "cancelled");
     }
@@ -456,7 +450,7 @@ static void step(srv_engine *e) {
     if (!n) return;
     hai_batch b = {.n = n, .tokens = e->b_tok, .seq = e->b_seq, .logits = e->b_logit};
     hai_error err = {0};
-    double t0 = now_s();
+    double t0 = hai_time_s();
     hai_context_set_abort(e->ctx, pass_abort, e);
     hai_status st = hai_decode(e->ctx, &b, &err);
     hai_context_set_abort(e->ctx, NULL, NULL);
@@ -472,7 +466,7 @@ static void step(srv_engine *e) {
         if (!s->generating) {
             s->n_fed += s->pass_len;
             if (s->n_fed < s->job->n_prompt) continue; /* more of the prompt next step */
-            s->res.t_prompt_s = now_s() - s->job->t_start;
+            s->res.t_prompt_s = hai_time_s() - s->job->t_start;
             s->generating = true;
         } else if (s->n_drafts) {
             slot_step_drafted(e, s);
@@ -554,7 +548,7 @@ srv_submit srv_engine_submit(srv_engine *e, srv_job *j) {
         pthread_mutex_unlock(&e->mu);
         return SUBMIT_STOPPING;
     }
-    j->t_submit = now_s();
+    j->t_submit = hai_time_s();
     /* an idle slot, the one whose cache shares most of the prompt (the worker does not touch an
      * idle slot's sequence, so it is read here safely) */
     slot *best = NULL;

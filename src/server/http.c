@@ -67,12 +67,6 @@ typedef struct request {
     bool counted;             /* in s->in_flight */
 } request;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- responses -------------------------------------------------------------------------------- */
 
 static void common_headers(server *s, struct MHD_Response *r) {
@@ -487,8 +481,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
                 metrics_disconnect(&st->s->met);
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             }
-            if (ps == PEER_HALF_CLOSED && now_s() >= st->next_probe) { /* a comment: SSE clients ignore it; a closed socket resets */
-                st->next_probe = now_s() + 1.0;
+            if (ps == PEER_HALF_CLOSED && hai_time_s() >= st->next_probe) { /* a comment: SSE clients ignore it; a closed socket resets */
+                st->next_probe = hai_time_s() + 1.0;
                 st->pending = strdup(": keep-alive\n\n");
                 if (!st->pending) return MHD_CONTENT_READER_END_WITH_ERROR;
                 goto have_event;
@@ -651,7 +645,7 @@ static hai_status engine_generate(void *user, const hybrid_gen *g, hai_generate_
     j->stop = g->stop;
     j->n_stop = g->n_stop;
     j->want_tokens = g->on_token != NULL;
-    j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
+    j->deadline = s->o.timeout_s > 0 ? hai_time_s() + s->o.timeout_s : 0;
     j->trigger = g->trigger; /* static text */
     j->special_text = g->special_text;
     if (g->grammar) { /* compiled and checked when the request came in: only out of memory fails here */
@@ -997,7 +991,7 @@ static srv_job *choice_job(server *s, const api_request *ar, const hai_token *id
     j->greedy = ar->sp.temperature <= 0;
     j->top_logprobs = ar->top_logprobs;
     j->max_tokens = ar->max_tokens;
-    j->deadline = s->o.timeout_s > 0 ? now_s() + s->o.timeout_s : 0;
+    j->deadline = s->o.timeout_s > 0 ? hai_time_s() + s->o.timeout_s : 0;
     j->index = index;
     if (leader) {
         pthread_mutex_lock(&leader->mu);
@@ -1250,7 +1244,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (refused) return fr;
         const char *has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (!has_body) has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
-        conns_set_state(s->cs, conn_of(c), has_body && strcmp(has_body, "0") ? CONN_BODY : CONN_BUSY, now_s());
+        conns_set_state(s->cs, conn_of(c), has_body && strcmp(has_body, "0") ? CONN_BODY : CONN_BUSY, hai_time_s());
         bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/v1/models") ||
                      !strncmp(url, "/v1/models/", 11) || !strncmp(url, "/v1/responses/", 14) || !strcmp(url, "/health") || !strcmp(url, "/metrics");
         if (!strncmp(url, "/v1/models/", 11)) snprintf(rq->endpoint, sizeof rq->endpoint, "/v1/models/{id}");
@@ -1329,7 +1323,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     /* the whole request is in */
     rq->headers_done = true;
-    conns_set_state(s->cs, conn_of(c), CONN_BUSY, now_s());
+    conns_set_state(s->cs, conn_of(c), CONN_BUSY, hai_time_s());
     if (rq->too_large)
         return send_error(s, c, rq->endpoint, 413, "invalid_request_error", NULL, "the body is over the limit of %zu bytes", s->o.max_body);
     if (!strcmp(url, "/health")) return send_body(s, c, "/health", 200, "application/json", strdup("{\"status\":\"ok\"}"));
@@ -1378,7 +1372,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode code) {
     (void)code;
     server *s = cls;
-    conns_set_state(s->cs, conn_of(c), CONN_WAITING, now_s()); /* for the next request on it */
+    conns_set_state(s->cs, conn_of(c), CONN_WAITING, hai_time_s()); /* for the next request on it */
     request *rq = *req_cls;
     if (!rq) return;
     if (rq->counted) atomic_fetch_sub(&s->in_flight, 1);
@@ -1393,7 +1387,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         const union MHD_ConnectionInfo *ad = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        *socket_context = fd && ad ? conns_opened(s->cs, fd->connect_fd, ad->client_addr, sizeof(struct sockaddr_in6), now_s()) : NULL;
+        *socket_context = fd && ad ? conns_opened(s->cs, fd->connect_fd, ad->client_addr, sizeof(struct sockaddr_in6), hai_time_s()) : NULL;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         conns_closed(s->cs, *socket_context);
         *socket_context = NULL;
@@ -1403,7 +1397,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len) {
     server *s = cls;
     if (atomic_load(&s->draining)) return MHD_NO;
-    return conns_admit(s->cs, addr, len, now_s()) ? MHD_YES : MHD_NO;
+    return conns_admit(s->cs, addr, len, hai_time_s()) ? MHD_YES : MHD_NO;
 }
 
 /* ---- the server ---------------------------------------------------------------------------------------- */
@@ -1420,8 +1414,8 @@ static void model_id_from_path(const char *path, char *out, size_t cap) {
 
 /* Waits until no completion request is in flight, or until the time runs out; true if none is. */
 static bool wait_idle(server *s, double seconds) {
-    for (double end = now_s() + seconds; atomic_load(&s->in_flight) > 0; usleep(20 * 1000))
-        if (now_s() >= end) return false;
+    for (double end = hai_time_s() + seconds; atomic_load(&s->in_flight) > 0; usleep(20 * 1000))
+        if (hai_time_s() >= end) return false;
     return true;
 }
 
@@ -1524,7 +1518,7 @@ int srv_run(const srv_options *opt) {
     fflush(stderr);
     while (!s->o.stop || !*s->o.stop) {
         usleep(100 * 1000);
-        conns_sweep(s->cs, now_s()); /* idle and slow connections */
+        conns_sweep(s->cs, hai_time_s()); /* idle and slow connections */
     }
     shut_down(s, d);
     d = NULL;
