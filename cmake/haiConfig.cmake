@@ -1,0 +1,7 @@
+# find_package(hai): the targets hai::hai (static) and hai::hai_shared, and what they link.
+include(CMakeFindDependencyMacro)
+find_dependency(Threads)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
+include(${CMAKE_CURRENT_LIST_DIR}/haiTargets.cmake)
