@@ -286,6 +286,10 @@ const char *hai_ftype_name(uint32_t ftype);
  * Lenient: fields a file does not state are 0 / empty, so vocab-only files describe too.
  * ------------------------------------------------------------------------------------- */
 
+/* Room for tensor types in hai_model_info: a fixed size, part of the ABI, larger than the types
+ * that exist (HAI_TYPE_COUNT), so that new types do not change the struct's layout. */
+#define HAI_INFO_TYPES 64
+
 typedef struct hai_model_info {
     char arch[64];
     char name[128];
@@ -294,8 +298,8 @@ typedef struct hai_model_info {
     int64_t n_tensors;
     int64_t n_params;                       /* elements of all tensors */
     uint64_t weights_bytes;                 /* bytes of all tensor data */
-    int64_t type_tensors[HAI_TYPE_COUNT];   /* tensors per type */
-    int64_t type_params[HAI_TYPE_COUNT];    /* elements per type */
+    int64_t type_tensors[HAI_INFO_TYPES];   /* tensors per type (ids past HAI_TYPE_COUNT: 0) */
+    int64_t type_params[HAI_INFO_TYPES];    /* elements per type */
     uint32_t n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
     uint32_t head_dim_k, head_dim_v;        /* per-head sizes of K and V */
     uint32_t n_vocab;

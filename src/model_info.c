@@ -60,7 +60,8 @@ hai_status hai_model_info_read(const hai_gguf *g, hai_model_info *mi, hai_error 
         const hai_gguf_tensor *t = hai_gguf_tensor_at(g, i);
         mi->n_params += t->n_elements;
         mi->weights_bytes += t->size;
-        mi->type_tensors[t->type]++;
+        _Static_assert(HAI_TYPE_COUNT <= HAI_INFO_TYPES, "hai_model_info has no room for every type");
+        mi->type_tensors[t->type]++; /* the reader takes only types below HAI_TYPE_COUNT */
         mi->type_params[t->type] += t->n_elements;
         if (strstr(t->name, "_exps.weight")) exp_params += t->n_elements, exp_bytes += t->size;
         if (tied || strcmp(t->name, "token_embd.weight")) mi->decode_bytes += t->size;
