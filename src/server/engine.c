@@ -294,8 +294,8 @@ static bool pass_abort(void *user) {
     return true;
 }
 
-/* Prompt lookup for a slot: up to its draft length of tokens that followed an earlier place where
- * its text (cache and next token) ends the same way, into d; room left in its context kept. */
+/* A slot's drafts this step, at most: its draft length (gen_draft), within the room left in its
+ * context and its max_tokens. */
 static int slot_draft_len(srv_engine *e, slot *s) {
     uint32_t past = hai_seq_n_past(e->ctx, s->seq);
     int k = gen_draft_len(&s->draft);
@@ -305,6 +305,8 @@ static int slot_draft_len(srv_engine *e, slot *s) {
     return k > 0 ? k : 0;
 }
 
+/* Prompt lookup for a slot: the tokens that followed an earlier place where its text (cache and
+ * next token) ends the same way, into d; how many. */
 static int slot_drafts(srv_engine *e, slot *s, hai_token *d) {
     uint32_t past;
     const hai_token *t = hai_seq_tokens(e->ctx, s->seq, &past);
@@ -330,7 +332,10 @@ static void draft_model_step(srv_engine *e) {
         const hai_token *t = hai_seq_tokens(e->ctx, s->seq, &past), *dt = hai_seq_tokens(e->dctx, s->seq, &dpast);
         uint32_t common = 0;
         while (common < dpast && common < past && dt[common] == t[common]) common++;
-        if (hai_seq_truncate(e->dctx, s->seq, common, NULL) != HAI_OK) continue;
+        if (hai_seq_truncate(e->dctx, s->seq, common, NULL) != HAI_OK) { /* no drafts for it this step */
+            s->draft_want = 0;
+            continue;
+        }
         common = hai_seq_n_past(e->dctx, s->seq);
         for (uint32_t k = common; k < past; k++) e->d_tok[n] = t[k], e->d_seq[n] = s->seq, e->d_logit[n++] = false;
         e->d_tok[n] = s->next, e->d_seq[n] = s->seq, e->d_logit[n++] = true;
