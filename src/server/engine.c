@@ -138,8 +138,7 @@ void srv_job_release(srv_job *j) {
 #define PREFILL_STEP_BUSY 32
 #define PREFILL_CHUNK_MIN 8
 
-static bool on_text(void *user, const char *text, size_t len) {
-    srv_job *j = user;
+bool srv_job_add_text(srv_job *j, const char *text, size_t len) {
     pthread_mutex_lock(&j->mu);
     if (j->text_cap - j->text_len < len + 1) {
         size_t cap = j->text_cap ? j->text_cap * 2 : 1024;
@@ -157,6 +156,12 @@ static bool on_text(void *user, const char *text, size_t len) {
     j->text[j->text_len] = '\0';
     srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
+    return true;
+}
+
+static bool on_text(void *user, const char *text, size_t len) {
+    srv_job *j = user;
+    if (!srv_job_add_text(j, text, len)) return false;
     bool late = j->deadline > 0 && hai_time_s() > j->deadline;
     return !atomic_load(&j->cancelled) && !late;
 }

@@ -104,6 +104,9 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
 void srv_engine_stop(srv_engine *e);
 uint32_t srv_engine_n_ctx(const srv_engine *e);
 
+/* Appends text to a job's output (under its lock) and wakes its readers; false when out of memory. */
+bool srv_job_add_text(srv_job *j, const char *text, size_t len);
+
 /* A job with one reference for the caller (release with srv_job_release). */
 srv_job *srv_job_new(void);
 void srv_job_release(srv_job *j);

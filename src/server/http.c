@@ -609,24 +609,7 @@ typedef struct routed {
 /* The text channel of a routed request is a job that no engine runs: the router thread fills it. */
 static bool channel_text(void *user, const char *text, size_t len) {
     srv_job *j = ((routed *)user)->out;
-    pthread_mutex_lock(&j->mu);
-    if (j->text_cap - j->text_len < len + 1) {
-        size_t cap = j->text_cap ? j->text_cap * 2 : 1024;
-        while (cap - j->text_len < len + 1) cap *= 2;
-        char *p = realloc(j->text, cap);
-        if (!p) {
-            pthread_mutex_unlock(&j->mu);
-            return false;
-        }
-        j->text = p;
-        j->text_cap = cap;
-    }
-    memcpy(j->text + j->text_len, text, len);
-    j->text_len += len;
-    j->text[j->text_len] = '\0';
-    srv_job_signal(j);
-    pthread_mutex_unlock(&j->mu);
-    return !atomic_load(&j->cancelled);
+    return srv_job_add_text(j, text, len) && !atomic_load(&j->cancelled);
 }
 
 /* Local generation for the router: a job on the engine's slots, its text forwarded as it comes. */
