@@ -659,6 +659,7 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     cp.n_seq = (uint32_t)e->n_slots;
     cp.pool = e->pool;
     cp.n_draft = (uint32_t)(p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT);
+    if (cp.n_draft && (uint32_t)e->n_slots * (cp.n_draft + 1) > 512) cp.n_batch = (uint32_t)e->n_slots * (cp.n_draft + 1); /* a step's rows */
     if (!st) st = hai_context_create(m, &cp, &e->ctx, err);
     if (!st && p->draft_lookup && !(e->hist = malloc(((size_t)hai_context_n_ctx(e->ctx) + 1) * sizeof *e->hist)))
         st = hai_fail(err, HAI_ERR_NOMEM, "server: out of memory");
