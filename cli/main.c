@@ -19,6 +19,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "text -> token ids and pieces (GGUF or tokenizer.json tokenizer)"},
     {"chat-format", cmd_chat_format, "messages (JSON) -> the prompt text of the model's chat format"},
     {"logits", cmd_logits, "write the logits of every position of a token sequence (reference checks)"},
+    {"embed", cmd_embed, "the embedding of a text: final hidden states pooled and normalized (JSON)"},
     {"synth", cmd_synth, "write a model with random weights (tests, benchmarks, demos)"},
 };
 

@@ -793,6 +793,25 @@ typedef struct hai_generate_params {
     int32_t draft_tokens;
 } hai_generate_params;
 
+/* ---- embeddings ---------------------------------------------------------------------------------
+ * The model's final hidden states (after its output norm) over a text, pooled into one vector and
+ * L2-normalized: what a retrieval (RAG) app compares by cosine. */
+typedef enum hai_pooling { /* GGUF's pooling_type values */
+    HAI_POOLING_MEAN = 1,  /* the mean over every token */
+    HAI_POOLING_CLS = 2,   /* the first token's */
+    HAI_POOLING_LAST = 3,  /* the last token's (decoder embedding models: Qwen3-Embedding, e5-mistral) */
+} hai_pooling;
+
+/* The pooling the model's file states (<arch>.pooling_type), mean when it states none or a kind
+ * that is not an embedding (none, rank). */
+hai_pooling hai_model_pooling(const hai_model *m);
+uint32_t hai_model_n_embd(const hai_model *m);
+
+/* The embedding of tokens[0..n) into out[hai_model_n_embd] with the given pooling (0: the
+ * model's): evaluated from position 0 of sequence 0 (its cache cleared), in passes of n_batch.
+ * HAI_ERR_LIMIT when n exceeds the context. */
+hai_status hai_embed(hai_context *c, const hai_token *tokens, size_t n, int pooling, float *out, hai_error *err);
+
 /* Whether draft can draft for target: every token the draft's vocabulary has is the same text
  * with the same id in the target's (HAI_ERR_FORMAT naming the first that differs otherwise). */
 hai_status hai_draft_check(const hai_model *target, const hai_model *draft, hai_error *err);

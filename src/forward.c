@@ -701,6 +701,18 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         gate_up(c, &L->gate, &L->up, &L->down, c->xn, n);
         add_residual(c, &L->down, c->gate, n, c->xn, L->post_ffn_norm);
     }
+    if (c->embd_pool) { /* hai_embed: every row through the output norm, pooled */
+        norm_job pj = {c, c->x, (size_t)E, m->output_norm, c->xn, E, n, HAI_ACT_F32, NULL};
+        hai_pool_run(c->pool, norm_task, &pj);
+        for (uint32_t i = 0; i < n; i++, c->embd_rows++) {
+            const float *y = c->xn + (size_t)i * E;
+            if (c->embd_pool == HAI_POOLING_MEAN)
+                for (int64_t k = 0; k < E; k++) c->embd[k] += y[k];
+            else if (c->embd_pool == HAI_POOLING_LAST || c->embd_rows == 0)
+                memcpy(c->embd, y, (size_t)E * sizeof *y);
+        }
+        return HAI_OK;
+    }
     /* output: the rows whose logits are kept */
     if (!n_rows) return HAI_OK;
     norm_job oj = {c, c->x, (size_t)E, m->output_norm, c->xn, E, n_rows, act_of(&m->output), c->b_rows};

@@ -182,8 +182,10 @@ static hai_status read_hparams(hai_model *m, const struct arch_def *a, hai_error
         (st = arch_u32(g, an, "feed_forward_length", true, 0, &hp->n_ff, err)) ||
         (st = arch_u32(g, an, "attention.head_count", true, 0, &hp->n_head, err)) ||
         (st = arch_u32(g, an, "attention.head_count_kv", false, hp->n_head, &hp->n_head_kv, err)) ||
-        (st = arch_u32(g, an, "context_length", false, 4096, &hp->n_ctx_train, err)))
+        (st = arch_u32(g, an, "context_length", false, 4096, &hp->n_ctx_train, err)) ||
+        (st = arch_u32(g, an, "pooling_type", false, HAI_POOLING_MEAN, &hp->pooling, err)))
         return st;
+    if (hp->pooling < HAI_POOLING_MEAN || hp->pooling > HAI_POOLING_LAST) hp->pooling = HAI_POOLING_MEAN; /* none, rank: not embeddings */
     if (hp->n_embd == 0 || hp->n_layer == 0 || hp->n_head == 0 || hp->n_head_kv == 0 || hp->n_ff == 0 ||
         hp->n_layer > 4096 || hp->n_head > 4096 || hp->n_head_kv > hp->n_head || hp->n_head % hp->n_head_kv)
         return hai_fail(err, HAI_ERR_FORMAT,

@@ -73,6 +73,7 @@ typedef struct hai_hparams {
      * expert of n_ff_shexp (0: none). n_ff is then the widest of the two (scratch rows). */
     uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     bool expert_norm;
+    uint32_t pooling;     /* hai_pooling the file states for embeddings (<arch>.pooling_type), else mean */
 } hai_hparams;
 
 struct hai_model {

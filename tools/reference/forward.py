@@ -128,9 +128,10 @@ def moe(m, p, h):
     return out
 
 
-def forward(m, tokens, n_ctx=None):
+def forward(m, tokens, n_ctx=None, hidden=False):
     """llama, qwen2, qwen3, granite, smollm3, phi3, gemma2, gemma3, qwen2moe, qwen3moe: logits [T][n_vocab] of the tokens at positions
-    0.. in a context of n_ctx (default: as many as the tokens)."""
+    0.. in a context of n_ctx (default: as many as the tokens); hidden: the final hidden states
+    [T][n_embd] instead (after the output norm: what embeddings pool)."""
     arch = m.arch()
     if arch not in ("llama", "qwen2", "qwen3", "granite", "smollm3", "phi3", "gemma2", "gemma3", "qwen2moe", "qwen3moe"):
         raise ValueError(f"architecture {arch} not in the reference yet")
@@ -200,6 +201,8 @@ def forward(m, tokens, n_ctx=None):
             f = rms_norm(f, m.tensor(p + "post_ffw_norm.weight"), eps)
         x = x + f * resid
     x = rms_norm(x, m.tensor("output_norm.weight"), eps)
+    if hidden:
+        return x
     out = m.tensor("output.weight") if m.has("output.weight") else emb
     logits = x @ out.T / logit_scale
     return final_cap * np.tanh(logits / final_cap) if final_cap else logits
