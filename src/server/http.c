@@ -20,6 +20,7 @@
 #include "../router/hybrid.h"
 #include "api.h"
 #include "conns.h"
+#include "embeddings.h"
 #include "engine.h"
 #include "grammars.h"
 #include "metrics.h"
@@ -43,6 +44,7 @@ typedef struct runner {
 typedef struct server {
     srv_options o;
     hai_model *m, *dm; /* the model, and a draft model (--draft) */
+    srv_embedder *emb; /* /v1/embeddings */
     srv_engine *eng;
     metrics met;
     char model_id[128];
@@ -1229,6 +1231,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!has_body) has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
         conns_set_state(s->cs, conn_of(c), has_body && strcmp(has_body, "0") ? CONN_BODY : CONN_BUSY, hai_time_s());
         bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/v1/models") ||
+                     !strcmp(url, "/v1/embeddings") ||
                      !strncmp(url, "/v1/models/", 11) || !strncmp(url, "/v1/responses/", 14) || !strcmp(url, "/health") || !strcmp(url, "/metrics");
         if (!strncmp(url, "/v1/models/", 11)) snprintf(rq->endpoint, sizeof rq->endpoint, "/v1/models/{id}");
         if (!strncmp(url, "/v1/responses/", 14)) snprintf(rq->endpoint, sizeof rq->endpoint, "/v1/responses/{id}");
@@ -1261,7 +1264,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                                   "missing or wrong API key (send Authorization: Bearer <key>)");
             }
         }
-        bool post = !strncmp(url, "/v1/c", 5) || !strcmp(url, "/v1/responses");
+        bool post = !strncmp(url, "/v1/c", 5) || !strcmp(url, "/v1/responses") || !strcmp(url, "/v1/embeddings");
         bool one_response = !strncmp(url, "/v1/responses/", 14); /* GET or DELETE */
         if (strcmp(method, post ? "POST" : "GET") && !(one_response && !strcmp(method, "DELETE"))) {
             rq->headers_done = true;
@@ -1349,6 +1352,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     rq->counted = true;
     atomic_fetch_add(&s->in_flight, 1);
     if (!strcmp(url, "/v1/responses")) return completion(s, c, rq, API_CHAT, true);
+    if (!strcmp(url, "/v1/embeddings")) {
+        int status = 500;
+        char *body = srv_embeddings(s->emb, s->model_id, rq->body ? rq->body : "", rq->len, &status);
+        return body ? send_body(s, c, "/v1/embeddings", status, "application/json", body)
+                    : send_error(s, c, "/v1/embeddings", 500, "server_error", NULL, "out of memory");
+    }
     return completion(s, c, rq, !strcmp(url, "/v1/chat/completions") ? API_CHAT : API_COMPLETION, false);
 }
 
@@ -1459,6 +1468,10 @@ int srv_run(const srv_options *opt) {
     srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads,
                             .draft_lookup = s->o.draft_lookup ? s->o.draft_lookup : s->dm ? 4 : 0, .draft_model = s->dm};
     if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;
+    if (!(s->emb = srv_embedder_new(s->m, srv_engine_n_ctx(s->eng), s->o.n_threads))) {
+        hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     if (s->o.route_config) {
         hybrid_config hc;
         if (hybrid_config_load(s->o.route_config, &hc, &err) != HAI_OK) goto fail;
@@ -1517,6 +1530,7 @@ out:
     gpool_free(s->gpool); /* after the engine: its jobs give their grammars back */
     resp_store_free(s->rstore);
     hybrid_free(s->hyb);
+    srv_embedder_free(s->emb);
     hai_model_free(s->m);
     hai_model_free(s->dm);
     conns_free(s->cs);
