@@ -84,7 +84,7 @@ static void check_lookup(hai_model *m, hai_model *draft, const char *what, uint3
                 sp.temperature = setting ? 1.0f : 0.0f, sp.top_p = setting == 2 ? 0.9f : 1.0f, sp.seed = 7;
                 if (!CHECK_EQ_INT(hai_sampler_create(&sp, hai_model_n_vocab(m), &sm, &err), HAI_OK)) return;
                 hai_context_params cp = hai_context_default_params();
-                cp.n_ctx = (uint32_t)n_ctx, cp.n_threads = 2, cp.n_draft = 6, cp.n_batch = n_batch;
+                cp.n_ctx = (uint32_t)n_ctx, cp.n_threads = 1, cp.n_draft = 6, cp.n_batch = n_batch; /* tiny models: one thread, no pool rounds (ctest runs tests side by side) */
                 hai_context *c = NULL, *dc = NULL;
                 if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) return;
                 if (draft && !CHECK_MSG(hai_context_create(draft, &cp, &dc, &err) == HAI_OK, "%s", err.msg)) return;
@@ -134,7 +134,7 @@ static void check_lookup_cancel(hai_model *m) {
     capture cut[2], full[2];
     for (int d = 0; d < 2; d++) {
         hai_context_params cp = hai_context_default_params();
-        cp.n_ctx = 256, cp.n_threads = 2, cp.n_draft = 6;
+        cp.n_ctx = 256, cp.n_threads = 1, cp.n_draft = 6;
         hai_context *c = NULL;
         hai_error err = {0};
         if (!CHECK_EQ_INT(hai_context_create(m, &cp, &c, &err), HAI_OK)) return;
@@ -182,7 +182,7 @@ static double chi_square_limit(int df) {
 /* The model's next-token probabilities after toks at temperature T (a plain context, no drafts). */
 static void next_probs(hai_model *m, const hai_token *t, size_t n, float T, double *p) {
     hai_context_params cp = hai_context_default_params();
-    cp.n_ctx = 128, cp.n_threads = 2;
+    cp.n_ctx = 128, cp.n_threads = 1;
     hai_context *c = NULL;
     hai_error err = {0};
     int32_t nv = hai_model_n_vocab(m);

@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     if (!CHECK_MSG(f != NULL, "cannot read %s", argv[2])) return check_done("test_tiny");
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = 256;
-    cp.n_threads = 2;
+    cp.n_threads = 1; /* a 4.75M model: one thread, no pool rounds (ctest runs tests side by side) */
     cp.n_draft = 6;
     hai_context *c = NULL, *dc = NULL;
     if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) return check_done("test_tiny");
