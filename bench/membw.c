@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_membw [MiB >= 64] [threads 1..64] [--json]\n");
         return 2;
     }
-    /* in 2 MiB pages where the OS gives them, as hai holds the weights (src/model.c): the bound is
+    /* in 2 MiB pages where the OS gives them, as hai holds the weights (src/model/model.c): the bound is
      * what memory delivers at its best (with 4 KiB pages a plain read loop is ~20% slower here);
      * a whole number of chunks per thread, and a pass's prefetches stay inside the buffer's pages */
     size_t unit = CHUNK * (size_t)threads, len = (mib << 20) / unit * unit;

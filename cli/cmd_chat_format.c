@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "template/template.h"
+#include "chat/template/template.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "error.h"
+#include "base/error.h"
 #include "routed.h"
 
 typedef struct run_opts {

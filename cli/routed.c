@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/error.h"
+#include "../src/base/error.h"
 
 struct cli_router {
     hybrid *h;

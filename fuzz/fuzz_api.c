@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_tools.h"
-#include "grammar/grammar.h"
+#include "chat/chat_tools.h"
+#include "model/grammar/grammar.h"
 #include "server/api.h"
 #include "server/responses.h"
 

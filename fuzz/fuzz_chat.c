@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
+#include "chat/chat.h"
 #include "fuzz_vocab.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 enum { N_TOK = 2 };
 static hai_tokenizer *toks[N_TOK];

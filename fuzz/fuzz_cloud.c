@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cloud/cloud.h"
-#include "unicode.h"
+#include "base/unicode.h"
 
 typedef struct sink {
     size_t n;

@@ -1,4 +1,4 @@
-/* libFuzzer target: the grammar engine (src/grammar) on arbitrary input. The first byte picks the
+/* libFuzzer target: the grammar engine (src/model/grammar) on arbitrary input. The first byte picks the
  * mode: GBNF text, or a JSON Schema converted to GBNF; after a NUL, text to feed the grammar.
  * Invariants (abort = finding): a compile either succeeds or fails with a message; GBNF made from
  * a schema always compiles (or hits a size limit); the mask (on a real 32K vocabulary) agrees

@@ -1,4 +1,4 @@
-/* libFuzzer target: the Jinja engine (src/template) on arbitrary template text, rendered with a
+/* libFuzzer target: the Jinja engine (src/chat/template) on arbitrary template text, rendered with a
  * conversation that has what chat templates branch on (system, tools, tool calls and results,
  * reasoning). Invariants (abort = finding): a parse or render either succeeds with a
  * NUL-terminated text of the length it reports and data ranges in order inside it, or fails with a
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "template/template.h"
+#include "chat/template/template.h"
 
 static cJSON *vars;
 

@@ -8,7 +8,7 @@
 
 #include "fuzz_vocab.h"
 #include "hai.h"
-#include "unicode.h"
+#include "base/unicode.h"
 
 enum { N_TOK = 4 };
 static hai_tokenizer *toks[N_TOK];

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "hai.h"
-#include "unicode.h"
+#include "base/unicode.h"
 
 static void use(const hai_tokenizer *t) {
     static const char *const texts[] = {"Hello world! 123 <|im_start|>user\nhi<|im_end|>", " \t\n  spaces ", "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x99\x82",

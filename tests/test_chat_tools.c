@@ -15,7 +15,7 @@
 #include <cjson/cJSON.h>
 #include <unistd.h>
 
-#include "chat_tools.h"
+#include "chat/chat_tools.h"
 #include "check.h"
 #include "random_model.h"
 

@@ -1,8 +1,8 @@
 /* Half and bfloat16 conversions: exhaustive round trips and agreement with the compiler's
  * own _Float16 rounding where it exists. */
 #include "check.h"
-#include "fp16.h"
-#include "rng.h"
+#include "quant/fp16.h"
+#include "base/rng.h"
 
 int main(void) {
     /* every non-NaN half survives half -> float -> half */

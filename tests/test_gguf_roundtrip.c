@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "quant.h"
-#include "rng.h"
+#include "quant/quant.h"
+#include "base/rng.h"
 
 static char tmpdir[256];
 

@@ -19,7 +19,7 @@
 
 #include "check.h"
 #include "random_model.h"
-#include "rng.h"
+#include "base/rng.h"
 
 static hai_tokenizer *tok;
 static const char *vocab_path;

@@ -4,9 +4,9 @@
 #include <sys/auxv.h>
 #endif
 #include "check.h"
-#include "fp16.h"
+#include "quant/fp16.h"
 #include "kernels/kernels.h"
-#include "rng.h"
+#include "base/rng.h"
 
 static hai_rng rng;
 

@@ -7,7 +7,7 @@
  * be a request silently run differently.
  * usage: test_oom HAI-TINY.gguf */
 #include "check.h"
-#include "chat.h"
+#include "chat/chat.h"
 #include "router/config.h"
 #include "router/hybrid.h"
 #include "router/privacy.h"

@@ -6,9 +6,9 @@
  * usage: test_prompt HAI-TINY.gguf SHARED_DIR */
 #include <unistd.h>
 
-#include "chat.h"
+#include "chat/chat.h"
 #include "check.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* The data ranges of a formatted conversation hold each message's text, and nothing outside them
  * does: every format, with contents full of other families' markup. */

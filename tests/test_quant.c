@@ -1,8 +1,8 @@
 /* Block formats: spot values of hand-built blocks for every supported type, and dequantized
  * reference models against their F32/F16 originals within each type's expected error. */
 #include "check.h"
-#include "fp16.h"
-#include "quant.h"
+#include "quant/fp16.h"
+#include "quant/quant.h"
 
 typedef struct { int idx; float want; } spot;
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "logits_util.h"
-#include "quant.h"
+#include "quant/quant.h"
 
 static const char *shared;
 

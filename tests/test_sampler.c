@@ -8,7 +8,7 @@
 #include <float.h>
 
 #include "check.h"
-#include "rng.h"
+#include "base/rng.h"
 
 static inline double sane(float l) { return l != l ? -INFINITY : l > FLT_MAX ? FLT_MAX : l; }
 

@@ -9,7 +9,7 @@
 
 #include "check.h"
 #include "vocab_io.h"
-#include "template/template.h"
+#include "chat/template/template.h"
 
 /* renders src with vars (JSON text, or NULL); returns the status, *out the text or the message */
 static hai_status render(const char *src, const char *vars, char **out) {

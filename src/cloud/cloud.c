@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../error.h"
-#include "../unicode.h"
+#include "base/error.h"
+#include "base/unicode.h"
 
 struct cloud {
     cloud_config cfg;

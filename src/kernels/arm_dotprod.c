@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-#include "../fp16.h"
+#include "quant/fp16.h"
 #include "kernels.h"
 
 #ifndef HWCAP_ASIMDDP

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-#include "../fp16.h"
+#include "quant/fp16.h"
 #include "arm_bits.h"
 #include "kernels.h"
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
+#include "base/error.h"
 #include "kernels.h"
 
 /* Every table, fastest first: the automatic pick is the first this CPU runs, and HAI_KERNELS

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../quant.h"
+#include "quant/quant.h"
 
 /* Activations for integer dot products: blocks of 32 elements, x ~ d * q with q an int16 in
  * [-HAI_Q16_MAX, HAI_Q16_MAX] (127 * 254 levels, about 16 bits) and d = max|x| / HAI_Q16_MAX.

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../fp16.h"
+#include "quant/fp16.h"
 #include "kernels.h"
 
 static inline float f16(uint16_t h) { return hai_f16_to_f32(h); }

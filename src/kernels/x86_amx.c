@@ -13,7 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../fp16.h"
+#include "quant/fp16.h"
 #include "kernels.h"
 #include "x86_gemm.h"
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../fp16.h"
+#include "quant/fp16.h"
 #include "x86_gemm.h"
 
 /* ---- activations: the tile layout ---------------------------------------------------------------

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
+#include "base/error.h"
 
 static bool only_keys(const cJSON *o, const char *const *allowed, const char *where, hai_error *err) {
     const cJSON *k;

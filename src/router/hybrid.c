@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../error.h"
+#include "base/error.h"
 
 struct hybrid {
     hybrid_config cfg;          /* owned copy */

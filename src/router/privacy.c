@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
-#include "../unicode.h"
+#include "base/error.h"
+#include "base/unicode.h"
 
 static const char *const class_names[PII_COUNT] = {"email", "phone", "cn_id", "bank_card", "ip", "secret", "custom"};
 static const char *const action_names[3] = {"keep_local", "redact", "allow"};

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
+#include "base/error.h"
 
 void sim_params_defaults(sim_params *p) {
     memset(p, 0, sizeof *p);

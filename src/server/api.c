@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../unicode.h"
+#include "base/unicode.h"
 
 bool api_valid_utf8(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {

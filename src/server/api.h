@@ -8,8 +8,8 @@
 #include <stddef.h>
 
 #include "hai.h"
-#include "../error.h"
-#include "../chat_tools.h"
+#include "base/error.h"
+#include "chat/chat_tools.h"
 
 #define API_MAX_LOGIT_BIAS 1024 /* entries of logit_bias */
 #define API_MAX_N 8             /* choices per prompt */

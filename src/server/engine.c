@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../error.h"
-#include "../gen.h"
+#include "base/error.h"
+#include "model/gen.h"
 #include "grammars.h"
 
 #define SRV_MAX_DRAFT 16

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../error.h"
+#include "base/error.h"
 #include "../router/hybrid.h"
 #include "api.h"
 #include "conns.h"

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../chat_tools.h"
+#include "chat/chat_tools.h"
 #include "api.h"
 
 typedef struct out_mode {
