@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "hai.h"
+#include "hai_hf.h"
 
 static double now(void) {
     struct timespec ts;

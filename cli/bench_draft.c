@@ -25,7 +25,7 @@ hai_status bench_verify(hai_context *c, const hai_token *toks, uint32_t depth, i
     hai_token in[17];
     bool keep[17];
     double *v = malloc((size_t)reps * sizeof *v);
-    if (!v) return hai_fail(err, HAI_ERR_NOMEM, "bench: out of memory");
+    if (!v) return cli_fail(err, HAI_ERR_NOMEM, "bench: out of memory");
     hai_status st = HAI_OK;
     if (!json) printf("\n| drafts checked | pass ms | decode steps |\n|---|---|---|\n");
     for (size_t ki = 0; ki < sizeof ks / sizeof *ks && ks[ki] <= kmax && !st; ki++) {
@@ -65,7 +65,7 @@ hai_status bench_drafted(hai_context *c, hai_context *dc, const hai_token *promp
     text_buf plain = {malloc((size_t)n_gen * sizeof(hai_token)), 0, (size_t)n_gen};
     text_buf spec = {malloc((size_t)n_gen * sizeof(hai_token)), 0, (size_t)n_gen};
     double *tp = malloc((size_t)reps * sizeof *tp), *ts = malloc((size_t)reps * sizeof *ts);
-    hai_status st = plain.ids && spec.ids && tp && ts ? HAI_OK : hai_fail(err, HAI_ERR_NOMEM, "bench: out of memory");
+    hai_status st = plain.ids && spec.ids && tp && ts ? HAI_OK : cli_fail(err, HAI_ERR_NOMEM, "bench: out of memory");
     int64_t drafted = 0, kept = 0, generated = 0;
     for (int r = 0; r < reps && !st; r++) {
         for (int mode = 0; mode < 2 && !st; mode++) { /* plain, then drafted: in turns */
@@ -82,7 +82,7 @@ hai_status bench_drafted(hai_context *c, hai_context *dc, const hai_token *promp
             if (mode) drafted += res.n_drafted, kept += res.n_accepted, generated += res.n_generated;
         }
         if (!st && (plain.n != spec.n || memcmp(plain.ids, spec.ids, (plain.n < plain.cap ? plain.n : plain.cap) * sizeof(hai_token))))
-            st = hai_fail(err, HAI_ERR_INTERNAL, "bench: the drafted text differs from plain decoding's (%zu vs %zu tokens)", spec.n, plain.n);
+            st = cli_fail(err, HAI_ERR_INTERNAL, "bench: the drafted text differs from plain decoding's (%zu vs %zu tokens)", spec.n, plain.n);
     }
     if (!st) {
         double a = median(tp, reps), s = median(ts, reps);

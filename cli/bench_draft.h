@@ -3,7 +3,6 @@
 #define HAI_CLI_BENCH_DRAFT_H
 
 #include "cli.h"
-#include "base/error.h"
 
 /* The cost of checking k drafted tokens, k = 1, 2, 3, 4, 6, 8, 12, 16 up to kmax: one pass of
  * k + 1 tokens (every row's logits) after depth tokens of toks, median of reps, in decode steps

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -85,4 +86,15 @@ char *cli_read_file(const char *path, size_t *len) {
     char *s = cli_read_stream(f, len);
     fclose(f);
     return s;
+}
+
+hai_status cli_fail(hai_error *err, hai_status status, const char *fmt, ...) {
+    if (err) {
+        err->status = status;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
 }

@@ -39,6 +39,9 @@ const char *cli_bytes(uint64_t n, char *buf, int cap);
 /* "1.10 B", "2.36 M" style; returns buf. */
 const char *cli_count(int64_t n, char *buf, int cap);
 
+/* Fills err (when given) with status and the message; returns status. */
+hai_status cli_fail(hai_error *err, hai_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Prints "hai <cmd>: <message>" to stderr. */
 void cli_error(const char *cmd, const hai_error *err);
 

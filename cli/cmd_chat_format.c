@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "chat/template/template.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -51,17 +50,17 @@ static int render_jinja(const hai_chat_params *p, const char *tmpl) {
     if (p->date_string && !cJSON_HasObjectItem(vars, "date_string")) cJSON_AddStringToObject(vars, "date_string", p->date_string);
     if (p->disable_thinking && !cJSON_HasObjectItem(vars, "enable_thinking")) cJSON_AddBoolToObject(vars, "enable_thinking", false);
     hai_error err = {0};
-    hai_tpl *t = NULL;
-    char *out = NULL;
+    char *out = NULL, *vj = cJSON_PrintUnformatted(vars);
     size_t len = 0;
     int rc = 1;
-    if (hai_tpl_parse(tmpl, strlen(tmpl), &t, &err) == HAI_OK && hai_tpl_render(t, vars, &out, &len, &err) == HAI_OK) {
+    if (!vj) fprintf(stderr, "hai chat-format: out of memory\n");
+    else if (hai_template_render(tmpl, strlen(tmpl), vj, strlen(vj), &out, &len, &err) == HAI_OK) {
         fwrite(out, 1, len, stdout);
         rc = 0;
     } else
         cli_error("chat-format", &err);
-    free(out);
-    hai_tpl_free(t);
+    hai_free(out);
+    cJSON_free(vj);
     cJSON_Delete(vars);
     return rc;
 }

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "base/error.h"
 #include "routed.h"
 
 typedef struct run_opts {
@@ -156,12 +155,12 @@ typedef struct session {
 static hai_status load_self_draft(const run_opts *o, const hai_model_params *mp, session *ss, hai_error *err) {
     uint32_t ft, base;
     if (!hai_quantize_type_info(o->draft_self, &ft, &base))
-        return hai_fail(err, HAI_ERR_INVALID, "--draft-self: unknown type '%s' (see hai quantize --help)", o->draft_self);
+        return cli_fail(err, HAI_ERR_INVALID, "--draft-self: unknown type '%s' (see hai quantize --help)", o->draft_self);
     const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     char path[4096];
     snprintf(path, sizeof path, "%s/hai-draft-XXXXXX", dir);
     int fd = mkstemp(path);
-    if (fd < 0) return hai_fail(err, HAI_ERR_IO, "--draft-self: cannot create a temporary file in %s", dir);
+    if (fd < 0) return cli_fail(err, HAI_ERR_IO, "--draft-self: cannot create a temporary file in %s", dir);
     close(fd);
     double t0 = hai_time_s();
     hai_quantize_params qp = {.type = o->draft_self, .n_threads = (int)o->threads};
@@ -284,9 +283,9 @@ static int run_batch(const run_opts *o, session *ss) {
         const cJSON *tj = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "tools") : NULL;
         char *tools = NULL;
         if (tj && (!cJSON_IsArray(tj) || !o->chat)) {
-            st = hai_fail(&err, HAI_ERR_INVALID, "\"tools\" must be an array, and needs --chat");
+            st = cli_fail(&err, HAI_ERR_INVALID, "\"tools\" must be an array, and needs --chat");
         } else if (tj && !(tools = cJSON_PrintUnformatted(tj))) {
-            st = hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
+            st = cli_fail(&err, HAI_ERR_NOMEM, "out of memory");
         }
         if (!st && o->chat) {
             hai_chat_message msgs[2];
@@ -342,8 +341,8 @@ static int run_batch(const run_opts *o, session *ss) {
 /* hai run --route-config: one chat turn through the hybrid router. */
 static int run_routed(const run_opts *o, session *ss, const char *prompt) {
     hai_error err = {0};
-    cli_router *r = NULL;
-    if (cli_router_open(o->route_config, ss->m, ss->c, &r, &err) != HAI_OK) {
+    hai_router *r = NULL;
+    if (hai_router_create_from_file(o->route_config, ss->c, &r, &err) != HAI_OK) {
         cli_error("run", &err);
         return 1;
     }
@@ -352,12 +351,12 @@ static int run_routed(const run_opts *o, session *ss, const char *prompt) {
     if (o->system) msgs[nm++] = (hai_chat_message){.role = "system", .content = o->system};
     msgs[nm++] = (hai_chat_message){.role = "user", .content = prompt};
     signal(SIGINT, on_sigint);
-    hybrid_result res;
+    hai_route_result res;
     hai_status st = cli_router_chat(r, msgs, nm, (int32_t)o->n_predict, &o->sp, o->stop, o->n_stop, print_text, NULL, &res, &err);
     printf("\n");
     if (st) cli_error("run", &err);
     else cli_router_report(&res); /* where the answer came from: shown even with -q */
-    cli_router_close(r);
+    hai_router_free(r);
     return st ? 1 : 0;
 }
 
@@ -376,7 +375,11 @@ static hai_status open_grammar(const run_opts *o, session *ss, hai_grammar **g, 
         text = gbnf;
     }
     if (!st) st = hai_grammar_create(hai_model_tokenizer(ss->m), text, strlen(text), NULL, g, err);
-    if (st) hai_error_prefix(err, "%s", path);
+    if (st) {
+        char m[sizeof err->msg];
+        snprintf(m, sizeof m, "%s", err->msg);
+        cli_fail(err, st, "%s: %s", path, m);
+    }
     hai_free(text);
     return st;
 }
@@ -469,10 +472,10 @@ int cmd_chat(int argc, char **argv) {
         close_session(&ss);
         return 1;
     }
-    cli_router *router = NULL;
+    hai_router *router = NULL;
     if (o.route_config) {
         hai_error err = {0};
-        if (cli_router_open(o.route_config, ss.m, ss.c, &router, &err) != HAI_OK) {
+        if (hai_router_create_from_file(o.route_config, ss.c, &router, &err) != HAI_OK) {
             cli_error("chat", &err);
             close_session(&ss);
             return 1;
@@ -524,7 +527,7 @@ int cmd_chat(int argc, char **argv) {
         }
         reply r = {0};
         hai_generate_result res;
-        hybrid_result hres;
+        hai_route_result hres;
         if (!st && router) {
             st = cli_router_chat(router, msgs, n_msgs, (int32_t)o.n_predict, &o.sp, o.stop, o.n_stop, collect, &r, &hres, &err);
         } else if (!st) {
@@ -548,7 +551,7 @@ int cmd_chat(int argc, char **argv) {
     }
     for (size_t i = 0; i < n_msgs; i++) free((char *)msgs[i].content);
     free(msgs);
-    cli_router_close(router);
+    hai_router_free(router);
     close_session(&ss);
     return rc;
 }

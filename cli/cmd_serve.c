@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/server/server.h"
+#include "hai_server.h"
 #include "cli.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -40,7 +40,7 @@ static void usage(FILE *f) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    srv_options o = {.port = 8080, .stop = &stop_flag};
+    hai_serve_options o = {.port = 8080, .stop = &stop_flag};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
@@ -88,5 +88,5 @@ int cmd_serve(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return srv_run(&o);
+    return hai_serve(&o);
 }

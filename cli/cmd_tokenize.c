@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hai_hf.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hai.h"
+#include "hai_hf.h"
 #include "base/unicode.h"
 
 static void use(const hai_tokenizer *t) {

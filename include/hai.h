@@ -416,12 +416,7 @@ typedef enum hai_special_token {
 
 /* From the tokenizer.* keys of a GGUF file. The tokenizer copies what it needs. */
 hai_status hai_tokenizer_from_gguf(const hai_gguf *g, hai_tokenizer **out, hai_error *err);
-/* From a Hugging Face tokenizer.json and (optional, may be NULL) tokenizer_config.json. */
-hai_status hai_tokenizer_from_hf(const char *tokenizer_json, const char *config_json, hai_tokenizer **out,
-                                 hai_error *err);
-/* The same from the files' text in memory (config may be NULL). */
-hai_status hai_tokenizer_from_hf_text(const char *json, size_t len, const char *config, size_t config_len, hai_tokenizer **out,
-                                      hai_error *err);
+/* (From a Hugging Face tokenizer.json: hai_hf.h, libhai_hf.) */
 void hai_tokenizer_free(hai_tokenizer *t);
 
 int32_t hai_tokenizer_n_vocab(const hai_tokenizer *t);
@@ -530,6 +525,12 @@ hai_status hai_chat_format(const hai_chat_params *p, const hai_chat_message *msg
 /* Frees memory libhai handed to the caller (hai_chat_format's text, ...). */
 void hai_free(void *p);
 
+/* Renders a Jinja chat template (as models ship them) with variables given as a JSON object
+ * (messages, tools, add_generation_prompt, bos_token, ...). *out is NUL-terminated, freed with
+ * hai_free; *len its length. A template or variables that do not parse are HAI_ERR_FORMAT. */
+hai_status hai_template_render(const char *tmpl, size_t tmpl_len, const char *vars_json, size_t vars_len, char **out, size_t *len,
+                               hai_error *err);
+
 /* ---------------------------------------------------------------------------------------
  * Models and contexts
  * A hai_model is immutable after loading (weights used in place from the memory map) and may
@@ -595,6 +596,7 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *p, h
 void hai_context_free(hai_context *c);
 
 uint32_t hai_context_n_ctx(const hai_context *c);
+const hai_model *hai_context_model(const hai_context *c); /* the model it was created for */
 uint32_t hai_context_n_past(const hai_context *c); /* positions held in the KV cache */
 uint64_t hai_context_memory_bytes(const hai_context *c); /* KV cache + scratch, allocated at creation */
 /* The tokens whose keys and values the cache holds (n_past of them); borrowed. */

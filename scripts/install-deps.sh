@@ -11,6 +11,7 @@ pkgs=(
   libmicrohttpd-dev libcjson-dev          # server
   clang libclang-rt-14-dev                # libFuzzer, sanitizers
   python3 python3-numpy                   # the float64 reference forward (tools/reference)
+  chromium fonts-dejavu-core              # the chat page's test in a real browser (tests/node/chat_page)
 )
 # `install-deps.sh train`: also what tools/train-tiny needs (PyTorch from Debian, with OpenBLAS:
 # Debian's torch otherwise calls the reference BLAS, about 10x slower)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# `hai route`: --explain decisions on a real model, and --eval --check over seeded 10k-request
+# `hai route --explain` decisions on a real model, and hai-route-sim --check over seeded 10k-request
 # traces under two policies (must send no personal data against the policy, answer every request
 # during outages, and keep the budget).
 set -u
 hai=$1
 model=$2/reference/qwen2-s-Q8_0.gguf
+sim=$3 # tools/route-sim
 fail=0
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -60,7 +61,7 @@ expect "bad policy" "unknown privacy class 'emial'" "$out"
 
 # evaluation: the default evaluation policy and the redacting one
 for policy in "" "$dir/cloud.json"; do
-  out=$("$hai" route --eval --check --json ${policy:+--route-config "$policy"}); rc=$?
+  out=$("$sim" --check --json ${policy:+--route-config "$policy"}); rc=$?
   [ $rc -eq 0 ] || { echo "FAIL: eval --check ($policy) exit $rc"; fail=1; }
   expect "eval requests" '"requests":10000,' "$out"
   expect "eval pii" '"personal_data_bytes_sent":0,' "$out"
@@ -70,14 +71,14 @@ for policy in "" "$dir/cloud.json"; do
   expect "eval outages" '"offline_requests":[1-9][0-9]+,' "$out"
   expect "eval cloud used" '"cloud_share":0\.[0-9]*[1-9]' "$out"
 done
-out=$("$hai" route --eval --json --route-config "$dir/cloud.json")
+out=$("$sim" --json --route-config "$dir/cloud.json")
 expect "eval allowed ip" '"personal_data_bytes_allowed":[1-9]' "$out"
 expect "eval redacted" '"PRIVACY_REDACTED":[1-9]' "$out"
 # the README's example policy is a valid policy
-readme=${3:-$(dirname "$0")/../README.md}
+readme=$(dirname "$0")/../README.md
 sed -n '/^```json$/,/^```$/p' "$readme" | sed '1d;$d' > "$dir/readme.json"
 [ -s "$dir/readme.json" ] || { echo "FAIL: no example policy in $readme"; fail=1; }
-out=$(CLOUD_API_KEY=k "$hai" route --eval --check --requests 2000 --route-config "$dir/readme.json" 2>&1) || {
+out=$(CLOUD_API_KEY=k "$sim" --check --requests 2000 --route-config "$dir/readme.json" 2>&1) || {
   echo "FAIL: the README's policy:"; printf '%s\n' "$out"; fail=1; }
 [ $fail -eq 0 ] && echo "cli_route: all checks passed"
 exit $fail

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "hai_hf.h"
 #include "vocab_io.h"
 
 static char tok_json[4096], tok_cfg[4096];

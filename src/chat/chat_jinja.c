@@ -126,3 +126,21 @@ hai_status chat_jinja_marked(const hai_chat_params *p, const hai_chat_message *m
     hai_tpl_free(t);
     return st ? hai_fail(err, st, "chat template: %s", e.msg) : HAI_OK;
 }
+
+hai_status hai_template_render(const char *tmpl, size_t tmpl_len, const char *vars_json, size_t vars_len, char **out, size_t *len,
+                               hai_error *err) {
+    if (!out || !len || !tmpl || !vars_json) return hai_fail(err, HAI_ERR_INVALID, "hai_template_render: NULL argument");
+    *out = NULL;
+    *len = 0;
+    cJSON *vars = cJSON_ParseWithLength(vars_json, vars_len);
+    if (!cJSON_IsObject(vars)) {
+        cJSON_Delete(vars);
+        return hai_fail(err, HAI_ERR_FORMAT, "template variables: not a JSON object");
+    }
+    hai_tpl *t = NULL;
+    hai_status st = hai_tpl_parse(tmpl, tmpl_len, &t, err);
+    if (!st) st = hai_tpl_render(t, vars, out, len, err);
+    hai_tpl_free(t);
+    cJSON_Delete(vars);
+    return st;
+}

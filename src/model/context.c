@@ -238,6 +238,7 @@ void hai_context_free(hai_context *c) {
 }
 
 uint32_t hai_context_n_ctx(const hai_context *c) { return c->n_ctx; }
+const hai_model *hai_context_model(const hai_context *c) { return c->m; }
 uint32_t hai_context_n_past(const hai_context *c) { return c->seq_past[0]; }
 uint32_t hai_context_n_seq(const hai_context *c) { return c->n_seq; }
 

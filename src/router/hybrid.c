@@ -76,6 +76,7 @@ void hybrid_free(hybrid *h) {
 }
 
 const router_policy *hybrid_policy(const hybrid *h) { return &h->policy; }
+const char *hybrid_cloud_model(const hybrid *h) { return h->cfg.has_cloud ? h->cfg.cloud.model : NULL; }
 
 /* ---- personal data inside JSON (tool calls' arguments, tools, response_format) -------------------- */
 
@@ -263,6 +264,13 @@ hai_status hybrid_plan_request(hybrid *h, const hybrid_request *r, hybrid_plan *
     return HAI_OK;
 }
 
+static void settle(hybrid *h, int64_t reserved, int64_t used) {
+    pthread_mutex_lock(&h->mu);
+    h->tokens_spent += used - reserved;
+    h->cost_spent += (used - reserved) * h->policy.cost_per_1k_tokens / 1000.0;
+    pthread_mutex_unlock(&h->mu);
+}
+
 void hybrid_plan_free(hybrid_plan *plan) {
     free(plan->prompt);
     plan->prompt = NULL;
@@ -272,12 +280,12 @@ void hybrid_plan_free(hybrid_plan *plan) {
     plan->n_scans = 0;
 }
 
-static void settle(hybrid *h, int64_t reserved, int64_t used) {
-    pthread_mutex_lock(&h->mu);
-    h->tokens_spent += used - reserved;
-    h->cost_spent += (used - reserved) * h->policy.cost_per_1k_tokens / 1000.0;
-    pthread_mutex_unlock(&h->mu);
+void hybrid_plan_cancel(hybrid *h, hybrid_plan *plan) {
+    if (plan->d.reserve_tokens) settle(h, plan->d.reserve_tokens, 0);
+    plan->d.reserve_tokens = 0;
+    hybrid_plan_free(plan);
 }
+
 
 static void learn_speed(hybrid *h, const hai_generate_result *g) {
     pthread_mutex_lock(&h->mu);

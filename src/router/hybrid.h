@@ -18,6 +18,8 @@ typedef struct hybrid hybrid;
 hai_status hybrid_create(const hybrid_config *cfg, const hai_model *m, uint32_t local_ctx, hybrid **out, hai_error *err);
 void hybrid_free(hybrid *h);
 const router_policy *hybrid_policy(const hybrid *h);
+/* The cloud model's name, or NULL without a cloud. */
+const char *hybrid_cloud_model(const hybrid *h);
 
 /* One local generation the router asks for. */
 typedef struct hybrid_gen {
@@ -104,6 +106,8 @@ hai_status hybrid_plan_request(hybrid *h, const hybrid_request *r, hybrid_plan *
 hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan, const hybrid_local *local,
                           hybrid_result *res, hai_error *err);
 void hybrid_plan_free(hybrid_plan *plan);
+/* A plan given up without executing it: its cloud reservation returned, its memory freed. */
+void hybrid_plan_cancel(hybrid *h, hybrid_plan *plan);
 
 /* {"route":..., "reasons":[...], "signals":{...}} for responses; malloc'd. */
 char *hybrid_route_json(const hybrid_plan *plan, const hybrid_result *res);

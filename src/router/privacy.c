@@ -288,7 +288,6 @@ static void add_span(scan *sc, pii_class c, size_t a, size_t b) {
         sc->cap = cap;
     }
     sc->v[sc->n++] = (pii_span){c, 1u << c, a, b};
-    sc->out->count[c]++;
 }
 
 static void find_all(scan *sc, const pcre2_code *re, pii_class cls, bool (*accept)(const char *, size_t, size_t *, size_t *),
@@ -464,7 +463,8 @@ static int by_start(const void *x, const void *y) {
 
 /* Overlapping detections become one span covering all of them: every byte some detector took for
  * personal data is redacted (an address inside a URL inside a secret, an IPv4 tail of an IPv6
- * address), and the span remembers every class it holds for the policy. */
+ * address), and the span remembers every class it holds for the policy. The counts are of the
+ * merged spans: one phone number two patterns both found is one phone number. */
 static void merge(scan *sc) {
     pii_scan_result *r = sc->out;
     if (sc->n) qsort(sc->v, sc->n, sizeof *sc->v, by_start);
@@ -480,6 +480,9 @@ static void merge(scan *sc) {
     }
     r->spans = sc->v;
     r->n = w;
+    for (size_t i = 0; i < w; i++)
+        for (int c = 0; c < PII_COUNT; c++)
+            if (sc->v[i].classes >> c & 1u) r->count[c]++;
 }
 
 void pii_scan(const pii_scanner *s, const char *text, size_t len, pii_scan_result *out) {

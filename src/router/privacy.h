@@ -42,7 +42,7 @@ void pii_scanner_free(pii_scanner *s);
 typedef struct pii_scan_result {
     pii_span *spans;          /* non-overlapping, in order; malloc'd (pii_scan_result_free) */
     size_t n;
-    size_t count[PII_COUNT];  /* detections by class, before overlapping ones merge */
+    size_t count[PII_COUNT];  /* detections by class: merged spans holding the class */
     bool incomplete;
     char why[192];            /* which detector stopped and why, when incomplete */
 } pii_scan_result;

@@ -642,6 +642,7 @@ void srv_engine_load(srv_engine *e, int *queued, int *busy) {
 }
 
 uint32_t srv_engine_n_ctx(const srv_engine *e) { return hai_context_n_ctx(e->ctx); }
+uint64_t srv_engine_memory_bytes(const srv_engine *e) { return hai_context_memory_bytes(e->ctx) + (e->dctx ? hai_context_memory_bytes(e->dctx) : 0); }
 
 hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metrics *met, srv_engine **out, hai_error *err) {
     *out = NULL;

@@ -103,6 +103,8 @@ typedef struct srv_engine_params {
 hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metrics *met, srv_engine **out, hai_error *err);
 void srv_engine_stop(srv_engine *e);
 uint32_t srv_engine_n_ctx(const srv_engine *e);
+/* The slots' KV caches and scratch (and the draft model's), allocated at the start. */
+uint64_t srv_engine_memory_bytes(const srv_engine *e);
 
 /* Appends text to a job's output (under its lock) and wakes its readers; false when out of memory. */
 bool srv_job_add_text(srv_job *j, const char *text, size_t len);

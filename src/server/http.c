@@ -3,6 +3,7 @@
  * those threads never compute: they submit jobs to the engine and wait for text, watching
  * their socket so that a client that leaves cancels its job. */
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <microhttpd.h>
@@ -25,8 +26,9 @@
 #include "grammars.h"
 #include "metrics.h"
 #include "output.h"
+#include "page.h"
 #include "responses.h"
-#include "server.h"
+#include "hai_server.h"
 
 #ifndef MHD_HTTP_CONTENT_TOO_LARGE
 #define MHD_HTTP_CONTENT_TOO_LARGE 413
@@ -42,7 +44,7 @@ typedef struct runner {
 } runner;
 
 typedef struct server {
-    srv_options o;
+    hai_serve_options o;
     hai_model *m, *dm; /* the model, and a draft model (--draft) */
     srv_embedder *emb; /* /v1/embeddings */
     srv_engine *eng;
@@ -72,6 +74,7 @@ typedef struct request {
 /* ---- responses -------------------------------------------------------------------------------- */
 
 static void common_headers(server *s, struct MHD_Response *r) {
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (s->o.cors_origin) {
         MHD_add_response_header(r, "Access-Control-Allow-Origin", s->o.cors_origin);
         MHD_add_response_header(r, "Vary", "Origin");
@@ -830,7 +833,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     reap_runners(s, false);
     runner *me = calloc(1, sizeof *me);
     if (!me) {
-        hybrid_plan_free(&rt->plan);
+        hybrid_plan_cancel(s->hyb, &rt->plan);
         routed_free(rt);
         srv_job_release(j);
         return send_error(s, c, rq->endpoint, 500, "server_error", NULL, "out of memory");
@@ -844,7 +847,7 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
         pthread_mutex_unlock(&s->runners_mu);
         j->refs -= 2;
         free(me);
-        hybrid_plan_free(&rt->plan);
+        hybrid_plan_cancel(s->hyb, &rt->plan);
         routed_free(rt);
         srv_job_release(j);
         return send_error(s, c, rq->endpoint, 503, "server_error", NULL, "cannot start a request thread");
@@ -1212,6 +1215,58 @@ static enum MHD_Result run_completion(server *s, struct MHD_Connection *c, reque
     return send_body(s, c, rq->endpoint, 200, "application/json", body);
 }
 
+/* ---- the chat page ------------------------------------------------------------------------------- */
+
+/* A file of the page: no API key needed (it holds no data; its requests to the API carry the
+ * key), no CORS, and headers that keep it to its own files. */
+static enum MHD_Result send_page(server *s, struct MHD_Connection *c, const page_asset *a) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", a->type);
+    MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    metrics_request(&s->met, "page", 200);
+    return ret;
+}
+
+/* Resident memory of the process, from /proc (0 where there is none). */
+static uint64_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, res = 0;
+    if (!f) return 0;
+    int k = fscanf(f, "%llu %llu", &size, &res);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return k == 2 && page > 0 ? res * (uint64_t)page : 0;
+}
+
+/* GET /hai/status: what the chat page shows about this server - the model, its memory, the
+ * router's shape. */
+static char *status_json(server *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", s->model_id);
+    cJSON_AddStringToObject(o, "version", hai_version());
+    cJSON_AddNumberToObject(o, "slots", s->o.n_slots);
+    cJSON_AddNumberToObject(o, "n_ctx", srv_engine_n_ctx(s->eng));
+    cJSON *m = cJSON_AddObjectToObject(o, "memory");
+    cJSON_AddNumberToObject(m, "weights_bytes", (double)(hai_model_weights_bytes(s->m) + (s->dm ? hai_model_weights_bytes(s->dm) : 0)));
+    cJSON_AddNumberToObject(m, "context_bytes", (double)srv_engine_memory_bytes(s->eng));
+    cJSON_AddNumberToObject(m, "rss_bytes", (double)rss_bytes());
+    cJSON *rt = cJSON_AddObjectToObject(o, "router");
+    cJSON_AddBoolToObject(rt, "enabled", s->hyb != NULL);
+    const char *cm = s->hyb ? hybrid_cloud_model(s->hyb) : NULL;
+    cJSON_AddBoolToObject(rt, "cloud", cm != NULL);
+    if (cm) cJSON_AddStringToObject(rt, "cloud_model", cm);
+    cJSON_AddBoolToObject(rt, "offline", s->hyb && hybrid_policy(s->hyb)->offline);
+    char *j = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return j;
+}
+
 /* ---- routing --------------------------------------------------------------------------------------- */
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -1230,7 +1285,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         const char *has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (!has_body) has_body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
         conns_set_state(s->cs, conn_of(c), has_body && strcmp(has_body, "0") ? CONN_BODY : CONN_BUSY, hai_time_s());
-        bool known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/v1/models") ||
+        page_asset pa;
+        if (page_find(url, &pa)) {
+            rq->headers_done = true;
+            snprintf(rq->endpoint, sizeof rq->endpoint, "page");
+            if (strcmp(method, "GET") && strcmp(method, "HEAD")) return send_error(s, c, "page", 405, "invalid_request_error", NULL, "%s needs GET", url);
+            return send_page(s, c, &pa);
+        }
+        bool known = !strcmp(url, "/hai/status") || !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/v1/models") ||
                      !strcmp(url, "/v1/embeddings") ||
                      !strncmp(url, "/v1/models/", 11) || !strncmp(url, "/v1/responses/", 14) || !strcmp(url, "/health") || !strcmp(url, "/metrics");
         if (!strncmp(url, "/v1/models/", 11)) snprintf(rq->endpoint, sizeof rq->endpoint, "/v1/models/{id}");
@@ -1313,6 +1375,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (rq->too_large)
         return send_error(s, c, rq->endpoint, 413, "invalid_request_error", NULL, "the body is over the limit of %zu bytes", s->o.max_body);
     if (!strcmp(url, "/health")) return send_body(s, c, "/health", 200, "application/json", strdup("{\"status\":\"ok\"}"));
+    if (!strcmp(url, "/hai/status")) {
+        char *j = status_json(s);
+        return j ? send_body(s, c, "/hai/status", 200, "application/json", j) : send_error(s, c, "/hai/status", 500, "server_error", NULL, "out of memory");
+    }
     if (!strcmp(url, "/metrics")) {
         int q, busy;
         srv_engine_load(s->eng, &q, &busy);
@@ -1433,7 +1499,7 @@ static void shut_down(server *s, struct MHD_Daemon *d) {
     reap_runners(s, true);
 }
 
-int srv_run(const srv_options *opt) {
+int hai_serve(const hai_serve_options *opt) {
     server *s = calloc(1, sizeof *s);
     if (!s) return 1;
     s->o = *opt;

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "hai_hf.h"
+
 #include "base/error.h"
 #include "tokenizer.h"
 

@@ -4,7 +4,8 @@
 //   (429, Retry-After: 60), 500, 503, 503-retry (Retry-After: 5),
 //   hang (headers, then silence), reset (some chunks, then the socket is destroyed), cut (no
 //   [DONE]), cut-utf8 (ends inside a multi-byte character), drip (one byte a second), gzip-bomb,
-//   malformed, redirect (to `redirectTo`), slow-first-byte,
+//   malformed, redirect (to `redirectTo`), slow-first-byte, slow (a word every 100 ms for a minute,
+//   until the client goes; `u.closed` counts the requests whose client went before the end),
 //   tool / tool-json (calls the first tool offered with {"echo": the last message's content}, and a
 //   second call unless parallel_tool_calls is false; streamed in pieces, or as one JSON answer).
 import http from 'node:http';
@@ -66,6 +67,17 @@ export function startUpstream() {
         res.write(b.subarray(0, b.indexOf(Buffer.from('\u4e2d')) + 1)); // inside the 3-byte character
         await new Promise((r) => setTimeout(r, 50));
         return req.socket.destroy();
+      }
+      case 'slow': {
+        sse();
+        res.write(chunk({ role: 'assistant', content: '' }));
+        let gone = false;
+        res.on('close', () => { if (!res.writableEnded) { gone = true; u.closed = (u.closed || 0) + 1; } });
+        for (let i = 0; i < 600 && !gone; i++) { res.write(chunk({ content: 'word' + i + ' ' })); await new Promise((r) => setTimeout(r, 100)); }
+        if (gone) return;
+        res.write(chunk({}, 'stop'));
+        res.write('data: [DONE]\n\n');
+        return res.end();
       }
       case 'drip': {
         sse();

@@ -1,4 +1,7 @@
-/* `hai serve`: the OpenAI-compatible HTTP server (libmicrohttpd) over the engine. */
+/* hai_server: `hai serve`, the OpenAI-compatible HTTP server (libmicrohttpd) over the engine's
+ * batched slots, with the hybrid router (hai_hybrid.h) in front. libhai_server is built with the
+ * CLI and not installed yet: it steps generations with libhai's internals (the engine's batched
+ * decoding), which libhai.so does not export. */
 #ifndef HAI_SERVER_H
 #define HAI_SERVER_H
 
@@ -8,7 +11,7 @@
 
 #include "hai.h"
 
-typedef struct srv_options {
+typedef struct hai_serve_options {
     const char *model_path;
     const char *host;       /* default 127.0.0.1 */
     uint16_t port;          /* default 8080; 0 = any free port (printed) */
@@ -30,9 +33,9 @@ typedef struct srv_options {
     double body_timeout_s;  /* receiving a request body; default 60 */
     double shutdown_grace_s; /* at SIGTERM, how long requests in flight may finish; default 10 */
     volatile sig_atomic_t *stop; /* the server returns when this becomes nonzero */
-} srv_options;
+} hai_serve_options;
 
 /* Loads the model, listens, serves until *stop; returns 0 or prints the error and returns 1. */
-int srv_run(const srv_options *o);
+int hai_serve(const hai_serve_options *o);
 
 #endif

@@ -11,9 +11,9 @@
 
 #include <stdint.h>
 
-#include "config.h"
-#include "privacy.h"
-#include "router.h"
+#include "router/config.h"
+#include "router/privacy.h"
+#include "router/router.h"
 
 typedef struct sim_params {
     int n_requests;          /* default 10000 */
