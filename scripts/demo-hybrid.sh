@@ -4,8 +4,12 @@
 # are answered locally; prompts it is unsure about (mean entropy of its first tokens above the
 # threshold calibrated in models/hai-tiny.md) are escalated before anything is shown; personal
 # data stays on the device or goes out redacted, as the policy says.
-# Environment: MODEL (default models/hai-tiny.gguf), CLOUD_MODEL (default: the same file),
-# THRESHOLD (nats, default from the model card), SKIP_BUILD=1.
+# Environment: MODEL (default models/hai-tiny.gguf), THRESHOLD (nats, default from the model
+# card), SKIP_BUILD=1. The cloud: a real OpenAI-compatible endpoint when HAI_CLOUD_BASE_URL is set
+# (HAI_CLOUD_MODEL its model, HAI_CLOUD_API_KEY_ENV the name of the variable holding its key,
+# default OPENAI_API_KEY), e.g.
+#   HAI_CLOUD_BASE_URL=https://api.openai.com/v1 HAI_CLOUD_MODEL=gpt-4o-mini scripts/demo-hybrid.sh
+# Otherwise a local stand-in: another hai serve of CLOUD_MODEL (default: the same file as MODEL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${SKIP_BUILD:-}" = 1 ] || { scripts/install-deps.sh && scripts/build.sh; }
@@ -38,20 +42,46 @@ start_serve() {
   exit 1
 }
 
-# the "cloud": another hai serve, on loopback - a stand-in: a real deployment names any
-# OpenAI-compatible endpoint here (a hosted API, a vLLM cluster), which answers what hai-tiny cannot
-start_serve cloud -m "$cloud_model" -t 1 --parallel 1
-cloud_url=$url
+if [ -n "${HAI_CLOUD_BASE_URL:-}" ]; then
+  # a real cloud: what the router escalates gets a real answer
+  [ -n "${HAI_CLOUD_MODEL:-}" ] || { echo "demo-hybrid: HAI_CLOUD_BASE_URL needs HAI_CLOUD_MODEL (the model to ask)" >&2; exit 1; }
+  key_env=${HAI_CLOUD_API_KEY_ENV:-OPENAI_API_KEY}
+  key_json=", \"api_key_env\": \"$key_env\""
+  [ -n "${!key_env:-}" ] || { echo "demo-hybrid: note: \$$key_env is not set; the endpoint gets no API key" >&2; key_json=; }
+  cloud_url=${HAI_CLOUD_BASE_URL%/}
+  cloud_name=$HAI_CLOUD_MODEL
+  cloud_what="$cloud_url (model $cloud_name)"
+  stand_in=0
+else
+  # the "cloud": another hai serve, on loopback - a stand-in that knows no more than the device
+  start_serve cloud -m "$cloud_model" -t 1 --parallel 1
+  cloud_url=$url/v1
+  cloud_name=cloud-model
+  key_json=
+  cloud_what="$url - a LOCAL STAND-IN (another hai serve of $cloud_model), not a real cloud model"
+  stand_in=1
+fi
+cloud_json=$(printf '{"base_url": "%s", "model": "%s"%s, "rtt_ms": 300, "tokens_per_s": 80}' "$cloud_url" "$cloud_name" "$key_json")
 
 cat > "$work/policy.json" <<JSON
 {
-  "cloud": {"base_url": "$cloud_url/v1", "model": "cloud-model", "rtt_ms": 300, "tokens_per_s": 80},
+  "cloud": $cloud_json,
   "privacy": {"email": "redact", "phone": "keep_local", "bank_card": "keep_local"},
   "cascade": {"enabled": true, "tokens": 16, "entropy_threshold": $threshold},
   "budget": {"daily_tokens": 100000}
 }
 JSON
-echo "== hybrid demo: local $model, cloud $cloud_url (a stand-in: another hai serve of $cloud_model), escalation above $threshold nats"
+echo "== hybrid demo: local $model; cloud $cloud_what; escalation above $threshold nats"
+if [ "$stand_in" = 1 ]; then
+  cat <<'NOTE'
+   The cloud in this run is a stand-in on this machine: hai-tiny again. It shows where each
+   request goes and why, but the answers to escalated prompts (the poem, the transformer) are no
+   better than the device's - a real cloud model would answer them properly. To use one:
+     HAI_CLOUD_BASE_URL=https://api.openai.com/v1 HAI_CLOUD_MODEL=gpt-4o-mini \
+       OPENAI_API_KEY=sk-... scripts/demo-hybrid.sh
+   (any OpenAI-compatible endpoint: a hosted API, a vLLM server, another hai serve)
+NOTE
+fi
 echo
 while IFS= read -r prompt; do
   [ -n "$prompt" ] || continue
@@ -79,5 +109,7 @@ node scripts/demo-tools.mjs "$url" tools/train-tiny/device_tools.json set_timer,
   "Set a timer for 12 minutes for the pasta." \
   "Order a large oat latte with an extra shot." \
   "Wake me up at 6:30 tomorrow."
-echo "(the cloud here is a stand-in that knows no more than hai-tiny: a real endpoint would answer the"
-echo " escalated request with its own set_alarm call, returned to the app in the same shape)"
+if [ "$stand_in" = 1 ]; then
+  echo "(the cloud here is a stand-in that knows no more than hai-tiny: a real endpoint would answer the"
+  echo " escalated request with its own set_alarm call, returned to the app in the same shape)"
+fi
