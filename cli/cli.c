@@ -1,10 +1,12 @@
 /* Helpers shared by the hai subcommands. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
     char *end;
@@ -97,4 +99,46 @@ hai_status cli_fail(hai_error *err, hai_status status, const char *fmt, ...) {
         va_end(ap);
     }
     return status;
+}
+
+bool cli_parse_ids(const char *cmd, const char *what, const char *text, int32_t n_vocab, hai_token **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    size_t cap = strlen(text) / 2 + 1; /* a number and a separator at least */
+    hai_token *v = malloc(cap * sizeof *v);
+    if (!v) {
+        fprintf(stderr, "hai %s: out of memory\n", cmd);
+        return false;
+    }
+    size_t k = 0;
+    for (const char *p = text; *p;) {
+        if (*p == ',' || isspace((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        char *end;
+        errno = 0;
+        long long x = isdigit((unsigned char)*p) || *p == '-' ? strtoll(p, &end, 10) : 0;
+        if (!isdigit((unsigned char)*p) && *p != '-') end = (char *)p;
+        if (end == p || (*end && *end != ',' && !isspace((unsigned char)*end))) {
+            fprintf(stderr, "hai %s: %s: not a token id at '%.20s'\n", cmd, what, p);
+            free(v);
+            return false;
+        }
+        if (errno || x < 0 || x >= n_vocab) {
+            fprintf(stderr, "hai %s: %s: %.*s is not a token of this model (0..%d)\n", cmd, what, (int)(end - p), p, n_vocab - 1);
+            free(v);
+            return false;
+        }
+        v[k++] = (hai_token)x;
+        p = end;
+    }
+    if (!k) {
+        fprintf(stderr, "hai %s: %s: no token ids\n", cmd, what);
+        free(v);
+        return false;
+    }
+    *ids = v;
+    *n = k;
+    return true;
 }

@@ -39,6 +39,11 @@ const char *cli_bytes(uint64_t n, char *buf, int cap);
 /* "1.10 B", "2.36 M" style; returns buf. */
 const char *cli_count(int64_t n, char *buf, int cap);
 
+/* Token ids written as text: whole numbers separated by white space or commas, each a token of a
+ * vocabulary of n_vocab. *ids is malloc'd. On bad input prints "hai <cmd>: <what>: ..." and
+ * returns false. */
+bool cli_parse_ids(const char *cmd, const char *what, const char *text, int32_t n_vocab, hai_token **ids, size_t *n);
+
 /* Fills err (when given) with status and the message; returns status. */
 hai_status cli_fail(hai_error *err, hai_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -39,30 +39,21 @@ int cmd_logits(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    FILE *tf = fopen(tokens_path, "r");
-    if (!tf) {
-        fprintf(stderr, "hai logits: cannot read %s\n", tokens_path);
-        return 1;
-    }
-    size_t n = 0, cap = 256;
-    hai_token *toks = malloc(cap * sizeof *toks);
-    long v;
-    while (toks && fscanf(tf, "%ld", &v) == 1) {
-        if (n == cap) toks = realloc(toks, (cap *= 2) * sizeof *toks);
-        if (toks) toks[n++] = (hai_token)v;
-    }
-    bool bad = !feof(tf);
-    fclose(tf);
-    if (!toks || bad || n == 0) {
-        fprintf(stderr, "hai logits: %s must hold whitespace-separated token ids\n", tokens_path);
-        free(toks);
-        return 1;
-    }
     hai_error err = {0};
     hai_model *m = NULL;
     hai_context *c = NULL;
     int rc = 1;
+    hai_token *toks = NULL;
+    size_t n = 0;
     if (hai_model_load(model, NULL, &m, &err) != HAI_OK) goto fail;
+    char *ttext = cli_read_file(tokens_path, NULL);
+    if (!ttext) {
+        fprintf(stderr, "hai logits: cannot read %s\n", tokens_path);
+        goto out;
+    }
+    bool ok = cli_parse_ids("logits", tokens_path, ttext, hai_model_n_vocab(m), &toks, &n);
+    free(ttext);
+    if (!ok) goto out;
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)(n > 16 ? n : 16);
     cp.n_batch = (uint32_t)(batch ? (size_t)batch : n);

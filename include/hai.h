@@ -813,6 +813,12 @@ uint32_t hai_model_n_embd(const hai_model *m);
  * model's): evaluated from position 0 of sequence 0 (its cache cleared), in passes of n_batch.
  * HAI_ERR_LIMIT when n exceeds the context. */
 hai_status hai_embed(hai_context *c, const hai_token *tokens, size_t n, int pooling, float *out, hai_error *err);
+/* The embeddings of n_inputs texts (tokens[i][0..n[i])) into out[n_inputs][hai_model_n_embd],
+ * up to hai_context_n_seq of them in one forward pass (a sequence each, caches cleared): what
+ * hai_embed gives each, for a fraction of the passes. HAI_ERR_LIMIT when an input exceeds the
+ * context. */
+hai_status hai_embed_batch(hai_context *c, const hai_token *const *tokens, const size_t *n, size_t n_inputs, int pooling, float *out,
+                           hai_error *err);
 
 /* Whether draft can draft for target: every token the draft's vocabulary has is the same text
  * with the same id in the target's (HAI_ERR_FORMAT naming the first that differs otherwise). */

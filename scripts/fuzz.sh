@@ -8,7 +8,7 @@ shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
 build=build-fuzz
 CC=clang cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAI_FUZZ=ON -DHAI_SANITIZE=ON \
   -DHAI_TESTS=ON -DHAI_WERROR=ON -DHAI_SHARED_DIR="$shared" >/dev/null
-cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_tokenizer_hf fuzz_api fuzz_cloud fuzz_router fuzz_template fuzz_grammar fuzz_model test_gguf_bad -- --quiet
+cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_tokenizer_hf fuzz_api fuzz_embeddings fuzz_cloud fuzz_router fuzz_template fuzz_grammar fuzz_model test_gguf_bad -- --quiet
 
 # seeds: real files from ../shared plus the bad-file corpus the tests generate
 corpus=$build/corpus/gguf
@@ -74,6 +74,10 @@ acorpus=$build/corpus/api
 mkdir -p $acorpus
 cp tests/corpus/api/* $acorpus/
 run fuzz_api $acorpus -max_len=65536 -dict=tests/corpus/api.dict
+ecorpus=$build/corpus/embeddings
+mkdir -p $ecorpus
+cp tests/corpus/embeddings/* $ecorpus/
+run fuzz_embeddings $ecorpus -max_len=8192 -dict=tests/corpus/api.dict
 
 # cloud responses and router inputs (policies, request texts with personal data)
 ccorpus=$build/corpus/cloud rcorpus=$build/corpus/router

@@ -9,6 +9,7 @@
 
 #include "chat.h"
 #include "base/error.h"
+#include "base/text.h"
 #include "base/unicode.h"
 
 typedef enum family {
@@ -34,35 +35,17 @@ typedef struct style {
  * than from the template: those are tokenized as plain text, so "<|im_end|>" typed by a user
  * cannot close their turn (chat.h). */
 typedef struct sb {
-    char *p;
-    size_t n, cap;
-    bool oom;
+    hai_text t;
     size_t (*data)[2]; /* [start, end) ranges, in order, not touching */
     size_t n_data, cap_data;
 } sb;
 
-static void put(sb *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->cap - b->n < n + 1) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->n < n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
+static void put(sb *b, const char *s, size_t n) { text_put(&b->t, s, n); }
 
 static void puts_(sb *b, const char *s) { put(b, s, strlen(s)); }
 
 static void mark_data(sb *b, size_t start, size_t end) {
-    if (b->oom || start >= end) return;
+    if (b->t.oom || start >= end) return;
     if (b->n_data && b->data[b->n_data - 1][1] == start) { /* continues the last range */
         b->data[b->n_data - 1][1] = end;
         return;
@@ -71,7 +54,7 @@ static void mark_data(sb *b, size_t start, size_t end) {
         size_t cap = b->cap_data ? 2 * b->cap_data : 16;
         void *d = realloc(b->data, cap * sizeof *b->data);
         if (!d) {
-            b->oom = true;
+            b->t.oom = true;
             return;
         }
         b->data = d;
@@ -84,15 +67,15 @@ static void mark_data(sb *b, size_t start, size_t end) {
 
 /* The caller's text: written, and marked as data. */
 static void put_data(sb *b, const char *s, size_t n) {
-    size_t at = b->n;
+    size_t at = b->t.n;
     put(b, s, n);
-    mark_data(b, at, b->n);
+    mark_data(b, at, b->t.n);
 }
 
 static void puts_data(sb *b, const char *s) { put_data(b, s, strlen(s)); }
 
 static void sb_free(sb *b) {
-    free(b->p);
+    text_free(&b->t);
     free(b->data);
 }
 
@@ -136,14 +119,14 @@ static void put_trimmed(sb *b, const char *s) {
 /* A part built of template text and data (Llama 2's system block with the first message),
  * trimmed as one string: its data ranges come along, clipped to what is kept. */
 static void put_trimmed_sb(sb *b, const sb *c) {
-    if (c->oom) {
-        b->oom = true;
+    if (c->t.oom) {
+        b->t.oom = true;
         return;
     }
-    if (!c->p) return;
-    size_t start, end, at = b->n;
-    trim_bounds(c->p, c->n, &start, &end);
-    put(b, c->p + start, end - start);
+    if (!c->t.p) return;
+    size_t start, end, at = b->t.n;
+    trim_bounds(c->t.p, c->t.n, &start, &end);
+    put(b, c->t.p + start, end - start);
     for (size_t i = 0; i < c->n_data; i++) {
         size_t a = c->data[i][0] > start ? c->data[i][0] : start, e = c->data[i][1] < end ? c->data[i][1] : end;
         if (a < e) mark_data(b, at + a - start, at + e - start);
@@ -547,12 +530,12 @@ hai_status chat_format_marked(const hai_chat_params *p, const hai_chat_message *
     case F_COUNT: break;
     }
     free(st.default_system);
-    if (b.oom) {
+    if (b.t.oom) {
         sb_free(&b);
         return hai_fail(err, HAI_ERR_NOMEM, "chat: out of memory");
     }
-    *out = b.p;
-    if (len) *len = b.n;
+    *out = b.t.p;
+    if (len) *len = b.t.n;
     if (data) *data = b.data;
     else free(b.data);
     if (n_data) *n_data = b.n_data;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/text.h"
 #include "model/grammar/grammar.h"
 
 /* ---- syntaxes -------------------------------------------------------------------------------- */
@@ -42,43 +43,21 @@ const char *tools_syntax_name(tool_syntax s) {
 
 /* ---- the grammar ------------------------------------------------------------------------------ */
 
-typedef struct gbuf {
-    char *p;
-    size_t n, cap;
-    bool failed;
-} gbuf;
-
-static void gput(gbuf *b, const char *s) {
-    size_t l = strlen(s);
-    if (b->failed) return;
-    if (b->cap - b->n < l + 1) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap - b->n < l + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, l + 1);
-    b->n += l;
-}
 
 /* The call alternatives: for each tool, pre + the name + mid, its arguments' rule, post. Names
  * are [A-Za-z0-9_-] (checked by the API), so they go into GBNF and JSON literals unescaped. */
-static void put_calls(gbuf *b, const tool_def *tools, size_t n, const bool *use, const char *pre, const char *mid, const char *post) {
+static void put_calls(hai_text *b, const tool_def *tools, size_t n, const bool *use, const char *pre, const char *mid, const char *post) {
     bool first = true;
     char rule[32];
     for (size_t i = 0; i < n; i++) {
         if (!use[i]) continue;
         snprintf(rule, sizeof rule, "targs_%zu", i);
-        gput(b, first ? "" : " | ");
-        gput(b, pre);
-        gput(b, tools[i].name);
-        gput(b, mid);
-        gput(b, rule);
-        gput(b, post);
+        text_puts(b, first ? "" : " | ");
+        text_puts(b, pre);
+        text_puts(b, tools[i].name);
+        text_puts(b, mid);
+        text_puts(b, rule);
+        text_puts(b, post);
         first = false;
     }
 }
@@ -120,48 +99,48 @@ hai_status tools_grammar(tool_syntax syn, const tool_def *tools, size_t n, tool_
     hai_error e = {0};
     if (!st && (st = schema_to_gbnf_rules(schemas, lens, (const char *const *)names, n, lenient, &rules, &e)))
         hai_fail(err, st, "%s", e.msg);
-    gbuf b = {0};
+    hai_text b = {0};
     if (!st) {
         /* more calls: "(sep call)*" when parallel, else none */
         const char *more = parallel ? "*" : "{0}";
         switch (syn) {
         case TOOLS_HERMES:
         case TOOLS_GENERIC:
-            gput(&b, "tcall_ ::= ");
+            text_puts(&b, "tcall_ ::= ");
             put_calls(&b, tools, n, use, "\"{\\\"name\\\": \\\"", "\\\", \\\"arguments\\\": \" ", " \"}\"");
-            gput(&b, "\ncalls_ ::= \"" HERMES_OPEN "\\n\" tcall_ \"\\n" HERMES_CLOSE "\" (\"\\n" HERMES_OPEN "\\n\" tcall_ \"\\n" HERMES_CLOSE "\")");
-            gput(&b, more);
+            text_puts(&b, "\ncalls_ ::= \"" HERMES_OPEN "\\n\" tcall_ \"\\n" HERMES_CLOSE "\" (\"\\n" HERMES_OPEN "\\n\" tcall_ \"\\n" HERMES_CLOSE "\")");
+            text_puts(&b, more);
             *trigger = (hai_grammar_trigger){HERMES_OPEN, false};
             break;
         case TOOLS_LLAMA3:
-            gput(&b, "tcall_ ::= ");
+            text_puts(&b, "tcall_ ::= ");
             put_calls(&b, tools, n, use, "\"{\\\"name\\\": \\\"", "\\\", \\\"parameters\\\": \" ", " \"}\"");
-            gput(&b, "\ncalls_ ::= tcall_"); /* Llama 3 calls one function at a time */
+            text_puts(&b, "\ncalls_ ::= tcall_"); /* Llama 3 calls one function at a time */
             *trigger = (hai_grammar_trigger){"{", true};
             break;
         case TOOLS_MISTRAL:
-            gput(&b, "tcall_ ::= ");
+            text_puts(&b, "tcall_ ::= ");
             put_calls(&b, tools, n, use, "\"{\\\"name\\\": \\\"", "\\\", \\\"arguments\\\": \" ", " \"}\"");
-            gput(&b, "\ncalls_ ::= \"" MISTRAL_OPEN "[\" tcall_ (\", \" tcall_)");
-            gput(&b, more);
-            gput(&b, " \"]\"");
+            text_puts(&b, "\ncalls_ ::= \"" MISTRAL_OPEN "[\" tcall_ (\", \" tcall_)");
+            text_puts(&b, more);
+            text_puts(&b, " \"]\"");
             *trigger = (hai_grammar_trigger){MISTRAL_OPEN, false};
             break;
         case TOOLS_DEEPSEEK:
-            gput(&b, "tcall_ ::= \"" DS_CALL_BEGIN "function" DS_SEP "\" (");
+            text_puts(&b, "tcall_ ::= \"" DS_CALL_BEGIN "function" DS_SEP "\" (");
             put_calls(&b, tools, n, use, "\"", "\\n```json\\n\" ", "");
-            gput(&b, ") \"\\n```" DS_CALL_END "\"\ncalls_ ::= \"" DS_CALLS_BEGIN "\" tcall_ (\"\\n\" tcall_)");
-            gput(&b, more);
-            gput(&b, " \"" DS_CALLS_END "\"");
+            text_puts(&b, ") \"\\n```" DS_CALL_END "\"\ncalls_ ::= \"" DS_CALLS_BEGIN "\" tcall_ (\"\\n\" tcall_)");
+            text_puts(&b, more);
+            text_puts(&b, " \"" DS_CALLS_END "\"");
             *trigger = (hai_grammar_trigger){DS_CALLS_BEGIN, false};
             break;
         }
         /* a forced call after the reasoning a prompt opened (R1 distills): think, close, call */
         bool think = in_think && choice != TOOL_CHOICE_AUTO;
-        gput(&b, think ? "\nroot ::= think_0 \"</think>\" [ \\n]{0,3} calls_\n" : "\nroot ::= calls_\n");
-        if (think) gput(&b, think_rules);
-        gput(&b, rules);
-        if (b.failed) st = hai_fail(err, HAI_ERR_NOMEM, "tools: out of memory");
+        text_puts(&b, think ? "\nroot ::= think_0 \"</think>\" [ \\n]{0,3} calls_\n" : "\nroot ::= calls_\n");
+        if (think) text_puts(&b, think_rules);
+        text_puts(&b, rules);
+        if (b.oom) st = hai_fail(err, HAI_ERR_NOMEM, "tools: out of memory");
     }
     if (choice != TOOL_CHOICE_AUTO) *trigger = (hai_grammar_trigger){0};
     for (size_t i = 0; names && i < n; i++) free(names[i]);
@@ -199,8 +178,8 @@ void tools_messages_free(hai_chat_message *m, char **owned, size_t n_owned) {
 /* "<tool_call>\n{"name": N, "arguments": A}\n</tool_call>" for each call of an OpenAI tool_calls array. */
 static char *calls_text(const char *tool_calls, const char *content) {
     cJSON *calls = cJSON_Parse(tool_calls), *c;
-    gbuf b = {0};
-    gput(&b, content);
+    hai_text b = {0};
+    text_puts(&b, content);
     cJSON_ArrayForEach(c, calls) {
         cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function");
         cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name"), *args = cJSON_GetObjectItemCaseSensitive(f, "arguments");
@@ -210,18 +189,14 @@ static char *calls_text(const char *tool_calls, const char *content) {
         cJSON_AddItemToObject(o, "arguments", a ? a : cJSON_Duplicate(args, true));
         char *j = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
-        if (!j) b.failed = true;
-        gput(&b, b.n ? "\n" HERMES_OPEN "\n" : HERMES_OPEN "\n");
-        gput(&b, j ? j : "");
-        gput(&b, "\n" HERMES_CLOSE);
+        if (!j) b.oom = true;
+        text_puts(&b, b.n ? "\n" HERMES_OPEN "\n" : HERMES_OPEN "\n");
+        text_puts(&b, j ? j : "");
+        text_puts(&b, "\n" HERMES_CLOSE);
         free(j);
     }
     cJSON_Delete(calls);
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p ? b.p : strdup("");
+    return text_take(&b); /* NULL when memory ran out */
 }
 
 hai_status tools_prompt_messages(tool_syntax syn, const char *tools_json, const hai_chat_message *msgs, size_t n, hai_chat_message **out,
@@ -235,26 +210,26 @@ hai_status tools_prompt_messages(tool_syntax syn, const char *tools_json, const 
     if (!tools_json) goto history;
     /* the system message: the tools, then the app's own system text */
     cJSON *tools = cJSON_Parse(tools_json), *t;
-    gbuf b = {0};
-    gput(&b, generic_intro);
+    hai_text b = {0};
+    text_puts(&b, generic_intro);
     bool first = true;
     cJSON_ArrayForEach(t, tools) {
         cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "function");
         char *j = cJSON_PrintUnformatted(f ? f : t);
-        if (!j) b.failed = true;
-        if (!first) gput(&b, "\n");
-        gput(&b, j ? j : "");
+        if (!j) b.oom = true;
+        if (!first) text_puts(&b, "\n");
+        text_puts(&b, j ? j : "");
         free(j);
         first = false;
     }
     cJSON_Delete(tools);
-    gput(&b, syn == TOOLS_DEEPSEEK ? deepseek_how : generic_how);
+    text_puts(&b, syn == TOOLS_DEEPSEEK ? deepseek_how : generic_how);
     if (n && !strcmp(msgs[0].role, "system")) {
-        gput(&b, "\n\n");
-        gput(&b, msgs[0].content);
+        text_puts(&b, "\n\n");
+        text_puts(&b, msgs[0].content);
         i = 1;
     }
-    if (b.failed) {
+    if (b.oom) {
         free(b.p);
         goto nomem;
     }
@@ -270,16 +245,14 @@ history:
             own[no++] = txt;
             x = (hai_chat_message){.role = "assistant", .content = txt};
         } else if (syn == TOOLS_GENERIC && !strcmp(x.role, "tool")) {
-            gbuf r = {0};
-            gput(&r, "<tool_response>\n");
-            gput(&r, x.content);
-            gput(&r, "\n</tool_response>");
-            if (r.failed) {
-                free(r.p);
-                goto nomem;
-            }
-            own[no++] = r.p;
-            x = (hai_chat_message){.role = "user", .content = r.p};
+            hai_text r = {0};
+            text_puts(&r, "<tool_response>\n");
+            text_puts(&r, x.content);
+            text_puts(&r, "\n</tool_response>");
+            char *txt = text_take(&r);
+            if (!txt) goto nomem;
+            own[no++] = txt;
+            x = (hai_chat_message){.role = "user", .content = txt};
         }
         m[k++] = x;
     }
@@ -420,24 +393,13 @@ static int scan_call(const char *s, size_t n, size_t *i, span *name, span *args)
 }
 
 typedef struct pout {
-    gbuf content, reasoning;
+    hai_text content, reasoning;
     chat_call *calls;
     size_t n_calls, cap_calls;
     bool failed;
 } pout;
 
-static void put_n(gbuf *b, const char *s, size_t n) {
-    if (b->failed || !n) return;
-    char *t = malloc(n + 1);
-    if (!t) {
-        b->failed = true;
-        return;
-    }
-    memcpy(t, s, n);
-    t[n] = 0;
-    gput(b, t);
-    free(t);
-}
+static void put_n(hai_text *b, const char *s, size_t n) { text_put(b, s, n); }
 
 /* A call from the spans: the name decoded from its JSON string, the arguments as written. */
 static void add_call(pout *o, const char *s, const char *name, size_t name_len, const span *args) {
@@ -573,12 +535,12 @@ static bool ident_char(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c
 
 /* A Python literal at s[*i] (a string in either quotes, a number, True/False/None) as JSON text
  * appended to b; false when it is none of those (or the text ends first: *more). */
-static bool py_literal(gbuf *b, const char *s, size_t n, size_t *i, bool *more) {
+static bool py_literal(hai_text *b, const char *s, size_t n, size_t *i, bool *more) {
     size_t k = *i;
     *more = false;
     if (k < n && (s[k] == '"' || s[k] == '\'')) {
         char q = s[k++];
-        gbuf v = {0};
+        hai_text v = {0};
         while (k < n && s[k] != q) {
             char c[3] = {s[k], 0, 0};
             if (s[k] == '\\' && k + 1 < n) c[1] = s[++k];
@@ -588,7 +550,7 @@ static bool py_literal(gbuf *b, const char *s, size_t n, size_t *i, bool *more) 
                 c[0] = e == 'n' ? '\n' : e == 't' ? '\t' : e;
                 c[1] = 0;
             }
-            gput(&v, c);
+            text_puts(&v, c);
             k++;
         }
         if (k >= n) {
@@ -598,8 +560,8 @@ static bool py_literal(gbuf *b, const char *s, size_t n, size_t *i, bool *more) 
         }
         cJSON *str = cJSON_CreateString(v.p ? v.p : "");
         char *j = str ? cJSON_PrintUnformatted(str) : NULL;
-        if (j) gput(b, j);
-        else b->failed = true;
+        if (j) text_puts(b, j);
+        else b->oom = true;
         free(j), free(v.p);
         cJSON_Delete(str);
         *i = k + 1;
@@ -613,7 +575,7 @@ static bool py_literal(gbuf *b, const char *s, size_t n, size_t *i, bool *more) 
             return false;
         }
         if (at(s, n, k, words[w][0]) && !ident_char(s[k + wl])) {
-            gput(b, words[w][1]);
+            text_puts(b, words[w][1]);
             *i = k + wl;
             return true;
         }
@@ -628,7 +590,7 @@ static bool py_literal(gbuf *b, const char *s, size_t n, size_t *i, bool *more) 
     char *end;
     double d = strtod(num, &end);
     if (*end || d != d) return false;
-    gput(b, num[0] == '+' ? num + 1 : num);
+    text_puts(b, num[0] == '+' ? num + 1 : num);
     *i = k;
     return true;
 }
@@ -643,8 +605,8 @@ static int parse_py_call(pout *o, const char *s, size_t n, size_t k, size_t *end
     size_t ne = k;
     if (ne == ns || !at(s, n, k, ".call(")) return prefix_of(s, n, k, ".call(") ? SC_MORE : SC_BAD;
     k += 6;
-    gbuf args = {0};
-    gput(&args, "{");
+    hai_text args = {0};
+    text_puts(&args, "{");
     int r = SC_MORE;
     for (bool first = true; k < n; first = false) {
         k = skip_ws(s, n, k);
@@ -673,15 +635,15 @@ static int parse_py_call(pout *o, const char *s, size_t n, size_t k, size_t *end
         k = skip_ws(s, n, k + 1);
         char key[80];
         snprintf(key, sizeof key, "%s\"%.*s\": ", first ? "" : ", ", (int)(ke - ks < 64 ? ke - ks : 64), s + ks);
-        gput(&args, key);
+        text_puts(&args, key);
         bool more;
         if (!py_literal(&args, s, n, &k, &more)) {
             r = more ? SC_MORE : SC_BAD;
             break;
         }
     }
-    gput(&args, "}");
-    if (args.failed) o->failed = true;
+    text_puts(&args, "}");
+    if (args.oom) o->failed = true;
     /* the name and "(" are written: a call (a stream may have sent it); arguments that go wrong
      * leave it without them, and the text from there is content */
     span whole = {0, args.n, true, true}, none = {0};
@@ -809,7 +771,7 @@ hai_status chat_parse(tool_syntax syn, bool tools, bool in_think, const char *s,
         else if (syn == TOOLS_DEEPSEEK) parse_deepseek(&o, s + i, n - i, partial);
         else parse_marked(&o, s + i, n - i, partial, syn);
     }
-    o.failed |= o.content.failed || o.reasoning.failed;
+    o.failed |= o.content.oom || o.reasoning.oom;
     out->content = o.content.p ? o.content.p : strdup("");
     out->content_len = o.content.n;
     out->reasoning = o.reasoning.p ? o.reasoning.p : strdup("");

@@ -8,33 +8,15 @@
 
 #include "base/error.h"
 #include "gguf.h"
+#include "base/text.h"
 #include "quant/quant.h"
 
 #define WRITER_MAX_DEPTH 4
 #define WRITER_MAX_NAME 63 /* ggml's limit (64 with the terminator): keeps files loadable everywhere */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
+typedef hai_text buf; /* bytes: the header and encoded values */
 
-static bool buf_put(buf *b, const void *src, size_t n) {
-    if (n == 0) return true;
-    if (b->cap - b->n < n) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap - b->n < n) {
-            if (cap > SIZE_MAX / 2) return false;
-            cap *= 2;
-        }
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) return false;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-    return true;
-}
+static bool buf_put(buf *b, const void *src, size_t n) { return !n || text_put(b, src, n); }
 
 static bool put_u32(buf *b, uint32_t v) { return buf_put(b, &v, 4); }
 static bool put_u64(buf *b, uint64_t v) { return buf_put(b, &v, 8); }
@@ -90,7 +72,7 @@ void hai_gguf_writer_free(hai_gguf_writer *w) {
     if (!w) return;
     for (size_t i = 0; i < w->n_kv; i++) {
         free(w->kvs[i].key);
-        free(w->kvs[i].enc.p);
+        text_free(&w->kvs[i].enc);
     }
     for (size_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
     free(w->kvs);
@@ -191,12 +173,12 @@ hai_status hai_gguf_writer_set(hai_gguf_writer *w, const char *key, const hai_gg
     if (!put_u32(&enc, v->type)) st = hai_fail(err, HAI_ERR_NOMEM, "gguf writer: out of memory");
     if (!st) st = encode(&enc, v, 0, key, err);
     if (st) {
-        free(enc.p);
+        text_free(&enc);
         return st;
     }
     for (size_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kvs[i].key, key) == 0) {
-            free(w->kvs[i].enc.p);
+            text_free(&w->kvs[i].enc);
             w->kvs[i].enc = enc;
             return HAI_OK;
         }
@@ -213,7 +195,7 @@ hai_status hai_gguf_writer_set(hai_gguf_writer *w, const char *key, const hai_gg
     w->kvs[w->n_kv++] = (wkv){k, enc};
     return HAI_OK;
 nomem:
-    free(enc.p);
+    text_free(&enc);
     return hai_fail(err, HAI_ERR_NOMEM, "gguf writer: out of memory");
 }
 
@@ -222,7 +204,7 @@ void hai_gguf_writer_remove(hai_gguf_writer *w, const char *key) {
     for (size_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kvs[i].key, key) == 0) {
             free(w->kvs[i].key);
-            free(w->kvs[i].enc.p);
+            text_free(&w->kvs[i].enc);
             memmove(&w->kvs[i], &w->kvs[i + 1], (w->n_kv - i - 1) * sizeof *w->kvs);
             w->n_kv--;
             if (strcmp(key, "general.alignment") == 0) w->alignment = 32;
@@ -352,17 +334,17 @@ hai_status hai_gguf_writer_begin(hai_gguf_writer *w, const char *path, hai_error
         ok = ok && put_u32(&h, t->type) && put_u64(&h, t->offset);
     }
     if (!ok) {
-        free(h.p);
+        text_free(&h);
         return hai_fail(err, HAI_ERR_NOMEM, "gguf writer: out of memory");
     }
     uint64_t pad = (w->alignment - h.n % w->alignment) % w->alignment;
     w->f = fopen(w->tmp_path, "wb");
     if (!w->f) {
-        free(h.p);
+        text_free(&h);
         return io_fail(w, err);
     }
     ok = fwrite(h.p, 1, h.n, w->f) == h.n && write_zeros(w->f, pad);
-    free(h.p);
+    text_free(&h);
     w->next = 0;
     if (!ok) return io_fail(w, err);
     return HAI_OK;

@@ -200,7 +200,8 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->n_logit_rows = p.logits_all ? n_batch : n_seq * (p.n_draft + 1);
     if (c->n_logit_rows < n_seq) c->n_logit_rows = n_seq;
     c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &total, &ok);
-    c->embd = alloc_checked(1, (uint64_t)hp->n_embd * 4, &total, &ok);
+    c->embd = alloc_checked(n_seq, (uint64_t)hp->n_embd * 4, &total, &ok);
+    c->embd_rows = alloc_checked(n_seq, sizeof *c->embd_rows, &total, &ok);
     c->kept = alloc_checked(c->n_logit_rows, sizeof *c->kept, &total, &ok);
     if (ok && p.pool) {
         c->pool = (hai_pool *)p.pool;
@@ -232,7 +233,7 @@ void hai_context_free(hai_context *c) {
     free(c->gemm_prep), free(c->gemm_scratch), free(c->few_scratch), free(c->act_dec);
     free(c->moe_logits), free(c->moe_sel), free(c->moe_selw), free(c->moe_tok), free(c->moe_w), free(c->moe_off), free(c->moe_cur);
     free(c->moe_xg), free(c->moe_tmp);
-    free(c->logits), free(c->kept), free(c->embd);
+    free(c->logits), free(c->kept), free(c->embd), free(c->embd_rows);
     free(c->tokens), free(c->seq_past), free(c->b_seq), free(c->b_pos), free(c->b_rows), free(c->all_logits);
     free(c);
 }

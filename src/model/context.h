@@ -72,9 +72,9 @@ struct hai_context {
     size_t att_tile_stride;
 
     float *logits;    /* [n_logit_rows][n_vocab] */
-    float *embd;      /* [n_embd] hai_embed's pooled hidden states */
+    float *embd;      /* [n_seq][n_embd] hai_embed's pooled hidden states, per sequence */
     int embd_pool;    /* during hai_embed: its pooling (the forward pools every row), else 0 */
-    uint32_t embd_rows; /* rows pooled so far */
+    uint32_t *embd_rows; /* [n_seq] rows pooled so far */
     uint32_t n_logit_rows;
     size_t *kept;     /* [n_logit_rows] the tokens of the last decode whose logits rows are 0, 1, ... (ascending) */
     uint32_t n_kept;

@@ -704,12 +704,15 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
     if (c->embd_pool) { /* hai_embed: every row through the output norm, pooled */
         norm_job pj = {c, c->x, (size_t)E, m->output_norm, c->xn, E, n, HAI_ACT_F32, NULL};
         hai_pool_run(c->pool, norm_task, &pj);
-        for (uint32_t i = 0; i < n; i++, c->embd_rows++) {
+        for (uint32_t i = 0; i < n; i++) { /* each row into its sequence's vector */
             const float *y = c->xn + (size_t)i * E;
+            int32_t s = c->b_seq[i];
+            float *v = c->embd + (size_t)s * E;
             if (c->embd_pool == HAI_POOLING_MEAN)
-                for (int64_t k = 0; k < E; k++) c->embd[k] += y[k];
-            else if (c->embd_pool == HAI_POOLING_LAST || c->embd_rows == 0)
-                memcpy(c->embd, y, (size_t)E * sizeof *y);
+                for (int64_t k = 0; k < E; k++) v[k] += y[k];
+            else if (c->embd_pool == HAI_POOLING_LAST || c->embd_rows[s] == 0)
+                memcpy(v, y, (size_t)E * sizeof *y);
+            c->embd_rows[s]++;
         }
         return HAI_OK;
     }

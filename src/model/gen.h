@@ -6,21 +6,18 @@
 #define HAI_GEN_H
 
 #include "hai.h"
+#include "base/text.h"
 
-typedef struct gen_held { /* text produced but not yet passed on: it might start a stop string */
-    char *p;
-    size_t n, cap;
-} gen_held;
 
 typedef struct gen_state {
     const hai_tokenizer *tok;
     const hai_generate_params *p;
     hai_generate_result *res;
     hai_detok_stream ds;
-    gen_held h;
+    hai_text h;      /* text produced but not yet passed on: it might start a stop string */
     char *piece;
     size_t cap;
-    gen_held said;   /* the output so far, while a grammar waits for its trigger */
+    hai_text said;   /* the output so far, while a grammar waits for its trigger */
     char *tpiece;    /* a drawn token's bytes, checked for a trigger before it is taken */
     bool gram_on;    /* the grammar constrains the output (from the start, or since a trigger) */
     int32_t ent_n, ent_k;
@@ -60,9 +57,10 @@ int gen_draft_len(gen_draft *d);                    /* this pass's drafts at mos
 /* nd drafted; taken rows stepped (the fed token and the drafts kept); seconds the pass took, < 0
  * when not timed (the server's passes serve several slots) */
 void gen_draft_done(gen_draft *d, int nd, int taken, double seconds);
-/* Prompt lookup: the tokens that followed the latest earlier place where hist ends the same way
- * (its last 3 tokens, else 2, else 1), at most k of them, into d; returns how many. */
-int gen_lookup(const hai_token *hist, size_t n, int k, hai_token *d);
+/* Prompt lookup over the text a[0..na) followed by next (the cache and the token about to be fed,
+ * read where they are): the tokens that followed the latest earlier place where the text ends the
+ * same way (its last 3 tokens, else 2, else 1), at most k of them, into d; returns how many. */
+int gen_lookup(const hai_token *a, size_t na, hai_token next, int k, hai_token *d);
 
 /* Whether a draw is from the (penalized, biased) logits as they are, with no cut (greedy, or no
  * top-k / top-p / min-p): then a draw that a grammar allows is distributed exactly as a draw from

@@ -11,24 +11,12 @@
 #include "model/grammar/grammar.h"
 #include "kernels/kernels.h"
 
-static bool held_add(gen_held *h, const char *s, size_t n) {
-    if (!n) return true; /* a control token's empty piece: h->p may still be NULL */
-    if (h->cap - h->n < n) {
-        size_t cap = h->cap ? h->cap : 256;
-        while (cap - h->n < n) cap *= 2;
-        char *p = realloc(h->p, cap);
-        if (!p) return false;
-        h->p = p;
-        h->cap = cap;
-    }
-    memcpy(h->p + h->n, s, n);
-    h->n += n;
-    return true;
-}
+/* A control token's piece is empty: nothing to add (and the buffer may not exist yet). */
+static bool held_add(hai_text *h, const char *s, size_t n) { return !n || text_put(h, s, n); }
 
 /* How much of held text can be released: all of it up to a stop string (*stopped set), or up to
  * the longest tail that is still the start of some stop string. */
-static size_t releasable(const gen_held *h, const hai_generate_params *p, bool *stopped) {
+static size_t releasable(const hai_text *h, const hai_generate_params *p, bool *stopped) {
     *stopped = false;
     if (!h->n) return 0; /* nothing held (h->p may be NULL: memmem takes none) */
     size_t first_stop = h->n;
@@ -54,7 +42,7 @@ static size_t releasable(const gen_held *h, const hai_generate_params *p, bool *
     return h->n - keep;
 }
 
-static bool emit(const hai_generate_params *p, gen_held *h, size_t n) {
+static bool emit(const hai_generate_params *p, hai_text *h, size_t n) {
     bool go = true;
     if (n && p->on_text) go = p->on_text(p->user, h->p, n);
     if (n) memmove(h->p, h->p + n, h->n - n);
@@ -253,23 +241,26 @@ void gen_end(gen_state *g, hai_status st) {
     g->res->t_generate_s = g->t_first ? t2 - g->t_first : 0;
     free(g->piece);
     free(g->tpiece);
-    free(g->said.p);
-    free(g->h.p);
-    g->piece = NULL;
-    g->h.p = NULL;
+    text_free(&g->said);
+    text_free(&g->h);
+    g->piece = g->tpiece = NULL;
 }
 
-int gen_lookup(const hai_token *hist, size_t n, int k, hai_token *d) {
+int gen_lookup(const hai_token *a, size_t na, hai_token next, int k, hai_token *d) {
+    size_t n = na + 1; /* the text: a[0..na), then next - read in place, not copied */
+#define AT(i) ((i) < na ? a[i] : next)
     for (size_t g = 3; g >= 1; g--) {
         if (n <= g) continue;
-        const hai_token *tail = hist + n - g;
         for (size_t i = n - g; i-- > 0;) { /* the latest match first */
-            if (memcmp(hist + i, tail, g * sizeof *tail)) continue;
-            int m = 0;
-            for (size_t j = i + g; j < n && m < k; j++) d[m++] = hist[j];
-            if (m) return m;
+            size_t m = 0;
+            while (m < g && AT(i + m) == AT(n - g + m)) m++;
+            if (m < g) continue;
+            int w = 0;
+            for (size_t j = i + g; j < n && w < k; j++) d[w++] = AT(j);
+            if (w) return w;
         }
     }
+#undef AT
     return 0;
 }
 
@@ -353,13 +344,15 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
     gen_draft_begin(&dr, kmax, p->draft_context != NULL);
     for (bool more = !st; more;) {
         uint32_t past = c->seq_past[0];
-        memcpy(hist, c->tokens, past * sizeof *hist);
-        hist[past] = t;
+        if (p->draft_context) { /* the draft model reads the text whole */
+            memcpy(hist, c->tokens, past * sizeof *hist);
+            hist[past] = t;
+        }
         double t0 = hai_time_s();
         int k = gen_draft_len(&dr);
         if ((int64_t)k > (int64_t)c->n_ctx - past - 1) k = (int)((int64_t)c->n_ctx - past - 1);
         if (p->max_tokens > 0 && k > p->max_tokens - g->res->n_generated - 1) k = p->max_tokens - g->res->n_generated - 1;
-        int nd = k <= 0 ? 0 : p->draft_context ? model_draft(p->draft_context, nv, hist, past + 1, k, in + 1, &st, err) : gen_lookup(hist, past + 1, k, in + 1);
+        int nd = k <= 0 ? 0 : p->draft_context ? model_draft(p->draft_context, nv, hist, past + 1, k, in + 1, &st, err) : gen_lookup(c->tokens, past, t, k, in + 1);
         if (st) break;
         in[0] = t;
         for (int i = 0; i <= nd; i++) keep[i] = true;
@@ -378,7 +371,8 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
             st = hai_context_truncate(c, past + (uint32_t)taken, err);
             uint32_t got = c->seq_past[0]; /* a sliding window no longer holding what came before: evaluated again */
             if (!st && got < past + (uint32_t)taken) {
-                memcpy(hist + past + 1, in + 1, (size_t)nd * sizeof *hist);
+                for (uint32_t i = got; i < past + (uint32_t)taken; i++) /* the cache's text, then the fed token and the drafts kept */
+                    hist[i] = i < past ? c->tokens[i] : in[i - past];
                 st = hai_eval(c, hist + got, past + (uint32_t)taken - got, err);
             }
         }

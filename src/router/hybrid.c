@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "base/text.h"
 
 struct hybrid {
     hybrid_config cfg;          /* owned copy */
@@ -304,27 +305,12 @@ static void learn_speed(hybrid *h, const hai_generate_result *g) {
 
 /* Text held back from the user (cascade drafts, partial placeholders), plus the tokens behind it. */
 typedef struct buf {
-    char *p;
-    size_t n, cap;
+    hai_text s;    /* oom: something could not be held (text or token): what is here is incomplete */
     hai_token *t;
     size_t nt, tcap;
-    bool oom;      /* something could not be held: what is here is incomplete */
 } buf;
 
-static bool buf_add(buf *b, const char *s, size_t n) {
-    if (b->cap - b->n < n + 1) {
-        size_t cap = b->cap ? b->cap : 512;
-        while (cap - b->n < n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return !(b->oom = true);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return true;
-}
+static bool buf_add(buf *b, const char *s, size_t n) { return text_put(&b->s, s, n); }
 
 static bool hold_text(void *u, const char *s, size_t n) { return buf_add(u, s, n); }
 static void hold_token(void *u, hai_token t) {
@@ -333,7 +319,7 @@ static void hold_token(void *u, hai_token t) {
         size_t cap = b->tcap ? 2 * b->tcap : 64;
         hai_token *p = realloc(b->t, cap * sizeof *p);
         if (!p) {
-            b->oom = true;
+            b->s.oom = true;
             return;
         }
         b->t = p;
@@ -367,16 +353,16 @@ static bool cloud_text(void *u, const char *s, size_t n) {
     fwd *w = u;
     if (!buf_add(&w->pend, s, n)) return false;
     if (!w->map || !w->map->n) {
-        buf_add(&w->all, w->pend.p, w->pend.n);
-        bool go = show(w, w->pend.p, w->pend.n);
-        w->pend.n = 0;
+        buf_add(&w->all, w->pend.s.p, w->pend.s.n);
+        bool go = show(w, w->pend.s.p, w->pend.s.n);
+        w->pend.s.n = 0;
         return go;
     }
-    size_t keep = pii_restore_holdback(w->pend.p, w->pend.n, w->map), out_len;
-    char *restored = pii_restore(w->pend.p, w->pend.n - keep, w->map, &out_len);
+    size_t keep = pii_restore_holdback(w->pend.s.p, w->pend.s.n, w->map), out_len;
+    char *restored = pii_restore(w->pend.s.p, w->pend.s.n - keep, w->map, &out_len);
     if (!restored) return false;
-    memmove(w->pend.p, w->pend.p + w->pend.n - keep, keep);
-    w->pend.n = keep;
+    memmove(w->pend.s.p, w->pend.s.p + w->pend.s.n - keep, keep);
+    w->pend.s.n = keep;
     buf_add(&w->all, restored, out_len);
     bool go = show(w, restored, out_len);
     free(restored);
@@ -384,18 +370,18 @@ static bool cloud_text(void *u, const char *s, size_t n) {
 }
 
 static void cloud_flush(fwd *w) {
-    if (!w->pend.n) return;
+    if (!w->pend.s.n) return;
     size_t out_len;
-    char *restored = w->map && w->map->n ? pii_restore(w->pend.p, w->pend.n, w->map, &out_len) : NULL;
+    char *restored = w->map && w->map->n ? pii_restore(w->pend.s.p, w->pend.s.n, w->map, &out_len) : NULL;
     if (restored) {
         buf_add(&w->all, restored, out_len);
         show(w, restored, out_len);
         free(restored);
     } else {
-        buf_add(&w->all, w->pend.p, w->pend.n);
-        show(w, w->pend.p, w->pend.n);
+        buf_add(&w->all, w->pend.s.p, w->pend.s.n);
+        show(w, w->pend.s.p, w->pend.s.n);
     }
-    w->pend.n = 0;
+    w->pend.s.n = 0;
 }
 
 static hai_status run_local(hybrid *h, const hybrid_request *r, const hybrid_local *local, const hai_token *prompt, size_t n,
@@ -471,7 +457,7 @@ static bool cloud_call(void *u, const char *name, const char *args, size_t len) 
     free(text);
     if (!j) return false;
     bool go = true;
-    const char *parts[] = {w->all.n ? "\n<tool_call>\n" : "<tool_call>\n", j, "\n</tool_call>"};
+    const char *parts[] = {w->all.s.n ? "\n<tool_call>\n" : "<tool_call>\n", j, "\n</tool_call>"};
     for (int i = 0; i < 3 && go; i++) {
         buf_add(&w->all, parts[i], strlen(parts[i]));
         go = show(w, parts[i], strlen(parts[i]));
@@ -556,11 +542,11 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
         if (r->max_tokens > 0 && r->max_tokens < k) k = r->max_tokens;
         if (r->answer_broken) k = r->max_tokens; /* with tools: the whole answer, judged before it is shown */
         st = run_local(h, r, local, plan->prompt, plan->n_prompt, k, hold_text, hold_token, &draft, &g, err);
-        if (!st && draft.oom) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory holding the draft");
+        if (!st && draft.s.oom) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory holding the draft");
         if (!st) {
             res->mean_entropy = g.mean_entropy;
             bool cloud_ok = h->cloud && cloud_online(h->cloud) && !cloud_circuit_open(h->cloud);
-            bool broken = r->answer_broken && r->answer_broken(r->user, draft.p ? draft.p : "", draft.n);
+            bool broken = r->answer_broken && r->answer_broken(r->user, draft.s.p ? draft.s.p : "", draft.s.n);
             if ((g.mean_entropy > h->policy.entropy_threshold || broken) && cloud_ok) {
                 res->escalated = true;
                 res->reasons |= 1u << R_LOW_CONFIDENCE;
@@ -570,7 +556,7 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
             } else {
                 /* confident: show the draft and go on from where it stopped */
                 res->route = ROUTE_LOCAL;
-                if (show(&w, draft.p, draft.n) && g.finish == HAI_FINISH_LENGTH && g.n_generated == k &&
+                if (show(&w, draft.s.p, draft.s.n) && g.finish == HAI_FINISH_LENGTH && g.n_generated == k &&
                     (r->max_tokens <= 0 || r->max_tokens > k)) {
                     size_t n = plan->n_prompt + draft.nt;
                     hai_token *p = malloc(n * sizeof *p);
@@ -589,14 +575,14 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
                 }
             }
         }
-        free(draft.p);
+        text_free(&draft.s);
         free(draft.t);
     }
     if (!st && cloud_needed) {
         cloud_result cr;
         hai_status cst = go_cloud(h, r, plan, &w, &map, &cr);
         cloud_used = cr.prompt_tokens + cr.completion_tokens;
-        if (!cloud_used && cr.delivered) cloud_used = plan->f.n_prompt_tokens + (int64_t)(w.all.n / 4 + 1); /* an estimate */
+        if (!cloud_used && cr.delivered) cloud_used = plan->f.n_prompt_tokens + (int64_t)(w.all.s.n / 4 + 1); /* an estimate */
         res->cloud_tokens = (int)cloud_used;
         if (!cst) {
             g.finish = !strcmp(cr.finish, "length") ? HAI_FINISH_LENGTH : HAI_FINISH_STOP;
@@ -615,8 +601,8 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
             if (!cr.delivered && r->on_source) r->on_source(r->user, false);
             if (cr.delivered) {
                 cloud_flush(&w);
-                if (w.all.oom) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory holding the cloud's answer");
-                else st = continue_locally(h, r, local, plan, w.all.p ? w.all.p : "", w.all.n, &w, &g, err);
+                if (w.all.s.oom) st = hai_fail(err, HAI_ERR_NOMEM, "router: out of memory holding the cloud's answer");
+                else st = continue_locally(h, r, local, plan, w.all.s.p ? w.all.s.p : "", w.all.s.n, &w, &g, err);
             } else {
                 /* a prompt sent to the cloud for its length keeps what fits here */
                 size_t n = plan->n_prompt >= h->policy.local_ctx ? truncate_prompt(plan->prompt, plan->n_prompt, h->policy.local_ctx, r->max_tokens)
@@ -633,8 +619,8 @@ hai_status hybrid_execute(hybrid *h, const hybrid_request *r, hybrid_plan *plan,
     res->cached_tokens = res->route == ROUTE_CLOUD ? 0 : g.n_cached;
     res->seconds = hai_time_s() - t0;
     pii_map_free(&map);
-    free(w.pend.p);
-    free(w.all.p);
+    text_free(&w.pend.s);
+    text_free(&w.all.s);
     hybrid_plan_free(plan);
     return st;
 }

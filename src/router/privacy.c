@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/text.h"
 #include "base/unicode.h"
 
 static const char *const class_names[PII_COUNT] = {"email", "phone", "cn_id", "bank_card", "ip", "secret", "custom"};
@@ -585,49 +586,27 @@ char *pii_redact(const char *text, size_t len, const pii_span *spans_, size_t n,
 }
 
 char *pii_restore(const char *text, size_t len, const pii_map *map, size_t *out_len) {
-    size_t cap = len + 1, w = 0;
-    for (size_t i = 0; i < map->n; i++) cap += strlen(map->e[i].value) * 4; /* a placeholder may repeat */
-    char *out = malloc(cap);
-    if (!out) return NULL;
-    for (size_t i = 0; i < len;) {
-        bool hit = false;
-        if (text[i] == '[') {
-            for (size_t k = 0; k < map->n; k++) {
-                size_t pl = strlen(map->e[k].placeholder);
-                if (i + pl <= len && !memcmp(text + i, map->e[k].placeholder, pl)) {
-                    size_t vl = strlen(map->e[k].value);
-                    if (w + vl + (len - i) + 1 > cap) {
-                        cap = (w + vl + (len - i) + 1) * 2;
-                        char *o = realloc(out, cap);
-                        if (!o) {
-                            free(out);
-                            return NULL;
-                        }
-                        out = o;
-                    }
-                    memcpy(out + w, map->e[k].value, vl);
-                    w += vl;
-                    i += pl;
-                    hit = true;
-                    break;
-                }
+    hai_text out = {0};
+    text_put(&out, "", 0); /* "" for an empty text, not NULL */
+    size_t from = 0; /* text[from, i) is copied as it is when a placeholder or the end comes */
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] != '[') continue;
+        for (size_t k = 0; k < map->n; k++) {
+            size_t pl = strlen(map->e[k].placeholder);
+            if (i + pl <= len && !memcmp(text + i, map->e[k].placeholder, pl)) {
+                text_put(&out, text + from, i - from);
+                text_puts(&out, map->e[k].value);
+                i += pl - 1;
+                from = i + 1;
+                break;
             }
-        }
-        if (!hit) {
-            if (w + 2 > cap) {
-                char *o = realloc(out, cap *= 2);
-                if (!o) {
-                    free(out);
-                    return NULL;
-                }
-                out = o;
-            }
-            out[w++] = text[i++];
         }
     }
-    out[w] = '\0';
-    if (out_len) *out_len = w;
-    return out;
+    text_put(&out, text + from, len - from);
+    size_t n = out.n;
+    char *s = text_take(&out);
+    if (s && out_len) *out_len = n;
+    return s;
 }
 
 size_t pii_restore_holdback(const char *text, size_t len, const pii_map *map) {

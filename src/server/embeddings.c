@@ -11,6 +11,7 @@
 #include "api.h"
 
 #define MAX_INPUTS 2048
+#define EMBED_SEQS 4 /* inputs a forward pass: the context holds this many sequences of n_ctx */
 
 struct srv_embedder {
     const hai_model *m;
@@ -18,7 +19,6 @@ struct srv_embedder {
     int n_threads;
     pthread_mutex_t mu; /* one embedding at a time on the context */
     hai_context *c;     /* made at the first request */
-    float *vec;
 };
 
 srv_embedder *srv_embedder_new(const hai_model *m, uint32_t n_ctx, int n_threads) {
@@ -32,7 +32,6 @@ srv_embedder *srv_embedder_new(const hai_model *m, uint32_t n_ctx, int n_threads
 void srv_embedder_free(srv_embedder *e) {
     if (!e) return;
     hai_context_free(e->c);
-    free(e->vec);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
@@ -126,53 +125,65 @@ char *srv_embeddings(srv_embedder *e, const char *model_id, const char *body, si
         ret = fail(status, 400, "input", "%d inputs; at most %d a request", count, MAX_INPUTS);
         goto done;
     }
-    out = cJSON_CreateObject();
-    cJSON *data = cJSON_AddArrayToObject(out, "data");
-    cJSON_AddStringToObject(out, "object", "list");
-    cJSON_AddStringToObject(out, "model", model_id);
+    /* the inputs' tokens, outside the lock: only the context is shared */
+    hai_token **ids = calloc((size_t)count, sizeof *ids);
+    size_t *lens = calloc((size_t)count, sizeof *lens);
+    float *vecs = NULL;
     long long used = 0;
-    pthread_mutex_lock(&e->mu);
-    hai_error err = {0};
-    if (!e->c) {
-        hai_context_params cp = hai_context_default_params();
-        cp.n_ctx = e->n_ctx, cp.n_threads = e->n_threads;
-        if (hai_context_create(e->m, &cp, &e->c, &err) || !(e->vec = malloc(E * sizeof *e->vec))) {
-            pthread_mutex_unlock(&e->mu);
-            ret = fail(status, 500, NULL, "cannot make the embedding context: %s", err.msg[0] ? err.msg : "out of memory");
-            goto done;
-        }
+    if (!ids || !lens) {
+        ret = fail(status, 500, NULL, "out of memory");
+        goto inputs_done;
     }
     for (int i = 0; i < count && !ret; i++) {
-        hai_token *ids;
-        size_t n;
         const cJSON *in = many ? cJSON_GetArrayItem(input, i) : input;
-        if ((ret = input_tokens(e, in, (size_t)i, &ids, &n, status))) break;
-        if (n > hai_context_n_ctx(e->c)) {
+        if ((ret = input_tokens(e, in, (size_t)i, &ids[i], &lens[i], status))) break;
+        if (lens[i] > e->n_ctx) {
             api_error ae = {.status = 400, .type = "invalid_request_error", .code = "context_length_exceeded"};
             snprintf(ae.param, sizeof ae.param, "input");
-            snprintf(ae.message, sizeof ae.message, "input %d has %zu tokens; the context holds %u", i, n, hai_context_n_ctx(e->c));
+            snprintf(ae.message, sizeof ae.message, "input %d has %zu tokens; the context holds %u", i, lens[i], e->n_ctx);
             *status = 400;
             ret = api_error_json(&ae);
-        } else if (hai_embed(e->c, ids, n, 0, e->vec, &err)) {
-            ret = fail(status, 500, NULL, "embedding input %d: %s", i, err.msg);
-        } else {
+        }
+        used += (long long)lens[i];
+    }
+    if (!ret && !(vecs = malloc((size_t)count * E * sizeof *vecs))) ret = fail(status, 500, NULL, "out of memory");
+    if (!ret) {
+        hai_error err = {0};
+        pthread_mutex_lock(&e->mu);
+        if (!e->c) {
+            hai_context_params cp = hai_context_default_params();
+            cp.n_ctx = e->n_ctx, cp.n_threads = e->n_threads, cp.n_seq = EMBED_SEQS;
+            if (hai_context_create(e->m, &cp, &e->c, &err)) ret = fail(status, 500, NULL, "cannot make the embedding context: %s", err.msg);
+        }
+        /* up to EMBED_SEQS inputs a forward pass, a sequence each */
+        if (!ret && hai_embed_batch(e->c, (const hai_token *const *)ids, lens, (size_t)count, 0, vecs, &err))
+            ret = fail(status, 500, NULL, "embedding: %s", err.msg);
+        pthread_mutex_unlock(&e->mu);
+    }
+    if (!ret) {
+        out = cJSON_CreateObject();
+        cJSON *data = cJSON_AddArrayToObject(out, "data");
+        cJSON_AddStringToObject(out, "object", "list");
+        cJSON_AddStringToObject(out, "model", model_id);
+        for (int i = 0; i < count; i++) {
+            const float *v = vecs + (size_t)i * E;
             cJSON *item = cJSON_CreateObject();
             cJSON_AddStringToObject(item, "object", "embedding");
             cJSON_AddNumberToObject(item, "index", i);
             if (b64) {
-                char *s = base64_floats(e->vec, E);
+                char *s = base64_floats(v, E);
                 cJSON_AddStringToObject(item, "embedding", s ? s : "");
                 free(s);
             } else {
                 cJSON *arr = cJSON_AddArrayToObject(item, "embedding");
-                for (uint32_t k = 0; k < E; k++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(e->vec[k]));
+                for (uint32_t k = 0; k < E; k++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(v[k]));
             }
             cJSON_AddItemToArray(data, item);
-            used += (long long)n;
         }
-        hai_free(ids);
     }
-    pthread_mutex_unlock(&e->mu);
+inputs_done:
+    for (int i = 0; ids && i < count; i++) hai_free(ids[i]);
+    free(ids), free(lens), free(vecs);
     if (!ret) {
         cJSON *usage = cJSON_AddObjectToObject(out, "usage");
         cJSON_AddNumberToObject(usage, "prompt_tokens", (double)used);

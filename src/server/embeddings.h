@@ -1,6 +1,8 @@
 /* POST /v1/embeddings (OpenAI's shape): input as a string, an array of strings, token ids or arrays
- * of them; encoding_format float or base64; dimensions only as the model gives them. Each input is
- * embedded by hai_embed (the model's pooling) on a context of its own, one at a time. */
+ * of them; encoding_format float or base64; dimensions only as the model gives them. The inputs are
+ * tokenized by the request's thread, then embedded by hai_embed_batch (the model's pooling) on a
+ * context of the embedder's own, four inputs a forward pass (a sequence each); requests take turns
+ * on that context. */
 #ifndef HAI_SERVER_EMBEDDINGS_H
 #define HAI_SERVER_EMBEDDINGS_H
 
@@ -10,7 +12,7 @@
 
 typedef struct srv_embedder srv_embedder;
 
-/* The context is made at the first request (n_ctx positions, n_threads threads). */
+/* The context is made at the first request (4 sequences of n_ctx positions, n_threads threads). */
 srv_embedder *srv_embedder_new(const hai_model *m, uint32_t n_ctx, int n_threads);
 void srv_embedder_free(srv_embedder *e);
 

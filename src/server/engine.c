@@ -42,7 +42,6 @@ struct srv_engine {
     int n_slots, max_queue;
     uint32_t n_batch;
     int draft_lookup;    /* drafts a step per slot, at most (0: off) */
-    hai_token *hist;     /* [n_ctx + 1] a slot's text so far, for prompt lookup */
     hai_context *dctx;   /* a draft model's context (a sequence per slot), or NULL */
     int32_t d_vocab;     /* its vocabulary */
     hai_token *d_tok;    /* [n_slots * (n_ctx + 1)] the draft model's batch: every slot's catch-up at most */
@@ -111,7 +110,7 @@ void srv_job_release(srv_job *j) {
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j->prompt);
-    free(j->text);
+    text_free(&j->out);
     free(j->tokens);
     free(j->route_json);
     for (size_t i = 0; j->stop_owned && j->stop_owned[i]; i++) free(j->stop_owned[i]);
@@ -140,23 +139,10 @@ void srv_job_release(srv_job *j) {
 
 bool srv_job_add_text(srv_job *j, const char *text, size_t len) {
     pthread_mutex_lock(&j->mu);
-    if (j->text_cap - j->text_len < len + 1) {
-        size_t cap = j->text_cap ? j->text_cap * 2 : 1024;
-        while (cap - j->text_len < len + 1) cap *= 2;
-        char *p = realloc(j->text, cap);
-        if (!p) {
-            pthread_mutex_unlock(&j->mu);
-            return false;
-        }
-        j->text = p;
-        j->text_cap = cap;
-    }
-    memcpy(j->text + j->text_len, text, len);
-    j->text_len += len;
-    j->text[j->text_len] = '\0';
-    srv_job_signal(j);
+    bool ok = text_put(&j->out, text, len);
+    if (ok) srv_job_signal(j);
     pthread_mutex_unlock(&j->mu);
-    return true;
+    return ok;
 }
 
 static bool on_text(void *user, const char *text, size_t len) {
@@ -317,9 +303,7 @@ static int slot_drafts(srv_engine *e, slot *s, hai_token *d) {
     const hai_token *t = hai_seq_tokens(e->ctx, s->seq, &past);
     int k = slot_draft_len(e, s);
     if (k <= 0) return 0;
-    memcpy(e->hist, t, past * sizeof *t);
-    e->hist[past] = s->next;
-    return gen_lookup(e->hist, past + 1, k, d);
+    return gen_lookup(t, past, s->next, k, d);
 }
 
 /* A draft model's tokens for the slots that draft this step (draft_want set): each slot's draft
@@ -662,8 +646,6 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     cp.n_draft = (uint32_t)(p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT);
     if (cp.n_draft && (uint32_t)e->n_slots * (cp.n_draft + 1) > 512) cp.n_batch = (uint32_t)e->n_slots * (cp.n_draft + 1); /* a step's rows */
     if (!st) st = hai_context_create(m, &cp, &e->ctx, err);
-    if (!st && p->draft_lookup && !(e->hist = malloc(((size_t)hai_context_n_ctx(e->ctx) + 1) * sizeof *e->hist)))
-        st = hai_fail(err, HAI_ERR_NOMEM, "server: out of memory");
     e->n_batch = 512;
     e->draft_lookup = p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT;
     size_t nb = e->n_batch + (size_t)e->n_slots * (1 + (size_t)e->draft_lookup);
@@ -725,7 +707,6 @@ void srv_engine_stop(srv_engine *e) {
     free(e->b_tok);
     free(e->b_seq);
     free(e->b_logit);
-    free(e->hist);
     hai_context_free(e->dctx);
     free(e->d_tok), free(e->d_seq), free(e->d_logit);
     hai_threadpool_free(e->pool);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "hai.h"
+#include "base/text.h"
 #include "metrics.h"
 
 #define SRV_MAX_TOP_LOGPROBS 20
@@ -62,7 +63,7 @@ typedef struct srv_job {
     /* progress, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    char *text;           /* produced so far (whole UTF-8 characters) */
+    hai_text out;         /* the text produced so far (whole UTF-8 characters) */
     hai_token *tokens;    /* the generated token ids, when want_tokens */
     size_t n_tokens, cap_tokens;
     bool want_tokens;
@@ -70,7 +71,6 @@ typedef struct srv_job {
     size_t n_lp, cap_lp;
     char *route_json;     /* routed requests: the hai_route object (owned) */
     char route_header[160]; /* and the x-hai-route header of the final route */
-    size_t text_len, text_cap;
     bool started, done;
     hai_status status;
     char error[HAI_ERROR_MSG_SIZE];

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/text.h"
 #include "../router/hybrid.h"
 #include "api.h"
 #include "conns.h"
@@ -64,8 +65,7 @@ typedef struct server {
 
 typedef struct request {
     char endpoint[48];
-    char *body;
-    size_t len, cap;
+    hai_text body;            /* NUL-terminated */
     bool too_large;
     bool headers_done;
     bool counted;             /* in s->in_flight */
@@ -330,7 +330,7 @@ static bool resp_events(stream *st, choice *c, srv_job *j, char **ev) {
     out_step d;
     *ev = NULL;
     out_mode om = job_mode(&st->om, j);
-    if (!out_next(&om, &c->sent, j->text ? j->text : "", j->text_len, j->done, &d)) return false;
+    if (!out_next(&om, &c->sent, j->out.p ? j->out.p : "", j->out.n, j->done, &d)) return false;
     bool ok = resp_stream_step(&st->rs, &d, c->sent.ids, ev);
     if (ok && j->done) {
         resp_end end = {.input_tokens = j->res.n_prompt + j->res.n_cached, .output_tokens = j->res.n_generated, .cached_tokens = j->res.n_cached,
@@ -367,7 +367,7 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
         if (c->state != 1) continue;
         pthread_mutex_lock(&j->mu);
         lp_set lp = {0};
-        if (st->om.on && !j->status && (j->text_len > c->sent_text || (j->done && !c->sent.final))) {
+        if (st->om.on && !j->status && (j->out.n > c->sent_text || (j->done && !c->sent.final))) {
             /* a parsed answer: what is new of its reasoning, content and calls */
             bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + c->sent_lp, j->n_lp - c->sent_lp, &lp);
             api_result r = st->res;
@@ -375,8 +375,8 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
             r.lp = lp.v, r.n_lp = lp.n;
             char *ev = NULL;
             out_mode om = job_mode(&st->om, j);
-            bool ok = lp_ok && (st->rr ? resp_events(st, c, j, &ev) : out_delta(&om, &c->sent, &r, j->text ? j->text : "", j->text_len, j->done, &ev));
-            c->sent_text = j->text_len;
+            bool ok = lp_ok && (st->rr ? resp_events(st, c, j, &ev) : out_delta(&om, &c->sent, &r, j->out.p ? j->out.p : "", j->out.n, j->done, &ev));
+            c->sent_text = j->out.n;
             if (ev) c->sent_lp = j->n_lp; /* logprobs go with the text they came with */
             pthread_mutex_unlock(&j->mu);
             lp_free(&lp);
@@ -391,16 +391,16 @@ static char *next_choice_event(stream *st, bool *more, bool *failed) {
             }
             pthread_mutex_lock(&j->mu); /* all of it sent: the finish */
         }
-        if (j->text_len > c->sent_text || j->done) {
+        if (j->out.n > c->sent_text || j->done) {
             bool lp_ok = j->top_logprobs < 0 || lp_render(st->s, j->lp + c->sent_lp, j->n_lp - c->sent_lp, &lp);
             api_result r = st->res;
             r.index = j->index;
             r.lp = lp.v, r.n_lp = lp.n, r.text_offset = c->text_off;
             char *ev = NULL;
-            if (j->text_len > c->sent_text && !st->om.on) {
-                ev = lp_ok ? api_chunk_text(st->kind, &r, j->text + c->sent_text, j->text_len - c->sent_text) : NULL;
-                c->text_off += j->text_len - c->sent_text;
-                c->sent_text = j->text_len;
+            if (j->out.n > c->sent_text && !st->om.on) {
+                ev = lp_ok ? api_chunk_text(st->kind, &r, j->out.p + c->sent_text, j->out.n - c->sent_text) : NULL;
+                c->text_off += j->out.n - c->sent_text;
+                c->sent_text = j->out.n;
                 c->sent_lp = j->n_lp;
             } else if (j->status) { /* the stream ends with the error as its last event */
                 char msg[HAI_ERROR_MSG_SIZE];
@@ -652,11 +652,11 @@ static hai_status engine_generate(void *user, const hybrid_gen *g, hai_generate_
     size_t sent = 0;
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        while (j->text_len > sent) {
-            size_t n = j->text_len - sent;
+        while (j->out.n > sent) {
+            size_t n = j->out.n - sent;
             char *chunk = malloc(n);
-            if (chunk) memcpy(chunk, j->text + sent, n);
-            sent = j->text_len;
+            if (chunk) memcpy(chunk, j->out.p + sent, n);
+            sent = j->out.n;
             pthread_mutex_unlock(&j->mu);
             bool go = chunk && g->on_text(g->user, chunk, n);
             free(chunk);
@@ -871,8 +871,8 @@ static enum MHD_Result routed_completion(server *s, struct MHD_Connection *c, re
     bool here = wait_all(c, &j, 1, note);
     srv_notify_release(note);
     pthread_mutex_lock(&j->mu);
-    res.text = j->text ? j->text : "";
-    res.text_len = j->text_len;
+    res.text = j->out.p ? j->out.p : "";
+    res.text_len = j->out.n;
     res.finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
     res.prompt_tokens = j->res.n_prompt + j->res.n_cached;
     res.completion_tokens = j->res.n_generated;
@@ -1002,9 +1002,9 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, request *
     resp_req rr = {0};
     char *chat_body = NULL;
     size_t chat_len = 0;
-    if (responses && !resp_translate(s->rstore, rq->body, rq->len, &chat_body, &chat_len, &rr, &ae))
+    if (responses && !resp_translate(s->rstore, rq->body.p, rq->body.n, &chat_body, &chat_len, &rr, &ae))
         return send_body(s, c, rq->endpoint, ae.status, "application/json", api_error_json(&ae));
-    bool parsed_ok = api_parse(kind, responses ? chat_body : rq->body, responses ? chat_len : rq->len, &ar, &ae);
+    bool parsed_ok = api_parse(kind, responses ? chat_body : rq->body.p, responses ? chat_len : rq->body.n, &ar, &ae);
     free(chat_body);
     enum MHD_Result ret;
     if (!parsed_ok) {
@@ -1173,8 +1173,8 @@ static enum MHD_Result run_completion(server *s, struct MHD_Connection *c, reque
         srv_job *j = jobs[i];
         ch[i] = total;
         ch[i].index = j->index;
-        ch[i].text = j->text ? j->text : "";
-        ch[i].text_len = j->text_len;
+        ch[i].text = j->out.p ? j->out.p : "";
+        ch[i].text_len = j->out.n;
         ch[i].finish = j->res.finish == HAI_FINISH_LENGTH ? "length" : "stop";
         total.completion_tokens += j->res.n_generated;
         if (!j->leader) total.prompt_tokens += j->res.n_prompt + j->res.n_cached, total.cached_tokens += j->res.n_cached;
@@ -1347,23 +1347,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (*upload_size) { /* a piece of the body */
         if (!rq->too_large) {
-            if (rq->len + *upload_size > s->o.max_body) {
+            if (rq->body.n + *upload_size > s->o.max_body) {
                 rq->too_large = true;
-                free(rq->body);
-                rq->body = NULL;
-                rq->len = rq->cap = 0;
-            } else {
-                if (rq->cap < rq->len + *upload_size + 1) {
-                    size_t cap = rq->cap ? rq->cap : 4096;
-                    while (cap < rq->len + *upload_size + 1) cap *= 2;
-                    char *b = realloc(rq->body, cap);
-                    if (!b) return MHD_NO;
-                    rq->body = b;
-                    rq->cap = cap;
-                }
-                memcpy(rq->body + rq->len, upload_data, *upload_size);
-                rq->len += *upload_size;
-                rq->body[rq->len] = '\0';
+                text_free(&rq->body);
+            } else if (!text_put(&rq->body, upload_data, *upload_size)) {
+                return MHD_NO;
             }
         }
         *upload_size = 0;
@@ -1383,7 +1371,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         int q, busy;
         srv_engine_load(s->eng, &q, &busy);
         metrics_gauges(&s->met, q, busy);
-        return send_body(s, c, "/metrics", 200, "text/plain; version=0.0.4", metrics_text(&s->met));
+        char *text = metrics_text(&s->met);
+        return text ? send_body(s, c, "/metrics", 200, "text/plain; version=0.0.4", text)
+                    : send_error(s, c, "/metrics", 500, "server_error", NULL, "out of memory");
     }
     if (!strncmp(url, "/v1/responses/", 14)) { /* a stored response: retrieved or deleted */
         const char *id = url + 14;
@@ -1420,7 +1410,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!strcmp(url, "/v1/responses")) return completion(s, c, rq, API_CHAT, true);
     if (!strcmp(url, "/v1/embeddings")) {
         int status = 500;
-        char *body = srv_embeddings(s->emb, s->model_id, rq->body ? rq->body : "", rq->len, &status);
+        char *body = srv_embeddings(s->emb, s->model_id, rq->body.p ? rq->body.p : "", rq->body.n, &status);
         return body ? send_body(s, c, "/v1/embeddings", status, "application/json", body)
                     : send_error(s, c, "/v1/embeddings", 500, "server_error", NULL, "out of memory");
     }
@@ -1434,7 +1424,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
     request *rq = *req_cls;
     if (!rq) return;
     if (rq->counted) atomic_fetch_sub(&s->in_flight, 1);
-    free(rq->body);
+    text_free(&rq->body);
     free(rq);
     *req_cls = NULL;
 }

@@ -1,7 +1,8 @@
 /* Prometheus exposition of the server's counters, gauges and histograms. */
 #include "metrics.h"
 
-#include <stdarg.h>
+#include "base/text.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,72 +86,46 @@ void metrics_gauges(metrics *m, int queue_depth, int slots_busy) {
     pthread_mutex_unlock(&m->mu);
 }
 
-typedef struct out {
-    char *p;
-    size_t n, cap;
-} out;
-
-static void emit(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void emit(out *o, const char *fmt, ...) {
-    va_list ap;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        va_start(ap, fmt);
-        int k = vsnprintf(o->p ? o->p + o->n : NULL, o->p ? o->cap - o->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return;
-        if (o->p && (size_t)k < o->cap - o->n) {
-            o->n += (size_t)k;
-            return;
-        }
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap - o->n <= (size_t)k) cap *= 2;
-        char *p = realloc(o->p, cap);
-        if (!p) return;
-        o->p = p;
-        o->cap = cap;
-    }
-}
-
-static void hist(out *o, const char *name, const char *help, const met_hist *h) {
-    emit(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+static void hist(hai_text *o, const char *name, const char *help, const met_hist *h) {
+    text_printf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t acc = 0;
     for (int b = 0; b < MET_BUCKETS; b++) {
         acc += h->counts[b];
-        emit(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[b], (unsigned long long)acc);
+        text_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[b], (unsigned long long)acc);
     }
     acc += h->counts[MET_BUCKETS];
-    emit(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)acc, name, h->sum, name,
+    text_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)acc, name, h->sum, name,
          (unsigned long long)h->n);
 }
 
 char *metrics_text(metrics *m) {
-    out o = {0};
+    hai_text o = {0};
     pthread_mutex_lock(&m->mu);
-    emit(&o, "# HELP hai_requests_total HTTP requests by endpoint and status code\n# TYPE hai_requests_total counter\n");
+    text_printf(&o, "# HELP hai_requests_total HTTP requests by endpoint and status code\n# TYPE hai_requests_total counter\n");
     for (int i = 0; i < m->n_req; i++)
-        emit(&o, "hai_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", m->req[i].endpoint, m->req[i].status,
+        text_printf(&o, "hai_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", m->req[i].endpoint, m->req[i].status,
              (unsigned long long)m->req[i].n);
-    emit(&o, "# HELP hai_prompt_tokens_total Prompt tokens evaluated locally\n# TYPE hai_prompt_tokens_total counter\n"
+    text_printf(&o, "# HELP hai_prompt_tokens_total Prompt tokens evaluated locally\n# TYPE hai_prompt_tokens_total counter\n"
              "hai_prompt_tokens_total %llu\n", (unsigned long long)m->prompt_tokens);
-    emit(&o, "# HELP hai_completion_tokens_total Tokens generated locally\n# TYPE hai_completion_tokens_total counter\n"
+    text_printf(&o, "# HELP hai_completion_tokens_total Tokens generated locally\n# TYPE hai_completion_tokens_total counter\n"
              "hai_completion_tokens_total %llu\n", (unsigned long long)m->completion_tokens);
-    emit(&o, "# HELP hai_draft_tokens_total Tokens drafted by prompt lookup (speculative decoding)\n# TYPE hai_draft_tokens_total counter\n"
+    text_printf(&o, "# HELP hai_draft_tokens_total Tokens drafted by prompt lookup (speculative decoding)\n# TYPE hai_draft_tokens_total counter\n"
              "hai_draft_tokens_total %llu\n", (unsigned long long)m->drafted_tokens);
-    emit(&o, "# HELP hai_draft_accepted_tokens_total Drafted tokens the model kept\n# TYPE hai_draft_accepted_tokens_total counter\n"
+    text_printf(&o, "# HELP hai_draft_accepted_tokens_total Drafted tokens the model kept\n# TYPE hai_draft_accepted_tokens_total counter\n"
              "hai_draft_accepted_tokens_total %llu\n", (unsigned long long)m->accepted_tokens);
-    emit(&o, "# HELP hai_cloud_tokens_total Tokens spent on cloud models\n# TYPE hai_cloud_tokens_total counter\n"
+    text_printf(&o, "# HELP hai_cloud_tokens_total Tokens spent on cloud models\n# TYPE hai_cloud_tokens_total counter\n"
              "hai_cloud_tokens_total %llu\n", (unsigned long long)m->cloud_tokens);
-    emit(&o, "# HELP hai_client_disconnects_total Requests whose client went away before the end\n"
+    text_printf(&o, "# HELP hai_client_disconnects_total Requests whose client went away before the end\n"
              "# TYPE hai_client_disconnects_total counter\nhai_client_disconnects_total %llu\n", (unsigned long long)m->disconnects);
-    emit(&o, "# HELP hai_routes_total Requests by route and reason\n# TYPE hai_routes_total counter\n");
+    text_printf(&o, "# HELP hai_routes_total Requests by route and reason\n# TYPE hai_routes_total counter\n");
     for (int i = 0; i < m->n_routes; i++)
-        emit(&o, "hai_routes_total{route=\"%s\",reason=\"%s\"} %llu\n", m->routes[i].route, m->routes[i].reason,
+        text_printf(&o, "hai_routes_total{route=\"%s\",reason=\"%s\"} %llu\n", m->routes[i].route, m->routes[i].reason,
              (unsigned long long)m->routes[i].n);
     hist(&o, "hai_time_to_first_token_seconds", "Time from request to the first generated token", &m->ttft);
     hist(&o, "hai_token_latency_seconds", "Mean time per generated token after the first, per request", &m->token_latency);
-    emit(&o, "# HELP hai_queue_depth Requests waiting for a slot\n# TYPE hai_queue_depth gauge\nhai_queue_depth %d\n", m->queue_depth);
-    emit(&o, "# HELP hai_slots_busy Slots generating\n# TYPE hai_slots_busy gauge\nhai_slots_busy %d\n", m->slots_busy);
-    emit(&o, "# HELP hai_slots_total Slots\n# TYPE hai_slots_total gauge\nhai_slots_total %d\n", m->slots_total);
+    text_printf(&o, "# HELP hai_queue_depth Requests waiting for a slot\n# TYPE hai_queue_depth gauge\nhai_queue_depth %d\n", m->queue_depth);
+    text_printf(&o, "# HELP hai_slots_busy Slots generating\n# TYPE hai_slots_busy gauge\nhai_slots_busy %d\n", m->slots_busy);
+    text_printf(&o, "# HELP hai_slots_total Slots\n# TYPE hai_slots_total gauge\nhai_slots_total %d\n", m->slots_total);
     pthread_mutex_unlock(&m->mu);
-    return o.p;
+    return text_take(&o); /* NULL when memory ran out: no half a page */
 }

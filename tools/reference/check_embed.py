@@ -2,7 +2,8 @@
 the reference forward (after the output norm) over a token sequence, pooled - mean, first token,
 last token - and normalized; the cosine of hai's vector with it must be at least 0.9999, for
 several architectures and weight types of ../shared/reference and sequences of several lengths
-(one longer than a batch of the few-token kernels).
+(one longer than a batch of the few-token kernels); each input alone, and the three together (one
+`hai embed` call: hai_embed_batch, a sequence each in shared forward passes).
 usage: check_embed.py HAI_BINARY SHARED_DIR"""
 import json
 import os
@@ -26,24 +27,33 @@ def main():
         path = os.path.join(shared, "reference", name + ".gguf")
         m = Reader(path)
         n_vocab = len(m.meta["tokenizer.ggml.tokens"])
-        for n in (1, 7, 45):
-            tokens = [(17 + 7919 * i) % (n_vocab - 3) + 3 for i in range(n)]
-            h = forward(m, tokens, hidden=True)
-            for pooling in ("mean", "cls", "last"):
-                want = h.mean(0) if pooling == "mean" else h[0] if pooling == "cls" else h[-1]
-                want = want / np.linalg.norm(want)
-                r = subprocess.run([hai, "embed", "-m", path, "--pooling", pooling, "-t", "2", "--ids", " ".join(map(str, tokens))],
-                                   capture_output=True, text=True, timeout=120)
-                if r.returncode != 0:
-                    print(f"FAIL {name} n={n} {pooling}: hai embed exited {r.returncode}: {r.stderr.strip()}")
+        lengths = (1, 7, 45)
+        seqs = {n: [(17 + 7919 * i) % (n_vocab - 3) + 3 for i in range(n)] for n in lengths}
+        hidden = {n: forward(m, seqs[n], hidden=True) for n in lengths}
+        for pooling in ("mean", "cls", "last"):
+            want = {}
+            for n, h in hidden.items():
+                w = h.mean(0) if pooling == "mean" else h[0] if pooling == "cls" else h[-1]
+                want[n] = w / np.linalg.norm(w)
+            # each alone, then all together
+            runs = [([n], f"n={n}") for n in lengths] + [(list(lengths), "batch " + "+".join(map(str, lengths)))]
+            for ns, label in runs:
+                args = [hai, "embed", "-m", path, "--pooling", pooling, "-t", "2"]
+                for n in ns:
+                    args += ["--ids", " ".join(map(str, seqs[n]))]
+                r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+                lines = r.stdout.strip().split("\n") if r.returncode == 0 else []
+                if r.returncode != 0 or len(lines) != len(ns):
+                    print(f"FAIL {name} {label} {pooling}: hai embed exited {r.returncode} with {len(lines)} lines: {r.stderr.strip()}")
                     failed += 1
                     continue
-                got = np.array(json.loads(r.stdout)["embedding"], dtype=np.float64)
-                cos = float(got @ want / np.linalg.norm(got))
-                worst = min(worst, cos)
-                ok = cos >= MIN_COSINE and abs(np.linalg.norm(got) - 1) < 1e-5
-                failed += not ok
-                print(f"{'ok  ' if ok else 'FAIL'} {name} n={n} {pooling}: cosine {cos:.8f}")
+                for n, line in zip(ns, lines):
+                    got = np.array(json.loads(line)["embedding"], dtype=np.float64)
+                    cos = float(got @ want[n] / np.linalg.norm(got))
+                    worst = min(worst, cos)
+                    ok = cos >= MIN_COSINE and abs(np.linalg.norm(got) - 1) < 1e-5
+                    failed += not ok
+                    print(f"{'ok  ' if ok else 'FAIL'} {name} {label} (n={n}) {pooling}: cosine {cos:.8f}")
     print(f"check_embed: worst cosine {worst:.8f} (at least {MIN_COSINE}), {failed} failed")
     return 1 if failed else 0
 

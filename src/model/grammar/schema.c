@@ -18,16 +18,13 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/text.h"
 #include "grammar.h"
 #include "base/unicode.h"
 
 #define MAX_RULES 20000
 #define MAX_DEPTH 128 /* nested schemas (a $ref is one step) */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
 
 typedef struct refdef {
     char *ptr;  /* "#/$defs/x" */
@@ -35,7 +32,7 @@ typedef struct refdef {
 } refdef;
 
 typedef struct sctx {
-    sbuf out;
+    hai_text out;
     char **names; /* rules made so far */
     uint32_t n_names, cap_names;
     refdef *refs;
@@ -43,7 +40,7 @@ typedef struct sctx {
     unsigned used; /* primitives written: bit per prim */
     void **own;    /* scratch arrays, freed at the end either way (an error longjmps past their users) */
     uint32_t n_own, cap_own;
-    sbuf all;
+    hai_text all;
     const cJSON *root;
     bool lenient; /* keywords not enforced are ignored rather than refused (tools that are not strict) */
     int depth;
@@ -62,20 +59,11 @@ HAI_PRINTF(3, 4) static _Noreturn void die(sctx *c, hai_status st, const char *f
     longjmp(c->fail, 1);
 }
 
-static void put(sctx *c, sbuf *b, const char *s, size_t n) {
-    if (b->cap - b->n < n + 1) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap - b->n < n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) die(c, HAI_ERR_NOMEM, "out of memory");
-        b->p = p, b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
+static void put(sctx *c, hai_text *b, const char *s, size_t n) {
+    if (!text_put(b, s, n)) die(c, HAI_ERR_NOMEM, "out of memory");
 }
 
-HAI_PRINTF(3, 4) static void putf(sctx *c, sbuf *b, const char *fmt, ...) {
+HAI_PRINTF(3, 4) static void putf(sctx *c, hai_text *b, const char *fmt, ...) {
     char tmp[512];
     va_list ap;
     va_start(ap, fmt);
@@ -85,10 +73,10 @@ HAI_PRINTF(3, 4) static void putf(sctx *c, sbuf *b, const char *fmt, ...) {
     put(c, b, tmp, (size_t)n);
 }
 
-static void puts_(sctx *c, sbuf *b, const char *s) { put(c, b, s, strlen(s)); }
+static void puts_(sctx *c, hai_text *b, const char *s) { put(c, b, s, strlen(s)); }
 
 /* A GBNF string literal of bytes s[0..n): quotes, backslashes and control bytes escaped. */
-static void put_literal(sctx *c, sbuf *b, const char *s, size_t n) {
+static void put_literal(sctx *c, hai_text *b, const char *s, size_t n) {
     put(c, b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -189,7 +177,7 @@ static const char *prim(sctx *c, int p) {
 /* ---- integer ranges ------------------------------------------------------------------------- */
 
 /* Digit strings lo..hi of the same length n (leading zeros kept: these are suffixes). */
-static void digits_range(sctx *c, sbuf *b, const char *lo, const char *hi, int n) {
+static void digits_range(sctx *c, hai_text *b, const char *lo, const char *hi, int n) {
     if (!n) return;
     if (lo[0] == hi[0]) {
         putf(c, b, "\"%c\" ", lo[0]);
@@ -233,7 +221,7 @@ static int n_digits(uint64_t v) {
 
 /* Non-negative integers lo..hi (hi == UINT64_MAX: no bound, up to MAX_INT_DIGITS digits), as
  * alternatives of one length each. */
-static void uint_range(sctx *c, sbuf *b, uint64_t lo, uint64_t hi) {
+static void uint_range(sctx *c, hai_text *b, uint64_t lo, uint64_t hi) {
     int dl = n_digits(lo), dh = hi == UINT64_MAX ? MAX_INT_DIGITS : n_digits(hi);
     if (dl > dh) dh = dl;
     puts_(c, b, "(");
@@ -254,7 +242,7 @@ static void uint_range(sctx *c, sbuf *b, uint64_t lo, uint64_t hi) {
 }
 
 /* Integers in [lo, hi] (has_lo / has_hi: bounds given); |bounds| below 10^15. */
-static void int_range(sctx *c, sbuf *b, bool has_lo, int64_t lo, bool has_hi, int64_t hi) {
+static void int_range(sctx *c, hai_text *b, bool has_lo, int64_t lo, bool has_hi, int64_t hi) {
     bool alt = false;
     puts_(c, b, "(");
     if (!has_lo || lo < 0) { /* negatives: "-" then -hi' .. -lo */
@@ -296,7 +284,7 @@ static void rule_begin(sctx *c, const char *name) { putf(c, &c->out, "%s ::= ", 
 static void rule_end(sctx *c) { puts_(c, &c->out, "\n"); }
 
 /* A JSON value written literally (enum, const), then ws. */
-static void put_json_literal(sctx *c, sbuf *b, const cJSON *v) {
+static void put_json_literal(sctx *c, hai_text *b, const cJSON *v) {
     const char *txt = json_text(c, v);
     put_literal(c, b, txt, strlen(txt));
     puts_(c, b, " ");
@@ -314,7 +302,7 @@ static bool get_count(sctx *c, const cJSON *s, const char *k, const char *path, 
 }
 
 /* x{min,max} as GBNF (max UINT64_MAX: none). */
-static void put_repeat(sctx *c, sbuf *b, uint64_t min, uint64_t max) {
+static void put_repeat(sctx *c, hai_text *b, uint64_t min, uint64_t max) {
     if (max == UINT64_MAX) {
         if (min == 0) puts_(c, b, "*");
         else if (min == 1) puts_(c, b, "+");
@@ -445,7 +433,7 @@ static void gen_array(sctx *c, const cJSON *s, const char *name, const char *pat
         snprintf(sub, sizeof sub, "%.280s/items", path);
         item = items ? gen(c, items, h, sub) : prim(c, P_VALUE);
     }
-    sbuf b = {0};
+    hai_text b = {0};
     putf(c, &b, "\"[\" %s ", prim(c, P_WS));
     /* the prefix items first, then the rest; counts cover both */
     uint64_t min_rest = mn > (uint64_t)np ? mn - (uint64_t)np : 0;
@@ -745,7 +733,7 @@ static void sctx_free(sctx *c) {
     for (uint32_t i = 0; i < c->n_names; i++) free(c->names[i]);
     for (uint32_t i = 0; i < c->n_refs; i++) free(c->refs[i].ptr);
     for (uint32_t i = 0; i < c->n_own; i++) free(c->own[i]);
-    free(c->names), free(c->refs), free(c->own), free(c->out.p);
+    free(c->names), free(c->refs), free(c->own), text_free(&c->out);
 }
 
 /* Parses one schema (UTF-8 checked, nothing after the value); NULL with the error set. */
@@ -778,10 +766,10 @@ hai_status schema_to_gbnf_rules(const char *const *schemas, const size_t *lens, 
     if (setjmp(c.fail)) {
         cJSON_Delete(root);
         sctx_free(&c);
-        free(c.all.p);
+        text_free(&c.all);
         return c.st;
     }
-    sbuf *all = &c.all;
+    hai_text *all = &c.all;
     for (size_t i = 0; i < n; i++) {
         if (!(root = parse_schema(schemas[i], lens[i], &c.st, err))) longjmp(c.fail, 1);
         c.root = root;
