@@ -41,6 +41,7 @@ typedef struct sctx {
     void **own;    /* scratch arrays, freed at the end either way (an error longjmps past their users) */
     uint32_t n_own, cap_own;
     hai_text all;
+    hai_text arr;  /* gen_array's rule while it is built (here, not on the stack: an error longjmps past it) */
     const cJSON *root;
     bool lenient; /* keywords not enforced are ignored rather than refused (tools that are not strict) */
     int depth;
@@ -433,8 +434,9 @@ static void gen_array(sctx *c, const cJSON *s, const char *name, const char *pat
         snprintf(sub, sizeof sub, "%.280s/items", path);
         item = items ? gen(c, items, h, sub) : prim(c, P_VALUE);
     }
-    hai_text b = {0};
-    putf(c, &b, "\"[\" %s ", prim(c, P_WS));
+    hai_text *b = &c->arr;
+    b->n = 0;
+    putf(c, b, "\"[\" %s ", prim(c, P_WS));
     /* the prefix items first, then the rest; counts cover both */
     uint64_t min_rest = mn > (uint64_t)np ? mn - (uint64_t)np : 0;
     uint64_t max_rest = !more ? 0 : mx == UINT64_MAX ? UINT64_MAX : (mx > (uint64_t)np ? mx - (uint64_t)np : 0);
@@ -444,27 +446,26 @@ static void gen_array(sctx *c, const cJSON *s, const char *name, const char *pat
     /* prefix items: the first n_pre_req required, the others optional in a nest */
     int opened = 0;
     for (int i = 0; i < n_pre; i++) {
-        if (i >= n_pre_req) put(c, &b, "(", 1), opened++;
-        if (i) putf(c, &b, "\",\" %s ", prim(c, P_WS));
-        putf(c, &b, "%s ", pre[i]);
+        if (i >= n_pre_req) put(c, b, "(", 1), opened++;
+        if (i) putf(c, b, "\",\" %s ", prim(c, P_WS));
+        putf(c, b, "%s ", pre[i]);
     }
     if (item && max_rest > 0) {
         if (n_pre == 0) { /* item (, item){min-1, max-1}, optional when min is 0 */
-            if (min_rest == 0) put(c, &b, "(", 1);
-            putf(c, &b, "%s (\",\" %s %s)", item, prim(c, P_WS), item);
-            put_repeat(c, &b, min_rest ? min_rest - 1 : 0, max_rest == UINT64_MAX ? UINT64_MAX : max_rest - 1);
-            if (min_rest == 0) put(c, &b, ")?", 2);
+            if (min_rest == 0) put(c, b, "(", 1);
+            putf(c, b, "%s (\",\" %s %s)", item, prim(c, P_WS), item);
+            put_repeat(c, b, min_rest ? min_rest - 1 : 0, max_rest == UINT64_MAX ? UINT64_MAX : max_rest - 1);
+            if (min_rest == 0) put(c, b, ")?", 2);
         } else if (n_pre == np) {
-            putf(c, &b, "(\",\" %s %s)", prim(c, P_WS), item);
-            put_repeat(c, &b, min_rest, max_rest);
+            putf(c, b, "(\",\" %s %s)", prim(c, P_WS), item);
+            put_repeat(c, b, min_rest, max_rest);
         }
-        put(c, &b, " ", 1);
+        put(c, b, " ", 1);
     }
-    for (int i = 0; i < opened; i++) put(c, &b, ")? ", 3);
-    putf(c, &b, "\"]\" %s", prim(c, P_WS));
+    for (int i = 0; i < opened; i++) put(c, b, ")? ", 3);
+    putf(c, b, "\"]\" %s", prim(c, P_WS));
     rule_begin(c, name);
-    put(c, &c->out, b.p, b.n);
-    free(b.p);
+    put(c, &c->out, b->p, b->n);
     rule_end(c);
 }
 
@@ -733,7 +734,7 @@ static void sctx_free(sctx *c) {
     for (uint32_t i = 0; i < c->n_names; i++) free(c->names[i]);
     for (uint32_t i = 0; i < c->n_refs; i++) free(c->refs[i].ptr);
     for (uint32_t i = 0; i < c->n_own; i++) free(c->own[i]);
-    free(c->names), free(c->refs), free(c->own), text_free(&c->out);
+    free(c->names), free(c->refs), free(c->own), text_free(&c->out), text_free(&c->arr);
 }
 
 /* Parses one schema (UTF-8 checked, nothing after the value); NULL with the error set. */
