@@ -142,3 +142,27 @@ bool cli_parse_ids(const char *cmd, const char *what, const char *text, int32_t 
     *n = k;
     return true;
 }
+
+bool cli_parse_size(const char *opt, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double scale = 1;
+    if (end != s && *end) {
+        const char *u = "KMGT", *k = strchr(u, toupper((unsigned char)*end));
+        if (k && *k) {
+            for (const char *q = u; q <= k; q++) scale *= 1024;
+            end++;
+            if (*end == 'i' || *end == 'I') end++;
+            if (*end == 'B' || *end == 'b') end++;
+        } else if (*end == 'B' || *end == 'b') {
+            end++;
+        }
+    }
+    if (end == s || *end || errno || !(v > 0) || v * scale > 1.8e19) {
+        fprintf(stderr, "hai: %s takes a size such as 512M or 1.5G (got '%s')\n", opt, s);
+        return false;
+    }
+    *out = (uint64_t)(v * scale);
+    return true;
+}

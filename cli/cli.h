@@ -29,6 +29,9 @@ hai_tokenizer *cli_load_tokenizer(const char *model, const char *tok_json, hai_e
  * otherwise. */
 bool cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool cli_parse_f64(const char *opt, const char *s, double *out);
+/* A size in bytes: a number with an optional K, M, G or T (powers of 1024; "KiB", "MB" and the
+ * like mean the same), "1.5G"; prints an error naming the option and returns false otherwise. */
+bool cli_parse_size(const char *opt, const char *s, uint64_t *out);
 
 /* The value of an option that takes one: argv[*i + 1], advancing *i; NULL (after an error
  * message) when it is missing. */
@@ -38,6 +41,11 @@ const char *cli_value(int argc, char **argv, int *i);
 const char *cli_bytes(uint64_t n, char *buf, int cap);
 /* "1.10 B", "2.36 M" style; returns buf. */
 const char *cli_count(int64_t n, char *buf, int cap);
+
+/* What a --mem-budget of the whole run leaves the model and its contexts: the command's own
+ * allocations (the sampler's passes over the vocabulary, text buffers, the threads' stacks) take
+ * CLI_BUDGET_RESERVE of it. */
+#define CLI_BUDGET_RESERVE (4ull << 20)
 
 /* Token ids written as text: whole numbers separated by white space or commas, each a token of a
  * vocabulary of n_vocab. *ids is malloc'd. On bad input prints "hai <cmd>: <what>: ..." and

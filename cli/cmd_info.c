@@ -6,7 +6,8 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: hai info MODEL.gguf [--ctx N] [--batch N] [-v]\n"
+            "usage: hai info MODEL.gguf [--ctx N] [--batch N] [--mem-budget SIZE] [-v]\n"
+            "  --mem-budget SIZE  what fits in SIZE (512M, 2G): the largest context for 1, 2, 4, 8 sequences\n"
             "  --ctx N     context length for the memory estimate (default: 4096, or the\n"
             "              trained context when smaller)\n"
             "  --batch N   prefill batch for the scratch estimate (default 512)\n"
@@ -59,9 +60,42 @@ static void print_value(const hai_gguf_value *v) {
     if (v->arr.n > show) printf(" ...");
 }
 
+/* --mem-budget: what fits - the largest context for one sequence and for server slots - planned
+ * by the library as hai_context_create would allocate (the model is mapped, not read). */
+static int fits_budget(const char *path, uint64_t budget, uint32_t n_batch) {
+    hai_model_params mp = hai_model_default_params();
+    mp.mmap_weights = true;
+    mp.mem_budget = budget;
+    hai_model *m = NULL;
+    hai_error err = {0};
+    char b1[32], b2[32];
+    if (hai_model_load(path, &mp, &m, &err) != HAI_OK) {
+        printf("budget:        %s: does not fit (%s)\n", cli_bytes(budget, b1, sizeof b1), err.msg);
+        return 1;
+    }
+    uint64_t left = hai_model_budget_left(m);
+    printf("budget:        %s: weights %s, %s left for contexts (KV cache F16; quantized KV types: not yet)\n",
+           cli_bytes(budget, b1, sizeof b1), cli_bytes(hai_model_weights_bytes(m), b2, sizeof b2), cli_bytes(left, b2 + 16, 16));
+    static const uint32_t slots[] = {1, 2, 4, 8};
+    for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+        hai_context_params cp = hai_context_default_params();
+        cp.n_seq = slots[i], cp.n_batch = n_batch, cp.n_ctx = hai_model_n_ctx_train(m) ? hai_model_n_ctx_train(m) : 4096;
+        uint32_t n = hai_context_fit(m, &cp, left);
+        cp.n_ctx = n;
+        if (n)
+            printf("  %u %-10s n_ctx %u%s (%s)\n", slots[i], slots[i] == 1 ? "sequence:" : "slots:", n,
+                   n == hai_model_n_ctx_train(m) ? " (the trained context)" : "", cli_bytes(hai_context_plan_bytes(m, &cp), b1, sizeof b1));
+        else
+            printf("  %u %-10s no context fits\n", slots[i], slots[i] == 1 ? "sequence:" : "slots:");
+    }
+    hai_model_free(m);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     int64_t n_ctx = 0, n_batch = 512;
+    uint64_t budget = 0;
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -72,6 +106,8 @@ int cmd_info(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_i64(a, v, 1, 1 << 24, &n_ctx)) return 2;
         } else if (!strcmp(a, "--batch")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_i64(a, v, 1, 1 << 16, &n_batch)) return 2;
+        } else if (!strcmp(a, "--mem-budget")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_size(a, v, &budget)) return 2;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             verbose = true;
         } else if (a[0] == '-' && a[1]) {
@@ -138,6 +174,10 @@ int cmd_info(int argc, char **argv) {
     printf("memory:        at --ctx %lld: weights %s + KV cache %s (F16) + scratch %s = %s\n", (long long)n_ctx,
            cli_bytes(m.weights, b1, sizeof b1), cli_bytes(m.kv_cache, b2, sizeof b2),
            cli_bytes(m.scratch, b3, sizeof b3), cli_bytes(m.total, b4, sizeof b4));
+    if (budget && fits_budget(path, budget, (uint32_t)n_batch)) {
+        hai_gguf_free(g);
+        return 1;
+    }
     for (uint32_t t = 0; t < HAI_TYPE_COUNT; t++)
         if (mi.type_tensors[t] && !hai_type_supported(t))
             printf("warning:       hai cannot compute with %s tensors\n", hai_type_name(t));

@@ -21,6 +21,7 @@ typedef struct run_opts {
     const char *draft_self; /* or a copy of the model in this type, made at start */
     size_t n_stop;
     int64_t n_predict, threads, ctx, lookup;
+    uint64_t mem_budget; /* bytes; 0 = none */
     bool chat, parse_special, quiet, seed_set, mmap_weights;
     hai_sampler_params sp;
 } run_opts;
@@ -38,6 +39,8 @@ static void usage(FILE *f, const char *cmd) {
             "  -t N                 threads (default: all CPUs)\n"
             "  --ctx N              context length (default: min(trained, 4096))\n"
             "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
+            "  --mem-budget SIZE    weights, KV cache and scratch within SIZE (512M, 2G): refused with the\n"
+            "                       figures when they do not fit; without --ctx, the largest context that fits\n"
             "  --lookup N           prompt lookup: draft up to N tokens a pass from the text so far (same output, faster\n"
             "                       where the answer repeats its input: edits, summaries, code)\n"
             "  --draft FILE         a smaller or lower-bit model of the same vocabulary drafts (up to --lookup N, default 4)\n"
@@ -93,6 +96,7 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         } else if (!strcmp(a, "-n")) { if (!cli_parse_i64(a, v, 0, 1 << 24, &o->n_predict)) return 2; }
         else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &o->threads)) return 2; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &o->ctx)) return 2; }
+        else if (!strcmp(a, "--mem-budget")) { if (!cli_parse_size(a, v, &o->mem_budget)) return 2; }
         else if (!strcmp(a, "--top-k")) { if (!cli_parse_i64(a, v, 0, 1 << 24, &n)) return 2; o->sp.top_k = (int32_t)n; }
         else if (!strcmp(a, "--repeat-last-n")) { if (!cli_parse_i64(a, v, 0, 1 << 16, &n)) return 2; o->sp.repeat_last_n = (int32_t)n; }
         else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 0, 64, &o->lookup)) return 2; }
@@ -128,16 +132,28 @@ static bool print_text(void *user, const char *text, size_t len) {
     return !interrupted;
 }
 
+/* Resident memory now, in KiB (0 where /proc is not there). */
+static double rss_kib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, res = 0;
+    if (!f) return 0;
+    int k = fscanf(f, "%llu %llu", &size, &res);
+    fclose(f);
+    return k == 2 ? (double)res * (double)sysconf(_SC_PAGESIZE) / 1024 : 0;
+}
+
+static double rss_at_start; /* KiB, before the model: the process's own (code, libraries) */
+
 static void report(const hai_generate_result *r, double load_s, int threads) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const char *fin[] = {"stop", "length", "cancelled"};
     fprintf(stderr,
             "\n[load %.2f s | prompt %d tok (+%d cached) %.3f s, %.1f tok/s | first token %.3f s | generated %d tok, %.1f tok/s | "
-            "finish %s | peak RSS %.0f MiB | %s kernels, %d threads]\n",
+            "finish %s | peak RSS %.1f MiB (%.1f MiB before the model) | %s kernels, %d threads]\n",
             load_s, r->n_prompt, r->n_cached, r->t_prompt_s, r->t_prompt_s > 0 ? r->n_prompt / r->t_prompt_s : 0, r->t_first_token_s,
             r->n_generated, r->t_generate_s > 0 && r->n_generated > 1 ? (r->n_generated - 1) / r->t_generate_s : 0, fin[r->finish],
-            (double)ru.ru_maxrss / 1024, hai_kernels_name(), threads);
+            (double)ru.ru_maxrss / 1024, rss_at_start / 1024, hai_kernels_name(), threads);
     if (r->n_drafted)
         fprintf(stderr, "[drafts: %d tokens drafted, %d kept (%.0f%%)]\n", r->n_drafted, r->n_accepted, 100.0 * r->n_accepted / r->n_drafted);
 }
@@ -177,17 +193,39 @@ static hai_status load_self_draft(const run_opts *o, const hai_model_params *mp,
 
 static int open_session(const run_opts *o, session *ss) {
     hai_error err = {0};
+    rss_at_start = rss_kib();
     double t0 = hai_time_s();
     memset(ss, 0, sizeof *ss);
     hai_model_params mp = hai_model_default_params();
     mp.mmap_weights = o->mmap_weights;
+    if (o->mem_budget && o->mem_budget <= CLI_BUDGET_RESERVE) {
+        fprintf(stderr, "hai run: --mem-budget must be more than the %llu MiB the run keeps for itself\n", CLI_BUDGET_RESERVE >> 20);
+        return 1;
+    }
+    mp.mem_budget = o->mem_budget ? o->mem_budget - CLI_BUDGET_RESERVE : 0;
+    bool drafter = o->draft || o->draft_self;
+    if (o->mem_budget && drafter) {
+        fprintf(stderr, "hai run: --mem-budget does not take a draft model yet (use --lookup)\n");
+        return 1;
+    }
     if (hai_model_load(o->model, &mp, &ss->m, &err) != HAI_OK) goto fail;
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)o->ctx;
     cp.n_threads = (int)o->threads;
-    bool drafter = o->draft || o->draft_self;
     cp.n_draft = (uint32_t)(drafter && !o->lookup ? 4 : o->lookup);
+    if (o->mem_budget && !o->ctx) { /* the largest context the budget leaves room for */
+        cp.n_ctx = hai_context_fit(ss->m, &cp, hai_model_budget_left(ss->m));
+        if (!cp.n_ctx) {
+            fprintf(stderr, "hai run: the memory budget leaves %.1f MiB after the weights (%.1f MiB): not enough for any context\n",
+                    hai_model_budget_left(ss->m) / 1048576.0, hai_model_weights_bytes(ss->m) / 1048576.0);
+            return 1;
+        }
+    }
     if (hai_context_create(ss->m, &cp, &ss->c, &err) != HAI_OK) goto fail;
+    if (o->mem_budget && !o->quiet)
+        fprintf(stderr, "[memory budget %.1f MiB: weights %.1f MiB + context %.1f MiB (n_ctx %u) + the run's own %llu MiB; %.1f MiB left]\n",
+                o->mem_budget / 1048576.0, hai_model_weights_bytes(ss->m) / 1048576.0, hai_context_memory_bytes(ss->c) / 1048576.0,
+                hai_context_n_ctx(ss->c), CLI_BUDGET_RESERVE >> 20, hai_model_budget_left(ss->m) / 1048576.0);
     if (o->draft_self && load_self_draft(o, &mp, ss, &err) != HAI_OK) goto fail;
     if (o->draft && (hai_model_load(o->draft, &mp, &ss->dm, &err) != HAI_OK || hai_draft_check(ss->m, ss->dm, &err) != HAI_OK)) goto fail;
     if (drafter) {

@@ -22,6 +22,8 @@ static void usage(FILE *f) {
             "  --queue N            requests that may wait beyond the slots (default 4 x slots); more get 429\n"
             "  --ctx N              context per slot (default min(trained, 4096))\n"
             "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
+            "  --mem-budget SIZE    weights, slots and embeddings within SIZE (512M, 2G); without --ctx, the\n"
+            "                       largest context per slot that fits\n"
             "  -t N                 compute threads shared by the slots (default: all CPUs)\n"
             "  --lookup N           prompt lookup: draft up to N tokens a step per slot from its text so far (same\n"
             "                       output, faster where answers repeat their input; 0 = off, the default)\n"
@@ -63,6 +65,14 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--parallel")) { if (!cli_parse_i64(a, v, 1, 64, &n)) return 2; o.n_slots = (int)n; }
         else if (!strcmp(a, "--queue")) { if (!cli_parse_i64(a, v, 0, 100000, &n)) return 2; o.max_queue = (int)n; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &n)) return 2; o.n_ctx = (uint32_t)n; }
+        else if (!strcmp(a, "--mem-budget")) {
+            if (!cli_parse_size(a, v, &o.mem_budget)) return 2;
+            if (o.mem_budget <= 4 * CLI_BUDGET_RESERVE) {
+                fprintf(stderr, "hai serve: --mem-budget must be more than the %llu MiB the server keeps for itself\n", (4 * CLI_BUDGET_RESERVE) >> 20);
+                return 2;
+            }
+            o.mem_budget -= 4 * CLI_BUDGET_RESERVE; /* connections, request bodies, the slots' samplers, the threads */
+        }
         else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &n)) return 2; o.n_threads = (int)n; }
         else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 0, 16, &n)) return 2; o.draft_lookup = (int)n; }
         else if (!strcmp(a, "--draft")) o.draft_path = v;

@@ -551,6 +551,12 @@ typedef struct hai_model_params {
      * 4 KiB pages). true: weights that need no conversion are used in place from the file's
      * read-only mapping (faster load, pages shared with the page cache and other processes). */
     bool mmap_weights;
+    /* A memory budget in bytes (0 = none): the weights and every context of the model count
+     * against it, each planned before it is allocated; what does not fit is HAI_ERR_LIMIT with the
+     * figures (and, for a context, the largest n_ctx that would fit), never an allocation the
+     * system kills the process for. The tokenizer's tables count; the process's own code and
+     * libraries do not. */
+    uint64_t mem_budget;
 } hai_model_params;
 
 hai_model_params hai_model_default_params(void);
@@ -565,6 +571,9 @@ const char *hai_model_arch(const hai_model *m);
 int32_t hai_model_n_vocab(const hai_model *m);   /* rows of the output (logits per position) */
 uint32_t hai_model_n_ctx_train(const hai_model *m);
 uint64_t hai_model_weights_bytes(const hai_model *m);
+/* What the model's memory budget has left after its weights, its tokenizer's tables and its live
+ * contexts (UINT64_MAX without a budget). */
+uint64_t hai_model_budget_left(const hai_model *m);
 /* Bytes of weights one decode step reads: every matrix and the output (the embedding table only
  * when it is the output too): what memory bandwidth divides to bound tokens/s. */
 uint64_t hai_model_decode_bytes(const hai_model *m);
@@ -598,7 +607,13 @@ void hai_context_free(hai_context *c);
 uint32_t hai_context_n_ctx(const hai_context *c);
 const hai_model *hai_context_model(const hai_context *c); /* the model it was created for */
 uint32_t hai_context_n_past(const hai_context *c); /* positions held in the KV cache */
-uint64_t hai_context_memory_bytes(const hai_context *c); /* KV cache + scratch, allocated at creation */
+uint64_t hai_context_memory_bytes(const hai_context *c); /* KV cache + scratch: all it allocated at creation */
+/* What hai_context_create(m, p) would allocate, computed the same way without allocating (0 when
+ * the parameters overflow). */
+uint64_t hai_context_plan_bytes(const hai_model *m, const hai_context_params *p);
+/* The largest n_ctx, up to p's (or the default), whose context fits in bytes (pass
+ * hai_model_budget_left(m) for the model's budget); a multiple of 256 from 512 on; 0 = none fits. */
+uint32_t hai_context_fit(const hai_model *m, const hai_context_params *p, uint64_t bytes);
 /* The tokens whose keys and values the cache holds (n_past of them); borrowed. */
 const hai_token *hai_context_tokens(const hai_context *c, uint32_t *n);
 

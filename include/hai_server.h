@@ -19,6 +19,8 @@ typedef struct hai_serve_options {
     int max_queue;          /* default 4 x slots */
     uint32_t n_ctx;         /* per slot */
     bool mmap_weights;      /* --mmap: weights used in place from the file (see hai_model_params) */
+    uint64_t mem_budget;    /* --mem-budget: bytes for the weights, the slots and the embedder (0 = none);
+                             * without n_ctx the slots get the largest context that fits */
     int n_threads;
     int draft_lookup; /* drafts a step per slot, at most: prompt lookup (0: off), or the draft model's (default 4) */
     const char *draft_path; /* a draft model (same vocabulary), or NULL */

@@ -9,5 +9,8 @@
 /* n bytes (rounded up to whole 2 MiB pages), 2 MiB aligned, uninitialised; NULL on failure.
  * Freed with free(). */
 void *hai_alloc_huge(size_t n);
+/* What hai_alloc_huge(n) takes: n rounded up to whole 2 MiB pages (a touched huge page is resident
+ * whole); 0 when that overflows. */
+size_t hai_huge_bytes(size_t n);
 
 #endif

@@ -14,30 +14,41 @@ hai_context_params hai_context_default_params(void) { return (hai_context_params
 
 const char *hai_kernels_name(void) { return hai_kernels_best()->name; }
 
-static void *alloc_checked(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
+/* What a context allocates, counted as it goes; a dry run (hai_context_plan_bytes) counts the
+ * same sizes without allocating, so a plan and the real context cannot disagree. */
+typedef struct sizer {
+    uint64_t total;
+    bool ok, dry;
+} sizer;
+
+static char dry_block[64] __attribute__((aligned(64))); /* what a dry run "allocates": never read or written */
+
+static void *alloc_checked(uint64_t a, uint64_t b, sizer *z) {
     uint64_t n;
     if (!hai_mul_u64(a, b, &n) || n > SIZE_MAX) {
-        *ok = false;
+        z->ok = false;
         return NULL;
     }
+    z->total += n;
+    if (z->dry) return dry_block;
     /* cache-line aligned: the kernels load activation rows 64 bytes at a time, and a load that
      * straddles two lines costs two (malloc gives 16-byte alignment) */
     void *p = n <= SIZE_MAX - 64 ? aligned_alloc(64, n ? (size_t)(n + 63) / 64 * 64 : 64) : NULL;
-    if (!p) *ok = false;
-    *total += n;
+    if (!p) z->ok = false;
     return p;
 }
 
 /* The KV cache: read whole for every token, as the weights are (memory.h). Freed with free(). */
-static void *alloc_cache(uint64_t a, uint64_t b, uint64_t *total, bool *ok) {
+static void *alloc_cache(uint64_t a, uint64_t b, sizer *z) {
     uint64_t n;
     if (!hai_mul_u64(a, b, &n) || n > SIZE_MAX) {
-        *ok = false;
+        z->ok = false;
         return NULL;
     }
+    z->total += hai_huge_bytes((size_t)n); /* whole huge pages: resident whole once touched */
+    if (z->dry) return dry_block;
     void *p = hai_alloc_huge((size_t)n);
-    if (!p) *ok = false;
-    *total += n;
+    if (!p) z->ok = false;
     return p;
 }
 
@@ -97,9 +108,10 @@ static bool rings_hold(const hai_context *c, int32_t seq, uint32_t n) {
     return !c->ring || (n >= w ? n - w + 1 : 0) >= c->seq_lo[seq];
 }
 
-hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, hai_context **out, hai_error *err) {
-    if (!m || !out) return hai_fail(err, HAI_ERR_INVALID, "context: NULL argument");
-    *out = NULL;
+/* A context for m (dry: only its size, into *bytes, nothing allocated but the struct, freed again). */
+static hai_status build(const hai_model *m, const hai_context_params *pp, bool dry, hai_context **out, uint64_t *bytes, hai_error *err) {
+    if (!m || (!out && !dry)) return hai_fail(err, HAI_ERR_INVALID, "context: NULL argument");
+    if (out) *out = NULL;
     hai_status kst = hai_kernels_check(err);
     if (kst) return kst;
     hai_context_params p = pp ? *pp : hai_context_default_params();
@@ -127,93 +139,101 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     c->logits_all = p.logits_all;
     uint64_t E = hp->n_embd, F = hp->n_ff, kdim = (uint64_t)hp->n_head_kv * hp->head_dim,
              vdim = (uint64_t)hp->n_head_kv * hp->head_dim_v, qdim = (uint64_t)hp->n_head * hp->head_dim,
-             odim = (uint64_t)hp->n_head * hp->head_dim_v, total = 0, cache;
+             odim = (uint64_t)hp->n_head * hp->head_dim_v, cache;
+    sizer z = {0, true, dry};
     c->n_ctx_kt = (n_ctx + HAI_KT - 1) / HAI_KT * HAI_KT;
-    bool ok = true;
-    c->kv_cap = alloc_checked(hp->n_layer, sizeof *c->kv_cap, &total, &ok);
-    c->k_off = alloc_checked(hp->n_layer, sizeof *c->k_off, &total, &ok);
-    c->v_off = alloc_checked(hp->n_layer, sizeof *c->v_off, &total, &ok);
-    c->seq_lo = alloc_checked(n_seq, sizeof *c->seq_lo, &total, &ok);
-    if (ok) kv_plan(c);
-    ok = ok && hai_mul_u64(n_seq, c->k_seq, &cache);
-    c->k_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
-    c->tokens = alloc_checked((uint64_t)n_seq * n_ctx, sizeof *c->tokens, &total, &ok);
-    c->seq_past = alloc_checked(n_seq, sizeof *c->seq_past, &total, &ok);
-    ok = ok && hai_mul_u64(n_seq, c->v_seq, &cache);
-    c->v_cache = ok ? alloc_cache(cache, 2, &total, &ok) : NULL;
-    c->b_seq = alloc_checked(n_batch, sizeof *c->b_seq, &total, &ok);
-    c->b_pos = alloc_checked(n_batch, sizeof *c->b_pos, &total, &ok);
-    c->b_rows = alloc_checked(n_batch, sizeof *c->b_rows, &total, &ok);
-    c->all_logits = p.logits_all ? alloc_checked(n_batch, sizeof *c->all_logits, &total, &ok) : NULL;
+    z.dry = false; /* the layers' table: real in a dry run too (kv_plan fills it; freed at its end) */
+    c->kv_cap = alloc_checked(hp->n_layer, sizeof *c->kv_cap, &z);
+    c->k_off = alloc_checked(hp->n_layer, sizeof *c->k_off, &z);
+    c->v_off = alloc_checked(hp->n_layer, sizeof *c->v_off, &z);
+    z.dry = dry;
+    c->seq_lo = alloc_checked(n_seq, sizeof *c->seq_lo, &z);
+    if (z.ok) kv_plan(c);
+    z.ok = z.ok && hai_mul_u64(n_seq, c->k_seq, &cache);
+    c->k_cache = z.ok ? alloc_cache(cache, 2, &z) : NULL;
+    c->tokens = alloc_checked((uint64_t)n_seq * n_ctx, sizeof *c->tokens, &z);
+    c->seq_past = alloc_checked(n_seq, sizeof *c->seq_past, &z);
+    z.ok = z.ok && hai_mul_u64(n_seq, c->v_seq, &cache);
+    c->v_cache = z.ok ? alloc_cache(cache, 2, &z) : NULL;
+    c->b_seq = alloc_checked(n_batch, sizeof *c->b_seq, &z);
+    c->b_pos = alloc_checked(n_batch, sizeof *c->b_pos, &z);
+    c->b_rows = alloc_checked(n_batch, sizeof *c->b_rows, &z);
+    c->all_logits = p.logits_all ? alloc_checked(n_batch, sizeof *c->all_logits, &z) : NULL;
     uint64_t widest = E > F ? E : F;
     if (odim > widest) widest = odim;
-    c->x = alloc_checked(n_batch, E * 4, &total, &ok);
-    c->xn = alloc_checked(n_batch, widest * 4, &total, &ok);
-    c->q = alloc_checked(n_batch, qdim * 4, &total, &ok);
-    c->kv_k = alloc_checked(n_batch, kdim * 4, &total, &ok);
-    c->kv_v = alloc_checked(n_batch, vdim * 4, &total, &ok);
-    c->attn = alloc_checked(n_batch, odim * 4, &total, &ok);
-    c->gate = alloc_checked(n_batch, F * 4, &total, &ok);
-    c->up = alloc_checked(n_batch, F * 4, &total, &ok);
+    c->x = alloc_checked(n_batch, E * 4, &z);
+    c->xn = alloc_checked(n_batch, widest * 4, &z);
+    c->q = alloc_checked(n_batch, qdim * 4, &z);
+    c->kv_k = alloc_checked(n_batch, kdim * 4, &z);
+    c->kv_v = alloc_checked(n_batch, vdim * 4, &z);
+    c->attn = alloc_checked(n_batch, odim * 4, &z);
+    c->gate = alloc_checked(n_batch, F * 4, &z);
+    c->up = alloc_checked(n_batch, F * 4, &z);
     if (hp->n_expert) {
         uint64_t ne = hp->n_expert, k = hp->n_expert_used;
-        c->moe_logits = alloc_checked(n_batch, ne * 4, &total, &ok);
-        c->moe_sel = alloc_checked(n_batch, k * 4, &total, &ok);
-        c->moe_selw = alloc_checked(n_batch, k * 4, &total, &ok);
-        c->moe_tok = alloc_checked(n_batch, k * 4, &total, &ok);
-        c->moe_w = alloc_checked(n_batch, k * 4, &total, &ok);
-        c->moe_off = alloc_checked(ne + 1, 4, &total, &ok);
-        c->moe_cur = alloc_checked(ne, 4, &total, &ok);
-        c->moe_xg = alloc_checked(n_batch, E * 4, &total, &ok);
-        c->moe_tmp = alloc_checked(n_batch, E * 4, &total, &ok);
+        c->moe_logits = alloc_checked(n_batch, ne * 4, &z);
+        c->moe_sel = alloc_checked(n_batch, k * 4, &z);
+        c->moe_selw = alloc_checked(n_batch, k * 4, &z);
+        c->moe_tok = alloc_checked(n_batch, k * 4, &z);
+        c->moe_w = alloc_checked(n_batch, k * 4, &z);
+        c->moe_off = alloc_checked(ne + 1, 4, &z);
+        c->moe_cur = alloc_checked(ne, 4, &z);
+        c->moe_xg = alloc_checked(n_batch, E * 4, &z);
+        c->moe_tmp = alloc_checked(n_batch, E * 4, &z);
     }
     /* the largest quantized activation row any matmul needs */
     c->act_row_bytes = hai_decode_row_bytes((int64_t)widest) + 64; /* the plain row, or the decode layout's longer one */
-    c->act = alloc_checked(n_batch, c->act_row_bytes, &total, &ok);
-    c->inv_freq = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &total, &ok);
-    c->rope_cs = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &total, &ok);
+    c->act = alloc_checked(n_batch, c->act_row_bytes, &z);
+    c->inv_freq = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &z);
+    c->rope_cs = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &z);
     if (hp->rope_base_swa > 0) {
-        c->inv_freq_swa = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &total, &ok);
-        c->rope_cs_swa = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &total, &ok);
+        c->inv_freq_swa = alloc_checked(hp->n_rot / 2 + 1, sizeof(double), &z);
+        c->rope_cs_swa = alloc_checked(n_batch, (uint64_t)hp->n_rot * 4 + 4, &z);
     }
     /* per thread, for the query heads of one KV group: a tile of scores, an accumulator, the
      * running maximum and sum, a block of keys as floats (64-float padding keeps threads off each
      * other's cache lines) */
     uint32_t group = hp->n_head / hp->n_head_kv;
     c->att_tile_stride = (size_t)group * (HAI_ATT_TILE + hp->head_dim_v + 2) + (size_t)hp->head_dim * HAI_KT + 64;
-    c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &total, &ok);
+    c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &z);
     if (c->k->decode_prep) { /* the matmuls that do not take the matrix path */
         c->act_dec_rows = n_batch < HAI_FEW_TOKENS ? n_batch : HAI_FEW_TOKENS;
-        c->act_dec = alloc_checked(c->act_dec_rows, c->act_row_bytes, &total, &ok);
+        c->act_dec = alloc_checked(c->act_dec_rows, c->act_row_bytes, &z);
         if (c->k->few_scratch_bytes) { /* several tokens a pass below the matrix path, and weights in panels (kernels.h) */
             c->few_scratch_stride = (c->k->few_scratch_bytes((int64_t)widest) + 127) / 64 * 64;
-            c->few_scratch = alloc_checked((uint64_t)n_threads, c->few_scratch_stride, &total, &ok);
+            c->few_scratch = alloc_checked((uint64_t)n_threads, c->few_scratch_stride, &z);
         }
     }
     c->gemm_min = c->k->gemm_min_tokens > 0 ? (uint32_t)c->k->gemm_min_tokens : HAI_GEMM_TOKENS;
     if (c->k->gemm_prep_bytes && n_batch >= c->gemm_min) { /* prefill (or all) on the matrix kernels */
-        c->gemm_prep = alloc_checked(1, c->k->gemm_prep_bytes((int64_t)widest, n_batch), &total, &ok);
+        c->gemm_prep = alloc_checked(1, c->k->gemm_prep_bytes((int64_t)widest, n_batch), &z);
         c->gemm_scratch_stride = (c->k->gemm_scratch_bytes((int64_t)widest) + 127) / 64 * 64;
-        c->gemm_scratch = alloc_checked((uint64_t)n_threads, c->gemm_scratch_stride, &total, &ok);
+        c->gemm_scratch = alloc_checked((uint64_t)n_threads, c->gemm_scratch_stride, &z);
     }
     /* a decode step: the next token of every sequence and the drafts after it */
     c->n_logit_rows = p.logits_all ? n_batch : n_seq * (p.n_draft + 1);
     if (c->n_logit_rows < n_seq) c->n_logit_rows = n_seq;
-    c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &total, &ok);
-    c->embd = alloc_checked(n_seq, (uint64_t)hp->n_embd * 4, &total, &ok);
-    c->embd_rows = alloc_checked(n_seq, sizeof *c->embd_rows, &total, &ok);
-    c->kept = alloc_checked(c->n_logit_rows, sizeof *c->kept, &total, &ok);
-    if (ok && p.pool) {
+    c->logits = alloc_checked(c->n_logit_rows, (uint64_t)hp->n_vocab * 4, &z);
+    c->embd = alloc_checked(n_seq, (uint64_t)hp->n_embd * 4, &z);
+    c->embd_rows = alloc_checked(n_seq, sizeof *c->embd_rows, &z);
+    c->kept = alloc_checked(c->n_logit_rows, sizeof *c->kept, &z);
+    if (dry) { /* the sizes are counted; nothing but the struct and the layers' table was allocated */
+        free(c->kv_cap), free(c->k_off), free(c->v_off), free(c);
+        if (!z.ok) return hai_fail(err, HAI_ERR_LIMIT, "context: n_ctx %u, n_batch %u, n_seq %u overflow the address space", n_ctx, n_batch, n_seq);
+        *bytes = z.total;
+        return HAI_OK;
+    }
+    if (z.ok && p.pool) {
         c->pool = (hai_pool *)p.pool;
         n_threads = hai_pool_size(c->pool);
-    } else if (ok) {
+    } else if (z.ok) {
         c->pool = hai_pool_create(n_threads);
         c->own_pool = true;
     }
-    if (!ok || !c->pool) {
+    if (!z.ok || !c->pool) {
         hai_context_free(c);
         return hai_fail(err, HAI_ERR_NOMEM, "context: cannot allocate %.1f MiB for n_ctx %u, n_batch %u",
-                        (double)total / (1 << 20), n_ctx, n_batch);
+                        (double)z.total / (1 << 20), n_ctx, n_batch);
     }
     memset(c->act, 0, (size_t)n_batch * c->act_row_bytes);
     memset(c->seq_past, 0, (size_t)n_seq * sizeof *c->seq_past);
@@ -221,12 +241,18 @@ hai_status hai_context_create(const hai_model *m, const hai_context_params *pp, 
     for (uint32_t i = 0; c->all_logits && i < n_batch; i++) c->all_logits[i] = true;
     rope_frequencies(m, n_ctx, c->inv_freq);
     for (uint32_t i = 0; c->inv_freq_swa && i < hp->n_rot / 2; i++) c->inv_freq_swa[i] = pow((double)hp->rope_base_swa, -2.0 * i / (double)hp->n_rot);
+    c->bytes = z.total; /* set last: a context that failed half-way returns nothing to the budget */
     *out = c;
     return HAI_OK;
 }
 
 void hai_context_free(hai_context *c) {
     if (!c) return;
+    if (c->m->budget && c->bytes) { /* what it took goes back to the model's budget */
+        pthread_mutex_lock(&c->m->budget->mu);
+        c->m->budget->used -= c->bytes, c->m->budget->n_contexts--;
+        pthread_mutex_unlock(&c->m->budget->mu);
+    }
     if (c->own_pool) hai_pool_free(c->pool);
     free(c->k_cache), free(c->v_cache), free(c->kv_cap), free(c->k_off), free(c->v_off), free(c->seq_lo), free(c->x), free(c->xn), free(c->q), free(c->kv_k), free(c->kv_v);
     free(c->attn), free(c->gate), free(c->up), free(c->act), free(c->inv_freq), free(c->rope_cs), free(c->inv_freq_swa), free(c->rope_cs_swa), free(c->att_tile);
@@ -258,15 +284,58 @@ const hai_token *hai_seq_tokens(const hai_context *c, int32_t seq, uint32_t *n) 
     return c->tokens + (size_t)seq * c->n_ctx;
 }
 
-uint64_t hai_context_memory_bytes(const hai_context *c) {
-    const hai_hparams *hp = &c->m->hp;
-    uint64_t kv = (uint64_t)c->n_seq * hp->n_layer * c->n_ctx * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2;
-    uint64_t E = hp->n_embd, F = hp->n_ff, widest = E > F ? E : F;
-    uint64_t rows = 4 * (E + widest + (uint64_t)hp->n_head * (hp->head_dim + hp->head_dim_v) +
-                         (uint64_t)hp->n_head_kv * (hp->head_dim + hp->head_dim_v) + 2 * F) + c->act_row_bytes;
-    uint64_t gemm = c->gemm_prep ? c->k->gemm_prep_bytes((int64_t)widest, c->n_batch) + (uint64_t)hai_pool_size(c->pool) * c->gemm_scratch_stride : 0;
-    uint64_t few = (c->few_scratch ? (uint64_t)hai_pool_size(c->pool) * c->few_scratch_stride : 0);
-    return kv + c->n_batch * rows + (uint64_t)c->n_logit_rows * hp->n_vocab * 4 + gemm + few + (uint64_t)c->act_dec_rows * c->act_row_bytes;
+uint64_t hai_context_memory_bytes(const hai_context *c) { return c->bytes; }
+
+uint64_t hai_context_plan_bytes(const hai_model *m, const hai_context_params *p) {
+    uint64_t bytes = 0;
+    return m && !build(m, p, true, NULL, &bytes, NULL) ? bytes : 0;
+}
+
+uint32_t hai_context_fit(const hai_model *m, const hai_context_params *p, uint64_t bytes) {
+    if (!m) return 0;
+    hai_context_params q = p ? *p : hai_context_default_params();
+    const hai_hparams *hp = &m->hp;
+    uint32_t hi = q.n_ctx ? q.n_ctx : (hp->n_ctx_train && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096), lo = 0;
+    while (lo < hi) { /* the plan grows with n_ctx: the largest that fits */
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        q.n_ctx = mid;
+        uint64_t need = hai_context_plan_bytes(m, &q);
+        if (need && need <= bytes) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo >= 512 ? lo / 256 * 256 : lo >= 64 ? lo / 16 * 16 : lo; /* a round number where there is room for one */
+}
+
+hai_status hai_context_create(const hai_model *m, const hai_context_params *p, hai_context **out, hai_error *err) {
+    if (!m || !out) return hai_fail(err, HAI_ERR_INVALID, "context: NULL argument");
+    *out = NULL;
+    hai_budget *b = m->budget;
+    if (!b) return build(m, p, false, out, NULL, err);
+    uint64_t need;
+    hai_status st = build(m, p, true, NULL, &need, err);
+    if (st) return st;
+    pthread_mutex_lock(&b->mu);
+    uint64_t used = b->used, limit = b->limit;
+    uint32_t others = b->n_contexts;
+    bool fits = need <= limit - used;
+    if (fits) b->used += need, b->n_contexts++; /* reserved before a byte is allocated */
+    pthread_mutex_unlock(&b->mu);
+    if (!fits) {
+        uint32_t n_ctx = hai_context_fit(m, p, limit - used);
+        return hai_fail(err, HAI_ERR_LIMIT,
+                        "context: it needs %.1f MiB (KV cache and scratch); the memory budget of %.1f MiB has %.1f MiB left after the "
+                        "weights (%.1f MiB)%s%.0u%s; %s%.0u",
+                        need / 1048576.0, limit / 1048576.0, (limit - used) / 1048576.0, m->weights_bytes / 1048576.0,
+                        others ? " and " : "", others, others ? (others == 1 ? " other context" : " other contexts") : "",
+                        n_ctx ? "a context of n_ctx " : "no context fits", n_ctx);
+    }
+    st = build(m, p, false, out, NULL, err);
+    if (st) {
+        pthread_mutex_lock(&b->mu);
+        b->used -= need, b->n_contexts--;
+        pthread_mutex_unlock(&b->mu);
+    }
+    return st;
 }
 
 void hai_context_set_abort(hai_context *c, bool (*fn)(void *), void *user) {

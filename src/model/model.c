@@ -2,6 +2,7 @@
  * The matmul weights are copied (or repacked) into memory of the process's own, in large pages;
  * the embedding table stays in the read-only mapping; 1-D tensors (norms, biases) become float. */
 #include "model.h"
+#include "tokenizer/tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -490,7 +491,14 @@ static hai_status place_weights(hai_model *m, bool in_place, hai_error *err) {
         total += pl[i].bytes;
     }
     hai_status st = HAI_OK;
-    if (total && !(m->arena = hai_alloc_huge(total)))
+    if (total && m->budget) { /* the arena takes whole huge pages: the rounding counts against the budget too */
+        uint64_t slack = hai_huge_bytes(total) - total;
+        if (m->budget->used + slack > m->budget->limit)
+            st = hai_fail(err, HAI_ERR_LIMIT, "model: the weights take %.1f MiB in 2 MiB pages; the memory budget is %.1f MiB",
+                          (m->budget->used + slack) / 1048576.0, m->budget->limit / 1048576.0);
+        m->budget->used += slack;
+    }
+    if (!st && total && !(m->arena = hai_alloc_huge(total)))
         st = hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for the weights", (double)total / (1 << 20));
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     for (size_t i = 0, off = 0; !st && i < n; i++) {
@@ -553,9 +561,28 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
     if (!st) st = read_hparams(m, a, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");
     if (!st) st = load_tensors(m, err);
+    if (!st && p && p->mem_budget) { /* the weights first: a budget they do not fit is an error before any is read */
+        if (m->weights_bytes + hai_gguf_data_offset(m->gguf) > p->mem_budget)
+            st = hai_fail(err, HAI_ERR_LIMIT, "model: the weights take %.1f MiB; the memory budget is %.1f MiB", m->weights_bytes / 1048576.0,
+                          p->mem_budget / 1048576.0);
+        else if (!(m->budget = calloc(1, sizeof *m->budget)))
+            st = hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+        else {
+            pthread_mutex_init(&m->budget->mu, NULL);
+            m->budget->limit = p->mem_budget;
+            m->budget->used = m->weights_bytes + hai_gguf_data_offset(m->gguf); /* the weights, and the header and metadata read whole */
+        }
+    }
     if (!st) st = place_weights(m, p && p->mmap_weights, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 3, 4, "tokenizer");
     if (!st) st = hai_tokenizer_from_gguf(m->gguf, &m->tok, err);
+    if (!st && m->budget) { /* the tokenizer's tables count too */
+        uint64_t tb = tok_memory_bytes(m->tok);
+        if (m->budget->used + tb > m->budget->limit)
+            st = hai_fail(err, HAI_ERR_LIMIT, "model: the weights (%.1f MiB) and the tokenizer (%.1f MiB) take more than the memory budget of %.1f MiB",
+                          m->weights_bytes / 1048576.0, tb / 1048576.0, m->budget->limit / 1048576.0);
+        m->budget->used += tb;
+    }
     if (!st && hai_tokenizer_n_vocab(m->tok) > (int32_t)m->hp.n_vocab)
         st = hai_fail(err, HAI_ERR_FORMAT, "model: the tokenizer has %d tokens but the embedding only %u rows",
                       hai_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
@@ -572,6 +599,10 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
 
 void hai_model_free(hai_model *m) {
     if (!m) return;
+    if (m->budget) {
+        pthread_mutex_destroy(&m->budget->mu);
+        free(m->budget);
+    }
     if (m->layers) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             hai_layer *L = &m->layers[l];
@@ -594,4 +625,12 @@ const char *hai_model_arch(const hai_model *m) { return m->arch; }
 int32_t hai_model_n_vocab(const hai_model *m) { return (int32_t)m->hp.n_vocab; }
 uint32_t hai_model_n_ctx_train(const hai_model *m) { return m->hp.n_ctx_train; }
 uint64_t hai_model_weights_bytes(const hai_model *m) { return m->weights_bytes; }
+
+uint64_t hai_model_budget_left(const hai_model *m) {
+    if (!m->budget) return UINT64_MAX;
+    pthread_mutex_lock(&m->budget->mu);
+    uint64_t left = m->budget->limit - m->budget->used;
+    pthread_mutex_unlock(&m->budget->mu);
+    return left;
+}
 const char *hai_model_desc(const hai_model *m) { return m->desc; }

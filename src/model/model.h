@@ -3,6 +3,8 @@
 #ifndef HAI_MODEL_H
 #define HAI_MODEL_H
 
+#include <pthread.h>
+
 #include "hai.h"
 
 typedef enum rope_style {
@@ -92,6 +94,15 @@ struct hai_model {
     uint64_t weights_bytes;
     uint64_t expert_bytes;       /* of weights_bytes, the experts' (MoE): a token reads n_expert_used / n_expert of them */
     uint8_t *arena;              /* the matmul weights, copied or repacked at load (see model.c), or NULL */
+    struct hai_budget *budget;   /* the memory budget (hai_model_params.mem_budget), or NULL */
 };
+
+/* A model's memory budget: its weights and its contexts' allocations count against limit. The
+ * model is shared by threads that create contexts, so what is used is under a lock. */
+typedef struct hai_budget {
+    pthread_mutex_t mu;
+    uint64_t limit, used;
+    uint32_t n_contexts;
+} hai_budget;
 
 #endif

@@ -645,6 +645,11 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     cp.pool = e->pool;
     cp.n_draft = (uint32_t)(p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT);
     if (cp.n_draft && (uint32_t)e->n_slots * (cp.n_draft + 1) > 512) cp.n_batch = (uint32_t)e->n_slots * (cp.n_draft + 1); /* a step's rows */
+    if (!st && !cp.n_ctx && hai_model_budget_left(m) != UINT64_MAX) { /* a memory budget: the largest slots it leaves room for */
+        if (!(cp.n_ctx = hai_context_fit(m, &cp, hai_model_budget_left(m))))
+            st = hai_fail(err, HAI_ERR_LIMIT, "server: the memory budget leaves %.1f MiB after the weights: not enough for %d slots of any context",
+                          hai_model_budget_left(m) / 1048576.0, e->n_slots);
+    }
     if (!st) st = hai_context_create(m, &cp, &e->ctx, err);
     e->n_batch = 512;
     e->draft_lookup = p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT;

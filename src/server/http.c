@@ -1512,6 +1512,11 @@ int hai_serve(const hai_serve_options *opt) {
     }
     hai_model_params mp = hai_model_default_params();
     mp.mmap_weights = s->o.mmap_weights;
+    mp.mem_budget = s->o.mem_budget;
+    if (s->o.mem_budget && s->o.draft_path) {
+        hai_fail(&err, HAI_ERR_INVALID, "--mem-budget does not take a draft model yet (use --lookup)");
+        goto fail;
+    }
     if (hai_model_load(s->o.model_path, &mp, &s->m, &err) != HAI_OK) goto fail;
     model_id_from_path(s->o.model_path, s->model_id, sizeof s->model_id);
     /* the last 1024 responses' conversations and items, up to 64 MiB */
@@ -1567,6 +1572,10 @@ int hai_serve(const hai_serve_options *opt) {
     fprintf(stderr, "hai serve: %s on http://%s:%u  (%d slots x %u context, %s kernels%s%s)\n", s->model_id, s->o.host,
             di ? di->port : s->o.port, s->o.n_slots, srv_engine_n_ctx(s->eng), hai_kernels_name(), s->o.api_key ? ", API key required" : "",
             s->hyb ? (hybrid_policy(s->hyb)->cloud_enabled ? ", routing local/cloud" : ", routing (no cloud configured)") : "");
+    if (s->o.mem_budget)
+        fprintf(stderr, "hai serve: memory budget %.1f MiB: weights %.1f MiB + slots %.1f MiB; %.1f MiB left (embeddings take theirs at the first request)\n",
+                s->o.mem_budget / 1048576.0, hai_model_weights_bytes(s->m) / 1048576.0, srv_engine_memory_bytes(s->eng) / 1048576.0,
+                hai_model_budget_left(s->m) / 1048576.0);
     fflush(stderr);
     while (!s->o.stop || !*s->o.stop) {
         usleep(100 * 1000);

@@ -796,3 +796,11 @@ const char *hai_tokenizer_text(const hai_tokenizer *t, hai_token id, size_t *len
 hai_token hai_tokenizer_find(const hai_tokenizer *t, const char *text, size_t len) { return tok_lookup(t, text, len); }
 const char *hai_tokenizer_chat_template(const hai_tokenizer *t) { return t->chat_template; }
 size_t hai_tokenizer_max_piece(const hai_tokenizer *t) { return t->max_piece; }
+
+size_t tok_memory_bytes(const hai_tokenizer *t) {
+    size_t n = sizeof *t + (size_t)t->n_vocab * (sizeof *t->tok + 1) + t->pool_cap + (t->map ? (size_t)(t->map_mask + 1) * sizeof *t->map : 0);
+    if (t->merge_key) n += (size_t)(t->merge_mask + 1) * (sizeof *t->merge_key + sizeof *t->merge_rank + sizeof *t->merge_result);
+    n += (size_t)t->n_specials * 3 * sizeof(hai_token);
+    if (t->chat_template) n += strlen(t->chat_template) + 1;
+    return n;
+}

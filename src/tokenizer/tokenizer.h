@@ -78,6 +78,10 @@ struct hai_tokenizer {
     struct gtrie *gtrie; /* the vocabulary as a byte trie, built on the first grammar (grammar/mask.c) */
 };
 
+/* What a tokenizer holds in memory (its tables; not a grammar's trie, built later): counted
+ * against a model's memory budget. */
+size_t tok_memory_bytes(const hai_tokenizer *t);
+
 struct gtrie;
 void gtrie_free(struct gtrie *t);
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# --mem-budget: what does not fit is refused with the figures; what fits is planned (the largest
+# context the budget leaves room for) and the run stays within the budget: its peak RSS above
+# what the process held before the model (code and libraries) is at most the budget.
+set -u
+hai=$1
+model=$2
+fail=0
+dir=$(mktemp -d)
+srv=
+trap '[ -n "$srv" ] && kill $srv 2>/dev/null; rm -rf "$dir"' EXIT
+expect() { printf '%s\n' "$3" | grep -qE -- "$2" || { echo "FAIL: $1: /$2/ not in:"; printf '%s\n' "$3"; fail=1; }; }
+
+out=$("$hai" run -m "$model" --mem-budget 3M -p hi 2>&1); rc=$?
+[ $rc -ne 0 ] || { echo "FAIL: 3M ran"; fail=1; }
+expect "reserve" "must be more than the 4 MiB" "$out"
+out=$("$hai" run -m "$model" --mem-budget 10M -p hi 2>&1); rc=$?
+[ $rc -ne 0 ] || { echo "FAIL: 10M ran"; fail=1; }
+expect "weights refused" "the weights take [0-9.]+ MiB; the memory budget is 6.0 MiB" "$out"
+out=$("$hai" run -m "$model" --mem-budget 5G --ctx 100000000 -p hi 2>&1); rc=$?
+[ $rc -ne 0 ] || { echo "FAIL: a context of 1e8 ran"; fail=1; }
+
+# peak RSS: $1 budget, $2 prompt repeats; prints "n_ctx used_mib"
+peak() {
+  python3 -c "print('The quick brown fox jumps over the lazy dog. ' * $2)" > "$dir/prompt.txt"
+  local o
+  o=$("$hai" run -m "$model" --mem-budget "$1" -f "$dir/prompt.txt" -n 0 --temp 1 --seed 3 -t 2 2>&1) || { echo "FAIL: run at $1: $o" >&2; return 1; }
+  local n p s
+  n=$(printf '%s\n' "$o" | sed -n 's/.*(n_ctx \([0-9]*\)).*/\1/p')
+  p=$(printf '%s\n' "$o" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p')
+  [ -n "$n" ] && [ -n "$p" ] || { echo "FAIL: no plan or peak RSS in: $o" >&2; return 1; }
+  echo "$n $(echo "$p" | awk '{printf "%.1f", $1 - $2}')"
+}
+for case in "22M 10 22" "40M 90 40"; do
+  set -- $case
+  r=$(peak "$1" "$2") || { fail=1; continue; }
+  n=${r% *} used=${r#* }
+  echo "budget $1: n_ctx $n, peak RSS above the start $used MiB"
+  awk -v u="$used" -v b="$3" 'BEGIN { exit !(u <= b) }' || { echo "FAIL: $1: $used MiB used"; fail=1; }
+  if [ "$1" = 22M ]; then [ "$n" -lt 2048 ] || { echo "FAIL: 22M left the whole context ($n)"; fail=1; }; fi
+  if [ "$1" = 40M ]; then [ "$n" = 2048 ] || { echo "FAIL: 40M did not give the trained context ($n)"; fail=1; }; fi
+done
+
+out=$("$hai" info "$model" --mem-budget 24M 2>&1)
+expect "info" "^budget: +24.00 MiB: weights" "$out"
+expect "info fit" "1 sequence: +n_ctx [0-9]+" "$out"
+
+# the server plans its slots in the budget
+"$hai" serve -m "$model" --port 0 --mem-budget 40M -t 1 2> "$dir/serve.log" &
+srv=$!
+for _ in $(seq 100); do grep -q 'memory budget' "$dir/serve.log" && break; sleep 0.1; done
+expect "serve" "memory budget 24.0 MiB: weights [0-9.]+ MiB \+ slots [0-9.]+ MiB" "$(cat "$dir/serve.log")"
+kill $srv; wait $srv 2>/dev/null; srv=
+out=$("$hai" serve -m "$model" --port 0 --mem-budget 20M 2>&1); rc=$?
+[ $rc -ne 0 ] || { echo "FAIL: serve ran in 20M"; fail=1; }
+expect "serve refused" "memory budget" "$out"
+[ $fail -eq 0 ] && echo "cli_budget: all checks passed"
+exit $fail

@@ -1,0 +1,89 @@
+/* The memory budget (hai_model_params.mem_budget): weights that do not fit are refused before they
+ * are read; contexts are planned before they are allocated and refused with the figures and the
+ * n_ctx that would fit; the plan is exactly what a context allocates; what a freed context took
+ * comes back. usage: test_budget MODEL.gguf */
+#include "check.h"
+
+#define MiB (1024.0 * 1024.0)
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_budget MODEL.gguf\n");
+        return 2;
+    }
+    const char *path = argv[1];
+    hai_error err = {0};
+    hai_model *m = NULL;
+
+    /* without a budget: the plan is what a context allocates, for several shapes */
+    if (!CHECK_MSG(hai_model_load(path, NULL, &m, &err) == HAI_OK, "%s", err.msg)) return check_done("test_budget");
+    uint64_t weights = hai_model_weights_bytes(m);
+    CHECK(hai_model_budget_left(m) == UINT64_MAX);
+    const uint32_t ctxs[] = {16, 100, 512, 2048};
+    for (size_t i = 0; i < sizeof ctxs / sizeof *ctxs; i++)
+        for (uint32_t seq = 1; seq <= 4; seq += 3) {
+            hai_context_params cp = hai_context_default_params();
+            cp.n_ctx = ctxs[i], cp.n_seq = seq, cp.n_threads = 1, cp.logits_all = seq == 1 && i == 1;
+            uint64_t plan = hai_context_plan_bytes(m, &cp);
+            hai_context *c = NULL;
+            if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) continue;
+            CHECK_MSG(plan > 0 && plan == hai_context_memory_bytes(c), "n_ctx %u x %u: plan %llu, allocated %llu", ctxs[i], seq,
+                      (unsigned long long)plan, (unsigned long long)hai_context_memory_bytes(c));
+            hai_context_free(c);
+        }
+    /* the KV cache comes in whole 2 MiB pages: contexts far enough apart to differ */
+    hai_context_params big = hai_context_default_params();
+    big.n_ctx = 16384, big.n_threads = 1;
+    uint64_t big_plan = hai_context_plan_bytes(m, &big);
+    big.n_ctx = 4096;
+    uint64_t small_plan = hai_context_plan_bytes(m, &big);
+    CHECK(small_plan < big_plan);
+    hai_model_free(m);
+    m = NULL;
+
+    /* weights over the budget: refused, naming both figures */
+    hai_model_params mp = hai_model_default_params();
+    mp.mem_budget = weights / 2;
+    CHECK(hai_model_load(path, &mp, &m, &err) == HAI_ERR_LIMIT && !m);
+    CHECK_MSG(strstr(err.msg, "the weights take") && strstr(err.msg, "memory budget"), "%s", err.msg);
+
+    /* room for the weights (in 2 MiB pages), the tokenizer and a 4096-context, not a 16384 one */
+    mp.mem_budget = weights + (3 << 20) + small_plan + (big_plan - small_plan) / 2;
+    err = (hai_error){0};
+    if (!CHECK_MSG(hai_model_load(path, &mp, &m, &err) == HAI_OK, "%s", err.msg)) return check_done("test_budget");
+    uint64_t left0 = hai_model_budget_left(m); /* after the weights and the tokenizer's tables */
+    CHECK_MSG(left0 < mp.mem_budget - weights && left0 > mp.mem_budget - weights - (3 << 20), "left %llu", (unsigned long long)left0);
+    hai_context_params cp = hai_context_default_params();
+    cp.n_ctx = 16384, cp.n_threads = 1;
+    hai_context *c = NULL, *c2 = NULL;
+    CHECK(hai_context_create(m, &cp, &c, &err) == HAI_ERR_LIMIT && !c);
+    CHECK_MSG(strstr(err.msg, "memory budget") && strstr(err.msg, "a context of n_ctx "), "%s", err.msg);
+    uint32_t fit = hai_context_fit(m, &cp, hai_model_budget_left(m));
+    CHECK_MSG(fit >= 4096 && fit < 16384 && fit % 256 == 0, "fit %u", fit);
+    char want[64];
+    snprintf(want, sizeof want, "a context of n_ctx %u", fit);
+    CHECK_MSG(strstr(err.msg, want), "'%s' not in: %s", want, err.msg);
+    cp.n_ctx = fit;
+    CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg);
+    CHECK(hai_context_plan_bytes(m, &cp) <= left0);
+    /* the budget is shared: a second context does not fit beside the first ... */
+    cp.n_ctx = 4096;
+    CHECK(hai_context_create(m, &cp, &c2, &err) == HAI_ERR_LIMIT && !c2);
+    CHECK_MSG(strstr(err.msg, "1 other context"), "%s", err.msg);
+    /* ... and does once the first is freed; the context works */
+    hai_context_free(c);
+    c = NULL;
+    CHECK(hai_model_budget_left(m) == left0);
+    if (CHECK_MSG(hai_context_create(m, &cp, &c2, &err) == HAI_OK, "%s", err.msg)) {
+        hai_token t[3] = {1, 2, 3};
+        CHECK_MSG(hai_eval(c2, t, 3, &err) == HAI_OK, "%s", err.msg);
+        CHECK(hai_model_budget_left(m) == left0 - hai_context_memory_bytes(c2));
+    }
+    hai_context_free(c2);
+    /* nothing fits in a budget that leaves no room */
+    CHECK(hai_context_fit(m, &cp, 1024) == 0);
+    hai_model_free(m);
+    fprintf(stderr, "budget: weights %.2f MiB, context 16384 %.2f MiB, 4096 %.2f MiB; fit %u\n", weights / MiB, big_plan / MiB,
+            small_plan / MiB, fit);
+    return check_done("test_budget");
+}
