@@ -19,6 +19,7 @@ typedef struct run_opts {
     const char *stop[16];
     const char *draft; /* a draft model's file */
     const char *draft_self; /* or a copy of the model in this type, made at start */
+    const char *state;      /* hai run --state: the context's state, loaded if there, saved after */
     size_t n_stop;
     int64_t n_predict, threads, ctx, lookup;
     uint64_t mem_budget; /* bytes; 0 = none */
@@ -39,6 +40,8 @@ static void usage(FILE *f, const char *cmd) {
             "  -t N                 threads (default: all CPUs)\n"
             "  --ctx N              context length (default: min(trained, 4096))\n"
             "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
+            "  --state FILE         run: the context's state (tokens and KV cache) read from FILE when it is\n"
+            "                       there - the prompt's cached part is not read again - and saved to it after\n"
             "  --mem-budget SIZE    weights, KV cache and scratch within SIZE (512M, 2G): refused with the\n"
             "                       figures when they do not fit; without --ctx, the largest context that fits\n"
             "  --lookup N           prompt lookup: draft up to N tokens a pass from the text so far (same output, faster\n"
@@ -102,6 +105,7 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 0, 64, &o->lookup)) return 2; }
         else if (!strcmp(a, "--draft")) o->draft = v;
         else if (!strcmp(a, "--draft-self")) o->draft_self = v;
+        else if (!strcmp(a, "--state")) o->state = v;
         else if (!strcmp(a, "--seed")) { if (!cli_parse_i64(a, v, 0, INT64_MAX, &n)) return 2; o->sp.seed = (uint64_t)n; o->seed_set = true; }
         else {
             float *dst = !strcmp(a, "--temp") ? &o->sp.temperature : !strcmp(a, "--top-p") ? &o->sp.top_p
@@ -480,6 +484,10 @@ int cmd_run(int argc, char **argv) {
     }
     hai_grammar *grammar = NULL;
     if (!st && (o.grammar_file || o.schema_file)) st = open_grammar(&o, &ss, &grammar, &err);
+    if (!st && o.state && access(o.state, F_OK) == 0) { /* a state saved by an earlier run: its prefix need not be read again */
+        st = hai_state_load(ss.c, 0, o.state, &err);
+        if (!st && !o.quiet) fprintf(stderr, "[state: %u positions from %s]\n", hai_context_n_past(ss.c), o.state);
+    }
     if (!st) {
         signal(SIGINT, on_sigint);
         hai_generate_params gp = {.max_tokens = (int32_t)o.n_predict, .stop = o.stop, .n_stop = o.n_stop,
@@ -492,6 +500,8 @@ int cmd_run(int argc, char **argv) {
             printf("\n");
             if (!o.quiet) report(&r, ss.load_s, ss.threads);
         }
+        if (!st && o.state && !(st = hai_state_save(ss.c, 0, o.state, &err)) && !o.quiet)
+            fprintf(stderr, "[state: %u positions saved to %s]\n", hai_context_n_past(ss.c), o.state);
     }
     if (st) cli_error("run", &err);
     hai_grammar_free(grammar);

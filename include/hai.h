@@ -824,6 +824,19 @@ typedef enum hai_pooling { /* GGUF's pooling_type values */
 hai_pooling hai_model_pooling(const hai_model *m);
 uint32_t hai_model_n_embd(const hai_model *m);
 
+/* A sequence's state - its tokens and KV cache - saved, and restored into a context of the same
+ * model (another n_ctx or n_batch is fine where it holds the positions), so an app that is
+ * closed and opened again continues without reading its prompt again: hai_generate then finds
+ * the whole prompt cached. The file is written beside and renamed over path. Loading checks the
+ * file as outside input (size, checksum, the model's fingerprint, every field; a damaged file is
+ * HAI_ERR_FORMAT, another model's HAI_ERR_INVALID, more positions than the context holds
+ * HAI_ERR_LIMIT) and leaves the sequence empty when it fails. The sampler is not part of it. */
+hai_status hai_state_save(const hai_context *c, int32_t seq, const char *path, hai_error *err);
+hai_status hai_state_load(hai_context *c, int32_t seq, const char *path, hai_error *err);
+/* The same in memory: *out malloc'd (free with hai_free). */
+hai_status hai_state_save_buffer(const hai_context *c, int32_t seq, void **out, size_t *len, hai_error *err);
+hai_status hai_state_load_buffer(hai_context *c, int32_t seq, const void *data, size_t len, hai_error *err);
+
 /* The embedding of tokens[0..n) into out[hai_model_n_embd] with the given pooling (0: the
  * model's): evaluated from position 0 of sequence 0 (its cache cleared), in passes of n_batch.
  * HAI_ERR_LIMIT when n exceeds the context. */
