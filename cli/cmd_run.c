@@ -529,6 +529,9 @@ int cmd_chat(int argc, char **argv) {
             return 1;
         }
     }
+    /* a conversation that outgrows the context drops its oldest turns; the cache moves down over
+     * them instead of the recent turns being read again (context shift) */
+    hai_context_set_shift(ss.c, true);
     signal(SIGINT, on_sigint);
     bool tty = isatty(0);
     if (tty) fprintf(stderr, "[chat: type a message; /reset forgets the conversation, /exit or Ctrl-D ends]\n");
@@ -557,22 +560,31 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
         if (n_msgs + 2 > cap_msgs) {
-            cap_msgs = cap_msgs ? cap_msgs * 2 : 8;
-            msgs = realloc(msgs, cap_msgs * sizeof *msgs);
+            size_t cap = cap_msgs ? cap_msgs * 2 : 8;
+            hai_chat_message *mm = realloc(msgs, cap * sizeof *msgs);
+            if (!mm) {
+                fprintf(stderr, "hai chat: out of memory\n");
+                break;
+            }
+            msgs = mm, cap_msgs = cap;
         }
         msgs[n_msgs++] = (hai_chat_message){.role = "user", .content = strdup(line)};
         hai_error err = {0};
         hai_token *ids = NULL;
         size_t n = 0;
         hai_status st = hai_chat_tokenize(ss.m, NULL, msgs, n_msgs, &ids, &n, &err);
-        /* a conversation longer than the context loses its oldest turns */
-        while (!st && n + 16 > hai_context_n_ctx(ss.c) && n_msgs - keep > 1) {
+        /* a conversation longer than the context loses its oldest turns, leaving a quarter of the
+         * context for the answer */
+        uint32_t room = hai_context_n_ctx(ss.c) / 4 > 16 ? hai_context_n_ctx(ss.c) / 4 : 16;
+        size_t dropped = 0;
+        while (!st && n + room > hai_context_n_ctx(ss.c) && n_msgs - keep > 1) {
             free((char *)msgs[keep].content);
             memmove(&msgs[keep], &msgs[keep + 1], (n_msgs - keep - 1) * sizeof *msgs);
-            n_msgs--;
+            n_msgs--, dropped++;
             free(ids);
             st = hai_chat_tokenize(ss.m, NULL, msgs, n_msgs, &ids, &n, &err);
         }
+        if (dropped && !o.quiet) fprintf(stderr, "[the context is full: the %zu oldest messages dropped]\n", dropped);
         reply r = {0};
         hai_generate_result res;
         hai_route_result hres;

@@ -658,6 +658,16 @@ const hai_token *hai_seq_tokens(const hai_context *c, int32_t seq, uint32_t *n);
 /* Keeps the first n_past positions of seq (cache removal); as hai_context_truncate, it may keep
  * none where sliding-window layers no longer hold the window before n_past. */
 hai_status hai_seq_truncate(hai_context *c, int32_t seq, uint32_t n_past, hai_error *err);
+/* Context shift: positions [keep, keep + n) leave seq's cache and those after move down by n, their
+ * keys turned back by n positions (no token is evaluated again). The kept tokens' states still
+ * carry what they saw of the dropped ones: an approximation, as llama.cpp's shift is.
+ * HAI_ERR_UNSUPPORTED with sliding-window rings. */
+hai_status hai_seq_shift(hai_context *c, int32_t seq, uint32_t keep, uint32_t n, hai_error *err);
+/* With shift on (default off), hai_generate shifts by itself when a prompt shares a prefix with the
+ * cache and goes on (16 tokens or more) with what the cache holds further on: a conversation whose
+ * older turns were dropped to fit the context keeps its system prompt and recent turns cached
+ * (hai chat turns it on). */
+void hai_context_set_shift(hai_context *c, bool on);
 /* dst becomes a copy of the first n positions of src (a shared prompt for several choices);
  * HAI_ERR_INVALID where src's sliding-window layers no longer hold the window before n. */
 hai_status hai_seq_copy(hai_context *c, int32_t src, int32_t dst, uint32_t n, hai_error *err);

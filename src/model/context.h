@@ -72,6 +72,7 @@ struct hai_context {
     size_t att_tile_stride;
 
     uint64_t bytes;   /* all it allocated (hai_context_memory_bytes) */
+    bool shift;       /* hai_generate may shift the cache to a prompt (hai_context_set_shift) */
     float *logits;    /* [n_logit_rows][n_vocab] */
     float *embd;      /* [n_seq][n_embd] hai_embed's pooled hidden states, per sequence */
     int embd_pool;    /* during hai_embed: its pooling (the forward pools every row), else 0 */
