@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "hai.h"
+#include "hai_pull.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
@@ -21,6 +22,14 @@ int cmd_embed(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+
+/* The model store (dir, else $HAI_MODELS, else ~/.cache/hai/models) and the catalog (path, else
+ * $HAI_CATALOG, else ~/.config/hai/catalog.json), into buf when made up. */
+const char *cli_model_dir(const char *dir, char *buf, size_t cap);
+const char *cli_catalog_path(const char *path, char *buf, size_t cap);
+/* e into dir (as NAME.gguf, made if missing), its path into path; 0 or 1 after an error message. */
+int cli_pull_model(const hai_catalog_entry *e, const char *dir, char *path, size_t cap);
 
 /* A tokenizer from a GGUF file or (when tok_json is set) a tokenizer.json; NULL + err on failure. */
 hai_tokenizer *cli_load_tokenizer(const char *model, const char *tok_json, hai_error *err);

@@ -34,6 +34,8 @@ static void usage(FILE *f) {
             "  --max-body BYTES     largest request body (default 1048576)\n"
             "  --timeout SECONDS    longest a request may take (default 600)\n"
             "  --route-config FILE  hybrid routing policy (local / cloud), see README\n"
+            "  -m auto              the largest model of the catalog that fits --mem-budget (pulled if needed)\n"
+            "  --catalog FILE       the catalog for -m auto (see hai pull --help)  --models-dir DIR  the model store\n"
             "  --max-connections N  sockets held at once (default 128); idle ones are closed to make room\n"
             "  --max-connections-per-addr N  of those, from one client address (default a quarter)\n"
             "  --idle-timeout S     a connection waiting for a request's headers is closed after S seconds (default 15)\n"
@@ -41,8 +43,44 @@ static void usage(FILE *f) {
             "  --shutdown-grace S   at SIGTERM, requests in flight have S seconds to finish (default 10)\n");
 }
 
+/* -m auto: the largest model of the catalog that fits the memory budget, pulled into the model
+ * store if it is not there; the choice and why, logged. */
+static int auto_model(hai_serve_options *o, const char *catalog, const char *dir, char *path, size_t cap) {
+    if (!o->mem_budget) {
+        fprintf(stderr, "hai serve: -m auto chooses by the memory budget: give --mem-budget SIZE\n");
+        return 1;
+    }
+    char cbuf[4096], dbuf[4096];
+    hai_catalog_entry *e = NULL;
+    size_t n = 0;
+    hai_error err = {0};
+    const char *cpath = cli_catalog_path(catalog, cbuf, sizeof cbuf);
+    if (hai_catalog_load(cpath, &e, &n, &err)) {
+        cli_error("serve", &err);
+        return 1;
+    }
+    int k = hai_catalog_pick(e, n, o->mem_budget);
+    if (k < 0) {
+        fprintf(stderr, "hai serve: -m auto: no model of %s fits the %.1f MiB the budget leaves for a model\n", cpath, o->mem_budget / 1048576.0);
+        hai_free(e);
+        return 1;
+    }
+    fprintf(stderr, "hai serve: -m auto: %s, %.1f MiB needed of the %.1f MiB the budget leaves for a model: the largest of the catalog's %zu that fits",
+            e[k].name, (e[k].memory ? e[k].memory : e[k].size) / 1048576.0, o->mem_budget / 1048576.0, n);
+    for (size_t i = 0, w = 0; i < n; i++) {
+        uint64_t need = e[i].memory ? e[i].memory : e[i].size;
+        if (need > o->mem_budget) fprintf(stderr, "%s%s (%.1f MiB)", w++ ? ", " : "; too large: ", e[i].name, need / 1048576.0);
+    }
+    fprintf(stderr, "\n");
+    int rc = cli_pull_model(&e[k], cli_model_dir(dir, dbuf, sizeof dbuf), path, cap);
+    hai_free(e);
+    if (!rc) o->model_path = path;
+    return rc;
+}
+
 int cmd_serve(int argc, char **argv) {
     hai_serve_options o = {.port = 8080, .stop = &stop_flag};
+    const char *catalog = NULL, *dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
@@ -61,6 +99,8 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--api-key")) o.api_key = v;
         else if (!strcmp(a, "--cors-origin")) o.cors_origin = v;
         else if (!strcmp(a, "--route-config")) o.route_config = v;
+        else if (!strcmp(a, "--catalog")) catalog = v;
+        else if (!strcmp(a, "--models-dir")) dir = v;
         else if (!strcmp(a, "--port")) { if (!cli_parse_i64(a, v, 0, 65535, &n)) return 2; o.port = (uint16_t)n; }
         else if (!strcmp(a, "--parallel")) { if (!cli_parse_i64(a, v, 1, 64, &n)) return 2; o.n_slots = (int)n; }
         else if (!strcmp(a, "--queue")) { if (!cli_parse_i64(a, v, 0, 100000, &n)) return 2; o.max_queue = (int)n; }
@@ -93,6 +133,8 @@ int cmd_serve(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    char path[4096];
+    if (!strcmp(o.model_path, "auto") && auto_model(&o, catalog, dir, path, sizeof path)) return 1;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);

@@ -7,7 +7,7 @@ pkgs=(
   cmake ninja-build pkg-config make gcc   # build
   libpcre2-dev                            # tokenizer pre-tokenizer regexes
   libutf8proc-dev                         # tokenizer.json normalizers (NFC, NFKC)
-  libcurl4-openssl-dev                    # cloud client
+  libcurl4-openssl-dev libssl-dev        # cloud client; model downloads (SHA-256: libcrypto)
   libmicrohttpd-dev libcjson-dev          # server
   clang libclang-rt-14-dev                # libFuzzer, sanitizers
   python3 python3-numpy                   # the float64 reference forward (tools/reference)
