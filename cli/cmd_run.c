@@ -136,15 +136,6 @@ static bool print_text(void *user, const char *text, size_t len) {
     return !interrupted;
 }
 
-/* Resident memory now, in KiB (0 where /proc is not there). */
-static double rss_kib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, res = 0;
-    if (!f) return 0;
-    int k = fscanf(f, "%llu %llu", &size, &res);
-    fclose(f);
-    return k == 2 ? (double)res * (double)sysconf(_SC_PAGESIZE) / 1024 : 0;
-}
 
 static double rss_at_start; /* KiB, before the model: the process's own (code, libraries) */
 
@@ -197,7 +188,7 @@ static hai_status load_self_draft(const run_opts *o, const hai_model_params *mp,
 
 static int open_session(const run_opts *o, session *ss) {
     hai_error err = {0};
-    rss_at_start = rss_kib();
+    rss_at_start = (double)hai_rss_bytes() / 1024;
     double t0 = hai_time_s();
     memset(ss, 0, sizeof *ss);
     hai_model_params mp = hai_model_default_params();

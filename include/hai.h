@@ -27,6 +27,9 @@ const char *hai_version(void);
  * tokens/s, deadlines) are measured with. */
 double hai_time_s(void);
 
+/* The process's resident memory now, in bytes (0 where the system does not say: /proc). */
+uint64_t hai_rss_bytes(void);
+
 /* ---------------------------------------------------------------------------------------
  * Status and errors
  * ------------------------------------------------------------------------------------- */

@@ -2,7 +2,11 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
+#include "hai.h"
 
 #define HUGE ((size_t)2 << 20)
 
@@ -15,4 +19,14 @@ void *hai_alloc_huge(size_t n) {
     void *p = aligned_alloc(huge, len);
     if (p) madvise(p, len, MADV_HUGEPAGE); /* a request: refused, the pages are just small */
     return p;
+}
+
+uint64_t hai_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, res = 0;
+    if (!f) return 0;
+    int k = fscanf(f, "%llu %llu", &size, &res);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return k == 2 && page > 0 ? (uint64_t)res * (uint64_t)page : 0;
 }

@@ -1233,16 +1233,6 @@ static enum MHD_Result send_page(server *s, struct MHD_Connection *c, const page
     return ret;
 }
 
-/* Resident memory of the process, from /proc (0 where there is none). */
-static uint64_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, res = 0;
-    if (!f) return 0;
-    int k = fscanf(f, "%llu %llu", &size, &res);
-    fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    return k == 2 && page > 0 ? res * (uint64_t)page : 0;
-}
 
 /* GET /hai/status: what the chat page shows about this server - the model, its memory, the
  * router's shape. */
@@ -1255,7 +1245,7 @@ static char *status_json(server *s) {
     cJSON *m = cJSON_AddObjectToObject(o, "memory");
     cJSON_AddNumberToObject(m, "weights_bytes", (double)(hai_model_weights_bytes(s->m) + (s->dm ? hai_model_weights_bytes(s->dm) : 0)));
     cJSON_AddNumberToObject(m, "context_bytes", (double)srv_engine_memory_bytes(s->eng));
-    cJSON_AddNumberToObject(m, "rss_bytes", (double)rss_bytes());
+    cJSON_AddNumberToObject(m, "rss_bytes", (double)hai_rss_bytes());
     cJSON *rt = cJSON_AddObjectToObject(o, "router");
     cJSON_AddBoolToObject(rt, "enabled", s->hyb != NULL);
     const char *cm = s->hyb ? hybrid_cloud_model(s->hyb) : NULL;
