@@ -203,7 +203,7 @@ static bool str_field(const cJSON *o, const char *key, char *dst, size_t cap, bo
 static bool num_field(const cJSON *o, const char *key, uint64_t *dst, size_t i, hai_error *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v) return true;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1.8e19 || v->valuedouble != (double)(uint64_t)v->valuedouble)
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1.8e19) || v->valuedouble != (double)(uint64_t)v->valuedouble)
         return hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu: \"%s\" must be a whole number of bytes", i, key), false;
     *dst = (uint64_t)v->valuedouble;
     return true;

@@ -82,7 +82,7 @@ static char *input_tokens(srv_embedder *e, const cJSON *in, size_t index, hai_to
     const cJSON *t;
     int32_t nv = hai_model_n_vocab(e->m);
     cJSON_ArrayForEach(t, in) {
-        if (!cJSON_IsNumber(t) || t->valuedouble != (double)(int64_t)t->valuedouble || t->valuedouble < 0 || t->valuedouble >= nv) {
+        if (!cJSON_IsNumber(t) || !(t->valuedouble >= 0 && t->valuedouble < nv) || t->valuedouble != (double)(int64_t)t->valuedouble) { /* range first: inf and NaN do not convert */
             free(*ids), *ids = NULL;
             return fail(status, 400, "input", "input %zu: token ids are whole numbers from 0 to %d", index, nv - 1);
         }
