@@ -34,6 +34,8 @@ static void usage(FILE *f) {
             "  --max-body BYTES     largest request body (default 1048576)\n"
             "  --timeout SECONDS    longest a request may take (default 600)\n"
             "  --route-config FILE  hybrid routing policy (local / cloud), see README\n"
+            "  --context-shift      a conversation that dropped older turns to fit finds the rest cached\n"
+            "                       (the slot's cache moves down over them; approximate; off by default)\n"
             "  -m auto              the largest model of the catalog that fits --mem-budget (pulled if needed)\n"
             "  --catalog FILE       the catalog for -m auto (see hai pull --help)  --models-dir DIR  the model store\n"
             "  --max-connections N  sockets held at once (default 128); idle ones are closed to make room\n"
@@ -91,6 +93,10 @@ int cmd_serve(int argc, char **argv) {
         }
         if (!strcmp(a, "--mmap")) {
             o.mmap_weights = true;
+            continue;
+        }
+        if (!strcmp(a, "--context-shift")) {
+            o.context_shift = true;
             continue;
         }
         if (!(v = cli_value(argc, argv, &i))) return 2;

@@ -24,6 +24,9 @@ typedef struct hai_serve_options {
     int n_threads;
     int draft_lookup; /* drafts a step per slot, at most: prompt lookup (0: off), or the draft model's (default 4) */
     const char *draft_path; /* a draft model (same vocabulary), or NULL */
+    bool context_shift;     /* --context-shift: a conversation that dropped older turns to fit finds the
+                             * rest cached (the slot's cache moves down over them; approximate, as
+                             * llama.cpp's shift); off: outputs depend on the prompt alone */
     const char *api_key;    /* NULL = no auth */
     const char *cors_origin;
     size_t max_body;        /* bytes; default 1 MiB */

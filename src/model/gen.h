@@ -67,4 +67,11 @@ int gen_lookup(const hai_token *a, size_t na, hai_token next, int k, hai_token *
  * the masked logits (p(t) + (1 - Z) p(t) / Z = p(t) / Z), so the mask is needed only on a miss. */
 bool sampler_is_plain(const hai_sampler *s);
 
+/* Context shift for a prompt that, after the cached prefix it shares with sequence seq (common
+ * tokens), goes on (16 tokens or more) with text the cache holds further on - a conversation whose
+ * older turns were dropped to fit: the span between leaves the cache and what follows moves down
+ * over it (hai_seq_shift), so it is not read again. Returns how much of the prompt the sequence now
+ * holds. hai_generate (with hai_context_set_shift) and the server's slots (--context-shift). */
+uint32_t seq_shift_to_prompt(hai_context *c, int32_t seq, const hai_token *prompt, size_t n_prompt, uint32_t common);
+
 #endif

@@ -382,26 +382,6 @@ static hai_status generate_drafted(hai_context *c, gen_state *g, hai_token t, co
     return st;
 }
 
-#define SHIFT_MIN_MATCH 16 /* tokens the prompt must go on with from further in the cache for a shift */
-
-/* Context shift for a prompt that, after the cached prefix it shares (common tokens), goes on with
- * text the cache holds further on - a conversation whose older turns were dropped to fit: the
- * span between leaves the cache and what follows moves down over it (hai_seq_shift), so it is not
- * read again. Returns how much of the prompt the cache now holds. */
-static uint32_t shift_to_prompt(hai_context *c, const hai_token *prompt, size_t n_prompt, uint32_t common) {
-    uint32_t past = c->seq_past[0];
-    if (!c->shift || c->ring || common == 0 || common >= past || n_prompt - 1 - common < SHIFT_MIN_MATCH) return common;
-    const hai_token *ct = c->tokens;
-    for (uint32_t d = 1; common + d + SHIFT_MIN_MATCH <= past; d++) {
-        if (memcmp(ct + common + d, prompt + common, SHIFT_MIN_MATCH * sizeof *ct)) continue;
-        uint32_t len = SHIFT_MIN_MATCH;
-        while (common + d + len < past && common + len < n_prompt - 1 && ct[common + d + len] == prompt[common + len]) len++;
-        if (hai_seq_truncate(c, 0, common + d + len, NULL) || hai_seq_shift(c, 0, common, d, NULL)) break;
-        return common + len;
-    }
-    return common < c->seq_past[0] ? common : c->seq_past[0];
-}
-
 hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt, const hai_generate_params *p,
                         hai_generate_result *res, hai_error *err) {
     if (!c || !p || !res || (!prompt && n_prompt)) return hai_fail(err, HAI_ERR_INVALID, "generate: NULL argument");
@@ -414,7 +394,7 @@ hai_status hai_generate(hai_context *c, const hai_token *prompt, size_t n_prompt
     /* reuse the cached prefix; the last prompt token is always evaluated for its logits */
     uint32_t common = 0;
     while (common < c->seq_past[0] && common < n_prompt - 1 && c->tokens[common] == prompt[common]) common++;
-    common = shift_to_prompt(c, prompt, n_prompt, common);
+    if (c->shift) common = seq_shift_to_prompt(c, 0, prompt, n_prompt, common);
     hai_status st = hai_context_truncate(c, common, err);
     common = c->seq_past[0]; /* less when a sliding-window cache no longer holds the window before it */
     if (!st) st = hai_eval(c, prompt + common, n_prompt - common, err);

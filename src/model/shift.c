@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "context.h"
+#include "gen.h"
 #include "kernels/kernels.h"
 #include "quant/fp16.h"
 
@@ -62,4 +63,20 @@ hai_status hai_seq_shift(hai_context *c, int32_t seq, uint32_t keep, uint32_t n,
 
 void hai_context_set_shift(hai_context *c, bool on) {
     if (c) c->shift = on;
+}
+
+#define SHIFT_MIN_MATCH 16 /* tokens the prompt must go on with from further in the cache for a shift */
+
+uint32_t seq_shift_to_prompt(hai_context *c, int32_t seq, const hai_token *prompt, size_t n_prompt, uint32_t common) {
+    uint32_t past = c->seq_past[seq];
+    if (c->ring || common == 0 || common >= past || n_prompt - 1 - common < SHIFT_MIN_MATCH) return common;
+    const hai_token *ct = c->tokens + (size_t)seq * c->n_ctx;
+    for (uint32_t d = 1; common + d + SHIFT_MIN_MATCH <= past; d++) {
+        if (memcmp(ct + common + d, prompt + common, SHIFT_MIN_MATCH * sizeof *ct)) continue;
+        uint32_t len = SHIFT_MIN_MATCH;
+        while (common + d + len < past && common + len < n_prompt - 1 && ct[common + d + len] == prompt[common + len]) len++;
+        if (hai_seq_truncate(c, seq, common + d + len, NULL) || hai_seq_shift(c, seq, common, d, NULL)) break;
+        return common + len;
+    }
+    return common < c->seq_past[seq] ? common : c->seq_past[seq];
 }

@@ -42,6 +42,7 @@ struct srv_engine {
     int n_slots, max_queue;
     uint32_t n_batch;
     int draft_lookup;    /* drafts a step per slot, at most (0: off) */
+    bool shift;          /* --context-shift */
     hai_context *dctx;   /* a draft model's context (a sequence per slot), or NULL */
     int32_t d_vocab;     /* its vocabulary */
     hai_token *d_tok;    /* [n_slots * (n_ctx + 1)] the draft model's batch: every slot's catch-up at most */
@@ -211,6 +212,8 @@ static void slot_begin(srv_engine *e, slot *s, srv_job *j) {
     pthread_mutex_unlock(&j->mu);
     size_t keep = common_prefix(e->ctx, s->seq, j->prompt, j->n_prompt);
     if (keep >= j->n_prompt) keep = j->n_prompt - 1;
+    if (e->shift) /* a conversation that dropped older turns: the slot's cache moves down over them */
+        keep = seq_shift_to_prompt(e->ctx, s->seq, j->prompt, j->n_prompt, (uint32_t)keep);
     /* another slot may hold more of the prompt (the first choice of the same request, or the same
      * conversation on another slot): its prefix is copied rather than read again */
     slot *from = NULL;
@@ -635,6 +638,7 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     e->m = m;
     e->met = met;
     e->n_slots = p->n_slots > 0 ? p->n_slots : 2;
+    e->shift = p->context_shift;
     e->max_queue = p->max_queue > 0 ? p->max_queue : 4 * e->n_slots;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);

@@ -98,6 +98,7 @@ typedef struct srv_engine_params {
     int n_threads;     /* compute threads shared by the slots; 0 = all CPUs */
     int draft_lookup;  /* drafts a step per slot, at most (gen_draft; 0 = off): prompt lookup, or */
     const hai_model *draft_model; /* a draft model's greedy picks (same vocabulary: hai_draft_check) */
+    bool context_shift; /* a prompt that drops a conversation's older turns finds the rest cached (gen.h) */
 } srv_engine_params;
 
 hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metrics *met, srv_engine **out, hai_error *err);

@@ -1516,7 +1516,7 @@ int hai_serve(const hai_serve_options *opt) {
     }
     if (s->o.draft_path && (hai_model_load(s->o.draft_path, &mp, &s->dm, &err) != HAI_OK || hai_draft_check(s->m, s->dm, &err) != HAI_OK))
         goto fail;
-    srv_engine_params ep = {.n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads,
+    srv_engine_params ep = {.context_shift = s->o.context_shift, .n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads,
                             .draft_lookup = s->o.draft_lookup ? s->o.draft_lookup : s->dm ? 4 : 0, .draft_model = s->dm};
     if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;
     if (!(s->emb = srv_embedder_new(s->m, srv_engine_n_ctx(s->eng), s->o.n_threads))) {
