@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 bool cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
     char *end;
@@ -164,5 +165,16 @@ bool cli_parse_size(const char *opt, const char *s, uint64_t *out) {
         return false;
     }
     *out = (uint64_t)(v * scale);
+    return true;
+}
+
+bool cli_parse_kv_type(const char *opt, const char *s, uint32_t *out) {
+    if (!strcasecmp(s, "f16")) *out = HAI_TYPE_F16;
+    else if (!strcasecmp(s, "q8_0")) *out = HAI_TYPE_Q8_0;
+    else if (!strcasecmp(s, "q4_0")) *out = HAI_TYPE_Q4_0;
+    else {
+        fprintf(stderr, "hai: %s is f16, q8_0 or q4_0 (got '%s')\n", opt, s);
+        return false;
+    }
     return true;
 }

@@ -38,6 +38,8 @@ hai_tokenizer *cli_load_tokenizer(const char *model, const char *tok_json, hai_e
  * otherwise. */
 bool cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool cli_parse_f64(const char *opt, const char *s, double *out);
+/* --kv-type: f16, q8_0 or q4_0 (any case) into a type id; prints an error otherwise. */
+bool cli_parse_kv_type(const char *opt, const char *s, uint32_t *out);
 /* A size in bytes: a number with an optional K, M, G or T (powers of 1024; "KiB", "MB" and the
  * like mean the same), "1.5G"; prints an error naming the option and returns false otherwise. */
 bool cli_parse_size(const char *opt, const char *s, uint64_t *out);

@@ -27,6 +27,7 @@ static void usage(FILE *f) {
                "  -n N       generated tokens per tg test (0 = skip)\n"
                "  -r N       repetitions (mean +- sd)\n"
                "  --depth D  prefill D tokens first; tg then runs after them (decode with a long context)\n"
+               "  --kv-type T  the KV cache: f16 (default), q8_0, q4_0\n"
                "  --seqs S   also decode S sequences together (tgN xS: tokens/s of all of them, each with its logits)\n"
                "  --mmap     use the weights in place from the file's mapping (4 KiB pages) instead of copying them\n"
                "             (those the kernels take as stored; the others are converted, as without it)\n"
@@ -106,6 +107,7 @@ static void bench_sampling(const float *model_logits, int32_t model_nv, double s
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3, depth = 0, ctx = 0, seqs = 1, verify = 0, lookup = 0;
+    uint32_t kv_type = 0; /* F16 */
     const char *draft = NULL, *prompt_file = NULL;
     bool json = false;
     hai_model_params mp = hai_model_default_params();
@@ -130,6 +132,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &threads)) return 2; }
         else if (!strcmp(a, "-r")) { if (!cli_parse_i64(a, v, 1, 1000, &reps)) return 2; }
         else if (!strcmp(a, "--depth")) { if (!cli_parse_i64(a, v, 0, 1 << 22, &depth)) return 2; }
+        else if (!strcmp(a, "--kv-type")) { if (!cli_parse_kv_type(a, v, &kv_type)) return 2; }
         else if (!strcmp(a, "--seqs")) { if (!cli_parse_i64(a, v, 1, 64, &seqs)) return 2; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &ctx)) return 2; }
         else if (!strcmp(a, "--verify")) { if (!cli_parse_i64(a, v, 1, 16, &verify)) return 2; }
@@ -176,6 +179,7 @@ int cmd_bench(int argc, char **argv) {
     cp.n_batch = (uint32_t)(n_prompt > 0 ? n_prompt : 512);
     cp.n_threads = (int)threads;
     cp.n_seq = (uint32_t)seqs;
+    cp.kv_type = kv_type;
     if (cp.n_ctx < need) {
         fprintf(stderr, "hai bench: --ctx %u is smaller than the %lld positions the tests need\n", cp.n_ctx, (long long)need);
         goto out;

@@ -23,6 +23,7 @@ typedef struct run_opts {
     size_t n_stop;
     int64_t n_predict, threads, ctx, lookup;
     uint64_t mem_budget; /* bytes; 0 = none */
+    uint32_t kv_type;    /* 0 = F16 */
     bool chat, parse_special, quiet, seed_set, mmap_weights;
     hai_sampler_params sp;
 } run_opts;
@@ -42,6 +43,7 @@ static void usage(FILE *f, const char *cmd) {
             "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
             "  --state FILE         run: the context's state (tokens and KV cache) read from FILE when it is\n"
             "                       there - the prompt's cached part is not read again - and saved to it after\n"
+            "  --kv-type T          the KV cache: f16 (default), q8_0 (half the memory), q4_0 (a quarter)\n"
             "  --mem-budget SIZE    weights, KV cache and scratch within SIZE (512M, 2G): refused with the\n"
             "                       figures when they do not fit; without --ctx, the largest context that fits\n"
             "  --lookup N           prompt lookup: draft up to N tokens a pass from the text so far (same output, faster\n"
@@ -100,6 +102,7 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &o->threads)) return 2; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &o->ctx)) return 2; }
         else if (!strcmp(a, "--mem-budget")) { if (!cli_parse_size(a, v, &o->mem_budget)) return 2; }
+        else if (!strcmp(a, "--kv-type")) { if (!cli_parse_kv_type(a, v, &o->kv_type)) return 2; }
         else if (!strcmp(a, "--top-k")) { if (!cli_parse_i64(a, v, 0, 1 << 24, &n)) return 2; o->sp.top_k = (int32_t)n; }
         else if (!strcmp(a, "--repeat-last-n")) { if (!cli_parse_i64(a, v, 0, 1 << 16, &n)) return 2; o->sp.repeat_last_n = (int32_t)n; }
         else if (!strcmp(a, "--lookup")) { if (!cli_parse_i64(a, v, 0, 64, &o->lookup)) return 2; }
@@ -207,6 +210,7 @@ static int open_session(const run_opts *o, session *ss) {
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)o->ctx;
     cp.n_threads = (int)o->threads;
+    cp.kv_type = o->kv_type;
     cp.n_draft = (uint32_t)(drafter && !o->lookup ? 4 : o->lookup);
     if (o->mem_budget && !o->ctx) { /* the largest context the budget leaves room for */
         cp.n_ctx = hai_context_fit(ss->m, &cp, hai_model_budget_left(ss->m));

@@ -600,6 +600,9 @@ typedef struct hai_context_params {
     uint32_t n_draft;   /* logits kept for this many drafted tokens and the one before them a pass,
                          * per sequence (speculative decoding: hai_generate_params.draft_lookup);
                          * then n_seq * (n_draft + 1) <= n_batch; 0 = none */
+    uint32_t kv_type;   /* the KV cache: 0 or HAI_TYPE_F16; HAI_TYPE_Q8_0 (about half the memory) or
+                         * HAI_TYPE_Q4_0 (about a quarter), rows of head_dim in blocks of 32 (head_dim
+                         * a multiple of 32). Saved states and context shift take F16 caches only. */
 } hai_context_params;
 
 hai_context_params hai_context_default_params(void);

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/memory.h"
+#include "quant/quant.h"
 
 hai_context_params hai_context_default_params(void) { return (hai_context_params){0}; }
 
@@ -97,8 +98,8 @@ static void kv_plan(hai_context *c) {
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         c->kv_cap[l] = ring && c->m->layers[l].swa ? (uint32_t)ring : c->n_ctx_kt;
         c->k_off[l] = c->k_seq, c->v_off[l] = c->v_seq;
-        c->k_seq += (size_t)hp->n_head_kv * c->kv_cap[l] * hp->head_dim;
-        c->v_seq += (size_t)hp->n_head_kv * c->kv_cap[l] * hp->head_dim_v;
+        c->k_seq += (size_t)hp->n_head_kv * c->kv_cap[l] * c->k_rowu;
+        c->v_seq += (size_t)hp->n_head_kv * c->kv_cap[l] * c->v_rowu;
     }
 }
 
@@ -142,6 +143,18 @@ static hai_status build(const hai_model *m, const hai_context_params *pp, bool d
              odim = (uint64_t)hp->n_head * hp->head_dim_v, cache;
     sizer z = {0, true, dry};
     c->n_ctx_kt = (n_ctx + HAI_KT - 1) / HAI_KT * HAI_KT;
+    /* the KV cache's type: F16 (the default), or Q8_0 / Q4_0 rows (a row of head_dim in blocks of 32) */
+    c->kv_type = p.kv_type ? p.kv_type : HAI_TYPE_F16;
+    if (c->kv_type == HAI_TYPE_F16) {
+        c->k_rowu = hp->head_dim, c->v_rowu = hp->head_dim_v;
+    } else if ((c->kv_type == HAI_TYPE_Q8_0 || c->kv_type == HAI_TYPE_Q4_0) && hp->head_dim % 32 == 0 && hp->head_dim_v % 32 == 0) {
+        c->k_rowu = (uint32_t)(hai_row_bytes(c->kv_type, hp->head_dim) / 2), c->v_rowu = (uint32_t)(hai_row_bytes(c->kv_type, hp->head_dim_v) / 2);
+    } else {
+        uint32_t kt = c->kv_type;
+        free(c);
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "context: a KV cache of type %s (F16, Q8_0 or Q4_0; the quantized ones need head_dim a multiple of 32, here %u)",
+                        hai_type_name(kt), hp->head_dim);
+    }
     z.dry = false; /* the layers' table: real in a dry run too (kv_plan fills it; freed at its end) */
     c->kv_cap = alloc_checked(hp->n_layer, sizeof *c->kv_cap, &z);
     c->k_off = alloc_checked(hp->n_layer, sizeof *c->k_off, &z);
@@ -195,6 +208,8 @@ static hai_status build(const hai_model *m, const hai_context_params *pp, bool d
      * other's cache lines) */
     uint32_t group = hp->n_head / hp->n_head_kv;
     c->att_tile_stride = (size_t)group * (HAI_ATT_TILE + hp->head_dim_v + 2) + (size_t)hp->head_dim * HAI_KT + 64;
+    if (c->kv_type != HAI_TYPE_F16) /* a tile of keys and values as F16, from the quantized rows; and a row of floats */
+        c->att_tile_stride += ((size_t)HAI_ATT_TILE * (hp->head_dim + hp->head_dim_v) + 1) / 2 + (hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v) + 16;
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &z);
     if (c->k->decode_prep) { /* the matmuls that do not take the matrix path */
         c->act_dec_rows = n_batch < HAI_FEW_TOKENS ? n_batch : HAI_FEW_TOKENS;
@@ -465,8 +480,8 @@ hai_status hai_seq_copy(hai_context *c, int32_t src, int32_t dst, uint32_t n, ha
             /* whole blocks of transposed keys; a ring whole */
             uint32_t m = c->kv_cap[l] < c->n_ctx_kt ? c->kv_cap[l] : (n + HAI_KT - 1) / HAI_KT * HAI_KT;
             for (uint32_t g = 0; g < hp->n_head_kv; g++) {
-                memcpy(hai_kv_keys(c, (uint32_t)dst, l, g), hai_kv_keys(c, (uint32_t)src, l, g), (size_t)m * hp->head_dim * sizeof(uint16_t));
-                memcpy(hai_kv_values(c, (uint32_t)dst, l, g), hai_kv_values(c, (uint32_t)src, l, g), (size_t)m * hp->head_dim_v * sizeof(uint16_t));
+                memcpy(hai_kv_keys(c, (uint32_t)dst, l, g), hai_kv_keys(c, (uint32_t)src, l, g), (size_t)m * c->k_rowu * sizeof(uint16_t));
+                memcpy(hai_kv_values(c, (uint32_t)dst, l, g), hai_kv_values(c, (uint32_t)src, l, g), (size_t)m * c->v_rowu * sizeof(uint16_t));
             }
         }
         memcpy(c->tokens + (size_t)dst * c->n_ctx, c->tokens + (size_t)src * c->n_ctx, (size_t)n * sizeof *c->tokens);

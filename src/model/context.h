@@ -21,8 +21,11 @@ struct hai_context {
     uint32_t *seq_past; /* [n_seq] positions each sequence holds */
     hai_token *tokens;  /* [n_seq][n_ctx] the tokens whose keys/values the cache holds */
 
-    uint16_t *k_cache; /* [n_seq][n_layer][n_head_kv][kv_cap[l] / 16][head_dim][16] f16: keys transposed in blocks (hai_kt_index) */
-    uint16_t *v_cache; /* [n_seq][n_layer][n_head_kv][kv_cap[l]][head_dim_v] f16 */
+    uint16_t *k_cache; /* [n_seq][n_layer][n_head_kv][kv_cap[l] / 16][head_dim][16] f16: keys transposed in blocks (hai_kt_index);
+                        * a quantized cache (kv_type): [..][kv_cap[l]][a row of head_dim in kv_type] */
+    uint16_t *v_cache; /* [n_seq][n_layer][n_head_kv][kv_cap[l]][head_dim_v] f16, or rows in kv_type */
+    uint32_t kv_type;  /* HAI_TYPE_F16, or Q8_0 / Q4_0: K and V stored as quantized rows per position */
+    uint32_t k_rowu, v_rowu; /* a position's key / value row, in 16-bit units */
     uint32_t n_ctx_kt; /* n_ctx rounded up to a whole block of keys */
     /* positions each layer's cache holds: n_ctx_kt, or for a sliding-window layer (gemma) `ring`:
      * its window and a pass of n_batch, position p in slot p % ring; 0 when that is no smaller */
@@ -93,10 +96,10 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
 
 /* Where sequence s's keys / values of layer l, KV group g start. */
 static inline uint16_t *hai_kv_keys(const hai_context *c, uint32_t s, uint32_t l, uint32_t g) {
-    return c->k_cache + (size_t)s * c->k_seq + c->k_off[l] + (size_t)g * c->kv_cap[l] * c->m->hp.head_dim;
+    return c->k_cache + (size_t)s * c->k_seq + c->k_off[l] + (size_t)g * c->kv_cap[l] * c->k_rowu;
 }
 static inline uint16_t *hai_kv_values(const hai_context *c, uint32_t s, uint32_t l, uint32_t g) {
-    return c->v_cache + (size_t)s * c->v_seq + c->v_off[l] + (size_t)g * c->kv_cap[l] * c->m->hp.head_dim_v;
+    return c->v_cache + (size_t)s * c->v_seq + c->v_off[l] + (size_t)g * c->kv_cap[l] * c->v_rowu;
 }
 /* The slot of position pos in layer l's cache. */
 static inline uint32_t hai_kv_slot(const hai_context *c, uint32_t l, uint32_t pos) { return pos % c->kv_cap[l]; }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "quant/quant.h"
 #include "base/error.h"
 #include "quant/fp16.h"
 
@@ -301,6 +302,15 @@ static void store_task(void *arg, int ith, int nth) {
         uint32_t i = (uint32_t)(w / nkv), g = (uint32_t)(w % nkv);
         size_t pos = (size_t)c->b_pos[i]; /* head-major: [seq][layer][kv head][position][...] */
         pos = hai_kv_slot(c, j->layer, (uint32_t)pos); /* a ring's slot (sliding-window layers) */
+        if (c->kv_type != HAI_TYPE_F16) { /* quantized rows: the key and the value quantized where they go */
+            const hai_type_traits *tr = hai_type_traits_get(c->kv_type);
+            float *vq = c->kv_v + i * vdim + (size_t)g * hdv;
+            if (j->L->bv)
+                for (uint32_t d = 0; d < hdv; d++) vq[d] += j->L->bv[(size_t)g * hdv + d];
+            tr->from_float(c->kv_k + i * kdim + (size_t)g * hd, hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g) + pos * c->k_rowu, hd);
+            tr->from_float(vq, hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g) + pos * c->v_rowu, hdv);
+            continue;
+        }
         uint16_t *kg = hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g); /* keys: the group's blocks of positions, transposed */
         uint16_t *vd = hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g) + pos * hdv;
         for (uint32_t d = 0; d < hd; d += 2) __builtin_prefetch(kg + hai_kt_index((int64_t)pos, d, hd), 1, 3);
@@ -339,6 +349,10 @@ static void att_task(void *arg, int ith, int nth) {
     float *acc = scores + (size_t)group * HAI_ATT_TILE;                  /* [group][hdv] */
     float *mx = acc + (size_t)group * hdv, *sum = mx + group;        /* [group] each */
     float *kblk = sum + group;                                        /* [hd][16]: a block of keys as floats (no attn_tile) */
+    /* a quantized cache: a tile of keys (transposed in blocks, as F16 caches hold them) and values as F16 */
+    uint16_t *kscr = (uint16_t *)(kblk + (size_t)hd * HAI_KT), *vscr = kscr + (size_t)HAI_ATT_TILE * hd;
+    float *rowf = (float *)(vscr + (size_t)HAI_ATT_TILE * hdv);
+    const hai_type_traits *kvt = c->kv_type != HAI_TYPE_F16 ? hai_type_traits_get(c->kv_type) : NULL;
     float scale = c->m->hp.attn_scale;
     int64_t total = (int64_t)j->n * nkv, a, b;
     split_range(total, ith, nth, &a, &b);
@@ -360,13 +374,26 @@ static void att_task(void *arg, int ith, int nth) {
             tn = masked ? HAI_KT : HAI_ATT_TILE;
             tn = n_keys - t0 < tn ? n_keys - t0 : tn;
             tn = room < tn ? room : tn;
+            const uint16_t *Kt = Kg + (size_t)p0 * hd, *Vt = Vg + (size_t)p0 * hdv; /* the tile's keys and values */
+            if (kvt) { /* from quantized rows: the tile as an F16 cache would hold it */
+                uint16_t kh[1024];
+                for (uint32_t t = 0; t < tn; t++) {
+                    kvt->to_float(Kg + (size_t)(p0 + t) * c->k_rowu, rowf, hd);
+                    k->f32_to_f16((int64_t)hd, rowf, kh);
+                    for (uint32_t d = 0; d < hd; d++) kscr[hai_kt_index(t, d, hd)] = kh[d];
+                    kvt->to_float(Vg + (size_t)(p0 + t) * c->v_rowu, rowf, hdv);
+                    k->f32_to_f16((int64_t)hdv, rowf, vscr + (size_t)t * hdv);
+                }
+                for (uint32_t t = tn; t % HAI_KT; t++) /* the last block's lanes past the tile: defined */
+                    for (uint32_t d = 0; d < hd; d++) kscr[hai_kt_index(t, d, hd)] = 0;
+                Kt = kscr, Vt = vscr;
+            }
             if (k->attn_tile && !masked) {
-                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kg + (size_t)p0 * hd, Vg + (size_t)p0 * hdv, hdv, (int)tn, scale, hp->attn_softcap,
-                             mx, sum, acc, scores);
+                k->attn_tile((int)group, (int)hd, (int)hdv, q, Kt, Vt, hdv, (int)tn, scale, hp->attn_softcap, mx, sum, acc, scores);
                 continue;
             }
             for (uint32_t tb = 0; tb < tn; tb += HAI_KT) { /* a block of keys, converted once for the group's heads */
-                const uint16_t *kb = Kg + (size_t)(p0 + tb) * hd;
+                const uint16_t *kb = Kt + (size_t)tb * hd;
                 uint32_t nb = tn - tb < HAI_KT ? tn - tb : HAI_KT;
                 for (size_t e = 0; e < (size_t)hd * HAI_KT; e++) kblk[e] = hai_f16_to_f32(kb[e]);
                 for (uint32_t h = 0; h < group; h++) {
@@ -394,7 +421,7 @@ static void att_task(void *arg, int ith, int nth) {
                     for (uint32_t d = 0; d < hdv; d++) acc[(size_t)h * hdv + d] *= corr;
             }
             for (uint32_t t = 0; t < tn; t++) {
-                const uint16_t *vr = Vg + (size_t)(p0 + t) * hdv;
+                const uint16_t *vr = Vt + (size_t)t * hdv;
                 for (uint32_t h = 0; h < group; h++) k->scale_axpy_f16(hdv, 1.0f, scores[h * HAI_ATT_TILE + t], vr, acc + (size_t)h * hdv);
             }
         }

@@ -19,6 +19,7 @@ hai_status hai_seq_shift(hai_context *c, int32_t seq, uint32_t keep, uint32_t n,
     uint32_t past = c->seq_past[seq];
     if (keep > past || n > past - keep)
         return hai_fail(err, HAI_ERR_INVALID, "shift: positions %u..%u are not in the %u the sequence holds", keep, keep + n, past);
+    if (c->kv_type != HAI_TYPE_F16) return hai_fail(err, HAI_ERR_UNSUPPORTED, "shift: only F16 KV caches (this one is %s)", hai_type_name(c->kv_type));
     if (c->ring) return hai_fail(err, HAI_ERR_UNSUPPORTED, "shift: not with sliding-window rings (this context keeps %u positions of them)", c->ring);
     if (!n) return HAI_OK;
     const hai_hparams *hp = &c->m->hp;
@@ -69,7 +70,7 @@ void hai_context_set_shift(hai_context *c, bool on) {
 
 uint32_t seq_shift_to_prompt(hai_context *c, int32_t seq, const hai_token *prompt, size_t n_prompt, uint32_t common) {
     uint32_t past = c->seq_past[seq];
-    if (c->ring || common == 0 || common >= past || n_prompt - 1 - common < SHIFT_MIN_MATCH) return common;
+    if (c->ring || c->kv_type != HAI_TYPE_F16 || common == 0 || common >= past || n_prompt - 1 - common < SHIFT_MIN_MATCH) return common;
     const hai_token *ct = c->tokens + (size_t)seq * c->n_ctx;
     for (uint32_t d = 1; common + d + SHIFT_MIN_MATCH <= past; d++) {
         if (memcmp(ct + common + d, prompt + common, SHIFT_MIN_MATCH * sizeof *ct)) continue;

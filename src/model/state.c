@@ -54,6 +54,7 @@ hai_status hai_state_save_buffer(const hai_context *c, int32_t seq, void **out, 
     if (!c || !out || !len) return hai_fail(err, HAI_ERR_INVALID, "state: NULL argument");
     *out = NULL, *len = 0;
     if (seq < 0 || (uint32_t)seq >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "state: no sequence %d", seq);
+    if (c->kv_type != HAI_TYPE_F16) return hai_fail(err, HAI_ERR_UNSUPPORTED, "state: only F16 KV caches are saved (this one is %s)", hai_type_name(c->kv_type));
     const hai_hparams *hp = &c->m->hp;
     uint32_t n_past = c->seq_past[seq];
     hai_text t = {0};
@@ -102,6 +103,7 @@ hai_status hai_state_load_buffer(hai_context *c, int32_t seq, const void *data, 
     if (!c || (!data && len)) return hai_fail(err, HAI_ERR_INVALID, "state: NULL argument");
     if (seq < 0 || (uint32_t)seq >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "state: no sequence %d", seq);
     const hai_hparams *hp = &c->m->hp;
+    if (c->kv_type != HAI_TYPE_F16) return hai_fail(err, HAI_ERR_UNSUPPORTED, "state: only F16 KV caches are restored (this one is %s)", hai_type_name(c->kv_type));
     hai_seq_truncate(c, seq, 0, NULL); /* whatever happens, the sequence holds the file's state or nothing */
     rd r = {data, len, 0};
     char magic[4];
