@@ -74,7 +74,7 @@ static int fits_budget(const char *path, uint64_t budget, uint32_t n_batch) {
         return 1;
     }
     uint64_t left = hai_model_budget_left(m);
-    printf("budget:        %s: weights %s, %s left for contexts (KV cache F16; quantized KV types: not yet)\n",
+    printf("budget:        %s: weights %s, %s left for contexts (KV cache F16; --kv-type below)\n",
            cli_bytes(budget, b1, sizeof b1), cli_bytes(hai_model_weights_bytes(m), b2, sizeof b2), cli_bytes(left, b2 + 16, 16));
     static const uint32_t slots[] = {1, 2, 4, 8};
     for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
@@ -87,6 +87,15 @@ static int fits_budget(const char *path, uint64_t budget, uint32_t n_batch) {
                    n == hai_model_n_ctx_train(m) ? " (the trained context)" : "", cli_bytes(hai_context_plan_bytes(m, &cp), b1, sizeof b1));
         else
             printf("  %u %-10s no context fits\n", slots[i], slots[i] == 1 ? "sequence:" : "slots:");
+    }
+    static const uint32_t kv[] = {HAI_TYPE_Q8_0, HAI_TYPE_Q4_0};
+    for (size_t i = 0; i < 2; i++) { /* one sequence with a quantized cache */
+        hai_context_params cp = hai_context_default_params();
+        cp.n_batch = n_batch, cp.kv_type = kv[i], cp.n_ctx = hai_model_n_ctx_train(m) ? hai_model_n_ctx_train(m) : 4096;
+        uint32_t n = hai_context_plan_bytes(m, &cp) ? hai_context_fit(m, &cp, left) : 0;
+        cp.n_ctx = n;
+        if (n) printf("  1 sequence, KV %-5s n_ctx %u (%s)\n", hai_type_name(kv[i]), n, cli_bytes(hai_context_plan_bytes(m, &cp), b1, sizeof b1));
+        else printf("  1 sequence, KV %-5s no context fits (or the model's head_dim is no multiple of 32)\n", hai_type_name(kv[i]));
     }
     hai_model_free(m);
     return 0;
