@@ -168,6 +168,40 @@ bool cli_parse_size(const char *opt, const char *s, uint64_t *out) {
     return true;
 }
 
+bool cli_parse_stream(const char *opt, const char *s, hai_stream_mode *out) {
+    if (!strcasecmp(s, "auto")) *out = HAI_STREAM_AUTO;
+    else if (!strcasecmp(s, "on")) *out = HAI_STREAM_ON;
+    else if (!strcasecmp(s, "off")) *out = HAI_STREAM_OFF;
+    else {
+        fprintf(stderr, "hai: %s is auto, on or off (got '%s')\n", opt, s);
+        return false;
+    }
+    return true;
+}
+
+const char *cli_weights_held(const hai_model *m, char *buf, size_t n) {
+    hai_stream_stats s;
+    uint64_t w = hai_model_weights_bytes(m);
+    if (!hai_model_stream_stats(m, &s))
+        snprintf(buf, n, "weights %.1f MiB", w / 1048576.0);
+    else
+        snprintf(buf, n, "weights %.1f MiB held + %.1f MiB streamed (%s) through a %.1f MiB cache", (w - s.streamed_bytes) / 1048576.0,
+                 s.streamed_bytes / 1048576.0, s.mode == 1 ? "experts" : "layers", s.cache_bytes / 1048576.0);
+    return buf;
+}
+
+void cli_stream_report(const hai_model *m, double tokens, FILE *f) {
+    hai_stream_stats s;
+    if (!hai_model_stream_stats(m, &s) || !s.acquires) return;
+    double per = tokens > 0 ? s.bytes_read / tokens / 1048576.0 : 0;
+    fprintf(f, "stream: %s, %u in %u slots (%.1f MiB); %.1f%% hit, %.1f%% late, %.1f%% miss of %llu; read ahead %llu, used %llu; "
+               "%.1f MiB read (%.1f MiB a token) at %.2f GB/s a reader; waited %.2f s\n",
+            s.mode == 1 ? "experts" : "layers", s.units, s.slots, s.cache_bytes / 1048576.0, 100.0 * s.hits / s.acquires,
+            100.0 * s.late / s.acquires, 100.0 * s.misses / s.acquires, (unsigned long long)s.acquires, (unsigned long long)s.prefetches,
+            (unsigned long long)s.prefetch_used, s.bytes_read / 1048576.0, per, s.read_seconds > 0 ? s.bytes_read / s.read_seconds / 1e9 : 0,
+            s.wait_seconds);
+}
+
 bool cli_parse_kv_type(const char *opt, const char *s, uint32_t *out) {
     if (!strcasecmp(s, "f16")) *out = HAI_TYPE_F16;
     else if (!strcasecmp(s, "q8_0")) *out = HAI_TYPE_Q8_0;

@@ -40,6 +40,12 @@ bool cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64
 bool cli_parse_f64(const char *opt, const char *s, double *out);
 /* --kv-type: f16, q8_0 or q4_0 (any case) into a type id; prints an error otherwise. */
 bool cli_parse_kv_type(const char *opt, const char *s, uint32_t *out);
+/* --stream auto|on|off */
+bool cli_parse_stream(const char *opt, const char *s, hai_stream_mode *out);
+/* "weights 9.1 MiB", or what is held and what streams through what cache. */
+const char *cli_weights_held(const hai_model *m, char *buf, size_t n);
+/* One line of what streaming did (nothing when the model streams nothing), bytes a token over `tokens`. */
+void cli_stream_report(const hai_model *m, double tokens, FILE *f);
 /* A size in bytes: a number with an optional K, M, G or T (powers of 1024; "KiB", "MB" and the
  * like mean the same), "1.5G"; prints an error naming the option and returns false otherwise. */
 bool cli_parse_size(const char *opt, const char *s, uint64_t *out);

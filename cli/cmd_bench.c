@@ -28,6 +28,9 @@ static void usage(FILE *f) {
                "  -r N       repetitions (mean +- sd)\n"
                "  --depth D  prefill D tokens first; tg then runs after them (decode with a long context)\n"
                "  --kv-type T  the KV cache: f16 (default), q8_0, q4_0\n"
+               "  --mem-budget SIZE  the model within SIZE (512M, 2G): weights it cannot hold stream from the file\n"
+               "  --stream auto|on|off  weights read from the file as needed (auto: when the budget needs it)\n"
+               "  --stream-cache SIZE   RAM for streamed weights (default: from the budget)\n"
                "  --seqs S   also decode S sequences together (tgN xS: tokens/s of all of them, each with its logits)\n"
                "  --mmap     use the weights in place from the file's mapping (4 KiB pages) instead of copying them\n"
                "             (those the kernels take as stored; the others are converted, as without it)\n"
@@ -133,6 +136,9 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-r")) { if (!cli_parse_i64(a, v, 1, 1000, &reps)) return 2; }
         else if (!strcmp(a, "--depth")) { if (!cli_parse_i64(a, v, 0, 1 << 22, &depth)) return 2; }
         else if (!strcmp(a, "--kv-type")) { if (!cli_parse_kv_type(a, v, &kv_type)) return 2; }
+        else if (!strcmp(a, "--mem-budget")) { if (!cli_parse_size(a, v, &mp.mem_budget)) return 2; }
+        else if (!strcmp(a, "--stream")) { if (!cli_parse_stream(a, v, &mp.stream)) return 2; }
+        else if (!strcmp(a, "--stream-cache")) { if (!cli_parse_size(a, v, &mp.stream_cache)) return 2; }
         else if (!strcmp(a, "--seqs")) { if (!cli_parse_i64(a, v, 1, 64, &seqs)) return 2; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &ctx)) return 2; }
         else if (!strcmp(a, "--verify")) { if (!cli_parse_i64(a, v, 1, 16, &verify)) return 2; }
@@ -234,6 +240,7 @@ int cmd_bench(int argc, char **argv) {
         if (test == 0) snprintf(name, sizeof name, "pp%lld", (long long)n_prompt);
         if (test == 1) snprintf(name, sizeof name, "pp%lld", (long long)depth);
         if (test == 2) snprintf(name, sizeof name, depth ? "tg%lld@d%lld" : "tg%lld", (long long)n_gen, (long long)depth);
+        hai_model_stream_reset(m);
         for (int r = 0; r < reps; r++) {
             double t0 = 0, dt = 0;
             if (test == 0 || test == 1) {
@@ -282,6 +289,7 @@ int cmd_bench(int argc, char **argv) {
         else
             printf("| %s | %s | %s | %d | %s | %s | %.2f +- %.2f |\n", hai_model_arch(m), type, sz, nth, hai_kernels_name(), name,
                    s.mean, s.sd);
+        if (!json) cli_stream_report(m, (double)reps * (test == 0 ? n_prompt : test == 1 ? depth : test == 2 ? n_gen : n_gen * seqs), stdout);
         fflush(stdout);
     }
     if (verify && bench_verify(c, toks, (uint32_t)depth, (int)verify, (int)reps, tg_tps > 0 ? 1.0 / tg_tps : 0, json, &err) != HAI_OK)

@@ -23,6 +23,8 @@ typedef struct run_opts {
     size_t n_stop;
     int64_t n_predict, threads, ctx, lookup;
     uint64_t mem_budget; /* bytes; 0 = none */
+    hai_stream_mode stream;
+    uint64_t stream_cache;
     uint32_t kv_type;    /* 0 = F16 */
     bool chat, parse_special, quiet, seed_set, mmap_weights;
     hai_sampler_params sp;
@@ -45,7 +47,10 @@ static void usage(FILE *f, const char *cmd) {
             "                       there - the prompt's cached part is not read again - and saved to it after\n"
             "  --kv-type T          the KV cache: f16 (default), q8_0 (half the memory), q4_0 (a quarter)\n"
             "  --mem-budget SIZE    weights, KV cache and scratch within SIZE (512M, 2G): refused with the\n"
-            "                       figures when they do not fit; without --ctx, the largest context that fits\n"
+            "                       figures when they do not fit; without --ctx, the largest context that fits;\n"
+            "                       weights over it stream from the file (a mixture's experts, else layers)\n"
+            "  --stream auto|on|off weights read from the file as needed (auto: when --mem-budget needs it)\n"
+            "  --stream-cache SIZE  RAM for the streamed weights (default: 3/4 of what the budget leaves)\n"
             "  --lookup N           prompt lookup: draft up to N tokens a pass from the text so far (same output, faster\n"
             "                       where the answer repeats its input: edits, summaries, code)\n"
             "  --draft FILE         a smaller or lower-bit model of the same vocabulary drafts (up to --lookup N, default 4)\n"
@@ -102,6 +107,8 @@ static int parse(int argc, char **argv, run_opts *o, const char *cmd) {
         else if (!strcmp(a, "-t")) { if (!cli_parse_i64(a, v, 1, 256, &o->threads)) return 2; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &o->ctx)) return 2; }
         else if (!strcmp(a, "--mem-budget")) { if (!cli_parse_size(a, v, &o->mem_budget)) return 2; }
+        else if (!strcmp(a, "--stream")) { if (!cli_parse_stream(a, v, &o->stream)) return 2; }
+        else if (!strcmp(a, "--stream-cache")) { if (!cli_parse_size(a, v, &o->stream_cache)) return 2; }
         else if (!strcmp(a, "--kv-type")) { if (!cli_parse_kv_type(a, v, &o->kv_type)) return 2; }
         else if (!strcmp(a, "--top-k")) { if (!cli_parse_i64(a, v, 0, 1 << 24, &n)) return 2; o->sp.top_k = (int32_t)n; }
         else if (!strcmp(a, "--repeat-last-n")) { if (!cli_parse_i64(a, v, 0, 1 << 16, &n)) return 2; o->sp.repeat_last_n = (int32_t)n; }
@@ -142,7 +149,7 @@ static bool print_text(void *user, const char *text, size_t len) {
 
 static double rss_at_start; /* KiB, before the model: the process's own (code, libraries) */
 
-static void report(const hai_generate_result *r, double load_s, int threads) {
+static void report(const hai_model *m, const hai_generate_result *r, double load_s, int threads) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const char *fin[] = {"stop", "length", "cancelled"};
@@ -152,6 +159,7 @@ static void report(const hai_generate_result *r, double load_s, int threads) {
             load_s, r->n_prompt, r->n_cached, r->t_prompt_s, r->t_prompt_s > 0 ? r->n_prompt / r->t_prompt_s : 0, r->t_first_token_s,
             r->n_generated, r->t_generate_s > 0 && r->n_generated > 1 ? (r->n_generated - 1) / r->t_generate_s : 0, fin[r->finish],
             (double)ru.ru_maxrss / 1024, rss_at_start / 1024, hai_kernels_name(), threads);
+    cli_stream_report(m, r->n_prompt - r->n_cached + r->n_generated, stderr);
     if (r->n_drafted)
         fprintf(stderr, "[drafts: %d tokens drafted, %d kept (%.0f%%)]\n", r->n_drafted, r->n_accepted, 100.0 * r->n_accepted / r->n_drafted);
 }
@@ -196,6 +204,7 @@ static int open_session(const run_opts *o, session *ss) {
     memset(ss, 0, sizeof *ss);
     hai_model_params mp = hai_model_default_params();
     mp.mmap_weights = o->mmap_weights;
+    mp.stream = o->stream, mp.stream_cache = o->stream_cache;
     if (o->mem_budget && o->mem_budget <= CLI_BUDGET_RESERVE) {
         fprintf(stderr, "hai run: --mem-budget must be more than the %llu MiB the run keeps for itself\n", CLI_BUDGET_RESERVE >> 20);
         return 1;
@@ -215,15 +224,17 @@ static int open_session(const run_opts *o, session *ss) {
     if (o->mem_budget && !o->ctx) { /* the largest context the budget leaves room for */
         cp.n_ctx = hai_context_fit(ss->m, &cp, hai_model_budget_left(ss->m));
         if (!cp.n_ctx) {
-            fprintf(stderr, "hai run: the memory budget leaves %.1f MiB after the weights (%.1f MiB): not enough for any context\n",
-                    hai_model_budget_left(ss->m) / 1048576.0, hai_model_weights_bytes(ss->m) / 1048576.0);
+            char wb[160];
+            fprintf(stderr, "hai run: the memory budget leaves %.1f MiB after the %s: not enough for any context\n",
+                    hai_model_budget_left(ss->m) / 1048576.0, cli_weights_held(ss->m, wb, sizeof wb));
             return 1;
         }
     }
     if (hai_context_create(ss->m, &cp, &ss->c, &err) != HAI_OK) goto fail;
+    char wb[160];
     if (o->mem_budget && !o->quiet)
-        fprintf(stderr, "[memory budget %.1f MiB: weights %.1f MiB + context %.1f MiB (n_ctx %u) + the run's own %llu MiB; %.1f MiB left]\n",
-                o->mem_budget / 1048576.0, hai_model_weights_bytes(ss->m) / 1048576.0, hai_context_memory_bytes(ss->c) / 1048576.0,
+        fprintf(stderr, "[memory budget %.1f MiB: %s + context %.1f MiB (n_ctx %u) + the run's own %llu MiB; %.1f MiB left]\n",
+                o->mem_budget / 1048576.0, cli_weights_held(ss->m, wb, sizeof wb), hai_context_memory_bytes(ss->c) / 1048576.0,
                 hai_context_n_ctx(ss->c), CLI_BUDGET_RESERVE >> 20, hai_model_budget_left(ss->m) / 1048576.0);
     if (o->draft_self && load_self_draft(o, &mp, ss, &err) != HAI_OK) goto fail;
     if (o->draft && (hai_model_load(o->draft, &mp, &ss->dm, &err) != HAI_OK || hai_draft_check(ss->m, ss->dm, &err) != HAI_OK)) goto fail;
@@ -493,7 +504,7 @@ int cmd_run(int argc, char **argv) {
         st = hai_generate(ss.c, ids, n, &gp, &r, &err);
         if (!st) {
             printf("\n");
-            if (!o.quiet) report(&r, ss.load_s, ss.threads);
+            if (!o.quiet) report(ss.m, &r, ss.load_s, ss.threads);
         }
         if (!st && o.state && !(st = hai_state_save(ss.c, 0, o.state, &err)) && !o.quiet)
             fprintf(stderr, "[state: %u positions saved to %s]\n", hai_context_n_past(ss.c), o.state);
@@ -601,7 +612,7 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
         if (router) cli_router_report(&hres);
-        else if (!o.quiet) report(&res, ss.load_s, ss.threads);
+        else if (!o.quiet) report(ss.m, &res, ss.load_s, ss.threads);
         msgs[n_msgs++] = (hai_chat_message){.role = "assistant", .content = r.p ? r.p : strdup("")};
     }
     for (size_t i = 0; i < n_msgs; i++) free((char *)msgs[i].content);

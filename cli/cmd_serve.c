@@ -23,7 +23,9 @@ static void usage(FILE *f) {
             "  --ctx N              context per slot (default min(trained, 4096))\n"
             "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
             "  --mem-budget SIZE    weights, slots and embeddings within SIZE (512M, 2G); without --ctx, the\n"
-            "                       largest context per slot that fits\n"
+            "                       largest context per slot that fits; weights over it stream from the file\n"
+            "  --stream auto|on|off  weights read from the file as needed (auto: when --mem-budget needs it)\n"
+            "  --stream-cache SIZE  RAM for the streamed weights (default: 3/4 of what the budget leaves)\n"
             "  -t N                 compute threads shared by the slots (default: all CPUs)\n"
             "  --lookup N           prompt lookup: draft up to N tokens a step per slot from its text so far (same\n"
             "                       output, faster where answers repeat their input; 0 = off, the default)\n"
@@ -111,7 +113,11 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--parallel")) { if (!cli_parse_i64(a, v, 1, 64, &n)) return 2; o.n_slots = (int)n; }
         else if (!strcmp(a, "--queue")) { if (!cli_parse_i64(a, v, 0, 100000, &n)) return 2; o.max_queue = (int)n; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &n)) return 2; o.n_ctx = (uint32_t)n; }
-        else if (!strcmp(a, "--mem-budget")) {
+        else if (!strcmp(a, "--stream")) {
+            if (!cli_parse_stream(a, v, &o.stream)) return 2;
+        } else if (!strcmp(a, "--stream-cache")) {
+            if (!cli_parse_size(a, v, &o.stream_cache)) return 2;
+        } else if (!strcmp(a, "--mem-budget")) {
             if (!cli_parse_size(a, v, &o.mem_budget)) return 2;
             if (o.mem_budget <= 4 * CLI_BUDGET_RESERVE) {
                 fprintf(stderr, "hai serve: --mem-budget must be more than the %llu MiB the server keeps for itself\n", (4 * CLI_BUDGET_RESERVE) >> 20);

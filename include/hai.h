@@ -546,6 +546,12 @@ hai_status hai_template_render(const char *tmpl, size_t tmpl_len, const char *va
 typedef struct hai_model hai_model;
 typedef struct hai_context hai_context;
 
+typedef enum hai_stream_mode {
+    HAI_STREAM_AUTO = 0,
+    HAI_STREAM_OFF = 1,
+    HAI_STREAM_ON = 2,
+} hai_stream_mode;
+
 typedef struct hai_model_params {
     hai_progress_fn progress; /* called while loading; may be NULL */
     void *progress_user;
@@ -560,7 +566,37 @@ typedef struct hai_model_params {
      * system kills the process for. The tokenizer's tables count; the process's own code and
      * libraries do not. */
     uint64_t mem_budget;
+    /* Weights larger than the memory, read from the file as they are needed (the page cache
+     * bypassed with O_DIRECT, so what is resident is what the budget counts). In a mixture of
+     * experts the experts are streamed: an LRU cache of each layer's experts, the next layer's
+     * likely experts read while this one computes. In a dense model whole layers are: the first
+     * ones stay resident, the others pass through a ring of layer buffers read ahead.
+     * HAI_STREAM_AUTO (0): only when mem_budget cannot hold the weights; OFF: never (a budget
+     * too small is an error); ON: always (for measuring). */
+    hai_stream_mode stream;
+    /* RAM for streamed weights in bytes; 0: 3/4 of what the budget leaves after the resident
+     * weights (the rest for contexts), or a quarter of the streamable weights without a budget. */
+    uint64_t stream_cache;
 } hai_model_params;
+
+/* What streaming did (counts since load or the last reset): an acquire is a weight set the
+ * forward pass needed (an expert of a layer, or a layer); a hit found it in memory, a late one
+ * found it still being read (prefetched, not yet done), a miss read it then. */
+typedef struct hai_stream_stats {
+    uint32_t mode;            /* 0: nothing streamed, 1: experts, 2: layers */
+    uint32_t units, slots;    /* weight sets that stream and the cache's places for them */
+    uint64_t unit_bytes;      /* bytes of the largest set as read from the file */
+    uint64_t cache_bytes;     /* RAM the cache and its read buffers take */
+    uint64_t streamed_bytes;  /* of the weights (hai_model_weights_bytes), those read as needed */
+    uint64_t acquires, hits, late, misses;
+    uint64_t prefetches, prefetch_used; /* sets read ahead, and of them used before evicted */
+    uint64_t bytes_read;
+    double read_seconds;      /* the reading threads' time in read calls */
+    double wait_seconds;      /* the forward pass's time waiting for weights */
+} hai_stream_stats;
+/* false when the model streams nothing (stats zeroed). */
+bool hai_model_stream_stats(const hai_model *m, hai_stream_stats *out);
+void hai_model_stream_reset(hai_model *m);
 
 hai_model_params hai_model_default_params(void);
 

@@ -38,6 +38,8 @@ typedef struct hai_serve_options {
     double body_timeout_s;  /* receiving a request body; default 60 */
     double shutdown_grace_s; /* at SIGTERM, how long requests in flight may finish; default 10 */
     volatile sig_atomic_t *stop; /* the server returns when this becomes nonzero */
+    hai_stream_mode stream; /* --stream: weights read from the file as needed (see hai_model_params) */
+    uint64_t stream_cache;  /* --stream-cache: RAM for them (0: from the budget) */
 } hai_serve_options;
 
 /* Loads the model, listens, serves until *stop; returns 0 or prints the error and returns 1. */

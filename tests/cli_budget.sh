@@ -14,9 +14,12 @@ expect() { printf '%s\n' "$3" | grep -qE -- "$2" || { echo "FAIL: $1: /$2/ not i
 out=$("$hai" run -m "$model" --mem-budget 3M -p hi 2>&1); rc=$?
 [ $rc -ne 0 ] || { echo "FAIL: 3M ran"; fail=1; }
 expect "reserve" "must be more than the 4 MiB" "$out"
-out=$("$hai" run -m "$model" --mem-budget 10M -p hi 2>&1); rc=$?
+out=$("$hai" run -m "$model" --mem-budget 10M --stream off -p hi 2>&1); rc=$?
 [ $rc -ne 0 ] || { echo "FAIL: 10M ran"; fail=1; }
 expect "weights refused" "the weights take [0-9.]+ MiB; the memory budget is 6.0 MiB" "$out"
+out=$("$hai" run -m "$model" --mem-budget 10M -p hi 2>&1); rc=$?
+[ $rc -ne 0 ] || { echo "FAIL: 10M ran"; fail=1; }
+expect "layers streamed" "weights [0-9.]+ MiB held \+ [0-9.]+ MiB streamed \(layers\)" "$out"
 out=$("$hai" run -m "$model" --mem-budget 5G --ctx 100000000 -p hi 2>&1); rc=$?
 [ $rc -ne 0 ] || { echo "FAIL: a context of 1e8 ran"; fail=1; }
 
@@ -40,6 +43,18 @@ for case in "22M 10 22" "40M 90 40"; do
   if [ "$1" = 22M ]; then [ "$n" -lt 2048 ] || { echo "FAIL: 22M left the whole context ($n)"; fail=1; }; fi
   if [ "$1" = 40M ]; then [ "$n" = 2048 ] || { echo "FAIL: 40M did not give the trained context ($n)"; fail=1; }; fi
 done
+
+# a mixture of experts twice the budget: the experts stream, the run stays within the budget
+"$hai" synth -o "$dir/moe.gguf" --arch qwen3moe --type Q8_0 --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 2 \
+  --n-expert 32 --n-expert-used 4 --n-ff-exp 512 --n-ff 1024 > /dev/null 2>&1 || { echo "FAIL: synth"; fail=1; }
+o=$("$hai" run -m "$dir/moe.gguf" --mem-budget 24M -p "The quick brown fox jumps over the lazy dog" -n 24 --temp 1 --seed 3 -t 2 2>&1)
+expect "experts streamed" "weights [0-9.]+ MiB held \+ [0-9.]+ MiB streamed \(experts\)" "$o"
+expect "stream report" "^stream: experts, 128 in [0-9]+ slots" "$o"
+p=$(printf '%s\n' "$o" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p')
+w=$(stat -c %s "$dir/moe.gguf")
+used=$(echo "$p" | awk '{printf "%.1f", $1 - $2}')
+echo "moe of $((w >> 20)) MiB in a 24M budget: peak RSS above the start ${used} MiB"
+awk -v u="$used" -v w="$w" 'BEGIN { exit !(u != "" && u <= 24 && w > 40 * 1048576) }' || { echo "FAIL: moe: $used MiB used ($w bytes)"; fail=1; }
 
 out=$("$hai" info "$model" --mem-budget 24M 2>&1)
 expect "info" "^budget: +24.00 MiB: weights" "$out"

@@ -41,11 +41,21 @@ int main(int argc, char **argv) {
     hai_model_free(m);
     m = NULL;
 
-    /* weights over the budget: refused, naming both figures */
+    /* weights over the budget: refused, naming both figures, when they may not stream; else their
+     * layers stream from the file (test_stream checks that further) */
     hai_model_params mp = hai_model_default_params();
     mp.mem_budget = weights / 2;
+    mp.stream = HAI_STREAM_OFF;
     CHECK(hai_model_load(path, &mp, &m, &err) == HAI_ERR_LIMIT && !m);
     CHECK_MSG(strstr(err.msg, "the weights take") && strstr(err.msg, "memory budget"), "%s", err.msg);
+    mp.stream = HAI_STREAM_AUTO;
+    if (CHECK_MSG(hai_model_load(path, &mp, &m, &err) == HAI_OK, "%s", err.msg)) {
+        hai_stream_stats ss;
+        CHECK(hai_model_stream_stats(m, &ss) && ss.mode == 2 && ss.streamed_bytes > 0 && ss.streamed_bytes < weights);
+        CHECK(hai_model_budget_left(m) < mp.mem_budget);
+        hai_model_free(m);
+        m = NULL;
+    }
 
     /* room for the weights (in 2 MiB pages), the tokenizer and a 4096-context, not a 16384 one */
     mp.mem_budget = weights + (3 << 20) + small_plan + (big_plan - small_plan) / 2;

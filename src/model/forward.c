@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "model/stream.h"
 #include "quant/quant.h"
 #include "base/error.h"
 #include "quant/fp16.h"
@@ -604,19 +605,17 @@ static void combine_task(void *arg, int ith, int nth) {
 
 /* A decode step's experts together: their gates and ups in one job on the one quantized row,
  * the activations of all in one pass, the downs in one job each reading its own row; four pool
- * rounds instead of five an expert. False when they do not fit that way (mixed formats, more
- * experts than a job or the scratch rows take). */
-static bool moe_one_token(hai_context *c, const hai_layer *L, int held) {
+ * rounds instead of five an expert. v[s]: the s-th chosen expert's gate, up, down. False when
+ * they do not fit that way (mixed formats, more experts than a job or the scratch rows take). */
+static bool moe_one_token(hai_context *c, const hai_weight *const (*v)[3], int held) {
     const hai_hparams *hp = &c->m->hp;
-    uint32_t k = hp->n_expert_used, ne = hp->n_expert;
+    uint32_t k = hp->n_expert_used;
     int64_t E = hp->n_embd, X = hp->n_ff_exp;
     if (2 * k > MM_MAX_OUT || k > c->n_batch || (c->act_dec && k > c->act_dec_rows)) return false;
     mm_out gu[MM_MAX_OUT], dn[MM_MAX_OUT];
     for (uint32_t s = 0; s < k; s++) {
-        int32_t e = c->moe_sel[s];
-        const hai_weight *g = &L->exps[e], *u = &L->exps[ne + e], *d = &L->exps[2 * ne + e];
-        if (act_of(g) != act_of(&L->exps[c->moe_sel[0]]) || act_of(u) != act_of(g) || act_of(d) != act_of(&L->exps[2 * ne + c->moe_sel[0]]))
-            return false;
+        const hai_weight *g = v[s][0], *u = v[s][1], *d = v[s][2];
+        if (act_of(g) != act_of(v[0][0]) || act_of(u) != act_of(g) || act_of(d) != act_of(v[0][2])) return false;
         gu[2 * s] = (mm_out){g, c->gate + (size_t)s * X, false, 0};
         gu[2 * s + 1] = (mm_out){u, c->up + (size_t)s * X, false, 0};
         dn[s] = (mm_out){d, c->moe_tmp + (size_t)s * E, false, s};
@@ -632,11 +631,53 @@ static bool moe_one_token(hai_context *c, const hai_layer *L, int held) {
     return true;
 }
 
+/* ---- experts streamed from the file (stream.h) --------------------------------------------------- */
+
+#define MOE_PINNED_MAX 32 /* a decode step's experts pinned together (more: one at a time) */
+
+/* Expert e of layer l: its gate, up and down, the model's views or (streamed) the cache slot it
+ * was read into, pinned until expert_put. An error when the file could not be read. */
+static hai_status expert_get(hai_context *c, const hai_layer *L, uint32_t l, uint32_t e, const hai_weight *v[3], hai_error *err) {
+    hai_stream *s = c->m->stream;
+    uint32_t ne = c->m->hp.n_expert;
+    if (stream_mode(s) != STREAM_EXPERTS) {
+        v[0] = &L->exps[e], v[1] = &L->exps[ne + e], v[2] = &L->exps[2 * ne + e];
+        return HAI_OK;
+    }
+    const hai_weight *w;
+    hai_status st = stream_acquire(s, l * ne + e, &w, err);
+    if (!st) v[0] = &w[0], v[1] = &w[1], v[2] = &w[2];
+    return st;
+}
+
+static void expert_put(hai_context *c, uint32_t l, uint32_t e) {
+    if (stream_mode(c->m->stream) == STREAM_EXPERTS) stream_release(c->m->stream, l * c->m->hp.n_expert + e);
+}
+
+/* Reads ahead the experts the next layer will likely choose: its router on this layer's input
+ * (the residual stream changes little between layers), while this layer computes. Only a router
+ * in floats (as files keep it), which reads xn as it is; one token. */
+static void moe_predict(hai_context *c, uint32_t l) {
+    const hai_model *m = c->m;
+    uint32_t ne = m->hp.n_expert, k = m->hp.n_expert_used;
+    if (l + 1 >= m->hp.n_layer || act_of(&m->layers[l + 1].router) != HAI_ACT_F32) return;
+    mm_out r = {&m->layers[l + 1].router, c->moe_logits, false, 0}; /* this layer's routing is done with them */
+    matmul(c, c->xn, 1, &r, 1);
+    for (uint32_t s = 0; s < k; s++) { /* the k largest: each taken marked -inf */
+        uint32_t best = 0;
+        for (uint32_t e = 1; e < ne; e++)
+            if (c->moe_logits[e] > c->moe_logits[best]) best = e;
+        c->moe_logits[best] = -INFINITY;
+        stream_prefetch(m->stream, (l + 1) * ne + best);
+    }
+}
+
 /* The feed-forward block of a mixture-of-experts layer (qwen2moe, qwen3moe): the router, the
  * shared expert on every token, then each chosen expert on its tokens only. */
-static void moe_block(hai_context *c, const hai_layer *L, uint32_t n) {
+static hai_status moe_block(hai_context *c, const hai_layer *L, uint32_t l, uint32_t n, hai_error *err) {
     const hai_hparams *hp = &c->m->hp;
     int64_t E = hp->n_embd;
+    uint32_t ne = hp->n_expert, k = hp->n_expert_used;
     /* a router in floats reads xn as floats: the same pass quantizes xn for the experts (a decode
      * step's pool round fewer) */
     int held = (int)(act_of(&L->router) != HAI_ACT_F32 ? act_of(&L->router) : act_of(&L->exps[0])); /* what c->act holds of xn; -1: none */
@@ -651,17 +692,75 @@ static void moe_block(hai_context *c, const hai_layer *L, uint32_t n) {
         scatter_job sj = {c, NULL, NULL, n, L->shexp_gate};
         hai_pool_run(c->pool, scatter_task, &sj);
     }
-    if (n == 1 && moe_one_token(c, L, held)) return;
-    for (uint32_t e = 0; e < hp->n_expert; e++) {
+    hai_stream *s = stream_mode(c->m->stream) == STREAM_EXPERTS ? c->m->stream : NULL;
+    hai_status st = HAI_OK;
+    if (s) stream_turn(s, l);
+    if (n == 1 && k <= MOE_PINNED_MAX) { /* all k pinned at once: read together, then one pass */
+        const hai_weight *v[MOE_PINNED_MAX][3];
+        uint32_t got = 0;
+        for (uint32_t i = 0; s && i < k; i++) stream_want(s, l * ne + (uint32_t)c->moe_sel[i]);
+        if (s) moe_predict(c, l);
+        while (got < k && !(st = expert_get(c, L, l, (uint32_t)c->moe_sel[got], v[got], err))) got++;
+        if (st)
+            ;
+        else if (!moe_one_token(c, (const hai_weight *const (*)[3])v, held))
+            for (uint32_t i = 0; i < k; i++) { /* one at a time (c->moe_off groups them by expert; one token: each once) */
+                norm_job gather = {c, c->xn, (size_t)E, NULL, c->moe_xg, E, 1, act_of(v[i][0]), c->moe_tok + c->moe_off[c->moe_sel[i]]};
+                hai_pool_run(c->pool, norm_task, &gather);
+                expert_ffn(c, v[i][0], v[i][1], v[i][2], c->moe_xg, 1);
+                scatter_job sj = {c, c->moe_tok + c->moe_off[c->moe_sel[i]], c->moe_w + c->moe_off[c->moe_sel[i]], 1, NULL};
+                hai_pool_run(c->pool, scatter_task, &sj);
+            }
+        for (uint32_t i = 0; i < got; i++) expert_put(c, l, (uint32_t)c->moe_sel[i]);
+        if (s) stream_turn_end(s, l);
+        return st;
+    }
+    uint32_t ahead = s ? stream_group_slots(s) - 1 : 0; /* experts read ahead while one computes */
+    for (uint32_t e = 0; e < ne && !st; e++) {
         uint32_t off = c->moe_off[e], cnt = c->moe_off[e + 1] - off;
         if (!cnt) continue;
-        const hai_weight *g = &L->exps[e], *u = &L->exps[hp->n_expert + e], *d = &L->exps[2 * hp->n_expert + e];
-        norm_job gather = {c, c->xn, (size_t)E, NULL, c->moe_xg, E, cnt, act_of(g), c->moe_tok + off};
+        if (s) {
+            stream_want(s, l * ne + e);
+            for (uint32_t f = e + 1, w = 0; f < ne && w < ahead; f++)
+                if (c->moe_off[f + 1] > c->moe_off[f]) stream_prefetch(s, l * ne + f), w++;
+        }
+        const hai_weight *v[3];
+        if ((st = expert_get(c, L, l, e, v, err))) break;
+        norm_job gather = {c, c->xn, (size_t)E, NULL, c->moe_xg, E, cnt, act_of(v[0]), c->moe_tok + off};
         hai_pool_run(c->pool, norm_task, &gather);
-        expert_ffn(c, g, u, d, c->moe_xg, cnt);
+        expert_ffn(c, v[0], v[1], v[2], c->moe_xg, cnt);
         scatter_job sj = {c, c->moe_tok + off, c->moe_w + off, cnt, NULL};
         hai_pool_run(c->pool, scatter_task, &sj);
+        expert_put(c, l, e);
     }
+    if (s) stream_turn_end(s, l);
+    return st;
+}
+
+/* ---- layers streamed from the file (stream.h) ---------------------------------------------------- */
+
+/* A streamed layer: *out is L with its matrices in the slot they were read into (pinned until
+ * layer_put), the next layers read ahead into the ring's other slots. */
+static hai_status layer_get(hai_context *c, const hai_layer *L, hai_layer *out, hai_error *err) {
+    hai_stream *s = c->m->stream;
+    uint32_t u = L->stream_unit, n = stream_units(s);
+    stream_turn(s, 0);
+    stream_want(s, u);
+    for (uint32_t r = 1; r < stream_group_slots(s); r++) stream_prefetch(s, (u + r) % n); /* past the last: the next token's first */
+    const hai_weight *w;
+    hai_status st = stream_acquire(s, u, &w, err);
+    if (st) {
+        stream_turn_end(s, 0);
+        return st;
+    }
+    *out = *L;
+    out->wq = w[0], out->wk = w[1], out->wv = w[2], out->wo = w[3], out->gate = w[4], out->up = w[5], out->down = w[6];
+    return HAI_OK;
+}
+
+static void layer_put(hai_context *c, const hai_layer *L) {
+    stream_release(c->m->stream, L->stream_unit);
+    stream_turn_end(c->m->stream, 0);
 }
 
 static void rope_table(hai_context *c, uint32_t n) {
@@ -697,6 +796,12 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         if (c->should_abort && c->should_abort(c->abort_user))
             return hai_fail(err, HAI_ERR_CANCELLED, "eval: cancelled");
         const hai_layer *L = &m->layers[l];
+        hai_layer streamed;
+        if (L->streamed) {
+            hai_status st = layer_get(c, L, &streamed, err);
+            if (st) return st;
+            L = &streamed;
+        }
         /* attention block */
         norm_quant(c, c->x, (size_t)E, L->attn_norm, c->xn, E, n, act_of(&L->wq));
         if (act_of(&L->wk) == act_of(&L->wq) && act_of(&L->wv) == act_of(&L->wq)) {
@@ -720,13 +825,15 @@ hai_status hai_forward(hai_context *c, const hai_token *tokens, uint32_t n, uint
         norm_quant(c, c->attn, odim, NULL, c->attn, (int64_t)odim, n, act_of(&L->wo));
         add_residual(c, &L->wo, c->attn, n, c->xn, L->post_attn_norm);
         if (L->exps) {
-            moe_block(c, L, n);
+            hai_status st = moe_block(c, L, l, n, err);
+            if (st) return st;
             continue;
         }
         /* feed-forward block */
         norm_quant(c, c->x, (size_t)E, L->ffn_norm, c->xn, E, n, act_of(&L->gate));
         gate_up(c, &L->gate, &L->up, &L->down, c->xn, n);
         add_residual(c, &L->down, c->gate, n, c->xn, L->post_ffn_norm);
+        if (L->streamed) layer_put(c, L);
     }
     if (c->embd_pool) { /* hai_embed: every row through the output norm, pooled */
         norm_job pj = {c, c->x, (size_t)E, m->output_norm, c->xn, E, n, HAI_ACT_F32, NULL};

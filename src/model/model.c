@@ -2,6 +2,7 @@
  * The matmul weights are copied (or repacked) into memory of the process's own, in large pages;
  * the embedding table stays in the read-only mapping; 1-D tensors (norms, biases) become float. */
 #include "model.h"
+#include "model/stream.h"
 #include "tokenizer/tokenizer.h"
 
 #include <math.h>
@@ -561,31 +562,28 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
     if (!st) st = read_hparams(m, a, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 2, 4, "tensors");
     if (!st) st = load_tensors(m, err);
-    if (!st && p && p->mem_budget) { /* the weights first: a budget they do not fit is an error before any is read */
-        if (m->weights_bytes + hai_gguf_data_offset(m->gguf) > p->mem_budget)
-            st = hai_fail(err, HAI_ERR_LIMIT, "model: the weights take %.1f MiB; the memory budget is %.1f MiB", m->weights_bytes / 1048576.0,
-                          p->mem_budget / 1048576.0);
-        else if (!(m->budget = calloc(1, sizeof *m->budget)))
-            st = hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
-        else {
-            pthread_mutex_init(&m->budget->mu, NULL);
-            m->budget->limit = p->mem_budget;
-            m->budget->used = m->weights_bytes + hai_gguf_data_offset(m->gguf); /* the weights, and the header and metadata read whole */
-        }
-    }
-    if (!st) st = place_weights(m, p && p->mmap_weights, err);
     if (!st && p && p->progress) p->progress(p->progress_user, 3, 4, "tokenizer");
     if (!st) st = hai_tokenizer_from_gguf(m->gguf, &m->tok, err);
-    if (!st && m->budget) { /* the tokenizer's tables count too */
-        uint64_t tb = tok_memory_bytes(m->tok);
-        if (m->budget->used + tb > m->budget->limit)
-            st = hai_fail(err, HAI_ERR_LIMIT, "model: the weights (%.1f MiB) and the tokenizer (%.1f MiB) take more than the memory budget of %.1f MiB",
-                          m->weights_bytes / 1048576.0, tb / 1048576.0, m->budget->limit / 1048576.0);
-        m->budget->used += tb;
-    }
     if (!st && hai_tokenizer_n_vocab(m->tok) > (int32_t)m->hp.n_vocab)
         st = hai_fail(err, HAI_ERR_FORMAT, "model: the tokenizer has %d tokens but the embedding only %u rows",
                       hai_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
+    if (!st && p && p->mem_budget) { /* the header and metadata (read whole) and the tokenizer's tables first */
+        if (!(m->budget = calloc(1, sizeof *m->budget))) {
+            st = hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+        } else {
+            pthread_mutex_init(&m->budget->mu, NULL);
+            m->budget->limit = p->mem_budget;
+            m->budget->used = hai_gguf_data_offset(m->gguf) + tok_memory_bytes(m->tok);
+            if (m->budget->used > m->budget->limit)
+                st = hai_fail(err, HAI_ERR_LIMIT, "model: the file's metadata and the tokenizer take %.1f MiB; the memory budget is %.1f MiB",
+                              m->budget->used / 1048576.0, m->budget->limit / 1048576.0);
+        }
+    }
+    /* then the weights: what stays in memory counts, what streams from the file does not (its
+     * cache counts once it is made); a budget they do not fit is an error before any is read */
+    if (!st) st = hai_stream_plan(m, p, err);
+    if (!st) st = place_weights(m, p && p->mmap_weights, err);
+    if (!st && m->stream) st = hai_stream_start(m, path, err);
     if (st) {
         hai_error_prefix(err, "%s", path);
         hai_model_free(m);
@@ -599,6 +597,7 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
 
 void hai_model_free(hai_model *m) {
     if (!m) return;
+    hai_stream_free(m->stream); /* its readers stop before the memory they read into goes */
     if (m->budget) {
         pthread_mutex_destroy(&m->budget->mu);
         free(m->budget);

@@ -7,6 +7,8 @@
 
 #include "hai.h"
 
+typedef struct hai_stream hai_stream;
+
 typedef enum rope_style {
     ROPE_NORMAL, /* rotate adjacent pairs (2i, 2i+1): llama */
     ROPE_NEOX,   /* rotate halves (i, i + n_rot/2): qwen2, qwen3 */
@@ -43,6 +45,8 @@ typedef struct hai_layer {
     hai_weight router;           /* MoE: ffn_gate_inp, one row an expert */
     hai_weight *exps;            /* MoE: [3][n_expert] each expert's gate, up, down: views of the stacked tensors */
     float *shexp_gate;           /* [n_embd] or NULL */
+    bool streamed;               /* its matrices are read from the file as needed: unit stream_unit (stream.h) */
+    uint32_t stream_unit;
 } hai_layer;
 
 typedef struct hai_hparams {
@@ -95,6 +99,7 @@ struct hai_model {
     uint64_t expert_bytes;       /* of weights_bytes, the experts' (MoE): a token reads n_expert_used / n_expert of them */
     uint8_t *arena;              /* the matmul weights, copied or repacked at load (see model.c), or NULL */
     struct hai_budget *budget;   /* the memory budget (hai_model_params.mem_budget), or NULL */
+    struct hai_stream *stream;   /* weights read from the file as needed (stream.h), or NULL */
 };
 
 /* A model's memory budget: its weights and its contexts' allocations count against limit. The

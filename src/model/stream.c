@@ -1,0 +1,547 @@
+/* Weights streamed from the model file: the plan (what streams, how much cache), the cache of
+ * slots, the reading threads. See stream.h. */
+/* O_DIRECT needs _GNU_SOURCE, which the build defines */
+#include "model/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/error.h"
+#include "base/memory.h"
+#include "kernels/kernels.h"
+
+#define IO_ALIGN 4096 /* O_DIRECT: offsets, lengths and buffers in whole logical blocks (4 KiB covers them all) */
+#define N_READERS 2   /* two reads in flight: the storage's queue never runs dry between them */
+#define RING_SLOTS 2  /* dense layers: the one computing and the one being read */
+
+enum { SLOT_EMPTY, SLOT_LOADING, SLOT_READY };
+
+typedef struct slot {
+    int32_t unit;        /* -1: none */
+    uint8_t state;
+    bool queued;         /* waiting in the queue (not yet being read) */
+    bool prefetched;     /* read ahead and not yet used */
+    uint32_t pins;
+    uint64_t tick;       /* last use: the group's smallest is evicted */
+    uint8_t *mem;
+    hai_weight w[STREAM_MAX_PARTS];
+} slot;
+
+struct hai_stream {
+    int mode;
+    int fd;
+    bool direct;                /* fd is O_DIRECT; else pages are dropped after each read */
+    const uint8_t *file_base;   /* the mapping's first byte: a view's data - file_base is its file offset */
+    uint32_t n_units, n_parts, n_groups, group_units, group_slots;
+    hai_weight *src;            /* [n_units][n_parts]: as in the file (data into the mapping, never read) */
+    int32_t *slot_of;           /* [n_units]: its slot, -1: none */
+    uint8_t *failed;            /* [n_units]: its last read failed (the waiter reports it) */
+    slot *slots;                /* [n_groups][group_slots] */
+    size_t slot_bytes, stage_bytes;
+    uint8_t *mem, *stage[N_READERS];
+    pthread_mutex_t mu;
+    pthread_cond_t ready, work;
+    pthread_mutex_t *turn;      /* [n_groups] */
+    int32_t *queue;             /* slots to read, a ring: demand at the front, read-ahead at the back */
+    uint32_t q_head, q_len, q_cap;
+    pthread_t readers[N_READERS];
+    uint32_t n_readers;
+    bool stop, started;
+    uint64_t tick;
+    hai_stream_stats st;
+    hai_error io_err;           /* the last failed read */
+    /* the budget's share, returned at free */
+    uint64_t charged;
+};
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static size_t up64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* A part as placed (in the kernels' layout where they have one). */
+static size_t placed_bytes(const hai_weight *f, uint32_t *to) {
+    *to = f->type < HAI_TYPE_COUNT ? hai_kernels_best()->repack[f->type] : 0;
+    return up64(*to ? hai_repack_bytes(*to, f->n_in, f->n_out) : f->row_bytes * (size_t)f->n_out);
+}
+
+static size_t file_span(const hai_stream *s, const hai_weight *f, uint64_t *at) {
+    uint64_t off = (uint64_t)(f->data - s->file_base), len = f->row_bytes * (uint64_t)f->n_out;
+    *at = off / IO_ALIGN * IO_ALIGN;
+    return (size_t)((off + len - *at + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN);
+}
+
+/* ---- the plan ----------------------------------------------------------------------------------- */
+
+/* Takes weight w into unit u's part p: the file view kept, the model's copy marked streamed (no
+ * data; type and row size as placed, which is what the context's sizing reads). */
+static uint64_t take(hai_stream *s, uint32_t u, uint32_t p, hai_weight *w) {
+    s->src[(size_t)u * s->n_parts + p] = *w;
+    if (!w->data) return 0;
+    uint32_t to;
+    placed_bytes(w, &to);
+    uint64_t bytes = w->row_bytes * (uint64_t)w->n_out;
+    if (to) w->row_bytes = hai_repack_row_bytes(to, w->n_in), w->type = to;
+    w->data = NULL;
+    return bytes;
+}
+
+static size_t unit_bytes(const hai_stream *s, uint32_t u, size_t *stage) {
+    size_t b = 0;
+    for (uint32_t p = 0; p < s->n_parts; p++) {
+        const hai_weight *f = &s->src[(size_t)u * s->n_parts + p];
+        if (!f->data) continue;
+        uint32_t to;
+        uint64_t at;
+        b += placed_bytes(f, &to);
+        size_t span = file_span(s, f, &at);
+        if (span > *stage) *stage = span;
+    }
+    return b;
+}
+
+static hai_weight *layer_part(hai_layer *L, uint32_t p) {
+    hai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    return ws[p];
+}
+
+static uint64_t layer_file_bytes(hai_layer *L) {
+    uint64_t b = 0;
+    for (uint32_t p = 0; p < 7; p++) b += layer_part(L, p)->data ? layer_part(L, p)->row_bytes * (uint64_t)layer_part(L, p)->n_out : 0;
+    return b;
+}
+
+static uint64_t layer_placed_bytes(hai_layer *L) {
+    uint64_t b = 0;
+    for (uint32_t p = 0; p < 7; p++) {
+        uint32_t to;
+        b += layer_part(L, p)->data ? placed_bytes(layer_part(L, p), &to) : 0;
+    }
+    return b;
+}
+
+static hai_status alloc_tables(hai_stream *s, hai_error *err) {
+    s->src = calloc((size_t)s->n_units * s->n_parts, sizeof *s->src);
+    s->slot_of = malloc(s->n_units * sizeof *s->slot_of);
+    s->failed = calloc(s->n_units, 1);
+    if (!s->src || !s->slot_of || !s->failed) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    for (uint32_t u = 0; u < s->n_units; u++) s->slot_of[u] = -1;
+    return HAI_OK;
+}
+
+static double mib(uint64_t b) { return b / 1048576.0; }
+
+/* The slots' region: in 2 MiB pages when it is large (decode reads weights faster from them,
+ * memory.h), else in 4 KiB pages, so that a small cache does not take a whole huge page. */
+#define HUGE_FROM (8u << 20)
+static uint64_t region_bytes(uint64_t n) { return n >= HUGE_FROM ? hai_huge_bytes(n) : (n + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN; }
+
+/* The most slots (up to max) whose region fits in room. */
+static uint64_t slots_fitting(uint64_t room, uint64_t slot_bytes, uint64_t max) {
+    uint64_t n = room / slot_bytes;
+    if (n > max) n = max;
+    while (n && region_bytes(n * slot_bytes) > room) n--;
+    return n;
+}
+
+hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *err) {
+    hai_budget *b = m->budget;
+    hai_stream_mode mode = p ? p->stream : HAI_STREAM_AUTO;
+    bool over = b && m->weights_bytes + b->used > b->limit;
+    if (mode == HAI_STREAM_OFF || (mode == HAI_STREAM_AUTO && !over)) {
+        if (over)
+            return hai_fail(err, HAI_ERR_LIMIT, "model: the weights take %.1f MiB; the memory budget is %.1f MiB", mib(m->weights_bytes),
+                            mib(b->limit));
+        if (b) b->used += m->weights_bytes;
+        return HAI_OK;
+    }
+    const hai_hparams *hp = &m->hp;
+    hai_stream *s = calloc(1, sizeof *s);
+    if (!s) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    s->fd = -1;
+    m->stream = s;
+    const hai_gguf_tensor *t0 = hai_gguf_tensor_at(m->gguf, 0);
+    s->file_base = (const uint8_t *)t0->data - t0->offset - hai_gguf_data_offset(m->gguf);
+    s->mode = hp->n_expert ? STREAM_EXPERTS : STREAM_LAYERS;
+    uint64_t streamable = hp->n_expert ? m->expert_bytes : 0;
+    for (uint32_t l = 0; !hp->n_expert && l < hp->n_layer; l++) streamable += layer_file_bytes(&m->layers[l]);
+    uint64_t resident = m->weights_bytes - streamable; /* before layers are chosen to stay */
+    if (b && b->used + resident > b->limit)
+        return hai_fail(err, HAI_ERR_LIMIT, "model: the weights that cannot stream (%s) take %.1f MiB; the memory budget is %.1f MiB",
+                        hp->n_expert ? "all but the experts" : "embeddings, output, norms", mib(resident), mib(b->limit));
+    /* the cache: what the caller says, else 3/4 of what the budget leaves (the rest for contexts) */
+    uint64_t cache = p && p->stream_cache ? p->stream_cache : b ? (b->limit - b->used - resident) / 4 * 3 : streamable / 4;
+    s->n_readers = N_READERS;
+    hai_status st;
+    if (s->mode == STREAM_EXPERTS) {
+        s->n_parts = 3, s->n_groups = hp->n_layer, s->group_units = hp->n_expert, s->n_units = hp->n_layer * hp->n_expert;
+        if ((st = alloc_tables(s, err))) return st;
+        uint32_t ne = hp->n_expert;
+        for (uint32_t l = 0; l < hp->n_layer; l++) /* unit l * ne + e: expert e of layer l, its gate, up, down */
+            for (uint32_t e = 0; e < ne; e++)
+                for (uint32_t k = 0; k < 3; k++) s->src[((size_t)l * ne + e) * 3 + k] = m->layers[l].exps[k * ne + e];
+        for (uint32_t u = 0; u < s->n_units; u++) {
+            size_t ub = unit_bytes(s, u, &s->stage_bytes);
+            if (ub > s->slot_bytes) s->slot_bytes = ub;
+        }
+        uint64_t fixed = (uint64_t)s->n_readers * s->stage_bytes;
+        uint64_t per = (uint64_t)s->slot_bytes * hp->n_layer;
+        s->group_slots = (uint32_t)(cache > fixed ? slots_fitting(cache - fixed, per, ne) : 0);
+        if (s->group_slots < hp->n_expert_used)
+            return hai_fail(err, HAI_ERR_LIMIT, "model: streaming the experts needs %u of each layer's in memory (%.2f MiB); %s %.2f MiB",
+                            hp->n_expert_used, mib(region_bytes(hp->n_expert_used * per) + fixed),
+                            p && p->stream_cache ? "the stream cache is" : "the memory budget leaves", mib(cache));
+        for (uint32_t l = 0; l < hp->n_layer; l++)
+            for (uint32_t e = 0; e < ne; e++)
+                for (uint32_t k = 0; k < 3; k++) take(s, l * ne + e, k, &m->layers[l].exps[k * ne + e]);
+    } else {
+        /* the first layers stay resident; the others pass through RING_SLOTS buffers */
+        uint64_t slot_b = 0, stage = 0;
+        for (uint32_t l = 0; l < hp->n_layer; l++) {
+            uint64_t lb = layer_placed_bytes(&m->layers[l]);
+            if (lb > slot_b) slot_b = lb;
+            for (uint32_t k = 0; k < 7; k++) {
+                const hai_weight *f = layer_part(&m->layers[l], k);
+                uint64_t at;
+                if (f->data && file_span(s, f, &at) > stage) stage = file_span(s, f, &at);
+            }
+        }
+        uint64_t fixed = (uint64_t)s->n_readers * stage;
+        uint32_t ring = cache > fixed ? (uint32_t)slots_fitting(cache - fixed, slot_b, RING_SLOTS) : 0;
+        if (!ring)
+            return hai_fail(err, HAI_ERR_LIMIT, "model: streaming the layers needs one layer in memory (%.2f MiB); %s %.2f MiB",
+                            mib(region_bytes(slot_b) + fixed), p && p->stream_cache ? "the stream cache is" : "the memory budget leaves",
+                            mib(cache));
+        uint64_t room = cache - fixed - region_bytes(ring * slot_b), kept = 0;
+        uint32_t first = 0; /* layers [0, first) stay resident */
+        while (first + 1 < hp->n_layer && kept + layer_placed_bytes(&m->layers[first]) <= room) kept += layer_placed_bytes(&m->layers[first++]);
+        s->n_parts = 7, s->n_groups = 1, s->n_units = hp->n_layer - first, s->group_units = s->n_units;
+        s->group_slots = ring < s->n_units ? ring : s->n_units;
+        s->slot_bytes = slot_b, s->stage_bytes = stage;
+        if ((st = alloc_tables(s, err))) return st;
+        for (uint32_t l = first; l < hp->n_layer; l++) {
+            hai_layer *L = &m->layers[l];
+            L->streamed = true, L->stream_unit = l - first;
+            for (uint32_t k = 0; k < 7; k++) take(s, l - first, k, layer_part(L, k));
+        }
+        resident = m->weights_bytes;
+        for (uint32_t u = 0; u < s->n_units; u++)
+            for (uint32_t k = 0; k < 7; k++) {
+                const hai_weight *f = &s->src[(size_t)u * 7 + k];
+                if (f->data) resident -= f->row_bytes * (uint64_t)f->n_out;
+            }
+    }
+    if (b) b->used += resident;
+    s->st.streamed_bytes = m->weights_bytes - resident;
+    return HAI_OK;
+}
+
+/* ---- reading ------------------------------------------------------------------------------------ */
+
+static hai_status read_span(hai_stream *s, uint8_t *dst, size_t len, uint64_t at, hai_error *err) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(s->fd, dst + done, len - done, (off_t)(at + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return hai_fail(err, HAI_ERR_IO, "model: reading streamed weights at byte %llu: %s", (unsigned long long)(at + done), strerror(errno));
+        if (r == 0) break;
+        done += (size_t)r;
+    }
+    if (!s->direct) posix_fadvise(s->fd, (off_t)at, (off_t)len, POSIX_FADV_DONTNEED); /* RAM must not hold what was read */
+    /* O_DIRECT reads whole blocks: the last span may pass the file's end by less than a block */
+    return done + IO_ALIGN > len ? HAI_OK
+                                 : hai_fail(err, HAI_ERR_IO, "model: the file ends at byte %llu, inside streamed weights (it changed after loading?)",
+                                            (unsigned long long)(at + done));
+}
+
+/* Reads unit u into slot sl through the reader's staging buffer, each part placed as the kernels
+ * want it. */
+static hai_status load_unit(hai_stream *s, uint32_t u, slot *sl, uint8_t *stage, hai_error *err) {
+    size_t at = 0;
+    for (uint32_t p = 0; p < s->n_parts; p++) {
+        const hai_weight *f = &s->src[(size_t)u * s->n_parts + p];
+        if (!f->data) {
+            sl->w[p] = *f;
+            continue;
+        }
+        uint64_t start;
+        size_t span = file_span(s, f, &start), len = f->row_bytes * (size_t)f->n_out;
+        hai_status st = read_span(s, stage, span, start, err);
+        if (st) return st;
+        const uint8_t *from = stage + ((uint64_t)(f->data - s->file_base) - start);
+        uint32_t to;
+        size_t pb = placed_bytes(f, &to);
+        uint8_t *dst = sl->mem + at;
+        if (to)
+            hai_repack(f->type, to, from, f->row_bytes, dst, f->n_in, f->n_out);
+        else
+            memcpy(dst, from, len);
+        sl->w[p] = (hai_weight){to ? to : f->type, f->n_in, f->n_out, to ? hai_repack_row_bytes(to, f->n_in) : f->row_bytes, dst};
+        at += pb;
+    }
+    return HAI_OK;
+}
+
+typedef struct reader_arg {
+    hai_stream *s;
+    uint32_t i;
+} reader_arg;
+
+static void *reader(void *arg) {
+    hai_stream *s = ((reader_arg *)arg)->s;
+    uint8_t *stage = s->stage[((reader_arg *)arg)->i];
+    free(arg);
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->stop && !s->q_len) pthread_cond_wait(&s->work, &s->mu);
+        if (s->stop) break;
+        int32_t si = s->queue[s->q_head];
+        s->q_head = (s->q_head + 1) % s->q_cap, s->q_len--;
+        slot *sl = &s->slots[si];
+        sl->queued = false;
+        uint32_t u = (uint32_t)sl->unit;
+        pthread_mutex_unlock(&s->mu);
+        hai_error e = {0};
+        double t0 = now_s();
+        hai_status st = load_unit(s, u, sl, stage, &e);
+        double t1 = now_s();
+        pthread_mutex_lock(&s->mu);
+        s->st.read_seconds += t1 - t0;
+        if (st) {
+            s->io_err = e;
+            s->failed[u] = 1;
+            s->slot_of[u] = -1;
+            sl->unit = -1, sl->state = SLOT_EMPTY, sl->tick = 0, sl->prefetched = false;
+        } else {
+            for (uint32_t p = 0; p < s->n_parts; p++) {
+                const hai_weight *f = &s->src[(size_t)u * s->n_parts + p];
+                if (f->data) s->st.bytes_read += f->row_bytes * (uint64_t)f->n_out;
+            }
+            sl->state = SLOT_READY;
+        }
+        pthread_cond_broadcast(&s->ready);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- the cache ---------------------------------------------------------------------------------- */
+
+static void enqueue(hai_stream *s, int32_t si, bool front) {
+    if (front) {
+        s->q_head = (s->q_head + s->q_cap - 1) % s->q_cap;
+        s->queue[s->q_head] = si;
+    } else {
+        s->queue[(s->q_head + s->q_len) % s->q_cap] = si;
+    }
+    s->q_len++;
+    s->slots[si].queued = true;
+    pthread_cond_signal(&s->work);
+}
+
+/* A slot queued for read-ahead that the forward pass now waits for moves to the front. */
+static void hurry(hai_stream *s, int32_t si) {
+    for (uint32_t i = 0; i < s->q_len; i++) {
+        uint32_t at = (s->q_head + i) % s->q_cap;
+        if (s->queue[at] != si) continue;
+        for (uint32_t j = i; j > 0; j--) s->queue[(s->q_head + j) % s->q_cap] = s->queue[(s->q_head + j - 1) % s->q_cap];
+        s->queue[s->q_head] = si;
+        return;
+    }
+}
+
+/* The group's least recently used slot that is neither pinned nor being read, given to unit u
+ * and queued; -1 when there is none. */
+static int32_t claim(hai_stream *s, uint32_t u, bool urgent) {
+    uint32_t g = u / s->group_units;
+    slot *base = s->slots + (size_t)g * s->group_slots;
+    int32_t best = -1;
+    for (uint32_t i = 0; i < s->group_slots; i++)
+        if (base[i].state != SLOT_LOADING && !base[i].pins && (best < 0 || base[i].tick < base[best].tick)) best = (int32_t)i;
+    if (best < 0) return -1;
+    slot *sl = &base[best];
+    if (sl->unit >= 0) s->slot_of[sl->unit] = -1;
+    sl->unit = (int32_t)u, sl->state = SLOT_LOADING, sl->tick = ++s->tick, sl->prefetched = !urgent;
+    int32_t si = (int32_t)(g * s->group_slots + (uint32_t)best);
+    s->slot_of[u] = si;
+    s->failed[u] = 0;
+    enqueue(s, si, urgent);
+    return si;
+}
+
+void stream_prefetch(hai_stream *s, uint32_t u) {
+    pthread_mutex_lock(&s->mu);
+    if (s->slot_of[u] < 0 && claim(s, u, false) >= 0) s->st.prefetches++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void stream_want(hai_stream *s, uint32_t u) {
+    pthread_mutex_lock(&s->mu);
+    s->st.acquires++;
+    int32_t si = s->slot_of[u];
+    if (si >= 0 && s->slots[si].state == SLOT_READY)
+        s->st.hits++;
+    else if (si >= 0)
+        s->st.late++;
+    else
+        s->st.misses++;
+    if (si >= 0 && s->slots[si].prefetched) s->st.prefetch_used++, s->slots[si].prefetched = false;
+    if (si >= 0 && s->slots[si].queued)
+        hurry(s, si);
+    else if (si < 0)
+        claim(s, u, true); /* none free now: stream_acquire waits for one */
+    pthread_mutex_unlock(&s->mu);
+}
+
+hai_status stream_acquire(hai_stream *s, uint32_t u, const hai_weight **out, hai_error *err) {
+    pthread_mutex_lock(&s->mu);
+    double t0 = 0;
+    int32_t si;
+    for (;;) {
+        si = s->slot_of[u];
+        if (si >= 0 && s->slots[si].state == SLOT_READY) break;
+        if (si >= 0 && s->slots[si].queued) hurry(s, si);
+        if (si < 0 && s->failed[u]) { /* its read failed: reported once, the next acquire reads again */
+            s->failed[u] = 0;
+            hai_status st = hai_fail(err, s->io_err.status ? s->io_err.status : HAI_ERR_IO, "%s", s->io_err.msg);
+            pthread_mutex_unlock(&s->mu);
+            return st;
+        }
+        if (si < 0 && claim(s, u, true) >= 0) continue; /* evicted since it was wanted, or never wanted */
+        if (!t0) t0 = now_s();
+        pthread_cond_wait(&s->ready, &s->mu); /* being read, or every slot busy: until a read ends or a pin goes */
+    }
+    if (t0) s->st.wait_seconds += now_s() - t0;
+    slot *sl = &s->slots[si];
+    sl->pins++;
+    sl->tick = ++s->tick;
+    sl->prefetched = false;
+    pthread_mutex_unlock(&s->mu);
+    *out = sl->w;
+    return HAI_OK;
+}
+
+void stream_release(hai_stream *s, uint32_t u) {
+    pthread_mutex_lock(&s->mu);
+    int32_t si = s->slot_of[u];
+    if (si >= 0 && s->slots[si].pins && !--s->slots[si].pins) pthread_cond_broadcast(&s->ready);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void stream_turn(hai_stream *s, uint32_t group) { pthread_mutex_lock(&s->turn[group]); }
+void stream_turn_end(hai_stream *s, uint32_t group) { pthread_mutex_unlock(&s->turn[group]); }
+int stream_mode(const hai_stream *s) { return s ? s->mode : STREAM_NONE; }
+uint32_t stream_group_slots(const hai_stream *s) { return s->group_slots; }
+uint32_t stream_units(const hai_stream *s) { return s->n_units; }
+
+/* ---- start and stop ----------------------------------------------------------------------------- */
+
+hai_status hai_stream_start(hai_model *m, const char *path, hai_error *err) {
+    hai_stream *s = m->stream;
+    size_t n_slots = (size_t)s->n_groups * s->group_slots;
+    uint64_t region = region_bytes(n_slots * s->slot_bytes), need = region + (uint64_t)s->n_readers * s->stage_bytes;
+    hai_budget *b = m->budget;
+    if (b) {
+        pthread_mutex_lock(&b->mu);
+        bool fits = b->used + need <= b->limit;
+        if (fits) b->used += need, s->charged = need;
+        pthread_mutex_unlock(&b->mu);
+        if (!fits)
+            return hai_fail(err, HAI_ERR_LIMIT, "model: the stream cache takes %.1f MiB; the memory budget has %.1f MiB left", mib(need),
+                            mib(b->limit - b->used));
+    }
+    s->fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    s->direct = s->fd >= 0;
+    if (s->fd < 0) s->fd = open(path, O_RDONLY | O_CLOEXEC); /* a file system without O_DIRECT (tmpfs): pages dropped instead */
+    if (s->fd < 0) return hai_fail(err, HAI_ERR_IO, "model: cannot open %s to stream its weights: %s", path, strerror(errno));
+    s->slots = calloc(n_slots, sizeof *s->slots);
+    s->turn = calloc(s->n_groups, sizeof *s->turn);
+    s->q_cap = (uint32_t)n_slots;
+    s->queue = malloc(n_slots * sizeof *s->queue);
+    if (region >= HUGE_FROM)
+        s->mem = hai_alloc_huge(n_slots * s->slot_bytes);
+    else if (posix_memalign((void **)&s->mem, IO_ALIGN, region))
+        s->mem = NULL;
+    if (!s->slots || !s->turn || !s->queue || !s->mem) return hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for the stream cache", mib(need));
+    for (size_t i = 0; i < n_slots; i++) s->slots[i] = (slot){.unit = -1, .mem = s->mem + i * s->slot_bytes};
+    for (uint32_t i = 0; i < s->n_readers; i++)
+        if (posix_memalign((void **)&s->stage[i], IO_ALIGN, s->stage_bytes)) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+    /* a read that O_DIRECT refuses (a file system that accepts the flag but not the I/O) */
+    if (s->direct && s->n_units) {
+        uint64_t at;
+        const hai_weight *f = &s->src[0];
+        for (uint32_t p = 0; !f->data && p + 1 < s->n_parts; p++) f++;
+        size_t span = f->data ? file_span(s, f, &at) : 0;
+        if (span && pread(s->fd, s->stage[0], span < IO_ALIGN ? span : IO_ALIGN, (off_t)at) < 0 && errno == EINVAL) {
+            close(s->fd);
+            s->direct = false;
+            if ((s->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return hai_fail(err, HAI_ERR_IO, "model: cannot open %s: %s", path, strerror(errno));
+        }
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->ready, NULL);
+    pthread_cond_init(&s->work, NULL);
+    for (uint32_t g = 0; g < s->n_groups; g++) pthread_mutex_init(&s->turn[g], NULL);
+    s->started = true;
+    s->st.mode = (uint32_t)s->mode, s->st.units = s->n_units, s->st.slots = (uint32_t)n_slots;
+    s->st.unit_bytes = s->slot_bytes, s->st.cache_bytes = need;
+    for (uint32_t i = 0; i < s->n_readers; i++) {
+        reader_arg *a = malloc(sizeof *a);
+        if (!a) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
+        *a = (reader_arg){s, i};
+        if (pthread_create(&s->readers[i], NULL, reader, a)) {
+            free(a);
+            s->n_readers = i;
+            return hai_fail(err, HAI_ERR_INTERNAL, "model: cannot start a thread to read the weights");
+        }
+    }
+    return HAI_OK;
+}
+
+void hai_stream_free(hai_stream *s) {
+    if (!s) return;
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = true;
+        pthread_cond_broadcast(&s->work);
+        pthread_mutex_unlock(&s->mu);
+        for (uint32_t i = 0; i < s->n_readers; i++) pthread_join(s->readers[i], NULL);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->ready);
+        pthread_cond_destroy(&s->work);
+        for (uint32_t g = 0; g < s->n_groups; g++) pthread_mutex_destroy(&s->turn[g]);
+    }
+    if (s->fd >= 0) close(s->fd);
+    for (uint32_t i = 0; i < N_READERS; i++) free(s->stage[i]);
+    free(s->mem), free(s->slots), free(s->turn), free(s->queue), free(s->src), free(s->slot_of), free(s->failed);
+    free(s);
+}
+
+bool hai_model_stream_stats(const hai_model *m, hai_stream_stats *out) {
+    hai_stream *s = m->stream;
+    memset(out, 0, sizeof *out);
+    if (!s || !s->started) return false;
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
+    pthread_mutex_unlock(&s->mu);
+    return true;
+}
+
+void hai_model_stream_reset(hai_model *m) {
+    hai_stream *s = m->stream;
+    if (!s || !s->started) return;
+    pthread_mutex_lock(&s->mu);
+    hai_stream_stats keep = s->st;
+    memset(&s->st, 0, sizeof s->st);
+    s->st.mode = keep.mode, s->st.units = keep.units, s->st.slots = keep.slots, s->st.unit_bytes = keep.unit_bytes;
+    s->st.cache_bytes = keep.cache_bytes, s->st.streamed_bytes = keep.streamed_bytes;
+    pthread_mutex_unlock(&s->mu);
+}
