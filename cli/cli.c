@@ -194,10 +194,11 @@ void cli_stream_report(const hai_model *m, double tokens, FILE *f) {
     hai_stream_stats s;
     if (!hai_model_stream_stats(m, &s) || !s.acquires) return;
     double per = tokens > 0 ? s.bytes_read / tokens / 1048576.0 : 0;
-    fprintf(f, "stream: %s, %u in %u slots (%.1f MiB); %.1f%% hit, %.1f%% late, %.1f%% miss of %llu; read ahead %llu, used %llu; "
+    fprintf(f, "stream: %s, %u in %u slots (%.1f MiB); %.1f%% hit, %.1f%% late, %.1f%% miss of %llu (%.1f%% as the step before); read ahead %llu, used %llu; "
                "%.1f MiB read (%.1f MiB a token) at %.2f GB/s a reader; waited %.2f s\n",
             s.mode == 1 ? "experts" : "layers", s.units, s.slots, s.cache_bytes / 1048576.0, 100.0 * s.hits / s.acquires,
-            100.0 * s.late / s.acquires, 100.0 * s.misses / s.acquires, (unsigned long long)s.acquires, (unsigned long long)s.prefetches,
+            100.0 * s.late / s.acquires, 100.0 * s.misses / s.acquires, (unsigned long long)s.acquires, 100.0 * s.repeats / s.acquires,
+            (unsigned long long)s.prefetches,
             (unsigned long long)s.prefetch_used, s.bytes_read / 1048576.0, per, s.read_seconds > 0 ? s.bytes_read / s.read_seconds / 1e9 : 0,
             s.wait_seconds);
 }

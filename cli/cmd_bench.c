@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench_draft.h"
+#include "bench_storage.h"
 #include "cli.h"
 
 static uint64_t peak_rss(void) {
@@ -222,6 +223,7 @@ int cmd_bench(int argc, char **argv) {
     char sz[32];
     cli_bytes(hai_model_weights_bytes(m), sz, sizeof sz);
     double tg_tps = 0;
+    hai_stream_stats tg_stream = {0};
     v = malloc((size_t)reps * sizeof *v);
     bt = malloc((size_t)seqs * sizeof *bt);
     bs = malloc((size_t)seqs * sizeof *bs);
@@ -290,6 +292,7 @@ int cmd_bench(int argc, char **argv) {
             printf("| %s | %s | %s | %d | %s | %s | %.2f +- %.2f |\n", hai_model_arch(m), type, sz, nth, hai_kernels_name(), name,
                    s.mean, s.sd);
         if (!json) cli_stream_report(m, (double)reps * (test == 0 ? n_prompt : test == 1 ? depth : test == 2 ? n_gen : n_gen * seqs), stdout);
+        if (test == 2) hai_model_stream_stats(m, &tg_stream);
         fflush(stdout);
     }
     if (verify && bench_verify(c, toks, (uint32_t)depth, (int)verify, (int)reps, tg_tps > 0 ? 1.0 / tg_tps : 0, json, &err) != HAI_OK)
@@ -299,6 +302,12 @@ int cmd_bench(int argc, char **argv) {
         size_t npr = (size_t)n_spec;
         if (bench_drafted(c, dc, pr, npr, (int)n_gen, (int)draft_n, (int)reps, draft ? "draft model" : "prompt lookup", json, &err) != HAI_OK)
             goto fail_free;
+    }
+    if (tg_stream.acquires && !json) { /* the storage, measured now (not while the tests ran), against the tg test's reads */
+        double gbps = bench_storage_gbps(model), per = tg_stream.bytes_read / ((double)reps * n_gen);
+        if (gbps > 0 && per > 0)
+            printf("storage: %.2f GB/s (512 KiB O_DIRECT reads of this file, 4 in flight); tg read %.1f MiB a token: bound %.1f tok/s, "
+                   "measured %.2f (%.0f%%)\n", gbps, per / 1048576.0, gbps * 1e9 / per, tg_tps, 100.0 * tg_tps / (gbps * 1e9 / per));
     }
     bench_sampling(hai_logits(c, -1), nv, tg_tps > 0 ? 1.0 / tg_tps : 0, json);
     if (!json) {

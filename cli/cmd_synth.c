@@ -19,6 +19,7 @@ static void usage(FILE *f) {
             "  --chat-template FILE  the model's chat template (Jinja), instead of the vocabulary's\n"
             "  --tied            reuse the token embedding as the output matrix\n"
             "  --std X           weight standard deviation (default 0.02)\n"
+            "  --embd-std X      the token embedding's (default: --std); e.g. 1: routing that follows the token\n"
             "  --seed S          random seed (default 42)\n");
 }
 
@@ -77,6 +78,9 @@ int cmd_synth(int argc, char **argv) {
         } else if (!strcmp(a, "--std")) {
             if (!cli_parse_f64(a, v, &x)) return 2;
             p.std = (float)x;
+        } else if (!strcmp(a, "--embd-std")) {
+            if (!cli_parse_f64(a, v, &x)) return 2;
+            p.embd_std = (float)x;
         } else if (!strcmp(a, "--seed")) {
             if (!cli_parse_i64(a, v, 0, INT64_MAX, &n)) return 2;
             p.seed = (uint64_t)n;

@@ -589,6 +589,8 @@ typedef struct hai_stream_stats {
     uint64_t cache_bytes;     /* RAM the cache and its read buffers take */
     uint64_t streamed_bytes;  /* of the weights (hai_model_weights_bytes), those read as needed */
     uint64_t acquires, hits, late, misses;
+    uint64_t repeats;         /* of the acquires, sets the layer's previous pass used too (a token's
+                               * experts that the token before chose as well) */
     uint64_t prefetches, prefetch_used; /* sets read ahead, and of them used before evicted */
     uint64_t bytes_read;
     double read_seconds;      /* the reading threads' time in read calls */
@@ -955,6 +957,11 @@ typedef struct hai_synth_params {
     /* without vocab_path: the byte-level vocabulary padded with plain tokens to this many rows of
      * embeddings and logits (Gemma's 262144: what a real vocabulary costs); 0 = 259 */
     uint32_t n_vocab;
+    /* the token embedding's standard deviation (0 = std): larger, each token's own direction
+     * dominates the residual stream, as in trained models, and a mixture's routing follows the
+     * token (with std alone, attention's near-uniform average dominates and consecutive tokens
+     * choose mostly the same experts) */
+    float embd_std;
 } hai_synth_params;
 
 /* A small llama (n_embd 256, 2 layers, F32). */

@@ -18,6 +18,7 @@ struct hai_pool {
     _Alignas(64) atomic_uint gen;     /* bumped once per job */
     _Alignas(64) atomic_int pending;  /* workers still running the current job */
     atomic_bool stop;
+    atomic_bool rest; /* sleep now rather than spin: the caller is about to wait on something slow */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_int sleepers;
@@ -47,7 +48,7 @@ static void *worker(void *v) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
-            if (++spins < SPIN_ROUNDS) {
+            if (++spins < SPIN_ROUNDS && !atomic_load_explicit(&p->rest, memory_order_relaxed)) {
                 cpu_relax();
                 continue;
             }
@@ -107,6 +108,10 @@ void hai_pool_free(hai_pool *p) {
 
 int hai_pool_size(const hai_pool *p) { return p ? p->n : 1; }
 
+void hai_pool_rest(hai_pool *p) {
+    if (p) atomic_store_explicit(&p->rest, true, memory_order_relaxed);
+}
+
 void hai_pool_run(hai_pool *p, hai_pool_fn fn, void *arg) {
     if (!p) {
         fn(arg, 0, 1);
@@ -120,6 +125,7 @@ void hai_pool_run(hai_pool *p, hai_pool_fn fn, void *arg) {
     }
     p->fn = fn;
     p->arg = arg;
+    atomic_store_explicit(&p->rest, false, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
     atomic_fetch_add(&p->gen, 1);
     if (atomic_load(&p->sleepers) > 0) {

@@ -13,5 +13,9 @@ hai_pool *hai_pool_create(int n_threads);
 void hai_pool_free(hai_pool *p);
 int hai_pool_size(const hai_pool *p);
 void hai_pool_run(hai_pool *p, hai_pool_fn fn, void *arg);
+/* The workers sleep now instead of spinning for the next job: the caller is about to wait (for
+ * weights read from storage) and the CPUs are better given to whoever it waits for. The next
+ * hai_pool_run wakes them. */
+void hai_pool_rest(hai_pool *p);
 
 #endif

@@ -97,6 +97,34 @@ void hai_panel_block(uint32_t type, const void *w, int64_t n, int64_t r, int64_t
     memcpy(blk, x, hai_type_block_bytes(hai_repack_from(type)));
 }
 
+/* Q4_0X16 and Q8_0X16 as panel_block lays them out, with the sizes known: a row's blocks straight
+ * into its lane (the generic path calls through per block; placing weights streamed from the file
+ * spent a fifth of a decode step there). */
+static void panels_q(uint32_t to, const uint8_t *src, size_t stride, uint8_t *dst, int64_t n, int64_t rows, const uint8_t *zero) {
+    int64_t nb = n / 32;
+    size_t rb = hai_repack_row_bytes(to, n), bb = to == HAI_WTYPE_Q4_0X16 ? sizeof(hai_block_q4_0) : sizeof(hai_block_q8_0);
+    size_t codes = to == HAI_WTYPE_Q4_0X16 ? 256 : 512; /* a block's bytes of codes in a panel */
+    for (int64_t r = 0; r < (rows + 15) / 16 * 16; r++) {
+        uint8_t *p = dst + (size_t)(r / 16) * 16 * rb, *d = p + codes * (size_t)nb + 2 * (r % 16);
+        uint8_t *q = p + 4 * (r % 16);
+        const uint8_t *x = r < rows ? src + (size_t)r * stride : NULL;
+        for (int64_t b = 0; b < nb; b++, q += codes, d += 32) {
+            const uint8_t *blk = x ? x + bb * (size_t)b : zero;
+            memcpy(d, blk, 2); /* the scale: the block's first field in both */
+            if (to == HAI_WTYPE_Q4_0X16) {
+                for (int g = 0; g < 4; g++) memcpy(q + 64 * g, blk + 2 + 4 * g, 4);
+            } else {
+                for (int g = 0; g < 8; g++) { /* codes biased by 128 */
+                    uint32_t v;
+                    memcpy(&v, blk + 2 + 4 * g, 4);
+                    v ^= 0x80808080u;
+                    memcpy(q + 64 * g, &v, 4);
+                }
+            }
+        }
+    }
+}
+
 void hai_repack(uint32_t from, uint32_t to, const void *src, size_t src_stride, void *dst, int64_t n, int64_t rows) {
     if (hai_repack_from(to) != from || from == to) return;
     if (!hai_wtype_panels(to)) {
@@ -106,6 +134,10 @@ void hai_repack(uint32_t from, uint32_t to, const void *src, size_t src_stride, 
     int64_t qb = hai_type_block_size(from), nb = n / qb;
     size_t bb = hai_type_block_bytes(from);
     uint8_t zero[DWORD_BLOCK_MAX] = {0}, blk[DWORD_BLOCK_MAX] = {0}; /* the last panel's missing rows: zero scales and codes */
+    if (to == HAI_WTYPE_Q4_0X16 || to == HAI_WTYPE_Q8_0X16) { /* the common layouts unrolled: streamed experts are placed per token */
+        panels_q(to, (const uint8_t *)src, src_stride, (uint8_t *)dst, n, rows, zero);
+        return;
+    }
     for (int64_t r = 0; r < (rows + 15) / 16 * 16; r++)
         for (int64_t b = 0; b < nb; b++) {
             memcpy(blk, r < rows ? (const uint8_t *)src + (size_t)r * src_stride + bb * (size_t)b : zero, bb);

@@ -645,6 +645,7 @@ static hai_status expert_get(hai_context *c, const hai_layer *L, uint32_t l, uin
         return HAI_OK;
     }
     const hai_weight *w;
+    if (!stream_ready(s, l * ne + e)) hai_pool_rest(c->pool); /* the readers get the CPUs while this waits */
     hai_status st = stream_acquire(s, l * ne + e, &w, err);
     if (!st) v[0] = &w[0], v[1] = &w[1], v[2] = &w[2];
     return st;
@@ -748,6 +749,7 @@ static hai_status layer_get(hai_context *c, const hai_layer *L, hai_layer *out, 
     stream_want(s, u);
     for (uint32_t r = 1; r < stream_group_slots(s); r++) stream_prefetch(s, (u + r) % n); /* past the last: the next token's first */
     const hai_weight *w;
+    if (!stream_ready(s, u)) hai_pool_rest(c->pool);
     hai_status st = stream_acquire(s, u, &w, err);
     if (st) {
         stream_turn_end(s, 0);

@@ -16,7 +16,10 @@
 #include "kernels/kernels.h"
 
 #define IO_ALIGN 4096 /* O_DIRECT: offsets, lengths and buffers in whole logical blocks (4 KiB covers them all) */
-#define N_READERS 2   /* two reads in flight: the storage's queue never runs dry between them */
+/* reads in flight: on the benchmark VM's virtio disk (O_DIRECT, 256 KiB - 1 MiB reads) 2 gave
+ * 1.0-1.5 GB/s, 4 gave 1.8-1.9, 8 no more; the experts' decode went from 8.9 to 13.8 tok/s */
+#define N_READERS 4
+#define STAGE_CAP (4u << 20) /* a reader's buffer: larger matrices are read in runs of rows */
 #define RING_SLOTS 2  /* dense layers: the one computing and the one being read */
 
 enum { SLOT_EMPTY, SLOT_LOADING, SLOT_READY };
@@ -24,7 +27,9 @@ enum { SLOT_EMPTY, SLOT_LOADING, SLOT_READY };
 typedef struct slot {
     int32_t unit;        /* -1: none */
     uint8_t state;
-    bool queued;         /* waiting in the queue (not yet being read) */
+    uint8_t queued;      /* parts waiting in the queue (not yet being read) */
+    uint8_t parts_left;  /* parts not yet read */
+    bool part_failed;
     bool prefetched;     /* read ahead and not yet used */
     uint32_t pins;
     uint64_t tick;       /* last use: the group's smallest is evicted */
@@ -47,7 +52,10 @@ struct hai_stream {
     pthread_mutex_t mu;
     pthread_cond_t ready, work;
     pthread_mutex_t *turn;      /* [n_groups] */
-    int32_t *queue;             /* slots to read, a ring: demand at the front, read-ahead at the back */
+    uint32_t *turn_no, *used_turn; /* [n_groups] turns taken, [n_units] the turn of its group it was last wanted in */
+    uint64_t *turn_tick;        /* [n_groups]: the tick its last turn began at: read-ahead evicts only
+                                 * what that turn did not use (the last token's experts stay) */
+    int32_t *queue;             /* parts to read (slot * n_parts + part), a ring: demand at the front, read-ahead at the back */
     uint32_t q_head, q_len, q_cap;
     pthread_t readers[N_READERS];
     uint32_t n_readers;
@@ -79,6 +87,16 @@ static size_t file_span(const hai_stream *s, const hai_weight *f, uint64_t *at) 
     return (size_t)((off + len - *at + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN);
 }
 
+/* Rows of a matrix read at once: all, or runs of whole 16-row panels within STAGE_CAP. */
+static int64_t chunk_rows(const hai_weight *f) {
+    if (f->row_bytes * (uint64_t)f->n_out <= STAGE_CAP) return f->n_out;
+    int64_t r = (int64_t)(STAGE_CAP / f->row_bytes) / 16 * 16;
+    return r < 16 ? 16 : r;
+}
+
+/* The buffer a reader needs for f: a run of rows and the blocks that align it at both ends. */
+static size_t stage_need(const hai_weight *f) { return (size_t)chunk_rows(f) * f->row_bytes + 2 * IO_ALIGN; }
+
 /* ---- the plan ----------------------------------------------------------------------------------- */
 
 /* Takes weight w into unit u's part p: the file view kept, the model's copy marked streamed (no
@@ -100,10 +118,8 @@ static size_t unit_bytes(const hai_stream *s, uint32_t u, size_t *stage) {
         const hai_weight *f = &s->src[(size_t)u * s->n_parts + p];
         if (!f->data) continue;
         uint32_t to;
-        uint64_t at;
         b += placed_bytes(f, &to);
-        size_t span = file_span(s, f, &at);
-        if (span > *stage) *stage = span;
+        if (stage_need(f) > *stage) *stage = stage_need(f);
     }
     return b;
 }
@@ -210,8 +226,7 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
             if (lb > slot_b) slot_b = lb;
             for (uint32_t k = 0; k < 7; k++) {
                 const hai_weight *f = layer_part(&m->layers[l], k);
-                uint64_t at;
-                if (f->data && file_span(s, f, &at) > stage) stage = file_span(s, f, &at);
+                if (f->data && stage_need(f) > stage) stage = stage_need(f);
             }
         }
         uint64_t fixed = (uint64_t)s->n_readers * stage;
@@ -246,47 +261,47 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
 
 /* ---- reading ------------------------------------------------------------------------------------ */
 
-static hai_status read_span(hai_stream *s, uint8_t *dst, size_t len, uint64_t at, hai_error *err) {
+/* Reads [at, at + span) (whole blocks for O_DIRECT) of which the first `need` bytes must exist. */
+static hai_status read_span(hai_stream *s, uint8_t *dst, size_t span, uint64_t at, size_t need, hai_error *err) {
     size_t done = 0;
-    while (done < len) {
-        ssize_t r = pread(s->fd, dst + done, len - done, (off_t)(at + done));
+    while (done < span) {
+        ssize_t r = pread(s->fd, dst + done, span - done, (off_t)(at + done));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return hai_fail(err, HAI_ERR_IO, "model: reading streamed weights at byte %llu: %s", (unsigned long long)(at + done), strerror(errno));
         if (r == 0) break;
         done += (size_t)r;
     }
-    if (!s->direct) posix_fadvise(s->fd, (off_t)at, (off_t)len, POSIX_FADV_DONTNEED); /* RAM must not hold what was read */
-    /* O_DIRECT reads whole blocks: the last span may pass the file's end by less than a block */
-    return done + IO_ALIGN > len ? HAI_OK
-                                 : hai_fail(err, HAI_ERR_IO, "model: the file ends at byte %llu, inside streamed weights (it changed after loading?)",
-                                            (unsigned long long)(at + done));
+    if (!s->direct) posix_fadvise(s->fd, (off_t)at, (off_t)span, POSIX_FADV_DONTNEED); /* RAM must not hold what was read */
+    return done >= need ? HAI_OK
+                        : hai_fail(err, HAI_ERR_IO, "model: the file ends at byte %llu, inside streamed weights (it changed after loading?)",
+                                   (unsigned long long)(at + done));
 }
 
-/* Reads unit u into slot sl through the reader's staging buffer, each part placed as the kernels
- * want it. */
-static hai_status load_unit(hai_stream *s, uint32_t u, slot *sl, uint8_t *stage, hai_error *err) {
+/* Reads part p of unit u into its place in slot sl through the reader's staging buffer, placed as
+ * the kernels want it. The parts of a unit are read by whichever readers are free, so one miss
+ * keeps both busy. */
+static hai_status load_part(hai_stream *s, uint32_t u, slot *sl, uint32_t p, uint8_t *stage, hai_error *err) {
+    const hai_weight *f = &s->src[(size_t)u * s->n_parts + p];
     size_t at = 0;
-    for (uint32_t p = 0; p < s->n_parts; p++) {
-        const hai_weight *f = &s->src[(size_t)u * s->n_parts + p];
-        if (!f->data) {
-            sl->w[p] = *f;
-            continue;
-        }
-        uint64_t start;
-        size_t span = file_span(s, f, &start), len = f->row_bytes * (size_t)f->n_out;
-        hai_status st = read_span(s, stage, span, start, err);
+    uint32_t to;
+    for (uint32_t q = 0; q < p; q++) /* the parts before take their places first */
+        if (s->src[(size_t)u * s->n_parts + q].data) at += placed_bytes(&s->src[(size_t)u * s->n_parts + q], &to);
+    placed_bytes(f, &to);
+    uint8_t *dst = sl->mem + at;
+    size_t to_rb = to ? hai_repack_row_bytes(to, f->n_in) : f->row_bytes;
+    uint64_t off = (uint64_t)(f->data - s->file_base);
+    for (int64_t r0 = 0, step = chunk_rows(f); r0 < f->n_out; r0 += step) {
+        int64_t nr = f->n_out - r0 < step ? f->n_out - r0 : step;
+        uint64_t a = off + (uint64_t)r0 * f->row_bytes, start = a / IO_ALIGN * IO_ALIGN, len = (uint64_t)nr * f->row_bytes;
+        hai_status st = read_span(s, stage, (size_t)((a + len - start + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN), start, (size_t)(a + len - start), err);
         if (st) return st;
-        const uint8_t *from = stage + ((uint64_t)(f->data - s->file_base) - start);
-        uint32_t to;
-        size_t pb = placed_bytes(f, &to);
-        uint8_t *dst = sl->mem + at;
-        if (to)
-            hai_repack(f->type, to, from, f->row_bytes, dst, f->n_in, f->n_out);
+        const uint8_t *from = stage + (a - start);
+        if (to) /* runs are whole panels: each lands at its rows' place */
+            hai_repack(f->type, to, from, f->row_bytes, dst + (size_t)r0 * to_rb, f->n_in, nr);
         else
-            memcpy(dst, from, len);
-        sl->w[p] = (hai_weight){to ? to : f->type, f->n_in, f->n_out, to ? hai_repack_row_bytes(to, f->n_in) : f->row_bytes, dst};
-        at += pb;
+            memcpy(dst + (size_t)r0 * f->row_bytes, from, (size_t)len);
     }
+    sl->w[p] = (hai_weight){to ? to : f->type, f->n_in, f->n_out, to_rb, dst};
     return HAI_OK;
 }
 
@@ -303,28 +318,30 @@ static void *reader(void *arg) {
     for (;;) {
         while (!s->stop && !s->q_len) pthread_cond_wait(&s->work, &s->mu);
         if (s->stop) break;
-        int32_t si = s->queue[s->q_head];
+        int32_t item = s->queue[s->q_head];
         s->q_head = (s->q_head + 1) % s->q_cap, s->q_len--;
-        slot *sl = &s->slots[si];
-        sl->queued = false;
-        uint32_t u = (uint32_t)sl->unit;
+        slot *sl = &s->slots[item / (int32_t)s->n_parts];
+        uint32_t p = (uint32_t)item % s->n_parts, u = (uint32_t)sl->unit;
+        sl->queued--;
         pthread_mutex_unlock(&s->mu);
         hai_error e = {0};
         double t0 = now_s();
-        hai_status st = load_unit(s, u, sl, stage, &e);
+        hai_status st = load_part(s, u, sl, p, stage, &e);
         double t1 = now_s();
         pthread_mutex_lock(&s->mu);
         s->st.read_seconds += t1 - t0;
         if (st) {
             s->io_err = e;
+            sl->part_failed = true;
+        } else {
+            s->st.bytes_read += s->src[(size_t)u * s->n_parts + p].row_bytes * (uint64_t)s->src[(size_t)u * s->n_parts + p].n_out;
+        }
+        if (--sl->parts_left) continue;
+        if (sl->part_failed) {
             s->failed[u] = 1;
             s->slot_of[u] = -1;
-            sl->unit = -1, sl->state = SLOT_EMPTY, sl->tick = 0, sl->prefetched = false;
+            sl->unit = -1, sl->state = SLOT_EMPTY, sl->tick = 0, sl->prefetched = false, sl->part_failed = false;
         } else {
-            for (uint32_t p = 0; p < s->n_parts; p++) {
-                const hai_weight *f = &s->src[(size_t)u * s->n_parts + p];
-                if (f->data) s->st.bytes_read += f->row_bytes * (uint64_t)f->n_out;
-            }
             sl->state = SLOT_READY;
         }
         pthread_cond_broadcast(&s->ready);
@@ -335,38 +352,58 @@ static void *reader(void *arg) {
 
 /* ---- the cache ---------------------------------------------------------------------------------- */
 
+/* Slot si's parts into the queue (items si * n_parts + p), in order at its back or its front. */
 static void enqueue(hai_stream *s, int32_t si, bool front) {
-    if (front) {
-        s->q_head = (s->q_head + s->q_cap - 1) % s->q_cap;
-        s->queue[s->q_head] = si;
-    } else {
-        s->queue[(s->q_head + s->q_len) % s->q_cap] = si;
+    slot *sl = &s->slots[si];
+    const hai_weight *src = &s->src[(size_t)sl->unit * s->n_parts];
+    sl->parts_left = sl->queued = 0;
+    for (uint32_t i = 0; i < s->n_parts; i++) {
+        uint32_t p = front ? s->n_parts - 1 - i : i;
+        if (!src[p].data) {
+            sl->w[p] = src[p]; /* an absent matrix (no data): nothing to read */
+            continue;
+        }
+        int32_t item = si * (int32_t)s->n_parts + (int32_t)p;
+        if (front) {
+            s->q_head = (s->q_head + s->q_cap - 1) % s->q_cap;
+            s->queue[s->q_head] = item;
+        } else {
+            s->queue[(s->q_head + s->q_len) % s->q_cap] = item;
+        }
+        s->q_len++;
+        sl->queued++, sl->parts_left++;
     }
-    s->q_len++;
-    s->slots[si].queued = true;
-    pthread_cond_signal(&s->work);
+    if (!sl->parts_left) sl->state = SLOT_READY;
+    for (uint32_t i = 0; i < sl->queued; i++) pthread_cond_signal(&s->work); /* a reader a part, not all of them each time */
 }
 
-/* A slot queued for read-ahead that the forward pass now waits for moves to the front. */
+/* A slot queued for read-ahead that the forward pass now waits for: its parts move to the front. */
 static void hurry(hai_stream *s, int32_t si) {
+    int32_t mine[STREAM_MAX_PARTS];
+    uint32_t n = 0, kept = 0;
     for (uint32_t i = 0; i < s->q_len; i++) {
-        uint32_t at = (s->q_head + i) % s->q_cap;
-        if (s->queue[at] != si) continue;
-        for (uint32_t j = i; j > 0; j--) s->queue[(s->q_head + j) % s->q_cap] = s->queue[(s->q_head + j - 1) % s->q_cap];
-        s->queue[s->q_head] = si;
-        return;
+        int32_t item = s->queue[(s->q_head + i) % s->q_cap];
+        if (item / (int32_t)s->n_parts == si && n < STREAM_MAX_PARTS)
+            mine[n++] = item;
+        else
+            s->queue[(s->q_head + kept++) % s->q_cap] = item;
+    }
+    for (uint32_t i = n; i-- > 0;) {
+        s->q_head = (s->q_head + s->q_cap - 1) % s->q_cap;
+        s->queue[s->q_head] = mine[i];
     }
 }
 
 /* The group's least recently used slot that is neither pinned nor being read, given to unit u
- * and queued; -1 when there is none. */
+ * and queued; -1 when there is none. Read-ahead takes only a slot its group's last turn did not
+ * use: a guess must not evict what the last token chose, which the next often chooses again. */
 static int32_t claim(hai_stream *s, uint32_t u, bool urgent) {
     uint32_t g = u / s->group_units;
     slot *base = s->slots + (size_t)g * s->group_slots;
     int32_t best = -1;
     for (uint32_t i = 0; i < s->group_slots; i++)
         if (base[i].state != SLOT_LOADING && !base[i].pins && (best < 0 || base[i].tick < base[best].tick)) best = (int32_t)i;
-    if (best < 0) return -1;
+    if (best < 0 || (!urgent && base[best].unit >= 0 && base[best].tick >= s->turn_tick[g])) return -1;
     slot *sl = &base[best];
     if (sl->unit >= 0) s->slot_of[sl->unit] = -1;
     sl->unit = (int32_t)u, sl->state = SLOT_LOADING, sl->tick = ++s->tick, sl->prefetched = !urgent;
@@ -386,6 +423,9 @@ void stream_prefetch(hai_stream *s, uint32_t u) {
 void stream_want(hai_stream *s, uint32_t u) {
     pthread_mutex_lock(&s->mu);
     s->st.acquires++;
+    uint32_t g = u / s->group_units;
+    if (s->used_turn[u] && s->used_turn[u] + 1 == s->turn_no[g]) s->st.repeats++;
+    s->used_turn[u] = s->turn_no[g];
     int32_t si = s->slot_of[u];
     if (si >= 0 && s->slots[si].state == SLOT_READY)
         s->st.hits++;
@@ -399,6 +439,13 @@ void stream_want(hai_stream *s, uint32_t u) {
     else if (si < 0)
         claim(s, u, true); /* none free now: stream_acquire waits for one */
     pthread_mutex_unlock(&s->mu);
+}
+
+bool stream_ready(hai_stream *s, uint32_t u) {
+    pthread_mutex_lock(&s->mu);
+    bool r = s->slot_of[u] >= 0 && s->slots[s->slot_of[u]].state == SLOT_READY;
+    pthread_mutex_unlock(&s->mu);
+    return r;
 }
 
 hai_status stream_acquire(hai_stream *s, uint32_t u, const hai_weight **out, hai_error *err) {
@@ -436,7 +483,13 @@ void stream_release(hai_stream *s, uint32_t u) {
     pthread_mutex_unlock(&s->mu);
 }
 
-void stream_turn(hai_stream *s, uint32_t group) { pthread_mutex_lock(&s->turn[group]); }
+void stream_turn(hai_stream *s, uint32_t group) {
+    pthread_mutex_lock(&s->turn[group]);
+    pthread_mutex_lock(&s->mu);
+    s->turn_tick[group] = ++s->tick;
+    s->turn_no[group]++;
+    pthread_mutex_unlock(&s->mu);
+}
 void stream_turn_end(hai_stream *s, uint32_t group) { pthread_mutex_unlock(&s->turn[group]); }
 int stream_mode(const hai_stream *s) { return s ? s->mode : STREAM_NONE; }
 uint32_t stream_group_slots(const hai_stream *s) { return s->group_slots; }
@@ -464,13 +517,16 @@ hai_status hai_stream_start(hai_model *m, const char *path, hai_error *err) {
     if (s->fd < 0) return hai_fail(err, HAI_ERR_IO, "model: cannot open %s to stream its weights: %s", path, strerror(errno));
     s->slots = calloc(n_slots, sizeof *s->slots);
     s->turn = calloc(s->n_groups, sizeof *s->turn);
-    s->q_cap = (uint32_t)n_slots;
-    s->queue = malloc(n_slots * sizeof *s->queue);
+    s->turn_tick = calloc(s->n_groups, sizeof *s->turn_tick);
+    s->turn_no = calloc(s->n_groups, sizeof *s->turn_no);
+    s->used_turn = calloc(s->n_units, sizeof *s->used_turn);
+    s->q_cap = (uint32_t)(n_slots * s->n_parts);
+    s->queue = malloc(n_slots * s->n_parts * sizeof *s->queue);
     if (region >= HUGE_FROM)
         s->mem = hai_alloc_huge(n_slots * s->slot_bytes);
     else if (posix_memalign((void **)&s->mem, IO_ALIGN, region))
         s->mem = NULL;
-    if (!s->slots || !s->turn || !s->queue || !s->mem) return hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for the stream cache", mib(need));
+    if (!s->slots || !s->turn || !s->turn_tick || !s->turn_no || !s->used_turn || !s->queue || !s->mem) return hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for the stream cache", mib(need));
     for (size_t i = 0; i < n_slots; i++) s->slots[i] = (slot){.unit = -1, .mem = s->mem + i * s->slot_bytes};
     for (uint32_t i = 0; i < s->n_readers; i++)
         if (posix_memalign((void **)&s->stage[i], IO_ALIGN, s->stage_bytes)) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
@@ -521,7 +577,7 @@ void hai_stream_free(hai_stream *s) {
     }
     if (s->fd >= 0) close(s->fd);
     for (uint32_t i = 0; i < N_READERS; i++) free(s->stage[i]);
-    free(s->mem), free(s->slots), free(s->turn), free(s->queue), free(s->src), free(s->slot_of), free(s->failed);
+    free(s->mem), free(s->slots), free(s->turn), free(s->turn_tick), free(s->turn_no), free(s->used_turn), free(s->queue), free(s->src), free(s->slot_of), free(s->failed);
     free(s);
 }
 

@@ -289,11 +289,12 @@ hai_status hai_synth_write(const char *path, const hai_synth_params *params, hai
         } else if (t->fill == FILL_RAMP) {
             for (int64_t j = 0; j < n; j++) buf[j] = 1.0f + 3.0f * (float)j / (float)(n > 1 ? n - 1 : 1);
         } else {
+            float sd = p->embd_std > 0 && !strcmp(t->name, "token_embd.weight") ? p->embd_std : p->std;
             for (int64_t j = 0; j < n; j += 2) {
                 float a, b;
                 hai_rng_normal2(&rng, &a, &b);
-                buf[j] = a * p->std;
-                if (j + 1 < n) buf[j + 1] = b * p->std;
+                buf[j] = a * sd;
+                if (j + 1 < n) buf[j + 1] = b * sd;
             }
         }
         st = hai_quantize_ref(t->type, buf, qbuf, n, err);
