@@ -48,6 +48,8 @@ int main(int argc, char **argv) {
     mp.stream = HAI_STREAM_OFF;
     CHECK(hai_model_load(path, &mp, &m, &err) == HAI_ERR_LIMIT && !m);
     CHECK_MSG(strstr(err.msg, "the weights take") && strstr(err.msg, "memory budget"), "%s", err.msg);
+    mp.mem_budget = weights / 4 * 3;
+    CHECK(hai_model_load(path, &mp, &m, &err) == HAI_ERR_LIMIT && !m);
     mp.stream = HAI_STREAM_AUTO;
     if (CHECK_MSG(hai_model_load(path, &mp, &m, &err) == HAI_OK, "%s", err.msg)) {
         hai_stream_stats ss;

@@ -669,7 +669,7 @@ static void moe_predict(hai_context *c, uint32_t l) {
         for (uint32_t e = 1; e < ne; e++)
             if (c->moe_logits[e] > c->moe_logits[best]) best = e;
         c->moe_logits[best] = -INFINITY;
-        stream_prefetch(m->stream, (l + 1) * ne + best);
+        stream_prefetch(m->stream, (l + 1) * ne + best, true);
     }
 }
 
@@ -723,7 +723,7 @@ static hai_status moe_block(hai_context *c, const hai_layer *L, uint32_t l, uint
         if (s) {
             stream_want(s, l * ne + e);
             for (uint32_t f = e + 1, w = 0; f < ne && w < ahead; f++)
-                if (c->moe_off[f + 1] > c->moe_off[f]) stream_prefetch(s, l * ne + f), w++;
+                if (c->moe_off[f + 1] > c->moe_off[f]) stream_prefetch(s, l * ne + f, false), w++;
         }
         const hai_weight *v[3];
         if ((st = expert_get(c, L, l, e, v, err))) break;
@@ -747,7 +747,7 @@ static hai_status layer_get(hai_context *c, const hai_layer *L, hai_layer *out, 
     uint32_t u = L->stream_unit, n = stream_units(s);
     stream_turn(s, 0);
     stream_want(s, u);
-    for (uint32_t r = 1; r < stream_group_slots(s); r++) stream_prefetch(s, (u + r) % n); /* past the last: the next token's first */
+    for (uint32_t r = 1; r < stream_group_slots(s); r++) stream_prefetch(s, (u + r) % n, false); /* past the last: the next token's first */
     const hai_weight *w;
     if (!stream_ready(s, u)) hai_pool_rest(c->pool);
     hai_status st = stream_acquire(s, u, &w, err);

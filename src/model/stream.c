@@ -20,15 +20,15 @@
  * 1.0-1.5 GB/s, 4 gave 1.8-1.9, 8 no more; the experts' decode went from 8.9 to 13.8 tok/s */
 #define N_READERS 4
 #define STAGE_CAP (4u << 20) /* a reader's buffer: larger matrices are read in runs of rows */
-#define RING_SLOTS 2  /* dense layers: the one computing and the one being read */
+#define RING_SLOTS 3  /* dense layers: the one computing and two being read (a layer's last reads and the next's first overlap) */
 
 enum { SLOT_EMPTY, SLOT_LOADING, SLOT_READY };
 
 typedef struct slot {
     int32_t unit;        /* -1: none */
     uint8_t state;
-    uint8_t queued;      /* parts waiting in the queue (not yet being read) */
-    uint8_t parts_left;  /* parts not yet read */
+    uint32_t queued;     /* items waiting in the queue (not yet being read) */
+    uint32_t parts_left; /* items not yet read */
     bool part_failed;
     bool prefetched;     /* read ahead and not yet used */
     uint32_t pins;
@@ -55,7 +55,7 @@ struct hai_stream {
     uint32_t *turn_no, *used_turn; /* [n_groups] turns taken, [n_units] the turn of its group it was last wanted in */
     uint64_t *turn_tick;        /* [n_groups]: the tick its last turn began at: read-ahead evicts only
                                  * what that turn did not use (the last token's experts stay) */
-    int32_t *queue;             /* parts to read (slot * n_parts + part), a ring: demand at the front, read-ahead at the back */
+    struct item *queue, *qtmp;  /* runs of rows to read, a ring: demand at the front, read-ahead at the back */
     uint32_t q_head, q_len, q_cap;
     pthread_t readers[N_READERS];
     uint32_t n_readers;
@@ -194,7 +194,9 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
         return hai_fail(err, HAI_ERR_LIMIT, "model: the weights that cannot stream (%s) take %.1f MiB; the memory budget is %.1f MiB",
                         hp->n_expert ? "all but the experts" : "embeddings, output, norms", mib(resident), mib(b->limit));
     /* the cache: what the caller says, else 3/4 of what the budget leaves (the rest for contexts) */
-    uint64_t cache = p && p->stream_cache ? p->stream_cache : b ? (b->limit - b->used - resident) / 4 * 3 : streamable / 4;
+    uint64_t left = b ? b->limit - b->used - resident : 0;
+    left = left > (2u << 20) ? left - (2u << 20) : 0; /* the resident weights' last 2 MiB page, not yet counted */
+    uint64_t cache = p && p->stream_cache ? p->stream_cache : b ? left / 4 * 3 : streamable / 4;
     s->n_readers = N_READERS;
     hai_status st;
     if (s->mode == STREAM_EXPERTS) {
@@ -208,9 +210,12 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
             size_t ub = unit_bytes(s, u, &s->stage_bytes);
             if (ub > s->slot_bytes) s->slot_bytes = ub;
         }
-        uint64_t fixed = (uint64_t)s->n_readers * s->stage_bytes;
-        uint64_t per = (uint64_t)s->slot_bytes * hp->n_layer;
-        s->group_slots = (uint32_t)(cache > fixed ? slots_fitting(cache - fixed, per, ne) : 0);
+        uint64_t per = (uint64_t)s->slot_bytes * hp->n_layer, fixed;
+        for (;; s->n_readers--) { /* a cache too small for 4 readers' buffers: fewer readers */
+            fixed = (uint64_t)s->n_readers * s->stage_bytes;
+            s->group_slots = (uint32_t)(cache > fixed ? slots_fitting(cache - fixed, per, ne) : 0);
+            if (s->group_slots >= hp->n_expert_used || s->n_readers == 1) break;
+        }
         if (s->group_slots < hp->n_expert_used)
             return hai_fail(err, HAI_ERR_LIMIT, "model: streaming the experts needs %u of each layer's in memory (%.2f MiB); %s %.2f MiB",
                             hp->n_expert_used, mib(region_bytes(hp->n_expert_used * per) + fixed),
@@ -229,8 +234,13 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
                 if (f->data && stage_need(f) > stage) stage = stage_need(f);
             }
         }
-        uint64_t fixed = (uint64_t)s->n_readers * stage;
-        uint32_t ring = cache > fixed ? (uint32_t)slots_fitting(cache - fixed, slot_b, RING_SLOTS) : 0;
+        uint64_t fixed;
+        uint32_t ring;
+        for (;; s->n_readers--) { /* a cache too small for 4 readers' buffers: fewer readers */
+            fixed = (uint64_t)s->n_readers * stage;
+            ring = cache > fixed ? (uint32_t)slots_fitting(cache - fixed, slot_b, RING_SLOTS) : 0;
+            if (ring || s->n_readers == 1) break;
+        }
         if (!ring)
             return hai_fail(err, HAI_ERR_LIMIT, "model: streaming the layers needs one layer in memory (%.2f MiB); %s %.2f MiB",
                             mib(region_bytes(slot_b) + fixed), p && p->stream_cache ? "the stream cache is" : "the memory budget leaves",
@@ -277,31 +287,31 @@ static hai_status read_span(hai_stream *s, uint8_t *dst, size_t span, uint64_t a
                                    (unsigned long long)(at + done));
 }
 
-/* Reads part p of unit u into its place in slot sl through the reader's staging buffer, placed as
- * the kernels want it. The parts of a unit are read by whichever readers are free, so one miss
- * keeps both busy. */
-static hai_status load_part(hai_stream *s, uint32_t u, slot *sl, uint32_t p, uint8_t *stage, hai_error *err) {
-    const hai_weight *f = &s->src[(size_t)u * s->n_parts + p];
-    size_t at = 0;
-    uint32_t to;
-    for (uint32_t q = 0; q < p; q++) /* the parts before take their places first */
-        if (s->src[(size_t)u * s->n_parts + q].data) at += placed_bytes(&s->src[(size_t)u * s->n_parts + q], &to);
-    placed_bytes(f, &to);
-    uint8_t *dst = sl->mem + at;
-    size_t to_rb = to ? hai_repack_row_bytes(to, f->n_in) : f->row_bytes;
-    uint64_t off = (uint64_t)(f->data - s->file_base);
-    for (int64_t r0 = 0, step = chunk_rows(f); r0 < f->n_out; r0 += step) {
-        int64_t nr = f->n_out - r0 < step ? f->n_out - r0 : step;
-        uint64_t a = off + (uint64_t)r0 * f->row_bytes, start = a / IO_ALIGN * IO_ALIGN, len = (uint64_t)nr * f->row_bytes;
-        hai_status st = read_span(s, stage, (size_t)((a + len - start + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN), start, (size_t)(a + len - start), err);
-        if (st) return st;
-        const uint8_t *from = stage + (a - start);
-        if (to) /* runs are whole panels: each lands at its rows' place */
-            hai_repack(f->type, to, from, f->row_bytes, dst + (size_t)r0 * to_rb, f->n_in, nr);
-        else
-            memcpy(dst + (size_t)r0 * f->row_bytes, from, (size_t)len);
-    }
-    sl->w[p] = (hai_weight){to ? to : f->type, f->n_in, f->n_out, to_rb, dst};
+/* A unit's read is split into items - a run of rows of one matrix - that whichever reader is free
+ * takes: one miss keeps all of them busy, and the storage sees several reads in flight. */
+typedef struct item {
+    int32_t slot;
+    uint16_t part, chunk;
+} item;
+
+static uint32_t n_chunks(const hai_weight *f) { return f->data ? (uint32_t)((f->n_out + chunk_rows(f) - 1) / chunk_rows(f)) : 0; }
+
+/* Reads item it into its slot (whose matrices' places stream_enqueue set) through the reader's
+ * staging buffer, placed as the kernels want it. */
+static hai_status load_item(hai_stream *s, item it, uint8_t *stage, hai_error *err) {
+    slot *sl = &s->slots[it.slot];
+    const hai_weight *f = &s->src[(size_t)sl->unit * s->n_parts + it.part], *w = &sl->w[it.part];
+    uint32_t to = w->type != f->type ? w->type : 0;
+    int64_t step = chunk_rows(f), r0 = (int64_t)it.chunk * step, nr = f->n_out - r0 < step ? f->n_out - r0 : step;
+    uint64_t a = (uint64_t)(f->data - s->file_base) + (uint64_t)r0 * f->row_bytes, start = a / IO_ALIGN * IO_ALIGN;
+    uint64_t len = (uint64_t)nr * f->row_bytes;
+    hai_status st = read_span(s, stage, (size_t)((a + len - start + IO_ALIGN - 1) / IO_ALIGN * IO_ALIGN), start, (size_t)(a + len - start), err);
+    if (st) return st;
+    uint8_t *dst = (uint8_t *)w->data + (size_t)r0 * w->row_bytes; /* runs are whole panels: each lands at its rows' place */
+    if (to)
+        hai_repack(f->type, to, stage + (a - start), f->row_bytes, dst, f->n_in, nr);
+    else
+        memcpy(dst, stage + (a - start), (size_t)len);
     return HAI_OK;
 }
 
@@ -318,15 +328,16 @@ static void *reader(void *arg) {
     for (;;) {
         while (!s->stop && !s->q_len) pthread_cond_wait(&s->work, &s->mu);
         if (s->stop) break;
-        int32_t item = s->queue[s->q_head];
+        item it = s->queue[s->q_head];
         s->q_head = (s->q_head + 1) % s->q_cap, s->q_len--;
-        slot *sl = &s->slots[item / (int32_t)s->n_parts];
-        uint32_t p = (uint32_t)item % s->n_parts, u = (uint32_t)sl->unit;
+        slot *sl = &s->slots[it.slot];
+        uint32_t u = (uint32_t)sl->unit;
+        const hai_weight *f = &s->src[(size_t)u * s->n_parts + it.part];
         sl->queued--;
         pthread_mutex_unlock(&s->mu);
         hai_error e = {0};
         double t0 = now_s();
-        hai_status st = load_part(s, u, sl, p, stage, &e);
+        hai_status st = load_item(s, it, stage, &e);
         double t1 = now_s();
         pthread_mutex_lock(&s->mu);
         s->st.read_seconds += t1 - t0;
@@ -334,7 +345,8 @@ static void *reader(void *arg) {
             s->io_err = e;
             sl->part_failed = true;
         } else {
-            s->st.bytes_read += s->src[(size_t)u * s->n_parts + p].row_bytes * (uint64_t)s->src[(size_t)u * s->n_parts + p].n_out;
+            int64_t step = chunk_rows(f), rows = f->n_out - (int64_t)it.chunk * step;
+            s->st.bytes_read += (uint64_t)(rows < step ? rows : step) * f->row_bytes;
         }
         if (--sl->parts_left) continue;
         if (sl->part_failed) {
@@ -352,58 +364,73 @@ static void *reader(void *arg) {
 
 /* ---- the cache ---------------------------------------------------------------------------------- */
 
-/* Slot si's parts into the queue (items si * n_parts + p), in order at its back or its front. */
+static void push(hai_stream *s, item it, bool front) {
+    if (front) {
+        s->q_head = (s->q_head + s->q_cap - 1) % s->q_cap;
+        s->queue[s->q_head] = it;
+    } else {
+        s->queue[(s->q_head + s->q_len) % s->q_cap] = it;
+    }
+    s->q_len++;
+}
+
+/* Slot si's unit into the queue, its matrices' places in the slot set first; in order at the
+ * queue's back, or at its front (then the reverse way in, so that it comes out in order). */
 static void enqueue(hai_stream *s, int32_t si, bool front) {
     slot *sl = &s->slots[si];
     const hai_weight *src = &s->src[(size_t)sl->unit * s->n_parts];
-    sl->parts_left = sl->queued = 0;
-    for (uint32_t i = 0; i < s->n_parts; i++) {
-        uint32_t p = front ? s->n_parts - 1 - i : i;
-        if (!src[p].data) {
-            sl->w[p] = src[p]; /* an absent matrix (no data): nothing to read */
-            continue;
-        }
-        int32_t item = si * (int32_t)s->n_parts + (int32_t)p;
-        if (front) {
-            s->q_head = (s->q_head + s->q_cap - 1) % s->q_cap;
-            s->queue[s->q_head] = item;
-        } else {
-            s->queue[(s->q_head + s->q_len) % s->q_cap] = item;
-        }
-        s->q_len++;
-        sl->queued++, sl->parts_left++;
+    size_t at = 0;
+    for (uint32_t p = 0; p < s->n_parts; p++) {
+        sl->w[p] = src[p]; /* an absent matrix (no data): nothing to read */
+        if (!src[p].data) continue;
+        uint32_t to;
+        size_t pb = placed_bytes(&src[p], &to);
+        sl->w[p] = (hai_weight){to ? to : src[p].type, src[p].n_in, src[p].n_out, to ? hai_repack_row_bytes(to, src[p].n_in) : src[p].row_bytes,
+                                sl->mem + at};
+        at += pb;
     }
-    if (!sl->parts_left) sl->state = SLOT_READY;
-    for (uint32_t i = 0; i < sl->queued; i++) pthread_cond_signal(&s->work); /* a reader a part, not all of them each time */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->n_parts; i++) {
+        uint32_t p = front ? s->n_parts - 1 - i : i, nc = n_chunks(&src[p]);
+        for (uint32_t k = 0; k < nc; k++, n++) push(s, (item){si, (uint16_t)p, (uint16_t)(front ? nc - 1 - k : k)}, front);
+    }
+    sl->queued = sl->parts_left = n;
+    if (!n) sl->state = SLOT_READY;
+    for (uint32_t i = 0; i < n && i < s->n_readers; i++) pthread_cond_signal(&s->work); /* a reader an item, not all of them each time */
 }
 
-/* A slot queued for read-ahead that the forward pass now waits for: its parts move to the front. */
+/* A slot queued for read-ahead that the forward pass now waits for: its items move to the front,
+ * in their order. */
 static void hurry(hai_stream *s, int32_t si) {
-    int32_t mine[STREAM_MAX_PARTS];
-    uint32_t n = 0, kept = 0;
+    uint32_t mine = 0, kept = 0;
     for (uint32_t i = 0; i < s->q_len; i++) {
-        int32_t item = s->queue[(s->q_head + i) % s->q_cap];
-        if (item / (int32_t)s->n_parts == si && n < STREAM_MAX_PARTS)
-            mine[n++] = item;
+        item it = s->queue[(s->q_head + i) % s->q_cap];
+        if (it.slot == si)
+            s->qtmp[mine++] = it;
         else
-            s->queue[(s->q_head + kept++) % s->q_cap] = item;
+            s->queue[(s->q_head + kept++) % s->q_cap] = it;
     }
-    for (uint32_t i = n; i-- > 0;) {
+    for (uint32_t i = mine; i-- > 0;) {
         s->q_head = (s->q_head + s->q_cap - 1) % s->q_cap;
-        s->queue[s->q_head] = mine[i];
+        s->queue[s->q_head] = s->qtmp[i];
     }
 }
 
 /* The group's least recently used slot that is neither pinned nor being read, given to unit u
- * and queued; -1 when there is none. Read-ahead takes only a slot its group's last turn did not
- * use: a guess must not evict what the last token chose, which the next often chooses again. */
-static int32_t claim(hai_stream *s, uint32_t u, bool urgent) {
+ * and queued (urgent: at the front); -1 when there is none. A guess takes only a slot its group's
+ * last turn did not use: it must not evict what the last token chose, which the next often
+ * chooses again. */
+static int32_t claim(hai_stream *s, uint32_t u, bool urgent, bool guess) {
     uint32_t g = u / s->group_units;
     slot *base = s->slots + (size_t)g * s->group_slots;
     int32_t best = -1;
+    /* read-ahead not yet used goes last (a need takes it when nothing else is free), and never for more read-ahead */
     for (uint32_t i = 0; i < s->group_slots; i++)
-        if (base[i].state != SLOT_LOADING && !base[i].pins && (best < 0 || base[i].tick < base[best].tick)) best = (int32_t)i;
-    if (best < 0 || (!urgent && base[best].unit >= 0 && base[best].tick >= s->turn_tick[g])) return -1;
+        if (base[i].state != SLOT_LOADING && !base[i].pins && (urgent || !base[i].prefetched) &&
+            (best < 0 || base[i].prefetched < base[best].prefetched ||
+             (base[i].prefetched == base[best].prefetched && base[i].tick < base[best].tick)))
+            best = (int32_t)i;
+    if (best < 0 || (guess && base[best].unit >= 0 && base[best].tick >= s->turn_tick[g])) return -1;
     slot *sl = &base[best];
     if (sl->unit >= 0) s->slot_of[sl->unit] = -1;
     sl->unit = (int32_t)u, sl->state = SLOT_LOADING, sl->tick = ++s->tick, sl->prefetched = !urgent;
@@ -414,9 +441,9 @@ static int32_t claim(hai_stream *s, uint32_t u, bool urgent) {
     return si;
 }
 
-void stream_prefetch(hai_stream *s, uint32_t u) {
+void stream_prefetch(hai_stream *s, uint32_t u, bool guess) {
     pthread_mutex_lock(&s->mu);
-    if (s->slot_of[u] < 0 && claim(s, u, false) >= 0) s->st.prefetches++;
+    if (s->slot_of[u] < 0 && claim(s, u, false, guess) >= 0) s->st.prefetches++;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -437,7 +464,7 @@ void stream_want(hai_stream *s, uint32_t u) {
     if (si >= 0 && s->slots[si].queued)
         hurry(s, si);
     else if (si < 0)
-        claim(s, u, true); /* none free now: stream_acquire waits for one */
+        claim(s, u, true, false); /* none free now: stream_acquire waits for one */
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -462,7 +489,7 @@ hai_status stream_acquire(hai_stream *s, uint32_t u, const hai_weight **out, hai
             pthread_mutex_unlock(&s->mu);
             return st;
         }
-        if (si < 0 && claim(s, u, true) >= 0) continue; /* evicted since it was wanted, or never wanted */
+        if (si < 0 && claim(s, u, true, false) >= 0) continue; /* evicted since it was wanted, or never wanted */
         if (!t0) t0 = now_s();
         pthread_cond_wait(&s->ready, &s->mu); /* being read, or every slot busy: until a read ends or a pin goes */
     }
@@ -520,13 +547,21 @@ hai_status hai_stream_start(hai_model *m, const char *path, hai_error *err) {
     s->turn_tick = calloc(s->n_groups, sizeof *s->turn_tick);
     s->turn_no = calloc(s->n_groups, sizeof *s->turn_no);
     s->used_turn = calloc(s->n_units, sizeof *s->used_turn);
-    s->q_cap = (uint32_t)(n_slots * s->n_parts);
-    s->queue = malloc(n_slots * s->n_parts * sizeof *s->queue);
+    uint32_t most = 0; /* items of the largest unit */
+    for (uint32_t u = 0; u < s->n_units; u++) {
+        uint32_t k = 0;
+        for (uint32_t p = 0; p < s->n_parts; p++) k += n_chunks(&s->src[(size_t)u * s->n_parts + p]);
+        most = k > most ? k : most;
+    }
+    s->q_cap = (uint32_t)n_slots * most;
+    s->queue = malloc((size_t)s->q_cap * sizeof *s->queue);
+    s->qtmp = malloc((size_t)s->q_cap * sizeof *s->qtmp);
     if (region >= HUGE_FROM)
         s->mem = hai_alloc_huge(n_slots * s->slot_bytes);
     else if (posix_memalign((void **)&s->mem, IO_ALIGN, region))
         s->mem = NULL;
-    if (!s->slots || !s->turn || !s->turn_tick || !s->turn_no || !s->used_turn || !s->queue || !s->mem) return hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for the stream cache", mib(need));
+    if (!s->slots || !s->turn || !s->turn_tick || !s->turn_no || !s->used_turn || !s->queue || !s->qtmp || !s->mem) return hai_fail(err, HAI_ERR_NOMEM, "model: cannot allocate %.1f MiB for the stream cache", mib(need));
+    memset(s->mem, 0, n_slots * s->slot_bytes); /* its pages taken now, not while tokens wait (measured: a tenth of the first steps) */
     for (size_t i = 0; i < n_slots; i++) s->slots[i] = (slot){.unit = -1, .mem = s->mem + i * s->slot_bytes};
     for (uint32_t i = 0; i < s->n_readers; i++)
         if (posix_memalign((void **)&s->stage[i], IO_ALIGN, s->stage_bytes)) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
@@ -577,7 +612,7 @@ void hai_stream_free(hai_stream *s) {
     }
     if (s->fd >= 0) close(s->fd);
     for (uint32_t i = 0; i < N_READERS; i++) free(s->stage[i]);
-    free(s->mem), free(s->slots), free(s->turn), free(s->turn_tick), free(s->turn_no), free(s->used_turn), free(s->queue), free(s->src), free(s->slot_of), free(s->failed);
+    free(s->mem), free(s->slots), free(s->turn), free(s->turn_tick), free(s->turn_no), free(s->used_turn), free(s->queue), free(s->qtmp), free(s->src), free(s->slot_of), free(s->failed);
     free(s);
 }
 

@@ -44,8 +44,10 @@ bool stream_ready(hai_stream *s, uint32_t u);
  * stream_release. HAI_ERR_IO when the file could not be read. */
 hai_status stream_acquire(hai_stream *s, uint32_t u, const hai_weight **out, hai_error *err);
 void stream_release(hai_stream *s, uint32_t u);
-/* Read unit u ahead if it is not in memory and its group has a slot to spare (best effort). */
-void stream_prefetch(hai_stream *s, uint32_t u);
+/* Read unit u ahead if it is not in memory and its group has a slot to spare (best effort). A
+ * guess (a predicted expert) does not evict what the group's last pass used; a unit that will be
+ * needed for sure (the next layer, a prompt's next expert) takes the least recently used. */
+void stream_prefetch(hai_stream *s, uint32_t u, bool guess);
 /* A group's units are used by one forward pass at a time. */
 void stream_turn(hai_stream *s, uint32_t group);
 void stream_turn_end(hai_stream *s, uint32_t group);
