@@ -154,7 +154,7 @@ int cmd_pull(int argc, char **argv) {
         }
         memcpy(e.name, slash, n);
         for (char *c = e.name; *c; c++)
-            if (!(*c == '-' || *c == '_' || *c == '.' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z'))) *c = '_';
+            if (!hai_model_name_char(*c)) *c = '_';
         if (strlen(what) >= sizeof e.url) {
             fprintf(stderr, "hai pull: the URL is too long\n");
             return 2;

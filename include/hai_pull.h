@@ -39,6 +39,10 @@ typedef struct hai_catalog_entry {
     uint64_t size, memory;
 } hai_catalog_entry;
 
+/* Whether c may be in a model's name, which names its file in the store: letters, digits, '-',
+ * '_' and '.' (a name does not start with '.'). */
+bool hai_model_name_char(char c);
+
 /* *entries malloc'd (free with hai_free); unknown keys and wrong types are errors naming them. */
 hai_status hai_catalog_load(const char *path, hai_catalog_entry **entries, size_t *n, hai_error *err);
 /* The largest entry (by memory) that needs no more than budget bytes; -1 when none does. */

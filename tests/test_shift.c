@@ -27,14 +27,16 @@ static hai_model *synth(const char *arch, uint32_t n_layer, char *path) {
     return m;
 }
 
-static hai_context *ctx(const hai_model *m, uint32_t n_batch) {
+static hai_context *ctx_kv(const hai_model *m, uint32_t n_batch, uint32_t kv_type) {
     hai_context_params cp = hai_context_default_params();
-    cp.n_ctx = 256, cp.n_batch = n_batch, cp.n_threads = 1;
+    cp.n_ctx = 256, cp.n_batch = n_batch, cp.n_threads = 1, cp.kv_type = kv_type;
     hai_context *c = NULL;
     hai_error err = {0};
     CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg);
     return c;
 }
+
+static hai_context *ctx(const hai_model *m, uint32_t n_batch) { return ctx_kv(m, n_batch, HAI_TYPE_F16); }
 
 static double rel_diff(const float *a, const float *b, int n) {
     double d = 0, s = 0;
@@ -42,7 +44,8 @@ static double rel_diff(const float *a, const float *b, int n) {
     return s > 0 ? d / s : d;
 }
 
-static void against_fresh(const char *arch) {
+/* tol: F16 rounds the turned key once more; Q8_0 and Q4_0 quantize it again */
+static void against_fresh(const char *arch, uint32_t kv_type, double tol) {
     char path[] = "/tmp/hai-shift-XXXXXX";
     hai_model *m = synth(arch, 1, path);
     if (!m) return;
@@ -52,7 +55,7 @@ static void against_fresh(const char *arch) {
     for (int i = 0; i < S + X + R + 1; i++) all[i] = (hai_token)((11 + 37 * i) % (nv - 3) + 3);
     memcpy(kept, all, S * sizeof *kept);
     memcpy(kept + S, all + S + X, (R + 1) * sizeof *kept);
-    hai_context *a = ctx(m, 512), *b = ctx(m, 512);
+    hai_context *a = ctx_kv(m, 512, kv_type), *b = ctx_kv(m, 512, kv_type);
     if (a && b && CHECK(hai_eval(a, all, S + X + R, &err) == HAI_OK) && CHECK_MSG(hai_seq_shift(a, 0, S, X, &err) == HAI_OK, "%s", err.msg)) {
         CHECK_EQ_INT(hai_context_n_past(a), S + R);
         uint32_t n;
@@ -60,17 +63,21 @@ static void against_fresh(const char *arch) {
         CHECK(n == S + R && !memcmp(t, kept, (S + R) * sizeof *t));
         CHECK(hai_eval(a, kept + S + R, 1, &err) == HAI_OK && hai_eval(b, kept, S + R + 1, &err) == HAI_OK);
         double d = rel_diff(hai_logits(a, -1), hai_logits(b, -1), nv);
-        CHECK_MSG(d < 2e-3, "%s: the shifted cache's logits differ from a fresh evaluation's by %.2e (relative)", arch, d);
-        fprintf(stderr, "shift %s: logits within %.1e of a fresh evaluation\n", arch, d);
+        CHECK_MSG(d < tol, "%s, %s KV: the shifted cache's logits differ from a fresh evaluation's by %.2e (relative)", arch,
+                  hai_type_name(kv_type), d);
+        fprintf(stderr, "shift %s, %s KV: logits within %.1e of a fresh evaluation\n", arch, hai_type_name(kv_type), d);
     }
     hai_context_free(a), hai_context_free(b);
     hai_model_free(m);
 }
 
 int main(void) {
-    against_fresh("llama");
-    against_fresh("qwen2");
-    against_fresh("gemma3");
+    against_fresh("llama", HAI_TYPE_F16, 2e-3);
+    against_fresh("qwen2", HAI_TYPE_F16, 2e-3);
+    against_fresh("gemma3", HAI_TYPE_F16, 2e-3);
+    against_fresh("llama", HAI_TYPE_Q8_0, 4e-2); /* measured 1.4e-2; without the turn 1.1 */
+    against_fresh("qwen2", HAI_TYPE_Q8_0, 4e-2); /* 1.4e-2; without 0.84 */
+    against_fresh("llama", HAI_TYPE_Q4_0, 0.5); /* 0.28 (4 bits, quantized twice); without 1.06 */
 
     /* hai_generate: the system prompt, a dropped middle, the recent turn */
     char path[] = "/tmp/hai-shift-g-XXXXXX";

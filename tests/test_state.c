@@ -13,9 +13,11 @@
 
 static hai_token toks[N + 1];
 
+static uint32_t kv_type = HAI_TYPE_F16; /* of the contexts made */
+
 static hai_context *ctx(const hai_model *m, uint32_t n_ctx, uint32_t n_batch) {
     hai_context_params cp = hai_context_default_params();
-    cp.n_ctx = n_ctx, cp.n_batch = n_batch, cp.n_threads = 1;
+    cp.n_ctx = n_ctx, cp.n_batch = n_batch, cp.n_threads = 1, cp.kv_type = kv_type;
     hai_context *c = NULL;
     hai_error err = {0};
     CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg);
@@ -96,6 +98,35 @@ int main(int argc, char **argv) {
     hai_model *g = synth("gemma2", gp), *p3 = synth("phi3", pp);
     if (g) roundtrip("gemma2", g, 8, batches, 3);
     if (p3) roundtrip("phi3", p3, 8, batches, 3);
+
+    /* quantized caches: their rows saved as they are (the restore is exact), into rings too */
+    for (int q = 0; q < 2; q++) {
+        kv_type = q ? HAI_TYPE_Q4_0 : HAI_TYPE_Q8_0;
+        roundtrip(q ? "llama, Q4_0 KV" : "llama, Q8_0 KV", m, 512, batches, 3);
+        if (g) roundtrip(q ? "gemma2, Q4_0 KV" : "gemma2, Q8_0 KV", g, 8, batches, 3);
+    }
+    kv_type = HAI_TYPE_Q8_0;
+    hai_context *qa = ctx(m, 256, 64);
+    kv_type = HAI_TYPE_F16;
+    hai_context *fb = ctx(m, 256, 64);
+    void *qbuf = NULL;
+    size_t qn = 0;
+    if (qa && fb && CHECK(hai_eval(qa, toks, 20, &err) == HAI_OK) && CHECK(hai_state_save_buffer(qa, 0, &qbuf, &qn, &err) == HAI_OK)) {
+        /* into a cache of another type: refused, naming both */
+        CHECK(load_bytes(fb, qbuf, qn, &err) == HAI_ERR_INVALID && strstr(err.msg, "Q8_0") && strstr(err.msg, "F16"));
+        /* a block whose scale is not a number (sealed, so the value check must catch it) */
+        uint8_t *e = malloc(qn);
+        memcpy(e, qbuf, qn);
+        size_t row0 = 4 + 4 + 4 + 8 + 4 + 20 * 4 + 4; /* magic, version, type, fingerprint, n_past, tokens, layer 0's start */
+        e[row0] = 0x00, e[row0 + 1] = 0x7e;           /* F16 NaN */
+        reseal(e, qn);
+        CHECK(load_bytes(qa, e, qn, &err) == HAI_ERR_FORMAT && hai_context_n_past(qa) == 0);
+        memcpy(e, qbuf, qn);
+        CHECK(load_bytes(qa, e, qn, &err) == HAI_OK && hai_context_n_past(qa) == 20);
+        free(e);
+    }
+    free(qbuf);
+    hai_context_free(qa), hai_context_free(fb);
 
     /* hostile files */
     hai_context *a = ctx(m, 256, 64), *b = ctx(m, 256, 64), *small = ctx(m, 32, 16);

@@ -31,15 +31,25 @@ bool text_put(hai_text *t, const void *s, size_t n) {
 bool text_puts(hai_text *t, const char *s) { return text_put(t, s, strlen(s)); }
 
 bool text_printf(hai_text *t, const char *fmt, ...) {
-    if (t->oom) return false;
+    if (t->oom || !reserve(t, 0)) return false;
+    /* into the room there is; formatted a second time only when it did not fit */
     va_list ap;
     va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
+    int k = vsnprintf(t->p + t->n, t->cap - t->n, fmt, ap);
     va_end(ap);
-    if (k < 0 || !reserve(t, (size_t)k)) return false;
-    va_start(ap, fmt);
-    vsnprintf(t->p + t->n, t->cap - t->n, fmt, ap);
-    va_end(ap);
+    if (k < 0) {
+        t->p[t->n] = '\0';
+        return false;
+    }
+    if ((size_t)k >= t->cap - t->n) {
+        if (!reserve(t, (size_t)k)) {
+            t->p[t->n] = '\0';
+            return false;
+        }
+        va_start(ap, fmt);
+        vsnprintf(t->p + t->n, t->cap - t->n, fmt, ap);
+        va_end(ap);
+    }
     t->n += (size_t)k;
     return true;
 }

@@ -209,6 +209,10 @@ static bool num_field(const cJSON *o, const char *key, uint64_t *dst, size_t i, 
     return true;
 }
 
+bool hai_model_name_char(char c) {
+    return c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 hai_status hai_catalog_load(const char *path, hai_catalog_entry **entries, size_t *n, hai_error *err) {
     if (!path || !entries || !n) return hai_fail(err, HAI_ERR_INVALID, "catalog: NULL argument");
     *entries = NULL, *n = 0;
@@ -251,7 +255,7 @@ hai_status hai_catalog_load(const char *path, hai_catalog_entry **entries, size_
         }
         if (e[i].sha256[0] && !hex_ok(e[i].sha256)) st = hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu: sha256 must be 64 hex digits", i);
         for (const char *c = e[i].name; !st && *c; c++)
-            if (!(*c == '-' || *c == '_' || *c == '.' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')) || e[i].name[0] == '.')
+            if (!hai_model_name_char(*c) || e[i].name[0] == '.')
                 st = hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu: a name is letters, digits, '-', '_' and '.' (it names a file)", i);
     }
     cJSON_Delete(a);

@@ -14,15 +14,27 @@
 #include "kernels/kernels.h"
 #include "quant/fp16.h"
 
+/* A key turned back by the angles t (cos, sin a dimension pair), unless its layer has no RoPE. */
+static void rotate_back(const hai_hparams *hp, bool roped, const double *t, float *x) {
+    uint32_t half = hp->n_rot / 2;
+    for (uint32_t i = 0; roped && i < half; i++) { /* rotate by minus the angle */
+        uint32_t a = hp->rope == ROPE_NEOX ? i : 2 * i, b = hp->rope == ROPE_NEOX ? i + half : 2 * i + 1;
+        double x0 = x[a], x1 = x[b], co = t[2 * i], si = t[2 * i + 1];
+        x[a] = (float)(x0 * co + x1 * si);
+        x[b] = (float)(x1 * co - x0 * si);
+    }
+}
+
 hai_status hai_seq_shift(hai_context *c, int32_t seq, uint32_t keep, uint32_t n, hai_error *err) {
     if (!c || seq < 0 || (uint32_t)seq >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "shift: no sequence %d", seq);
     uint32_t past = c->seq_past[seq];
     if (keep > past || n > past - keep)
         return hai_fail(err, HAI_ERR_INVALID, "shift: positions %u..%u are not in the %u the sequence holds", keep, keep + n, past);
-    if (c->kv_type != HAI_TYPE_F16) return hai_fail(err, HAI_ERR_UNSUPPORTED, "shift: only F16 KV caches (this one is %s)", hai_type_name(c->kv_type));
     if (c->ring) return hai_fail(err, HAI_ERR_UNSUPPORTED, "shift: not with sliding-window rings (this context keeps %u positions of them)", c->ring);
     if (!n) return HAI_OK;
     const hai_hparams *hp = &c->m->hp;
+    const hai_type_traits *kvt = c->kv_type != HAI_TYPE_F16 ? hai_type_traits_get(c->kv_type) : NULL;
+    if (kvt && hp->head_dim > 1024) return hai_fail(err, HAI_ERR_UNSUPPORTED, "shift: head_dim %u", hp->head_dim);
     uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, half = hp->n_rot / 2;
     double cs[2 * 512]; /* cos, sin of the turn back for each dimension pair (n_rot <= 1024) */
     double cs_swa[2 * 512];
@@ -44,13 +56,15 @@ hai_status hai_seq_shift(hai_context *c, int32_t seq, uint32_t keep, uint32_t n,
             for (uint32_t p = keep + n; p < past; p++) {
                 float x[1024];
                 uint32_t from = hai_kv_slot(c, l, p), to = hai_kv_slot(c, l, p - n);
-                for (uint32_t d = 0; d < hd && d < 1024; d++) x[d] = hai_f16_to_f32(k[hai_kt_index(from, d, hd)]);
-                for (uint32_t i = 0; roped && i < half; i++) { /* rotate by minus the angle */
-                    uint32_t a = hp->rope == ROPE_NEOX ? i : 2 * i, b = hp->rope == ROPE_NEOX ? i + half : 2 * i + 1;
-                    double x0 = x[a], x1 = x[b], co = t[2 * i], si = t[2 * i + 1];
-                    x[a] = (float)(x0 * co + x1 * si);
-                    x[b] = (float)(x1 * co - x0 * si);
+                if (kvt) { /* quantized rows: turned back as floats, quantized again (as llama.cpp's shift of such caches) */
+                    kvt->to_float(k + (size_t)from * c->k_rowu, x, hd);
+                    rotate_back(hp, roped, t, x);
+                    kvt->from_float(x, k + (size_t)to * c->k_rowu, hd);
+                    memmove(v + (size_t)to * c->v_rowu, v + (size_t)from * c->v_rowu, (size_t)c->v_rowu * sizeof *v);
+                    continue;
                 }
+                for (uint32_t d = 0; d < hd && d < 1024; d++) x[d] = hai_f16_to_f32(k[hai_kt_index(from, d, hd)]);
+                rotate_back(hp, roped, t, x);
                 for (uint32_t d = 0; d < hd && d < 1024; d++) k[hai_kt_index(to, d, hd)] = hai_f32_to_f16(x[d]);
                 memmove(v + (size_t)to * hdv, v + (size_t)from * hdv, (size_t)hdv * sizeof *v);
             }
@@ -70,7 +84,7 @@ void hai_context_set_shift(hai_context *c, bool on) {
 
 uint32_t seq_shift_to_prompt(hai_context *c, int32_t seq, const hai_token *prompt, size_t n_prompt, uint32_t common) {
     uint32_t past = c->seq_past[seq];
-    if (c->ring || c->kv_type != HAI_TYPE_F16 || common == 0 || common >= past || n_prompt - 1 - common < SHIFT_MIN_MATCH) return common;
+    if (c->ring || common == 0 || common >= past || n_prompt - 1 - common < SHIFT_MIN_MATCH) return common;
     const hai_token *ct = c->tokens + (size_t)seq * c->n_ctx;
     for (uint32_t d = 1; common + d + SHIFT_MIN_MATCH <= past; d++) {
         if (memcmp(ct + common + d, prompt + common, SHIFT_MIN_MATCH * sizeof *ct)) continue;

@@ -3,10 +3,12 @@
  * when it comes back: its size follows from its header, a checksum covers it, every field is
  * checked against the context it goes into, and a file that fails leaves the sequence empty.
  *
- * Layout (little-endian): "HAIS", version, the model's fingerprint, the positions held (n_past),
- * the tokens; per layer the first position it keeps (0, or for a sliding-window layer the start
- * of what its ring holds) and, per KV head, the keys then the values of its positions as F16
- * rows; then FNV-1a 64 of all before it. */
+ * Layout (little-endian): "HAIS", version, (version 2: the KV cache's type), the model's
+ * fingerprint, the positions held (n_past), the tokens; per layer the first position it keeps (0,
+ * or for a sliding-window layer the start of what its ring holds) and, per KV head, the keys then
+ * the values of its positions as rows of the cache's type (version 1: F16); then FNV-1a 64 of all
+ * before it. A quantized cache's rows are saved as they are, so a restore is exact. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,8 @@
 #include "kernels/kernels.h"
 
 #define STATE_MAGIC "HAIS"
-#define STATE_VERSION 1u
+#define STATE_VERSION 1u   /* F16 caches */
+#define STATE_VERSION_KV 2u /* quantized caches: the type follows the version */
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;
@@ -54,12 +57,13 @@ hai_status hai_state_save_buffer(const hai_context *c, int32_t seq, void **out, 
     if (!c || !out || !len) return hai_fail(err, HAI_ERR_INVALID, "state: NULL argument");
     *out = NULL, *len = 0;
     if (seq < 0 || (uint32_t)seq >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "state: no sequence %d", seq);
-    if (c->kv_type != HAI_TYPE_F16) return hai_fail(err, HAI_ERR_UNSUPPORTED, "state: only F16 KV caches are saved (this one is %s)", hai_type_name(c->kv_type));
     const hai_hparams *hp = &c->m->hp;
     uint32_t n_past = c->seq_past[seq];
+    bool quant = c->kv_type != HAI_TYPE_F16;
     hai_text t = {0};
     text_put(&t, STATE_MAGIC, 4);
-    put_u32(&t, STATE_VERSION);
+    put_u32(&t, quant ? STATE_VERSION_KV : STATE_VERSION);
+    if (quant) put_u32(&t, c->kv_type);
     uint64_t fp = fingerprint(c->m);
     text_put(&t, &fp, 8);
     put_u32(&t, n_past);
@@ -69,11 +73,13 @@ hai_status hai_state_save_buffer(const hai_context *c, int32_t seq, void **out, 
         put_u32(&t, lo);
         for (uint32_t g = 0; g < hp->n_head_kv; g++) {
             const uint16_t *k = hai_kv_keys(c, (uint32_t)seq, l, g), *v = hai_kv_values(c, (uint32_t)seq, l, g);
-            for (uint32_t p = lo; p < n_past; p++) {
+            for (uint32_t p = lo; p < n_past && quant; p++) text_put(&t, k + (size_t)hai_kv_slot(c, l, p) * c->k_rowu, (size_t)c->k_rowu * 2);
+            for (uint32_t p = lo; p < n_past && !quant; p++) {
                 uint32_t s = hai_kv_slot(c, l, p);
                 for (uint32_t d = 0; d < hp->head_dim; d++) text_put(&t, &k[hai_kt_index(s, d, hp->head_dim)], 2);
             }
-            for (uint32_t p = lo; p < n_past; p++) text_put(&t, &v[(size_t)hai_kv_slot(c, l, p) * hp->head_dim_v], (size_t)hp->head_dim_v * 2);
+            for (uint32_t p = lo; p < n_past; p++)
+                text_put(&t, &v[(size_t)hai_kv_slot(c, l, p) * (quant ? c->v_rowu : hp->head_dim_v)], (size_t)(quant ? c->v_rowu : hp->head_dim_v) * 2);
         }
     }
     uint64_t sum = fnv(0xcbf29ce484222325ull, t.p, t.n);
@@ -99,11 +105,23 @@ static bool get(rd *r, void *dst, size_t n) {
 
 static bool f16_finite(uint16_t h) { return (h & 0x7c00) != 0x7c00; }
 
+/* A quantized row of `units` 16-bit units (n values) from the file into slot `at` of rows, unless
+ * skip (a ring's position this context does not keep); HAI_ERR_FORMAT when a value is not finite. */
+static hai_status quant_row(rd *r, const hai_type_traits *t, uint16_t *rows, uint32_t units, uint32_t n, uint32_t at, bool skip) {
+    uint16_t buf[2048];
+    float x[1024];
+    if (units > 2048 || n > 1024 || !get(r, buf, (size_t)units * 2)) return HAI_ERR_FORMAT;
+    t->to_float(buf, x, n);
+    for (uint32_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return HAI_ERR_FORMAT;
+    if (!skip) memcpy(rows + (size_t)at * units, buf, (size_t)units * 2);
+    return HAI_OK;
+}
+
 hai_status hai_state_load_buffer(hai_context *c, int32_t seq, const void *data, size_t len, hai_error *err) {
     if (!c || (!data && len)) return hai_fail(err, HAI_ERR_INVALID, "state: NULL argument");
     if (seq < 0 || (uint32_t)seq >= c->n_seq) return hai_fail(err, HAI_ERR_INVALID, "state: no sequence %d", seq);
     const hai_hparams *hp = &c->m->hp;
-    if (c->kv_type != HAI_TYPE_F16) return hai_fail(err, HAI_ERR_UNSUPPORTED, "state: only F16 KV caches are restored (this one is %s)", hai_type_name(c->kv_type));
     hai_seq_truncate(c, seq, 0, NULL); /* whatever happens, the sequence holds the file's state or nothing */
     rd r = {data, len, 0};
     char magic[4];
@@ -112,16 +130,26 @@ hai_status hai_state_load_buffer(hai_context *c, int32_t seq, const void *data, 
     if (len < 28 || !get(&r, magic, 4) || memcmp(magic, STATE_MAGIC, 4))
         return hai_fail(err, HAI_ERR_FORMAT, "state: not a hai state file");
     get(&r, &version, 4);
-    if (version != STATE_VERSION) return hai_fail(err, HAI_ERR_UNSUPPORTED, "state: version %u (this hai reads %u)", version, STATE_VERSION);
+    if (version != STATE_VERSION && version != STATE_VERSION_KV)
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "state: version %u (this hai reads %u and %u)", version, STATE_VERSION, STATE_VERSION_KV);
     memcpy(&sum, (const uint8_t *)data + len - 8, 8);
     if (fnv(0xcbf29ce484222325ull, data, len - 8) != sum) return hai_fail(err, HAI_ERR_FORMAT, "state: the checksum does not match (the file is damaged)");
+    uint32_t kv_type = HAI_TYPE_F16;
+    if (version == STATE_VERSION_KV && (len < 32 || !get(&r, &kv_type, 4) || kv_type == HAI_TYPE_F16))
+        return hai_fail(err, HAI_ERR_FORMAT, "state: version %u without a quantized cache's type", version);
+    if (kv_type != c->kv_type)
+        return hai_fail(err, HAI_ERR_INVALID, "state: saved from a %s KV cache; this context's is %s", hai_type_name(kv_type) ? hai_type_name(kv_type) : "?",
+                        hai_type_name(c->kv_type));
+    bool quant = kv_type != HAI_TYPE_F16;
+    const hai_type_traits *kvt = quant ? hai_type_traits_get(kv_type) : NULL;
+    uint32_t krow = quant ? c->k_rowu * 2 : hp->head_dim * 2, vrow = quant ? c->v_rowu * 2 : hp->head_dim_v * 2; /* bytes a position */
     get(&r, &fp, 8);
     if (fp != fingerprint(c->m)) return hai_fail(err, HAI_ERR_INVALID, "state: saved with another model than %s", c->m->desc);
     get(&r, &n_past, 4);
     if (n_past > c->n_ctx)
         return hai_fail(err, HAI_ERR_LIMIT, "state: %u positions; the context holds %u", n_past, c->n_ctx);
     /* the size the header implies, before anything is read into the context */
-    uint64_t want = 16 + 4 + (uint64_t)n_past * 4 + 8, row = (uint64_t)hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2;
+    uint64_t want = r.at + (uint64_t)n_past * 4 + 8, row = (uint64_t)hp->n_head_kv * (krow + vrow);
     size_t at = r.at + (size_t)n_past * 4;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         uint32_t lo;
@@ -159,6 +187,11 @@ hai_status hai_state_load_buffer(hai_context *c, int32_t seq, const void *data, 
         get(&r, &lo, 4); /* the sizes were checked: every get below succeeds */
         for (uint32_t g = 0; g < hp->n_head_kv && !st; g++) {
             uint16_t *k = hai_kv_keys(c, (uint32_t)seq, l, g), *v = hai_kv_values(c, (uint32_t)seq, l, g);
+            if (quant) { /* rows as saved, each checked to be numbers (its scales) */
+                for (uint32_t p = lo; p < n_past && !st; p++) st = quant_row(&r, kvt, k, c->k_rowu, hp->head_dim, hai_kv_slot(c, l, p), c->ring && p < seq_lo && c->kv_cap[l] < c->n_ctx_kt);
+                for (uint32_t p = lo; p < n_past && !st; p++) st = quant_row(&r, kvt, v, c->v_rowu, hp->head_dim_v, hai_kv_slot(c, l, p), c->ring && p < seq_lo && c->kv_cap[l] < c->n_ctx_kt);
+                continue;
+            }
             for (uint32_t p = lo; p < n_past; p++)
                 for (uint32_t d = 0; d < hp->head_dim; d++) {
                     uint16_t h = 0;
