@@ -45,6 +45,8 @@ bool hai_model_name_char(char c);
 
 /* *entries malloc'd (free with hai_free); unknown keys and wrong types are errors naming them. */
 hai_status hai_catalog_load(const char *path, hai_catalog_entry **entries, size_t *n, hai_error *err);
+/* The same from the catalog's text (len bytes). */
+hai_status hai_catalog_parse(const char *json, size_t len, hai_catalog_entry **entries, size_t *n, hai_error *err);
 /* The largest entry (by memory) that needs no more than budget bytes; -1 when none does. */
 int hai_catalog_pick(const hai_catalog_entry *entries, size_t n, uint64_t budget);
 

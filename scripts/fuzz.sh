@@ -8,7 +8,7 @@ shared=${HAI_SHARED_DIR:-$(cd .. && pwd)/shared}
 build=build-fuzz
 CC=clang cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAI_FUZZ=ON -DHAI_SANITIZE=ON \
   -DHAI_TESTS=ON -DHAI_WERROR=ON -DHAI_SHARED_DIR="$shared" >/dev/null
-cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_tokenizer_hf fuzz_api fuzz_embeddings fuzz_cloud fuzz_router fuzz_template fuzz_grammar fuzz_model fuzz_state test_gguf_bad -- --quiet
+cmake --build $build --target fuzz_gguf fuzz_tokenizer fuzz_chat fuzz_tokenizer_hf fuzz_api fuzz_embeddings fuzz_cloud fuzz_router fuzz_template fuzz_grammar fuzz_model fuzz_state fuzz_catalog test_gguf_bad -- --quiet
 
 # seeds: real files from ../shared plus the bad-file corpus the tests generate
 corpus=$build/corpus/gguf
@@ -112,5 +112,10 @@ scorpus=$build/corpus/state
 mkdir -p $scorpus
 for s in 0 1 2 3; do printf "\\x0$s\\x1d\\x00\\x10\\x01" > $scorpus/seed-$s; done
 run fuzz_state $scorpus -max_len=4096 -timeout=20
+# model catalogs (hai pull NAME, serve -m auto): a good one and the refused kinds
+kcorpus=$build/corpus/catalog
+mkdir -p $kcorpus
+cp tests/corpus/catalog/* $kcorpus/
+run fuzz_catalog $kcorpus -max_len=4096
 while [ ${#pending[@]} -gt 0 ]; do finish_one; done
 echo "fuzz: ok"

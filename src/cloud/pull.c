@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,6 +197,7 @@ static bool str_field(const cJSON *o, const char *key, char *dst, size_t cap, bo
     if (!v) return !required || (hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu has no \"%s\"", i, key), false);
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap)
         return hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu: \"%s\" must be a string of fewer than %zu bytes", i, key, cap), false;
+    if (required && !v->valuestring[0]) return hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu: \"%s\" is empty", i, key), false;
     memcpy(dst, v->valuestring, strlen(v->valuestring) + 1);
     return true;
 }
@@ -227,11 +229,19 @@ hai_status hai_catalog_load(const char *path, hai_catalog_entry **entries, size_
         text_free(&t);
         return hai_fail(err, HAI_ERR_LIMIT, "catalog: %s is over 4 MiB", path);
     }
-    cJSON *a = t.p ? cJSON_ParseWithLength(t.p, t.n) : NULL;
+    hai_status st = hai_catalog_parse(t.p ? t.p : "", t.n, entries, n, err);
     text_free(&t);
+    if (st) hai_error_prefix(err, "%s", path);
+    return st;
+}
+
+hai_status hai_catalog_parse(const char *json, size_t len, hai_catalog_entry **entries, size_t *n, hai_error *err) {
+    if (!json || !entries || !n) return hai_fail(err, HAI_ERR_INVALID, "catalog: NULL argument");
+    *entries = NULL, *n = 0;
+    cJSON *a = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsArray(a)) {
         cJSON_Delete(a);
-        return hai_fail(err, HAI_ERR_FORMAT, "catalog: %s is not a JSON array of models", path);
+        return hai_fail(err, HAI_ERR_FORMAT, "catalog: not a JSON array of models");
     }
     size_t count = (size_t)cJSON_GetArraySize(a), i = 0;
     hai_catalog_entry *e = calloc(count ? count : 1, sizeof *e);
@@ -254,6 +264,8 @@ hai_status hai_catalog_load(const char *path, hai_catalog_entry **entries, size_
             break;
         }
         if (e[i].sha256[0] && !hex_ok(e[i].sha256)) st = hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu: sha256 must be 64 hex digits", i);
+        if (!st && strncasecmp(e[i].url, "http://", 7) && strncasecmp(e[i].url, "https://", 8) && strncasecmp(e[i].url, "file://", 7))
+            st = hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu: the url must be http://, https:// or file://", i); /* what the download takes */
         for (const char *c = e[i].name; !st && *c; c++)
             if (!hai_model_name_char(*c) || e[i].name[0] == '.')
                 st = hai_fail(err, HAI_ERR_FORMAT, "catalog: entry %zu: a name is letters, digits, '-', '_' and '.' (it names a file)", i);
