@@ -230,6 +230,14 @@ typedef struct hai_kernels {
      * NULL: forward.c does it with dot_f16_f32 and scale_axpy_f16. */
     void (*attn_tile)(int nh, int hd, int hdv, const float *q, const uint16_t *K, const uint16_t *V, size_t v_stride, int nk, float scale,
                       float cap, float *m, float *l, float *acc, float *scores);
+    /* Attention on a quantized KV cache, read as it is (a row of n values, n % 32 == 0, in
+     * HAI_TYPE_Q8_0 or HAI_TYPE_Q4_0 blocks), each row's blocks turned to floats once for the nh
+     * query heads of its KV group:
+     *   kvq_dots: out[h] = q[h] . row for q [nh][n];
+     *   kvq_axpys: acc[h] += a[h * a_stride] * row for acc [nh][n].
+     * NULL: the reference (ref.c). */
+    void (*kvq_dots)(uint32_t type, const void *row, int n, int nh, const float *q, float *out);
+    void (*kvq_axpys)(uint32_t type, const void *row, int n, int nh, const float *a, size_t a_stride, float *acc);
 } hai_kernels;
 
 /* The portable reference kernels. */

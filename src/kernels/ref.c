@@ -323,6 +323,46 @@ static void f32_to_f16_ref(int64_t n, const float *x, uint16_t *y) {
     for (int64_t i = 0; i < n; i++) y[i] = hai_f32_to_f16(x[i]);
 }
 
+/* ---- attention on quantized KV rows (kernels.h) --------------------------------------------------- */
+
+/* Block b of a Q8_0 / Q4_0 row as 32 floats (value j of the block at j). */
+static void kvq_block(uint32_t type, const uint8_t *row, int b, float *x) {
+    uint16_t dh;
+    if (type == HAI_TYPE_Q8_0) {
+        const uint8_t *blk = row + 34 * (size_t)b;
+        memcpy(&dh, blk, 2);
+        float d = f16(dh);
+        for (int j = 0; j < 32; j++) x[j] = (float)(int8_t)blk[2 + j] * d;
+    } else {
+        const uint8_t *blk = row + 18 * (size_t)b;
+        memcpy(&dh, blk, 2);
+        float d = f16(dh);
+        for (int j = 0; j < 16; j++) x[j] = (float)((blk[2 + j] & 0xF) - 8) * d, x[j + 16] = (float)((blk[2 + j] >> 4) - 8) * d;
+    }
+}
+
+static void kvq_dots_ref(uint32_t type, const void *row, int n, int nh, const float *q, float *out) {
+    for (int h = 0; h < nh; h++) out[h] = 0;
+    for (int b = 0; b < n / 32; b++) {
+        float x[32];
+        kvq_block(type, row, b, x);
+        for (int h = 0; h < nh; h++) {
+            float s = 0;
+            for (int j = 0; j < 32; j++) s += q[(size_t)h * n + 32 * b + j] * x[j];
+            out[h] += s;
+        }
+    }
+}
+
+static void kvq_axpys_ref(uint32_t type, const void *row, int n, int nh, const float *a, size_t a_stride, float *acc) {
+    for (int b = 0; b < n / 32; b++) {
+        float x[32];
+        kvq_block(type, row, b, x);
+        for (int h = 0; h < nh; h++)
+            for (int j = 0; j < 32; j++) acc[(size_t)h * n + 32 * b + j] += a[(size_t)h * a_stride] * x[j];
+    }
+}
+
 /* ---- the sampler's passes (kernels.h) ----------------------------------------------------------- */
 
 static inline float sane(float v) { return v != v ? -INFINITY : v > FLT_MAX ? FLT_MAX : v; }
@@ -382,6 +422,8 @@ static const hai_kernels ref = {
     .dot_f16_f32 = dot_f16_f32_ref,
     .scale_axpy_f16 = scale_axpy_f16_ref,
     .f32_to_f16 = f32_to_f16_ref,
+    .kvq_dots = kvq_dots_ref,
+    .kvq_axpys = kvq_axpys_ref,
     .logits_max = logits_max_ref,
     .logits_exp = logits_exp_ref,
     .logits_collect = logits_collect_ref,

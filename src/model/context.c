@@ -208,8 +208,6 @@ static hai_status build(const hai_model *m, const hai_context_params *pp, bool d
      * other's cache lines) */
     uint32_t group = hp->n_head / hp->n_head_kv;
     c->att_tile_stride = (size_t)group * (HAI_ATT_TILE + hp->head_dim_v + 2) + (size_t)hp->head_dim * HAI_KT + 64;
-    if (c->kv_type != HAI_TYPE_F16) /* a tile of keys and values as F16, from the quantized rows; and a row of floats */
-        c->att_tile_stride += ((size_t)HAI_ATT_TILE * (hp->head_dim + hp->head_dim_v) + 1) / 2 + (hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v) + 16;
     c->att_tile = alloc_checked((uint64_t)n_threads, c->att_tile_stride * 4, &z);
     if (c->k->decode_prep) { /* the matmuls that do not take the matrix path */
         c->act_dec_rows = n_batch < HAI_FEW_TOKENS ? n_batch : HAI_FEW_TOKENS;

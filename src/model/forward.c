@@ -338,6 +338,53 @@ typedef struct att_job {
     uint32_t layer, n;
 } att_job;
 
+/* The online softmax over a tile's scores [group][HAI_ATT_TILE] (tn of them): each head's running
+ * maximum and sum updated, what it accumulated rescaled, the scores turned into weights. */
+static void softmax_tile(uint32_t group, uint32_t tn, uint32_t hdv, float *scores, float *mx, float *sum, float *acc) {
+    for (uint32_t h = 0; h < group; h++) {
+        float *sc = scores + h * HAI_ATT_TILE, tmax = mx[h];
+        for (uint32_t t = 0; t < tn; t++) tmax = sc[t] > tmax ? sc[t] : tmax;
+        float corr = expf(mx[h] - tmax); /* rescales what was accumulated under the old maximum */
+        float l = sum[h] * corr;
+        for (uint32_t t = 0; t < tn; t++) {
+            sc[t] = expf(sc[t] - tmax);
+            l += sc[t];
+        }
+        sum[h] = l, mx[h] = tmax;
+        if (corr != 1.0f)
+            for (uint32_t d = 0; d < hdv; d++) acc[(size_t)h * hdv + d] *= corr;
+    }
+}
+
+/* A quantized cache's keys and values read as they are: each key row dotted with the group's
+ * queries, each value row added into their sums, a row's blocks turned to floats once for all the
+ * group's heads (kernels' kvq_dots, kvq_axpys). Keys [first, n_keys). */
+static void att_quantized(hai_context *c, const att_job *j, const float *q, const uint16_t *Kg, const uint16_t *Vg, uint32_t first,
+                          uint32_t n_keys, float *scores, float *mx, float *sum, float *acc) {
+    const hai_hparams *hp = &c->m->hp;
+    uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
+    const hai_kernels *ref = hai_kernels_ref();
+    void (*dots)(uint32_t, const void *, int, int, const float *, float *) = c->k->kvq_dots ? c->k->kvq_dots : ref->kvq_dots;
+    void (*axpys)(uint32_t, const void *, int, int, const float *, size_t, float *) = c->k->kvq_axpys ? c->k->kvq_axpys : ref->kvq_axpys;
+    float scale = hp->attn_scale, out[64];
+    for (uint32_t t0 = first, tn; t0 < n_keys; t0 += tn) {
+        uint32_t p0 = hai_kv_slot(c, j->layer, t0), room = c->kv_cap[j->layer] - p0; /* a ring: a tile stops at its end */
+        tn = n_keys - t0 < HAI_ATT_TILE ? n_keys - t0 : HAI_ATT_TILE;
+        tn = room < tn ? room : tn;
+        for (uint32_t t = 0; t < tn; t++)
+            for (uint32_t h0 = 0; h0 < group; h0 += 64) {
+                uint32_t hn = group - h0 < 64 ? group - h0 : 64;
+                dots(c->kv_type, Kg + (size_t)(p0 + t) * c->k_rowu, (int)hd, (int)hn, q + (size_t)h0 * hd, out);
+                for (uint32_t h = 0; h < hn; h++) {
+                    float x = out[h] * scale;
+                    scores[(h0 + h) * HAI_ATT_TILE + t] = hp->attn_softcap ? hp->attn_softcap * tanhf(x / hp->attn_softcap) : x;
+                }
+            }
+        softmax_tile(group, tn, hdv, scores, mx, sum, acc);
+        for (uint32_t t = 0; t < tn; t++) axpys(c->kv_type, Vg + (size_t)(p0 + t) * c->v_rowu, (int)hdv, (int)group, scores + t, HAI_ATT_TILE, acc);
+    }
+}
+
 /* Work items are (token, KV group): each key and value row is read once for all the query heads
  * that share it (GQA), not once per head. */
 static void att_task(void *arg, int ith, int nth) {
@@ -350,10 +397,7 @@ static void att_task(void *arg, int ith, int nth) {
     float *acc = scores + (size_t)group * HAI_ATT_TILE;                  /* [group][hdv] */
     float *mx = acc + (size_t)group * hdv, *sum = mx + group;        /* [group] each */
     float *kblk = sum + group;                                        /* [hd][16]: a block of keys as floats (no attn_tile) */
-    /* a quantized cache: a tile of keys (transposed in blocks, as F16 caches hold them) and values as F16 */
-    uint16_t *kscr = (uint16_t *)(kblk + (size_t)hd * HAI_KT), *vscr = kscr + (size_t)HAI_ATT_TILE * hd;
-    float *rowf = (float *)(vscr + (size_t)HAI_ATT_TILE * hdv);
-    const hai_type_traits *kvt = c->kv_type != HAI_TYPE_F16 ? hai_type_traits_get(c->kv_type) : NULL;
+    bool kvt = c->kv_type != HAI_TYPE_F16; /* a quantized cache: read as it is (att_quantized) */
     float scale = c->m->hp.attn_scale;
     int64_t total = (int64_t)j->n * nkv, a, b;
     split_range(total, ith, nth, &a, &b);
@@ -369,26 +413,14 @@ static void att_task(void *arg, int ith, int nth) {
         const uint16_t *Vg = hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g);
         for (uint32_t h = 0; h < group; h++) mx[h] = -INFINITY, sum[h] = 0;
         memset(acc, 0, (size_t)group * hdv * sizeof *acc);
-        for (uint32_t t0 = first / HAI_KT * HAI_KT, tn; t0 < n_keys; t0 += tn) {
+        if (kvt) att_quantized(c, j, q, Kg, Vg, first, n_keys, scores, mx, sum, acc);
+        for (uint32_t t0 = first / HAI_KT * HAI_KT, tn; !kvt && t0 < n_keys; t0 += tn) {
             bool masked = t0 < first;
             uint32_t p0 = hai_kv_slot(c, j->layer, t0), room = c->kv_cap[j->layer] - p0; /* a ring: a tile stops at its end */
             tn = masked ? HAI_KT : HAI_ATT_TILE;
             tn = n_keys - t0 < tn ? n_keys - t0 : tn;
             tn = room < tn ? room : tn;
             const uint16_t *Kt = Kg + (size_t)p0 * hd, *Vt = Vg + (size_t)p0 * hdv; /* the tile's keys and values */
-            if (kvt) { /* from quantized rows: the tile as an F16 cache would hold it */
-                uint16_t kh[1024];
-                for (uint32_t t = 0; t < tn; t++) {
-                    kvt->to_float(Kg + (size_t)(p0 + t) * c->k_rowu, rowf, hd);
-                    k->f32_to_f16((int64_t)hd, rowf, kh);
-                    for (uint32_t d = 0; d < hd; d++) kscr[hai_kt_index(t, d, hd)] = kh[d];
-                    kvt->to_float(Vg + (size_t)(p0 + t) * c->v_rowu, rowf, hdv);
-                    k->f32_to_f16((int64_t)hdv, rowf, vscr + (size_t)t * hdv);
-                }
-                for (uint32_t t = tn; t % HAI_KT; t++) /* the last block's lanes past the tile: defined */
-                    for (uint32_t d = 0; d < hd; d++) kscr[hai_kt_index(t, d, hd)] = 0;
-                Kt = kscr, Vt = vscr;
-            }
             if (k->attn_tile && !masked) {
                 k->attn_tile((int)group, (int)hd, (int)hdv, q, Kt, Vt, hdv, (int)tn, scale, hp->attn_softcap, mx, sum, acc, scores);
                 continue;
@@ -408,19 +440,7 @@ static void att_task(void *arg, int ith, int nth) {
                     for (uint32_t u = 0; u < nb && t0 + tb + u < first; u++) scores[h * HAI_ATT_TILE + tb + u] = -INFINITY;
                 }
             }
-            for (uint32_t h = 0; h < group; h++) {
-                float *sc = scores + h * HAI_ATT_TILE, tmax = mx[h];
-                for (uint32_t t = 0; t < tn; t++) tmax = sc[t] > tmax ? sc[t] : tmax;
-                float corr = expf(mx[h] - tmax); /* rescales what was accumulated under the old maximum */
-                float l = sum[h] * corr;
-                for (uint32_t t = 0; t < tn; t++) {
-                    sc[t] = expf(sc[t] - tmax);
-                    l += sc[t];
-                }
-                sum[h] = l, mx[h] = tmax;
-                if (corr != 1.0f)
-                    for (uint32_t d = 0; d < hdv; d++) acc[(size_t)h * hdv + d] *= corr;
-            }
+            softmax_tile(group, tn, hdv, scores, mx, sum, acc);
             for (uint32_t t = 0; t < tn; t++) {
                 const uint16_t *vr = Vt + (size_t)t * hdv;
                 for (uint32_t h = 0; h < group; h++) k->scale_axpy_f16(hdv, 1.0f, scores[h * HAI_ATT_TILE + t], vr, acc + (size_t)h * hdv);
