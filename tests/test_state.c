@@ -48,7 +48,10 @@ static void roundtrip(const char *what, const hai_model *m, uint32_t n_batch_sav
             const float *got = hai_logits(b, -1);
             double d = 0;
             for (int j = 0; j < nv; j++) d = fmax(d, fabs((double)got[j] - want[j]));
-            CHECK_MSG(d == 0, "%s (n_batch %u): the restored state's logits differ by %g", what, batches[k], d);
+            /* the rows come back exactly; a quantized cache's attention is tiled by ring slots, so a
+             * sliding-window model restored into rings of another size sums in another order */
+            double tol = kv_type != HAI_TYPE_F16 && strstr(what, "gemma2") ? 1e-3 : 0;
+            CHECK_MSG(d <= tol, "%s (n_batch %u): the restored state's logits differ by %g", what, batches[k], d);
         }
         hai_context_free(b);
     }

@@ -340,15 +340,24 @@ typedef struct att_job {
 
 /* The online softmax over a tile's scores [group][HAI_ATT_TILE] (tn of them): each head's running
  * maximum and sum updated, what it accumulated rescaled, the scores turned into weights. */
-static void softmax_tile(uint32_t group, uint32_t tn, uint32_t hdv, float *scores, float *mx, float *sum, float *acc) {
+static void softmax_tile(const hai_kernels *k, uint32_t group, uint32_t tn, uint32_t hdv, float *scores, float *mx, float *sum, float *acc) {
     for (uint32_t h = 0; h < group; h++) {
         float *sc = scores + h * HAI_ATT_TILE, tmax = mx[h];
-        for (uint32_t t = 0; t < tn; t++) tmax = sc[t] > tmax ? sc[t] : tmax;
+        if (k->logits_max) {
+            float tm = k->logits_max((int64_t)tn, sc);
+            tmax = tm > tmax ? tm : tmax;
+        } else {
+            for (uint32_t t = 0; t < tn; t++) tmax = sc[t] > tmax ? sc[t] : tmax;
+        }
         float corr = expf(mx[h] - tmax); /* rescales what was accumulated under the old maximum */
         float l = sum[h] * corr;
-        for (uint32_t t = 0; t < tn; t++) {
-            sc[t] = expf(sc[t] - tmax);
-            l += sc[t];
+        if (k->logits_exp) { /* the sampler's vector exp: sc[t] = exp(sc[t] - tmax), in place */
+            l += (float)k->logits_exp((int64_t)tn, sc, tmax, 1.0f, sc, NULL);
+        } else {
+            for (uint32_t t = 0; t < tn; t++) {
+                sc[t] = expf(sc[t] - tmax);
+                l += sc[t];
+            }
         }
         sum[h] = l, mx[h] = tmax;
         if (corr != 1.0f)
@@ -380,7 +389,7 @@ static void att_quantized(hai_context *c, const att_job *j, const float *q, cons
                     scores[(h0 + h) * HAI_ATT_TILE + t] = hp->attn_softcap ? hp->attn_softcap * tanhf(x / hp->attn_softcap) : x;
                 }
             }
-        softmax_tile(group, tn, hdv, scores, mx, sum, acc);
+        softmax_tile(c->k, group, tn, hdv, scores, mx, sum, acc);
         for (uint32_t t = 0; t < tn; t++) axpys(c->kv_type, Vg + (size_t)(p0 + t) * c->v_rowu, (int)hdv, (int)group, scores + t, HAI_ATT_TILE, acc);
     }
 }
@@ -440,7 +449,7 @@ static void att_task(void *arg, int ith, int nth) {
                     for (uint32_t u = 0; u < nb && t0 + tb + u < first; u++) scores[h * HAI_ATT_TILE + tb + u] = -INFINITY;
                 }
             }
-            softmax_tile(group, tn, hdv, scores, mx, sum, acc);
+            softmax_tile(k, group, tn, hdv, scores, mx, sum, acc);
             for (uint32_t t = 0; t < tn; t++) {
                 const uint16_t *vr = Vt + (size_t)t * hdv;
                 for (uint32_t h = 0; h < group; h++) k->scale_axpy_f16(hdv, 1.0f, scores[h * HAI_ATT_TILE + t], vr, acc + (size_t)h * hdv);

@@ -219,7 +219,7 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
         if (s->group_slots < hp->n_expert_used)
             return hai_fail(err, HAI_ERR_LIMIT, "model: streaming the experts needs %u of each layer's in memory (%.2f MiB); %s %.2f MiB",
                             hp->n_expert_used, mib(region_bytes(hp->n_expert_used * per) + fixed),
-                            p && p->stream_cache ? "the stream cache is" : "the memory budget leaves", mib(cache));
+                            p && p->stream_cache ? "the stream cache is" : "the memory budget leaves the cache", mib(cache));
         for (uint32_t l = 0; l < hp->n_layer; l++)
             for (uint32_t e = 0; e < ne; e++)
                 for (uint32_t k = 0; k < 3; k++) take(s, l * ne + e, k, &m->layers[l].exps[k * ne + e]);
@@ -243,7 +243,7 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
         }
         if (!ring)
             return hai_fail(err, HAI_ERR_LIMIT, "model: streaming the layers needs one layer in memory (%.2f MiB); %s %.2f MiB",
-                            mib(region_bytes(slot_b) + fixed), p && p->stream_cache ? "the stream cache is" : "the memory budget leaves",
+                            mib(region_bytes(slot_b) + fixed), p && p->stream_cache ? "the stream cache is" : "the memory budget leaves the cache",
                             mib(cache));
         uint64_t room = cache - fixed - region_bytes(ring * slot_b), kept = 0;
         uint32_t first = 0; /* layers [0, first) stay resident */
