@@ -179,17 +179,6 @@ bool cli_parse_stream(const char *opt, const char *s, hai_stream_mode *out) {
     return true;
 }
 
-const char *cli_weights_held(const hai_model *m, char *buf, size_t n) {
-    hai_stream_stats s;
-    uint64_t w = hai_model_weights_bytes(m);
-    if (!hai_model_stream_stats(m, &s))
-        snprintf(buf, n, "weights %.1f MiB", w / 1048576.0);
-    else
-        snprintf(buf, n, "weights %.1f MiB held + %.1f MiB streamed (%s) through a %.1f MiB cache", (w - s.streamed_bytes) / 1048576.0,
-                 s.streamed_bytes / 1048576.0, s.mode == 1 ? "experts" : "layers", s.cache_bytes / 1048576.0);
-    return buf;
-}
-
 void cli_stream_report(const hai_model *m, double tokens, FILE *f) {
     hai_stream_stats s;
     if (!hai_model_stream_stats(m, &s) || !s.acquires) return;

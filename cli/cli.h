@@ -43,7 +43,6 @@ bool cli_parse_kv_type(const char *opt, const char *s, uint32_t *out);
 /* --stream auto|on|off */
 bool cli_parse_stream(const char *opt, const char *s, hai_stream_mode *out);
 /* "weights 9.1 MiB", or what is held and what streams through what cache. */
-const char *cli_weights_held(const hai_model *m, char *buf, size_t n);
 /* One line of what streaming did (nothing when the model streams nothing), bytes a token over `tokens`. */
 void cli_stream_report(const hai_model *m, double tokens, FILE *f);
 /* A size in bytes: a number with an optional K, M, G or T (powers of 1024; "KiB", "MB" and the

@@ -226,7 +226,7 @@ static int open_session(const run_opts *o, session *ss) {
         if (!cp.n_ctx) {
             char wb[160];
             fprintf(stderr, "hai run: the memory budget leaves %.1f MiB after the %s: not enough for any context\n",
-                    hai_model_budget_left(ss->m) / 1048576.0, cli_weights_held(ss->m, wb, sizeof wb));
+                    hai_model_budget_left(ss->m) / 1048576.0, hai_model_weights_text(ss->m, wb, sizeof wb));
             return 1;
         }
     }
@@ -234,7 +234,7 @@ static int open_session(const run_opts *o, session *ss) {
     char wb[160];
     if (o->mem_budget && !o->quiet)
         fprintf(stderr, "[memory budget %.1f MiB: %s + context %.1f MiB (n_ctx %u) + the run's own %llu MiB; %.1f MiB left]\n",
-                o->mem_budget / 1048576.0, cli_weights_held(ss->m, wb, sizeof wb), hai_context_memory_bytes(ss->c) / 1048576.0,
+                o->mem_budget / 1048576.0, hai_model_weights_text(ss->m, wb, sizeof wb), hai_context_memory_bytes(ss->c) / 1048576.0,
                 hai_context_n_ctx(ss->c), CLI_BUDGET_RESERVE >> 20, hai_model_budget_left(ss->m) / 1048576.0);
     if (o->draft_self && load_self_draft(o, &mp, ss, &err) != HAI_OK) goto fail;
     if (o->draft && (hai_model_load(o->draft, &mp, &ss->dm, &err) != HAI_OK || hai_draft_check(ss->m, ss->dm, &err) != HAI_OK)) goto fail;

@@ -585,7 +585,7 @@ typedef struct hai_model_params {
 typedef struct hai_stream_stats {
     uint32_t mode;            /* 0: nothing streamed, 1: experts, 2: layers */
     uint32_t units, slots;    /* weight sets that stream and the cache's places for them */
-    uint64_t unit_bytes;      /* bytes of the largest set as read from the file */
+    uint64_t unit_bytes;      /* bytes of a cache slot: the largest set as placed (in the kernels' layout) */
     uint64_t cache_bytes;     /* RAM the cache and its read buffers take */
     uint64_t streamed_bytes;  /* of the weights (hai_model_weights_bytes), those read as needed */
     uint64_t acquires, hits, late, misses;
@@ -599,6 +599,9 @@ typedef struct hai_stream_stats {
 /* false when the model streams nothing (stats zeroed). */
 bool hai_model_stream_stats(const hai_model *m, hai_stream_stats *out);
 void hai_model_stream_reset(hai_model *m);
+/* What the weights take, for logs: "weights 1.0 MiB", or what is held, what streams and the
+ * cache it streams through. Returns buf. */
+const char *hai_model_weights_text(const hai_model *m, char *buf, size_t n);
 
 hai_model_params hai_model_default_params(void);
 

@@ -673,9 +673,12 @@ static hai_status expert_get(hai_context *c, const hai_layer *L, uint32_t l, uin
         v[0] = &L->exps[e], v[1] = &L->exps[ne + e], v[2] = &L->exps[2 * ne + e];
         return HAI_OK;
     }
-    const hai_weight *w;
-    if (!stream_ready(s, l * ne + e)) hai_pool_rest(c->pool); /* the readers get the CPUs while this waits */
-    hai_status st = stream_acquire(s, l * ne + e, &w, err);
+    const hai_weight *w = stream_take(s, l * ne + e);
+    hai_status st = HAI_OK;
+    if (!w) {
+        hai_pool_rest(c->pool); /* the readers get the CPUs while this waits */
+        st = stream_acquire(s, l * ne + e, &w, err);
+    }
     if (!st) v[0] = &w[0], v[1] = &w[1], v[2] = &w[2];
     return st;
 }
@@ -691,6 +694,7 @@ static void moe_predict(hai_context *c, uint32_t l) {
     const hai_model *m = c->m;
     uint32_t ne = m->hp.n_expert, k = m->hp.n_expert_used;
     if (l + 1 >= m->hp.n_layer || act_of(&m->layers[l + 1].router) != HAI_ACT_F32) return;
+    if (stream_group_slots(m->stream) >= ne) return; /* every expert stays once read: guesses would help only the first tokens */
     mm_out r = {&m->layers[l + 1].router, c->moe_logits, false, 0}; /* this layer's routing is done with them */
     matmul(c, c->xn, 1, &r, 1);
     for (uint32_t s = 0; s < k; s++) { /* the k largest: each taken marked -inf */
@@ -777,9 +781,12 @@ static hai_status layer_get(hai_context *c, const hai_layer *L, hai_layer *out, 
     stream_turn(s, 0);
     stream_want(s, u);
     for (uint32_t r = 1; r < stream_group_slots(s); r++) stream_prefetch(s, (u + r) % n, false); /* past the last: the next token's first */
-    const hai_weight *w;
-    if (!stream_ready(s, u)) hai_pool_rest(c->pool);
-    hai_status st = stream_acquire(s, u, &w, err);
+    const hai_weight *w = stream_take(s, u);
+    hai_status st = HAI_OK;
+    if (!w) {
+        hai_pool_rest(c->pool);
+        st = stream_acquire(s, u, &w, err);
+    }
     if (st) {
         stream_turn_end(s, 0);
         return st;

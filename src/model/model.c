@@ -467,13 +467,12 @@ typedef struct placed {
 
 static hai_status place_weights(hai_model *m, bool in_place, hai_error *err) {
     const hai_kernels *k = hai_kernels_best();
-    size_t per_layer = 8 + (m->hp.n_expert ? 3 * (size_t)m->hp.n_expert : 0), n = 0, total = 0;
+    size_t per_layer = HAI_LAYER_MATRICES + (m->hp.n_expert ? 3 * (size_t)m->hp.n_expert : 0), n = 0, total = 0;
     placed *pl = malloc(((size_t)m->hp.n_layer * per_layer + 1) * sizeof *pl);
     if (!pl) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         hai_layer *L = &m->layers[l];
-        hai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down, &L->router};
-        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) pl[n++].w = ws[i];
+        for (uint32_t i = 0; i < HAI_LAYER_MATRICES; i++) pl[n++].w = hai_layer_matrix(L, i);
         for (size_t e = 0; L->exps && e < 3 * (size_t)m->hp.n_expert; e++) pl[n++].w = &L->exps[e];
     }
     /* the output matrix too. Tied to the embedding table (Qwen2 0.5-3B, Llama 3.2, Gemma) it is

@@ -49,6 +49,14 @@ typedef struct hai_layer {
     uint32_t stream_unit;
 } hai_layer;
 
+/* A layer's matrices in one order: q, k, v, o, gate, up, down (what a streamed dense layer reads),
+ * then the router. */
+#define HAI_LAYER_MATRICES 8
+static inline hai_weight *hai_layer_matrix(hai_layer *L, uint32_t i) {
+    hai_weight *ws[HAI_LAYER_MATRICES] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down, &L->router};
+    return ws[i];
+}
+
 typedef struct hai_hparams {
     uint32_t n_vocab;     /* rows of the output matrix */
     uint32_t n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;

@@ -63,8 +63,6 @@ struct hai_stream {
     uint64_t tick;
     hai_stream_stats st;
     hai_error io_err;           /* the last failed read */
-    /* the budget's share, returned at free */
-    uint64_t charged;
 };
 
 static double now_s(void) {
@@ -124,20 +122,19 @@ static size_t unit_bytes(const hai_stream *s, uint32_t u, size_t *stage) {
     return b;
 }
 
-static hai_weight *layer_part(hai_layer *L, uint32_t p) {
-    hai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-    return ws[p];
-}
+/* a streamed dense layer's parts: its matrices but the router (hai_layer_matrix's first) */
+#define LAYER_PARTS (HAI_LAYER_MATRICES - 1)
+static hai_weight *layer_part(hai_layer *L, uint32_t p) { return hai_layer_matrix(L, p); }
 
 static uint64_t layer_file_bytes(hai_layer *L) {
     uint64_t b = 0;
-    for (uint32_t p = 0; p < 7; p++) b += layer_part(L, p)->data ? layer_part(L, p)->row_bytes * (uint64_t)layer_part(L, p)->n_out : 0;
+    for (uint32_t p = 0; p < LAYER_PARTS; p++) b += layer_part(L, p)->data ? layer_part(L, p)->row_bytes * (uint64_t)layer_part(L, p)->n_out : 0;
     return b;
 }
 
 static uint64_t layer_placed_bytes(hai_layer *L) {
     uint64_t b = 0;
-    for (uint32_t p = 0; p < 7; p++) {
+    for (uint32_t p = 0; p < LAYER_PARTS; p++) {
         uint32_t to;
         b += layer_part(L, p)->data ? placed_bytes(layer_part(L, p), &to) : 0;
     }
@@ -229,7 +226,7 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
         for (uint32_t l = 0; l < hp->n_layer; l++) {
             uint64_t lb = layer_placed_bytes(&m->layers[l]);
             if (lb > slot_b) slot_b = lb;
-            for (uint32_t k = 0; k < 7; k++) {
+            for (uint32_t k = 0; k < LAYER_PARTS; k++) {
                 const hai_weight *f = layer_part(&m->layers[l], k);
                 if (f->data && stage_need(f) > stage) stage = stage_need(f);
             }
@@ -248,19 +245,19 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
         uint64_t room = cache - fixed - region_bytes(ring * slot_b), kept = 0;
         uint32_t first = 0; /* layers [0, first) stay resident */
         while (first + 1 < hp->n_layer && kept + layer_placed_bytes(&m->layers[first]) <= room) kept += layer_placed_bytes(&m->layers[first++]);
-        s->n_parts = 7, s->n_groups = 1, s->n_units = hp->n_layer - first, s->group_units = s->n_units;
+        s->n_parts = LAYER_PARTS, s->n_groups = 1, s->n_units = hp->n_layer - first, s->group_units = s->n_units;
         s->group_slots = ring < s->n_units ? ring : s->n_units;
         s->slot_bytes = slot_b, s->stage_bytes = stage;
         if ((st = alloc_tables(s, err))) return st;
         for (uint32_t l = first; l < hp->n_layer; l++) {
             hai_layer *L = &m->layers[l];
             L->streamed = true, L->stream_unit = l - first;
-            for (uint32_t k = 0; k < 7; k++) take(s, l - first, k, layer_part(L, k));
+            for (uint32_t k = 0; k < LAYER_PARTS; k++) take(s, l - first, k, layer_part(L, k));
         }
         resident = m->weights_bytes;
         for (uint32_t u = 0; u < s->n_units; u++)
-            for (uint32_t k = 0; k < 7; k++) {
-                const hai_weight *f = &s->src[(size_t)u * 7 + k];
+            for (uint32_t k = 0; k < LAYER_PARTS; k++) {
+                const hai_weight *f = &s->src[(size_t)u * LAYER_PARTS + k];
                 if (f->data) resident -= f->row_bytes * (uint64_t)f->n_out;
             }
     }
@@ -468,11 +465,21 @@ void stream_want(hai_stream *s, uint32_t u) {
     pthread_mutex_unlock(&s->mu);
 }
 
-bool stream_ready(hai_stream *s, uint32_t u) {
+/* Pins unit u's slot (the lock held). */
+static const hai_weight *pin(hai_stream *s, int32_t si) {
+    slot *sl = &s->slots[si];
+    sl->pins++;
+    sl->tick = ++s->tick;
+    sl->prefetched = false;
+    return sl->w;
+}
+
+const hai_weight *stream_take(hai_stream *s, uint32_t u) {
     pthread_mutex_lock(&s->mu);
-    bool r = s->slot_of[u] >= 0 && s->slots[s->slot_of[u]].state == SLOT_READY;
+    int32_t si = s->slot_of[u];
+    const hai_weight *w = si >= 0 && s->slots[si].state == SLOT_READY ? pin(s, si) : NULL;
     pthread_mutex_unlock(&s->mu);
-    return r;
+    return w;
 }
 
 hai_status stream_acquire(hai_stream *s, uint32_t u, const hai_weight **out, hai_error *err) {
@@ -494,12 +501,8 @@ hai_status stream_acquire(hai_stream *s, uint32_t u, const hai_weight **out, hai
         pthread_cond_wait(&s->ready, &s->mu); /* being read, or every slot busy: until a read ends or a pin goes */
     }
     if (t0) s->st.wait_seconds += now_s() - t0;
-    slot *sl = &s->slots[si];
-    sl->pins++;
-    sl->tick = ++s->tick;
-    sl->prefetched = false;
+    *out = pin(s, si);
     pthread_mutex_unlock(&s->mu);
-    *out = sl->w;
     return HAI_OK;
 }
 
@@ -532,7 +535,7 @@ hai_status hai_stream_start(hai_model *m, const char *path, hai_error *err) {
     if (b) {
         pthread_mutex_lock(&b->mu);
         bool fits = b->used + need <= b->limit;
-        if (fits) b->used += need, s->charged = need;
+        if (fits) b->used += need;
         pthread_mutex_unlock(&b->mu);
         if (!fits)
             return hai_fail(err, HAI_ERR_LIMIT, "model: the stream cache takes %.1f MiB; the memory budget has %.1f MiB left", mib(need),
@@ -624,6 +627,17 @@ bool hai_model_stream_stats(const hai_model *m, hai_stream_stats *out) {
     *out = s->st;
     pthread_mutex_unlock(&s->mu);
     return true;
+}
+
+const char *hai_model_weights_text(const hai_model *m, char *buf, size_t n) {
+    hai_stream_stats s;
+    uint64_t w = hai_model_weights_bytes(m);
+    if (!hai_model_stream_stats(m, &s))
+        snprintf(buf, n, "weights %.1f MiB", mib(w));
+    else
+        snprintf(buf, n, "weights %.1f MiB held + %.1f MiB streamed (%s) through a %.1f MiB cache", mib(w - s.streamed_bytes),
+                 mib(s.streamed_bytes), s.mode == STREAM_EXPERTS ? "experts" : "layers", mib(s.cache_bytes));
+    return buf;
 }
 
 void hai_model_stream_reset(hai_model *m) {

@@ -38,8 +38,9 @@ uint32_t stream_units(const hai_stream *s);
 /* The forward pass needs unit u now: counted (hit, late, miss) and, when it is not in memory,
  * read before any read-ahead. */
 void stream_want(hai_stream *s, uint32_t u);
-/* Unit u is in memory (stream_acquire will not wait for it). */
-bool stream_ready(hai_stream *s, uint32_t u);
+/* Unit u's matrices pinned (as stream_acquire) when they are in memory; NULL when they are not
+ * (stream_acquire would wait), nothing pinned then. */
+const hai_weight *stream_take(hai_stream *s, uint32_t u);
 /* Unit u's matrices as placed in its slot (*out): waits until they are read; pinned until
  * stream_release. HAI_ERR_IO when the file could not be read. */
 hai_status stream_acquire(hai_stream *s, uint32_t u, const hai_weight **out, hai_error *err);

@@ -1563,15 +1563,13 @@ int hai_serve(const hai_serve_options *opt) {
     fprintf(stderr, "hai serve: %s on http://%s:%u  (%d slots x %u context, %s kernels%s%s)\n", s->model_id, s->o.host,
             di ? di->port : s->o.port, s->o.n_slots, srv_engine_n_ctx(s->eng), hai_kernels_name(), s->o.api_key ? ", API key required" : "",
             s->hyb ? (hybrid_policy(s->hyb)->cloud_enabled ? ", routing local/cloud" : ", routing (no cloud configured)") : "");
-    hai_stream_stats ss;
-    bool streams = hai_model_stream_stats(s->m, &ss);
+    char wb[160];
     if (s->o.mem_budget)
-        fprintf(stderr, "hai serve: memory budget %.1f MiB: weights %.1f MiB + slots %.1f MiB; %.1f MiB left (embeddings take theirs at the first request)\n",
-                s->o.mem_budget / 1048576.0, (hai_model_weights_bytes(s->m) - ss.streamed_bytes) / 1048576.0 + ss.cache_bytes / 1048576.0,
-                srv_engine_memory_bytes(s->eng) / 1048576.0, hai_model_budget_left(s->m) / 1048576.0);
-    if (streams)
-        fprintf(stderr, "hai serve: %.1f MiB of the weights (%s) stream from the file through a %.1f MiB cache\n", ss.streamed_bytes / 1048576.0,
-                ss.mode == 1 ? "experts" : "layers", ss.cache_bytes / 1048576.0);
+        fprintf(stderr, "hai serve: memory budget %.1f MiB: %s + slots %.1f MiB; %.1f MiB left (embeddings take theirs at the first request)\n",
+                s->o.mem_budget / 1048576.0, hai_model_weights_text(s->m, wb, sizeof wb), srv_engine_memory_bytes(s->eng) / 1048576.0,
+                hai_model_budget_left(s->m) / 1048576.0);
+    else if (hai_model_stream_stats(s->m, &(hai_stream_stats){0}))
+        fprintf(stderr, "hai serve: %s\n", hai_model_weights_text(s->m, wb, sizeof wb));
     fflush(stderr);
     while (!s->o.stop || !*s->o.stop) {
         usleep(100 * 1000);
