@@ -97,6 +97,10 @@ static int fits_budget(const char *path, uint64_t budget, uint32_t n_batch) {
         if (n) printf("  1 sequence, KV %-5s n_ctx %u (%s)\n", hai_type_name(kv[i]), n, cli_bytes(hai_context_plan_bytes(m, &cp), b1, sizeof b1));
         else printf("  1 sequence, KV %-5s no context fits (or the model's head_dim is no multiple of 32)\n", hai_type_name(kv[i]));
     }
+    hai_context_params cp = hai_context_default_params(); /* what hai run and one serve slot take by themselves */
+    cp.n_batch = n_batch;
+    if (hai_context_fit_kv(m, &cp, left, NULL))
+        printf("  hai run (no --ctx, --kv-type): KV %s, n_ctx %u\n", hai_type_name(cp.kv_type), cp.n_ctx);
     hai_model_free(m);
     return 0;
 }

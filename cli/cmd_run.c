@@ -25,7 +25,7 @@ typedef struct run_opts {
     uint64_t mem_budget; /* bytes; 0 = none */
     hai_stream_mode stream;
     uint64_t stream_cache;
-    uint32_t kv_type;    /* 0 = F16 */
+    uint32_t kv_type;    /* 0: F16, or with --mem-budget the type that holds the context (hai_context_fit_kv) */
     bool chat, parse_special, quiet, seed_set, mmap_weights;
     hai_sampler_params sp;
 } run_opts;
@@ -45,7 +45,8 @@ static void usage(FILE *f, const char *cmd) {
             "  --mmap               use the weights in place from the file's mapping (faster load, slower decode)\n"
             "  --state FILE         run: the context's state (tokens and KV cache) read from FILE when it is\n"
             "                       there - the prompt's cached part is not read again - and saved to it after\n"
-            "  --kv-type T          the KV cache: f16 (default), q8_0 (half the memory), q4_0 (a quarter)\n"
+            "  --kv-type T          the KV cache: f16 (default), q8_0 (half the memory), q4_0 (a quarter); with\n"
+            "                       --mem-budget and no --kv-type, the first of these that holds the context\n"
             "  --mem-budget SIZE    weights, KV cache and scratch within SIZE (512M, 2G): refused with the\n"
             "                       figures when they do not fit; without --ctx, the largest context that fits;\n"
             "                       weights over it stream from the file (a mixture's experts, else layers)\n"
@@ -221,14 +222,21 @@ static int open_session(const run_opts *o, session *ss) {
     cp.n_threads = (int)o->threads;
     cp.kv_type = o->kv_type;
     cp.n_draft = (uint32_t)(drafter && !o->lookup ? 4 : o->lookup);
-    if (o->mem_budget && !o->ctx) { /* the largest context the budget leaves room for */
-        cp.n_ctx = hai_context_fit(ss->m, &cp, hai_model_budget_left(ss->m));
-        if (!cp.n_ctx) {
+    if (o->mem_budget) { /* the largest context the budget leaves room for (up to --ctx), and the KV type */
+        uint64_t left = hai_model_budget_left(ss->m);
+        uint32_t f16_ctx = 0;
+        uint32_t n = o->kv_type ? hai_context_fit(ss->m, &cp, left) : hai_context_fit_kv(ss->m, &cp, left, &f16_ctx);
+        if (!n) {
             char wb[160];
-            fprintf(stderr, "hai run: the memory budget leaves %.1f MiB after the %s: not enough for any context\n",
-                    hai_model_budget_left(ss->m) / 1048576.0, hai_model_weights_text(ss->m, wb, sizeof wb));
+            fprintf(stderr, "hai run: the memory budget leaves %.1f MiB after the %s: not enough for any context\n", left / 1048576.0,
+                    hai_model_weights_text(ss->m, wb, sizeof wb));
             return 1;
         }
+        if (o->ctx && n < (uint32_t)o->ctx) /* the context asked for: hai_context_create says what fits */
+            cp.n_ctx = (uint32_t)o->ctx, cp.kv_type = o->kv_type;
+        else if ((cp.n_ctx = n) && cp.kv_type != HAI_TYPE_F16 && !o->kv_type && !o->quiet)
+            fprintf(stderr, "[KV cache %s: within the memory budget an F16 cache would hold %u tokens, this one %u]\n", hai_type_name(cp.kv_type),
+                    f16_ctx, n);
     }
     if (hai_context_create(ss->m, &cp, &ss->c, &err) != HAI_OK) goto fail;
     char wb[160];

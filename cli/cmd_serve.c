@@ -26,6 +26,8 @@ static void usage(FILE *f) {
             "                       largest context per slot that fits; weights over it stream from the file\n"
             "  --stream auto|on|off  weights read from the file as needed (auto: when --mem-budget needs it)\n"
             "  --stream-cache SIZE  RAM for the streamed weights (default: 3/4 of what the budget leaves)\n"
+            "  --kv-type T          the slots' KV cache: f16 (default), q8_0 (half the memory), q4_0 (a quarter);\n"
+            "                       with --mem-budget and no --kv-type, the first of these that holds the context\n"
             "  -t N                 compute threads shared by the slots (default: all CPUs)\n"
             "  --lookup N           prompt lookup: draft up to N tokens a step per slot from its text so far (same\n"
             "                       output, faster where answers repeat their input; 0 = off, the default)\n"
@@ -112,6 +114,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--port")) { if (!cli_parse_i64(a, v, 0, 65535, &n)) return 2; o.port = (uint16_t)n; }
         else if (!strcmp(a, "--parallel")) { if (!cli_parse_i64(a, v, 1, 64, &n)) return 2; o.n_slots = (int)n; }
         else if (!strcmp(a, "--queue")) { if (!cli_parse_i64(a, v, 0, 100000, &n)) return 2; o.max_queue = (int)n; }
+        else if (!strcmp(a, "--kv-type")) { if (!cli_parse_kv_type(a, v, &o.kv_type)) return 2; }
         else if (!strcmp(a, "--ctx")) { if (!cli_parse_i64(a, v, 16, 1 << 24, &n)) return 2; o.n_ctx = (uint32_t)n; }
         else if (!strcmp(a, "--stream")) {
             if (!cli_parse_stream(a, v, &o.stream)) return 2;

@@ -643,7 +643,7 @@ typedef struct hai_context_params {
                          * then n_seq * (n_draft + 1) <= n_batch; 0 = none */
     uint32_t kv_type;   /* the KV cache: 0 or HAI_TYPE_F16; HAI_TYPE_Q8_0 (about half the memory) or
                          * HAI_TYPE_Q4_0 (about a quarter), rows of head_dim in blocks of 32 (head_dim
-                         * a multiple of 32). Saved states and context shift take F16 caches only. */
+                         * a multiple of 32); hai_context_fit_kv chooses by the memory there is. */
 } hai_context_params;
 
 hai_context_params hai_context_default_params(void);
@@ -661,6 +661,12 @@ uint64_t hai_context_plan_bytes(const hai_model *m, const hai_context_params *p)
 /* The largest n_ctx, up to p's (or the default), whose context fits in bytes (pass
  * hai_model_budget_left(m) for the model's budget); a multiple of 256 from 512 on; 0 = none fits. */
 uint32_t hai_context_fit(const hai_model *m, const hai_context_params *p, uint64_t bytes);
+/* The KV type by the memory there is: the first of F16, Q8_0, Q4_0 whose cache holds the wanted
+ * context (p->n_ctx, or the default) in bytes; when none does, the one holding the longest
+ * (hai_context_fit's rounding). Sets p->kv_type and p->n_ctx and returns that n_ctx (0: no
+ * context fits; p->n_ctx 0 then). *f16_n_ctx (may be NULL): what F16 alone would have held, for
+ * saying why. */
+uint32_t hai_context_fit_kv(const hai_model *m, hai_context_params *p, uint64_t bytes, uint32_t *f16_n_ctx);
 /* The tokens whose keys and values the cache holds (n_past of them); borrowed. */
 const hai_token *hai_context_tokens(const hai_context *c, uint32_t *n);
 

@@ -40,6 +40,8 @@ typedef struct hai_serve_options {
     volatile sig_atomic_t *stop; /* the server returns when this becomes nonzero */
     hai_stream_mode stream; /* --stream: weights read from the file as needed (see hai_model_params) */
     uint64_t stream_cache;  /* --stream-cache: RAM for them (0: from the budget) */
+    uint32_t kv_type;       /* --kv-type: the slots' KV cache, HAI_TYPE_F16 / Q8_0 / Q4_0; 0: F16, or with
+                             * mem_budget the first of them that holds the context */
 } hai_serve_options;
 
 /* Loads the model, listens, serves until *stop; returns 0 or prints the error and returns 1. */

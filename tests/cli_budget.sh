@@ -56,6 +56,29 @@ used=$(echo "$p" | awk '{printf "%.1f", $1 - $2}')
 echo "moe of $((w >> 20)) MiB in a 24M budget: peak RSS above the start ${used} MiB"
 awk -v u="$used" -v w="$w" 'BEGIN { exit !(u != "" && u <= 24 && w > 40 * 1048576) }' || { echo "FAIL: moe: $used MiB used ($w bytes)"; fail=1; }
 
+# the KV type by the budget: F16 holds 3072 of the 4096 tokens wanted, Q8_0 all of them
+"$hai" synth -o "$dir/kv.gguf" --arch llama --type Q8_0 --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 512 --ctx 4096 \
+  > /dev/null 2>&1 || { echo "FAIL: synth kv"; fail=1; }
+python3 -c "print('The quick brown fox jumps over the lazy dog. ' * 10)" > "$dir/prompt.txt"
+o=$("$hai" run -m "$dir/kv.gguf" --mem-budget 28M -f "$dir/prompt.txt" -n 8 --temp 1 --seed 3 -t 2 2>&1)
+expect "kv chosen" "^\[KV cache Q8_0: within the memory budget an F16 cache would hold 3072 tokens, this one 4096\]" "$o"
+expect "kv context" "n_ctx 4096 \| seed" "$o"
+p=$(printf '%s\n' "$o" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p')
+used=$(echo "$p" | awk '{printf "%.1f", $1 - $2}')
+echo "KV Q8_0 chosen in a 28M budget: peak RSS above the start ${used} MiB"
+awk -v u="$used" 'BEGIN { exit !(u != "" && u <= 28) }' || { echo "FAIL: kv: $used MiB used"; fail=1; }
+o=$("$hai" run -m "$dir/kv.gguf" --mem-budget 28M --kv-type f16 -f "$dir/prompt.txt" -n 8 --temp 1 --seed 3 -t 2 2>&1)
+expect "kv as told" "n_ctx 3072 \| seed" "$o"
+printf '%s\n' "$o" | grep -q "KV cache" && { echo "FAIL: --kv-type f16 still chose"; fail=1; }
+out=$("$hai" info "$dir/kv.gguf" --mem-budget 24M 2>&1)
+expect "info kv" "hai run \(no --ctx, --kv-type\): KV Q8_0, n_ctx 4096" "$out"
+"$hai" serve -m "$dir/kv.gguf" --port 0 --parallel 1 --mem-budget 40M -t 1 2> "$dir/serve.log" &
+srv=$!
+for _ in $(seq 100); do grep -q 'memory budget' "$dir/serve.log" && break; sleep 0.1; done
+expect "serve kv" "KV cache Q8_0, chosen by the memory budget: an F16 cache would hold 3072 tokens a slot" "$(cat "$dir/serve.log")"
+expect "serve kv context" "1 slots x 4096 context" "$(cat "$dir/serve.log")"
+kill $srv; wait $srv 2>/dev/null; srv=
+
 out=$("$hai" info "$model" --mem-budget 24M 2>&1)
 expect "info" "^budget: +24.00 MiB: weights" "$out"
 expect "info fit" "1 sequence: +n_ctx [0-9]+" "$out"

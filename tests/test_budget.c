@@ -38,6 +38,35 @@ int main(int argc, char **argv) {
     big.n_ctx = 4096;
     uint64_t small_plan = hai_context_plan_bytes(m, &big);
     CHECK(small_plan < big_plan);
+
+    /* the KV type by the memory there is (hai_context_fit_kv): the first of F16, Q8_0, Q4_0 whose
+     * cache holds the wanted context, else the one holding the longest */
+    const uint32_t kvt[3] = {HAI_TYPE_F16, HAI_TYPE_Q8_0, HAI_TYPE_Q4_0};
+    uint64_t kv_plan[3];
+    for (int i = 0; i < 3; i++) {
+        big.n_ctx = 16384, big.kv_type = kvt[i];
+        kv_plan[i] = hai_context_plan_bytes(m, &big);
+    }
+    CHECK_MSG(kv_plan[2] < kv_plan[1] && kv_plan[1] < kv_plan[0], "plans %llu %llu %llu", (unsigned long long)kv_plan[0],
+              (unsigned long long)kv_plan[1], (unsigned long long)kv_plan[2]);
+    struct { uint64_t bytes; uint32_t type; bool whole; } kc[] = {
+        {kv_plan[0], HAI_TYPE_F16, true},      {kv_plan[0] - 1, HAI_TYPE_Q8_0, true}, {kv_plan[1], HAI_TYPE_Q8_0, true},
+        {kv_plan[1] - 1, HAI_TYPE_Q4_0, true}, {kv_plan[2] - 1, HAI_TYPE_Q4_0, false},
+    };
+    for (size_t i = 0; i < sizeof kc / sizeof *kc; i++) {
+        hai_context_params q = hai_context_default_params();
+        q.n_ctx = 16384, q.n_threads = 1;
+        uint32_t f16 = 99, n = hai_context_fit_kv(m, &q, kc[i].bytes, &f16);
+        CHECK_MSG(q.kv_type == kc[i].type && n == q.n_ctx && (kc[i].whole ? n == 16384 : n > 0 && n < 16384 && n % 256 == 0),
+                  "case %zu: %s n_ctx %u", i, hai_type_name(q.kv_type), n);
+        CHECK_MSG(hai_context_plan_bytes(m, &q) <= kc[i].bytes, "case %zu: the chosen plan is over the bytes", i);
+        CHECK_MSG(i == 0 ? f16 == 16384 : f16 < 16384, "case %zu: F16 would hold %u", i, f16);
+    }
+    hai_context_params q0 = hai_context_default_params();
+    q0.n_threads = 1;
+    CHECK(hai_context_fit_kv(m, &q0, 1024, NULL) == 0 && q0.n_ctx == 0);
+    q0.n_ctx = 0; /* the default context (the trained 2048 here), in F16 when there is room */
+    CHECK(hai_context_fit_kv(m, &q0, kv_plan[0], NULL) == hai_model_n_ctx_train(m) && q0.kv_type == HAI_TYPE_F16);
     hai_model_free(m);
     m = NULL;
 
@@ -94,6 +123,18 @@ int main(int argc, char **argv) {
     hai_context_free(c2);
     /* nothing fits in a budget that leaves no room */
     CHECK(hai_context_fit(m, &cp, 1024) == 0);
+    /* a 16384 context (F16 does not fit beside the weights) in the type the budget chooses: created
+     * within the budget, and it evaluates */
+    cp.n_ctx = 16384;
+    uint32_t f16_fit = 0, kv_fit = hai_context_fit_kv(m, &cp, hai_model_budget_left(m), &f16_fit);
+    CHECK_MSG(kv_fit == 16384 && cp.kv_type != HAI_TYPE_F16 && f16_fit < 16384, "%s n_ctx %u (F16 %u)", hai_type_name(cp.kv_type), kv_fit, f16_fit);
+    c = NULL;
+    if (CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) {
+        hai_token t[3] = {1, 2, 3};
+        CHECK_MSG(hai_eval(c, t, 3, &err) == HAI_OK, "%s", err.msg);
+        CHECK(hai_context_memory_bytes(c) <= left0);
+        hai_context_free(c);
+    }
     hai_model_free(m);
     fprintf(stderr, "budget: weights %.2f MiB, context 16384 %.2f MiB, 4096 %.2f MiB; fit %u\n", weights / MiB, big_plan / MiB,
             small_plan / MiB, fit);

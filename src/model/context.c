@@ -22,6 +22,9 @@ typedef struct sizer {
     bool ok, dry;
 } sizer;
 
+/* n_ctx 0: the trained context up to 4096 */
+static uint32_t default_n_ctx(const hai_hparams *hp) { return hp->n_ctx_train && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096; }
+
 static char dry_block[64] __attribute__((aligned(64))); /* what a dry run "allocates": never read or written */
 
 static void *alloc_checked(uint64_t a, uint64_t b, sizer *z) {
@@ -117,7 +120,7 @@ static hai_status build(const hai_model *m, const hai_context_params *pp, bool d
     if (kst) return kst;
     hai_context_params p = pp ? *pp : hai_context_default_params();
     const hai_hparams *hp = &m->hp;
-    uint32_t n_ctx = p.n_ctx ? p.n_ctx : (hp->n_ctx_train && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    uint32_t n_ctx = p.n_ctx ? p.n_ctx : default_n_ctx(hp);
     if (n_ctx > (1u << 24)) return hai_fail(err, HAI_ERR_LIMIT, "context: n_ctx %u is above the limit of %u", n_ctx, 1u << 24);
     uint32_t n_batch = p.n_batch ? p.n_batch : 512;
     uint32_t n_seq = p.n_seq ? p.n_seq : 1;
@@ -307,8 +310,7 @@ uint64_t hai_context_plan_bytes(const hai_model *m, const hai_context_params *p)
 uint32_t hai_context_fit(const hai_model *m, const hai_context_params *p, uint64_t bytes) {
     if (!m) return 0;
     hai_context_params q = p ? *p : hai_context_default_params();
-    const hai_hparams *hp = &m->hp;
-    uint32_t hi = q.n_ctx ? q.n_ctx : (hp->n_ctx_train && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096), lo = 0;
+    uint32_t hi = q.n_ctx ? q.n_ctx : default_n_ctx(&m->hp), lo = 0;
     while (lo < hi) { /* the plan grows with n_ctx: the largest that fits */
         uint32_t mid = lo + (hi - lo + 1) / 2;
         q.n_ctx = mid;
@@ -317,6 +319,25 @@ uint32_t hai_context_fit(const hai_model *m, const hai_context_params *p, uint64
         else hi = mid - 1;
     }
     return lo >= 512 ? lo / 256 * 256 : lo >= 64 ? lo / 16 * 16 : lo; /* a round number where there is room for one */
+}
+
+uint32_t hai_context_fit_kv(const hai_model *m, hai_context_params *p, uint64_t bytes, uint32_t *f16_n_ctx) {
+    if (f16_n_ctx) *f16_n_ctx = 0;
+    if (!m || !p) return 0;
+    static const uint32_t types[] = {HAI_TYPE_F16, HAI_TYPE_Q8_0, HAI_TYPE_Q4_0}; /* the more exact first */
+    uint32_t want = p->n_ctx ? p->n_ctx : default_n_ctx(&m->hp), best = 0, best_type = HAI_TYPE_F16;
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        hai_context_params q = *p;
+        q.kv_type = types[i], q.n_ctx = want;
+        uint64_t need = hai_context_plan_bytes(m, &q);
+        if (!need) continue; /* a type this model's heads cannot take (head_dim no multiple of 32) */
+        uint32_t n = need <= bytes ? want : hai_context_fit(m, &q, bytes); /* the wanted context itself, not rounded */
+        if (i == 0 && f16_n_ctx) *f16_n_ctx = n;
+        if (n > best) best = n, best_type = types[i];
+        if (n >= want) break;
+    }
+    p->kv_type = best_type, p->n_ctx = best;
+    return best;
 }
 
 hai_status hai_context_create(const hai_model *m, const hai_context_params *p, hai_context **out, hai_error *err) {

@@ -43,6 +43,7 @@ struct srv_engine {
     uint32_t n_batch;
     int draft_lookup;    /* drafts a step per slot, at most (0: off) */
     bool shift;          /* --context-shift */
+    uint32_t kv_type, f16_n_ctx; /* the slots' KV cache; chosen by the budget: what F16 would have held */
     hai_context *dctx;   /* a draft model's context (a sequence per slot), or NULL */
     int32_t d_vocab;     /* its vocabulary */
     hai_token *d_tok;    /* [n_slots * (n_ctx + 1)] the draft model's batch: every slot's catch-up at most */
@@ -629,6 +630,10 @@ void srv_engine_load(srv_engine *e, int *queued, int *busy) {
 }
 
 uint32_t srv_engine_n_ctx(const srv_engine *e) { return hai_context_n_ctx(e->ctx); }
+uint32_t srv_engine_kv_type(const srv_engine *e, uint32_t *f16_n_ctx) {
+    if (f16_n_ctx) *f16_n_ctx = e->f16_n_ctx;
+    return e->kv_type;
+}
 uint64_t srv_engine_memory_bytes(const srv_engine *e) { return hai_context_memory_bytes(e->ctx) + (e->dctx ? hai_context_memory_bytes(e->dctx) : 0); }
 
 hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metrics *met, srv_engine **out, hai_error *err) {
@@ -649,11 +654,19 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     cp.pool = e->pool;
     cp.n_draft = (uint32_t)(p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT);
     if (cp.n_draft && (uint32_t)e->n_slots * (cp.n_draft + 1) > 512) cp.n_batch = (uint32_t)e->n_slots * (cp.n_draft + 1); /* a step's rows */
-    if (!st && !cp.n_ctx && hai_model_budget_left(m) != UINT64_MAX) { /* a memory budget: the largest slots it leaves room for */
-        if (!(cp.n_ctx = hai_context_fit(m, &cp, hai_model_budget_left(m))))
+    cp.kv_type = p->kv_type;
+    uint64_t left = hai_model_budget_left(m);
+    if (!st && left != UINT64_MAX) { /* a memory budget: the largest slots it leaves room for (up to n_ctx), and the KV type */
+        uint32_t n = p->kv_type ? hai_context_fit(m, &cp, left) : hai_context_fit_kv(m, &cp, left, &e->f16_n_ctx);
+        if (!n)
             st = hai_fail(err, HAI_ERR_LIMIT, "server: the memory budget leaves %.1f MiB after the weights: not enough for %d slots of any context",
-                          hai_model_budget_left(m) / 1048576.0, e->n_slots);
+                          left / 1048576.0, e->n_slots);
+        else if (p->n_ctx && n < p->n_ctx) /* the context asked for: hai_context_create says what fits */
+            cp.n_ctx = p->n_ctx, cp.kv_type = p->kv_type;
+        else
+            cp.n_ctx = n;
     }
+    e->kv_type = cp.kv_type ? cp.kv_type : HAI_TYPE_F16;
     if (!st) st = hai_context_create(m, &cp, &e->ctx, err);
     e->n_batch = 512;
     e->draft_lookup = p->draft_lookup < SRV_MAX_DRAFT ? p->draft_lookup : SRV_MAX_DRAFT;

@@ -99,11 +99,16 @@ typedef struct srv_engine_params {
     int draft_lookup;  /* drafts a step per slot, at most (gen_draft; 0 = off): prompt lookup, or */
     const hai_model *draft_model; /* a draft model's greedy picks (same vocabulary: hai_draft_check) */
     bool context_shift; /* a prompt that drops a conversation's older turns finds the rest cached (gen.h) */
+    uint32_t kv_type;  /* the slots' KV cache (hai_context_params); 0: F16, or under a memory budget the
+                        * first of F16, Q8_0, Q4_0 that holds the context (hai_context_fit_kv) */
 } srv_engine_params;
 
 hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metrics *met, srv_engine **out, hai_error *err);
 void srv_engine_stop(srv_engine *e);
 uint32_t srv_engine_n_ctx(const srv_engine *e);
+/* The slots' KV type; *f16_n_ctx (may be NULL): when the budget chose it, the context an F16 cache
+ * would have had (else 0). */
+uint32_t srv_engine_kv_type(const srv_engine *e, uint32_t *f16_n_ctx);
 /* The slots' KV caches and scratch (and the draft model's), allocated at the start. */
 uint64_t srv_engine_memory_bytes(const srv_engine *e);
 

@@ -1517,7 +1517,7 @@ int hai_serve(const hai_serve_options *opt) {
     }
     if (s->o.draft_path && (hai_model_load(s->o.draft_path, &mp, &s->dm, &err) != HAI_OK || hai_draft_check(s->m, s->dm, &err) != HAI_OK))
         goto fail;
-    srv_engine_params ep = {.context_shift = s->o.context_shift, .n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .n_threads = s->o.n_threads,
+    srv_engine_params ep = {.context_shift = s->o.context_shift, .n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .kv_type = s->o.kv_type, .n_threads = s->o.n_threads,
                             .draft_lookup = s->o.draft_lookup ? s->o.draft_lookup : s->dm ? 4 : 0, .draft_model = s->dm};
     if (srv_engine_start(s->m, &ep, &s->met, &s->eng, &err) != HAI_OK) goto fail;
     if (!(s->emb = srv_embedder_new(s->m, srv_engine_n_ctx(s->eng), s->o.n_threads))) {
@@ -1564,6 +1564,11 @@ int hai_serve(const hai_serve_options *opt) {
             di ? di->port : s->o.port, s->o.n_slots, srv_engine_n_ctx(s->eng), hai_kernels_name(), s->o.api_key ? ", API key required" : "",
             s->hyb ? (hybrid_policy(s->hyb)->cloud_enabled ? ", routing local/cloud" : ", routing (no cloud configured)") : "");
     char wb[160];
+    uint32_t f16_ctx, kv = srv_engine_kv_type(s->eng, &f16_ctx);
+    if (kv != HAI_TYPE_F16 && !s->o.kv_type)
+        fprintf(stderr, "hai serve: KV cache %s, chosen by the memory budget: an F16 cache would hold %u tokens a slot\n", hai_type_name(kv), f16_ctx);
+    else if (s->o.kv_type)
+        fprintf(stderr, "hai serve: KV cache %s\n", hai_type_name(kv));
     if (s->o.mem_budget)
         fprintf(stderr, "hai serve: memory budget %.1f MiB: %s + slots %.1f MiB; %.1f MiB left (embeddings take theirs at the first request)\n",
                 s->o.mem_budget / 1048576.0, hai_model_weights_text(s->m, wb, sizeof wb), srv_engine_memory_bytes(s->eng) / 1048576.0,

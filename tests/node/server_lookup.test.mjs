@@ -72,3 +72,29 @@ test('prompt lookup in the server on sliding-window layers (gemma2, window 16)',
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// The slots' KV cache quantized (--kv-type): sequences batched into one step read and write their
+// own rows of the quantized caches - the answers are those of the same server one request at a time
+// (greedy and seeded sampling at OpenAI's defaults), and they are not all the F16 cache's answers
+// (the option reaches the cache).
+for (const kv of ['q8_0', 'q4_0']) {
+  test(`a ${kv} KV cache in the server: requests batched together answer as one at a time`, async () => {
+    const model = refModel('qwen2-s-Q8_0.gguf');
+    const one = await startServer(['--parallel', '3', '--kv-type', kv], model);
+    const all = await startServer(['--parallel', '3', '--kv-type', kv], model);
+    const f16 = await startServer(['--parallel', '3'], model);
+    try {
+      assert.match(one.log(), new RegExp(`KV cache ${kv.toUpperCase()}`));
+      const want = [], plain = [];
+      for (const s of settings) for (const p of prompts) want.push(await complete(one.url, p, s));
+      const got = await Promise.all(settings.flatMap((s) => prompts.map((p) => complete(all.url, p, s))));
+      for (let i = 0; i < want.length; i++) assert.deepEqual(got[i], want[i], `${kv}: request ${i} differs when batched`);
+      for (const s of settings) for (const p of prompts) plain.push(await complete(f16.url, p, s));
+      const same = want.filter((w, i) => JSON.stringify(w) === JSON.stringify(plain[i])).length;
+      console.log(`${kv}: ${want.length} answers identical batched; ${same} of them as the F16 cache's`);
+      assert.ok(same < want.length, `${kv}: every answer is the F16 cache's`);
+    } finally {
+      await Promise.all([one.stop(), all.stop(), f16.stop()]);
+    }
+  });
+}
