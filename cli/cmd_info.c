@@ -99,7 +99,7 @@ static int fits_budget(const char *path, uint64_t budget, uint32_t n_batch) {
     }
     hai_context_params cp = hai_context_default_params(); /* what hai run and one serve slot take by themselves */
     cp.n_batch = n_batch;
-    if (hai_context_fit_kv(m, &cp, left, NULL))
+    if (hai_context_fit_kv(m, NULL, &cp, left, NULL))
         printf("  hai run (no --ctx, --kv-type): KV %s, n_ctx %u\n", hai_type_name(cp.kv_type), cp.n_ctx);
     hai_model_free(m);
     return 0;

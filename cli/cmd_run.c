@@ -212,44 +212,50 @@ static int open_session(const run_opts *o, session *ss) {
     }
     mp.mem_budget = o->mem_budget ? o->mem_budget - CLI_BUDGET_RESERVE : 0;
     bool drafter = o->draft || o->draft_self;
-    if (o->mem_budget && drafter) {
-        fprintf(stderr, "hai run: --mem-budget does not take a draft model yet (use --lookup)\n");
+    if (o->mem_budget && o->draft_self) { /* quantizing takes memory no plan counts */
+        fprintf(stderr, "hai run: --draft-self is not planned within --mem-budget: make the draft with hai quantize and give it as --draft FILE\n");
         return 1;
     }
     if (hai_model_load(o->model, &mp, &ss->m, &err) != HAI_OK) goto fail;
+    if (o->draft_self && load_self_draft(o, &mp, ss, &err) != HAI_OK) goto fail;
+    if (o->draft) { /* under a budget it counts there, in memory (a draft read from storage would gain nothing) */
+        hai_model_params dp = mp;
+        if (o->mem_budget) dp.budget_of = ss->m, dp.stream = HAI_STREAM_OFF;
+        if (hai_model_load(o->draft, &dp, &ss->dm, &err) != HAI_OK || hai_draft_check(ss->m, ss->dm, &err) != HAI_OK) goto fail;
+    }
     hai_context_params cp = hai_context_default_params();
     cp.n_ctx = (uint32_t)o->ctx;
     cp.n_threads = (int)o->threads;
     cp.kv_type = o->kv_type;
     cp.n_draft = (uint32_t)(drafter && !o->lookup ? 4 : o->lookup);
-    if (o->mem_budget) { /* the largest context the budget leaves room for (up to --ctx), and the KV type */
+    char wb[160];
+    if (o->mem_budget) { /* the largest context the budget leaves room for (up to --ctx; the draft's beside), and the KV type */
         uint64_t left = hai_model_budget_left(ss->m);
-        uint32_t f16_ctx = 0;
-        uint32_t n = o->kv_type ? hai_context_fit(ss->m, &cp, left) : hai_context_fit_kv(ss->m, &cp, left, &f16_ctx);
+        uint32_t f16_ctx = 0, n = hai_context_fit_kv(ss->m, ss->dm, &cp, left, &f16_ctx);
         if (!n) {
-            char wb[160];
-            fprintf(stderr, "hai run: the memory budget leaves %.1f MiB after the %s: not enough for any context\n", left / 1048576.0,
-                    hai_model_weights_text(ss->m, wb, sizeof wb));
+            fprintf(stderr, "hai run: the memory budget leaves %.1f MiB after the %s%s: not enough for any context\n", left / 1048576.0,
+                    hai_model_weights_text(ss->m, wb, sizeof wb), ss->dm ? " and the draft's" : "");
             return 1;
         }
         if (o->ctx && n < (uint32_t)o->ctx) /* the context asked for: hai_context_create says what fits */
             cp.n_ctx = (uint32_t)o->ctx, cp.kv_type = o->kv_type;
-        else if ((cp.n_ctx = n) && cp.kv_type != HAI_TYPE_F16 && !o->kv_type && !o->quiet)
+        else if (cp.kv_type != HAI_TYPE_F16 && !o->kv_type && !o->quiet)
             fprintf(stderr, "[KV cache %s: within the memory budget an F16 cache would hold %u tokens, this one %u]\n", hai_type_name(cp.kv_type),
                     f16_ctx, n);
     }
     if (hai_context_create(ss->m, &cp, &ss->c, &err) != HAI_OK) goto fail;
-    char wb[160];
-    if (o->mem_budget && !o->quiet)
-        fprintf(stderr, "[memory budget %.1f MiB: %s + context %.1f MiB (n_ctx %u) + the run's own %llu MiB; %.1f MiB left]\n",
-                o->mem_budget / 1048576.0, hai_model_weights_text(ss->m, wb, sizeof wb), hai_context_memory_bytes(ss->c) / 1048576.0,
-                hai_context_n_ctx(ss->c), CLI_BUDGET_RESERVE >> 20, hai_model_budget_left(ss->m) / 1048576.0);
-    if (o->draft_self && load_self_draft(o, &mp, ss, &err) != HAI_OK) goto fail;
-    if (o->draft && (hai_model_load(o->draft, &mp, &ss->dm, &err) != HAI_OK || hai_draft_check(ss->m, ss->dm, &err) != HAI_OK)) goto fail;
     if (drafter) {
         cp.n_ctx = hai_context_n_ctx(ss->c);
         if (hai_context_create(ss->dm, &cp, &ss->dc, &err) != HAI_OK) goto fail;
     }
+    char db[80] = "";
+    if (ss->dm)
+        snprintf(db, sizeof db, " + draft %.1f MiB and its context %.1f MiB", hai_model_weights_bytes(ss->dm) / 1048576.0,
+                 hai_context_memory_bytes(ss->dc) / 1048576.0);
+    if (o->mem_budget && !o->quiet)
+        fprintf(stderr, "[memory budget %.1f MiB: %s + context %.1f MiB (n_ctx %u)%s + the run's own %llu MiB; %.1f MiB left]\n",
+                o->mem_budget / 1048576.0, hai_model_weights_text(ss->m, wb, sizeof wb), hai_context_memory_bytes(ss->c) / 1048576.0,
+                hai_context_n_ctx(ss->c), db, CLI_BUDGET_RESERVE >> 20, hai_model_budget_left(ss->m) / 1048576.0);
     if (hai_sampler_create(&o->sp, hai_model_n_vocab(ss->m), &ss->s, &err) != HAI_OK) goto fail;
     ss->load_s = hai_time_s() - t0;
     ss->threads = o->threads ? (int)o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);

@@ -577,6 +577,11 @@ typedef struct hai_model_params {
     /* RAM for streamed weights in bytes; 0: 3/4 of what the budget leaves after the resident
      * weights (the rest for contexts), or a quarter of the streamable weights without a budget. */
     uint64_t stream_cache;
+    /* Counts this model against that model's memory budget instead of a budget of its own (a
+     * draft model beside the model it drafts for): its weights are refused when they do not fit
+     * in what that budget has left; its contexts count there too; mem_budget is ignored. The
+     * charge goes back when this model is freed (in either order). NULL: none. */
+    const struct hai_model *budget_of;
 } hai_model_params;
 
 /* What streaming did (counts since load or the last reset): an acquire is a weight set the
@@ -661,12 +666,13 @@ uint64_t hai_context_plan_bytes(const hai_model *m, const hai_context_params *p)
 /* The largest n_ctx, up to p's (or the default), whose context fits in bytes (pass
  * hai_model_budget_left(m) for the model's budget); a multiple of 256 from 512 on; 0 = none fits. */
 uint32_t hai_context_fit(const hai_model *m, const hai_context_params *p, uint64_t bytes);
-/* The KV type by the memory there is: the first of F16, Q8_0, Q4_0 whose cache holds the wanted
- * context (p->n_ctx, or the default) in bytes; when none does, the one holding the longest
- * (hai_context_fit's rounding). Sets p->kv_type and p->n_ctx and returns that n_ctx (0: no
- * context fits; p->n_ctx 0 then). *f16_n_ctx (may be NULL): what F16 alone would have held, for
- * saying why. */
-uint32_t hai_context_fit_kv(const hai_model *m, hai_context_params *p, uint64_t bytes, uint32_t *f16_n_ctx);
+/* The context and KV type for the memory there is: with p->kv_type 0, the first of F16, Q8_0, Q4_0
+ * whose cache holds the wanted context (p->n_ctx, or the default) in bytes, or when none does, the
+ * one holding the longest (hai_context_fit's rounding); with a type, that type. A draft model (may
+ * be NULL) gets a context of the same parameters beside m's, and both must fit. Sets p->kv_type and
+ * p->n_ctx and returns that n_ctx (0: no context fits; p->n_ctx 0 then). *f16_n_ctx (may be NULL):
+ * what an F16 cache would have held, for saying why. */
+uint32_t hai_context_fit_kv(const hai_model *m, const hai_model *draft, hai_context_params *p, uint64_t bytes, uint32_t *f16_n_ctx);
 /* The tokens whose keys and values the cache holds (n_past of them); borrowed. */
 const hai_token *hai_context_tokens(const hai_context *c, uint32_t *n);
 

@@ -70,6 +70,17 @@ awk -v u="$used" 'BEGIN { exit !(u != "" && u <= 28) }' || { echo "FAIL: kv: $us
 o=$("$hai" run -m "$dir/kv.gguf" --mem-budget 28M --kv-type f16 -f "$dir/prompt.txt" -n 8 --temp 1 --seed 3 -t 2 2>&1)
 expect "kv as told" "n_ctx 3072 \| seed" "$o"
 printf '%s\n' "$o" | grep -q "KV cache" && { echo "FAIL: --kv-type f16 still chose"; fail=1; }
+# a draft model within the budget: its weights and context planned beside the model's
+o=$("$hai" run -m "$dir/kv.gguf" --draft "$dir/kv.gguf" --mem-budget 40M -f "$dir/prompt.txt" -n 16 --temp 0 -t 2 2>&1)
+expect "draft planned" "\+ draft [0-9.]+ MiB and its context [0-9.]+ MiB \+ the run's own" "$o"
+expect "draft used" "^\[drafts: [0-9]+ tokens drafted" "$o"
+p=$(printf '%s\n' "$o" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p')
+used=$(echo "$p" | awk '{printf "%.1f", $1 - $2}')
+echo "a draft beside the model in a 40M budget: peak RSS above the start ${used} MiB"
+awk -v u="$used" 'BEGIN { exit !(u != "" && u <= 40) }' || { echo "FAIL: draft: $used MiB used"; fail=1; }
+o=$("$hai" run -m "$dir/kv.gguf" --draft "$dir/kv.gguf" --mem-budget 12M -p hi -n 4 2>&1) && { echo "FAIL: a draft past the budget ran"; fail=1; }
+expect "draft refused" "counted against another model's budget, [0-9.]+ MiB left: model: the weights take" "$o"
+
 out=$("$hai" info "$dir/kv.gguf" --mem-budget 24M 2>&1)
 expect "info kv" "hai run \(no --ctx, --kv-type\): KV Q8_0, n_ctx 4096" "$out"
 "$hai" serve -m "$dir/kv.gguf" --port 0 --parallel 1 --mem-budget 40M -t 1 2> "$dir/serve.log" &
@@ -77,6 +88,11 @@ srv=$!
 for _ in $(seq 100); do grep -q 'memory budget' "$dir/serve.log" && break; sleep 0.1; done
 expect "serve kv" "KV cache Q8_0, chosen by the memory budget: an F16 cache would hold 3072 tokens a slot" "$(cat "$dir/serve.log")"
 expect "serve kv context" "1 slots x 4096 context" "$(cat "$dir/serve.log")"
+kill $srv; wait $srv 2>/dev/null; srv=
+"$hai" serve -m "$dir/kv.gguf" --draft "$dir/kv.gguf" --port 0 --parallel 1 --mem-budget 60M -t 1 2> "$dir/serve.log" &
+srv=$!
+for _ in $(seq 100); do grep -q 'memory budget' "$dir/serve.log" && break; sleep 0.1; done
+expect "serve draft" "memory budget 44.0 MiB: weights [0-9.]+ MiB \+ draft weights [0-9.]+ MiB \+ slots" "$(cat "$dir/serve.log")"
 kill $srv; wait $srv 2>/dev/null; srv=
 
 out=$("$hai" info "$model" --mem-budget 24M 2>&1)

@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof kc / sizeof *kc; i++) {
         hai_context_params q = hai_context_default_params();
         q.n_ctx = 16384, q.n_threads = 1;
-        uint32_t f16 = 99, n = hai_context_fit_kv(m, &q, kc[i].bytes, &f16);
+        uint32_t f16 = 99, n = hai_context_fit_kv(m, NULL, &q, kc[i].bytes, &f16);
         CHECK_MSG(q.kv_type == kc[i].type && n == q.n_ctx && (kc[i].whole ? n == 16384 : n > 0 && n < 16384 && n % 256 == 0),
                   "case %zu: %s n_ctx %u", i, hai_type_name(q.kv_type), n);
         CHECK_MSG(hai_context_plan_bytes(m, &q) <= kc[i].bytes, "case %zu: the chosen plan is over the bytes", i);
@@ -64,9 +64,9 @@ int main(int argc, char **argv) {
     }
     hai_context_params q0 = hai_context_default_params();
     q0.n_threads = 1;
-    CHECK(hai_context_fit_kv(m, &q0, 1024, NULL) == 0 && q0.n_ctx == 0);
+    CHECK(hai_context_fit_kv(m, NULL, &q0, 1024, NULL) == 0 && q0.n_ctx == 0);
     q0.n_ctx = 0; /* the default context (the trained 2048 here), in F16 when there is room */
-    CHECK(hai_context_fit_kv(m, &q0, kv_plan[0], NULL) == hai_model_n_ctx_train(m) && q0.kv_type == HAI_TYPE_F16);
+    CHECK(hai_context_fit_kv(m, NULL, &q0, kv_plan[0], NULL) == hai_model_n_ctx_train(m) && q0.kv_type == HAI_TYPE_F16);
     hai_model_free(m);
     m = NULL;
 
@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
     /* a 16384 context (F16 does not fit beside the weights) in the type the budget chooses: created
      * within the budget, and it evaluates */
     cp.n_ctx = 16384;
-    uint32_t f16_fit = 0, kv_fit = hai_context_fit_kv(m, &cp, hai_model_budget_left(m), &f16_fit);
+    uint32_t f16_fit = 0, kv_fit = hai_context_fit_kv(m, NULL, &cp, hai_model_budget_left(m), &f16_fit);
     CHECK_MSG(kv_fit == 16384 && cp.kv_type != HAI_TYPE_F16 && f16_fit < 16384, "%s n_ctx %u (F16 %u)", hai_type_name(cp.kv_type), kv_fit, f16_fit);
     c = NULL;
     if (CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) {
@@ -134,6 +134,64 @@ int main(int argc, char **argv) {
         CHECK_MSG(hai_eval(c, t, 3, &err) == HAI_OK, "%s", err.msg);
         CHECK(hai_context_memory_bytes(c) <= left0);
         hai_context_free(c);
+    }
+    c = NULL;
+
+    /* a draft model counted against this model's budget (budget_of): its load takes what the budget
+     * has left, its contexts count there, all of it comes back when it is freed - in either order */
+    uint64_t left1 = hai_model_budget_left(m);
+    hai_model_params dp = hai_model_default_params();
+    dp.budget_of = m, dp.stream = HAI_STREAM_OFF, dp.mem_budget = 1; /* ignored */
+    hai_model *d = NULL;
+    if (CHECK_MSG(hai_model_load(path, &dp, &d, &err) == HAI_OK, "%s", err.msg)) {
+        uint64_t charge = left1 - hai_model_budget_left(m);
+        CHECK_MSG(charge >= hai_model_weights_bytes(d) && charge < hai_model_weights_bytes(d) + (5 << 20), "the draft took %llu",
+                  (unsigned long long)charge);
+        CHECK(hai_model_budget_left(d) == hai_model_budget_left(m));
+        hai_context_params dq = hai_context_default_params();
+        dq.n_ctx = 16384, dq.n_threads = 1;
+        uint32_t f16 = 0, pair = hai_context_fit_kv(m, d, &dq, hai_model_budget_left(m), &f16);
+        hai_context_params alone = dq;
+        alone.n_ctx = 16384;
+        uint32_t single = hai_context_fit_kv(m, NULL, &alone, hai_model_budget_left(m), NULL);
+        CHECK_MSG(pair > 0 && (pair < single || dq.kv_type != alone.kv_type), "with the draft %u (%s), alone %u (%s)", pair,
+                  hai_type_name(dq.kv_type), single, hai_type_name(alone.kv_type));
+        CHECK(hai_context_plan_bytes(m, &dq) + hai_context_plan_bytes(d, &dq) <= hai_model_budget_left(m));
+        hai_context *dc = NULL;
+        CHECK_MSG(hai_context_create(m, &dq, &c, &err) == HAI_OK, "%s", err.msg);
+        CHECK_MSG(hai_context_create(d, &dq, &dc, &err) == HAI_OK, "%s", err.msg);
+        CHECK(hai_model_budget_left(m) == left1 - charge - hai_context_memory_bytes(c) - hai_context_memory_bytes(dc));
+        hai_context_free(c);
+        c = NULL;
+        /* the model first: the draft keeps the budget it shares */
+        hai_model_free(m);
+        m = NULL;
+        uint64_t dleft = hai_model_budget_left(d), dbytes = hai_context_memory_bytes(dc);
+        CHECK_MSG(hai_eval(dc, (hai_token[]){1, 2, 3}, 3, &err) == HAI_OK, "%s", err.msg);
+        hai_context_free(dc);
+        CHECK(hai_model_budget_left(d) == dleft + dbytes);
+        hai_model_free(d);
+    }
+    /* a draft that does not fit what is left: refused, the budget as it was */
+    mp.mem_budget = weights + (6 << 20);
+    if (CHECK_MSG(hai_model_load(path, &mp, &m, &err) == HAI_OK, "%s", err.msg)) {
+        uint64_t before = hai_model_budget_left(m);
+        d = NULL;
+        dp.budget_of = m;
+        CHECK(hai_model_load(path, &dp, &d, &err) == HAI_ERR_LIMIT && !d);
+        CHECK_MSG(strstr(err.msg, "memory budget has left") || strstr(err.msg, "the memory budget is"), "%s", err.msg);
+        CHECK(hai_model_budget_left(m) == before);
+        /* one that fits and is freed: everything back */
+        hai_model_free(m);
+        mp.mem_budget = 2 * weights + (12 << 20);
+        CHECK_MSG(hai_model_load(path, &mp, &m, &err) == HAI_OK, "%s", err.msg);
+        before = hai_model_budget_left(m);
+        dp.budget_of = m;
+        if (CHECK_MSG(hai_model_load(path, &dp, &d, &err) == HAI_OK, "%s", err.msg)) {
+            CHECK(hai_model_budget_left(m) < before);
+            hai_model_free(d);
+            CHECK(hai_model_budget_left(m) == before);
+        }
     }
     hai_model_free(m);
     fprintf(stderr, "budget: weights %.2f MiB, context 16384 %.2f MiB, 4096 %.2f MiB; fit %u\n", weights / MiB, big_plan / MiB,

@@ -307,32 +307,43 @@ uint64_t hai_context_plan_bytes(const hai_model *m, const hai_context_params *p)
     return m && !build(m, p, true, NULL, &bytes, NULL) ? bytes : 0;
 }
 
-uint32_t hai_context_fit(const hai_model *m, const hai_context_params *p, uint64_t bytes) {
-    if (!m) return 0;
-    hai_context_params q = p ? *p : hai_context_default_params();
+/* What contexts of q for m and (when not NULL) the draft beside it take together; 0: they cannot be made. */
+static uint64_t plan_pair(const hai_model *m, const hai_model *draft, const hai_context_params *q) {
+    uint64_t a = hai_context_plan_bytes(m, q), b = 0;
+    if (a && draft && !(b = hai_context_plan_bytes(draft, q))) return 0;
+    return a + b;
+}
+
+/* The largest n_ctx up to q's (or the default) whose pair of contexts fits in bytes, rounded. */
+static uint32_t fit_pair(const hai_model *m, const hai_model *draft, hai_context_params q, uint64_t bytes) {
     uint32_t hi = q.n_ctx ? q.n_ctx : default_n_ctx(&m->hp), lo = 0;
     while (lo < hi) { /* the plan grows with n_ctx: the largest that fits */
         uint32_t mid = lo + (hi - lo + 1) / 2;
         q.n_ctx = mid;
-        uint64_t need = hai_context_plan_bytes(m, &q);
+        uint64_t need = plan_pair(m, draft, &q);
         if (need && need <= bytes) lo = mid;
         else hi = mid - 1;
     }
     return lo >= 512 ? lo / 256 * 256 : lo >= 64 ? lo / 16 * 16 : lo; /* a round number where there is room for one */
 }
 
-uint32_t hai_context_fit_kv(const hai_model *m, hai_context_params *p, uint64_t bytes, uint32_t *f16_n_ctx) {
+uint32_t hai_context_fit(const hai_model *m, const hai_context_params *p, uint64_t bytes) {
+    return m ? fit_pair(m, NULL, p ? *p : hai_context_default_params(), bytes) : 0;
+}
+
+uint32_t hai_context_fit_kv(const hai_model *m, const hai_model *draft, hai_context_params *p, uint64_t bytes, uint32_t *f16_n_ctx) {
     if (f16_n_ctx) *f16_n_ctx = 0;
     if (!m || !p) return 0;
     static const uint32_t types[] = {HAI_TYPE_F16, HAI_TYPE_Q8_0, HAI_TYPE_Q4_0}; /* the more exact first */
-    uint32_t want = p->n_ctx ? p->n_ctx : default_n_ctx(&m->hp), best = 0, best_type = HAI_TYPE_F16;
+    uint32_t want = p->n_ctx ? p->n_ctx : default_n_ctx(&m->hp), best = 0, best_type = p->kv_type ? p->kv_type : HAI_TYPE_F16;
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        if (p->kv_type && types[i] != p->kv_type) continue; /* the caller's type only */
         hai_context_params q = *p;
         q.kv_type = types[i], q.n_ctx = want;
-        uint64_t need = hai_context_plan_bytes(m, &q);
+        uint64_t need = plan_pair(m, draft, &q);
         if (!need) continue; /* a type this model's heads cannot take (head_dim no multiple of 32) */
-        uint32_t n = need <= bytes ? want : hai_context_fit(m, &q, bytes); /* the wanted context itself, not rounded */
-        if (i == 0 && f16_n_ctx) *f16_n_ctx = n;
+        uint32_t n = need <= bytes ? want : fit_pair(m, draft, q, bytes); /* the wanted context itself, not rounded */
+        if (types[i] == HAI_TYPE_F16 && f16_n_ctx) *f16_n_ctx = n;
         if (n > best) best = n, best_type = types[i];
         if (n >= want) break;
     }

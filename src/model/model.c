@@ -566,16 +566,20 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
     if (!st && hai_tokenizer_n_vocab(m->tok) > (int32_t)m->hp.n_vocab)
         st = hai_fail(err, HAI_ERR_FORMAT, "model: the tokenizer has %d tokens but the embedding only %u rows",
                       hai_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
-    if (!st && p && p->mem_budget) { /* the header and metadata (read whole) and the tokenizer's tables first */
+    /* a budget of its own, or (budget_of) one whose limit is what the other model's budget has
+     * left: this load counts against it alone, then moves to the other at once */
+    hai_budget *shared = p && p->budget_of ? p->budget_of->budget : NULL;
+    if (!st && p && (p->mem_budget || shared)) { /* the header and metadata (read whole) and the tokenizer's tables first */
         if (!(m->budget = calloc(1, sizeof *m->budget))) {
             st = hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
         } else {
             pthread_mutex_init(&m->budget->mu, NULL);
-            m->budget->limit = p->mem_budget;
+            m->budget->refs = 1;
+            m->budget->limit = shared ? hai_model_budget_left(p->budget_of) : p->mem_budget;
             m->budget->used = hai_gguf_data_offset(m->gguf) + tok_memory_bytes(m->tok);
             if (m->budget->used > m->budget->limit)
-                st = hai_fail(err, HAI_ERR_LIMIT, "model: the file's metadata and the tokenizer take %.1f MiB; the memory budget is %.1f MiB",
-                              m->budget->used / 1048576.0, m->budget->limit / 1048576.0);
+                st = hai_fail(err, HAI_ERR_LIMIT, "model: the file's metadata and the tokenizer take %.1f MiB; the memory budget %s %.1f MiB",
+                              m->budget->used / 1048576.0, shared ? "has left" : "is", m->budget->limit / 1048576.0);
         }
     }
     /* then the weights: what stays in memory counts, what streams from the file does not (its
@@ -583,7 +587,23 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
     if (!st) st = hai_stream_plan(m, p, err);
     if (!st) st = place_weights(m, p && p->mmap_weights, err);
     if (!st && m->stream) st = hai_stream_start(m, path, err);
+    if (!st && m->budget) {
+        m->budget_charge = m->budget->used;
+        if (shared) { /* the load's count moves to the shared budget, if it still has the room */
+            pthread_mutex_lock(&shared->mu);
+            bool fits = shared->used + m->budget_charge <= shared->limit;
+            if (fits) shared->used += m->budget_charge, shared->refs++;
+            pthread_mutex_unlock(&shared->mu);
+            pthread_mutex_destroy(&m->budget->mu);
+            free(m->budget);
+            m->budget = fits ? shared : NULL;
+            if (!fits) st = hai_fail(err, HAI_ERR_LIMIT, "model: it takes %.1f MiB; the memory budget it shares has %.1f MiB left",
+                                     m->budget_charge / 1048576.0, hai_model_budget_left(p->budget_of) / 1048576.0);
+        }
+    }
     if (st) {
+        if (shared && st == HAI_ERR_LIMIT) /* "the memory budget" above: what the shared one has left */
+            hai_error_prefix(err, "counted against another model's budget, %.1f MiB left", hai_model_budget_left(p->budget_of) / 1048576.0);
         hai_error_prefix(err, "%s", path);
         hai_model_free(m);
         return st;
@@ -597,9 +617,16 @@ hai_status hai_model_load(const char *path, const hai_model_params *p, hai_model
 void hai_model_free(hai_model *m) {
     if (!m) return;
     hai_stream_free(m->stream); /* its readers stop before the memory they read into goes */
-    if (m->budget) {
-        pthread_mutex_destroy(&m->budget->mu);
-        free(m->budget);
+    if (m->budget) { /* its charge back; the last model counted against the budget frees it */
+        hai_budget *b = m->budget;
+        pthread_mutex_lock(&b->mu);
+        b->used -= m->budget_charge < b->used ? m->budget_charge : b->used;
+        bool last = !--b->refs;
+        pthread_mutex_unlock(&b->mu);
+        if (last) {
+            pthread_mutex_destroy(&b->mu);
+            free(b);
+        }
     }
     if (m->layers) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {

@@ -107,6 +107,7 @@ struct hai_model {
     uint64_t expert_bytes;       /* of weights_bytes, the experts' (MoE): a token reads n_expert_used / n_expert of them */
     uint8_t *arena;              /* the matmul weights, copied or repacked at load (see model.c), or NULL */
     struct hai_budget *budget;   /* the memory budget (hai_model_params.mem_budget), or NULL */
+    uint64_t budget_charge;      /* what this model's load counted against it (returned at free) */
     struct hai_stream *stream;   /* weights read from the file as needed (stream.h), or NULL */
 };
 
@@ -116,6 +117,7 @@ typedef struct hai_budget {
     pthread_mutex_t mu;
     uint64_t limit, used;
     uint32_t n_contexts;
+    uint32_t refs;               /* models counted against it (hai_model_params.budget_of) */
 } hai_budget;
 
 #endif

@@ -657,14 +657,13 @@ hai_status srv_engine_start(const hai_model *m, const srv_engine_params *p, metr
     cp.kv_type = p->kv_type;
     uint64_t left = hai_model_budget_left(m);
     if (!st && left != UINT64_MAX) { /* a memory budget: the largest slots it leaves room for (up to n_ctx), and the KV type */
-        uint32_t n = p->kv_type ? hai_context_fit(m, &cp, left) : hai_context_fit_kv(m, &cp, left, &e->f16_n_ctx);
+        /* the draft model's slots beside (planned with the drafts' rows their context does without) */
+        uint32_t n = hai_context_fit_kv(m, p->draft_model, &cp, left, &e->f16_n_ctx);
         if (!n)
-            st = hai_fail(err, HAI_ERR_LIMIT, "server: the memory budget leaves %.1f MiB after the weights: not enough for %d slots of any context",
-                          left / 1048576.0, e->n_slots);
+            st = hai_fail(err, HAI_ERR_LIMIT, "server: the memory budget leaves %.1f MiB after the weights%s: not enough for %d slots of any context",
+                          left / 1048576.0, p->draft_model ? " and the draft's" : "", e->n_slots);
         else if (p->n_ctx && n < p->n_ctx) /* the context asked for: hai_context_create says what fits */
             cp.n_ctx = p->n_ctx, cp.kv_type = p->kv_type;
-        else
-            cp.n_ctx = n;
     }
     e->kv_type = cp.kv_type ? cp.kv_type : HAI_TYPE_F16;
     if (!st) st = hai_context_create(m, &cp, &e->ctx, err);

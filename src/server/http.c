@@ -1504,10 +1504,6 @@ int hai_serve(const hai_serve_options *opt) {
     mp.mmap_weights = s->o.mmap_weights;
     mp.mem_budget = s->o.mem_budget;
     mp.stream = s->o.stream, mp.stream_cache = s->o.stream_cache;
-    if (s->o.mem_budget && s->o.draft_path) {
-        hai_fail(&err, HAI_ERR_INVALID, "--mem-budget does not take a draft model yet (use --lookup)");
-        goto fail;
-    }
     if (hai_model_load(s->o.model_path, &mp, &s->m, &err) != HAI_OK) goto fail;
     model_id_from_path(s->o.model_path, s->model_id, sizeof s->model_id);
     /* the last 1024 responses' conversations and items, up to 64 MiB */
@@ -1515,7 +1511,9 @@ int hai_serve(const hai_serve_options *opt) {
         hai_fail(&err, HAI_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (s->o.draft_path && (hai_model_load(s->o.draft_path, &mp, &s->dm, &err) != HAI_OK || hai_draft_check(s->m, s->dm, &err) != HAI_OK))
+    hai_model_params dp = mp; /* under a budget the draft counts there, in memory (a draft read from storage would gain nothing) */
+    if (s->o.mem_budget) dp.budget_of = s->m, dp.stream = HAI_STREAM_OFF;
+    if (s->o.draft_path && (hai_model_load(s->o.draft_path, &dp, &s->dm, &err) != HAI_OK || hai_draft_check(s->m, s->dm, &err) != HAI_OK))
         goto fail;
     srv_engine_params ep = {.context_shift = s->o.context_shift, .n_slots = s->o.n_slots, .max_queue = s->o.max_queue, .n_ctx = s->o.n_ctx, .kv_type = s->o.kv_type, .n_threads = s->o.n_threads,
                             .draft_lookup = s->o.draft_lookup ? s->o.draft_lookup : s->dm ? 4 : 0, .draft_model = s->dm};
@@ -1569,9 +1567,11 @@ int hai_serve(const hai_serve_options *opt) {
         fprintf(stderr, "hai serve: KV cache %s, chosen by the memory budget: an F16 cache would hold %u tokens a slot\n", hai_type_name(kv), f16_ctx);
     else if (s->o.kv_type)
         fprintf(stderr, "hai serve: KV cache %s\n", hai_type_name(kv));
+    char db[64] = "";
+    if (s->dm) snprintf(db, sizeof db, " + draft weights %.1f MiB", hai_model_weights_bytes(s->dm) / 1048576.0);
     if (s->o.mem_budget)
-        fprintf(stderr, "hai serve: memory budget %.1f MiB: %s + slots %.1f MiB; %.1f MiB left (embeddings take theirs at the first request)\n",
-                s->o.mem_budget / 1048576.0, hai_model_weights_text(s->m, wb, sizeof wb), srv_engine_memory_bytes(s->eng) / 1048576.0,
+        fprintf(stderr, "hai serve: memory budget %.1f MiB: %s%s + slots %.1f MiB; %.1f MiB left (embeddings take theirs at the first request)\n",
+                s->o.mem_budget / 1048576.0, hai_model_weights_text(s->m, wb, sizeof wb), db, srv_engine_memory_bytes(s->eng) / 1048576.0,
                 hai_model_budget_left(s->m) / 1048576.0);
     else if (hai_model_stream_stats(s->m, &(hai_stream_stats){0}))
         fprintf(stderr, "hai serve: %s\n", hai_model_weights_text(s->m, wb, sizeof wb));
