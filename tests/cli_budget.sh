@@ -23,16 +23,21 @@ expect "layers streamed" "weights [0-9.]+ MiB held \+ [0-9.]+ MiB streamed \(lay
 out=$("$hai" run -m "$model" --mem-budget 5G --ctx 100000000 -p hi 2>&1); rc=$?
 [ $rc -ne 0 ] || { echo "FAIL: a context of 1e8 ran"; fail=1; }
 
+# MiB of a run's peak RSS above what the process held before the model, from its output $1
+above_start() {
+  printf '%s\n' "$1" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p' | awk '{printf "%.1f", $1 - $2}'
+}
+
 # peak RSS: $1 budget, $2 prompt repeats; prints "n_ctx used_mib"
 peak() {
   python3 -c "print('The quick brown fox jumps over the lazy dog. ' * $2)" > "$dir/prompt.txt"
   local o
   o=$("$hai" run -m "$model" --mem-budget "$1" -f "$dir/prompt.txt" -n 0 --temp 1 --seed 3 -t 2 2>&1) || { echo "FAIL: run at $1: $o" >&2; return 1; }
-  local n p s
+  local n u
   n=$(printf '%s\n' "$o" | sed -n 's/.*(n_ctx \([0-9]*\)).*/\1/p')
-  p=$(printf '%s\n' "$o" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p')
-  [ -n "$n" ] && [ -n "$p" ] || { echo "FAIL: no plan or peak RSS in: $o" >&2; return 1; }
-  echo "$n $(echo "$p" | awk '{printf "%.1f", $1 - $2}')"
+  u=$(above_start "$o")
+  [ -n "$n" ] && [ -n "$u" ] || { echo "FAIL: no plan or peak RSS in: $o" >&2; return 1; }
+  echo "$n $u"
 }
 for case in "22M 10 22" "40M 90 40"; do
   set -- $case
@@ -50,11 +55,20 @@ done
 o=$("$hai" run -m "$dir/moe.gguf" --mem-budget 24M -p "The quick brown fox jumps over the lazy dog" -n 24 --temp 1 --seed 3 -t 2 2>&1)
 expect "experts streamed" "weights [0-9.]+ MiB held \+ [0-9.]+ MiB streamed \(experts\)" "$o"
 expect "stream report" "^stream: experts, 128 in [0-9]+ slots" "$o"
-p=$(printf '%s\n' "$o" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p')
 w=$(stat -c %s "$dir/moe.gguf")
-used=$(echo "$p" | awk '{printf "%.1f", $1 - $2}')
+used=$(above_start "$o")
 echo "moe of $((w >> 20)) MiB in a 24M budget: peak RSS above the start ${used} MiB"
 awk -v u="$used" -v w="$w" 'BEGIN { exit !(u != "" && u <= 24 && w > 40 * 1048576) }' || { echo "FAIL: moe: $used MiB used ($w bytes)"; fail=1; }
+
+# a 262,144-token vocabulary: its output matrix (32 MiB, tied to the embedding) placed in runs, the
+# file's pages dropped after each - not all of them mapped beside the arena they fill (that peaked
+# 25 MiB over a 66M budget)
+"$hai" synth -o "$dir/v262.gguf" --arch llama --type Q8_0 --n-embd 128 --n-layer 2 --n-head 2 --n-head-kv 2 --n-ff 256 \
+  --n-vocab 262144 --ctx 256 --tied > /dev/null 2>&1 || { echo "FAIL: synth v262"; fail=1; }
+o=$("$hai" run -m "$dir/v262.gguf" --mem-budget 72M -p "The quick brown fox" -n 8 --temp 1 --seed 3 -t 2 2>&1)
+used=$(above_start "$o")
+echo "262K vocabulary in a 72M budget: peak RSS above the start ${used} MiB"
+awk -v u="$used" 'BEGIN { exit !(u != "" && u <= 72) }' || { echo "FAIL: v262: $used MiB used: $o"; fail=1; }
 
 # the KV type by the budget: F16 holds 3072 of the 4096 tokens wanted, Q8_0 all of them
 "$hai" synth -o "$dir/kv.gguf" --arch llama --type Q8_0 --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 512 --ctx 4096 \
@@ -63,8 +77,7 @@ python3 -c "print('The quick brown fox jumps over the lazy dog. ' * 10)" > "$dir
 o=$("$hai" run -m "$dir/kv.gguf" --mem-budget 28M -f "$dir/prompt.txt" -n 8 --temp 1 --seed 3 -t 2 2>&1)
 expect "kv chosen" "^\[KV cache Q8_0: within the memory budget an F16 cache would hold 3072 tokens, this one 4096\]" "$o"
 expect "kv context" "n_ctx 4096 \| seed" "$o"
-p=$(printf '%s\n' "$o" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p')
-used=$(echo "$p" | awk '{printf "%.1f", $1 - $2}')
+used=$(above_start "$o")
 echo "KV Q8_0 chosen in a 28M budget: peak RSS above the start ${used} MiB"
 awk -v u="$used" 'BEGIN { exit !(u != "" && u <= 28) }' || { echo "FAIL: kv: $used MiB used"; fail=1; }
 o=$("$hai" run -m "$dir/kv.gguf" --mem-budget 28M --kv-type f16 -f "$dir/prompt.txt" -n 8 --temp 1 --seed 3 -t 2 2>&1)
@@ -74,8 +87,7 @@ printf '%s\n' "$o" | grep -q "KV cache" && { echo "FAIL: --kv-type f16 still cho
 o=$("$hai" run -m "$dir/kv.gguf" --draft "$dir/kv.gguf" --mem-budget 40M -f "$dir/prompt.txt" -n 16 --temp 0 -t 2 2>&1)
 expect "draft planned" "\+ draft [0-9.]+ MiB and its context [0-9.]+ MiB \+ the run's own" "$o"
 expect "draft used" "^\[drafts: [0-9]+ tokens drafted" "$o"
-p=$(printf '%s\n' "$o" | sed -n 's/.*peak RSS \([0-9.]*\) MiB (\([0-9.]*\) MiB before the model).*/\1 \2/p')
-used=$(echo "$p" | awk '{printf "%.1f", $1 - $2}')
+used=$(above_start "$o")
 echo "a draft beside the model in a 40M budget: peak RSS above the start ${used} MiB"
 awk -v u="$used" 'BEGIN { exit !(u != "" && u <= 40) }' || { echo "FAIL: draft: $used MiB used"; fail=1; }
 o=$("$hai" run -m "$dir/kv.gguf" --draft "$dir/kv.gguf" --mem-budget 12M -p hi -n 4 2>&1) && { echo "FAIL: a draft past the budget ran"; fail=1; }

@@ -465,6 +465,8 @@ typedef struct placed {
     size_t bytes;     /* in the region (0: stays in the mapping) */
 } placed;
 
+#define PLACE_RUN (2u << 20) /* bytes of the file placed between drops of its pages */
+
 static hai_status place_weights(hai_model *m, bool in_place, hai_error *err) {
     const hai_kernels *k = hai_kernels_best();
     size_t per_layer = HAI_LAYER_MATRICES + (m->hp.n_expert ? 3 * (size_t)m->hp.n_expert : 0), n = 0, total = 0;
@@ -505,12 +507,21 @@ static hai_status place_weights(hai_model *m, bool in_place, hai_error *err) {
         hai_weight *w = pl[i].w;
         if (!pl[i].bytes) continue;
         uint8_t *dst = m->arena + off;
-        if (pl[i].to)
-            hai_repack(w->type, pl[i].to, w->data, w->row_bytes, dst, w->n_in, w->n_out);
-        else
-            memcpy(dst, w->data, w->row_bytes * (size_t)w->n_out);
-        uintptr_t pa = ((uintptr_t)w->data + page - 1) / page * page, pe = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) / page * page;
-        if (pe > pa) madvise((void *)pa, pe - pa, MADV_DONTNEED);
+        /* in runs of whole 16-row panels, the file's pages dropped after each: a large matrix (a
+         * 262K-token output: 162 MiB) never has all its pages mapped beside the arena it fills */
+        int64_t step = w->row_bytes * (uint64_t)w->n_out <= PLACE_RUN ? w->n_out : (int64_t)(PLACE_RUN / w->row_bytes) / 16 * 16;
+        if (step < 16) step = 16;
+        for (int64_t r0 = 0; r0 < w->n_out; r0 += step) {
+            int64_t nr = w->n_out - r0 < step ? w->n_out - r0 : step;
+            const uint8_t *src = w->data + (size_t)r0 * w->row_bytes;
+            if (pl[i].to)
+                hai_repack(w->type, pl[i].to, src, w->row_bytes, dst + (size_t)r0 * pl[i].row_bytes, w->n_in, nr);
+            else
+                memcpy(dst + (size_t)r0 * pl[i].row_bytes, src, w->row_bytes * (size_t)nr);
+            /* whole pages up to the run's end (one shared with the next run is read again) */
+            uintptr_t pa = (uintptr_t)src / page * page, pe = ((uintptr_t)src + w->row_bytes * (size_t)nr) / page * page;
+            if (pe > pa) madvise((void *)pa, pe - pa, MADV_DONTNEED);
+        }
         w->data = dst;
         w->type = pl[i].to ? pl[i].to : w->type;
         w->row_bytes = pl[i].row_bytes;
