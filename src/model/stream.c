@@ -165,17 +165,41 @@ static uint64_t slots_fitting(uint64_t room, uint64_t slot_bytes, uint64_t max) 
     return n;
 }
 
+static uint32_t hp_least_ctx(const hai_hparams *hp) { return hp->n_ctx_train && hp->n_ctx_train < 512 ? hp->n_ctx_train : 512; }
+
+static hai_status plan_stream(hai_model *m, const hai_model_params *p, uint64_t room_for_ctx, hai_error *err);
+
 hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *err) {
     hai_budget *b = m->budget;
     hai_stream_mode mode = p ? p->stream : HAI_STREAM_AUTO;
     bool over = b && m->weights_bytes + b->used > b->limit;
-    if (mode == HAI_STREAM_OFF || (mode == HAI_STREAM_AUTO && !over)) {
-        if (over)
-            return hai_fail(err, HAI_ERR_LIMIT, "model: the weights take %.1f MiB; the memory budget is %.1f MiB", mib(m->weights_bytes),
-                            mib(b->limit));
-        if (b) b->used += m->weights_bytes;
-        return HAI_OK;
+    if (mode == HAI_STREAM_OFF && over)
+        return hai_fail(err, HAI_ERR_LIMIT, "model: the weights take %.1f MiB; the memory budget is %.1f MiB", mib(m->weights_bytes), mib(b->limit));
+    if (mode == HAI_STREAM_ON || (mode == HAI_STREAM_AUTO && over)) return plan_stream(m, p, 0, err);
+    /* auto streams too when the weights in memory would leave no room for a context of use (one
+     * sequence of 512 tokens, fewer when the model was trained on fewer) and streaming leaves it:
+     * then the cache is what the context does not need. Else the weights stay in memory. */
+    hai_context_params least = hai_context_default_params();
+    least.n_ctx = hp_least_ctx(&m->hp), least.n_threads = 1;
+    uint64_t ctx_b = b && mode == HAI_STREAM_AUTO ? hai_context_plan_bytes(m, &least) : 0;
+    if (ctx_b && m->weights_bytes + b->used + ctx_b > b->limit) {
+        hai_error e2 = {0};
+        hai_status st = plan_stream(m, p, ctx_b, &e2);
+        if (st != HAI_ERR_LIMIT) {
+            if (st) *err = e2;
+            return st;
+        }
+        hai_stream_free(m->stream); /* too little to stream into either: nothing was taken yet */
+        m->stream = NULL;
     }
+    if (b) b->used += m->weights_bytes;
+    return HAI_OK;
+}
+
+/* Streams what it can, its cache p->stream_cache, or what the budget leaves: all but room_for_ctx
+ * when that is given, else 3/4 (the rest for contexts). */
+static hai_status plan_stream(hai_model *m, const hai_model_params *p, uint64_t room_for_ctx, hai_error *err) {
+    hai_budget *b = m->budget;
     const hai_hparams *hp = &m->hp;
     hai_stream *s = calloc(1, sizeof *s);
     if (!s) return hai_fail(err, HAI_ERR_NOMEM, "model: out of memory");
@@ -193,7 +217,9 @@ hai_status hai_stream_plan(hai_model *m, const hai_model_params *p, hai_error *e
     /* the cache: what the caller says, else 3/4 of what the budget leaves (the rest for contexts) */
     uint64_t left = b ? b->limit - b->used - resident : 0;
     left = left > (2u << 20) ? left - (2u << 20) : 0; /* the resident weights' last 2 MiB page, not yet counted */
-    uint64_t cache = p && p->stream_cache ? p->stream_cache : b ? left / 4 * 3 : streamable / 4;
+    uint64_t cache = p && p->stream_cache ? p->stream_cache
+                     : b && room_for_ctx ? (left > room_for_ctx ? left - room_for_ctx : 0)
+                     : b ? left / 4 * 3 : streamable / 4;
     s->n_readers = N_READERS;
     hai_status st;
     if (s->mode == STREAM_EXPERTS) {
