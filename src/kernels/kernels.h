@@ -230,18 +230,28 @@ typedef struct hai_kernels {
      * NULL: forward.c does it with dot_f16_f32 and scale_axpy_f16. */
     void (*attn_tile)(int nh, int hd, int hdv, const float *q, const uint16_t *K, const uint16_t *V, size_t v_stride, int nk, float scale,
                       float cap, float *m, float *l, float *acc, float *scores);
-    /* Attention on a quantized KV cache, read as it is (a row of n values, n % 32 == 0, in
-     * HAI_TYPE_Q8_0 or HAI_TYPE_Q4_0 blocks), each row's blocks turned to floats once for the nh
-     * query heads of its KV group:
-     *   kvq_dots: out[h] = q[h] . row for q [nh][n];
-     *   kvq_axpys: acc[h] += a[h * a_stride] * row for acc [nh][n].
+    /* Attention on a quantized KV cache, read as it is (HAI_TYPE_Q8_0 or HAI_TYPE_Q4_0, n values a
+     * row, n % 32 == 0):
+     *   kvq_dots16: out[h * 16 + j] = q[h] . key j, for the 16 keys of a block in the transposed
+     *   layout below (a lane past the keys written may hold anything), q [nh][n];
+     *   kvq_axpys: acc[h] += a[h * a_stride] * row for acc [nh][n], a value row of blocks of the
+     *   type, turned to floats once for the nh query heads of its KV group.
      * NULL: the reference (ref.c). */
-    void (*kvq_dots)(uint32_t type, const void *row, int n, int nh, const float *q, float *out);
+    void (*kvq_dots16)(uint32_t type, const void *block, int n, int nh, const float *q, float *out);
     void (*kvq_axpys)(uint32_t type, const void *row, int n, int nh, const float *a, size_t a_stride, float *acc);
 } hai_kernels;
 
 /* The portable reference kernels. */
 const hai_kernels *hai_kernels_ref(void);
+
+/* Quantized keys in blocks of HAI_KT (16) positions, as the F16 cache's are transposed: each
+ * 32-dimension group of a block is the 16 positions' scales (F16), then their values transposed -
+ * Q8_0: int8 [32 dimensions][16 positions]; Q4_0: bytes [16][16 positions], dimension d in the low
+ * nibble and d + 16 in the high one, offset by 8 (as a Q4_0 block pairs them). A block takes the
+ * bytes of 16 rows of the type, and a kernel scores its 16 keys with one load a dimension. Rows go
+ * in and out as ordinary rows of the type (n values), unchanged. */
+void hai_kvq_key_put(uint32_t type, void *block, uint32_t j, const void *row, int n);
+void hai_kvq_key_get(uint32_t type, const void *block, uint32_t j, void *row, int n);
 /* The fastest kernels this CPU runs, or the table $HAI_KERNELS names (amx, avx512, avx2-vnni,
  * avx2, neon-i8mm, neon-dotprod, neon, ref). */
 const hai_kernels *hai_kernels_best(void);

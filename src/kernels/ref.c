@@ -341,15 +341,24 @@ static void kvq_block(uint32_t type, const uint8_t *row, int b, float *x) {
     }
 }
 
-static void kvq_dots_ref(uint32_t type, const void *row, int n, int nh, const float *q, float *out) {
-    for (int h = 0; h < nh; h++) out[h] = 0;
+static void kvq_dots16_ref(uint32_t type, const void *block, int n, int nh, const float *q, float *out) {
+    size_t bb = type == HAI_TYPE_Q8_0 ? 34 : 18;
+    for (int i = 0; i < nh * HAI_KT; i++) out[i] = 0;
     for (int b = 0; b < n / 32; b++) {
-        float x[32];
-        kvq_block(type, row, b, x);
-        for (int h = 0; h < nh; h++) {
-            float s = 0;
-            for (int j = 0; j < 32; j++) s += q[(size_t)h * n + 32 * b + j] * x[j];
-            out[h] += s;
+        const uint8_t *g = (const uint8_t *)block + (size_t)b * HAI_KT * bb, *v = g + 2 * HAI_KT;
+        for (int j = 0; j < HAI_KT; j++) {
+            uint16_t dh;
+            memcpy(&dh, g + 2 * j, 2);
+            float x[32], d = f16(dh);
+            if (type == HAI_TYPE_Q8_0)
+                for (int i = 0; i < 32; i++) x[i] = (float)(int8_t)v[i * HAI_KT + j] * d;
+            else
+                for (int i = 0; i < 16; i++) x[i] = (float)((v[i * HAI_KT + j] & 0xF) - 8) * d, x[i + 16] = (float)((v[i * HAI_KT + j] >> 4) - 8) * d;
+            for (int h = 0; h < nh; h++) {
+                float s = 0;
+                for (int i = 0; i < 32; i++) s += q[(size_t)h * n + 32 * b + i] * x[i];
+                out[h * HAI_KT + j] += s;
+            }
         }
     }
 }
@@ -422,7 +431,7 @@ static const hai_kernels ref = {
     .dot_f16_f32 = dot_f16_f32_ref,
     .scale_axpy_f16 = scale_axpy_f16_ref,
     .f32_to_f16 = f32_to_f16_ref,
-    .kvq_dots = kvq_dots_ref,
+    .kvq_dots16 = kvq_dots16_ref,
     .kvq_axpys = kvq_axpys_ref,
     .logits_max = logits_max_ref,
     .logits_exp = logits_exp_ref,

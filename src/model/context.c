@@ -150,12 +150,13 @@ static hai_status build(const hai_model *m, const hai_context_params *pp, bool d
     c->kv_type = p.kv_type ? p.kv_type : HAI_TYPE_F16;
     if (c->kv_type == HAI_TYPE_F16) {
         c->k_rowu = hp->head_dim, c->v_rowu = hp->head_dim_v;
-    } else if ((c->kv_type == HAI_TYPE_Q8_0 || c->kv_type == HAI_TYPE_Q4_0) && hp->head_dim % 32 == 0 && hp->head_dim_v % 32 == 0) {
+    } else if ((c->kv_type == HAI_TYPE_Q8_0 || c->kv_type == HAI_TYPE_Q4_0) && hp->head_dim % 32 == 0 && hp->head_dim_v % 32 == 0 &&
+               hp->head_dim <= HAI_KVQ_MAX_HD) {
         c->k_rowu = (uint32_t)(hai_row_bytes(c->kv_type, hp->head_dim) / 2), c->v_rowu = (uint32_t)(hai_row_bytes(c->kv_type, hp->head_dim_v) / 2);
     } else {
         uint32_t kt = c->kv_type;
         free(c);
-        return hai_fail(err, HAI_ERR_UNSUPPORTED, "context: a KV cache of type %s (F16, Q8_0 or Q4_0; the quantized ones need head_dim a multiple of 32, here %u)",
+        return hai_fail(err, HAI_ERR_UNSUPPORTED, "context: a KV cache of type %s (F16, Q8_0 or Q4_0; the quantized ones need head_dim a multiple of 32 up to 1024, here %u)",
                         hai_type_name(kt), hp->head_dim);
     }
     z.dry = false; /* the layers' table: real in a dry run too (kv_plan fills it; freed at its end) */

@@ -8,6 +8,9 @@
 #include "model.h"
 #include "base/threadpool.h"
 
+#define HAI_KVQ_MAX_HD 1024 /* a quantized cache's head_dim at most */
+#define HAI_KVQ_MAX_ROW (HAI_KVQ_MAX_HD / 32 * 34) /* bytes of such a key as a Q8_0 row */
+#define KVQ_HEADS_AT_ONCE 16 /* query heads a quantized block of keys is scored for in one call */
 #define HAI_ATT_TILE 64 /* keys per attention tile: forward.c works in tiles of this size, context.c sizes their scratch */
 
 struct hai_context {
@@ -100,6 +103,10 @@ static inline uint16_t *hai_kv_keys(const hai_context *c, uint32_t s, uint32_t l
 }
 static inline uint16_t *hai_kv_values(const hai_context *c, uint32_t s, uint32_t l, uint32_t g) {
     return c->v_cache + (size_t)s * c->v_seq + c->v_off[l] + (size_t)g * c->kv_cap[l] * c->v_rowu;
+}
+/* A quantized cache's block of HAI_KT keys holding slot (kernels.h: transposed blocks). */
+static inline uint8_t *hai_kvq_block(const hai_context *c, const uint16_t *keys, uint32_t slot) {
+    return (uint8_t *)(keys + (size_t)(slot / HAI_KT) * HAI_KT * c->k_rowu);
 }
 /* The slot of position pos in layer l's cache. */
 static inline uint32_t hai_kv_slot(const hai_context *c, uint32_t l, uint32_t pos) { return pos % c->kv_cap[l]; }

@@ -308,7 +308,9 @@ static void store_task(void *arg, int ith, int nth) {
             float *vq = c->kv_v + i * vdim + (size_t)g * hdv;
             if (j->L->bv)
                 for (uint32_t d = 0; d < hdv; d++) vq[d] += j->L->bv[(size_t)g * hdv + d];
-            tr->from_float(c->kv_k + i * kdim + (size_t)g * hd, hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g) + pos * c->k_rowu, hd);
+            uint8_t row[HAI_KVQ_MAX_ROW]; /* the key as a row of the type, then into its block's lanes */
+            tr->from_float(c->kv_k + i * kdim + (size_t)g * hd, row, hd);
+            hai_kvq_key_put(c->kv_type, hai_kvq_block(c, hai_kv_keys(c, (uint32_t)c->b_seq[i], j->layer, g), (uint32_t)pos), (uint32_t)(pos % HAI_KT), row, (int)hd);
             tr->from_float(vq, hai_kv_values(c, (uint32_t)c->b_seq[i], j->layer, g) + pos * c->v_rowu, hdv);
             continue;
         }
@@ -365,30 +367,36 @@ static void softmax_tile(const hai_kernels *k, uint32_t group, uint32_t tn, uint
     }
 }
 
-/* A quantized cache's keys and values read as they are: each key row dotted with the group's
- * queries, each value row added into their sums, a row's blocks turned to floats once for all the
- * group's heads (kernels' kvq_dots, kvq_axpys). Keys [first, n_keys). */
+/* A quantized cache's keys and values read as they are: a block of 16 keys scored against the
+ * group's queries (kernels' kvq_dots16: the keys transposed, one load a dimension for all the
+ * heads), each value row added into their sums, its blocks turned to floats once for all the
+ * group's heads (kvq_axpys). Keys [first, n_keys). */
 static void att_quantized(hai_context *c, const att_job *j, const float *q, const uint16_t *Kg, const uint16_t *Vg, uint32_t first,
                           uint32_t n_keys, float *scores, float *mx, float *sum, float *acc) {
     const hai_hparams *hp = &c->m->hp;
     uint32_t hd = hp->head_dim, hdv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
     const hai_kernels *ref = hai_kernels_ref();
-    void (*dots)(uint32_t, const void *, int, int, const float *, float *) = c->k->kvq_dots ? c->k->kvq_dots : ref->kvq_dots;
+    void (*dots)(uint32_t, const void *, int, int, const float *, float *) = c->k->kvq_dots16 ? c->k->kvq_dots16 : ref->kvq_dots16;
     void (*axpys)(uint32_t, const void *, int, int, const float *, size_t, float *) = c->k->kvq_axpys ? c->k->kvq_axpys : ref->kvq_axpys;
-    float scale = hp->attn_scale, out[64];
+    float scale = hp->attn_scale, out[KVQ_HEADS_AT_ONCE * HAI_KT];
     for (uint32_t t0 = first, tn; t0 < n_keys; t0 += tn) {
         uint32_t p0 = hai_kv_slot(c, j->layer, t0), room = c->kv_cap[j->layer] - p0; /* a ring: a tile stops at its end */
         tn = n_keys - t0 < HAI_ATT_TILE ? n_keys - t0 : HAI_ATT_TILE;
         tn = room < tn ? room : tn;
-        for (uint32_t t = 0; t < tn; t++)
-            for (uint32_t h0 = 0; h0 < group; h0 += 64) {
-                uint32_t hn = group - h0 < 64 ? group - h0 : 64;
-                dots(c->kv_type, Kg + (size_t)(p0 + t) * c->k_rowu, (int)hd, (int)hn, q + (size_t)h0 * hd, out);
-                for (uint32_t h = 0; h < hn; h++) {
-                    float x = out[h] * scale;
-                    scores[(h0 + h) * HAI_ATT_TILE + t] = hp->attn_softcap ? hp->attn_softcap * tanhf(x / hp->attn_softcap) : x;
-                }
+        for (uint32_t t = 0, nj; t < tn; t += nj) { /* the blocks the tile's slots are in */
+            uint32_t j0 = (p0 + t) % HAI_KT;
+            nj = HAI_KT - j0 < tn - t ? HAI_KT - j0 : tn - t;
+            const uint8_t *blk = hai_kvq_block(c, Kg, p0 + t);
+            for (uint32_t h0 = 0; h0 < group; h0 += KVQ_HEADS_AT_ONCE) {
+                uint32_t hn = group - h0 < KVQ_HEADS_AT_ONCE ? group - h0 : KVQ_HEADS_AT_ONCE;
+                dots(c->kv_type, blk, (int)hd, (int)hn, q + (size_t)h0 * hd, out);
+                for (uint32_t h = 0; h < hn; h++)
+                    for (uint32_t k = 0; k < nj; k++) {
+                        float x = out[h * HAI_KT + j0 + k] * scale;
+                        scores[(h0 + h) * HAI_ATT_TILE + t + k] = hp->attn_softcap ? hp->attn_softcap * tanhf(x / hp->attn_softcap) : x;
+                    }
             }
+        }
         softmax_tile(c->k, group, tn, hdv, scores, mx, sum, acc);
         for (uint32_t t = 0; t < tn; t++) axpys(c->kv_type, Vg + (size_t)(p0 + t) * c->v_rowu, (int)hdv, (int)group, scores + t, HAI_ATT_TILE, acc);
     }

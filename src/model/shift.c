@@ -57,9 +57,12 @@ hai_status hai_seq_shift(hai_context *c, int32_t seq, uint32_t keep, uint32_t n,
                 float x[1024];
                 uint32_t from = hai_kv_slot(c, l, p), to = hai_kv_slot(c, l, p - n);
                 if (kvt) { /* quantized rows: turned back as floats, quantized again (as llama.cpp's shift of such caches) */
-                    kvt->to_float(k + (size_t)from * c->k_rowu, x, hd);
+                    uint8_t row[HAI_KVQ_MAX_ROW]; /* out of its block's lanes and into the new slot's */
+                    hai_kvq_key_get(c->kv_type, hai_kvq_block(c, k, from), from % HAI_KT, row, (int)hd);
+                    kvt->to_float(row, x, hd);
                     rotate_back(hp, roped, t, x);
-                    kvt->from_float(x, k + (size_t)to * c->k_rowu, hd);
+                    kvt->from_float(x, row, hd);
+                    hai_kvq_key_put(c->kv_type, hai_kvq_block(c, k, to), to % HAI_KT, row, (int)hd);
                     memmove(v + (size_t)to * c->v_rowu, v + (size_t)from * c->v_rowu, (size_t)c->v_rowu * sizeof *v);
                     continue;
                 }

@@ -73,7 +73,12 @@ hai_status hai_state_save_buffer(const hai_context *c, int32_t seq, void **out, 
         put_u32(&t, lo);
         for (uint32_t g = 0; g < hp->n_head_kv; g++) {
             const uint16_t *k = hai_kv_keys(c, (uint32_t)seq, l, g), *v = hai_kv_values(c, (uint32_t)seq, l, g);
-            for (uint32_t p = lo; p < n_past && quant; p++) text_put(&t, k + (size_t)hai_kv_slot(c, l, p) * c->k_rowu, (size_t)c->k_rowu * 2);
+            for (uint32_t p = lo; p < n_past && quant; p++) { /* a key as a row of its type, out of its block's lanes */
+                uint8_t row[HAI_KVQ_MAX_ROW];
+                uint32_t slot = hai_kv_slot(c, l, p);
+                hai_kvq_key_get(c->kv_type, hai_kvq_block(c, k, slot), slot % HAI_KT, row, (int)hp->head_dim);
+                text_put(&t, row, (size_t)c->k_rowu * 2);
+            }
             for (uint32_t p = lo; p < n_past && !quant; p++) {
                 uint32_t s = hai_kv_slot(c, l, p);
                 for (uint32_t d = 0; d < hp->head_dim; d++) text_put(&t, &k[hai_kt_index(s, d, hp->head_dim)], 2);
@@ -107,14 +112,22 @@ static bool f16_finite(uint16_t h) { return (h & 0x7c00) != 0x7c00; }
 
 /* A quantized row of `units` 16-bit units (n values) from the file into slot `at` of rows, unless
  * skip (a ring's position this context does not keep); HAI_ERR_FORMAT when a value is not finite. */
-static hai_status quant_row(rd *r, const hai_type_traits *t, uint16_t *rows, uint32_t units, uint32_t n, uint32_t at, bool skip) {
+/* A saved row of a quantized cache into slot `at`: keys (c given) into their block's lanes, values
+ * as rows. */
+static hai_status quant_row(rd *r, const hai_context *c, const hai_type_traits *t, uint16_t *rows, uint32_t units, uint32_t n, uint32_t at,
+                            bool skip) {
     uint16_t buf[2048];
     float x[1024];
     if (units > 2048 || n > 1024 || !get(r, buf, (size_t)units * 2)) return HAI_ERR_FORMAT;
     t->to_float(buf, x, n);
     for (uint32_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return HAI_ERR_FORMAT;
-    if (!skip) memcpy(rows + (size_t)at * units, buf, (size_t)units * 2);
+    if (skip)
+        ;
+    else if (c)
+        hai_kvq_key_put(c->kv_type, hai_kvq_block(c, rows, at), at % HAI_KT, buf, (int)n);
+    else
+        memcpy(rows + (size_t)at * units, buf, (size_t)units * 2);
     return HAI_OK;
 }
 
@@ -188,8 +201,8 @@ hai_status hai_state_load_buffer(hai_context *c, int32_t seq, const void *data, 
         for (uint32_t g = 0; g < hp->n_head_kv && !st; g++) {
             uint16_t *k = hai_kv_keys(c, (uint32_t)seq, l, g), *v = hai_kv_values(c, (uint32_t)seq, l, g);
             if (quant) { /* rows as saved, each checked to be numbers (its scales) */
-                for (uint32_t p = lo; p < n_past && !st; p++) st = quant_row(&r, kvt, k, c->k_rowu, hp->head_dim, hai_kv_slot(c, l, p), c->ring && p < seq_lo && c->kv_cap[l] < c->n_ctx_kt);
-                for (uint32_t p = lo; p < n_past && !st; p++) st = quant_row(&r, kvt, v, c->v_rowu, hp->head_dim_v, hai_kv_slot(c, l, p), c->ring && p < seq_lo && c->kv_cap[l] < c->n_ctx_kt);
+                for (uint32_t p = lo; p < n_past && !st; p++) st = quant_row(&r, c, kvt, k, c->k_rowu, hp->head_dim, hai_kv_slot(c, l, p), c->ring && p < seq_lo && c->kv_cap[l] < c->n_ctx_kt);
+                for (uint32_t p = lo; p < n_past && !st; p++) st = quant_row(&r, NULL, kvt, v, c->v_rowu, hp->head_dim_v, hai_kv_slot(c, l, p), c->ring && p < seq_lo && c->kv_cap[l] < c->n_ctx_kt);
                 continue;
             }
             for (uint32_t p = lo; p < n_past; p++)
