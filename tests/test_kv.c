@@ -3,7 +3,8 @@
  * for each cache type beside the F16 cache's; Q8_0 must stay within KL 1e-3 and top-1 0.98 (it gives
  * 0.9e-4 to 2.7e-4 and 1.0), Q4_0 within 0.1 and 0.75 (it gives 0.037-0.063 and 0.80-1.0: these
  * tiny models are sharp, a 4-bit cache is lossy on them). And at a 4096-token context (a synthetic llama and
- * the reference models): KL of each quantized cache from the F16 cache over the last 64 positions
+ * the reference models): KL of each quantized cache from the F16 cache over the last 64 positions,
+ * decoded one at a time
  * (reference models: Q8_0 within 1e-4, it gives 2e-6 to 7e-6; Q4_0 within 1e-2, it gives 4e-4 to
  * 2.1e-3). The KV bytes of each type too.
  * usage: test_kv SHARED_DIR */
@@ -15,21 +16,22 @@
 
 static const uint32_t types[3] = {HAI_TYPE_F16, HAI_TYPE_Q8_0, HAI_TYPE_Q4_0};
 
-/* The logits of tokens[0..n) in passes of `step`: of the last `keep` positions. */
+/* The logits of tokens[0..n) in passes of `step`: of every position (keep == n), or of the last
+ * `keep`, which are then decoded one at a time (the prefix read in passes without its logits). */
 static float *run_kv(const hai_model *m, uint32_t kv, const hai_token *t, int n, int step, int keep, uint64_t *bytes) {
     hai_context_params cp = hai_context_default_params();
-    cp.n_ctx = (uint32_t)n + 8, cp.n_threads = 2, cp.logits_all = true, cp.kv_type = kv, cp.n_batch = (uint32_t)step;
+    cp.n_ctx = (uint32_t)n + 8, cp.n_threads = 2, cp.logits_all = keep == n, cp.kv_type = kv, cp.n_batch = (uint32_t)step;
     hai_context *c = NULL;
     hai_error err = {0};
     if (!CHECK_MSG(hai_context_create(m, &cp, &c, &err) == HAI_OK, "%s", err.msg)) return NULL;
     if (bytes) *bytes = hai_context_memory_bytes(c);
-    int nv = hai_model_n_vocab(m);
+    int nv = hai_model_n_vocab(m), first = n - keep;
     float *out = malloc((size_t)keep * nv * sizeof *out);
-    for (int i = 0; out && i < n; i += step) {
-        int k = n - i < step ? n - i : step;
+    for (int i = 0; out && i < n;) {
+        int k = i < first ? (first - i < step ? first - i : step) : keep == n ? (n - i < step ? n - i : step) : 1;
         if (!CHECK_MSG(hai_eval(c, t + i, (size_t)k, &err) == HAI_OK, "%s", err.msg)) break;
-        for (int j = 0; j < k; j++)
-            if (i + j >= n - keep) memcpy(out + (size_t)(i + j - (n - keep)) * nv, hai_logits(c, j), (size_t)nv * sizeof *out);
+        for (int j = 0; j < k && i >= first; j++) memcpy(out + (size_t)(i + j - first) * nv, hai_logits(c, keep == n ? j : -1), (size_t)nv * sizeof *out);
+        i += k;
     }
     hai_context_free(c);
     return out;
