@@ -250,6 +250,8 @@ const hai_kernels *hai_kernels_ref(void);
  * nibble and d + 16 in the high one, offset by 8 (as a Q4_0 block pairs them). A block takes the
  * bytes of 16 rows of the type, and a kernel scores its 16 keys with one load a dimension. Rows go
  * in and out as ordinary rows of the type (n values), unchanged. */
+/* Bytes of a 32-value block of a quantized cache's type (Q8_0: scale + 32 int8; Q4_0: scale + 16). */
+static inline size_t hai_kvq_blk_bytes(uint32_t type) { return type == HAI_TYPE_Q8_0 ? 34 : 18; }
 void hai_kvq_key_put(uint32_t type, void *block, uint32_t j, const void *row, int n);
 void hai_kvq_key_get(uint32_t type, const void *block, uint32_t j, void *row, int n);
 /* The fastest kernels this CPU runs, or the table $HAI_KERNELS names (amx, avx512, avx2-vnni,

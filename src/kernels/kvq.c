@@ -5,11 +5,8 @@
 
 #include "kernels.h"
 
-/* Bytes of a row's 32-value block and of its part of the values. */
-static size_t blk_bytes(uint32_t type) { return type == HAI_TYPE_Q8_0 ? 34 : 18; }
-
 void hai_kvq_key_put(uint32_t type, void *block, uint32_t j, const void *row, int n) {
-    size_t bb = blk_bytes(type), nv = bb - 2;
+    size_t bb = hai_kvq_blk_bytes(type), nv = bb - 2; /* a block's bytes, its values' */
     const uint8_t *r = row;
     for (int b = 0; b < n / 32; b++) {
         uint8_t *g = (uint8_t *)block + (size_t)b * HAI_KT * bb; /* the group: 16 scales, then the values */
@@ -20,7 +17,7 @@ void hai_kvq_key_put(uint32_t type, void *block, uint32_t j, const void *row, in
 }
 
 void hai_kvq_key_get(uint32_t type, const void *block, uint32_t j, void *row, int n) {
-    size_t bb = blk_bytes(type), nv = bb - 2;
+    size_t bb = hai_kvq_blk_bytes(type), nv = bb - 2; /* a block's bytes, its values' */
     uint8_t *r = row;
     for (int b = 0; b < n / 32; b++) {
         const uint8_t *g = (const uint8_t *)block + (size_t)b * HAI_KT * bb;

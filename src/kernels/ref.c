@@ -329,12 +329,12 @@ static void f32_to_f16_ref(int64_t n, const float *x, uint16_t *y) {
 static void kvq_block(uint32_t type, const uint8_t *row, int b, float *x) {
     uint16_t dh;
     if (type == HAI_TYPE_Q8_0) {
-        const uint8_t *blk = row + 34 * (size_t)b;
+        const uint8_t *blk = row + hai_kvq_blk_bytes(type) * (size_t)b;
         memcpy(&dh, blk, 2);
         float d = f16(dh);
         for (int j = 0; j < 32; j++) x[j] = (float)(int8_t)blk[2 + j] * d;
     } else {
-        const uint8_t *blk = row + 18 * (size_t)b;
+        const uint8_t *blk = row + hai_kvq_blk_bytes(type) * (size_t)b;
         memcpy(&dh, blk, 2);
         float d = f16(dh);
         for (int j = 0; j < 16; j++) x[j] = (float)((blk[2 + j] & 0xF) - 8) * d, x[j + 16] = (float)((blk[2 + j] >> 4) - 8) * d;
@@ -342,7 +342,7 @@ static void kvq_block(uint32_t type, const uint8_t *row, int b, float *x) {
 }
 
 static void kvq_dots16_ref(uint32_t type, const void *block, int n, int nh, const float *q, float *out) {
-    size_t bb = type == HAI_TYPE_Q8_0 ? 34 : 18;
+    size_t bb = hai_kvq_blk_bytes(type);
     for (int i = 0; i < nh * HAI_KT; i++) out[i] = 0;
     for (int b = 0; b < n / 32; b++) {
         const uint8_t *g = (const uint8_t *)block + (size_t)b * HAI_KT * bb, *v = g + 2 * HAI_KT;
